@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// BM_PeakFma and BM_MemoryBandwidth, included by every benchmark binary so each run measures
+// the machine it runs on and every other benchmark can quote its share of these two.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "attnkit/core/aligned.hpp"
+#include "attnkit/core/parallel.hpp"
+#include "attnkit/simd/arch.hpp"
+
+namespace attnkit::bench {
+
+// 12 independent FMA chains hide the 4-cycle latency on 2 FMA ports. One function per ISA,
+// each compiled for its target (the rest of the binary may be built for a lesser one).
+#define ATTNKIT_PEAK_FMA_BODY(V, SET1, FMA, STORE)         \
+  V seed = SET1(1e-3f), mul = SET1(0.999f);              \
+  V acc[12];                                             \
+  for (auto& a : acc) a = seed;                          \
+  for (long i = 0; i < iters; ++i)                       \
+    for (auto& a : acc) a = FMA(a, mul, seed);           \
+  for (int j = 1; j < 12; ++j) acc[0] = FMA(acc[0], mul, acc[j]); \
+  float out[16];                                         \
+  STORE(out, acc[0]);                                    \
+  return out[0]
+
+[[gnu::target("avx512f")]] inline float peak_avx512(long iters) {
+  ATTNKIT_PEAK_FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+}
+[[gnu::target("avx2,fma")]] inline float peak_avx2(long iters) {
+  ATTNKIT_PEAK_FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+}
+#undef ATTNKIT_PEAK_FMA_BODY
+
+/// fp32 FMA peak of one thread per OpenMP thread: FLOP/s counter = 2 · lanes · 12 · iters.
+inline void BM_PeakFma(benchmark::State& state) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!avx2) {
+    state.SkipWithError("no FMA on this CPU");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  const long iters = 1 << 16;
+  const int lanes = avx512 ? 16 : 8;
+  for (auto _ : state) {
+    double sink = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) reduction(+ : sink) schedule(static)
+#endif
+    for (int t = 0; t < threads; ++t) sink += avx512 ? peak_avx512(iters) : peak_avx2(iters);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * lanes * 12 * iters * threads,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+[[gnu::target("avx2")]] inline float sum_block_avx2(const float* q, long n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (long i = 0; i < n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(q + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(q + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(q + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(q + i + 24));
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+
+/// Streaming read bandwidth over a 256 MiB buffer, far larger than the LLC (bytes/s).
+inline void BM_MemoryBandwidth(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx2")) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  constexpr long block = 1 << 14;
+  const long n = (long(256) << 20) / long(sizeof(float));
+  auto buf = make_aligned<float>(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) buf[i] = 1.0f;
+  const float* p = buf.get();
+  for (auto _ : state) {
+    float total = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+#endif
+    for (long blk = 0; blk < n / block; ++blk) total += sum_block_avx2(p + blk * block, block);
+    benchmark::DoNotOptimize(total);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * int64_t(n * sizeof(float)));
+  state.counters["threads"] = threads;
+}
+
+}  // namespace attnkit::bench
+
+#define ATTNKIT_REGISTER_PEAK_BENCHMARKS()                                          \
+  BENCHMARK(attnkit::bench::BM_PeakFma)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime(); \
+  BENCHMARK(attnkit::bench::BM_MemoryBandwidth)                                    \
+      ->ArgName("threads")                                                         \
+      ->Arg(1)                                                                     \
+      ->Arg(2)                                                                     \
+      ->UseRealTime()                                                              \
+      ->Unit(benchmark::kMillisecond)

@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The umbrella header: everything public in attnkit except the Eigen bridge
+// (include "attnkit/core/eigen_bridge.hpp" for that).
+#pragma once
+
+#include "attnkit/core/aligned.hpp"
+#include "attnkit/core/error.hpp"
+#include "attnkit/core/parallel.hpp"
+#include "attnkit/core/shape.hpp"
+#include "attnkit/core/tensor.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/core/version.hpp"

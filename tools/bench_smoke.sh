@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: attnkit contributors
+# Runs every benchmark binary of a build tree briefly (a smoke test: they start, run and write
+# JSON), not a measurement. Usage: tools/bench_smoke.sh BUILD_DIR
+set -euo pipefail
+build=${1:?usage: bench_smoke.sh BUILD_DIR}
+out=$build/bench_smoke
+mkdir -p "$out"
+shopt -s nullglob
+for b in "$build"/bin/bench_*; do
+  name=$(basename "$b")
+  echo "-- $name"
+  "$b" --benchmark_min_time=0.001 --benchmark_filter="${ATTNKIT_BENCH_SMOKE_FILTER:-.}" \
+       --benchmark_out="$out/$name.json" --benchmark_out_format=json >/dev/null
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); n=len(d['benchmarks']); \
+print(f'   {n} benchmark results'); sys.exit(0 if n else 1)" "$out/$name.json"
+done

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The subcommands of the attnkit program, one source file each.
+#pragma once
+
+namespace attnkit::cli {
+int cmd_info(int argc, char** argv);
+}  // namespace attnkit::cli
