@@ -11,3 +11,5 @@
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/version.hpp"
+#include "attnkit/kernel/gemm.hpp"
+#include "attnkit/simd/arch.hpp"
