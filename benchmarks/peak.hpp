@@ -4,12 +4,12 @@
 // the machine it runs on and every other benchmark can quote its share of these two.
 #pragma once
 
-#include <benchmark/benchmark.h>
-#include <immintrin.h>
-
 #include <cstddef>
 #include <cstring>
+#include <immintrin.h>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "attnkit/core/aligned.hpp"
 #include "attnkit/core/parallel.hpp"
@@ -19,15 +19,15 @@ namespace attnkit::bench {
 
 // 12 independent FMA chains hide the 4-cycle latency on 2 FMA ports. One function per ISA,
 // each compiled for its target (the rest of the binary may be built for a lesser one).
-#define ATTNKIT_PEAK_FMA_BODY(V, SET1, FMA, STORE)         \
-  V seed = SET1(1e-3f), mul = SET1(0.999f);              \
-  V acc[12];                                             \
-  for (auto& a : acc) a = seed;                          \
-  for (long i = 0; i < iters; ++i)                       \
-    for (auto& a : acc) a = FMA(a, mul, seed);           \
+#define ATTNKIT_PEAK_FMA_BODY(V, SET1, FMA, STORE)                \
+  V seed = SET1(1e-3f), mul = SET1(0.999f);                       \
+  V acc[12];                                                      \
+  for (auto& a : acc) a = seed;                                   \
+  for (long i = 0; i < iters; ++i)                                \
+    for (auto& a : acc) a = FMA(a, mul, seed);                    \
   for (int j = 1; j < 12; ++j) acc[0] = FMA(acc[0], mul, acc[j]); \
-  float out[16];                                         \
-  STORE(out, acc[0]);                                    \
+  float out[16];                                                  \
+  STORE(out, acc[0]);                                             \
   return out[0]
 
 [[gnu::target("avx512f")]] inline float peak_avx512(long iters) {
@@ -102,11 +102,11 @@ inline void BM_MemoryBandwidth(benchmark::State& state) {
 
 }  // namespace attnkit::bench
 
-#define ATTNKIT_REGISTER_PEAK_BENCHMARKS()                                          \
+#define ATTNKIT_REGISTER_PEAK_BENCHMARKS()                                                  \
   BENCHMARK(attnkit::bench::BM_PeakFma)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime(); \
-  BENCHMARK(attnkit::bench::BM_MemoryBandwidth)                                    \
-      ->ArgName("threads")                                                         \
-      ->Arg(1)                                                                     \
-      ->Arg(2)                                                                     \
-      ->UseRealTime()                                                              \
+  BENCHMARK(attnkit::bench::BM_MemoryBandwidth)                                             \
+      ->ArgName("threads")                                                                  \
+      ->Arg(1)                                                                              \
+      ->Arg(2)                                                                              \
+      ->UseRealTime()                                                                       \
       ->Unit(benchmark::kMillisecond)

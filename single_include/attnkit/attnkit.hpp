@@ -28,7 +28,7 @@ inline constexpr std::size_t buffer_alignment = 64;
 namespace detail {
 struct aligned_deleter {
   void operator()(void* p) const noexcept {
-    ::operator delete(p, std::align_val_t{buffer_alignment});
+    ::operator delete (p, std::align_val_t{buffer_alignment});
   }
 };
 }  // namespace detail
@@ -46,7 +46,7 @@ aligned_ptr<T> make_aligned(std::size_t n) {
   std::size_t bytes = n * sizeof(T);
   bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
   if (bytes == 0) bytes = buffer_alignment;
-  void* p = ::operator new(bytes, std::align_val_t{buffer_alignment});
+  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
   std::memset(p, 0, bytes);
   return aligned_ptr<T>(static_cast<T*>(p));
 }
@@ -106,11 +106,9 @@ inline std::string shape_string(const std::array<std::ptrdiff_t, R>& extents) {
 /// \param argument the argument whose shape is wrong (e.g. "k")
 template <class GotShape, class ExpectedShape>
 [[noreturn]] inline void throw_shape_mismatch(std::string_view where, std::string_view argument,
-                                              const GotShape& got,
-                                              const ExpectedShape& expected) {
+                                              const GotShape& got, const ExpectedShape& expected) {
   throw shape_error("attnkit: " + std::string(where) + ": " + std::string(argument) +
-                    " has shape " + shape_string(got) + ", expected " +
-                    shape_string(expected));
+                    " has shape " + shape_string(got) + ", expected " + shape_string(expected));
 }
 
 }  // namespace attnkit
@@ -119,8 +117,8 @@ template <class GotShape, class ExpectedShape>
 /// ATTNKIT_ASSERT_NOEXCEPT marks functions whose only possible throw is ATTNKIT_ASSERT.
 #if defined(ATTNKIT_ASSERT_THROWS)
 #define ATTNKIT_ASSERT_NOEXCEPT
-#define ATTNKIT_ASSERT(cond)                                                             \
-  do {                                                                                   \
+#define ATTNKIT_ASSERT(cond)                                                           \
+  do {                                                                                 \
     if (!(cond)) throw ::attnkit::error("attnkit: internal assertion failed: " #cond); \
   } while (0)
 #elif !defined(NDEBUG)
@@ -318,8 +316,8 @@ class TensorView {
 
   /// Mutable to const conversion.
   template <class U>
-    requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>)
-  constexpr TensorView(const TensorView<U, R>& other)  // NOLINT: implicit by design
+  requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>) constexpr TensorView(
+      const TensorView<U, R>& other)  // NOLINT: implicit by design
       : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
   constexpr T* data() const noexcept { return data_; }
@@ -337,14 +335,12 @@ class TensorView {
   constexpr bool empty() const noexcept { return size() == 0; }
 
   /// Whether the view is row-major contiguous.
-  constexpr bool is_contiguous() const noexcept {
-    return attnkit::is_contiguous(shape_, strides_);
-  }
+  constexpr bool is_contiguous() const noexcept { return attnkit::is_contiguous(shape_, strides_); }
 
   /// Element access; one index per dimension. Not bounds-checked (ATTNKIT_ASSERT in debug).
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  constexpr T& operator()(I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) constexpr T& operator()(
+      I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
     const std::array<index_t, R> ix{static_cast<index_t>(idx)...};
     index_t off = 0;
     for (std::size_t d = 0; d < R; ++d) {
@@ -355,9 +351,7 @@ class TensorView {
   }
 
   /// The rank R-1 view at index i of the leading dimension.
-  constexpr TensorView<T, R - 1> operator[](index_t i) const
-    requires(R > 1)
-  {
+  constexpr TensorView<T, R - 1> operator[](index_t i) const requires(R > 1) {
     ATTNKIT_ASSERT(i >= 0 && i < shape_[0]);
     Shape<R - 1> s{};
     Strides<R - 1> st{};
@@ -369,9 +363,7 @@ class TensorView {
   }
 
   /// The rank R-1 view at index i of the leading dimension, bounds-checked (throws shape_error).
-  constexpr TensorView<T, R - 1> at(index_t i) const
-    requires(R > 1)
-  {
+  constexpr TensorView<T, R - 1> at(index_t i) const requires(R > 1) {
     if (i < 0 || i >= shape_[0])
       throw shape_error("attnkit: index " + std::to_string(i) + " out of range for shape " +
                         shape_string(shape_));
@@ -398,8 +390,8 @@ class TensorView {
       throw shape_error("attnkit: reshape of a non-contiguous view of shape " +
                         shape_string(shape_));
     if (numel(shape) != size())
-      throw shape_error("attnkit: reshape: shape " + shape_string(shape_) +
-                        " cannot become " + shape_string(shape));
+      throw shape_error("attnkit: reshape: shape " + shape_string(shape_) + " cannot become " +
+                        shape_string(shape));
     return TensorView<T, R2>(data_, shape);
   }
 
@@ -472,7 +464,9 @@ class Tensor {
 
   /// A zero-filled tensor of the given shape.
   explicit Tensor(const Shape<R>& shape)
-      : shape_(shape), size_(numel(shape)), data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
+      : shape_(shape),
+        size_(numel(shape)),
+        data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
 
   /// A tensor of the given shape with every element set to `value`.
   Tensor(const Shape<R>& shape, T value) : Tensor(shape) { std::fill_n(data_.get(), size_, value); }
@@ -511,25 +505,21 @@ class Tensor {
   operator TensorView<const T, R>() const noexcept { return view(); }  // NOLINT
 
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  T& operator()(I... idx) ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) T& operator()(I... idx)
+      ATTNKIT_ASSERT_NOEXCEPT {
     return view()(idx...);
   }
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  const T& operator()(I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) const T& operator()(I... idx) const
+      ATTNKIT_ASSERT_NOEXCEPT {
     return view()(idx...);
   }
 
   /// The rank R-1 view at index i of the leading dimension.
-  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT
-    requires(R > 1)
-  {
+  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
     return view()[i];
   }
-  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT
-    requires(R > 1)
-  {
+  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
     return view()[i];
   }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The Eigen bridge: maps over our memory and views over Eigen's, both ways, no copies.
-#include <catch2/catch.hpp>
 #include <numeric>
+
+#include <catch2/catch.hpp>
 
 #include "attnkit/attnkit.hpp"
 #include "attnkit/core/eigen_bridge.hpp"

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Tensor and TensorView: layout, slicing, conversions, bounds checks.
-#include <catch2/catch.hpp>
 #include <cstdint>
 #include <numeric>
+
+#include <catch2/catch.hpp>
 
 #include "attnkit/attnkit.hpp"
 

@@ -41,8 +41,8 @@ class Args {
   /// \param help text printed for --help
   /// \param valued options that take a value (without "--")
   /// \param flags boolean options (without "--")
-  Args(std::string command, std::string help, int argc, char** argv,
-       std::set<std::string> valued, std::set<std::string> flags = {})
+  Args(std::string command, std::string help, int argc, char** argv, std::set<std::string> valued,
+       std::set<std::string> flags = {})
       : command_(std::move(command)) {
     valued.insert("threads");
     for (int i = 0; i < argc; ++i) {
@@ -94,15 +94,14 @@ class Args {
   }
 
   /// An integer option in [lo, hi], or `fallback` when absent.
-  long long get_int(const std::string& name, long long fallback, long long lo,
-                    long long hi) const {
+  long long get_int(const std::string& name, long long fallback, long long lo, long long hi) const {
     auto v = get(name);
     if (!v) return fallback;
     long long x = 0;
     auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
     if (ec != std::errc() || p != v->data() + v->size() || x < lo || x > hi)
-      throw usage_error(command_ + ": --" + name + " must be an integer in [" +
-                        std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + *v + "'");
+      throw usage_error(command_ + ": --" + name + " must be an integer in [" + std::to_string(lo) +
+                        ", " + std::to_string(hi) + "], got '" + *v + "'");
     return x;
   }
 
@@ -139,8 +138,8 @@ inline void time_repeats(long long repeat, double flops, const std::function<voi
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  const double median = ms.size() % 2 ? ms[ms.size() / 2]
-                                      : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const double median =
+      ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   std::printf("{\"ms_median\": %.6g, \"ms_min\": %.6g, \"gflops\": %.6g, \"threads\": %d}\n",
               median, ms.front(), median > 0 ? flops / (median * 1e6) : 0.0, max_threads());
 }

@@ -6,6 +6,7 @@
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/version.hpp"
 #include "attnkit/simd/arch.hpp"
+
 #include "cli.hpp"
 #include "commands.hpp"
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "attnkit/core/version.hpp"
+
 #include "cli.hpp"
 #include "commands.hpp"
 
@@ -18,9 +19,10 @@ constexpr attnkit::cli::Command commands[] = {
 };
 
 void print_help() {
-  std::printf("usage: attnkit <command> [options]   (attnkit <command> --help for its options)\n\n"
-              "attnkit %s: composable fused attention for CPUs.\n\ncommands:\n",
-              attnkit::version_string);
+  std::printf(
+      "usage: attnkit <command> [options]   (attnkit <command> --help for its options)\n\n"
+      "attnkit %s: composable fused attention for CPUs.\n\ncommands:\n",
+      attnkit::version_string);
   for (const auto& c : commands) std::printf("  %-10s %s\n", c.name, c.summary);
   std::printf("\nExit status 0 on success, 2 on bad input (one 'attnkit: ...' line on stderr).\n");
 }

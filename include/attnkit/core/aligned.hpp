@@ -17,7 +17,7 @@ inline constexpr std::size_t buffer_alignment = 64;
 namespace detail {
 struct aligned_deleter {
   void operator()(void* p) const noexcept {
-    ::operator delete(p, std::align_val_t{buffer_alignment});
+    ::operator delete (p, std::align_val_t{buffer_alignment});
   }
 };
 }  // namespace detail
@@ -35,7 +35,7 @@ aligned_ptr<T> make_aligned(std::size_t n) {
   std::size_t bytes = n * sizeof(T);
   bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
   if (bytes == 0) bytes = buffer_alignment;
-  void* p = ::operator new(bytes, std::align_val_t{buffer_alignment});
+  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
   std::memset(p, 0, bytes);
   return aligned_ptr<T>(static_cast<T*>(p));
 }

@@ -3,9 +3,10 @@
 // Bridge between attnkit views and Eigen. Not included by attnkit.hpp: include it yourself.
 #pragma once
 
+#include <type_traits>
+
 #include <Eigen/Core>
 #include <unsupported/Eigen/CXX11/Tensor>
-#include <type_traits>
 
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
@@ -21,8 +22,8 @@ using EigenRowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 template <class T>
 auto as_eigen(TensorView<T, 2> v) {
   using Plain = std::remove_const_t<T>;
-  using Matrix = std::conditional_t<std::is_const_v<T>, const EigenRowMatrix<Plain>,
-                                    EigenRowMatrix<Plain>>;
+  using Matrix =
+      std::conditional_t<std::is_const_v<T>, const EigenRowMatrix<Plain>, EigenRowMatrix<Plain>>;
   using Stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
   return Eigen::Map<Matrix, Eigen::Unaligned, Stride>(v.data(), v.extent(0), v.extent(1),
                                                       Stride(v.stride(0), v.stride(1)));
@@ -85,9 +86,10 @@ auto as_eigen_tensor(TensorView<T, R> v) {
     throw shape_error("attnkit: as_eigen_tensor needs a contiguous view, got shape " +
                       shape_string(v.shape()));
   using Plain = std::remove_const_t<T>;
-  using TensorType = std::conditional_t<std::is_const_v<T>,
-                                        const Eigen::Tensor<Plain, int(R), Eigen::RowMajor, index_t>,
-                                        Eigen::Tensor<Plain, int(R), Eigen::RowMajor, index_t>>;
+  using TensorType =
+      std::conditional_t<std::is_const_v<T>,
+                         const Eigen::Tensor<Plain, int(R), Eigen::RowMajor, index_t>,
+                         Eigen::Tensor<Plain, int(R), Eigen::RowMajor, index_t>>;
   std::array<index_t, R> dims{};
   for (std::size_t d = 0; d < R; ++d) dims[d] = v.extent(d);
   return Eigen::TensorMap<TensorType>(v.data(), dims);

@@ -51,11 +51,9 @@ inline std::string shape_string(const std::array<std::ptrdiff_t, R>& extents) {
 /// \param argument the argument whose shape is wrong (e.g. "k")
 template <class GotShape, class ExpectedShape>
 [[noreturn]] inline void throw_shape_mismatch(std::string_view where, std::string_view argument,
-                                              const GotShape& got,
-                                              const ExpectedShape& expected) {
+                                              const GotShape& got, const ExpectedShape& expected) {
   throw shape_error("attnkit: " + std::string(where) + ": " + std::string(argument) +
-                    " has shape " + shape_string(got) + ", expected " +
-                    shape_string(expected));
+                    " has shape " + shape_string(got) + ", expected " + shape_string(expected));
 }
 
 }  // namespace attnkit
@@ -64,8 +62,8 @@ template <class GotShape, class ExpectedShape>
 /// ATTNKIT_ASSERT_NOEXCEPT marks functions whose only possible throw is ATTNKIT_ASSERT.
 #if defined(ATTNKIT_ASSERT_THROWS)
 #define ATTNKIT_ASSERT_NOEXCEPT
-#define ATTNKIT_ASSERT(cond)                                                             \
-  do {                                                                                   \
+#define ATTNKIT_ASSERT(cond)                                                           \
+  do {                                                                                 \
     if (!(cond)) throw ::attnkit::error("attnkit: internal assertion failed: " #cond); \
   } while (0)
 #elif !defined(NDEBUG)

@@ -33,7 +33,9 @@ class Tensor {
 
   /// A zero-filled tensor of the given shape.
   explicit Tensor(const Shape<R>& shape)
-      : shape_(shape), size_(numel(shape)), data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
+      : shape_(shape),
+        size_(numel(shape)),
+        data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
 
   /// A tensor of the given shape with every element set to `value`.
   Tensor(const Shape<R>& shape, T value) : Tensor(shape) { std::fill_n(data_.get(), size_, value); }
@@ -72,25 +74,21 @@ class Tensor {
   operator TensorView<const T, R>() const noexcept { return view(); }  // NOLINT
 
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  T& operator()(I... idx) ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) T& operator()(I... idx)
+      ATTNKIT_ASSERT_NOEXCEPT {
     return view()(idx...);
   }
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  const T& operator()(I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) const T& operator()(I... idx) const
+      ATTNKIT_ASSERT_NOEXCEPT {
     return view()(idx...);
   }
 
   /// The rank R-1 view at index i of the leading dimension.
-  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT
-    requires(R > 1)
-  {
+  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
     return view()[i];
   }
-  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT
-    requires(R > 1)
-  {
+  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
     return view()[i];
   }
 

@@ -41,8 +41,8 @@ class TensorView {
 
   /// Mutable to const conversion.
   template <class U>
-    requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>)
-  constexpr TensorView(const TensorView<U, R>& other)  // NOLINT: implicit by design
+  requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>) constexpr TensorView(
+      const TensorView<U, R>& other)  // NOLINT: implicit by design
       : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
   constexpr T* data() const noexcept { return data_; }
@@ -60,14 +60,12 @@ class TensorView {
   constexpr bool empty() const noexcept { return size() == 0; }
 
   /// Whether the view is row-major contiguous.
-  constexpr bool is_contiguous() const noexcept {
-    return attnkit::is_contiguous(shape_, strides_);
-  }
+  constexpr bool is_contiguous() const noexcept { return attnkit::is_contiguous(shape_, strides_); }
 
   /// Element access; one index per dimension. Not bounds-checked (ATTNKIT_ASSERT in debug).
   template <class... I>
-    requires(sizeof...(I) == R && (std::is_integral_v<I> && ...))
-  constexpr T& operator()(I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) constexpr T& operator()(
+      I... idx) const ATTNKIT_ASSERT_NOEXCEPT {
     const std::array<index_t, R> ix{static_cast<index_t>(idx)...};
     index_t off = 0;
     for (std::size_t d = 0; d < R; ++d) {
@@ -78,9 +76,7 @@ class TensorView {
   }
 
   /// The rank R-1 view at index i of the leading dimension.
-  constexpr TensorView<T, R - 1> operator[](index_t i) const
-    requires(R > 1)
-  {
+  constexpr TensorView<T, R - 1> operator[](index_t i) const requires(R > 1) {
     ATTNKIT_ASSERT(i >= 0 && i < shape_[0]);
     Shape<R - 1> s{};
     Strides<R - 1> st{};
@@ -92,9 +88,7 @@ class TensorView {
   }
 
   /// The rank R-1 view at index i of the leading dimension, bounds-checked (throws shape_error).
-  constexpr TensorView<T, R - 1> at(index_t i) const
-    requires(R > 1)
-  {
+  constexpr TensorView<T, R - 1> at(index_t i) const requires(R > 1) {
     if (i < 0 || i >= shape_[0])
       throw shape_error("attnkit: index " + std::to_string(i) + " out of range for shape " +
                         shape_string(shape_));
@@ -121,8 +115,8 @@ class TensorView {
       throw shape_error("attnkit: reshape of a non-contiguous view of shape " +
                         shape_string(shape_));
     if (numel(shape) != size())
-      throw shape_error("attnkit: reshape: shape " + shape_string(shape_) +
-                        " cannot become " + shape_string(shape));
+      throw shape_error("attnkit: reshape: shape " + shape_string(shape_) + " cannot become " +
+                        shape_string(shape));
     return TensorView<T, R2>(data_, shape);
   }
 
