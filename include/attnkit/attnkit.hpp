@@ -13,3 +13,6 @@
 #include "attnkit/core/version.hpp"
 #include "attnkit/kernel/gemm.hpp"
 #include "attnkit/simd/arch.hpp"
+#include "attnkit/simd/batch.hpp"
+#include "attnkit/simd/math.hpp"
+#include "attnkit/simd/rows.hpp"

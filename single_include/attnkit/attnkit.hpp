@@ -617,6 +617,21 @@ void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, Matri
 
 #include <utility>
 
+/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
+/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
+/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
+/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
+/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
+/// keeps -Werror builds of any caller clean. Other compilers: no effect.
+#if defined(__GNUC__) && !defined(__clang__)
+#define ATTNKIT_SIMD_WARNINGS_PUSH \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
+#else
+#define ATTNKIT_SIMD_WARNINGS_PUSH
+#define ATTNKIT_SIMD_WARNINGS_POP
+#endif
+
 namespace attnkit::simd {
 
 using avx512 = xsimd::avx512bw;
@@ -659,4 +674,627 @@ inline const char* dispatch_arch_name() {
 
 }  // namespace attnkit::simd
 // ---- end attnkit/simd/arch.hpp ----
+// ---- begin attnkit/simd/batch.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Batch aliases, horizontal reductions and tail (partial) loads/stores over xsimd batches.
+//
+// Everything here is templated on the xsimd architecture tag (simd::avx512, simd::avx2,
+// simd::generic) so each ISA gets its own instantiation. xsimd 8.1 has no masked load/store and
+// no horizontal max: they are implemented here (AVX-512 mask intrinsics, AVX2/SSE2 shuffles or a
+// stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
+
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+/// An xsimd register of T for architecture Arch (e.g. batch<float, avx512> holds 16 floats).
+/// \tparam T element type (float, double, std::int32_t, ...)
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+using batch = xsimd::batch<T, Arch>;
+
+/// The lane mask type matching batch<T, Arch>.
+/// \tparam T element type
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+using batch_bool = xsimd::batch_bool<T, Arch>;
+
+/// Number of T lanes in one register of Arch.
+/// \tparam T element type
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline constexpr index_t width = static_cast<index_t>(xsimd::batch<T, Arch>::size);
+
+/// Whether Arch has the AVX-512 mask registers (used for masked tails and reductions).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline constexpr bool has_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
+
+/// Whether Arch has 256-bit AVX registers.
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline constexpr bool has_avx = std::is_base_of_v<xsimd::avx, Arch>;
+
+/// Sum of all lanes of x.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline T reduce_add(const batch<T, Arch>& x) noexcept {
+  return xsimd::hadd(x);
+}
+
+/// Maximum of all lanes of x. If a lane is NaN the result is unspecified (NaN or another lane):
+/// callers that need NaN propagation test for it separately.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline T reduce_max(const batch<T, Arch>& x) noexcept {
+  static_assert(std::is_floating_point_v<T>, "attnkit: reduce_max needs a float or double batch");
+  if constexpr (has_avx512<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      return _mm512_reduce_max_ps(x);
+    } else {
+      return _mm512_reduce_max_pd(x);
+    }
+  } else if constexpr (has_avx<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+      m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+      m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+      return _mm_cvtss_f32(m);
+    } else {
+      __m128d m = _mm_max_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+      m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+      return _mm_cvtsd_f64(m);
+    }
+  } else {
+    alignas(64) T lanes[batch<T, Arch>::size];
+    x.store_aligned(lanes);
+    T m = lanes[0];
+    for (std::size_t i = 1; i < batch<T, Arch>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
+    return m;
+  }
+}
+
+namespace detail {
+/// AVX-512 mask with the low n bits set (0 <= n <= 16).
+inline unsigned mask_low_bits(index_t n) noexcept {
+  return n >= 32 ? ~0u : (1u << static_cast<unsigned>(n)) - 1u;
+}
+}  // namespace detail
+
+/// Loads the first n elements at p (0 <= n <= width) into the low lanes; the other lanes hold
+/// `fill`. Never reads p[n] or beyond (AVX-512 masked load, otherwise a stack buffer).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
+  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
+  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
+  } else {
+    alignas(64) T buf[batch<T, Arch>::size];
+    std::fill(buf, buf + batch<T, Arch>::size, fill);
+    if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(T));
+    return batch<T, Arch>::load_aligned(buf);
+  }
+}
+
+/// Stores the low n lanes of x to p[0..n) (0 <= n <= width); never writes p[n] or beyond.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline void store_partial(T* p, const batch<T, Arch>& x, index_t n) noexcept {
+  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(detail::mask_low_bits(n)), x);
+  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(detail::mask_low_bits(n)), x);
+  } else {
+    alignas(64) T buf[batch<T, Arch>::size];
+    x.store_aligned(buf);
+    if (n > 0) std::memcpy(p, buf, static_cast<std::size_t>(n) * sizeof(T));
+  }
+}
+
+/// Loads width elements from p (no alignment required).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T element type
+template <class Arch, class T>
+inline batch<T, Arch> loadu(const T* p) noexcept {
+  return batch<T, Arch>::load_unaligned(p);
+}
+
+/// Stores width elements to p (no alignment required).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T element type
+template <class Arch, class T>
+inline void storeu(T* p, const batch<T, Arch>& x) noexcept {
+  x.store_unaligned(p);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/batch.hpp ----
+// ---- begin attnkit/simd/math.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Vector exp, log, sigmoid and tanh on xsimd batches (fp32 and fp64), templated on the arch.
+//
+// Accuracy: max error in ulps against std:: in double (fp32) or long double (fp64), measured by
+// tests/simd/test_math_*.cpp over the whole range (every 4093rd float bit pattern / random double
+// bit patterns, plus dense samples) on avx512bw, fma3<avx2> and sse2. Subnormal results are
+// measured in units of the smallest subnormal. "bound" is what the tests assert.
+//
+//   function   fp32 measured/bound   fp64 measured/bound   method
+//   exp        0.99 / 1.5            0.96 / 1.5            Cody-Waite ln2 split, degree-6 (fp32) /
+//                                                          13 (fp64) polynomial, 2^n built from
+//                                                          exponent bits in two factors, so
+//                                                          subnormal results are rounded once, not
+//                                                          flushed; exp(-inf) = 0, exp(inf) = inf
+//   log        0.77 / 1.5            0.82 / 1.5            exponent/mantissa split, mantissa in
+//                                                          [sqrt(1/2), sqrt(2)); log(0) = -inf,
+//                                                          log(x < 0) = NaN, log(inf) = inf
+//   sigmoid    2.54 / 3              2.15 / 3              e = exp(-|x|), 1/(1+e) or e/(1+e): no
+//                                                          overflow for any x
+//   tanh       1.28 / 2              2.18 / 3              odd polynomial (fp32) / sinh,cosh series
+//                                                          (fp64) for |x| < 0.625, else
+//                                                          1 - 2/(exp(2|x|)+1); saturates to ±1
+//
+// NaN inputs give NaN. The tests assert these bounds (see tests/simd/test_math_*.cpp).
+
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+namespace detail {
+
+/// Horner evaluation of c[0] + c[1] x + ... + c[N-1] x^(N-1) with FMAs.
+template <class B, class T, std::size_t N>
+inline B horner(const B& x, const T (&c)[N]) noexcept {
+  B acc(c[N - 1]);
+  for (std::size_t i = N - 1; i-- > 0;) acc = xsimd::fma(acc, x, B(c[i]));
+  return acc;
+}
+
+}  // namespace detail
+
+/// e^x lane by lane (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<float, Arch> exp(const batch<float, Arch>& x) noexcept {
+  using bf = batch<float, Arch>;
+  using bu = batch<std::uint32_t, Arch>;
+  // max(c, x) returns x when x is NaN (second operand), so NaN flows through to the result.
+  const bf xc = xsimd::min(bf(88.8f), xsimd::max(bf(-104.0f), x));
+  // Round x·log2(e) to the nearest integer n with the 1.5·2^23 shifter: n sits in the low bits.
+  constexpr float shifter = 12582912.0f;  // 0x1.8p23
+  const bf t = xsimd::fma(xc, bf(1.44269504088896341f), bf(shifter));
+  const bf nf = t - bf(shifter);
+  // r = x - n·ln2 in two steps (Cody-Waite): ln2_hi has few bits, so n·ln2_hi is exact.
+  bf r = xsimd::fnma(nf, bf(0.693359375f), xc);
+  r = xsimd::fnma(nf, bf(-2.12194440e-4f), r);
+  // e^r on |r| <= ln2/2: 1 + r + r^2 · P(r) (Cephes expf minimax coefficients).
+  static constexpr float c[] = {5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f,
+                                8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
+  const bf p = detail::horner(r, c);
+  const bf er = xsimd::fma(p, r * r, r) + bf(1.0f);
+  // 2^n = 2^n1 · 2^n2 with n1 = floor(n/2), so both factors are normal for n in [-151, 128]
+  // and a subnormal or overflowing result is rounded once by the last multiply.
+  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4B400000u);
+  const bu n1 = ((n + bu(256u)) >> 1) - bu(128u);
+  const bu n2 = n - n1;
+  const bf s1 = xsimd::bitwise_cast<bf>((n1 + bu(127u)) << 23);
+  const bf s2 = xsimd::bitwise_cast<bf>((n2 + bu(127u)) << 23);
+  return (er * s1) * s2;
+}
+
+/// e^x lane by lane, fp64 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
+  using bd = batch<double, Arch>;
+  using bu = batch<std::uint64_t, Arch>;
+  const bd xc = xsimd::min(bd(709.9), xsimd::max(bd(-746.0), x));
+  constexpr double shifter = 6755399441055744.0;  // 0x1.8p52
+  const bd t = xsimd::fma(xc, bd(1.4426950408889634074), bd(shifter));
+  const bd nf = t - bd(shifter);
+  bd r = xsimd::fnma(nf, bd(6.93147180369123816490e-01), xc);
+  r = xsimd::fnma(nf, bd(1.90821492927058770002e-10), r);
+  // Taylor series of e^r - 1 - r, divided by r^2, to degree 13 (|r| <= 0.35: error < 2^-56).
+  static constexpr double c[] = {1.0 / 2,
+                                 1.0 / 6,
+                                 1.0 / 24,
+                                 1.0 / 120,
+                                 1.0 / 720,
+                                 1.0 / 5040,
+                                 1.0 / 40320,
+                                 1.0 / 362880,
+                                 1.0 / 3628800,
+                                 1.0 / 39916800,
+                                 1.0 / 479001600,
+                                 1.0 / 6227020800.0};
+  const bd p = detail::horner(r, c);
+  const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
+  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4338000000000000ull);
+  const bu n1 = ((n + bu(2048u)) >> 1) - bu(1024u);
+  const bu n2 = n - n1;
+  const bd s1 = xsimd::bitwise_cast<bd>((n1 + bu(1023u)) << 52);
+  const bd s2 = xsimd::bitwise_cast<bd>((n2 + bu(1023u)) << 52);
+  return (er * s1) * s2;
+}
+
+/// Natural logarithm lane by lane, fp32 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<float, Arch> log(const batch<float, Arch>& x) noexcept {
+  using bf = batch<float, Arch>;
+  using bu = batch<std::uint32_t, Arch>;
+  // Subnormal inputs: scale by 2^23 first so the exponent field is meaningful.
+  const auto sub = x < bf(std::numeric_limits<float>::min());
+  const bf xs = xsimd::select(sub, x * bf(8388608.0f), x);
+  const bu bits = xsimd::bitwise_cast<bu>(xs);
+  // Exponent as a float without an int conversion: (bits >> 23) | 0x4B000000 is 2^23 + field.
+  bf e = xsimd::bitwise_cast<bf>((bits >> 23) | bu(0x4B000000u)) - bf(8388608.0f + 126.0f);
+  e = e - xsimd::select(sub, bf(23.0f), bf(0.0f));
+  // Mantissa m in [0.5, 1); move it to [sqrt(1/2), sqrt(2)).
+  bf m = xsimd::bitwise_cast<bf>((bits & bu(0x007FFFFFu)) | bu(0x3F000000u));
+  const auto small = m < bf(0.707106781186547524f);
+  e = e - xsimd::select(small, bf(1.0f), bf(0.0f));
+  const bf f = xsimd::select(small, m + m, m) - bf(1.0f);
+  // Cephes logf: log(1+f) = f - f^2/2 + f^3 · P(f).
+  static constexpr float c[] = {3.3333331174e-1f,  -2.4999993993e-1f, 2.0000714765e-1f,
+                                -1.6668057665e-1f, 1.4249322787e-1f,  -1.2420140846e-1f,
+                                1.1676998740e-1f,  -1.1514610310e-1f, 7.0376836292e-2f};
+  const bf z = f * f;
+  bf y = detail::horner(f, c) * f * z;
+  y = xsimd::fma(e, bf(-2.12194440e-4f), y);
+  y = xsimd::fnma(bf(0.5f), z, y);
+  bf res = f + y;
+  res = xsimd::fma(e, bf(0.693359375f), res);
+  const bf inf(std::numeric_limits<float>::infinity());
+  res = xsimd::select(x == inf, inf, res);
+  res = xsimd::select(x == bf(0.0f), -inf, res);
+  return xsimd::select(x >= bf(0.0f), res, bf(std::numeric_limits<float>::quiet_NaN()));
+}
+
+/// Natural logarithm lane by lane, fp64 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<double, Arch> log(const batch<double, Arch>& x) noexcept {
+  using bd = batch<double, Arch>;
+  using bu = batch<std::uint64_t, Arch>;
+  const auto sub = x < bd(std::numeric_limits<double>::min());
+  const bd xs = xsimd::select(sub, x * bd(18014398509481984.0), x);  // 2^54
+  const bu bits = xsimd::bitwise_cast<bu>(xs);
+  constexpr double two52 = 4503599627370496.0;
+  bd e = xsimd::bitwise_cast<bd>((bits >> 52) | bu(0x4330000000000000ull)) - bd(two52 + 1022.0);
+  e = e - xsimd::select(sub, bd(54.0), bd(0.0));
+  bd m = xsimd::bitwise_cast<bd>((bits & bu(0x000FFFFFFFFFFFFFull)) | bu(0x3FE0000000000000ull));
+  const auto small = m < bd(0.70710678118654752440);
+  e = e - xsimd::select(small, bd(1.0), bd(0.0));
+  const bd f = xsimd::select(small, m + m, m) - bd(1.0);
+  // log(1+f) = f - hfsq + s·(hfsq + R), s = f/(2+f), R = sum_k 2 z^k / (2k+1), z = s^2
+  // (the fdlibm arrangement with the exact series; |s| <= 0.172 so 10 terms reach 2^-60).
+  const bd s = f / (bd(2.0) + f);
+  const bd z = s * s;
+  static constexpr double c[] = {2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11,
+                                 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21};
+  const bd big_r = detail::horner(z, c) * z;
+  const bd hfsq = bd(0.5) * f * f;
+  const bd lo = xsimd::fma(s, hfsq + big_r, e * bd(1.90821492927058770002e-10));
+  bd res = xsimd::fma(e, bd(6.93147180369123816490e-01), f - (hfsq - lo));
+  const bd inf(std::numeric_limits<double>::infinity());
+  res = xsimd::select(x == inf, inf, res);
+  res = xsimd::select(x == bd(0.0), -inf, res);
+  return xsimd::select(x >= bd(0.0), res, bd(std::numeric_limits<double>::quiet_NaN()));
+}
+
+/// The logistic function 1 / (1 + e^-x) lane by lane; never overflows (e^-|x| only).
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline batch<T, Arch> sigmoid(const batch<T, Arch>& x) noexcept {
+  using b = batch<T, Arch>;
+  const b e = simd::exp(-xsimd::abs(x));  // in (0, 1], or NaN
+  const b s = b(T(1)) / (b(T(1)) + e);
+  return xsimd::select(x >= b(T(0)), s, e * s);
+}
+
+/// Hyperbolic tangent lane by lane; saturates to ±1, never NaN for finite or infinite x.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline batch<T, Arch> tanh(const batch<T, Arch>& x) noexcept {
+  using b = batch<T, Arch>;
+  const b ax = xsimd::abs(x);
+  // Large |x|: 1 - 2/(e^(2|x|) + 1); e^(2|x|) = inf gives exactly 1.
+  const b big = b(T(1)) - b(T(2)) / (simd::exp(ax + ax) + b(T(1)));
+  b small;
+  const b z = x * x;
+  if constexpr (std::is_same_v<T, float>) {
+    // Cephes tanhf on |x| < 0.625: x + x^3 · P(x^2).
+    static constexpr float c[] = {-3.33332819422e-1f, 1.33314422036e-1f, -5.37397155531e-2f,
+                                  2.06390887954e-2f, -5.70498872745e-3f};
+    small = xsimd::fma(detail::horner(z, c) * z, ax, ax);
+  } else {
+    // sinh/cosh Taylor series on |x| < 0.625 (terms to x^17: error < 2^-60), then divide.
+    static constexpr double cs[] = {1.0 / 6,         1.0 / 120,          1.0 / 5040,
+                                    1.0 / 362880,    1.0 / 39916800,     1.0 / 6227020800.0,
+                                    1.0 / 1307674368000.0, 1.0 / 355687428096000.0};
+    static constexpr double cc[] = {1.0 / 2,           1.0 / 24,          1.0 / 720,
+                                    1.0 / 40320,       1.0 / 3628800,     1.0 / 479001600,
+                                    1.0 / 87178291200.0, 1.0 / 20922789888000.0,
+                                    1.0 / 6402373705728000.0};
+    const b sh = xsimd::fma(detail::horner(z, cs) * z, ax, ax);
+    const b ch = xsimd::fma(detail::horner(z, cc), z, b(1.0));
+    small = sh / ch;
+  }
+  // Both branches are computed on |x| and get x's sign back (so tanh(-0) = -0).
+  return xsimd::copysign(xsimd::select(ax < b(T(0.625)), small, big), x);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/math.hpp ----
+// ---- begin attnkit/simd/rows.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Row kernels over contiguous arrays: elementwise exp/log/sigmoid/tanh in place, scaling,
+// axpy, dot, sum, max, and the shifted exp-and-sum of a softmax row.
+//
+// Each kernel comes twice under one name:
+//   simd::exp_inplace<Arch>(x, n)  the kernel for one architecture (call it from inside other
+//                                  Arch-templated kernels, so dispatch happens once, at the top);
+//   simd::exp_inplace(x, n)        dispatches once at run time (simd::dispatch) and runs it.
+// The last n mod width elements go through load_partial/store_partial, never past x[n - 1].
+
+
+#include <concepts>
+#include <limits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+/// An xsimd architecture tag (simd::avx512, simd::avx2, simd::generic, ...).
+/// Requirements: A::version() and A::alignment() exist (xsimd's arch interface).
+template <class A>
+concept arch_tag = requires {
+  A::version();
+  A::alignment();
+};
+
+namespace detail {
+
+/// x[i] = f(x[i]) over batches, with a partial last batch.
+template <class Arch, class T, class F>
+inline void map_inplace(T* x, index_t n, F f) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  index_t i = 0;
+  for (; i + w <= n; i += w) storeu<Arch>(x + i, f(loadu<Arch>(x + i)));
+  if (i < n) store_partial<Arch>(x + i, f(load_partial<Arch>(x + i, n - i)), n - i);
+}
+
+}  // namespace detail
+
+/// x[i] = e^x[i] for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void exp_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::exp(v); });
+}
+
+/// x[i] = log(x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void log_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::log(v); });
+}
+
+/// x[i] = 1 / (1 + e^-x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void sigmoid_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::sigmoid(v); });
+}
+
+/// x[i] = tanh(x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void tanh_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::tanh(v); });
+}
+
+/// x[i] *= a for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void scale_inplace(T* x, T a, index_t n) noexcept {
+  const batch<T, Arch> av(a);
+  detail::map_inplace<Arch>(x, n, [av](const batch<T, Arch>& v) { return v * av; });
+}
+
+/// y[i] += a · x[i] for i in [0, n) (axpy). x and y must not overlap unless equal.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void scale_add(T* y, T a, const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  const batch<T, Arch> av(a);
+  index_t i = 0;
+  for (; i + w <= n; i += w) storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
+  if (i < n) {
+    const index_t r = n - i;
+    store_partial<Arch>(y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)),
+                        r);
+  }
+}
+
+/// Σ x[i] · y[i] over [0, n) (0 for n = 0). Lane-wise partial sums, then reduce_add.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T dot(const T* x, const T* y, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  batch<T, Arch> acc0(T(0)), acc1(T(0));
+  index_t i = 0;
+  for (; i + 2 * w <= n; i += 2 * w) {
+    acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
+    acc1 = xsimd::fma(loadu<Arch>(x + i + w), loadu<Arch>(y + i + w), acc1);
+  }
+  for (; i + w <= n; i += w) acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
+  if (i < n) acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
+  return reduce_add(acc0 + acc1);
+}
+
+/// Σ x[i] over [0, n) (0 for n = 0).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T row_sum(const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  batch<T, Arch> acc(T(0));
+  index_t i = 0;
+  for (; i + w <= n; i += w) acc += loadu<Arch>(x + i);
+  if (i < n) acc += load_partial<Arch>(x + i, n - i);
+  return reduce_add(acc);
+}
+
+/// max x[i] over [0, n); -inf for n = 0. NaN elements may or may not win (see reduce_max).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T row_max(const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  batch<T, Arch> acc(ninf);
+  index_t i = 0;
+  for (; i + w <= n; i += w) acc = xsimd::max(acc, loadu<Arch>(x + i));
+  if (i < n) acc = xsimd::max(acc, load_partial<Arch>(x + i, n - i, ninf));
+  return reduce_max(acc);
+}
+
+/// x[i] = e^(x[i] - shift) for i in [0, n); returns Σ of the new x[i] (a softmax row's
+/// numerators and denominator, given shift = the row max). Elements equal to -inf give 0; a
+/// shift of -inf gives NaN (a fully masked row has no softmax: callers handle it first).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T exp_shift_sum(T* x, T shift, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  const batch<T, Arch> sv(shift);
+  batch<T, Arch> acc(T(0));
+  index_t i = 0;
+  for (; i + w <= n; i += w) {
+    const batch<T, Arch> e = simd::exp(loadu<Arch>(x + i) - sv);
+    storeu<Arch>(x + i, e);
+    acc += e;
+  }
+  if (i < n) {
+    const index_t r = n - i;
+    const batch<T, Arch> e =
+        simd::exp(load_partial<Arch>(x + i, r, -std::numeric_limits<T>::infinity()) - sv);
+    store_partial<Arch>(x + i, e, r);
+    acc += e;  // lanes past r hold e^-inf = 0
+  }
+  return reduce_add(acc);
+}
+
+// Dispatching forms: pick the architecture once at run time, then run the kernel above.
+
+/// x[i] = e^x[i] (dispatches on the CPU's best architecture).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void exp_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { exp_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = log(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void log_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { log_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = sigmoid(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void sigmoid_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { sigmoid_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = tanh(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void tanh_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { tanh_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] *= a (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void scale_inplace(T* x, T a, index_t n) {
+  dispatch([&](auto arch) { scale_inplace<decltype(arch)>(x, a, n); });
+}
+
+/// y[i] += a · x[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void scale_add(T* y, T a, const T* x, index_t n) {
+  dispatch([&](auto arch) { scale_add<decltype(arch)>(y, a, x, n); });
+}
+
+/// Σ x[i] · y[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T dot(const T* x, const T* y, index_t n) {
+  return dispatch([&](auto a) { return dot<decltype(a)>(x, y, n); });
+}
+
+/// Σ x[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T row_sum(const T* x, index_t n) {
+  return dispatch([&](auto a) { return row_sum<decltype(a)>(x, n); });
+}
+
+/// max x[i], -inf for n = 0 (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T row_max(const T* x, index_t n) {
+  return dispatch([&](auto a) { return row_max<decltype(a)>(x, n); });
+}
+
+/// x[i] = e^(x[i] - shift), returns the sum (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T exp_shift_sum(T* x, T shift, index_t n) {
+  return dispatch([&](auto a) { return exp_shift_sum<decltype(a)>(x, shift, n); });
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/rows.hpp ----
 // ---- end attnkit/attnkit.hpp ----
