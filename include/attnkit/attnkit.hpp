@@ -11,6 +11,7 @@
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/version.hpp"
+#include "attnkit/einsum/einsum.hpp"
 #include "attnkit/kernel/gemm.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/batch.hpp"

@@ -550,6 +550,205 @@ namespace attnkit {
 inline constexpr const char* version_string = "0.1.0";
 }  // namespace attnkit
 // ---- end attnkit/core/version.hpp ----
+// ---- begin attnkit/einsum/einsum.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// einsum: the compile-time form einsum<"bhqd,bhkd->bhqk">(out, a, b) and the runtime form
+// einsum("...", out, {a, b}), both with numpy.einsum's meaning and the same execution code.
+
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- begin attnkit/einsum/fixed_string.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// fixed_string<N>: a string literal usable as a template argument (einsum<"ij,jk->ik">).
+
+#include <cstddef>
+#include <string_view>
+
+namespace attnkit {
+
+/// A string literal as a structural value, so it can be a non-type template argument.
+/// `N` counts the terminating NUL, as in `const char (&)[N]`.
+/// \tparam N size of the character array, NUL included
+template <std::size_t N>
+struct fixed_string {
+  /// The characters, NUL-terminated (public: structural types need public members).
+  char chars[N]{};
+
+  /// Copies a string literal.
+  constexpr fixed_string(const char (&s)[N]) {  // NOLINT: implicit by design
+    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
+  }
+
+  /// The string without its NUL.
+  constexpr std::string_view view() const { return std::string_view(chars, N - 1); }
+  /// Number of characters without the NUL.
+  static constexpr std::size_t size() { return N - 1; }
+};
+
+template <std::size_t N>
+fixed_string(const char (&)[N]) -> fixed_string<N>;
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/fixed_string.hpp ----
+// ---- begin attnkit/einsum/plan.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// EinsumPlan<T>: an einsum spec bound to operand shapes, planned once (index extents, summed
+// indices reduced first, pairwise order by a greedy cost model) and run many times.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/einsum/detail/execute.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Execution of einsum steps: operands bound to strides per index, the generic strided loop nest,
+// and the mapping of a two-operand contraction onto kernel::gemm_batched.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+// ---- begin attnkit/einsum/strided_view.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// StridedView<T>: a view whose rank is a run-time value (data pointer + shape + strides), the
+// operand type of the runtime einsum form and of EinsumPlan.
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <type_traits>
+
+
+namespace attnkit {
+
+/// Highest rank a StridedView (and so an einsum operand) may have.
+inline constexpr std::size_t einsum_max_rank = 16;
+
+/// A strided, non-owning view of rank 0..einsum_max_rank chosen at run time. Rank 0 is a scalar.
+/// Tensors and TensorViews convert to it implicitly (mutable to mutable or const, const to const).
+/// \tparam T element type, possibly const
+template <class T>
+class StridedView {
+  static_assert(std::is_arithmetic_v<std::remove_const_t<T>>,
+                "attnkit: T of StridedView must be an arithmetic type");
+
+ public:
+  using element_type = T;
+  using value_type = std::remove_cv_t<T>;
+
+  /// A null scalar view.
+  constexpr StridedView() = default;
+
+  /// A view with explicit shape and strides (in elements); throws shape_error when the rank is
+  /// above einsum_max_rank or the two lists differ in length.
+  StridedView(T* data, std::span<const index_t> shape, std::span<const index_t> strides)
+      : data_(data), rank_(shape.size()) {
+    if (shape.size() > einsum_max_rank || strides.size() != shape.size())
+      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " with " +
+                        std::to_string(strides.size()) + " strides (rank at most " +
+                        std::to_string(einsum_max_rank) + ")");
+    for (std::size_t d = 0; d < rank_; ++d) {
+      shape_[d] = shape[d];
+      strides_[d] = strides[d];
+    }
+  }
+
+  /// A row-major (C order) view of `shape` over `data`.
+  StridedView(T* data, std::span<const index_t> shape) : data_(data), rank_(shape.size()) {
+    if (shape.size() > einsum_max_rank)
+      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " has rank above " +
+                        std::to_string(einsum_max_rank));
+    index_t acc = 1;
+    for (std::size_t d = rank_; d-- > 0;) {
+      shape_[d] = shape[d];
+      strides_[d] = acc;
+      acc *= shape[d] > 0 ? shape[d] : 1;
+    }
+  }
+
+  /// From a TensorView (no copy).
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<U*, T*>
+  constexpr StridedView(TensorView<U, R> v)  // NOLINT: implicit by design
+      : data_(v.data()), rank_(R) {
+    static_assert(R <= einsum_max_rank, "attnkit: StridedView: rank above einsum_max_rank");
+    for (std::size_t d = 0; d < R; ++d) {
+      shape_[d] = v.extent(d);
+      strides_[d] = v.stride(d);
+    }
+  }
+
+  /// From a Tensor (no copy).
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<U*, T*> StridedView(Tensor<U, R>& t)  // NOLINT: implicit by design
+      : StridedView(t.view()) {}
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<const U*, T*> StridedView(
+      const Tensor<U, R>& t)  // NOLINT: implicit by design
+      : StridedView(t.view()) {}
+
+  /// Mutable to const conversion.
+  template <class U>
+  requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>) constexpr StridedView(
+      const StridedView<U>& o)  // NOLINT: implicit by design
+      : data_(o.data()), rank_(o.rank()) {
+    for (std::size_t d = 0; d < rank_; ++d) {
+      shape_[d] = o.extent(d);
+      strides_[d] = o.stride(d);
+    }
+  }
+
+  /// A rank-0 view of one element.
+  static constexpr StridedView scalar(T* p) {
+    StridedView v;
+    v.data_ = p;
+    return v;
+  }
+
+  constexpr T* data() const noexcept { return data_; }
+  constexpr std::size_t rank() const noexcept { return rank_; }
+  constexpr index_t extent(std::size_t d) const noexcept { return shape_[d]; }
+  constexpr index_t stride(std::size_t d) const noexcept { return strides_[d]; }
+  constexpr std::span<const index_t> shape() const noexcept { return {shape_.data(), rank_}; }
+  constexpr std::span<const index_t> strides() const noexcept { return {strides_.data(), rank_}; }
+  /// Number of elements (1 for a scalar).
+  constexpr index_t size() const noexcept {
+    index_t n = 1;
+    for (std::size_t d = 0; d < rank_; ++d) n *= shape_[d];
+    return n;
+  }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t rank_ = 0;
+  std::array<index_t, einsum_max_rank> shape_{};
+  std::array<index_t, einsum_max_rank> strides_{};
+};
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/strided_view.hpp ----
 // ---- begin attnkit/kernel/gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -601,6 +800,1118 @@ void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, Matri
 
 }  // namespace attnkit::kernel
 // ---- end attnkit/kernel/gemm.hpp ----
+
+namespace attnkit::detail {
+
+/// Index ids: 'A'..'Z' are 0..25, 'a'..'z' 26..51 (ASCII order), broadcast ('...') dimension j
+/// of the spec is 52 + j.
+inline constexpr std::size_t einsum_letter_ids = 52;
+inline constexpr std::size_t einsum_label_capacity = einsum_letter_ids + einsum_max_rank;
+/// Most distinct indices of one operand or intermediate.
+inline constexpr std::size_t einsum_max_term_labels = 32;
+
+constexpr int einsum_letter_id(char c) { return c <= 'Z' ? c - 'A' : c - 'a' + 26; }
+
+/// "'j'" for a letter, "'...' dimension 2" for a broadcast dimension.
+inline std::string einsum_label_name(std::size_t id) {
+  if (id < 26) return std::string("'") + static_cast<char>('A' + id) + "'";
+  if (id < einsum_letter_ids) return std::string("'") + static_cast<char>('a' + id - 26) + "'";
+  return "'...' dimension " + std::to_string(id - einsum_letter_ids);
+}
+
+/// A small ordered set of index ids.
+struct LabelList {
+  std::array<std::uint8_t, einsum_max_term_labels> id{};
+  std::size_t size = 0;
+
+  constexpr int find(std::size_t l) const {
+    for (std::size_t i = 0; i < size; ++i)
+      if (id[i] == l) return static_cast<int>(i);
+    return -1;
+  }
+  constexpr bool has(std::size_t l) const { return find(l) >= 0; }
+  void push(std::size_t l) {
+    if (size == einsum_max_term_labels)
+      throw error("attnkit: einsum: an operand or intermediate would have more than " +
+                  std::to_string(einsum_max_term_labels) + " distinct indices");
+    id[size++] = static_cast<std::uint8_t>(l);
+  }
+  constexpr std::size_t operator[](std::size_t i) const { return id[i]; }
+};
+
+/// An operand bound to memory: the stride of each of its indices (a repeated index, as in a
+/// diagonal, has the sum of its strides; a size-1 broadcast dimension has stride 0).
+template <class T>
+struct BoundTerm {
+  T* data = nullptr;
+  LabelList labels;
+  std::array<index_t, einsum_max_term_labels> strides{};
+
+  /// Stride of index l; 0 when the operand does not have it (it is broadcast along l).
+  constexpr index_t stride_of(std::size_t l) const {
+    const int p = labels.find(l);
+    return p < 0 ? 0 : strides[static_cast<std::size_t>(p)];
+  }
+};
+
+/// A contiguous row-major term over `labels` (in that order).
+template <class T>
+BoundTerm<T> contiguous_term(T* data, const LabelList& labels, const index_t* extent) {
+  BoundTerm<T> t;
+  t.data = data;
+  t.labels = labels;
+  index_t acc = 1;
+  for (std::size_t i = labels.size; i-- > 0;) {
+    t.strides[i] = acc;
+    acc *= extent[labels[i]];
+  }
+  return t;
+}
+
+/// Number of elements of a term.
+inline index_t term_size(const LabelList& labels, const index_t* extent) {
+  index_t n = 1;
+  for (std::size_t i = 0; i < labels.size; ++i) n *= extent[labels[i]];
+  return n;
+}
+
+/// A loop nest: n_out output dimensions (outer to inner), then n_sum summed dimensions, with the
+/// stride of every dimension in the output and in each of the P inputs.
+template <std::size_t P>
+struct LoopNest {
+  std::size_t n_out = 0;
+  std::size_t n_sum = 0;
+  std::array<index_t, einsum_label_capacity> extent{};
+  std::array<index_t, einsum_label_capacity> out_stride{};
+  std::array<std::array<index_t, einsum_label_capacity>, P> in_stride{};
+};
+
+/// out[o] = Σ_sum Π_p in_p[...] over the nest. Each output element is written once, its sum
+/// taken in a fixed order, so results do not depend on the thread count.
+template <class T, std::size_t P>
+[[gnu::noinline]] void run_loop_nest(const LoopNest<P>& nest, T* out,
+                                     const std::array<const T*, P>& in) {
+  const std::size_t no = nest.n_out;
+  const std::size_t ns = nest.n_sum;
+  const auto& ext = nest.extent;
+  const auto& ist = nest.in_stride;
+  const auto& ost = nest.out_stride;
+  index_t out_count = 1;
+  for (std::size_t d = 0; d < no; ++d) out_count *= ext[d];
+  if (out_count == 0) return;
+  index_t sum_count = 1;
+  for (std::size_t d = no; d < no + ns; ++d) sum_count *= ext[d];
+
+  // The value of one output element whose operands start at `base`.
+  auto value = [&](const std::array<index_t, P>& base) -> T {
+    if (ns == 0) {
+      T v = in[0][base[0]];
+      for (std::size_t p = 1; p < P; ++p) v *= in[p][base[p]];
+      return v;
+    }
+    T acc = 0;
+    if (sum_count == 0) return acc;
+    const std::size_t last = no + ns - 1;
+    const index_t len = ext[last];
+    std::array<index_t, P> off = base;
+    std::array<index_t, einsum_label_capacity> idx{};
+    for (;;) {
+      if constexpr (P == 1) {
+        const T* a = in[0] + off[0];
+        const index_t sa = ist[0][last];
+        for (index_t j = 0; j < len; ++j) acc += a[j * sa];
+      } else {
+        const T* a = in[0] + off[0];
+        const T* b = in[1] + off[1];
+        const index_t sa = ist[0][last];
+        const index_t sb = ist[1][last];
+        if constexpr (P == 2) {
+          for (index_t j = 0; j < len; ++j) acc += a[j * sa] * b[j * sb];
+        } else {
+          for (index_t j = 0; j < len; ++j) {
+            T v = a[j * sa] * b[j * sb];
+            for (std::size_t p = 2; p < P; ++p) v *= in[p][off[p] + j * ist[p][last]];
+            acc += v;
+          }
+        }
+      }
+      std::size_t d = last;
+      bool more = false;
+      while (d-- > no) {
+        ++idx[d];
+        for (std::size_t p = 0; p < P; ++p) off[p] += ist[p][d];
+        if (idx[d] < ext[d]) {
+          more = true;
+          break;
+        }
+        for (std::size_t p = 0; p < P; ++p) off[p] -= ist[p][d] * ext[d];
+        idx[d] = 0;
+      }
+      if (!more) return acc;
+    }
+  };
+
+  if (no == 0) {
+    out[0] = value(std::array<index_t, P>{});
+    return;
+  }
+
+  // One slab: output dimension 0 fixed at i0, the others walked with the innermost one tight.
+  auto slab = [&](index_t i0) {
+    index_t o = i0 * ost[0];
+    std::array<index_t, P> off{};
+    for (std::size_t p = 0; p < P; ++p) off[p] = i0 * ist[p][0];
+    if (no == 1) {
+      out[o] = value(off);
+      return;
+    }
+    const std::size_t last = no - 1;
+    const index_t len = ext[last];
+    std::array<index_t, einsum_label_capacity> idx{};
+    for (;;) {
+      for (index_t j = 0; j < len; ++j) {
+        std::array<index_t, P> b{};
+        for (std::size_t p = 0; p < P; ++p) b[p] = off[p] + j * ist[p][last];
+        out[o + j * ost[last]] = value(b);
+      }
+      std::size_t d = last;
+      bool more = false;
+      while (d-- > 1) {
+        ++idx[d];
+        o += ost[d];
+        for (std::size_t p = 0; p < P; ++p) off[p] += ist[p][d];
+        if (idx[d] < ext[d]) {
+          more = true;
+          break;
+        }
+        o -= ost[d] * ext[d];
+        for (std::size_t p = 0; p < P; ++p) off[p] -= ist[p][d] * ext[d];
+        idx[d] = 0;
+      }
+      if (!more) return;
+    }
+  };
+
+  const double work = static_cast<double>(out_count) * static_cast<double>(sum_count) * P;
+  if (work >= 65536.0 && ext[0] > 1) {
+    parallel_for(static_cast<long>(ext[0]), [&](long i0) { slab(static_cast<index_t>(i0)); });
+  } else {
+    for (index_t i0 = 0; i0 < ext[0]; ++i0) slab(i0);
+  }
+}
+
+/// Sorts `g` by `key` descending; stable, so equal keys keep their order.
+template <class Key>
+void sort_descending(LabelList& g, Key key) {
+  for (std::size_t i = 1; i < g.size; ++i) {
+    const std::uint8_t l = g.id[i];
+    std::size_t j = i;
+    while (j > 0 && key(g.id[j - 1]) < key(l)) {
+      g.id[j] = g.id[j - 1];
+      --j;
+    }
+    g.id[j] = l;
+  }
+}
+
+/// C = Σ Π inputs by the generic loop nest: C's indices are the output loops (innermost = the
+/// smallest output stride), every other index of an input is summed (innermost = the smallest
+/// stride of the first input).
+template <class T, std::size_t P>
+void generic_contract(const BoundTerm<T>& c, const std::array<const BoundTerm<const T>*, P>& in,
+                      const index_t* extent) {
+  LabelList outs = c.labels;
+  sort_descending(outs, [&](std::size_t l) { return c.stride_of(l); });
+  LabelList sums;
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t i = 0; i < in[p]->labels.size; ++i) {
+      const std::size_t l = in[p]->labels[i];
+      if (!outs.has(l) && !sums.has(l)) sums.push(l);
+    }
+  sort_descending(sums, [&](std::size_t l) { return in[0]->stride_of(l); });
+  LoopNest<P> nest;
+  nest.n_out = outs.size;
+  nest.n_sum = sums.size;
+  for (std::size_t d = 0; d < outs.size + sums.size; ++d) {
+    const std::size_t l = d < outs.size ? outs[d] : sums[d - outs.size];
+    nest.extent[d] = extent[l];
+    nest.out_stride[d] = d < outs.size ? c.stride_of(l) : 0;
+    for (std::size_t p = 0; p < P; ++p) nest.in_stride[p][d] = in[p]->stride_of(l);
+  }
+  std::array<const T*, P> ptr{};
+  for (std::size_t p = 0; p < P; ++p) ptr[p] = in[p]->data;
+  run_loop_nest<T, P>(nest, c.data, ptr);
+}
+
+/// Whether the indices `g` (in this order, outer to inner) of X merge into one dimension of
+/// stride `stride`: each stride is the next one times the next extent.
+template <class T>
+bool merge_group(const BoundTerm<T>& x, const LabelList& g, const index_t* extent,
+                 index_t& stride) {
+  if (g.size == 0) {
+    stride = 0;
+    return true;
+  }
+  for (std::size_t i = 0; i + 1 < g.size; ++i)
+    if (x.stride_of(g[i]) != x.stride_of(g[i + 1]) * extent[g[i + 1]]) return false;
+  stride = x.stride_of(g[g.size - 1]);
+  return true;
+}
+
+inline LabelList concat(const LabelList& a, const LabelList& b, const LabelList& c) {
+  LabelList r = a;
+  for (std::size_t i = 0; i < b.size; ++i) r.push(b[i]);
+  for (std::size_t i = 0; i < c.size; ++i) r.push(c[i]);
+  return r;
+}
+
+/// C = A · B for two bound operands. Indices are classified as batch (A, B, C), contracted
+/// (A, B), free in A (A, C) and free in B (B, C); extent-1 indices are ignored. When at least two
+/// of M, N, K are above 1 the contraction runs on kernel::gemm_batched: each group must merge
+/// into one stride in every operand that has it (then no copy is made); an operand whose group
+/// does not merge is first copied into a contiguous temporary [batch, M, K] / [batch, K, N]
+/// (and C is computed in a temporary [batch, M, N] and copied out). Everything else (indices
+/// summed in one operand only, dot products, Hadamard products) runs on the generic loop nest.
+template <class T>
+void contract_pair(const BoundTerm<const T>& a0, const BoundTerm<const T>& b0,
+                   const BoundTerm<T>& c0, const index_t* extent) {
+  LabelList batch, mg, ng, kg;
+  bool summed_alone = false;
+  for (std::size_t i = 0; i < a0.labels.size; ++i) {
+    const std::size_t l = a0.labels[i];
+    if (extent[l] == 1) continue;
+    const bool in_b = b0.labels.has(l);
+    const bool in_c = c0.labels.has(l);
+    if (in_b && in_c)
+      batch.push(l);
+    else if (in_b)
+      kg.push(l);
+    else if (in_c)
+      mg.push(l);
+    else
+      summed_alone = true;
+  }
+  for (std::size_t i = 0; i < b0.labels.size; ++i) {
+    const std::size_t l = b0.labels[i];
+    if (extent[l] == 1 || a0.labels.has(l)) continue;
+    if (c0.labels.has(l))
+      ng.push(l);
+    else
+      summed_alone = true;
+  }
+  const index_t nb = term_size(batch, extent);
+  const index_t m = term_size(mg, extent);
+  const index_t n = term_size(ng, extent);
+  const index_t k = term_size(kg, extent);
+  const int nontrivial = (m > 1) + (n > 1) + (k > 1);
+  if (summed_alone || nontrivial < 2 || k == 0) {
+    generic_contract<T, 2>(c0, {&a0, &b0}, extent);
+    return;
+  }
+  if (nb == 0 || m == 0 || n == 0) return;
+
+  auto by_c = [&](std::size_t l) { return c0.stride_of(l); };
+  sort_descending(batch, by_c);
+  sort_descending(mg, by_c);
+  sort_descending(ng, by_c);
+  sort_descending(kg, [&](std::size_t l) { return a0.stride_of(l); });
+
+  index_t a_bs = 0, a_ms = 0, a_ks = 0, b_bs = 0, b_ks = 0, b_ns = 0, c_bs = 0, c_ms = 0, c_ns = 0;
+  aligned_ptr<T> a_tmp, b_tmp, c_tmp;
+  const T* a_data = a0.data;
+  const T* b_data = b0.data;
+  if (!(merge_group(a0, batch, extent, a_bs) && merge_group(a0, mg, extent, a_ms) &&
+        merge_group(a0, kg, extent, a_ks))) {
+    const LabelList order = concat(batch, mg, kg);
+    a_tmp = make_aligned<T>(static_cast<std::size_t>(nb * m * k));
+    const BoundTerm<T> t = contiguous_term(a_tmp.get(), order, extent);
+    generic_contract<T, 1>(t, {&a0}, extent);
+    a_data = a_tmp.get();
+    a_bs = m * k;
+    a_ms = mg.size ? k : 0;
+    a_ks = kg.size ? 1 : 0;
+  }
+  if (!(merge_group(b0, batch, extent, b_bs) && merge_group(b0, kg, extent, b_ks) &&
+        merge_group(b0, ng, extent, b_ns))) {
+    const LabelList order = concat(batch, kg, ng);
+    b_tmp = make_aligned<T>(static_cast<std::size_t>(nb * k * n));
+    const BoundTerm<T> t = contiguous_term(b_tmp.get(), order, extent);
+    generic_contract<T, 1>(t, {&b0}, extent);
+    b_data = b_tmp.get();
+    b_bs = k * n;
+    b_ks = kg.size ? n : 0;
+    b_ns = ng.size ? 1 : 0;
+  }
+  T* c_data = c0.data;
+  const bool c_direct = merge_group(c0, batch, extent, c_bs) && merge_group(c0, mg, extent, c_ms) &&
+                        merge_group(c0, ng, extent, c_ns);
+  if (!c_direct) {
+    c_tmp = make_aligned<T>(static_cast<std::size_t>(nb * m * n));
+    c_data = c_tmp.get();
+    c_bs = m * n;
+    c_ms = mg.size ? n : 0;
+    c_ns = ng.size ? 1 : 0;
+  }
+  using kernel::MatrixRef;
+  kernel::gemm_batched<T>(nb, m, n, k, T(1), MatrixRef<const T>{a_data, a_ms, a_ks}, a_bs,
+                          MatrixRef<const T>{b_data, b_ks, b_ns}, b_bs, T(0),
+                          MatrixRef<T>{c_data, c_ms, c_ns}, c_bs);
+  if (!c_direct) {
+    const BoundTerm<const T> t =
+        contiguous_term<const T>(c_tmp.get(), concat(batch, mg, ng), extent);
+    generic_contract<T, 1>(c0, {&t}, extent);
+  }
+}
+
+}  // namespace attnkit::detail
+// ---- end attnkit/einsum/detail/execute.hpp ----
+// ---- begin attnkit/einsum/spec.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Parsing of einsum specs ("ij,jk->ik", "ii", "...ij,...jk"): one constexpr parser serves the
+// compile-time form (einsum<"...">) and the runtime form (einsum("...", ...), EinsumPlan).
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace attnkit {
+
+/// Most operands one einsum spec may have (NumPy's limit).
+inline constexpr std::size_t einsum_max_operands = 32;
+/// Most subscripts of one operand, '...' counting as one.
+inline constexpr std::size_t einsum_max_subscripts = 64;
+/// How an ellipsis is stored in an EinsumTerm (one character for the three dots).
+inline constexpr char einsum_ellipsis = '.';
+
+/// What is wrong with a malformed einsum spec.
+enum class EinsumSpecErrorKind : std::uint8_t {
+  none,                           ///< the spec is well formed
+  invalid_character,              ///< not a letter, ',', '->', '...' or a space
+  incomplete_ellipsis,            ///< a '.' that does not start '...'
+  second_ellipsis,                ///< two '...' in one operand
+  arrow_without_greater,          ///< '-' not followed by '>'
+  greater_without_arrow,          ///< '>' not preceded by '-'
+  second_arrow,                   ///< a second '->'
+  comma_in_output,                ///< ',' after '->'
+  repeated_output_index,          ///< an index twice in the output
+  output_index_not_in_inputs,     ///< an output index that no input has
+  output_ellipsis_not_in_inputs,  ///< '...' in the output but in no input
+  too_many_operands,              ///< more than einsum_max_operands
+  too_many_subscripts,            ///< more than einsum_max_subscripts in one operand
+};
+
+/// The phrase that follows "'c' at position p" in a spec error message.
+constexpr std::string_view describe(EinsumSpecErrorKind kind) {
+  switch (kind) {
+    case EinsumSpecErrorKind::none:
+      return "is fine";
+    case EinsumSpecErrorKind::invalid_character:
+      return "is not an index letter (a-z, A-Z), ',', '->' or '...'";
+    case EinsumSpecErrorKind::incomplete_ellipsis:
+      return "starts an incomplete '...'";
+    case EinsumSpecErrorKind::second_ellipsis:
+      return "starts a second '...' in one operand";
+    case EinsumSpecErrorKind::arrow_without_greater:
+      return "is not followed by '>'";
+    case EinsumSpecErrorKind::greater_without_arrow:
+      return "is not preceded by '-'";
+    case EinsumSpecErrorKind::second_arrow:
+      return "starts a second '->'";
+    case EinsumSpecErrorKind::comma_in_output:
+      return "separates operands in the output";
+    case EinsumSpecErrorKind::repeated_output_index:
+      return "repeats an output index";
+    case EinsumSpecErrorKind::output_index_not_in_inputs:
+      return "is an output index that no input has";
+    case EinsumSpecErrorKind::output_ellipsis_not_in_inputs:
+      return "starts an output '...' but no input has '...'";
+    case EinsumSpecErrorKind::too_many_operands:
+      return "starts operand 33 (at most 32)";
+    case EinsumSpecErrorKind::too_many_subscripts:
+      return "is subscript 65 of one operand (at most 64)";
+  }
+  return "is wrong";
+}
+
+/// The subscripts of one operand (or of the output), in order; '...' is stored as one
+/// einsum_ellipsis character.
+struct EinsumTerm {
+  std::array<char, einsum_max_subscripts> sub{};
+  std::uint8_t size = 0;
+  bool has_ellipsis = false;
+
+  /// The subscripts as a string ('...' shown as one '.').
+  constexpr std::string_view view() const { return std::string_view(sub.data(), size); }
+  /// Number of index letters (the rank when there is no ellipsis).
+  constexpr std::size_t letters() const { return size - (has_ellipsis ? 1u : 0u); }
+};
+
+/// A parsed einsum spec: input terms, the output term (made explicit when the spec leaves it
+/// implicit) and, for a malformed spec, what is wrong and where.
+struct EinsumSpec {
+  std::array<EinsumTerm, einsum_max_operands> inputs{};
+  std::size_t num_inputs = 0;
+  EinsumTerm output{};
+  /// Whether the spec has '->' (otherwise the output was inferred as NumPy does).
+  bool explicit_output = false;
+  EinsumSpecErrorKind error = EinsumSpecErrorKind::none;
+  /// Position (0-based) and character of the error.
+  std::size_t error_position = 0;
+  char error_character = 0;
+
+  constexpr bool ok() const { return error == EinsumSpecErrorKind::none; }
+};
+
+namespace detail {
+
+constexpr bool is_index_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+constexpr EinsumSpec spec_failure(EinsumSpec s, EinsumSpecErrorKind kind, std::size_t pos, char c) {
+  s.error = kind;
+  s.error_position = pos;
+  s.error_character = c;
+  return s;
+}
+
+}  // namespace detail
+
+/// Parses an einsum spec with NumPy's meaning; never throws, so it runs at compile time too.
+/// Spaces are ignored. Without '->' the output is '...' (when an input has one) followed by the
+/// letters that appear exactly once over all inputs, in ASCII order (upper case first), as
+/// numpy.einsum does. Check `ok()`, or use parse_einsum_spec to get an exception.
+constexpr EinsumSpec parse_einsum_spec_nothrow(std::string_view text) {
+  using K = EinsumSpecErrorKind;
+  EinsumSpec s{};
+  s.num_inputs = 1;
+  bool in_output = false;
+  bool any_input_ellipsis = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    EinsumTerm& term = in_output ? s.output : s.inputs[s.num_inputs - 1];
+    if (c == ' ' || c == '\t') continue;
+    if (detail::is_index_letter(c) || c == '.') {
+      const bool dots = c == '.';
+      if (dots) {
+        if (i + 2 >= text.size() || text[i + 1] != '.' || text[i + 2] != '.')
+          return detail::spec_failure(s, K::incomplete_ellipsis, i, c);
+        if (term.has_ellipsis) return detail::spec_failure(s, K::second_ellipsis, i, c);
+        if (in_output && !any_input_ellipsis)
+          return detail::spec_failure(s, K::output_ellipsis_not_in_inputs, i, c);
+      } else if (in_output) {
+        if (term.view().find(c) != std::string_view::npos)
+          return detail::spec_failure(s, K::repeated_output_index, i, c);
+        bool found = false;
+        for (std::size_t k = 0; k < s.num_inputs; ++k)
+          found = found || s.inputs[k].view().find(c) != std::string_view::npos;
+        if (!found) return detail::spec_failure(s, K::output_index_not_in_inputs, i, c);
+      }
+      if (term.size == einsum_max_subscripts)
+        return detail::spec_failure(s, K::too_many_subscripts, i, c);
+      term.sub[term.size++] = dots ? einsum_ellipsis : c;
+      if (dots) {
+        term.has_ellipsis = true;
+        any_input_ellipsis = any_input_ellipsis || !in_output;
+        i += 2;
+      }
+    } else if (c == ',') {
+      if (in_output) return detail::spec_failure(s, K::comma_in_output, i, c);
+      if (s.num_inputs == einsum_max_operands)
+        return detail::spec_failure(s, K::too_many_operands, i, c);
+      ++s.num_inputs;
+    } else if (c == '-') {
+      if (i + 1 >= text.size() || text[i + 1] != '>')
+        return detail::spec_failure(s, K::arrow_without_greater, i, c);
+      if (in_output) return detail::spec_failure(s, K::second_arrow, i, c);
+      in_output = true;
+      s.explicit_output = true;
+      ++i;
+    } else if (c == '>') {
+      return detail::spec_failure(s, K::greater_without_arrow, i, c);
+    } else {
+      return detail::spec_failure(s, K::invalid_character, i, c);
+    }
+  }
+  if (!s.explicit_output) {
+    // NumPy's implicit output: '...' first, then the letters seen once, in ASCII order.
+    std::array<int, 128> count{};
+    for (std::size_t k = 0; k < s.num_inputs; ++k)
+      for (char c : s.inputs[k].view())
+        if (c != einsum_ellipsis) ++count[static_cast<unsigned char>(c)];
+    if (any_input_ellipsis) {
+      s.output.sub[s.output.size++] = einsum_ellipsis;
+      s.output.has_ellipsis = true;
+    }
+    for (int c = 0; c < 128; ++c)
+      if (count[static_cast<std::size_t>(c)] == 1)
+        s.output.sub[s.output.size++] = static_cast<char>(c);
+  }
+  return s;
+}
+
+/// Thrown for a malformed einsum spec; the message names the spec, the character and its
+/// position.
+class einsum_spec_error : public error {
+ public:
+  explicit einsum_spec_error(const std::string& what_arg) : error(what_arg) {}
+};
+
+/// Message of a failed parse: "attnkit: einsum spec 'ij,jk-ik': '-' at position 5 is not
+/// followed by '>'".
+inline std::string einsum_spec_message(std::string_view text, const EinsumSpec& s) {
+  std::string c = s.error_character == 0 ? std::string("end") : std::string(1, s.error_character);
+  return "attnkit: einsum spec '" + std::string(text) + "': '" + c + "' at position " +
+         std::to_string(s.error_position) + " " + std::string(describe(s.error));
+}
+
+/// Parses an einsum spec at run time; throws einsum_spec_error when it is malformed.
+inline EinsumSpec parse_einsum_spec(std::string_view text) {
+  EinsumSpec s = parse_einsum_spec_nothrow(text);
+  if (!s.ok()) throw einsum_spec_error(einsum_spec_message(text, s));
+  return s;
+}
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/spec.hpp ----
+
+namespace attnkit {
+
+/// A contraction planned once for given input shapes and run many times.
+///
+/// Planning resolves '...' and the extent of every index (a size-1 dimension broadcasts against
+/// any extent), checks the shapes (attnkit::shape_error names the index, the operands and their
+/// extents), sums away each index that only one input has before any contraction, and orders
+/// the pairwise contractions of three or more operands greedily (as opt_einsum's greedy path:
+/// the pair whose result grows memory least, i.e. size(result) - size(a) - size(b), then the
+/// fewest FLOPs; pairs sharing an index first). run() binds the operands' strides and maps each
+/// contraction onto kernel::gemm_batched (see detail::contract_pair). The compile-time form
+/// einsum<"..."> runs the same plan code, so both forms give bit-identical results.
+/// \tparam T float or double
+template <class T>
+class EinsumPlan {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of EinsumPlan must be float or double");
+
+ public:
+  /// Plans `spec` for inputs of the given shapes (one per operand of the spec).
+  static EinsumPlan make(std::string_view spec, std::span<const std::span<const index_t>> shapes) {
+    return from_spec(parse_einsum_spec(spec), spec, shapes);
+  }
+  static EinsumPlan make(std::string_view spec,
+                         std::initializer_list<std::span<const index_t>> shapes) {
+    return make(spec, std::span<const std::span<const index_t>>(shapes.begin(), shapes.size()));
+  }
+  /// `EinsumPlan<float>::make("ij,jk->ik", a.shape(), b.shape())`.
+  template <class... Shapes>
+  requires(std::is_convertible_v<const Shapes&, std::span<const index_t>>&&...) static EinsumPlan
+      make(std::string_view spec, const Shapes&... shapes) {
+    const std::array<std::span<const index_t>, sizeof...(Shapes)> list{
+        std::span<const index_t>(shapes)...};
+    return make(spec, std::span<const std::span<const index_t>>(list.data(), list.size()));
+  }
+
+  /// Plans an already parsed (well-formed) spec; `text` is only used in messages.
+  static EinsumPlan from_spec(const EinsumSpec& spec, std::string_view text,
+                              std::span<const std::span<const index_t>> shapes) {
+    if (!spec.ok()) throw einsum_spec_error(einsum_spec_message(text, spec));
+    EinsumPlan p;
+    p.set_text(text);
+    p.plan(spec, shapes);
+    return p;
+  }
+
+  /// Number of input operands.
+  std::size_t num_inputs() const noexcept { return n_in_; }
+  /// Shape the output must have.
+  std::span<const index_t> output_shape() const noexcept { return {out_shape_.data(), out_rank_}; }
+  /// Useful FLOPs of one run (2 per multiply-add of every contraction, 1 per summed element).
+  double flops() const noexcept { return flops_; }
+  /// Number of pairwise contractions (operands - 1, or 0 for one operand).
+  std::size_t num_contractions() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t s = 0; s < n_steps_; ++s) n += steps_[s].kind == Step::contract;
+    return n;
+  }
+
+  /// out = the contraction of `ops`. Shapes must be those the plan was made for (shape_error
+  /// otherwise); strides may be anything (views, transposes, broadcasts with stride 0).
+  void run(StridedView<T> out, std::span<const StridedView<const T>> ops) const {
+    check(out, ops);
+    const std::size_t n_slots = n_slots_;
+    std::array<detail::BoundTerm<const T>, 4> small;
+    std::unique_ptr<detail::BoundTerm<const T>[]> big;
+    detail::BoundTerm<const T>* slot = small.data();
+    if (n_slots > small.size()) {
+      big = std::make_unique<detail::BoundTerm<const T>[]>(n_slots);
+      slot = big.get();
+    }
+    for (std::size_t i = 0; i < n_in_; ++i) {
+      auto& b = slot[i];
+      b.data = ops[i].data();
+      b.labels = slot_labels_[i];
+      for (std::size_t j = 0; j < b.labels.size; ++j) b.strides[j] = 0;
+      for (std::size_t d = 0; d < ops[i].rank(); ++d) {
+        const int pos = b.labels.find(dim_label_[i][d]);
+        if (pos >= 0 && ops[i].extent(d) != 1)
+          b.strides[static_cast<std::size_t>(pos)] += ops[i].stride(d);
+      }
+    }
+    detail::BoundTerm<T> result;
+    result.data = out.data();
+    for (std::size_t d = 0; d < out_rank_; ++d) {
+      result.labels.push(out_label_[d]);
+      result.strides[d] = out.extent(d) == 1 ? 0 : out.stride(d);
+    }
+    std::vector<aligned_ptr<T>> temps;
+    for (std::size_t s = 0; s < n_steps_; ++s) {
+      const Step& st = steps_[s];
+      detail::BoundTerm<T> dest = result;
+      if (st.result != output_slot) {
+        const auto& labels = slot_labels_[st.result];
+        temps.push_back(
+            make_aligned<T>(static_cast<std::size_t>(detail::term_size(labels, extent_.data()))));
+        dest = detail::contiguous_term(temps.back().get(), labels, extent_.data());
+        slot[st.result] =
+            detail::contiguous_term<const T>(temps.back().get(), labels, extent_.data());
+      }
+      if (st.kind == Step::reduce)
+        detail::generic_contract<T, 1>(dest, {&slot[st.a]}, extent_.data());
+      else
+        detail::contract_pair<T>(slot[st.a], slot[st.b], dest, extent_.data());
+    }
+  }
+  void run(StridedView<T> out, std::initializer_list<StridedView<const T>> ops) const {
+    run(out, std::span<const StridedView<const T>>(ops.begin(), ops.size()));
+  }
+
+ private:
+  struct Step {
+    enum Kind : std::uint8_t { reduce, contract };
+    Kind kind = reduce;
+    std::uint8_t a = 0, b = 0, result = 0;
+  };
+  static constexpr std::uint8_t output_slot = 255;
+  static constexpr std::size_t max_slots = 2 * einsum_max_operands;
+  static constexpr std::size_t text_capacity = 120;
+
+  EinsumPlan() = default;
+
+  void set_text(std::string_view text) {
+    text_size_ = std::min(text.size(), text_capacity);
+    std::copy_n(text.data(), text_size_, text_.data());
+  }
+  std::string where() const {
+    std::string t(text_.data(), text_size_);
+    return "attnkit: einsum '" + t + "': ";
+  }
+
+  [[noreturn]] void extent_mismatch(std::size_t label, std::size_t op1, index_t e1, std::size_t op2,
+                                    index_t e2) const {
+    throw shape_error(where() + "index " + detail::einsum_label_name(label) + " has extent " +
+                      std::to_string(e1) + " in operand " + std::to_string(op1) + " (shape " +
+                      shape_string(in_shape(op1)) + ") but " + std::to_string(e2) + " in operand " +
+                      std::to_string(op2) + " (shape " + shape_string(in_shape(op2)) + ")");
+  }
+  std::span<const index_t> in_shape(std::size_t i) const {
+    return {in_shape_[i].data(), in_rank_[i]};
+  }
+
+  void plan(const EinsumSpec& spec, std::span<const std::span<const index_t>> shapes) {
+    if (shapes.size() != spec.num_inputs)
+      throw shape_error(where() + "the spec has " + std::to_string(spec.num_inputs) +
+                        " operand(s), got " + std::to_string(shapes.size()));
+    n_in_ = spec.num_inputs;
+    // Ranks and the number of broadcast dimensions.
+    std::size_t n_bcast = 0;
+    for (std::size_t i = 0; i < n_in_; ++i) {
+      const EinsumTerm& term = spec.inputs[i];
+      const std::size_t rank = shapes[i].size();
+      if (rank > einsum_max_rank)
+        throw shape_error(where() + "operand " + std::to_string(i) + " has rank " +
+                          std::to_string(rank) + " (at most " + std::to_string(einsum_max_rank) +
+                          ")");
+      in_rank_[i] = rank;
+      std::copy(shapes[i].begin(), shapes[i].end(), in_shape_[i].begin());
+      const std::size_t letters = term.letters();
+      if (term.has_ellipsis ? rank < letters : rank != letters)
+        throw shape_error(where() + "operand " + std::to_string(i) + " has shape " +
+                          shape_string(shapes[i]) + " but its subscripts '" +
+                          std::string(term.view()) + "' need rank " +
+                          (term.has_ellipsis ? "at least " : "") + std::to_string(letters));
+      if (term.has_ellipsis) n_bcast = std::max(n_bcast, rank - letters);
+    }
+    // The index of every dimension, and every index's extent (size 1 broadcasts).
+    std::array<std::size_t, detail::einsum_label_capacity> owner{};
+    extent_.fill(-1);
+    for (std::size_t i = 0; i < n_in_; ++i) {
+      const EinsumTerm& term = spec.inputs[i];
+      const std::size_t own_bcast = term.has_ellipsis ? in_rank_[i] - term.letters() : 0;
+      std::size_t d = 0;
+      for (char c : term.view()) {
+        if (c == einsum_ellipsis) {
+          for (std::size_t j = 0; j < own_bcast; ++j)
+            dim_label_[i][d++] =
+                static_cast<std::uint8_t>(detail::einsum_letter_ids + n_bcast - own_bcast + j);
+        } else {
+          dim_label_[i][d++] = static_cast<std::uint8_t>(detail::einsum_letter_id(c));
+        }
+      }
+      for (d = 0; d < in_rank_[i]; ++d) {
+        const std::size_t l = dim_label_[i][d];
+        const index_t x = in_shape_[i][d];
+        if (x < 0)
+          throw shape_error(where() + "operand " + std::to_string(i) + " has a negative extent " +
+                            shape_string(in_shape(i)));
+        if (extent_[l] < 0 || (extent_[l] == 1 && x != 1)) {
+          extent_[l] = x;
+          owner[l] = i;
+        } else if (extent_[l] != x && x != 1) {
+          extent_mismatch(l, owner[l], extent_[l], i, x);
+        }
+      }
+    }
+    // The output indices.
+    std::array<bool, detail::einsum_label_capacity> in_out{};
+    out_rank_ = 0;
+    auto add_out = [&](std::size_t l) {
+      if (out_rank_ == einsum_max_rank)
+        throw shape_error(where() + "the output would have rank above " +
+                          std::to_string(einsum_max_rank));
+      out_label_[out_rank_] = static_cast<std::uint8_t>(l);
+      out_shape_[out_rank_++] = extent_[l];
+      in_out[l] = true;
+    };
+    for (char c : spec.output.view()) {
+      if (c == einsum_ellipsis) {
+        for (std::size_t j = 0; j < n_bcast; ++j) add_out(detail::einsum_letter_ids + j);
+      } else {
+        add_out(static_cast<std::size_t>(detail::einsum_letter_id(c)));
+      }
+    }
+    // Input slots: distinct indices in order of appearance; an extent-1 index that is not an
+    // output index is dropped (it selects element 0 and sums nothing).
+    std::array<int, detail::einsum_label_capacity> count{};
+    for (std::size_t i = 0; i < n_in_; ++i) {
+      detail::LabelList& labels = slot_labels_[i];
+      for (std::size_t d = 0; d < in_rank_[i]; ++d) {
+        const std::size_t l = dim_label_[i][d];
+        if ((extent_[l] == 1 && !in_out[l]) || labels.has(l)) continue;
+        labels.push(l);
+        ++count[l];
+      }
+    }
+    n_slots_ = n_in_;
+    n_steps_ = 0;
+    flops_ = 0;
+    if (n_in_ == 1) {
+      add_step(Step::reduce, 0, 0, output_slot);
+      return;
+    }
+    std::array<std::uint8_t, einsum_max_operands> live{};
+    std::size_t n_live = n_in_;
+    // Indices only one input has are summed away first.
+    for (std::size_t i = 0; i < n_in_; ++i) {
+      live[i] = static_cast<std::uint8_t>(i);
+      const detail::LabelList& labels = slot_labels_[i];
+      detail::LabelList kept;
+      for (std::size_t j = 0; j < labels.size; ++j)
+        if (count[labels[j]] > 1 || in_out[labels[j]]) kept.push(labels[j]);
+      if (kept.size == labels.size) continue;
+      slot_labels_[n_slots_] = kept;
+      add_step(Step::reduce, i, 0, n_slots_);
+      live[i] = static_cast<std::uint8_t>(n_slots_++);
+    }
+    // Pairwise contractions, greedy.
+    while (n_live > 2) {
+      std::size_t best_x = 0, best_y = 1;
+      double best_cost = 0, best_flops = 0;
+      bool best_shares = false, have = false;
+      for (std::size_t x = 0; x < n_live; ++x)
+        for (std::size_t y = x + 1; y < n_live; ++y) {
+          const auto& lx = slot_labels_[live[x]];
+          const auto& ly = slot_labels_[live[y]];
+          bool shares = false;
+          for (std::size_t j = 0; j < ly.size; ++j) shares = shares || lx.has(ly[j]);
+          const detail::LabelList r = pair_result(live, n_live, x, y, in_out);
+          const double cost = size_of(r) - size_of(lx) - size_of(ly);
+          double fl = size_of(lx);
+          for (std::size_t j = 0; j < ly.size; ++j)
+            if (!lx.has(ly[j])) fl *= static_cast<double>(extent_[ly[j]]);
+          const bool better = !have || (shares && !best_shares) ||
+                              (shares == best_shares &&
+                               (cost < best_cost || (cost == best_cost && fl < best_flops)));
+          if (better) {
+            have = true;
+            best_x = x;
+            best_y = y;
+            best_cost = cost;
+            best_flops = fl;
+            best_shares = shares;
+          }
+        }
+      slot_labels_[n_slots_] = pair_result(live, n_live, best_x, best_y, in_out);
+      add_step(Step::contract, live[best_x], live[best_y], n_slots_);
+      live[best_x] = static_cast<std::uint8_t>(n_slots_++);
+      for (std::size_t z = best_y; z + 1 < n_live; ++z) live[z] = live[z + 1];
+      --n_live;
+    }
+    add_step(Step::contract, live[0], live[1], output_slot);
+  }
+
+  double size_of(const detail::LabelList& l) const {
+    double s = 1;
+    for (std::size_t j = 0; j < l.size; ++j) s *= static_cast<double>(extent_[l[j]]);
+    return s;
+  }
+
+  // Indices of the contraction of live[x] and live[y] still needed by the output or another
+  // live operand, laid out as [batch (x order), free of x, free of y].
+  detail::LabelList pair_result(
+      const std::array<std::uint8_t, einsum_max_operands>& live, std::size_t n_live, std::size_t x,
+      std::size_t y, const std::array<bool, detail::einsum_label_capacity>& in_out) const {
+    const auto& lx = slot_labels_[live[x]];
+    const auto& ly = slot_labels_[live[y]];
+    auto needed = [&](std::size_t l) {
+      if (in_out[l]) return true;
+      for (std::size_t z = 0; z < n_live; ++z)
+        if (z != x && z != y && slot_labels_[live[z]].has(l)) return true;
+      return false;
+    };
+    detail::LabelList r;
+    for (std::size_t j = 0; j < lx.size; ++j)
+      if (ly.has(lx[j]) && needed(lx[j])) r.push(lx[j]);
+    for (std::size_t j = 0; j < lx.size; ++j)
+      if (!ly.has(lx[j]) && needed(lx[j])) r.push(lx[j]);
+    for (std::size_t j = 0; j < ly.size; ++j)
+      if (!lx.has(ly[j]) && needed(ly[j])) r.push(ly[j]);
+    return r;
+  }
+
+  void add_step(typename Step::Kind kind, std::size_t a, std::size_t b, std::size_t result) {
+    Step& s = steps_[n_steps_++];
+    s.kind = kind;
+    s.a = static_cast<std::uint8_t>(a);
+    s.b = static_cast<std::uint8_t>(b);
+    s.result = static_cast<std::uint8_t>(result);
+    const auto& la = slot_labels_[a];
+    if (kind == Step::reduce) {
+      flops_ += size_of(la);
+    } else {
+      const auto& lb = slot_labels_[b];
+      double f = 2 * size_of(la);
+      for (std::size_t j = 0; j < lb.size; ++j)
+        if (!la.has(lb[j])) f *= static_cast<double>(extent_[lb[j]]);
+      flops_ += f;
+    }
+  }
+
+  void check(const StridedView<T>& out, std::span<const StridedView<const T>> ops) const {
+    if (ops.size() != n_in_)
+      throw shape_error(where() + "the spec has " + std::to_string(n_in_) + " operand(s), got " +
+                        std::to_string(ops.size()));
+    for (std::size_t i = 0; i < n_in_; ++i)
+      if (!std::equal(ops[i].shape().begin(), ops[i].shape().end(), in_shape(i).begin(),
+                      in_shape(i).end()))
+        throw shape_error(where() + "operand " + std::to_string(i) + " has shape " +
+                          shape_string(ops[i].shape()) + ", the plan was made for " +
+                          shape_string(in_shape(i)));
+    if (!std::equal(out.shape().begin(), out.shape().end(), output_shape().begin(),
+                    output_shape().end()))
+      throw shape_error(where() + "output has shape " + shape_string(out.shape()) + ", expected " +
+                        shape_string(output_shape()));
+  }
+
+  std::array<char, text_capacity> text_{};
+  std::size_t text_size_ = 0;
+  std::size_t n_in_ = 0;
+  std::array<std::size_t, einsum_max_operands> in_rank_{};
+  std::array<std::array<index_t, einsum_max_rank>, einsum_max_operands> in_shape_{};
+  std::array<std::array<std::uint8_t, einsum_max_rank>, einsum_max_operands> dim_label_{};
+  std::size_t out_rank_ = 0;
+  std::array<index_t, einsum_max_rank> out_shape_{};
+  std::array<std::uint8_t, einsum_max_rank> out_label_{};
+  std::array<index_t, detail::einsum_label_capacity> extent_{};
+  std::array<detail::LabelList, max_slots> slot_labels_{};
+  std::array<Step, max_slots> steps_{};
+  std::size_t n_slots_ = 0;
+  std::size_t n_steps_ = 0;
+  double flops_ = 0;
+};
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/plan.hpp ----
+
+namespace attnkit {
+
+/// The parsed spec of the compile-time form (parsed once per spec, at compile time).
+/// \tparam Spec the spec as a string literal
+template <fixed_string Spec>
+inline constexpr EinsumSpec einsum_spec_v = parse_einsum_spec_nothrow(Spec.view());
+
+/// Instantiated by einsum<Spec> to report a malformed spec: the template arguments name what is
+/// wrong, the position and the character.
+template <EinsumSpecErrorKind Kind, std::size_t Position, char Character>
+struct einsum_spec_is_malformed {
+  static_assert(Kind == EinsumSpecErrorKind::none,
+                "attnkit: einsum spec is malformed: the error kind, its position and character "
+                "are the template arguments of attnkit::einsum_spec_is_malformed");
+  static constexpr bool ok = true;
+};
+
+/// Instantiated by einsum<Spec> when the number of operands differs from the spec's.
+template <std::size_t Given, std::size_t InSpec>
+struct einsum_operand_count_is_wrong {
+  static_assert(Given == InSpec,
+                "attnkit: einsum got another number of operands than the spec has (template "
+                "arguments: <given, in the spec>)");
+  static constexpr bool ok = true;
+};
+
+/// Instantiated by einsum<Spec> when an operand's rank does not fit its subscripts.
+template <std::size_t Operand, std::size_t Rank, std::size_t Letters, bool HasEllipsis>
+struct einsum_operand_rank_is_wrong {
+  static_assert(HasEllipsis ? Rank >= Letters : Rank == Letters,
+                "attnkit: einsum operand rank does not match its subscripts in the spec "
+                "(template arguments: <operand, rank, index letters, has '...'>)");
+  static constexpr bool ok = true;
+};
+
+/// Instantiated by einsum<Spec> when the output's rank does not fit the output subscripts.
+template <std::size_t Rank, std::size_t Letters, bool HasEllipsis>
+struct einsum_output_rank_is_wrong {
+  static_assert(HasEllipsis ? Rank >= Letters : Rank == Letters,
+                "attnkit: einsum output rank does not match the output subscripts of the spec "
+                "(template arguments: <rank, index letters, has '...'>)");
+  static constexpr bool ok = true;
+};
+
+namespace detail {
+
+/// What an einsum argument is: its element type and its rank when the type carries it.
+template <class X>
+struct einsum_arg {
+  static constexpr bool valid = std::is_arithmetic_v<X>;
+  using value_type = X;
+  static constexpr long rank = 0;
+};
+template <class U, std::size_t R>
+struct einsum_arg<Tensor<U, R>> {
+  static constexpr bool valid = true;
+  using value_type = U;
+  static constexpr long rank = static_cast<long>(R);
+};
+template <class U, std::size_t R>
+struct einsum_arg<TensorView<U, R>> {
+  static constexpr bool valid = true;
+  using value_type = std::remove_const_t<U>;
+  static constexpr long rank = static_cast<long>(R);
+};
+template <class U>
+struct einsum_arg<StridedView<U>> {
+  static constexpr bool valid = true;
+  using value_type = std::remove_const_t<U>;
+  static constexpr long rank = -1;  // known at run time only
+};
+
+template <class X>
+using einsum_arg_t = einsum_arg<std::remove_cvref_t<X>>;
+template <class X>
+using einsum_value_t = typename einsum_arg_t<X>::value_type;
+
+/// An einsum argument as a StridedView (a scalar as a rank-0 view).
+template <class T, class X>
+StridedView<T> as_strided(X& x) {
+  if constexpr (std::is_arithmetic_v<std::remove_cv_t<X>>)
+    return StridedView<T>::scalar(&x);
+  else
+    return StridedView<T>(x);
+}
+
+template <const EinsumSpec& Spec, class... Ins, std::size_t... I>
+constexpr bool einsum_ranks_ok(std::index_sequence<I...>) {
+  using Args = std::tuple<einsum_arg_t<Ins>...>;
+  return (
+      (std::tuple_element_t<I, Args>::rank < 0 ||
+       einsum_operand_rank_is_wrong<I,
+                                    static_cast<std::size_t>(std::tuple_element_t<I, Args>::rank),
+                                    Spec.inputs[I].letters(), Spec.inputs[I].has_ellipsis>::ok) &&
+      ...);
+}
+
+}  // namespace detail
+
+/// out = einsum(Spec, ins...) with numpy.einsum's meaning (see CLI.md `attnkit einsum`), the
+/// spec checked at compile time: a malformed spec, a wrong operand count, or a rank that does
+/// not fit the subscripts (for operands whose type carries the rank) is a compile error whose
+/// message starts with "attnkit:". Shapes are checked at run time (attnkit::shape_error).
+///
+/// Arguments: Tensor, TensorView, StridedView, or a scalar (T& as the output, T as an input,
+/// e.g. for "i,i->"). Every operand has the element type of `out` (float or double).
+/// \tparam Spec the spec, e.g. "bhqd,bhkd->bhqk"
+/// \tparam Out type of the output argument
+/// \tparam Ins types of the input arguments
+template <fixed_string Spec, class Out, class... Ins>
+void einsum(Out&& out, const Ins&... ins) {
+  constexpr const EinsumSpec& spec = einsum_spec_v<Spec>;
+  static_assert(
+      einsum_spec_is_malformed<spec.error, spec.error_position, spec.error_character>::ok);
+  if constexpr (spec.ok()) {
+    static_assert(einsum_operand_count_is_wrong<sizeof...(Ins), spec.num_inputs>::ok);
+    if constexpr (sizeof...(Ins) == spec.num_inputs) {
+      static_assert(detail::einsum_arg_t<Out>::valid && (detail::einsum_arg_t<Ins>::valid && ...),
+                    "attnkit: einsum operands must be Tensor, TensorView, StridedView or "
+                    "arithmetic scalars");
+      using T = detail::einsum_value_t<Out>;
+      static_assert((std::is_same_v<T, detail::einsum_value_t<Ins>> && ...),
+                    "attnkit: every einsum operand must have the element type of out");
+      static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                    "attnkit: einsum computes on float or double");
+      static_assert(
+          detail::einsum_ranks_ok<einsum_spec_v<Spec>, Ins...>(std::index_sequence_for<Ins...>{}));
+      constexpr long out_rank = detail::einsum_arg_t<Out>::rank;
+      if constexpr (out_rank >= 0)
+        static_assert(
+            einsum_output_rank_is_wrong<static_cast<std::size_t>(out_rank), spec.output.letters(),
+                                        spec.output.has_ellipsis>::ok);
+      const std::array<StridedView<const T>, sizeof...(Ins)> ops{
+          detail::as_strided<const T>(ins)...};
+      std::array<std::span<const index_t>, sizeof...(Ins)> shapes{};
+      for (std::size_t i = 0; i < ops.size(); ++i) shapes[i] = ops[i].shape();
+      const auto plan = EinsumPlan<T>::from_spec(spec, Spec.view(), shapes);
+      plan.run(detail::as_strided<T>(out), ops);
+    }
+  }
+}
+
+/// out = einsum(spec, ops...) for a spec known only at run time: a malformed spec throws
+/// attnkit::einsum_spec_error (naming the character and its position), a wrong operand count or
+/// mismatched shapes throw attnkit::shape_error. Same results, bit for bit, as einsum<Spec>.
+/// \tparam Out Tensor, TensorView, StridedView or scalar (float or double elements)
+template <class Out>
+void einsum(std::string_view spec, Out&& out,
+            std::span<const StridedView<const detail::einsum_value_t<Out>>> ops) {
+  using T = detail::einsum_value_t<Out>;
+  std::array<std::span<const index_t>, einsum_max_operands> shapes{};
+  if (ops.size() > einsum_max_operands)
+    throw shape_error("attnkit: einsum '" + std::string(spec) + "': more than " +
+                      std::to_string(einsum_max_operands) + " operands");
+  for (std::size_t i = 0; i < ops.size(); ++i) shapes[i] = ops[i].shape();
+  const auto plan = EinsumPlan<T>::make(
+      spec, std::span<const std::span<const index_t>>(shapes.data(), ops.size()));
+  plan.run(detail::as_strided<T>(out), ops);
+}
+template <class Out>
+void einsum(std::string_view spec, Out&& out,
+            std::initializer_list<StridedView<const detail::einsum_value_t<Out>>> ops) {
+  einsum(spec, std::forward<Out>(out),
+         std::span<const StridedView<const detail::einsum_value_t<Out>>>(ops.begin(), ops.size()));
+}
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/einsum.hpp ----
 // ---- begin attnkit/simd/arch.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
