@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The concepts of the attention policy families (activation, score mod, mask, gate), each built
+// from small named sub-concepts so a failing requirement is named in the compiler's message.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
+
+#include "attnkit/core/shape.hpp"
+
+namespace attnkit::policy {
+
+/// What a mask says about a tile of (query, key) pairs.
+enum class TileClass : std::uint8_t {
+  empty,    ///< no pair is visible: the kernel skips the tile
+  full,     ///< every pair is visible: the kernel tests no element
+  partial,  ///< some pairs may be visible: the kernel tests each element
+};
+
+/// How an activation normalizes its weights.
+enum class Normalization : std::uint8_t {
+  none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
+  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap): online max and sum
+  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f bounded (normalized sigmoid): running sum
+  over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
+};
+
+/// The elementwise operation of a built-in activation; the kernel implements each one in SIMD.
+enum class ActivationOp : std::uint8_t {
+  identity,  ///< f(s) = s
+  exp,       ///< softmax family: exp of (optionally soft-capped) scores
+  softcap,   ///< exp of C·tanh(s / C)
+  sigmoid,   ///< f(s) = sigmoid(s + bias)
+  relu,      ///< f(s) = max(s, 0)
+};
+
+/// The shapes of one attention call, given to policies when the call binds them.
+struct Geometry {
+  index_t batch = 0;     ///< B
+  index_t heads_q = 0;   ///< Hq
+  index_t heads_kv = 0;  ///< Hkv
+  index_t nq = 0;        ///< query rows
+  index_t nk = 0;        ///< keys
+  index_t d = 0;         ///< head dimension of q and k
+  index_t dv = 0;        ///< head dimension of v
+  /// Absolute position of query row 0 (bottom-right alignment): i' = i + (Nk - Nq).
+  constexpr index_t query_offset() const noexcept { return nk - nq; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// score activation
+
+/// Requirements: `A::normalization` is a constexpr Normalization.
+template <class A>
+concept activation_normalization = requires {
+  { A::normalization } -> std::convertible_to<Normalization>;
+  requires std::is_same_v<std::remove_cv_t<decltype(A::normalization)>, Normalization>;
+};
+
+/// Requirements: `A::op` is a constexpr ActivationOp, the SIMD operation the kernel applies.
+template <class A>
+concept activation_op = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(A::op)>, ActivationOp>;
+};
+
+/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (documentation,
+/// tests and scalar fallbacks), and `a.bind(geometry)` returning the bound activation.
+template <class A>
+concept activation_scalar_map = requires(const A& a, double s, const Geometry& g) {
+  { a.map(s) } -> std::convertible_to<double>;
+  { a.bind(g) } -> std::convertible_to<A>;
+};
+
+/// A score activation: maps scaled scores s to weights P.
+/// Requirements: activation_normalization, activation_op, activation_scalar_map, copyable.
+template <class A>
+concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
+                           activation_op<A> && activation_scalar_map<A>;
+
+// ---------------------------------------------------------------------------------------------
+// score mod
+
+/// Requirements: `M::is_identity` is a constexpr bool (true: the kernel skips the mod).
+template <class M>
+concept score_mod_identity_trait = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(M::is_identity)>, bool>;
+};
+
+/// Requirements: `m.apply(b, h, i_abs, j, s)` returns the modified score (float and double), and
+/// `m.apply_queries(b, h, i0_abs, j, row, n)` modifies in place row[r], the score of key j for
+/// the query at absolute position i0_abs + r, r in [0, n) (the kernel's S^T layout).
+template <class M>
+concept score_mod_elementwise =
+    requires(const M& m, index_t b, index_t h, index_t i, index_t j, float sf, double sd,
+             float* rf, double* rd, index_t n) {
+      { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
+      { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
+      m.apply_queries(b, h, i, j, rf, n);
+      m.apply_queries(b, h, i, j, rd, n);
+    };
+
+/// Requirements: `m.bind(geometry)` validates the runtime values against the call's shapes
+/// (throws shape_error) and returns the bound mod.
+template <class P>
+concept bindable = requires(const P& p, const Geometry& g) {
+  { p.bind(g) } -> std::convertible_to<P>;
+};
+
+/// A score mod: an elementwise change of the scaled score that may read (b, h, i', j).
+/// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
+template <class M>
+concept score_mod = std::copy_constructible<M> && score_mod_identity_trait<M> &&
+                    score_mod_elementwise<M> && bindable<M>;
+
+// ---------------------------------------------------------------------------------------------
+// mask
+
+/// Requirements: `m.visible(b, h, i_abs, j)` is whether key j is visible to the query at
+/// absolute position i_abs (= i + Nk - Nq) of head h of batch entry b.
+template <class M>
+concept mask_visibility = requires(const M& m, index_t b, index_t h, index_t i, index_t j) {
+  { m.visible(b, h, i, j) } -> std::convertible_to<bool>;
+};
+
+/// Requirements: `m.classify(b, h, i0, i1, j0, j1)` returns a TileClass for the absolute query
+/// positions [i0, i1) and keys [j0, j1): Empty only if no pair is visible, Full only if all are.
+template <class M>
+concept mask_tile_classifier =
+    requires(const M& m, index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) {
+      { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
+    };
+
+/// A mask: a visible set per (batch, head, query, key) with a tile classifier.
+/// Requirements: mask_visibility, mask_tile_classifier, bindable, copyable.
+template <class M>
+concept mask_policy =
+    std::copy_constructible<M> && mask_visibility<M> && mask_tile_classifier<M> && bindable<M>;
+
+// ---------------------------------------------------------------------------------------------
+// gate
+
+/// Requirements: `G::is_identity` is a constexpr bool (true: no epilogue).
+template <class G>
+concept gate_identity_trait = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(G::is_identity)>, bool>;
+};
+
+/// Requirements: `g.apply_row(b, h, i, row, dv)` multiplies the output row of query row i in
+/// place (float and double rows).
+template <class G>
+concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf,
+                                 double* rd, index_t n) {
+  g.apply_row(b, h, i, rf, n);
+  g.apply_row(b, h, i, rd, n);
+};
+
+/// A gate: an epilogue on each attention output row.
+/// Requirements: gate_identity_trait, gate_epilogue, bindable, copyable.
+template <class G>
+concept gate_policy =
+    std::copy_constructible<G> && gate_identity_trait<G> && gate_epilogue<G> && bindable<G>;
+
+}  // namespace attnkit::policy

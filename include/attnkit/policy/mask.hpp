@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Masks: the visible set per (batch, head, query, key) of CLI.md ("Masks"), each with a tile
+// classifier. Query positions are absolute: i' = i + (Nk - Nq) (bottom-right alignment).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "attnkit/core/error.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/policy/concepts.hpp"
+
+namespace attnkit::policy {
+
+namespace detail {
+/// Full if every term is Full, Empty if any is Empty, else Partial.
+constexpr TileClass and_class(TileClass a, TileClass b) noexcept {
+  if (a == TileClass::empty || b == TileClass::empty) return TileClass::empty;
+  if (a == TileClass::full && b == TileClass::full) return TileClass::full;
+  return TileClass::partial;
+}
+/// Full if any term is Full, Empty if every term is Empty, else Partial.
+constexpr TileClass or_class(TileClass a, TileClass b) noexcept {
+  if (a == TileClass::full || b == TileClass::full) return TileClass::full;
+  if (a == TileClass::empty && b == TileClass::empty) return TileClass::empty;
+  return TileClass::partial;
+}
+/// Class of the tile for the causal condition j <= i.
+constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1) noexcept {
+  if (j0 > i1 - 1) return TileClass::empty;
+  if (j1 - 1 <= i0) return TileClass::full;
+  return TileClass::partial;
+}
+}  // namespace detail
+
+/// Every key is visible.
+struct NoMask {
+  bool visible(index_t, index_t, index_t, index_t) const noexcept { return true; }
+  TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
+    return TileClass::full;
+  }
+  NoMask bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i'.
+struct Causal {
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    return detail::causal_class(i0, i1, j0, j1);
+  }
+  Causal bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i' and i' - j < W.
+struct SlidingWindow {
+  index_t window = 1;  ///< W >= 1
+  SlidingWindow() = default;
+  /// \param w the window W (>= 1)
+  explicit SlidingWindow(index_t w) : window(w) {
+    if (w < 1) throw error("attnkit: SlidingWindow: the window must be >= 1");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j <= i && i - j < window;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (c == TileClass::empty || i0 - (j1 - 1) >= window) return TileClass::empty;
+    if (c == TileClass::full && (i1 - 1) - j0 < window) return TileClass::full;
+    return TileClass::partial;
+  }
+  SlidingWindow bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// |i' - j| <= W (both sides).
+struct LocalWindow {
+  index_t window = 0;  ///< W >= 0
+  LocalWindow() = default;
+  /// \param w the half width W (>= 0)
+  explicit LocalWindow(index_t w) : window(w) {
+    if (w < 0) throw error("attnkit: LocalWindow: the window must be >= 0");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return (i >= j ? i - j : j - i) <= window;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (j0 - (i1 - 1) > window || i0 - (j1 - 1) > window) return TileClass::empty;
+    if (std::max((i1 - 1) - j0, (j1 - 1) - i0) <= window) return TileClass::full;
+    return TileClass::partial;
+  }
+  LocalWindow bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// StreamingLLM: j <= i' and (j < S or i' - j < W).
+struct Sinks {
+  index_t sinks = 0;   ///< S >= 0
+  index_t window = 1;  ///< W >= 1
+  Sinks() = default;
+  /// \param s the number of sink keys S, \param w the window W
+  Sinks(index_t s, index_t w) : sinks(s), window(w) {
+    if (s < 0 || w < 1) throw error("attnkit: Sinks: needs S >= 0 and W >= 1");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j <= i && (j < sinks || i - j < window);
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (c == TileClass::empty) return c;
+    if (j0 >= sinks && i0 - (j1 - 1) >= window) return TileClass::empty;
+    if (c == TileClass::full && (j1 <= sinks || (i1 - 1) - j0 < window)) return TileClass::full;
+    return TileClass::partial;
+  }
+  Sinks bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j < P or j <= i' (bidirectional prefix, causal after it).
+struct PrefixLM {
+  index_t prefix = 0;  ///< P >= 0
+  PrefixLM() = default;
+  /// \param p the prefix length P
+  explicit PrefixLM(index_t p) : prefix(p) {
+    if (p < 0) throw error("attnkit: PrefixLM: the prefix must be >= 0");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j < prefix || j <= i;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (j1 <= prefix) return TileClass::full;
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (j0 >= prefix) return c;
+    return c == TileClass::full ? TileClass::full : TileClass::partial;
+  }
+  PrefixLM bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j < len[b]: padded keys of a batch of sequences of different lengths.
+struct KeyPadding {
+  std::shared_ptr<const std::vector<index_t>> lengths;  ///< [B]
+  KeyPadding() = default;
+  /// \param len the number of real keys of each batch entry
+  explicit KeyPadding(std::vector<index_t> len)
+      : lengths(std::make_shared<const std::vector<index_t>>(std::move(len))) {}
+  index_t length(index_t b) const noexcept { return (*lengths)[static_cast<std::size_t>(b)]; }
+  bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return j < length(b); }
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
+                     index_t j1) const noexcept {
+    const index_t len = length(b);
+    if (j1 <= len) return TileClass::full;
+    if (j0 >= len) return TileClass::empty;
+    return TileClass::partial;
+  }
+  KeyPadding bind(const Geometry& g) const {
+    const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
+    if (n != g.batch) throw_shape_mismatch("attention", "KeyPadding lengths", Shape<1>{n},
+                                           Shape<1>{g.batch});
+    return *this;
+  }
+};
+
+/// keep[b, j] != 0: per-key keep flags (e.g. retention >= threshold). Classifies a tile in O(1)
+/// from per-row prefix counts built once at construction.
+struct KeepMask {
+  TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
+  KeepMask() = default;
+  /// \param flags a [B, Nk] view of keep flags
+  explicit KeepMask(TensorView<const std::uint8_t, 2> flags) : keep(flags) {
+    const index_t nb = flags.extent(0), nk = flags.extent(1);
+    auto c = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * (nk + 1)));
+    for (index_t b = 0; b < nb; ++b) {
+      std::int32_t* row = c->data() + b * (nk + 1);
+      row[0] = 0;
+      for (index_t j = 0; j < nk; ++j) row[j + 1] = row[j] + (flags(b, j) != 0 ? 1 : 0);
+    }
+    count = std::move(c);
+  }
+  bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return keep(b, j) != 0; }
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
+                     index_t j1) const noexcept {
+    const std::int32_t* row = count->data() + b * (keep.extent(1) + 1);
+    const std::int32_t n = row[j1] - row[j0];
+    if (n == 0) return TileClass::empty;
+    if (n == j1 - j0) return TileClass::full;
+    return TileClass::partial;
+  }
+  KeepMask bind(const Geometry& g) const {
+    if (keep.extent(0) != g.batch || keep.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "KeepMask flags", keep.shape(), Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// seg[b, i'] == seg[b, j]: block-diagonal attention over packed documents. Tiles are
+/// classified in O(1) from the length of the run of equal ids at each position and, for
+/// non-decreasing ids, from the id range of each side.
+struct Document {
+  TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
+  std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
+  Document() = default;
+  /// \param seg a [B, Nk] view of segment ids per absolute position
+  explicit Document(TensorView<const index_t, 2> seg) : segments(seg) {
+    const index_t nb = seg.extent(0), nk = seg.extent(1);
+    auto re = std::make_shared<std::vector<index_t>>(static_cast<std::size_t>(nb * nk));
+    auto so = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(nb), 1);
+    for (index_t b = 0; b < nb; ++b) {
+      for (index_t j = nk; j-- > 0;) {
+        const bool same_next = j + 1 < nk && seg(b, j + 1) == seg(b, j);
+        (*re)[static_cast<std::size_t>(b * nk + j)] =
+            same_next ? (*re)[static_cast<std::size_t>(b * nk + j + 1)] : j + 1;
+        if (j + 1 < nk && seg(b, j + 1) < seg(b, j)) (*so)[static_cast<std::size_t>(b)] = 0;
+      }
+    }
+    run_end = std::move(re);
+    sorted = std::move(so);
+  }
+  bool visible(index_t b, index_t, index_t i, index_t j) const noexcept {
+    return i >= 0 && i < segments.extent(1) && segments(b, i) == segments(b, j);
+  }
+  TileClass classify(index_t b, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (i1 <= 0) return TileClass::empty;
+    if (i0 < 0) return TileClass::partial;
+    const index_t nk = segments.extent(1);
+    const index_t* re = run_end->data() + b * nk;
+    const bool q_uniform = re[i0] >= i1, k_uniform = re[j0] >= j1;
+    if (q_uniform && k_uniform)
+      return segments(b, i0) == segments(b, j0) ? TileClass::full : TileClass::empty;
+    if ((*sorted)[static_cast<std::size_t>(b)] != 0) {
+      if (segments(b, i1 - 1) < segments(b, j0) || segments(b, j1 - 1) < segments(b, i0))
+        return TileClass::empty;
+    }
+    return TileClass::partial;
+  }
+  Document bind(const Geometry& g) const {
+    if (segments.extent(0) != g.batch || segments.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "Document segment ids", segments.shape(),
+                           Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// layout[b, h, i / BQ, j / BK] != 0 with i the query row (not the absolute position): a runtime
+/// block layout [B, Hq, ceil(Nq / BQ), ceil(Nk / BK)]. Tiles are classified in O(1) from 2-D
+/// prefix counts of the layout built once at construction.
+struct BlockSparse {
+  TensorView<const std::uint8_t, 4> layout;  ///< [B, Hq, nbq, nbk]; must outlive the policy
+  index_t block_q = 1;                       ///< BQ
+  index_t block_k = 1;                       ///< BK
+  index_t row_offset = 0;  ///< Nk - Nq, set by bind (absolute position minus query row)
+  std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Hq, nbq + 1, nbk + 1]
+  BlockSparse() = default;
+  /// \param lay the block layout, \param bq rows per block, \param bk keys per block
+  BlockSparse(TensorView<const std::uint8_t, 4> lay, index_t bq, index_t bk)
+      : layout(lay), block_q(bq), block_k(bk) {
+    if (bq < 1 || bk < 1) throw error("attnkit: BlockSparse: block sizes must be >= 1");
+    const index_t nb = lay.extent(0), nh = lay.extent(1), r = lay.extent(2), c = lay.extent(3);
+    auto cnt =
+        std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
+    for (index_t b = 0; b < nb; ++b)
+      for (index_t h = 0; h < nh; ++h) {
+        std::int32_t* p = cnt->data() + (b * nh + h) * (r + 1) * (c + 1);
+        for (index_t x = 0; x < r; ++x)
+          for (index_t y = 0; y < c; ++y)
+            p[(x + 1) * (c + 1) + y + 1] = p[x * (c + 1) + y + 1] + p[(x + 1) * (c + 1) + y] -
+                                           p[x * (c + 1) + y] + (lay(b, h, x, y) != 0 ? 1 : 0);
+      }
+    count = std::move(cnt);
+  }
+  bool visible(index_t b, index_t h, index_t i, index_t j) const noexcept {
+    const index_t r = i - row_offset;
+    return r >= 0 && layout(b, h, r / block_q, j / block_k) != 0;
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const index_t r0 = std::max<index_t>(i0 - row_offset, 0), r1 = i1 - row_offset;
+    if (r1 <= r0) return TileClass::empty;
+    const index_t x0 = r0 / block_q, x1 = (r1 - 1) / block_q + 1;
+    const index_t y0 = j0 / block_k, y1 = (j1 - 1) / block_k + 1;
+    const index_t c = layout.extent(3);
+    const std::int32_t* p =
+        count->data() + (b * layout.extent(1) + h) * (layout.extent(2) + 1) * (c + 1);
+    const index_t n = p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] +
+                      p[x0 * (c + 1) + y0];
+    if (n == 0) return TileClass::empty;
+    if (n == (x1 - x0) * (y1 - y0)) return TileClass::full;
+    return TileClass::partial;
+  }
+  BlockSparse bind(const Geometry& g) const {
+    const Shape<4> want{g.batch, g.heads_q, (g.nq + block_q - 1) / block_q,
+                        (g.nk + block_k - 1) / block_k};
+    if (layout.shape() != want)
+      throw_shape_mismatch("attention", "BlockSparse layout", layout.shape(), want);
+    BlockSparse r = *this;
+    r.row_offset = g.query_offset();
+    return r;
+  }
+};
+
+/// A user predicate `f(b, h, i_abs, j) -> bool`; every tile is Partial.
+/// \tparam F a copyable callable (index_t, index_t, index_t, index_t) -> bool
+template <class F>
+struct Custom {
+  F predicate;
+  explicit Custom(F f) : predicate(std::move(f)) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return static_cast<bool>(predicate(b, h, i, j));
+  }
+  TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
+    return TileClass::partial;
+  }
+  Custom bind(const Geometry&) const { return *this; }
+};
+
+/// Visible when every term is (the `+` of CLI.md).
+/// \tparam Masks models of mask_policy
+template <class... Masks>
+struct And {
+  static_assert(sizeof...(Masks) >= 1, "attnkit: And needs at least one mask");
+  static_assert((mask_policy<Masks> && ...),
+                "attnkit: every Masks of And must model attnkit::policy::mask_policy: needs "
+                "visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) and bind(geometry)");
+  std::tuple<Masks...> terms;
+  And() = default;
+  explicit And(Masks... m) : terms(std::move(m)...) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) && ...); }, terms);
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const {
+    TileClass c = TileClass::full;
+    std::apply([&](const auto&... m) {
+      ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
+       ...);
+    }, terms);
+    return c;
+  }
+  And bind(const Geometry& g) const {
+    And r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.terms);
+    return r;
+  }
+};
+
+/// Visible when any term is.
+/// \tparam Masks models of mask_policy
+template <class... Masks>
+struct Or {
+  static_assert(sizeof...(Masks) >= 1, "attnkit: Or needs at least one mask");
+  static_assert((mask_policy<Masks> && ...),
+                "attnkit: every Masks of Or must model attnkit::policy::mask_policy: needs "
+                "visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) and bind(geometry)");
+  std::tuple<Masks...> terms;
+  Or() = default;
+  explicit Or(Masks... m) : terms(std::move(m)...) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) || ...); }, terms);
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const {
+    TileClass c = TileClass::empty;
+    std::apply([&](const auto&... m) {
+      ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
+       ...);
+    }, terms);
+    return c;
+  }
+  Or bind(const Geometry& g) const {
+    Or r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.terms);
+    return r;
+  }
+};
+
+static_assert(mask_policy<NoMask> && mask_policy<Causal> && mask_policy<SlidingWindow> &&
+              mask_policy<LocalWindow> && mask_policy<Sinks> && mask_policy<PrefixLM> &&
+              mask_policy<KeyPadding> && mask_policy<KeepMask> && mask_policy<Document> &&
+              mask_policy<BlockSparse>);
+
+}  // namespace attnkit::policy

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Score mods: elementwise changes of the scaled score s that may read (b, h, i', j).
+#pragma once
+
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "attnkit/core/error.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/policy/concepts.hpp"
+
+namespace attnkit::policy {
+
+/// The do-nothing score mod.
+struct NoScoreMod {
+  static constexpr bool is_identity = true;
+  template <class T>
+  T apply(index_t, index_t, index_t, index_t, T s) const noexcept {
+    return s;
+  }
+  template <class T>
+  void apply_queries(index_t, index_t, index_t, index_t, T*, index_t) const noexcept {}
+  NoScoreMod bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// ALiBi (Press et al. 2022): s += -slope[h] · |i' - j| (for causal attention this is the
+/// usual slope · (j - i')). One slope per query head.
+struct ALiBi {
+  static constexpr bool is_identity = false;
+  std::vector<double> slopes;  ///< one per query head
+
+  ALiBi() = default;
+  /// \param per_head_slopes slope of each query head (size Hq)
+  explicit ALiBi(std::vector<double> per_head_slopes) : slopes(std::move(per_head_slopes)) {}
+
+  /// The slopes of the ALiBi paper for `heads` heads: 2^(-8 (h + 1) / heads).
+  static ALiBi standard(index_t heads) {
+    std::vector<double> s(static_cast<std::size_t>(heads));
+    for (index_t h = 0; h < heads; ++h)
+      s[static_cast<std::size_t>(h)] =
+          std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+    return ALiBi(std::move(s));
+  }
+
+  template <class T>
+  T apply(index_t, index_t h, index_t i, index_t j, T s) const noexcept {
+    const index_t dist = i >= j ? i - j : j - i;
+    return s - static_cast<T>(slopes[static_cast<std::size_t>(h)] * static_cast<double>(dist));
+  }
+  template <class T>
+  void apply_queries(index_t, index_t h, index_t i0, index_t j, T* row, index_t n) const noexcept {
+    const T m = static_cast<T>(slopes[static_cast<std::size_t>(h)]);
+    for (index_t r = 0; r < n; ++r) {
+      const index_t i = i0 + r;
+      const index_t dist = i >= j ? i - j : j - i;
+      row[r] -= m * static_cast<T>(dist);
+    }
+  }
+  ALiBi bind(const Geometry& g) const {
+    if (static_cast<index_t>(slopes.size()) != g.heads_q)
+      throw shape_error("attnkit: ALiBi: slopes has " + std::to_string(slopes.size()) +
+                        " entries, expected one per query head (" + std::to_string(g.heads_q) +
+                        ")");
+    return *this;
+  }
+};
+
+/// Additive per-key bias: s += bias[b, j] (the attention boost on chosen key positions).
+/// The bias is a [B, Nk] view (a stride of 0 broadcasts over the batch), or owned by the policy
+/// when built with `boost`.
+struct KeyBias {
+  static constexpr bool is_identity = false;
+  TensorView<const float, 2> bias;  ///< [B, Nk]
+  std::shared_ptr<const std::vector<float>> owned;
+
+  KeyBias() = default;
+  /// \param b a [B, Nk] view of additive biases; it must outlive the attention calls
+  explicit KeyBias(TensorView<const float, 2> b) : bias(b) {}
+
+  /// A bias of `value` on the given key positions and 0 elsewhere, for every batch entry.
+  static KeyBias boost(index_t nk, const std::vector<index_t>& positions, float value) {
+    auto v = std::make_shared<std::vector<float>>(static_cast<std::size_t>(nk), 0.0f);
+    for (index_t p : positions) {
+      if (p < 0 || p >= nk)
+        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) +
+                    " is outside [0, " + std::to_string(nk) + ")");
+      (*v)[static_cast<std::size_t>(p)] += value;
+    }
+    KeyBias k;
+    k.owned = v;
+    k.bias = TensorView<const float, 2>(v->data(), {1, nk}, {0, 1});
+    return k;
+  }
+
+  template <class T>
+  T apply(index_t b, index_t, index_t, index_t j, T s) const noexcept {
+    return s + static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t, index_t, index_t j, T* row, index_t n) const noexcept {
+    const T add = static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
+    for (index_t r = 0; r < n; ++r) row[r] += add;
+  }
+  KeyBias bind(const Geometry& g) const {
+    if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(),
+                           Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// Temperature: s /= tau.
+struct Temperature {
+  static constexpr bool is_identity = false;
+  double tau = 1.0;  ///< > 0
+  Temperature() = default;
+  /// \param t the temperature (> 0)
+  explicit Temperature(double t) : tau(t) {
+    if (!(t > 0) || !std::isfinite(t)) throw error("attnkit: Temperature: tau must be > 0");
+  }
+  template <class T>
+  T apply(index_t, index_t, index_t, index_t, T s) const noexcept {
+    return s / static_cast<T>(tau);
+  }
+  template <class T>
+  void apply_queries(index_t, index_t, index_t, index_t, T* row, index_t n) const noexcept {
+    const T inv = static_cast<T>(1.0 / tau);
+    for (index_t c = 0; c < n; ++c) row[c] *= inv;
+  }
+  Temperature bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// Several score mods applied left to right.
+/// \tparam Mods models of score_mod
+template <class... Mods>
+struct ScoreModChain {
+  static_assert((score_mod<Mods> && ...),
+                "attnkit: every Mods of ScoreModChain must model attnkit::policy::score_mod");
+  static constexpr bool is_identity = (Mods::is_identity && ...);
+  std::tuple<Mods...> mods;
+  ScoreModChain() = default;
+  explicit ScoreModChain(Mods... m) : mods(std::move(m)...) {}
+  template <class T>
+  T apply(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    std::apply([&](const auto&... m) { ((s = m.apply(b, h, i, j, s)), ...); }, mods);
+    return s;
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
+                     index_t n) const noexcept {
+    std::apply([&](const auto&... m) { (m.apply_queries(b, h, i0, j, row, n), ...); }, mods);
+  }
+  ScoreModChain bind(const Geometry& g) const {
+    ScoreModChain r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.mods);
+    return r;
+  }
+};
+
+static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
+              score_mod<Temperature>);
+
+}  // namespace attnkit::policy
