@@ -1912,6 +1912,2323 @@ void einsum(std::string_view spec, Out&& out,
 
 }  // namespace attnkit
 // ---- end attnkit/einsum/einsum.hpp ----
+// ---- begin attnkit/io/dtype.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// DType: the element types of the array files attnkit reads and writes, and conversion among them.
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// ---- begin attnkit/io/half.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// IEEE binary16 (float16) and bfloat16 bit patterns to and from float32.
+
+#include <bit>
+#include <cstdint>
+
+namespace attnkit::io {
+
+/// The float32 value of an IEEE binary16 bit pattern. Exact for every input: subnormals, signed
+/// zeros and infinities map to the same values; NaNs stay NaNs (payload kept, quiet bit set).
+constexpr float f16_to_f32(std::uint16_t h) noexcept {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t mant = h & 0x3ffu;
+  if (exp == 0x1f) {  // inf or NaN
+    const std::uint32_t nan_bits = mant != 0 ? (0x400000u | (mant << 13)) : 0u;
+    return std::bit_cast<float>(sign | 0x7f800000u | nan_bits);
+  }
+  if (exp == 0) {
+    if (mant == 0) return std::bit_cast<float>(sign);
+    // Subnormal: value = mant * 2^-24. Normalize the mantissa into a float32 normal number.
+    std::uint32_t e = 127 - 15 + 1;  // exponent of 2^-14, biased for float32
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --e;
+    }
+    mant &= 0x3ffu;
+    return std::bit_cast<float>(sign | (e << 23) | (mant << 13));
+  }
+  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
+}
+
+/// The IEEE binary16 bit pattern nearest to `f` (round to nearest, ties to even). Values of
+/// magnitude 65520 and above become infinity; results below the smallest subnormal round to zero
+/// (keeping the sign); NaNs stay NaNs (quiet).
+constexpr std::uint16_t f32_to_f16(float f) noexcept {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+  if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: inf
+  if (ax < 0x38800000u) {  // below 2^-14: a binary16 subnormal or zero
+    const std::uint32_t e = ax >> 23;
+    if (e == 0) return static_cast<std::uint16_t>(sign);   // float32 subnormal: far below 2^-25
+    const std::uint32_t m = (ax & 0x7fffffu) | 0x800000u;  // value = m * 2^(e - 150)
+    const std::uint32_t shift = 126 - e;                   // units of 2^-24: m >> shift
+    if (shift > 24) return static_cast<std::uint16_t>(sign);
+    std::uint32_t q = m >> shift;
+    const std::uint32_t rem = m & ((1u << shift) - 1u);
+    const std::uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
+    return static_cast<std::uint16_t>(sign | q);
+  }
+  std::uint32_t h = (((ax >> 23) - 127 + 15) << 10) | ((ax >> 13) & 0x3ffu);
+  const std::uint32_t rem = ax & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry rounds into the exponent
+  return static_cast<std::uint16_t>(sign | h);
+}
+
+/// The float32 value of a bfloat16 bit pattern (exact: bfloat16 is the top half of float32).
+constexpr float bf16_to_f32(std::uint16_t b) noexcept {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
+
+/// The bfloat16 bit pattern nearest to `f` (round to nearest, ties to even); NaNs stay quiet NaNs.
+constexpr std::uint16_t f32_to_bf16(float f) noexcept {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);
+  const std::uint32_t rounded = x + 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<std::uint16_t>(rounded >> 16);
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/half.hpp ----
+
+namespace attnkit::io {
+
+static_assert(
+    std::endian::native == std::endian::little,
+    "attnkit: attnkit/io reads and writes little-endian files on little-endian hosts only");
+
+/// Thrown for a file that cannot be read or written, or whose contents are malformed. The message
+/// names the file and the problem.
+class file_error : public error {
+ public:
+  explicit file_error(const std::string& what_arg) : error(what_arg) {}
+};
+
+/// Element type of an array in a file. Every value is little-endian in the file.
+enum class DType : std::uint8_t {
+  boolean,  ///< one byte, 0 or 1 (any nonzero byte reads as true)
+  u8,
+  i8,
+  u16,
+  i16,
+  u32,
+  i32,
+  u64,
+  i64,
+  f16,   ///< IEEE binary16
+  bf16,  ///< bfloat16 (safetensors only)
+  f32,
+  f64,
+};
+
+/// Bytes per element.
+constexpr std::size_t itemsize(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+    case DType::u8:
+    case DType::i8:
+      return 1;
+    case DType::u16:
+    case DType::i16:
+    case DType::f16:
+    case DType::bf16:
+      return 2;
+    case DType::u32:
+    case DType::i32:
+    case DType::f32:
+      return 4;
+    case DType::u64:
+    case DType::i64:
+    case DType::f64:
+      return 8;
+  }
+  return 0;
+}
+
+/// NumPy's name of a dtype ("float32", "bool", "bfloat16", ...).
+constexpr std::string_view dtype_name(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+      return "bool";
+    case DType::u8:
+      return "uint8";
+    case DType::i8:
+      return "int8";
+    case DType::u16:
+      return "uint16";
+    case DType::i16:
+      return "int16";
+    case DType::u32:
+      return "uint32";
+    case DType::i32:
+      return "int32";
+    case DType::u64:
+      return "uint64";
+    case DType::i64:
+      return "int64";
+    case DType::f16:
+      return "float16";
+    case DType::bf16:
+      return "bfloat16";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+  }
+  return "?";
+}
+
+/// Whether the dtype is a floating-point type (f16, bf16, f32, f64).
+constexpr bool is_floating(DType d) noexcept {
+  return d == DType::f16 || d == DType::bf16 || d == DType::f32 || d == DType::f64;
+}
+
+/// Whether the dtype is a signed or unsigned integer type (not bool).
+constexpr bool is_integer(DType d) noexcept { return !is_floating(d) && d != DType::boolean; }
+
+namespace detail {
+template <class T>
+inline constexpr bool dependent_false = false;
+}  // namespace detail
+
+/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double.
+/// \tparam T element type (const is ignored)
+template <class T>
+constexpr DType dtype_of() noexcept {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, bool>)
+    return DType::boolean;
+  else if constexpr (std::is_same_v<U, float>)
+    return DType::f32;
+  else if constexpr (std::is_same_v<U, double>)
+    return DType::f64;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 1)
+    return DType::i8;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 2)
+    return DType::i16;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 4)
+    return DType::i32;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 8)
+    return DType::i64;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 1)
+    return DType::u8;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 2)
+    return DType::u16;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 4)
+    return DType::u32;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 8)
+    return DType::u64;
+  else
+    static_assert(detail::dependent_false<T>,
+                  "attnkit: T of dtype_of has no file dtype: use bool, an 8/16/32/64-bit integer, "
+                  "float or double");
+}
+
+/// Whether elements of dtype `from` convert to T under convert_elements. The rules:
+/// - to float or double: from every dtype (f64 to float and 64-bit integers to float round to
+///   nearest; bool reads as 0 or 1);
+/// - to an integer type: from bool and integer dtypes (each value range-checked);
+/// - to bool: from bool and integer dtypes (nonzero is true);
+/// - never from a floating dtype to an integer or bool (that would silently drop fractions).
+/// \tparam T destination element type
+template <class T>
+constexpr bool converts_to(DType from) noexcept {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_floating_point_v<U>)
+    return true;
+  else
+    return !is_floating(from);
+}
+
+namespace detail {
+
+template <class S>
+inline S load_le(const std::byte* p) noexcept {
+  S s;
+  std::memcpy(&s, p, sizeof(S));
+  return s;
+}
+
+template <class T, class S>
+inline void convert_integers(const std::byte* in, std::size_t n, T* out, std::string_view what) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const S s = load_le<S>(in + i * sizeof(S));
+    if constexpr (std::is_same_v<T, bool>) {
+      out[i] = s != 0;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      out[i] = static_cast<T>(s);
+    } else if (!std::in_range<T>(s)) {
+      throw file_error("attnkit: " + std::string(what) + ": element " + std::to_string(i) +
+                       " (value " + std::to_string(s) + ") does not fit in " +
+                       std::string(dtype_name(dtype_of<T>())));
+    } else {
+      out[i] = static_cast<T>(s);
+    }
+  }
+}
+
+template <class T, class S>
+inline void convert_simple(const std::byte* in, std::size_t n, T* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(load_le<S>(in + i * sizeof(S)));
+}
+
+}  // namespace detail
+
+/// Converts `n` little-endian elements of dtype `from` at `in` (any alignment) into `out`, by the
+/// rules of converts_to. Throws file_error, whose message starts with `what` (the file and the
+/// array), when the conversion is not allowed or an integer does not fit in T.
+/// \tparam T destination element type (bool, an integer type, float or double)
+template <class T>
+void convert_elements(DType from, const std::byte* in, std::size_t n, T* out,
+                      std::string_view what) {
+  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
+                "attnkit: T of convert_elements must be a non-const arithmetic type");
+  if (!converts_to<T>(from))
+    throw file_error("attnkit: " + std::string(what) + ": cannot convert " +
+                     std::string(dtype_name(from)) + " to " +
+                     std::string(dtype_name(dtype_of<T>())) +
+                     " (floating-point values do not convert to integers or bool)");
+  if (from == dtype_of<T>() && !std::is_same_v<T, bool>) {
+    if (n != 0) std::memcpy(out, in, n * sizeof(T));
+    return;
+  }
+  switch (from) {
+    case DType::boolean:
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(in[i] != std::byte{0});
+      return;
+    case DType::u8:
+      return detail::convert_integers<T, std::uint8_t>(in, n, out, what);
+    case DType::i8:
+      return detail::convert_integers<T, std::int8_t>(in, n, out, what);
+    case DType::u16:
+      return detail::convert_integers<T, std::uint16_t>(in, n, out, what);
+    case DType::i16:
+      return detail::convert_integers<T, std::int16_t>(in, n, out, what);
+    case DType::u32:
+      return detail::convert_integers<T, std::uint32_t>(in, n, out, what);
+    case DType::i32:
+      return detail::convert_integers<T, std::int32_t>(in, n, out, what);
+    case DType::u64:
+      return detail::convert_integers<T, std::uint64_t>(in, n, out, what);
+    case DType::i64:
+      return detail::convert_integers<T, std::int64_t>(in, n, out, what);
+    case DType::f16:
+      if constexpr (std::is_floating_point_v<T>)
+        for (std::size_t i = 0; i < n; ++i)
+          out[i] = static_cast<T>(f16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
+      return;
+    case DType::bf16:
+      if constexpr (std::is_floating_point_v<T>)
+        for (std::size_t i = 0; i < n; ++i)
+          out[i] = static_cast<T>(bf16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
+      return;
+    case DType::f32:
+      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, float>(in, n, out);
+      return;
+    case DType::f64:
+      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, double>(in, n, out);
+      return;
+  }
+}
+
+/// Number of elements of a runtime shape; throws file_error naming `what` on a negative extent or
+/// when the element count or the byte count (at `item` bytes each) overflows. The product of the
+/// nonzero extents must not overflow either, so that row-major strides of the shape exist even
+/// when some extent is zero.
+inline index_t checked_numel(const index_t* shape, std::size_t rank, std::size_t item,
+                             std::string_view what) {
+  index_t n = 1;
+  bool zero = false;
+  for (std::size_t d = 0; d < rank; ++d) {
+    const index_t e = shape[d];
+    if (e < 0)
+      throw file_error("attnkit: " + std::string(what) + ": negative extent " + std::to_string(e) +
+                       " in the shape");
+    if (e == 0) {
+      zero = true;
+      continue;
+    }
+    if (n > std::numeric_limits<index_t>::max() / e)
+      throw file_error("attnkit: " + std::string(what) +
+                       ": the shape has too many elements (the element count overflows)");
+    n *= e;
+  }
+  if (zero) return 0;
+  if (item != 0 && n > std::numeric_limits<index_t>::max() / static_cast<index_t>(item))
+    throw file_error("attnkit: " + std::string(what) + ": the array's byte size overflows");
+  return n;
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/dtype.hpp ----
+// ---- begin attnkit/io/json.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// A small, strict JSON reader and writer (RFC 8259) for safetensors headers and config files.
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+
+namespace attnkit::json {
+
+/// Malformed JSON text. The message names the source, the line and column, and the problem.
+class parse_error : public error {
+ public:
+  explicit parse_error(const std::string& what_arg) : error(what_arg) {}
+};
+
+/// A well-formed document that does not hold what the caller asked for: a missing key, another
+/// kind of value, an integer out of range. The message names the key or index.
+class access_error : public error {
+ public:
+  explicit access_error(const std::string& what_arg) : error(what_arg) {}
+};
+
+/// The kind of a JSON value.
+enum class Kind : std::uint8_t { null, boolean, number, string, array, object };
+
+/// "null", "boolean", "number", "string", "array" or "object".
+constexpr std::string_view kind_name(Kind k) noexcept {
+  switch (k) {
+    case Kind::null:
+      return "null";
+    case Kind::boolean:
+      return "boolean";
+    case Kind::number:
+      return "number";
+    case Kind::string:
+      return "string";
+    case Kind::array:
+      return "array";
+    case Kind::object:
+      return "object";
+  }
+  return "?";
+}
+
+/// A JSON value. Objects keep their members in document order (duplicate keys are a parse error);
+/// key lookup is linear, which suits configuration files and safetensors headers. Numbers keep
+/// their double value and, when the literal is an integer that fits, the exact int64.
+class Value {
+ public:
+  using Array = std::vector<Value>;
+  using Member = std::pair<std::string, Value>;
+  using Object = std::vector<Member>;
+
+  /// null.
+  Value() = default;
+  /// A boolean.
+  static Value boolean(bool b) { return Value(b); }
+  /// A number from a double (must be finite to be written by dump()).
+  static Value number(double d) {
+    Value v;
+    v.data_ = Number{d, 0, false};
+    return v;
+  }
+  /// An integer number, exact.
+  static Value integer(std::int64_t i) {
+    Value v;
+    v.data_ = Number{static_cast<double>(i), i, true};
+    return v;
+  }
+  /// A string (UTF-8).
+  static Value string(std::string s) {
+    Value v;
+    v.data_ = std::move(s);
+    return v;
+  }
+  /// An array.
+  static Value array(Array a = {}) {
+    Value v;
+    v.data_ = std::move(a);
+    return v;
+  }
+  /// An object; throws access_error on duplicate keys.
+  static Value object(Object o = {}) {
+    check_unique(o, "");
+    Value v;
+    v.data_ = std::move(o);
+    return v;
+  }
+
+  Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
+  bool is_null() const noexcept { return kind() == Kind::null; }
+  bool is_bool() const noexcept { return kind() == Kind::boolean; }
+  bool is_number() const noexcept { return kind() == Kind::number; }
+  bool is_string() const noexcept { return kind() == Kind::string; }
+  bool is_array() const noexcept { return kind() == Kind::array; }
+  bool is_object() const noexcept { return kind() == Kind::object; }
+  /// A number whose value is an integer representable as int64 (e.g. 3, -7, 4096.0, 1e3).
+  bool is_integer() const noexcept {
+    if (!is_number()) return false;
+    const Number& n = std::get<Number>(data_);
+    return n.exact || integral_double(n.d);
+  }
+
+  bool as_bool() const {
+    expect(Kind::boolean);
+    return std::get<bool>(data_);
+  }
+  double as_double() const {
+    expect(Kind::number);
+    return std::get<Number>(data_).d;
+  }
+  /// The integer value; throws access_error for a non-number, a fraction or a value beyond int64.
+  std::int64_t as_int() const {
+    expect(Kind::number);
+    const Number& n = std::get<Number>(data_);
+    if (n.exact) return n.i;
+    if (!integral_double(n.d))
+      throw access_error("attnkit: json: expected an integer, got " + describe());
+    return static_cast<std::int64_t>(n.d);
+  }
+  const std::string& as_string() const {
+    expect(Kind::string);
+    return std::get<std::string>(data_);
+  }
+  const Array& as_array() const {
+    expect(Kind::array);
+    return std::get<Array>(data_);
+  }
+  Array& as_array() {
+    expect(Kind::array);
+    return std::get<Array>(data_);
+  }
+  const Object& as_object() const {
+    expect(Kind::object);
+    return std::get<Object>(data_);
+  }
+
+  /// Elements of an array or members of an object; throws for other kinds.
+  std::size_t size() const {
+    if (is_array()) return std::get<Array>(data_).size();
+    if (is_object()) return std::get<Object>(data_).size();
+    throw access_error("attnkit: json: size() needs an array or object, got " + describe());
+  }
+
+  /// The member `key` of an object, or nullptr when there is none; throws for a non-object.
+  const Value* find(std::string_view key) const {
+    for (const Member& m : as_object())
+      if (m.first == key) return &m.second;
+    return nullptr;
+  }
+  bool contains(std::string_view key) const { return find(key) != nullptr; }
+
+  /// The member `key` of an object; throws access_error naming the key when it is missing.
+  const Value& at(std::string_view key) const {
+    const Value* v = find(key);
+    if (v == nullptr) throw access_error("attnkit: json: missing key \"" + std::string(key) + "\"");
+    return *v;
+  }
+  /// The element i of an array; throws access_error when out of range.
+  const Value& at(std::size_t i) const {
+    const Array& a = as_array();
+    if (i >= a.size())
+      throw access_error("attnkit: json: index " + std::to_string(i) +
+                         " out of range for an "
+                         "array of " +
+                         std::to_string(a.size()) + " elements");
+    return a[i];
+  }
+
+  /// Adds a member to an object (throws access_error when the key exists already).
+  void insert(std::string key, Value v) {
+    expect(Kind::object);
+    if (find(key) != nullptr) throw access_error("attnkit: json: duplicate key \"" + key + "\"");
+    std::get<Object>(data_).emplace_back(std::move(key), std::move(v));
+  }
+  /// Appends an element to an array.
+  void push_back(Value v) { as_array().push_back(std::move(v)); }
+
+  /// Typed members of an object; errors name the key ("key \"hidden_size\": expected ...").
+  std::int64_t get_int(std::string_view key) const {
+    return member<std::int64_t>(key, [](const Value& v) { return v.as_int(); });
+  }
+  double get_double(std::string_view key) const {
+    return member<double>(key, [](const Value& v) { return v.as_double(); });
+  }
+  bool get_bool(std::string_view key) const {
+    return member<bool>(key, [](const Value& v) { return v.as_bool(); });
+  }
+  std::string get_string(std::string_view key) const {
+    return member<std::string>(key, [](const Value& v) { return v.as_string(); });
+  }
+  /// The same, with a fallback when the key is missing or null.
+  std::int64_t get_int(std::string_view key, std::int64_t fallback) const {
+    return has_value(key) ? get_int(key) : fallback;
+  }
+  double get_double(std::string_view key, double fallback) const {
+    return has_value(key) ? get_double(key) : fallback;
+  }
+  bool get_bool(std::string_view key, bool fallback) const {
+    return has_value(key) ? get_bool(key) : fallback;
+  }
+  std::string get_string(std::string_view key, std::string fallback) const {
+    return has_value(key) ? get_string(key) : fallback;
+  }
+
+  /// Compact JSON text (no spaces). Throws access_error for a non-finite number or a string that
+  /// is not valid UTF-8.
+  std::string dump() const {
+    std::string out;
+    dump_to(out);
+    return out;
+  }
+
+  /// A short description for messages: the kind and, for scalars, the value.
+  std::string describe() const {
+    switch (kind()) {
+      case Kind::null:
+        return "null";
+      case Kind::boolean:
+        return as_bool() ? "true" : "false";
+      case Kind::number: {
+        std::string s;
+        dump_to(s);
+        return "number " + s;
+      }
+      case Kind::string: {
+        const std::string& s = as_string();
+        return "string \"" + (s.size() > 40 ? s.substr(0, 40) + "..." : s) + "\"";
+      }
+      case Kind::array:
+        return "an array";
+      case Kind::object:
+        return "an object";
+    }
+    return "?";
+  }
+
+  /// Appends the compact JSON text of a string (with quotes) to `out`.
+  static void quote(std::string_view s, std::string& out) {
+    if (!valid_utf8(s)) throw access_error("attnkit: json: string is not valid UTF-8");
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        default:
+          if (u < 0x20) {
+            out += "\\u00";
+            out += hex[u >> 4];
+            out += hex[u & 15];
+          } else {
+            out += c;
+          }
+      }
+    }
+    out += '"';
+  }
+
+  /// Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+  static bool valid_utf8(std::string_view s) noexcept {
+    std::size_t i = 0;
+    while (i < s.size()) {
+      const std::size_t len = utf8_length(s, i);
+      if (len == 0) return false;
+      i += len;
+    }
+    return true;
+  }
+
+  /// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when it is malformed.
+  static std::size_t utf8_length(std::string_view s, std::size_t i) noexcept {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return 1;
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;  // no overlong forms
+      if (c == 0xed) hi = 0x9f;  // no UTF-16 surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;  // no overlong forms
+      if (c == 0xf4) hi = 0x8f;  // at most U+10FFFF
+    } else {
+      return 0;
+    }
+    if (s.size() - i < len) return 0;
+    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < len; ++k)
+      if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+    return len;
+  }
+
+ private:
+  struct Number {
+    double d = 0;
+    std::int64_t i = 0;
+    bool exact = false;  // i holds the exact value
+  };
+  friend class Parser;
+
+  explicit Value(bool b) : data_(b) {}
+
+  static bool integral_double(double d) noexcept {
+    return std::isfinite(d) && d == std::trunc(d) && d >= -9223372036854775808.0 &&
+           d < 9223372036854775808.0;
+  }
+
+  void expect(Kind k) const {
+    if (kind() != k)
+      throw access_error("attnkit: json: expected " + std::string(kind_name(k)) + ", got " +
+                         describe());
+  }
+
+  bool has_value(std::string_view key) const {
+    const Value* v = find(key);
+    return v != nullptr && !v->is_null();
+  }
+
+  template <class R, class F>
+  R member(std::string_view key, F get) const {
+    const Value& v = at(key);
+    try {
+      return get(v);
+    } catch (const access_error& e) {
+      std::string msg = e.what();
+      const std::string prefix = "attnkit: json: ";
+      if (msg.rfind(prefix, 0) == 0) msg = msg.substr(prefix.size());
+      throw access_error("attnkit: json: key \"" + std::string(key) + "\": " + msg);
+    }
+  }
+
+  static void check_unique(const Object& o, std::string_view where) {
+    std::vector<std::string_view> keys;
+    keys.reserve(o.size());
+    for (const Member& m : o) keys.push_back(m.first);
+    std::sort(keys.begin(), keys.end());
+    const auto dup = std::adjacent_find(keys.begin(), keys.end());
+    if (dup != keys.end())
+      throw access_error("attnkit: json: " + std::string(where) + "duplicate key \"" +
+                         std::string(*dup) + "\"");
+  }
+
+  void dump_to(std::string& out) const {
+    switch (kind()) {
+      case Kind::null:
+        out += "null";
+        return;
+      case Kind::boolean:
+        out += std::get<bool>(data_) ? "true" : "false";
+        return;
+      case Kind::number: {
+        const Number& n = std::get<Number>(data_);
+        char buf[64];
+        std::to_chars_result r{};
+        if (n.exact) {
+          r = std::to_chars(buf, buf + sizeof buf, n.i);
+        } else {
+          if (!std::isfinite(n.d))
+            throw access_error("attnkit: json: cannot write a non-finite number");
+          r = std::to_chars(buf, buf + sizeof buf, n.d);
+        }
+        out.append(buf, r.ptr);
+        return;
+      }
+      case Kind::string:
+        quote(std::get<std::string>(data_), out);
+        return;
+      case Kind::array: {
+        out += '[';
+        bool first = true;
+        for (const Value& v : std::get<Array>(data_)) {
+          if (!first) out += ',';
+          first = false;
+          v.dump_to(out);
+        }
+        out += ']';
+        return;
+      }
+      case Kind::object: {
+        out += '{';
+        bool first = true;
+        for (const Member& m : std::get<Object>(data_)) {
+          if (!first) out += ',';
+          first = false;
+          quote(m.first, out);
+          out += ':';
+          m.second.dump_to(out);
+        }
+        out += '}';
+        return;
+      }
+    }
+  }
+
+  std::variant<std::monostate, bool, Number, std::string, Array, Object> data_;
+};
+
+/// Deepest nesting of arrays and objects parse() accepts.
+inline constexpr int max_depth = 256;
+
+/// The recursive-descent parser behind json::parse.
+class Parser {
+ public:
+  Parser(std::string_view text, std::string_view source) : s_(text), source_(source) {}
+
+  Value parse_document() {
+    if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // a UTF-8 byte order mark is ignored
+    skip_ws();
+    Value v = parse_value(0);
+    skip_ws();
+    if (pos_ != s_.size()) fail("unexpected trailing characters after the JSON value");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { fail_at(pos_, what); }
+  [[noreturn]] void fail_at(std::size_t at, const std::string& what) const {
+    std::size_t line = 1, col = 1;
+    for (std::size_t i = 0; i < at && i < s_.size(); ++i) {
+      if (s_[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string where = source_.empty() ? std::string("json") : std::string(source_);
+    throw parse_error("attnkit: " + where + ": line " + std::to_string(line) + ", column " +
+                      std::to_string(col) + ": " + what);
+  }
+
+  bool at_end() const noexcept { return pos_ >= s_.size(); }
+  char peek() const noexcept { return at_end() ? '\0' : s_[pos_]; }
+
+  void skip_ws() noexcept {
+    while (!at_end()) {
+      const char c = s_[pos_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+      ++pos_;
+    }
+  }
+
+  void expect_literal(std::string_view lit) {
+    if (s_.substr(pos_, lit.size()) != lit)
+      fail("invalid literal (expected " + std::string(lit) + ")");
+    pos_ += lit.size();
+  }
+
+  Value parse_value(int depth) {
+    if (at_end()) fail("unexpected end of input, expected a value");
+    const char c = s_[pos_];
+    switch (c) {
+      case '{':
+        return parse_object(depth + 1);
+      case '[':
+        return parse_array(depth + 1);
+      case '"':
+        return Value::string(parse_string());
+      case 't':
+        expect_literal("true");
+        return Value::boolean(true);
+      case 'f':
+        expect_literal("false");
+        return Value::boolean(false);
+      case 'n':
+        expect_literal("null");
+        return Value();
+      default:
+        if (c == '-' || (c >= '0' && c <= '9')) return parse_number();
+        if (static_cast<unsigned char>(c) >= 0x80 && Value::utf8_length(s_, pos_) == 0)
+          fail("invalid UTF-8 byte");
+        fail(std::string("unexpected character '") + printable(c) + "', expected a value");
+    }
+  }
+
+  static std::string printable(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) return std::string(1, c);
+    static constexpr char hex[] = "0123456789abcdef";
+    return std::string("\\x") + hex[u >> 4] + hex[u & 15];
+  }
+
+  Value parse_object(int depth) {
+    if (depth > max_depth) fail("nesting deeper than " + std::to_string(max_depth) + " levels");
+    const std::size_t start = pos_;
+    ++pos_;  // '{'
+    Value::Object members;
+    skip_ws();
+    if (peek() == '}') {
+      ++pos_;
+      return Value::object();
+    }
+    for (;;) {
+      skip_ws();
+      if (peek() != '"') fail("expected a string key in the object");
+      std::string key = parse_string();
+      skip_ws();
+      if (peek() != ':') fail("expected ':' after the object key \"" + key + "\"");
+      ++pos_;
+      skip_ws();
+      Value v = parse_value(depth);
+      members.emplace_back(std::move(key), std::move(v));
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
+      fail("expected ',' or '}' in the object");
+    }
+    try {
+      Value::check_unique(members, "");
+    } catch (const access_error& e) {
+      std::string msg = e.what();
+      fail_at(start, msg.substr(std::string("attnkit: json: ").size()) + " in the object");
+    }
+    Value v;
+    v.data_ = std::move(members);
+    return v;
+  }
+
+  Value parse_array(int depth) {
+    if (depth > max_depth) fail("nesting deeper than " + std::to_string(max_depth) + " levels");
+    ++pos_;  // '['
+    Value::Array elems;
+    skip_ws();
+    if (peek() == ']') {
+      ++pos_;
+      return Value::array();
+    }
+    for (;;) {
+      skip_ws();
+      elems.push_back(parse_value(depth));
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() == ']') {
+        ++pos_;
+        break;
+      }
+      fail("expected ',' or ']' in the array");
+    }
+    return Value::array(std::move(elems));
+  }
+
+  unsigned parse_hex4() {
+    if (s_.size() - pos_ < 4) fail("truncated \\u escape");
+    unsigned v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s_[pos_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        fail("invalid hex digit in a \\u escape");
+    }
+    return v;
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xc0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xe0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else {
+      out += static_cast<char>(0xf0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+  }
+
+  std::string parse_string() {
+    ++pos_;  // opening quote
+    std::string out;
+    for (;;) {
+      if (at_end()) fail("unterminated string");
+      const char c = s_[pos_];
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"') {
+        ++pos_;
+        return out;
+      }
+      if (c == '\\') {
+        ++pos_;
+        if (at_end()) fail("unterminated escape in a string");
+        const char e = s_[pos_++];
+        switch (e) {
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'u': {
+            std::uint32_t cp = parse_hex4();
+            if (cp >= 0xdc00 && cp <= 0xdfff) fail("lone low surrogate in a \\u escape");
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+              if (s_.substr(pos_, 2) != "\\u")
+                fail("high surrogate not followed by a low surrogate");
+              pos_ += 2;
+              const std::uint32_t lo = parse_hex4();
+              if (lo < 0xdc00 || lo > 0xdfff)
+                fail("high surrogate not followed by a low surrogate");
+              cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            append_utf8(out, cp);
+            break;
+          }
+          default:
+            --pos_;
+            fail(std::string("invalid escape '\\") + printable(e) + "' in a string");
+        }
+        continue;
+      }
+      if (u < 0x20) fail("unescaped control character " + printable(c) + " in a string");
+      if (u < 0x80) {
+        out += c;
+        ++pos_;
+        continue;
+      }
+      const std::size_t len = Value::utf8_length(s_, pos_);
+      if (len == 0) fail("invalid UTF-8 byte in a string");
+      out.append(s_.substr(pos_, len));
+      pos_ += len;
+    }
+  }
+
+  Value parse_number() {
+    const std::size_t start = pos_;
+    bool integral = true;
+    if (peek() == '-') ++pos_;
+    if (peek() == '0') {
+      ++pos_;
+    } else if (peek() >= '1' && peek() <= '9') {
+      while (peek() >= '0' && peek() <= '9') ++pos_;
+    } else {
+      fail("invalid number: expected a digit");
+    }
+    if (peek() == '.') {
+      integral = false;
+      ++pos_;
+      if (!(peek() >= '0' && peek() <= '9')) fail("invalid number: expected a digit after '.'");
+      while (peek() >= '0' && peek() <= '9') ++pos_;
+    }
+    long long exp10 = 0;
+    if (peek() == 'e' || peek() == 'E') {
+      integral = false;
+      ++pos_;
+      bool neg = false;
+      if (peek() == '+' || peek() == '-') neg = s_[pos_++] == '-';
+      if (!(peek() >= '0' && peek() <= '9'))
+        fail("invalid number: expected a digit in the exponent");
+      while (peek() >= '0' && peek() <= '9') {
+        if (exp10 < 1000000) exp10 = exp10 * 10 + (s_[pos_] - '0');
+        ++pos_;
+      }
+      if (neg) exp10 = -exp10;
+    }
+    const char* first = s_.data() + start;
+    const char* last = s_.data() + pos_;
+    Value v;
+    Value::Number n;
+    if (integral) {
+      std::int64_t i = 0;
+      const auto r = std::from_chars(first, last, i);
+      // "-0" stays a double so that it keeps its sign.
+      if (r.ec == std::errc() && r.ptr == last && !(i == 0 && *first == '-')) {
+        n.i = i;
+        n.exact = true;
+      }
+    }
+    const auto r = std::from_chars(first, last, n.d);
+    if (r.ec == std::errc::result_out_of_range) {
+      // Overflow is an error; underflow (a tiny magnitude) reads as a signed zero.
+      if (exp10 < 0 && !huge_mantissa(first, last)) {
+        n.d = *first == '-' ? -0.0 : 0.0;
+      } else {
+        fail_at(start, "number out of the range of a double");
+      }
+    } else if (r.ec != std::errc() || r.ptr != last) {
+      fail_at(start, "invalid number");
+    }
+    v.data_ = n;
+    return v;
+  }
+
+  // Whether the digits before the exponent make the number large despite a negative exponent
+  // (e.g. 1000...000e-5): then an out-of-range result is an overflow, not an underflow.
+  static bool huge_mantissa(const char* first, const char* last) {
+    std::size_t int_digits = 0;
+    const char* p = first;
+    if (*p == '-') ++p;
+    while (p != last && *p >= '0' && *p <= '9') {
+      ++int_digits;
+      ++p;
+    }
+    return int_digits > 300;
+  }
+
+  std::string_view s_;
+  std::string_view source_;
+  std::size_t pos_ = 0;
+};
+
+/// Parses a complete JSON document. `source` (a file name) starts every error message.
+/// Rejects: invalid UTF-8, unescaped control characters, lone surrogates in \u escapes, duplicate
+/// keys, nesting deeper than max_depth, numbers beyond double range, trailing characters.
+/// A leading UTF-8 byte order mark is ignored.
+inline Value parse(std::string_view text, std::string_view source = {}) {
+  return Parser(text, source).parse_document();
+}
+
+}  // namespace attnkit::json
+// ---- end attnkit/io/json.hpp ----
+// ---- begin attnkit/io/npy.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// NumPy .npy files: read any supported dtype at run time, or straight into Tensor<T, R>; write
+// views.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin attnkit/io/detail/file.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private file plumbing of attnkit/io: checked reads and writes, and whole-file memory maps.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define ATTNKIT_IO_HAVE_MMAP 1
+#else
+#define ATTNKIT_IO_HAVE_MMAP 0
+#endif
+
+namespace attnkit::io::detail {
+
+/// Throws file_error "attnkit: <path>: <what>".
+[[noreturn]] inline void fail(const std::string& path, const std::string& what) {
+  throw file_error("attnkit: " + path + ": " + what);
+}
+
+/// The size of a regular file; throws file_error when it is missing or not a regular file.
+inline std::uint64_t regular_file_size(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) fail(path, "cannot open: no such file");
+  if (!std::filesystem::is_regular_file(st)) fail(path, "cannot open: not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) fail(path, "cannot read the file size: " + ec.message());
+  return static_cast<std::uint64_t>(size);
+}
+
+/// A file read from the start, in order; every read is checked against the end of the file.
+class InputFile {
+ public:
+  explicit InputFile(std::string path) : path_(std::move(path)) {
+    size_ = regular_file_size(path_);
+    f_ = std::fopen(path_.c_str(), "rb");
+    if (f_ == nullptr) fail(path_, "cannot open: " + std::generic_category().message(errno));
+  }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile() {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  std::uint64_t size() const noexcept { return size_; }
+  std::uint64_t position() const noexcept { return pos_; }
+  std::uint64_t remaining() const noexcept { return size_ - pos_; }
+
+  /// Reads exactly n bytes; `what` names the part being read in the error message.
+  void read(void* dst, std::size_t n, const char* what) {
+    if (n > remaining())
+      fail(path_, std::string("file is truncated: ") + what + " needs " + std::to_string(n) +
+                      " bytes at offset " + std::to_string(pos_) + ", the file has " +
+                      std::to_string(size_) + " bytes");
+    if (n != 0 && std::fread(dst, 1, n, f_) != n)
+      fail(path_, std::string("read error in ") + what + " (the file changed while being read?)");
+    pos_ += n;
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+/// A file written from the start; removed again when destroyed before commit().
+class OutputFile {
+ public:
+  explicit OutputFile(std::string path) : path_(std::move(path)) {
+    f_ = std::fopen(path_.c_str(), "wb");
+    if (f_ == nullptr)
+      fail(path_, "cannot open for writing: " + std::generic_category().message(errno));
+  }
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (f_ != nullptr) {
+      std::fclose(f_);
+      std::remove(path_.c_str());
+    }
+  }
+
+  void write(const void* src, std::size_t n) {
+    if (n != 0 && std::fwrite(src, 1, n, f_) != n)
+      fail(path_, "write error: " + std::generic_category().message(errno));
+  }
+
+  /// Flushes and closes; throws when that fails (the partial file is removed).
+  void commit() {
+    std::FILE* f = f_;
+    f_ = nullptr;
+    if (std::fclose(f) != 0) {
+      std::remove(path_.c_str());
+      fail(path_, "write error on close: " + std::generic_category().message(errno));
+    }
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+/// The whole contents of a file: memory-mapped read-only when possible, otherwise read into a
+/// 64-byte aligned buffer. Move-only; views into bytes() live as long as this object.
+class FileBytes {
+ public:
+  FileBytes() = default;
+
+  /// \param allow_map false forces the read path (tests use it to cover both paths)
+  static FileBytes load(const std::string& path, bool allow_map) {
+    FileBytes fb;
+#if ATTNKIT_IO_HAVE_MMAP
+    if (allow_map) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        (void)regular_file_size(path);  // a clearer message for a missing or special file
+        fail(path, "cannot open: " + std::generic_category().message(err));
+      }
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path, "cannot open: not a regular file");
+      }
+      const auto size = static_cast<std::uint64_t>(st.st_size);
+      if (size == 0 || size > std::numeric_limits<std::size_t>::max()) {
+        ::close(fd);
+        if (size == 0) return fb;
+        fail(path, "file too large to map");
+      }
+      void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+      ::close(fd);
+      if (p != MAP_FAILED) {
+        fb.map_ = p;
+        fb.data_ = static_cast<const std::byte*>(p);
+        fb.size_ = static_cast<std::size_t>(size);
+        return fb;
+      }
+      // Some file systems cannot map: fall through to reading.
+    }
+#else
+    (void)allow_map;
+#endif
+    InputFile in(path);
+    if (in.size() > std::numeric_limits<std::size_t>::max()) fail(path, "file too large to read");
+    fb.size_ = static_cast<std::size_t>(in.size());
+    fb.owned_ = make_aligned<std::byte>(fb.size_);
+    in.read(fb.owned_.get(), fb.size_, "the file contents");
+    fb.data_ = fb.owned_.get();
+    return fb;
+  }
+
+  FileBytes(FileBytes&& o) noexcept { swap(o); }
+  FileBytes& operator=(FileBytes&& o) noexcept {
+    FileBytes tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes() {
+#if ATTNKIT_IO_HAVE_MMAP
+    if (map_ != nullptr) ::munmap(map_, size_);
+#endif
+  }
+
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  std::size_t size() const noexcept { return size_; }
+  /// Whether the contents are a memory map (zero-copy) rather than a heap copy.
+  bool mapped() const noexcept { return map_ != nullptr; }
+
+ private:
+  void swap(FileBytes& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(owned_, o.owned_);
+    std::swap(map_, o.map_);
+  }
+
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  aligned_ptr<std::byte> owned_;
+  void* map_ = nullptr;
+};
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/file.hpp ----
+// ---- begin attnkit/io/detail/strided.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private helper of attnkit/io: visits a strided array of any rank in C order, run by run.
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+
+namespace attnkit::io::detail {
+
+/// Calls `sink(const std::byte* p, std::size_t count)` for runs of `count` consecutive elements
+/// (each `item` bytes) in C order. `strides` are in elements and not negative. A rank-0 shape is
+/// one element; a shape with a zero extent has none.
+template <class Sink>
+void for_each_run(const std::byte* data, std::span<const index_t> shape,
+                  std::span<const index_t> strides, std::size_t item, Sink&& sink) {
+  const std::size_t rank = shape.size();
+  for (index_t e : shape)
+    if (e == 0) return;
+  if (rank == 0) {
+    sink(data, 1);
+    return;
+  }
+  const index_t inner = shape[rank - 1];
+  const index_t inner_stride = strides[rank - 1];
+  std::vector<index_t> idx(rank, 0);
+  for (;;) {
+    index_t off = 0;
+    for (std::size_t d = 0; d + 1 < rank; ++d) off += idx[d] * strides[d];
+    const std::byte* row = data + off * static_cast<index_t>(item);
+    if (inner_stride == 1 || inner == 1) {
+      sink(row, static_cast<std::size_t>(inner));
+    } else {
+      for (index_t k = 0; k < inner; ++k)
+        sink(row + k * inner_stride * static_cast<index_t>(item), 1);
+    }
+    // Advance the outer index (all dimensions but the last) like an odometer.
+    std::size_t d = rank - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/strided.hpp ----
+
+namespace attnkit::io {
+
+/// An array read from a .npy file: its dtype and shape are known only at run time. Owns its
+/// elements (C order, little-endian, 64-byte aligned). Turn it into a typed tensor with
+/// to_tensor<T, R>() (converting) or look at it with view<T, R>() (dtype must match exactly).
+class NpyArray {
+ public:
+  NpyArray() = default;
+
+  /// A zero-filled array. Throws file_error on a negative extent or an overflowing size.
+  /// \param source names the array in error messages (usually its file)
+  NpyArray(DType dtype, std::vector<index_t> shape, std::string source = "array")
+      : dtype_(dtype), shape_(std::move(shape)), source_(std::move(source)) {
+    size_ = checked_numel(shape_.data(), shape_.size(), itemsize(dtype_), source_);
+    bytes_ = make_aligned<std::byte>(nbytes());
+  }
+
+  DType dtype() const noexcept { return dtype_; }
+  const std::vector<index_t>& shape() const noexcept { return shape_; }
+  std::size_t rank() const noexcept { return shape_.size(); }
+  /// Number of elements.
+  index_t size() const noexcept { return size_; }
+  std::size_t nbytes() const noexcept { return static_cast<std::size_t>(size_) * itemsize(dtype_); }
+  std::byte* bytes() noexcept { return bytes_.get(); }
+  const std::byte* bytes() const noexcept { return bytes_.get(); }
+  /// The file the array came from (for messages).
+  const std::string& source() const noexcept { return source_; }
+
+  /// A read-only view of the elements as T. Throws file_error when the dtype is not exactly T's
+  /// or the rank is not R.
+  /// \tparam T element type whose dtype_of is this array's dtype
+  /// \tparam R expected rank
+  template <class T, std::size_t R>
+  TensorView<const T, R> view() const {
+    check_rank(R);
+    if (dtype_of<T>() != dtype_)
+      throw file_error("attnkit: " + source_ + ": holds " + std::string(dtype_name(dtype_)) +
+                       ", not " + std::string(dtype_name(dtype_of<T>())));
+    return TensorView<const T, R>(reinterpret_cast<const T*>(bytes_.get()), shape_array<R>());
+  }
+
+  /// A tensor of T holding the elements converted by the rules of converts_to (floating values
+  /// never become integers; integers are range-checked). Throws file_error naming the source,
+  /// the expected rank and the array's shape when the rank is not R.
+  /// \tparam T element type of the result
+  /// \tparam R rank of the result
+  template <class T, std::size_t R>
+  Tensor<T, R> to_tensor() const {
+    check_rank(R);
+    Tensor<T, R> t(shape_array<R>());
+    convert_elements<T>(dtype_, bytes_.get(), static_cast<std::size_t>(size_), t.data(), source_);
+    return t;
+  }
+
+ private:
+  void check_rank(std::size_t r) const {
+    if (r != shape_.size())
+      throw shape_error("attnkit: " + source_ + ": expected a rank-" + std::to_string(r) +
+                        " array, the file holds shape " + shape_string(shape_) + " (rank " +
+                        std::to_string(shape_.size()) + ")");
+  }
+  template <std::size_t R>
+  Shape<R> shape_array() const {
+    Shape<R> s{};
+    std::copy(shape_.begin(), shape_.end(), s.begin());
+    return s;
+  }
+
+  DType dtype_ = DType::f32;
+  std::vector<index_t> shape_;
+  index_t size_ = 0;
+  std::string source_;
+  aligned_ptr<std::byte> bytes_ = make_aligned<std::byte>(0);
+};
+
+namespace detail {
+
+/// Longest .npy header attnkit reads (NumPy itself stops at 10000 bytes by default).
+inline constexpr std::size_t npy_max_header = std::size_t{1} << 20;
+
+struct NpyHeader {
+  DType dtype = DType::f32;
+  std::vector<index_t> shape;
+};
+
+/// The dtype of a .npy 'descr' string such as "<f4" or "|b1".
+inline DType npy_dtype(std::string_view descr, const std::string& path) {
+  const auto bad = [&](const std::string& why) -> DType {
+    fail(path, "unsupported dtype '" + std::string(descr) + "'" + why +
+                   " (attnkit reads bool, int8..int64, uint8..uint64, float16, float32, float64)");
+  };
+  if (descr.size() < 2) return bad("");
+  char order = '=';
+  std::string_view rest = descr;
+  if (rest[0] == '<' || rest[0] == '>' || rest[0] == '|' || rest[0] == '=') {
+    order = rest[0];
+    rest.remove_prefix(1);
+  }
+  if (rest.size() != 2) return bad("");
+  const char kind = rest[0];
+  const char size = rest[1];
+  DType d{};
+  switch (kind) {
+    case 'b':
+      if (size != '1') return bad("");
+      d = DType::boolean;
+      break;
+    case 'u':
+    case 'i': {
+      const bool u = kind == 'u';
+      if (size == '1')
+        d = u ? DType::u8 : DType::i8;
+      else if (size == '2')
+        d = u ? DType::u16 : DType::i16;
+      else if (size == '4')
+        d = u ? DType::u32 : DType::i32;
+      else if (size == '8')
+        d = u ? DType::u64 : DType::i64;
+      else
+        return bad("");
+      break;
+    }
+    case 'f':
+      if (size == '2')
+        d = DType::f16;
+      else if (size == '4')
+        d = DType::f32;
+      else if (size == '8')
+        d = DType::f64;
+      else
+        return bad("");
+      break;
+    default:
+      return bad("");
+  }
+  if (order == '>' && itemsize(d) > 1)
+    fail(path, "big-endian dtype '" + std::string(descr) +
+                   "' is not supported; save little-endian data (arr.astype('<" +
+                   std::string(rest) + "'))");
+  return d;
+}
+
+/// Parses the Python dict literal of a .npy header:
+/// {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+class NpyHeaderParser {
+ public:
+  NpyHeaderParser(std::string_view text, const std::string& path) : s_(text), path_(path) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool have_descr = false, have_order = false, have_shape = false;
+    skip_ws();
+    expect('{');
+    for (;;) {
+      skip_ws();
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
+      const std::string key = parse_string("a key");
+      skip_ws();
+      expect(':');
+      skip_ws();
+      if (key == "descr") {
+        if (have_descr) bad("duplicate key 'descr'");
+        have_descr = true;
+        if (peek() == '[') fail(path_, "structured (record) dtypes are not supported");
+        h.dtype = npy_dtype(parse_string("the 'descr' value"), path_);
+      } else if (key == "fortran_order") {
+        if (have_order) bad("duplicate key 'fortran_order'");
+        have_order = true;
+        if (s_.substr(pos_, 4) == "True")
+          fail(path_,
+               "Fortran-order arrays (fortran_order: True) are not supported; save a "
+               "C-order array (np.ascontiguousarray)");
+        if (s_.substr(pos_, 5) != "False") bad("'fortran_order' must be True or False");
+        pos_ += 5;
+      } else if (key == "shape") {
+        if (have_shape) bad("duplicate key 'shape'");
+        have_shape = true;
+        h.shape = parse_shape();
+      } else {
+        bad("unexpected key '" + key + "'");
+      }
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
+      bad("expected ',' or '}'");
+    }
+    skip_ws();
+    if (pos_ != s_.size()) bad("unexpected characters after the dictionary");
+    if (!have_descr) bad("the key 'descr' is missing");
+    if (!have_order) bad("the key 'fortran_order' is missing");
+    if (!have_shape) bad("the key 'shape' is missing");
+    return h;
+  }
+
+ private:
+  [[noreturn]] void bad(const std::string& why) const {
+    fail(path_, "malformed .npy header: " + why);
+  }
+  char peek() const noexcept { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void skip_ws() noexcept {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+  void expect(char c) {
+    if (peek() != c) bad(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  std::string parse_string(const char* what) {
+    const char q = peek();
+    if (q != '\'' && q != '"') bad(std::string("expected a quoted string as ") + what);
+    ++pos_;
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != q) {
+      const auto u = static_cast<unsigned char>(s_[pos_]);
+      if (s_[pos_] == '\\' || u < 0x20 || u >= 0x7f) bad("unsupported character in a string");
+      ++pos_;
+    }
+    if (pos_ >= s_.size()) bad("unterminated string");
+    return std::string(s_.substr(start, pos_++ - start));
+  }
+  std::vector<index_t> parse_shape() {
+    std::vector<index_t> shape;
+    expect('(');
+    for (;;) {
+      skip_ws();
+      if (peek() == ')') {
+        ++pos_;
+        return shape;
+      }
+      if (peek() == '-') fail(path_, "negative extent in the shape");
+      if (!(peek() >= '0' && peek() <= '9')) bad("expected an integer extent in 'shape'");
+      index_t e = 0;
+      while (peek() >= '0' && peek() <= '9') {
+        const int digit = s_[pos_++] - '0';
+        if (e > (std::numeric_limits<index_t>::max() - digit) / 10)
+          fail(path_, "an extent in the shape overflows a 64-bit integer");
+        e = e * 10 + digit;
+      }
+      if (peek() == 'L') ++pos_;  // Python 2 long literal
+      shape.push_back(e);
+      if (shape.size() > 64) bad("more than 64 dimensions");
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() != ')') bad("expected ',' or ')' in 'shape'");
+    }
+  }
+
+  std::string_view s_;
+  const std::string& path_;
+  std::size_t pos_ = 0;
+};
+
+/// The .npy 'descr' of a dtype; bfloat16 has none.
+inline std::string npy_descr(DType d, const std::string& path) {
+  switch (d) {
+    case DType::boolean:
+      return "|b1";
+    case DType::u8:
+      return "|u1";
+    case DType::i8:
+      return "|i1";
+    case DType::u16:
+      return "<u2";
+    case DType::i16:
+      return "<i2";
+    case DType::u32:
+      return "<u4";
+    case DType::i32:
+      return "<i4";
+    case DType::u64:
+      return "<u8";
+    case DType::i64:
+      return "<i8";
+    case DType::f16:
+      return "<f2";
+    case DType::f32:
+      return "<f4";
+    case DType::f64:
+      return "<f8";
+    case DType::bf16:
+      break;
+  }
+  fail(path, "bfloat16 has no .npy dtype; convert to float32 first");
+}
+
+/// Writes a .npy file (version 1.0, or 2.0 when the header needs it) from a strided array.
+inline void write_npy_strided(const std::string& path, DType dtype, const std::byte* data,
+                              std::span<const index_t> shape, std::span<const index_t> strides) {
+  std::string dict =
+      "{'descr': '" + npy_descr(dtype, path) + "', 'fortran_order': False, 'shape': (";
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] < 0) fail(path, "negative extent in the shape " + shape_string(shape));
+    dict += std::to_string(shape[d]);
+    if (shape.size() == 1 || d + 1 < shape.size()) dict += ",";
+    if (d + 1 < shape.size()) dict += " ";
+  }
+  dict += "), }";
+  (void)checked_numel(shape.data(), shape.size(), itemsize(dtype), path);
+  // magic (6) + version (2) + length (2 or 4) + dict + padding + '\n', a multiple of 64 bytes.
+  const bool v2 = dict.size() + 1 + 10 > 65535;
+  const std::size_t prefix = v2 ? 12 : 10;
+  const std::size_t total = (prefix + dict.size() + 1 + 63) / 64 * 64;
+  dict.append(total - prefix - dict.size() - 1, ' ');
+  dict += '\n';
+  std::string head("\x93NUMPY", 6);
+  head += static_cast<char>(v2 ? 2 : 1);
+  head += '\0';
+  const std::uint32_t len = static_cast<std::uint32_t>(dict.size());
+  head += static_cast<char>(len & 0xff);
+  head += static_cast<char>((len >> 8) & 0xff);
+  if (v2) {
+    head += static_cast<char>((len >> 16) & 0xff);
+    head += static_cast<char>((len >> 24) & 0xff);
+  }
+  OutputFile out(path);
+  out.write(head.data(), head.size());
+  out.write(dict.data(), dict.size());
+  const std::size_t item = itemsize(dtype);
+  std::vector<std::byte> buf;
+  buf.reserve(std::size_t{1} << 16);
+  for_each_run(data, shape, strides, item, [&](const std::byte* p, std::size_t count) {
+    const std::size_t n = count * item;
+    if (buf.size() + n > buf.capacity()) {
+      out.write(buf.data(), buf.size());
+      buf.clear();
+      if (n >= buf.capacity()) {
+        out.write(p, n);
+        return;
+      }
+    }
+    buf.insert(buf.end(), p, p + n);
+  });
+  out.write(buf.data(), buf.size());
+  out.commit();
+}
+
+}  // namespace detail
+
+/// Reads a .npy file (format versions 1.0, 2.0 and 3.0; C order; little-endian; dtypes bool,
+/// int8..int64, uint8..uint64, float16, float32, float64). Every size in the header is checked
+/// against the file before anything is allocated or read. Throws file_error naming the file and
+/// the problem (missing file, bad magic, truncated data, Fortran order, big-endian, ...).
+inline NpyArray read_npy(const std::string& path) {
+  detail::InputFile in(path);
+  if (in.size() < 10)
+    detail::fail(path, "not a .npy file: too short (" + std::to_string(in.size()) + " bytes)");
+  unsigned char pre[8];
+  in.read(pre, 8, "the magic string");
+  if (std::memcmp(pre, "\x93NUMPY", 6) != 0)
+    detail::fail(path, "not a .npy file (bad magic string)");
+  const unsigned major = pre[6], minor = pre[7];
+  std::uint32_t header_len = 0;
+  if (major == 1) {
+    unsigned char l[2];
+    in.read(l, 2, "the header length");
+    header_len = static_cast<std::uint32_t>(l[0] | (l[1] << 8));
+  } else if (major == 2 || major == 3) {
+    unsigned char l[4];
+    in.read(l, 4, "the header length");
+    header_len = static_cast<std::uint32_t>(l[0]) | (static_cast<std::uint32_t>(l[1]) << 8) |
+                 (static_cast<std::uint32_t>(l[2]) << 16) |
+                 (static_cast<std::uint32_t>(l[3]) << 24);
+  } else {
+    detail::fail(path, "unsupported .npy format version " + std::to_string(major) + "." +
+                           std::to_string(minor));
+  }
+  if (header_len > detail::npy_max_header)
+    detail::fail(path, "header length " + std::to_string(header_len) + " exceeds the " +
+                           std::to_string(detail::npy_max_header) + "-byte limit");
+  if (header_len > in.remaining())
+    detail::fail(path, "header length " + std::to_string(header_len) +
+                           " runs past the end of the file (" + std::to_string(in.size()) +
+                           " bytes)");
+  std::string header(header_len, '\0');
+  in.read(header.data(), header_len, "the header");
+  const detail::NpyHeader h = detail::NpyHeaderParser(header, path).parse();
+  const index_t n = checked_numel(h.shape.data(), h.shape.size(), itemsize(h.dtype), path);
+  const std::uint64_t need = static_cast<std::uint64_t>(n) * itemsize(h.dtype);
+  if (need > in.remaining())
+    detail::fail(path, "file is truncated: shape " + shape_string(h.shape) + " of " +
+                           std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
+                           " data bytes, the file has " + std::to_string(in.remaining()));
+  if (need < in.remaining())
+    detail::fail(path, "size mismatch: shape " + shape_string(h.shape) + " of " +
+                           std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
+                           " data bytes, the file has " + std::to_string(in.remaining()) +
+                           " (trailing bytes)");
+  NpyArray a(h.dtype, h.shape, path);
+  in.read(a.bytes(), a.nbytes(), "the array data");
+  return a;
+}
+
+/// Reads a .npy file into a Tensor<T, R>, converting by the rules of converts_to: float and
+/// double accept every dtype; integer types accept bool and integer dtypes (range-checked).
+/// Throws shape_error naming the file, R and the file's shape when the rank differs, and
+/// file_error for every problem of the file.
+/// \tparam T element type of the result
+/// \tparam R rank of the result
+template <class T, std::size_t R>
+Tensor<T, R> read_npy_as(const std::string& path) {
+  return read_npy(path).to_tensor<T, R>();
+}
+
+/// Writes a view as a .npy file in C order (whatever its strides). T is bool, an 8..64-bit
+/// integer, float or double. Throws file_error when the file cannot be written (a partial file is
+/// removed).
+/// \tparam T element type, possibly const
+/// \tparam R rank
+template <class T, std::size_t R>
+void write_npy(const std::string& path, TensorView<T, R> v) {
+  constexpr DType dt = dtype_of<T>();
+  const Shape<R>& shape = v.shape();
+  const Strides<R>& strides = v.strides();
+  for (std::size_t d = 0; d < R; ++d)
+    if (strides[d] < 0) detail::fail(path, "write_npy: negative strides are not supported");
+  detail::write_npy_strided(path, dt, reinterpret_cast<const std::byte*>(v.data()),
+                            std::span<const index_t>(shape.data(), R),
+                            std::span<const index_t>(strides.data(), R));
+}
+
+/// Writes a tensor as a .npy file.
+template <class T, std::size_t R>
+void write_npy(const std::string& path, const Tensor<T, R>& t) {
+  write_npy(path, t.view());
+}
+
+/// Writes an NpyArray back to a .npy file (any rank, including 0).
+inline void write_npy(const std::string& path, const NpyArray& a) {
+  std::vector<index_t> strides(a.rank());
+  index_t acc = 1;
+  for (std::size_t d = a.rank(); d-- > 0;) {
+    strides[d] = acc;
+    acc *= std::max<index_t>(a.shape()[d], 1);
+  }
+  detail::write_npy_strided(path, a.dtype(), a.bytes(), a.shape(), strides);
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/npy.hpp ----
+// ---- begin attnkit/io/safetensors.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// safetensors files: checked, memory-mapped reading (zero-copy F32 views) and writing.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace attnkit::io {
+
+/// The safetensors name of a dtype ("F32", "BF16", "BOOL", ...).
+constexpr std::string_view safetensors_dtype_name(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+      return "BOOL";
+    case DType::u8:
+      return "U8";
+    case DType::i8:
+      return "I8";
+    case DType::u16:
+      return "U16";
+    case DType::i16:
+      return "I16";
+    case DType::u32:
+      return "U32";
+    case DType::i32:
+      return "I32";
+    case DType::u64:
+      return "U64";
+    case DType::i64:
+      return "I64";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+  }
+  return "?";
+}
+
+/// What the header says about one tensor.
+struct TensorInfo {
+  DType dtype = DType::f32;
+  std::vector<index_t> shape;
+  /// Byte range [begin, end) relative to the start of the data buffer (after the header).
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+
+  std::size_t rank() const noexcept { return shape.size(); }
+  /// Number of elements.
+  index_t size() const noexcept { return static_cast<index_t>((end - begin) / itemsize(dtype)); }
+  std::uint64_t nbytes() const noexcept { return end - begin; }
+};
+
+/// How SafetensorsFile::open gets at the bytes.
+enum class LoadMode : std::uint8_t {
+  map,   ///< memory-map the file (falls back to read when mapping is unavailable)
+  read,  ///< read the whole file into memory
+};
+
+/// An opened safetensors file. open() checks the whole header against the file before it returns:
+/// the header length, every dtype and shape (with overflow checks), every data_offsets range
+/// (inside the data buffer, begin <= end, end - begin == elements * itemsize) and that no two
+/// tensors overlap. Views returned by view()/view_f32() point into the mapping and stay valid as
+/// long as this object lives. Move-only.
+///
+/// Pitfall: a memory-mapped file that another process truncates while it is mapped makes reads
+/// of the lost pages fault (SIGBUS); use LoadMode::read for files that may change.
+class SafetensorsFile {
+ public:
+  /// Header lengths above this are refused (the reference implementation's limit).
+  static constexpr std::uint64_t max_header = 100000000;
+
+  /// Opens and validates a file. Throws attnkit::error (file_error, or json::parse_error for a
+  /// malformed header) naming the file and the problem.
+  static SafetensorsFile open(const std::string& path, LoadMode mode = LoadMode::map) {
+    SafetensorsFile f;
+    f.path_ = path;
+    f.bytes_ = detail::FileBytes::load(path, mode == LoadMode::map);
+    f.parse_header();
+    return f;
+  }
+
+  SafetensorsFile(SafetensorsFile&&) noexcept = default;
+  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;
+
+  const std::string& path() const noexcept { return path_; }
+  /// Whether the tensors are read from a memory map (zero-copy).
+  bool mapped() const noexcept { return bytes_.mapped(); }
+  /// Tensor names in header order.
+  const std::vector<std::string>& names() const noexcept { return names_; }
+  bool contains(std::string_view name) const { return index_.find(name) != index_.end(); }
+  /// The `__metadata__` string map (empty when absent).
+  const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+
+  /// dtype, shape and byte range of a tensor; throws file_error naming the tensor and file.
+  const TensorInfo& info(std::string_view name) const {
+    const auto it = index_.find(name);
+    if (it == index_.end()) detail::fail(path_, "no tensor named '" + std::string(name) + "'");
+    return infos_[it->second];
+  }
+
+  /// The raw little-endian bytes of a tensor.
+  std::span<const std::byte> raw(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    return bytes_.bytes().subspan(data_start_ + ti.begin, ti.nbytes());
+  }
+
+  /// A zero-copy view of a tensor whose dtype is exactly T's. Throws file_error on another dtype
+  /// or a misaligned tensor, shape_error when the rank is not R.
+  /// \tparam T element type matching the stored dtype
+  /// \tparam R expected rank
+  template <class T, std::size_t R>
+  TensorView<const T, R> view(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    check_rank(name, ti, R);
+    if (ti.dtype != dtype_of<T>())
+      detail::fail(path_, "tensor '" + std::string(name) + "' has dtype " +
+                              std::string(safetensors_dtype_name(ti.dtype)) + ", not " +
+                              std::string(safetensors_dtype_name(dtype_of<T>())) +
+                              " (load() converts)");
+    const std::byte* p = raw(name).data();
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
+      detail::fail(path_, "tensor '" + std::string(name) + "' is not " +
+                              std::to_string(alignof(T)) +
+                              "-byte aligned in the file, so it cannot be viewed in place "
+                              "(load() copies it)");
+    Shape<R> s{};
+    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
+    return TensorView<const T, R>(reinterpret_cast<const T*>(p), s);
+  }
+
+  /// A zero-copy float view of an F32 tensor (see view()).
+  template <std::size_t R>
+  TensorView<const float, R> view_f32(std::string_view name) const {
+    return view<float, R>(name);
+  }
+
+  /// A tensor of T with the tensor's elements converted by the rules of converts_to (F16, BF16,
+  /// F32 and F64 to float exactly or rounded to nearest; integers range-checked). Throws
+  /// shape_error when the rank is not R, file_error when the dtype does not convert.
+  /// \tparam T element type of the result
+  /// \tparam R rank of the result
+  template <class T, std::size_t R>
+  Tensor<T, R> load(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    check_rank(name, ti, R);
+    Shape<R> s{};
+    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
+    Tensor<T, R> t(s);
+    convert_elements<T>(ti.dtype, raw(name).data(), static_cast<std::size_t>(ti.size()), t.data(),
+                        path_ + ": tensor '" + std::string(name) + "'");
+    return t;
+  }
+
+  /// load<float, R>: F32, F16, BF16 (and F64, rounded; integers) as float32.
+  template <std::size_t R>
+  Tensor<float, R> load_f32(std::string_view name) const {
+    return load<float, R>(name);
+  }
+
+ private:
+  SafetensorsFile() = default;
+
+  void check_rank(std::string_view name, const TensorInfo& ti, std::size_t r) const {
+    if (ti.rank() != r)
+      throw shape_error("attnkit: " + path_ + ": tensor '" + std::string(name) +
+                        "': expected rank " + std::to_string(r) + ", the file holds shape " +
+                        shape_string(ti.shape) + " (rank " + std::to_string(ti.rank()) + ")");
+  }
+
+  [[noreturn]] void bad(const std::string& what) const { detail::fail(path_, what); }
+
+  static bool parse_dtype(std::string_view s, DType& d) {
+    static constexpr DType all[] = {DType::boolean, DType::u8,  DType::i8,  DType::u16, DType::i16,
+                                    DType::u32,     DType::i32, DType::u64, DType::i64, DType::f16,
+                                    DType::bf16,    DType::f32, DType::f64};
+    for (DType c : all)
+      if (safetensors_dtype_name(c) == s) {
+        d = c;
+        return true;
+      }
+    return false;
+  }
+
+  static bool non_negative_int(const json::Value& v, std::uint64_t& out) {
+    if (!v.is_integer()) return false;
+    const std::int64_t i = v.as_int();
+    if (i < 0) return false;
+    out = static_cast<std::uint64_t>(i);
+    return true;
+  }
+
+  void parse_header() {
+    const std::span<const std::byte> b = bytes_.bytes();
+    if (b.size() < 8)
+      bad("not a safetensors file: " + std::to_string(b.size()) +
+          " bytes is too short for the 8-byte header length");
+    std::uint64_t n = 0;
+    std::memcpy(&n, b.data(), 8);
+    if (n > max_header)
+      bad("header length " + std::to_string(n) + " exceeds the " + std::to_string(max_header) +
+          "-byte limit");
+    if (n > b.size() - 8)
+      bad("header length " + std::to_string(n) + " runs past the end of the file (" +
+          std::to_string(b.size()) + " bytes)");
+    data_start_ = 8 + static_cast<std::size_t>(n);
+    const std::uint64_t buffer = b.size() - data_start_;
+    const std::string_view text(reinterpret_cast<const char*>(b.data() + 8),
+                                static_cast<std::size_t>(n));
+    const json::Value root = json::parse(text, path_ + " (safetensors header)");
+    if (!root.is_object()) bad("the header is not a JSON object");
+
+    struct Range {
+      std::uint64_t begin, end;
+      std::size_t index;
+    };
+    std::vector<Range> ranges;
+    for (const auto& [name, v] : root.as_object()) {
+      if (name == "__metadata__") {
+        if (v.is_null()) continue;
+        if (!v.is_object()) bad("__metadata__ is not an object of strings");
+        for (const auto& [k, mv] : v.as_object()) {
+          if (!mv.is_string()) bad("__metadata__ value of '" + k + "' is not a string");
+          metadata_.emplace(k, mv.as_string());
+        }
+        continue;
+      }
+      const std::string t = "tensor '" + name + "'";
+      if (!v.is_object()) bad(t + ": entry is not an object");
+      const json::Value* dt = v.find("dtype");
+      const json::Value* sh = v.find("shape");
+      const json::Value* off = v.find("data_offsets");
+      if (dt == nullptr) bad(t + ": missing key 'dtype'");
+      if (sh == nullptr) bad(t + ": missing key 'shape'");
+      if (off == nullptr) bad(t + ": missing key 'data_offsets'");
+      TensorInfo ti;
+      if (!dt->is_string()) bad(t + ": 'dtype' is not a string");
+      if (!parse_dtype(dt->as_string(), ti.dtype))
+        bad(t + ": unknown or unsupported dtype '" + dt->as_string() +
+            "' (attnkit reads BOOL, U8..U64, I8..I64, F16, BF16, F32, F64)");
+      if (!sh->is_array()) bad(t + ": 'shape' is not an array");
+      for (const json::Value& e : sh->as_array()) {
+        std::uint64_t x = 0;
+        if (!non_negative_int(e, x))
+          bad(t + ": 'shape' holds " + e.describe() + ", expected a non-negative integer");
+        ti.shape.push_back(static_cast<index_t>(x));
+      }
+      const index_t count =
+          checked_numel(ti.shape.data(), ti.shape.size(), itemsize(ti.dtype), path_ + ": " + t);
+      if (!off->is_array() || off->size() != 2 ||
+          !non_negative_int(off->at(std::size_t{0}), ti.begin) ||
+          !non_negative_int(off->at(std::size_t{1}), ti.end))
+        bad(t + ": 'data_offsets' must be two non-negative integers [begin, end]");
+      if (ti.begin > ti.end)
+        bad(t + ": data_offsets begin " + std::to_string(ti.begin) + " > end " +
+            std::to_string(ti.end));
+      if (ti.end > buffer)
+        bad(t + ": data_offsets [" + std::to_string(ti.begin) + ", " + std::to_string(ti.end) +
+            ") out of range: the data buffer has " + std::to_string(buffer) + " bytes");
+      const std::uint64_t need = static_cast<std::uint64_t>(count) * itemsize(ti.dtype);
+      if (ti.end - ti.begin != need)
+        bad(t + ": size mismatch: shape " + shape_string(ti.shape) + " of " +
+            std::string(safetensors_dtype_name(ti.dtype)) + " needs " + std::to_string(need) +
+            " bytes, data_offsets span " + std::to_string(ti.end - ti.begin));
+      if (need != 0) ranges.push_back({ti.begin, ti.end, infos_.size()});
+      index_.emplace(name, infos_.size());
+      names_.push_back(name);
+      infos_.push_back(std::move(ti));
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& x, const Range& y) { return x.begin < y.begin; });
+    for (std::size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].begin < ranges[i - 1].end)
+        bad("tensors '" + names_[ranges[i - 1].index] + "' and '" + names_[ranges[i].index] +
+            "' overlap in the data buffer");
+  }
+
+  std::string path_;
+  detail::FileBytes bytes_;
+  std::size_t data_start_ = 0;
+  std::vector<std::string> names_;
+  std::vector<TensorInfo> infos_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// One tensor to write: a name, a strided array of any rank, and the dtype to store it as.
+/// Built implicitly from (name, view or tensor) or (name, view or tensor, dtype), so
+/// `write_safetensors(path, {{"w", w}, {"b", b.view(), DType::bf16}})` works.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::f32;     ///< element type in memory
+  DType store_as = DType::f32;  ///< element type in the file
+  std::vector<index_t> shape;
+  std::vector<index_t> strides;  ///< in elements
+  const std::byte* data = nullptr;
+
+  /// \tparam T element type (possibly const); stored as is unless `store` says otherwise:
+  ///   float and double may be stored as F16, BF16, F32 or F64 (rounded to nearest even);
+  ///   other types only as themselves.
+  /// \tparam R rank
+  template <class T, std::size_t R>
+  SafetensorsEntry(std::string tensor_name, TensorView<T, R> v, DType store = dtype_of<T>())
+      : name(std::move(tensor_name)),
+        dtype(dtype_of<T>()),
+        store_as(store),
+        shape(v.shape().begin(), v.shape().end()),
+        strides(v.strides().begin(), v.strides().end()),
+        data(reinterpret_cast<const std::byte*>(v.data())) {}
+
+  template <class T, std::size_t R>
+  SafetensorsEntry(std::string tensor_name, const Tensor<T, R>& t, DType store = dtype_of<T>())
+      : SafetensorsEntry(std::move(tensor_name), t.view(), store) {}
+};
+
+namespace detail {
+
+// Converts `count` elements of a floating `from` dtype (f32 or f64) to `to`, appending bytes.
+inline void append_converted(DType from, const std::byte* p, std::size_t count, DType to,
+                             std::vector<std::byte>& out) {
+  const std::size_t in_item = itemsize(from), out_item = itemsize(to);
+  const std::size_t base = out.size();
+  out.resize(base + count * out_item);
+  std::byte* o = out.data() + base;
+  for (std::size_t i = 0; i < count; ++i) {
+    double d = 0;
+    if (from == DType::f32)
+      d = load_le<float>(p + i * in_item);
+    else
+      d = load_le<double>(p + i * in_item);
+    if (to == DType::f64) {
+      std::memcpy(o + i * 8, &d, 8);
+    } else if (to == DType::f32) {
+      const float f = static_cast<float>(d);
+      std::memcpy(o + i * 4, &f, 4);
+    } else {
+      const float f = static_cast<float>(d);
+      const std::uint16_t h = to == DType::f16 ? f32_to_f16(f) : f32_to_bf16(f);
+      std::memcpy(o + i * 2, &h, 2);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Writes a safetensors file: tensors in order of decreasing item size (so every tensor is aligned
+/// to its item size), data contiguous, the JSON header padded with spaces to a multiple of 8
+/// bytes, `metadata` as `__metadata__`. Throws file_error for a duplicate, reserved or non-UTF-8
+/// name, an unsupported store dtype, or a write failure (a partial file is removed).
+inline void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
+                              const std::map<std::string, std::string>& metadata = {}) {
+  std::vector<std::size_t> order(tensors.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return itemsize(tensors[a].store_as) > itemsize(tensors[b].store_as);
+  });
+  json::Value header = json::Value::object();
+  try {
+    if (!metadata.empty()) {
+      json::Value m = json::Value::object();
+      for (const auto& [k, v] : metadata) m.insert(k, json::Value::string(v));
+      header.insert("__metadata__", std::move(m));
+    }
+    std::uint64_t offset = 0;
+    for (std::size_t i : order) {
+      const SafetensorsEntry& e = tensors[i];
+      const std::string t = "tensor '" + e.name + "'";
+      if (e.name == "__metadata__") detail::fail(path, "'__metadata__' is not a valid tensor name");
+      if (e.shape.size() != e.strides.size())
+        detail::fail(path, t + ": shape and strides differ in rank");
+      for (index_t s : e.strides)
+        if (s < 0) detail::fail(path, t + ": negative strides are not supported");
+      const bool same = e.store_as == e.dtype;
+      const bool floating_source = e.dtype == DType::f32 || e.dtype == DType::f64;
+      if (!same && !(floating_source && is_floating(e.store_as)))
+        detail::fail(path, t + ": cannot store " + std::string(dtype_name(e.dtype)) + " as " +
+                               std::string(safetensors_dtype_name(e.store_as)));
+      const index_t count =
+          checked_numel(e.shape.data(), e.shape.size(), itemsize(e.store_as), path + ": " + t);
+      const std::uint64_t nbytes = static_cast<std::uint64_t>(count) * itemsize(e.store_as);
+      json::Value shape = json::Value::array();
+      for (index_t s : e.shape) shape.push_back(json::Value::integer(s));
+      json::Value offs = json::Value::array();
+      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset)));
+      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset + nbytes)));
+      json::Value entry = json::Value::object();
+      entry.insert("dtype", json::Value::string(std::string(safetensors_dtype_name(e.store_as))));
+      entry.insert("shape", std::move(shape));
+      entry.insert("data_offsets", std::move(offs));
+      if (header.contains(e.name)) detail::fail(path, "duplicate tensor name '" + e.name + "'");
+      header.insert(e.name, std::move(entry));
+      offset += nbytes;
+    }
+  } catch (const json::access_error& err) {
+    detail::fail(path, std::string("cannot write the header: ") + err.what());
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::access_error& err) {
+    detail::fail(path, std::string("cannot write the header: ") + err.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::uint64_t n = text.size();
+  detail::OutputFile out(path);
+  out.write(&n, 8);
+  out.write(text.data(), text.size());
+  std::vector<std::byte> buf;
+  constexpr std::size_t chunk = std::size_t{1} << 16;
+  for (std::size_t i : order) {
+    const SafetensorsEntry& e = tensors[i];
+    const std::size_t item = itemsize(e.dtype);
+    detail::for_each_run(e.data, e.shape, e.strides, item,
+                         [&](const std::byte* p, std::size_t count) {
+                           if (e.store_as == e.dtype)
+                             buf.insert(buf.end(), p, p + count * item);
+                           else
+                             detail::append_converted(e.dtype, p, count, e.store_as, buf);
+                           if (buf.size() >= chunk) {
+                             out.write(buf.data(), buf.size());
+                             buf.clear();
+                           }
+                         });
+  }
+  out.write(buf.data(), buf.size());
+  out.commit();
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/safetensors.hpp ----
 // ---- begin attnkit/simd/arch.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
