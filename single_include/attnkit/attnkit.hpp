@@ -755,7 +755,671 @@ class StridedView {
 // General matrix multiply over strided operands: the interface every contraction in attnkit
 // computes on. C = alpha · op(A) · op(B) + beta · C with any row/column strides (in elements),
 // so transposes are stride swaps and no copy is needed to call it.
+//
+// Implementation: kernel/packed_gemm.hpp (packed, cache-blocked, OpenMP over the outer blocks)
+// for everything but tiny products, which go to kernel/tile_gemm.hpp when B and C have
+// contiguous rows. The architecture (AVX-512, AVX2+FMA, SSE2) is picked once per call.
+// Results are bit-identical whatever the thread count.
 
+// ---- begin attnkit/kernel/packed_gemm.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The packed GEMM behind kernel::gemm: a register-blocked broadcast-FMA micro-kernel, cache
+// blocking (NC / KC / MC, the BLIS loop order) and packing of A and B panels into aligned
+// per-thread buffers, for fp32 and fp64 on every kernel architecture.
+//
+// Loops (BLIS order):   for jc in n by NC            B block [KC, NC] packed once, shared
+//                         for pc in k by KC          (packed cooperatively by all threads)
+//                           for ic in m by MC        A block [MC, KC] packed per thread (L2)
+//                             for jr in NC by NR     B micro-panel [KC, NR] stays in L1
+//                               for ir in MC by MR   micro-kernel: C[MR, NR] += A·B over KC
+// Threads split the (ic, jr) space of each (jc, pc) step into a gi × gj grid; the k loop is never
+// split, so every C element is summed in the same k order whatever the thread count (results
+// are bit-identical for 1 or N threads).
+
+// ---- begin attnkit/simd/batch.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Batch aliases, horizontal reductions and tail (partial) loads/stores over xsimd batches.
+//
+// Everything here is templated on the xsimd architecture tag (simd::avx512, simd::avx2,
+// simd::generic) so each ISA gets its own instantiation. xsimd 8.1 has no masked load/store and
+// no horizontal max: they are implemented here (AVX-512 mask intrinsics, AVX2/SSE2 shuffles or a
+// stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
+
+// ---- begin attnkit/simd/arch.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The SIMD architectures attnkit's kernels are instantiated for, and run-time dispatch among
+// them. The only layer that names xsimd is simd/.
+//
+// Every kernel is `template <class Arch, ...>` over xsimd batches. `dispatch(f)` calls
+// `f(Arch{})` once per call with the best architecture of `kernel_archs` that is both compiled
+// into this translation unit (enabled by the compiler flags: -march=native or x86-64-v4 enables
+// all three) and supported by the CPU at run time. A TU built for baseline x86-64 still runs,
+// on the generic SSE2 kernels.
+
+#include <xsimd/xsimd.hpp>
+
+#include <utility>
+
+/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
+/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
+/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
+/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
+/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
+/// keeps -Werror builds of any caller clean. Other compilers: no effect.
+#if defined(__GNUC__) && !defined(__clang__)
+#define ATTNKIT_SIMD_WARNINGS_PUSH \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
+#else
+#define ATTNKIT_SIMD_WARNINGS_PUSH
+#define ATTNKIT_SIMD_WARNINGS_POP
+#endif
+
+namespace attnkit::simd {
+
+using avx512 = xsimd::avx512bw;
+using avx2 = xsimd::fma3<xsimd::avx2>;
+using generic = xsimd::sse2;
+
+/// The architectures kernels are instantiated for, best first.
+using kernel_archs = xsimd::arch_list<avx512, avx2, generic>;
+
+/// Whether Arch is compiled into this TU (the compiler flags enable it).
+template <class Arch>
+inline constexpr bool arch_compiled = Arch::supported();
+
+/// Whether Arch is compiled in and the CPU supports it.
+template <class Arch>
+inline bool arch_available() noexcept {
+  if constexpr (!arch_compiled<Arch>) {
+    return false;
+  } else {
+    return xsimd::available_architectures().best >= Arch::version();
+  }
+}
+
+/// Calls f(Arch{}) with the best available architecture of kernel_archs; returns its result.
+template <class F>
+decltype(auto) dispatch(F&& f) {
+  if constexpr (arch_compiled<avx512>) {
+    if (arch_available<avx512>()) return std::forward<F>(f)(avx512{});
+  }
+  if constexpr (arch_compiled<avx2>) {
+    if (arch_available<avx2>()) return std::forward<F>(f)(avx2{});
+  }
+  return std::forward<F>(f)(generic{});
+}
+
+/// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
+inline const char* dispatch_arch_name() {
+  return dispatch([](auto arch) { return decltype(arch)::name(); });
+}
+
+}  // namespace attnkit::simd
+// ---- end attnkit/simd/arch.hpp ----
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+/// An xsimd register of T for architecture Arch (e.g. batch<float, avx512> holds 16 floats).
+/// \tparam T element type (float, double, std::int32_t, ...)
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+using batch = xsimd::batch<T, Arch>;
+
+/// The lane mask type matching batch<T, Arch>.
+/// \tparam T element type
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+using batch_bool = xsimd::batch_bool<T, Arch>;
+
+/// Number of T lanes in one register of Arch.
+/// \tparam T element type
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline constexpr index_t width = static_cast<index_t>(xsimd::batch<T, Arch>::size);
+
+/// Whether Arch has the AVX-512 mask registers (used for masked tails and reductions).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline constexpr bool has_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
+
+/// Whether Arch has 256-bit AVX registers.
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline constexpr bool has_avx = std::is_base_of_v<xsimd::avx, Arch>;
+
+/// Sum of all lanes of x.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline T reduce_add(const batch<T, Arch>& x) noexcept {
+  return xsimd::hadd(x);
+}
+
+/// Maximum of all lanes of x. If a lane is NaN the result is unspecified (NaN or another lane):
+/// callers that need NaN propagation test for it separately.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline T reduce_max(const batch<T, Arch>& x) noexcept {
+  static_assert(std::is_floating_point_v<T>, "attnkit: reduce_max needs a float or double batch");
+  if constexpr (has_avx512<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      return _mm512_reduce_max_ps(x);
+    } else {
+      return _mm512_reduce_max_pd(x);
+    }
+  } else if constexpr (has_avx<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+      m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+      m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+      return _mm_cvtss_f32(m);
+    } else {
+      __m128d m = _mm_max_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+      m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+      return _mm_cvtsd_f64(m);
+    }
+  } else {
+    alignas(64) T lanes[batch<T, Arch>::size];
+    x.store_aligned(lanes);
+    T m = lanes[0];
+    for (std::size_t i = 1; i < batch<T, Arch>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
+    return m;
+  }
+}
+
+namespace detail {
+/// AVX-512 mask with the low n bits set (0 <= n <= 16).
+inline unsigned mask_low_bits(index_t n) noexcept {
+  return n >= 32 ? ~0u : (1u << static_cast<unsigned>(n)) - 1u;
+}
+}  // namespace detail
+
+/// Loads the first n elements at p (0 <= n <= width) into the low lanes; the other lanes hold
+/// `fill`. Never reads p[n] or beyond (AVX-512 masked load, otherwise a stack buffer).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
+  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
+  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
+  } else {
+    alignas(64) T buf[batch<T, Arch>::size];
+    std::fill(buf, buf + batch<T, Arch>::size, fill);
+    if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(T));
+    return batch<T, Arch>::load_aligned(buf);
+  }
+}
+
+/// Stores the low n lanes of x to p[0..n) (0 <= n <= width); never writes p[n] or beyond.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline void store_partial(T* p, const batch<T, Arch>& x, index_t n) noexcept {
+  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(detail::mask_low_bits(n)), x);
+  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(detail::mask_low_bits(n)), x);
+  } else {
+    alignas(64) T buf[batch<T, Arch>::size];
+    x.store_aligned(buf);
+    if (n > 0) std::memcpy(p, buf, static_cast<std::size_t>(n) * sizeof(T));
+  }
+}
+
+/// Loads width elements from p (no alignment required).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T element type
+template <class Arch, class T>
+inline batch<T, Arch> loadu(const T* p) noexcept {
+  return batch<T, Arch>::load_unaligned(p);
+}
+
+/// Stores width elements to p (no alignment required).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T element type
+template <class Arch, class T>
+inline void storeu(T* p, const batch<T, Arch>& x) noexcept {
+  x.store_unaligned(p);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/batch.hpp ----
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+
+namespace attnkit::kernel {
+
+/// Register and cache blocking of the packed GEMM for element type T on architecture Arch.
+/// mr × (nv · width) is the micro-tile held in registers; kc, mc, nc are the cache blocks
+/// (kc · nr elements of B stay in L1, mc · kc of A in L2, kc · nc of B in L3).
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+struct GemmBlocking {
+  static constexpr int mr = simd::has_avx512<Arch> ? 14 : (simd::has_avx<Arch> ? 6 : 4);
+  static constexpr int nv = 2;
+  static constexpr int nr = nv * static_cast<int>(simd::width<T, Arch>);
+  static constexpr index_t kc = 256;
+  static constexpr index_t mc = mr * (simd::has_avx512<Arch> ? 24 : 32);
+  static constexpr index_t nc = 2048;
+};
+
+namespace detail {
+
+/// Calls f(std::integral_constant<int, 0>{}) ... f(std::integral_constant<int, N - 1>{}): a loop
+/// the compiler unrolls for sure, so register arrays indexed by I stay in registers.
+template <int N, class F>
+[[gnu::always_inline]] inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
+
+/// A per-thread growable scratch buffer (slot 0: packed A, 1: packed B, 2: tile_gemm_nt), aligned,
+/// kept for the life of the thread so repeated GEMMs do not allocate.
+template <class T>
+inline T* scratch(int slot, std::size_t n) {
+  struct Buffer {
+    aligned_ptr<unsigned char> data;
+    std::size_t bytes = 0;
+  };
+  thread_local Buffer buffers[3];
+  Buffer& b = buffers[slot];
+  const std::size_t need = n * sizeof(T);
+  if (need > b.bytes) {
+    b.data = make_aligned<unsigned char>(need);
+    b.bytes = need;
+  }
+  return reinterpret_cast<T*>(b.data.get());
+}
+
+}  // namespace detail
+
+/// The micro-kernel: acc[MR, NR] = Σ_p a[p, 0..MR) ⊗ b[p, 0..NR) over kc packed steps, then
+/// C[0..m_rem, 0..n_rem) = alpha · acc + beta · C (C not read when beta == 0).
+/// a: packed A micro-panel, kc × MR (column of MR values per k step);
+/// b: packed B micro-panel, kc × NR, 64-byte aligned.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+/// \tparam MR rows of the register tile
+/// \tparam NV vectors per row of the register tile (NR = NV · width)
+template <class T, class Arch, int MR, int NV>
+[[gnu::hot]] inline void gemm_micro_kernel(index_t kc, const T* __restrict a,
+                                           const T* __restrict b, T alpha, T beta, T* c,
+                                           index_t rs_c, index_t cs_c, index_t m_rem,
+                                           index_t n_rem) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr int w = static_cast<int>(B::size);
+  constexpr int nr = NV * w;
+  B acc[MR][NV];
+  detail::static_for<MR>([&](auto i) {
+    detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); });
+  });
+  for (index_t p = 0; p < kc; ++p) {
+    B bv[NV];
+    detail::static_for<NV>([&](auto v) { bv[v] = B::load_aligned(b + v * w); });
+    detail::static_for<MR>([&](auto i) {
+      const B ai(a[i]);
+      detail::static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]); });
+    });
+    a += MR;
+    b += nr;
+  }
+  const B av(alpha);
+  if (cs_c == 1 && m_rem == MR && n_rem == nr) {
+    if (beta == T(0)) {
+      detail::static_for<MR>([&](auto i) {
+        detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
+      });
+    } else {
+      const B bv(beta);
+      detail::static_for<MR>([&](auto i) {
+        detail::static_for<NV>([&](auto v) {
+          T* cp = c + i * rs_c + v * w;
+          xsimd::fma(acc[i][v], av, bv * B::load_unaligned(cp)).store_unaligned(cp);
+        });
+      });
+    }
+    return;
+  }
+  alignas(64) T tile[MR * nr];
+  detail::static_for<MR>([&](auto i) {
+    detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_aligned(tile + i * nr + v * w); });
+  });
+  for (index_t i = 0; i < m_rem; ++i) {
+    for (index_t j = 0; j < n_rem; ++j) {
+      T& cij = c[i * rs_c + j * cs_c];
+      cij = beta == T(0) ? tile[i * nr + j] : tile[i * nr + j] + beta * cij;
+    }
+  }
+}
+
+/// Packs rows [0, mc) × cols [0, kc) of strided A (a0 = &A(0, 0)) into MR-row micro-panels:
+/// panel r holds A(r·MR + i, p) at dst[r·MR·kc + p·MR + i], rows past mc zero.
+/// \tparam T float or double
+/// \tparam MR micro-panel height
+template <class T, int MR>
+inline void pack_a(index_t mc, index_t kc, const T* a0, index_t rs, index_t cs, T* dst) noexcept {
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const index_t mr = std::min<index_t>(MR, mc - ir);
+    T* d = dst + ir * kc;
+    if (cs == 1 && mr == MR) {
+      // Rows contiguous along k: read MR rows side by side.
+      const T* src[MR];
+      for (int i = 0; i < MR; ++i) src[i] = a0 + (ir + i) * rs;
+      for (index_t p = 0; p < kc; ++p)
+        for (int i = 0; i < MR; ++i) d[p * MR + i] = src[i][p];
+    } else {
+      for (index_t p = 0; p < kc; ++p) {
+        const T* col = a0 + ir * rs + p * cs;
+        for (index_t i = 0; i < mr; ++i) d[p * MR + i] = col[i * rs];
+        for (index_t i = mr; i < MR; ++i) d[p * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+/// Packs rows [0, kc) × cols [0, nc) of strided B (b0 = &B(0, 0)) into NR-column micro-panels:
+/// panel q holds B(p, q·NR + j) at dst[q·NR·kc + p·NR + j], columns past nc zero. Only panels
+/// [q0, q1) are packed (threads share the work).
+/// \tparam T float or double
+/// \tparam NR micro-panel width
+template <class T, int NR>
+inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst,
+                   index_t q0, index_t q1) noexcept {
+  for (index_t q = q0; q < q1; ++q) {
+    const index_t j0 = q * NR;
+    const index_t nr = std::min<index_t>(NR, nc - j0);
+    T* d = dst + j0 * kc;
+    if (cs == 1) {
+      for (index_t p = 0; p < kc; ++p) {
+        const T* src = b0 + p * rs + j0;
+        T* dp = d + p * NR;
+        if (nr == NR) {
+          std::copy_n(src, NR, dp);
+        } else {
+          std::copy_n(src, nr, dp);
+          std::fill(dp + nr, dp + NR, T(0));
+        }
+      }
+    } else {
+      // Columns contiguous along k (a transposed B): read each column once.
+      for (index_t j = 0; j < nr; ++j) {
+        const T* src = b0 + (j0 + j) * cs;
+        for (index_t p = 0; p < kc; ++p) d[p * NR + j] = src[p * rs];
+      }
+      for (index_t j = nr; j < NR; ++j)
+        for (index_t p = 0; p < kc; ++p) d[p * NR + j] = T(0);
+    }
+  }
+}
+
+/// C = alpha · A · B + beta · C for strided operands (element (i, j) of X at
+/// x + i · rs_x + j · cs_x), on `threads` OpenMP threads (1: serial, no parallel region).
+/// Requires m, n, k > 0 and alpha != 0; C must not alias A or B. Results do not depend on
+/// `threads`.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+[[gnu::noinline]] void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a,
+                                   index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
+                                   index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c,
+                                   int threads) {
+  using Blk = GemmBlocking<T, Arch>;
+  constexpr int MR = Blk::mr;
+  constexpr int NR = Blk::nr;
+  const index_t nc_max = std::min<index_t>(Blk::nc, (n + NR - 1) / NR * NR);
+  const index_t kc_max = std::min<index_t>(Blk::kc, k);
+  T* bpack = detail::scratch<T>(1, static_cast<std::size_t>(kc_max * nc_max));
+
+  // nt: the team's actual size (OpenMP may give fewer threads than asked for).
+  auto body = [&](int tid, int nt) {
+    // Thread grid: gi row parts × gj column parts, gi the largest divisor of nt that leaves
+    // each row part at least 2·MR rows.
+    int gi = 1;
+    for (int d = nt; d >= 1; --d) {
+      if (nt % d == 0 && (m + d - 1) / d >= 2 * MR) {
+        gi = d;
+        break;
+      }
+    }
+    const int gj = nt / gi;
+    const index_t rows_per = ((m + gi - 1) / gi + MR - 1) / MR * MR;
+    const int ti = tid % gi;
+    const int tj = tid / gi;
+    const index_t row_begin = std::min<index_t>(m, ti * rows_per);
+    const index_t row_end = std::min<index_t>(m, row_begin + rows_per);
+    T* apack = detail::scratch<T>(0, static_cast<std::size_t>(Blk::mc * kc_max));
+    for (index_t jc = 0; jc < n; jc += Blk::nc) {
+      const index_t nc = std::min<index_t>(Blk::nc, n - jc);
+      const index_t panels = (nc + NR - 1) / NR;
+      const index_t pan_per_thread = (panels + nt - 1) / nt;
+      const index_t pan_per_col = (panels + gj - 1) / gj;
+      const index_t q_begin = std::min<index_t>(panels, tj * pan_per_col);
+      const index_t q_end = std::min<index_t>(panels, q_begin + pan_per_col);
+      for (index_t pc = 0; pc < k; pc += Blk::kc) {
+        const index_t kc = std::min<index_t>(Blk::kc, k - pc);
+        const T beta_eff = pc == 0 ? beta : T(1);
+        const index_t pb0 = std::min<index_t>(panels, tid * pan_per_thread);
+        const index_t pb1 = std::min<index_t>(panels, pb0 + pan_per_thread);
+        pack_b<T, NR>(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack, pb0, pb1);
+#if defined(_OPENMP)
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+        for (index_t ic = row_begin; ic < row_end; ic += Blk::mc) {
+          const index_t mc = std::min<index_t>(Blk::mc, row_end - ic);
+          pack_a<T, MR>(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, apack);
+          for (index_t q = q_begin; q < q_end; ++q) {
+            const index_t jr = q * NR;
+            const T* bp = bpack + jr * kc;
+            for (index_t ir = 0; ir < mc; ir += MR) {
+              gemm_micro_kernel<T, Arch, MR, Blk::nv>(
+                  kc, apack + ir * kc, bp, alpha, beta_eff, c + (ic + ir) * rs_c + (jc + jr) * cs_c,
+                  rs_c, cs_c, std::min<index_t>(MR, mc - ir), std::min<index_t>(NR, nc - jr));
+            }
+          }
+        }
+#if defined(_OPENMP)
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+      }
+    }
+  };
+
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+}  // namespace attnkit::kernel
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/kernel/packed_gemm.hpp ----
+// ---- begin attnkit/kernel/tile_gemm.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The small-tile GEMM the fused attention kernel calls inside its tiles: no packing, no
+// threads, no allocation (except tile_gemm_nt's per-thread transpose buffer).
+//
+//   tile_gemm<Arch>(m, n, k, alpha, a, rs_a, cs_a, b, ldb, beta, c, ldc)
+//       C[m, n] = alpha · A[m, k] · B[k, n] + beta · C[m, n]
+//       A strided (element (i, p) at a[i·rs_a + p·cs_a]); B and C row-major with contiguous
+//       rows (B(p, j) = b[p·ldb + j], C(i, j) = c[i·ldc + j]). beta == 0: C is not read.
+//       Use it for O += P · V (P [Bq, Bk], V [Bk, D] as rows) and, with B = Kᵀ held as rows
+//       [D, Bk], for S = Q · Kᵀ.
+//   tile_gemm_nt<Arch>(m, n, k, alpha, a, lda, bt, ldbt, beta, c, ldc)
+//       the same with B given transposed as rows: B(p, j) = bt[j·ldbt + p] (S = Q · Kᵀ from K
+//       tiles [Bk, D] directly); transposes bt into a per-thread buffer, then tile_gemm.
+//
+// Register tile: MR rows × NV vectors, broadcast A(i, p), FMA into NV row vectors of B; the
+// last n mod width columns use masked (partial) loads/stores, never touching past column n.
+// Sums run over p = 0..k-1 in order for every element (deterministic).
+// Templated only on (T, Arch) at the entry and (T, Arch, MR, NV, partial) inside, so every
+// attention policy shares one instantiation.
+
+
+#include <algorithm>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+
+namespace attnkit::kernel {
+
+/// Register tile of tile_gemm for (T, Arch): mr rows × nv vectors.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+struct TileGemmBlocking {
+  static constexpr int mr = simd::has_avx512<Arch> ? 6 : 4;
+  static constexpr int nv = simd::has_avx512<Arch> ? 4 : (simd::has_avx<Arch> ? 3 : 2);
+};
+
+namespace detail {
+
+/// One MR × (NV vectors) block of tile_gemm; with Partial the last vector holds only
+/// `last` (< width) columns.
+template <class T, class Arch, int MR, int NV, bool Partial>
+inline void tile_block(index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a, const T* b,
+                       index_t ldb, T beta, T* c, index_t ldc, index_t last) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr int w = static_cast<int>(B::size);
+  B acc[MR][NV];
+  static_for<MR>([&](auto i) { static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); }); });
+  for (index_t p = 0; p < k; ++p) {
+    const T* bp = b + p * ldb;
+    B bv[NV];
+    static_for<NV>([&](auto v) {
+      if constexpr (Partial && v == NV - 1) {
+        bv[v] = simd::load_partial<Arch>(bp + v * w, last);
+      } else {
+        bv[v] = B::load_unaligned(bp + v * w);
+      }
+    });
+    static_for<MR>([&](auto i) {
+      const B ai(a[i * rs_a + p * cs_a]);
+      static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]); });
+    });
+  }
+  const B av(alpha);
+  const B bev(beta);
+  static_for<MR>([&](auto i) {
+    static_for<NV>([&](auto v) {
+      T* cp = c + i * ldc + v * w;
+      constexpr bool partial = Partial && v == NV - 1;
+      B out = acc[i][v] * av;
+      if (beta != T(0)) {
+        const B old = partial ? simd::load_partial<Arch>(cp, last) : B::load_unaligned(cp);
+        out = xsimd::fma(bev, old, out);
+      }
+      if constexpr (partial) {
+        simd::store_partial<Arch>(cp, out, last);
+      } else {
+        out.store_unaligned(cp);
+      }
+    });
+  });
+}
+
+/// Rows [0, MR) of tile_gemm over all n columns: full NV-vector chunks, then the remainder.
+template <class T, class Arch, int MR, int NV>
+inline void tile_rows(index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a,
+                      const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept {
+  constexpr index_t w = simd::width<T, Arch>;
+  index_t j = 0;
+  for (; j + NV * w <= n; j += NV * w)
+    tile_block<T, Arch, MR, NV, false>(k, alpha, a, rs_a, cs_a, b + j, ldb, beta, c + j, ldc, 0);
+  const index_t rem = n - j;
+  if (rem == 0) return;
+  const index_t full = rem / w;
+  const index_t last = rem % w;
+  // rem < NV·w: dispatch on the number of vectors (full + partial) it needs.
+  auto run = [&](auto nvec, auto partial) {
+    tile_block<T, Arch, MR, decltype(nvec)::value, decltype(partial)::value>(
+        k, alpha, a, rs_a, cs_a, b + j, ldb, beta, c + j, ldc, last);
+  };
+  static_for<NV>([&](auto v) {  // v + 1 vectors
+    if constexpr (v + 1 <= NV) {
+      if (last == 0 && full == v + 1) run(std::integral_constant<int, v + 1>{}, std::false_type{});
+      if (last != 0 && full == v) run(std::integral_constant<int, v + 1>{}, std::true_type{});
+    }
+  });
+}
+
+}  // namespace detail
+
+/// C[m, n] = alpha · A[m, k] · B[k, n] + beta · C[m, n] on one thread, without packing. A is
+/// strided; B and C have contiguous rows (leading dimensions ldb, ldc). beta == 0: C not read.
+/// Intended for the tiles of fused kernels (m, n, k up to a few hundred).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline void tile_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a,
+                      index_t cs_a, const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept {
+  using Blk = TileGemmBlocking<T, Arch>;
+  if (m <= 0 || n <= 0) return;
+  index_t i = 0;
+  for (; i + Blk::mr <= m; i += Blk::mr)
+    detail::tile_rows<T, Arch, Blk::mr, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb,
+                                                 beta, c + i * ldc, ldc);
+  for (; i < m; ++i)
+    detail::tile_rows<T, Arch, 1, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb, beta,
+                                           c + i * ldc, ldc);
+}
+
+/// C[m, n] = alpha · A[m, k] · Bᵀ + beta · C with bt [n, k] row-major (bt[j·ldbt + p] = B(p, j)),
+/// A [m, k] row-major (lda), C row-major (ldc): S = Q · Kᵀ straight from a K tile. Transposes
+/// bt into a per-thread buffer, then runs tile_gemm. beta == 0: C not read.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <class Arch, class T>
+inline void tile_gemm_nt(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+                         const T* bt, index_t ldbt, T beta, T* c, index_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  T* b = detail::scratch<T>(2, static_cast<std::size_t>(std::max<index_t>(1, k * n)));
+  for (index_t j = 0; j < n; ++j)
+    for (index_t p = 0; p < k; ++p) b[p * n + j] = bt[j * ldbt + p];
+  tile_gemm<Arch>(m, n, k, alpha, a, lda, index_t{1}, b, n, beta, c, ldc);
+}
+
+}  // namespace attnkit::kernel
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/kernel/tile_gemm.hpp ----
+
+#include <algorithm>
+#include <string>
+#include <type_traits>
 
 namespace attnkit::kernel {
 
@@ -771,30 +1435,110 @@ struct MatrixRef {
   MatrixRef transposed() const { return {data, col_stride, row_stride}; }
 };
 
+namespace detail {
+
+/// Products with m·n·k below this use tile_gemm (no packing) when the layout allows.
+inline constexpr index_t gemm_small_volume = 24 * 24 * 24;
+/// Multiply-adds per thread below which extra threads cost more than they save.
+inline constexpr index_t gemm_work_per_thread = index_t{1} << 19;
+
+/// Threads a GEMM of this size uses: 1 inside a parallel region or for small products.
+inline int gemm_threads(index_t m, index_t n, index_t k) {
+  const int avail = worker_threads();
+  if (avail <= 1) return 1;
+  const double volume = double(m) * double(n) * double(k);
+  const double want = volume / double(gemm_work_per_thread);
+  return want < 2.0 ? 1 : (want >= avail ? avail : static_cast<int>(want));
+}
+
+/// gemm on a given number of threads (1 = serial). Shapes already checked.
+template <class T>
+void gemm_run(index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, MatrixRef<const T> b,
+              T beta, MatrixRef<T> c, int threads) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) {
+    // C = beta · C; A and B are not read (BLAS semantics); beta == 0 overwrites NaN with 0.
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) c(i, j) = beta == T(0) ? T(0) : beta * c(i, j);
+    return;
+  }
+  // A column-major C is computed as Cᵀ = Bᵀ · Aᵀ, so the micro-kernel stores rows.
+  if (c.col_stride != 1 && c.row_stride == 1 && n > 1) {
+    gemm_run<T>(n, m, k, alpha, b.transposed(), a.transposed(), beta, c.transposed(), threads);
+    return;
+  }
+  simd::dispatch([&](auto arch) {
+    using Arch = decltype(arch);
+    if (m * n * k <= gemm_small_volume && b.col_stride == 1 && c.col_stride == 1) {
+      tile_gemm<Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data, b.row_stride,
+                      beta, c.data, c.row_stride);
+    } else {
+      packed_gemm<T, Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data,
+                           b.row_stride, b.col_stride, beta, c.data, c.row_stride, c.col_stride,
+                           threads);
+    }
+  });
+}
+
+inline void check_gemm_extents(const char* where, index_t m, index_t n, index_t k) {
+  if (m < 0 || n < 0 || k < 0)
+    throw shape_error(std::string("attnkit: ") + where + ": extents must be >= 0, got m = " +
+                      std::to_string(m) + ", n = " + std::to_string(n) +
+                      ", k = " + std::to_string(k));
+}
+
+}  // namespace detail
+
 /// C[m, n] = alpha · Σ_k A[m, k] B[k, n] + beta · C[m, n]. When beta == 0, C is not read (it may
-/// hold NaN). Strides may be anything except that C must not alias A or B.
+/// hold NaN). Strides may be anything except that C must not alias A or B. Uses OpenMP threads
+/// for large products (serially inside a parallel region); results do not depend on the thread
+/// count. Throws shape_error for negative extents.
 /// \tparam T float or double
 template <class T>
 void gemm(index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, MatrixRef<const T> b,
           T beta, MatrixRef<T> c) {
-  for (index_t i = 0; i < m; ++i)
-    for (index_t j = 0; j < n; ++j) {
-      T acc = 0;
-      for (index_t p = 0; p < k; ++p) acc += a(i, p) * b(p, j);
-      c(i, j) = beta == T(0) ? alpha * acc : alpha * acc + beta * c(i, j);
-    }
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of kernel::gemm must be float or double");
+  detail::check_gemm_extents("gemm", m, n, k);
+  detail::gemm_run<T>(m, n, k, alpha, a, b, beta, c, detail::gemm_threads(m, n, k));
+}
+
+/// gemm on exactly `threads` threads (clamped to >= 1; 1 inside a parallel region): for
+/// benchmarks and tests that compare thread counts. Same results as gemm.
+/// \tparam T float or double
+template <class T>
+void gemm_with_threads(index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a,
+                       MatrixRef<const T> b, T beta, MatrixRef<T> c, int threads) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of kernel::gemm_with_threads must be float or double");
+  detail::check_gemm_extents("gemm_with_threads", m, n, k);
+  detail::gemm_run<T>(m, n, k, alpha, a, b, beta, c, in_parallel() ? 1 : std::max(1, threads));
 }
 
 /// `batch` independent GEMMs; operand g starts at data + g * batch_stride of each operand.
+/// Small matrices run the batch in parallel (one GEMM per thread), large ones one after the
+/// other, each on all threads. Results do not depend on the thread count.
+/// \tparam T float or double
 template <class T>
 void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a,
                   index_t a_batch_stride, MatrixRef<const T> b, index_t b_batch_stride, T beta,
                   MatrixRef<T> c, index_t c_batch_stride) {
-  for (index_t g = 0; g < batch; ++g) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of kernel::gemm_batched must be float or double");
+  detail::check_gemm_extents("gemm_batched", m, n, k);
+  if (batch < 0)
+    throw shape_error("attnkit: gemm_batched: batch must be >= 0, got " + std::to_string(batch));
+  auto one = [&](index_t g, int threads) {
     MatrixRef<const T> ag{a.data + g * a_batch_stride, a.row_stride, a.col_stride};
     MatrixRef<const T> bg{b.data + g * b_batch_stride, b.row_stride, b.col_stride};
     MatrixRef<T> cg{c.data + g * c_batch_stride, c.row_stride, c.col_stride};
-    gemm(m, n, k, alpha, ag, bg, beta, cg);
+    detail::gemm_run<T>(m, n, k, alpha, ag, bg, beta, cg, threads);
+  };
+  const int threads = detail::gemm_threads(m, n, k);
+  if (threads < worker_threads() && batch > 1) {
+    parallel_for(static_cast<long>(batch), [&](long g) { one(static_cast<index_t>(g), 1); });
+  } else {
+    for (index_t g = 0; g < batch; ++g) one(g, threads);
   }
 }
 
@@ -1751,13 +2495,13 @@ namespace attnkit {
 template <fixed_string Spec>
 inline constexpr EinsumSpec einsum_spec_v = parse_einsum_spec_nothrow(Spec.view());
 
-/// Instantiated by einsum<Spec> to report a malformed spec: the template arguments name what is
-/// wrong, the position and the character.
-template <EinsumSpecErrorKind Kind, std::size_t Position, char Character>
+/// Instantiated by einsum<Spec> to report a malformed spec: the template arguments name the
+/// spec, what is wrong, the position and the character.
+template <fixed_string Spec, EinsumSpecErrorKind Kind, std::size_t Position, char Character>
 struct einsum_spec_is_malformed {
   static_assert(Kind == EinsumSpecErrorKind::none,
-                "attnkit: einsum spec is malformed: the error kind, its position and character "
-                "are the template arguments of attnkit::einsum_spec_is_malformed");
+                "attnkit: einsum spec is malformed: the spec, the error kind, its position and "
+                "character are the template arguments of attnkit::einsum_spec_is_malformed");
   static constexpr bool ok = true;
 };
 
@@ -1830,15 +2574,20 @@ StridedView<T> as_strided(X& x) {
     return StridedView<T>(x);
 }
 
+struct einsum_rank_unknown {
+  static constexpr bool ok = true;
+};
+
+/// The rank check of operand I (none when its type does not carry the rank).
+template <const EinsumSpec& Spec, std::size_t I, class Arg>
+using einsum_rank_check = std::conditional_t<
+    (Arg::rank < 0), einsum_rank_unknown,
+    einsum_operand_rank_is_wrong<I, static_cast<std::size_t>(Arg::rank < 0 ? 0 : Arg::rank),
+                                 Spec.inputs[I].letters(), Spec.inputs[I].has_ellipsis>>;
+
 template <const EinsumSpec& Spec, class... Ins, std::size_t... I>
 constexpr bool einsum_ranks_ok(std::index_sequence<I...>) {
-  using Args = std::tuple<einsum_arg_t<Ins>...>;
-  return (
-      (std::tuple_element_t<I, Args>::rank < 0 ||
-       einsum_operand_rank_is_wrong<I,
-                                    static_cast<std::size_t>(std::tuple_element_t<I, Args>::rank),
-                                    Spec.inputs[I].letters(), Spec.inputs[I].has_ellipsis>::ok) &&
-      ...);
+  return (einsum_rank_check<Spec, I, einsum_arg_t<Ins>>::ok && ...);
 }
 
 }  // namespace detail
@@ -1857,7 +2606,7 @@ template <fixed_string Spec, class Out, class... Ins>
 void einsum(Out&& out, const Ins&... ins) {
   constexpr const EinsumSpec& spec = einsum_spec_v<Spec>;
   static_assert(
-      einsum_spec_is_malformed<spec.error, spec.error_position, spec.error_character>::ok);
+      einsum_spec_is_malformed<Spec, spec.error, spec.error_position, spec.error_character>::ok);
   if constexpr (spec.ok()) {
     static_assert(einsum_operand_count_is_wrong<sizeof...(Ins), spec.num_inputs>::ok);
     if constexpr (sizeof...(Ins) == spec.num_inputs) {
@@ -4229,231 +4978,6 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/safetensors.hpp ----
-// ---- begin attnkit/simd/arch.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// The SIMD architectures attnkit's kernels are instantiated for, and run-time dispatch among
-// them. The only layer that names xsimd is simd/.
-//
-// Every kernel is `template <class Arch, ...>` over xsimd batches. `dispatch(f)` calls
-// `f(Arch{})` once per call with the best architecture of `kernel_archs` that is both compiled
-// into this translation unit (enabled by the compiler flags: -march=native or x86-64-v4 enables
-// all three) and supported by the CPU at run time. A TU built for baseline x86-64 still runs,
-// on the generic SSE2 kernels.
-
-#include <xsimd/xsimd.hpp>
-
-#include <utility>
-
-/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
-/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
-/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
-/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
-/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
-/// keeps -Werror builds of any caller clean. Other compilers: no effect.
-#if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
-#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
-#else
-#define ATTNKIT_SIMD_WARNINGS_PUSH
-#define ATTNKIT_SIMD_WARNINGS_POP
-#endif
-
-namespace attnkit::simd {
-
-using avx512 = xsimd::avx512bw;
-using avx2 = xsimd::fma3<xsimd::avx2>;
-using generic = xsimd::sse2;
-
-/// The architectures kernels are instantiated for, best first.
-using kernel_archs = xsimd::arch_list<avx512, avx2, generic>;
-
-/// Whether Arch is compiled into this TU (the compiler flags enable it).
-template <class Arch>
-inline constexpr bool arch_compiled = Arch::supported();
-
-/// Whether Arch is compiled in and the CPU supports it.
-template <class Arch>
-inline bool arch_available() noexcept {
-  if constexpr (!arch_compiled<Arch>) {
-    return false;
-  } else {
-    return xsimd::available_architectures().best >= Arch::version();
-  }
-}
-
-/// Calls f(Arch{}) with the best available architecture of kernel_archs; returns its result.
-template <class F>
-decltype(auto) dispatch(F&& f) {
-  if constexpr (arch_compiled<avx512>) {
-    if (arch_available<avx512>()) return std::forward<F>(f)(avx512{});
-  }
-  if constexpr (arch_compiled<avx2>) {
-    if (arch_available<avx2>()) return std::forward<F>(f)(avx2{});
-  }
-  return std::forward<F>(f)(generic{});
-}
-
-/// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
-inline const char* dispatch_arch_name() {
-  return dispatch([](auto arch) { return decltype(arch)::name(); });
-}
-
-}  // namespace attnkit::simd
-// ---- end attnkit/simd/arch.hpp ----
-// ---- begin attnkit/simd/batch.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Batch aliases, horizontal reductions and tail (partial) loads/stores over xsimd batches.
-//
-// Everything here is templated on the xsimd architecture tag (simd::avx512, simd::avx2,
-// simd::generic) so each ISA gets its own instantiation. xsimd 8.1 has no masked load/store and
-// no horizontal max: they are implemented here (AVX-512 mask intrinsics, AVX2/SSE2 shuffles or a
-// stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
-
-
-#include <xsimd/xsimd.hpp>
-
-#include <algorithm>
-#include <cstddef>
-#include <cstring>
-#include <type_traits>
-
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
-
-namespace attnkit::simd {
-
-/// An xsimd register of T for architecture Arch (e.g. batch<float, avx512> holds 16 floats).
-/// \tparam T element type (float, double, std::int32_t, ...)
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-using batch = xsimd::batch<T, Arch>;
-
-/// The lane mask type matching batch<T, Arch>.
-/// \tparam T element type
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-using batch_bool = xsimd::batch_bool<T, Arch>;
-
-/// Number of T lanes in one register of Arch.
-/// \tparam T element type
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-inline constexpr index_t width = static_cast<index_t>(xsimd::batch<T, Arch>::size);
-
-/// Whether Arch has the AVX-512 mask registers (used for masked tails and reductions).
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline constexpr bool has_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
-
-/// Whether Arch has 256-bit AVX registers.
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline constexpr bool has_avx = std::is_base_of_v<xsimd::avx, Arch>;
-
-/// Sum of all lanes of x.
-/// \tparam T float or double
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-inline T reduce_add(const batch<T, Arch>& x) noexcept {
-  return xsimd::hadd(x);
-}
-
-/// Maximum of all lanes of x. If a lane is NaN the result is unspecified (NaN or another lane):
-/// callers that need NaN propagation test for it separately.
-/// \tparam T float or double
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-inline T reduce_max(const batch<T, Arch>& x) noexcept {
-  static_assert(std::is_floating_point_v<T>, "attnkit: reduce_max needs a float or double batch");
-  if constexpr (has_avx512<Arch>) {
-    if constexpr (std::is_same_v<T, float>) {
-      return _mm512_reduce_max_ps(x);
-    } else {
-      return _mm512_reduce_max_pd(x);
-    }
-  } else if constexpr (has_avx<Arch>) {
-    if constexpr (std::is_same_v<T, float>) {
-      __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-      m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-      m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-      return _mm_cvtss_f32(m);
-    } else {
-      __m128d m = _mm_max_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
-      m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
-      return _mm_cvtsd_f64(m);
-    }
-  } else {
-    alignas(64) T lanes[batch<T, Arch>::size];
-    x.store_aligned(lanes);
-    T m = lanes[0];
-    for (std::size_t i = 1; i < batch<T, Arch>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
-    return m;
-  }
-}
-
-namespace detail {
-/// AVX-512 mask with the low n bits set (0 <= n <= 16).
-inline unsigned mask_low_bits(index_t n) noexcept {
-  return n >= 32 ? ~0u : (1u << static_cast<unsigned>(n)) - 1u;
-}
-}  // namespace detail
-
-/// Loads the first n elements at p (0 <= n <= width) into the low lanes; the other lanes hold
-/// `fill`. Never reads p[n] or beyond (AVX-512 masked load, otherwise a stack buffer).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <class Arch, class T>
-inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
-  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
-    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
-  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
-    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
-  } else {
-    alignas(64) T buf[batch<T, Arch>::size];
-    std::fill(buf, buf + batch<T, Arch>::size, fill);
-    if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(T));
-    return batch<T, Arch>::load_aligned(buf);
-  }
-}
-
-/// Stores the low n lanes of x to p[0..n) (0 <= n <= width); never writes p[n] or beyond.
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <class Arch, class T>
-inline void store_partial(T* p, const batch<T, Arch>& x, index_t n) noexcept {
-  if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(detail::mask_low_bits(n)), x);
-  } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
-    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(detail::mask_low_bits(n)), x);
-  } else {
-    alignas(64) T buf[batch<T, Arch>::size];
-    x.store_aligned(buf);
-    if (n > 0) std::memcpy(p, buf, static_cast<std::size_t>(n) * sizeof(T));
-  }
-}
-
-/// Loads width elements from p (no alignment required).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T element type
-template <class Arch, class T>
-inline batch<T, Arch> loadu(const T* p) noexcept {
-  return batch<T, Arch>::load_unaligned(p);
-}
-
-/// Stores width elements to p (no alignment required).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T element type
-template <class Arch, class T>
-inline void storeu(T* p, const batch<T, Arch>& x) noexcept {
-  x.store_unaligned(p);
-}
-
-}  // namespace attnkit::simd
-
-ATTNKIT_SIMD_WARNINGS_POP
-// ---- end attnkit/simd/batch.hpp ----
 // ---- begin attnkit/simd/math.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors

@@ -27,13 +27,13 @@ namespace attnkit {
 template <fixed_string Spec>
 inline constexpr EinsumSpec einsum_spec_v = parse_einsum_spec_nothrow(Spec.view());
 
-/// Instantiated by einsum<Spec> to report a malformed spec: the template arguments name what is
-/// wrong, the position and the character.
-template <EinsumSpecErrorKind Kind, std::size_t Position, char Character>
+/// Instantiated by einsum<Spec> to report a malformed spec: the template arguments name the
+/// spec, what is wrong, the position and the character.
+template <fixed_string Spec, EinsumSpecErrorKind Kind, std::size_t Position, char Character>
 struct einsum_spec_is_malformed {
   static_assert(Kind == EinsumSpecErrorKind::none,
-                "attnkit: einsum spec is malformed: the error kind, its position and character "
-                "are the template arguments of attnkit::einsum_spec_is_malformed");
+                "attnkit: einsum spec is malformed: the spec, the error kind, its position and "
+                "character are the template arguments of attnkit::einsum_spec_is_malformed");
   static constexpr bool ok = true;
 };
 
@@ -106,15 +106,20 @@ StridedView<T> as_strided(X& x) {
     return StridedView<T>(x);
 }
 
+struct einsum_rank_unknown {
+  static constexpr bool ok = true;
+};
+
+/// The rank check of operand I (none when its type does not carry the rank).
+template <const EinsumSpec& Spec, std::size_t I, class Arg>
+using einsum_rank_check = std::conditional_t<
+    (Arg::rank < 0), einsum_rank_unknown,
+    einsum_operand_rank_is_wrong<I, static_cast<std::size_t>(Arg::rank < 0 ? 0 : Arg::rank),
+                                 Spec.inputs[I].letters(), Spec.inputs[I].has_ellipsis>>;
+
 template <const EinsumSpec& Spec, class... Ins, std::size_t... I>
 constexpr bool einsum_ranks_ok(std::index_sequence<I...>) {
-  using Args = std::tuple<einsum_arg_t<Ins>...>;
-  return (
-      (std::tuple_element_t<I, Args>::rank < 0 ||
-       einsum_operand_rank_is_wrong<I,
-                                    static_cast<std::size_t>(std::tuple_element_t<I, Args>::rank),
-                                    Spec.inputs[I].letters(), Spec.inputs[I].has_ellipsis>::ok) &&
-      ...);
+  return (einsum_rank_check<Spec, I, einsum_arg_t<Ins>>::ok && ...);
 }
 
 }  // namespace detail
@@ -133,7 +138,7 @@ template <fixed_string Spec, class Out, class... Ins>
 void einsum(Out&& out, const Ins&... ins) {
   constexpr const EinsumSpec& spec = einsum_spec_v<Spec>;
   static_assert(
-      einsum_spec_is_malformed<spec.error, spec.error_position, spec.error_character>::ok);
+      einsum_spec_is_malformed<Spec, spec.error, spec.error_position, spec.error_character>::ok);
   if constexpr (spec.ok()) {
     static_assert(einsum_operand_count_is_wrong<sizeof...(Ins), spec.num_inputs>::ok);
     if constexpr (sizeof...(Ins) == spec.num_inputs) {

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The compile-time einsum with another number of operands than its spec is a compile error.
+#include "attnkit/attnkit.hpp"
+
+int main() {
+  attnkit::Tensor<float, 2> a({2, 3}), b({3, 4}), c({2, 4});
+#ifdef ATTNKIT_COMPILE_FAIL
+  attnkit::einsum<"ij,jk->ik">(c, a, b, b);
+#else
+  attnkit::einsum<"ij,jk->ik">(c, a, b);
+#endif
+  return c(0, 0) == 0.0f ? 0 : 1;
+}
