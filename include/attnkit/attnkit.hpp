@@ -18,6 +18,8 @@
 #include "attnkit/io/npy.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/kernel/gemm.hpp"
+#include "attnkit/kernel/packed_gemm.hpp"
+#include "attnkit/kernel/tile_gemm.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/batch.hpp"
 #include "attnkit/simd/math.hpp"

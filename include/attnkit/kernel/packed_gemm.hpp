@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The packed GEMM behind kernel::gemm: a register-blocked broadcast-FMA micro-kernel, cache
+// blocking (NC / KC / MC, the BLIS loop order) and packing of A and B panels into aligned
+// per-thread buffers, for fp32 and fp64 on every kernel architecture.
+//
+// Loops (BLIS order):   for jc in n by NC            B block [KC, NC] packed once, shared
+//                         for pc in k by KC          (packed cooperatively by all threads)
+//                           for ic in m by MC        A block [MC, KC] packed per thread (L2)
+//                             for jr in NC by NR     B micro-panel [KC, NR] stays in L1
+//                               for ir in MC by MR   micro-kernel: C[MR, NR] += A·B over KC
+// Threads split the (ic, jr) space of each (jc, pc) step into a gi × gj grid; the k loop is never
+// split, so every C element is summed in the same k order whatever the thread count (results
+// are bit-identical for 1 or N threads).
+#pragma once
+
+#include "attnkit/core/aligned.hpp"
+#include "attnkit/core/parallel.hpp"
+#include "attnkit/core/shape.hpp"
+#include "attnkit/simd/batch.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+
+namespace attnkit::kernel {
+
+/// Register and cache blocking of the packed GEMM for element type T on architecture Arch.
+/// mr × (nv · width) is the micro-tile held in registers; kc, mc, nc are the cache blocks
+/// (kc · nr elements of B stay in L1, mc · kc of A in L2, kc · nc of B in L3).
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+struct GemmBlocking {
+  static constexpr int mr = simd::has_avx512<Arch> ? 14 : (simd::has_avx<Arch> ? 6 : 4);
+  static constexpr int nv = 2;
+  static constexpr int nr = nv * static_cast<int>(simd::width<T, Arch>);
+  static constexpr index_t kc = 256;
+  static constexpr index_t mc = mr * (simd::has_avx512<Arch> ? 24 : 32);
+  static constexpr index_t nc = 2048;
+};
+
+namespace detail {
+
+/// Calls f(std::integral_constant<int, 0>{}) ... f(std::integral_constant<int, N - 1>{}): a loop
+/// the compiler unrolls for sure, so register arrays indexed by I stay in registers.
+template <int N, class F>
+[[gnu::always_inline]] inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
+
+/// A per-thread growable scratch buffer (slot 0: packed A, 1: packed B, 2: tile_gemm_nt), aligned,
+/// kept for the life of the thread so repeated GEMMs do not allocate.
+template <class T>
+inline T* scratch(int slot, std::size_t n) {
+  struct Buffer {
+    aligned_ptr<unsigned char> data;
+    std::size_t bytes = 0;
+  };
+  thread_local Buffer buffers[3];
+  Buffer& b = buffers[slot];
+  const std::size_t need = n * sizeof(T);
+  if (need > b.bytes) {
+    b.data = make_aligned<unsigned char>(need);
+    b.bytes = need;
+  }
+  return reinterpret_cast<T*>(b.data.get());
+}
+
+}  // namespace detail
+
+/// The micro-kernel: acc[MR, NR] = Σ_p a[p, 0..MR) ⊗ b[p, 0..NR) over kc packed steps, then
+/// C[0..m_rem, 0..n_rem) = alpha · acc + beta · C (C not read when beta == 0).
+/// a: packed A micro-panel, kc × MR (column of MR values per k step);
+/// b: packed B micro-panel, kc × NR, 64-byte aligned.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+/// \tparam MR rows of the register tile
+/// \tparam NV vectors per row of the register tile (NR = NV · width)
+template <class T, class Arch, int MR, int NV>
+[[gnu::hot]] inline void gemm_micro_kernel(index_t kc, const T* __restrict a,
+                                           const T* __restrict b, T alpha, T beta, T* c,
+                                           index_t rs_c, index_t cs_c, index_t m_rem,
+                                           index_t n_rem) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr int w = static_cast<int>(B::size);
+  constexpr int nr = NV * w;
+  B acc[MR][NV];
+  detail::static_for<MR>([&](auto i) {
+    detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); });
+  });
+  for (index_t p = 0; p < kc; ++p) {
+    B bv[NV];
+    detail::static_for<NV>([&](auto v) { bv[v] = B::load_aligned(b + v * w); });
+    detail::static_for<MR>([&](auto i) {
+      const B ai(a[i]);
+      detail::static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]); });
+    });
+    a += MR;
+    b += nr;
+  }
+  const B av(alpha);
+  if (cs_c == 1 && m_rem == MR && n_rem == nr) {
+    if (beta == T(0)) {
+      detail::static_for<MR>([&](auto i) {
+        detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
+      });
+    } else {
+      const B bv(beta);
+      detail::static_for<MR>([&](auto i) {
+        detail::static_for<NV>([&](auto v) {
+          T* cp = c + i * rs_c + v * w;
+          xsimd::fma(acc[i][v], av, bv * B::load_unaligned(cp)).store_unaligned(cp);
+        });
+      });
+    }
+    return;
+  }
+  alignas(64) T tile[MR * nr];
+  detail::static_for<MR>([&](auto i) {
+    detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_aligned(tile + i * nr + v * w); });
+  });
+  for (index_t i = 0; i < m_rem; ++i) {
+    for (index_t j = 0; j < n_rem; ++j) {
+      T& cij = c[i * rs_c + j * cs_c];
+      cij = beta == T(0) ? tile[i * nr + j] : tile[i * nr + j] + beta * cij;
+    }
+  }
+}
+
+/// Packs rows [0, mc) × cols [0, kc) of strided A (a0 = &A(0, 0)) into MR-row micro-panels:
+/// panel r holds A(r·MR + i, p) at dst[r·MR·kc + p·MR + i], rows past mc zero.
+/// \tparam T float or double
+/// \tparam MR micro-panel height
+template <class T, int MR>
+inline void pack_a(index_t mc, index_t kc, const T* a0, index_t rs, index_t cs, T* dst) noexcept {
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const index_t mr = std::min<index_t>(MR, mc - ir);
+    T* d = dst + ir * kc;
+    if (cs == 1 && mr == MR) {
+      // Rows contiguous along k: read MR rows side by side.
+      const T* src[MR];
+      for (int i = 0; i < MR; ++i) src[i] = a0 + (ir + i) * rs;
+      for (index_t p = 0; p < kc; ++p)
+        for (int i = 0; i < MR; ++i) d[p * MR + i] = src[i][p];
+    } else {
+      for (index_t p = 0; p < kc; ++p) {
+        const T* col = a0 + ir * rs + p * cs;
+        for (index_t i = 0; i < mr; ++i) d[p * MR + i] = col[i * rs];
+        for (index_t i = mr; i < MR; ++i) d[p * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+/// Packs rows [0, kc) × cols [0, nc) of strided B (b0 = &B(0, 0)) into NR-column micro-panels:
+/// panel q holds B(p, q·NR + j) at dst[q·NR·kc + p·NR + j], columns past nc zero. Only panels
+/// [q0, q1) are packed (threads share the work).
+/// \tparam T float or double
+/// \tparam NR micro-panel width
+template <class T, int NR>
+inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst,
+                   index_t q0, index_t q1) noexcept {
+  for (index_t q = q0; q < q1; ++q) {
+    const index_t j0 = q * NR;
+    const index_t nr = std::min<index_t>(NR, nc - j0);
+    T* d = dst + j0 * kc;
+    if (cs == 1) {
+      for (index_t p = 0; p < kc; ++p) {
+        const T* src = b0 + p * rs + j0;
+        T* dp = d + p * NR;
+        if (nr == NR) {
+          std::copy_n(src, NR, dp);
+        } else {
+          std::copy_n(src, nr, dp);
+          std::fill(dp + nr, dp + NR, T(0));
+        }
+      }
+    } else {
+      // Columns contiguous along k (a transposed B): read each column once.
+      for (index_t j = 0; j < nr; ++j) {
+        const T* src = b0 + (j0 + j) * cs;
+        for (index_t p = 0; p < kc; ++p) d[p * NR + j] = src[p * rs];
+      }
+      for (index_t j = nr; j < NR; ++j)
+        for (index_t p = 0; p < kc; ++p) d[p * NR + j] = T(0);
+    }
+  }
+}
+
+/// C = alpha · A · B + beta · C for strided operands (element (i, j) of X at
+/// x + i · rs_x + j · cs_x), on `threads` OpenMP threads (1: serial, no parallel region).
+/// Requires m, n, k > 0 and alpha != 0; C must not alias A or B. Results do not depend on
+/// `threads`.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+[[gnu::noinline]] void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a,
+                                   index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
+                                   index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c,
+                                   int threads) {
+  using Blk = GemmBlocking<T, Arch>;
+  constexpr int MR = Blk::mr;
+  constexpr int NR = Blk::nr;
+  const index_t nc_max = std::min<index_t>(Blk::nc, (n + NR - 1) / NR * NR);
+  const index_t kc_max = std::min<index_t>(Blk::kc, k);
+  T* bpack = detail::scratch<T>(1, static_cast<std::size_t>(kc_max * nc_max));
+
+  // nt: the team's actual size (OpenMP may give fewer threads than asked for).
+  auto body = [&](int tid, int nt) {
+    // Thread grid: gi row parts × gj column parts, gi the largest divisor of nt that leaves
+    // each row part at least 2·MR rows.
+    int gi = 1;
+    for (int d = nt; d >= 1; --d) {
+      if (nt % d == 0 && (m + d - 1) / d >= 2 * MR) {
+        gi = d;
+        break;
+      }
+    }
+    const int gj = nt / gi;
+    const index_t rows_per = ((m + gi - 1) / gi + MR - 1) / MR * MR;
+    const int ti = tid % gi;
+    const int tj = tid / gi;
+    const index_t row_begin = std::min<index_t>(m, ti * rows_per);
+    const index_t row_end = std::min<index_t>(m, row_begin + rows_per);
+    T* apack = detail::scratch<T>(0, static_cast<std::size_t>(Blk::mc * kc_max));
+    for (index_t jc = 0; jc < n; jc += Blk::nc) {
+      const index_t nc = std::min<index_t>(Blk::nc, n - jc);
+      const index_t panels = (nc + NR - 1) / NR;
+      const index_t pan_per_thread = (panels + nt - 1) / nt;
+      const index_t pan_per_col = (panels + gj - 1) / gj;
+      const index_t q_begin = std::min<index_t>(panels, tj * pan_per_col);
+      const index_t q_end = std::min<index_t>(panels, q_begin + pan_per_col);
+      for (index_t pc = 0; pc < k; pc += Blk::kc) {
+        const index_t kc = std::min<index_t>(Blk::kc, k - pc);
+        const T beta_eff = pc == 0 ? beta : T(1);
+        const index_t pb0 = std::min<index_t>(panels, tid * pan_per_thread);
+        const index_t pb1 = std::min<index_t>(panels, pb0 + pan_per_thread);
+        pack_b<T, NR>(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack, pb0, pb1);
+#if defined(_OPENMP)
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+        for (index_t ic = row_begin; ic < row_end; ic += Blk::mc) {
+          const index_t mc = std::min<index_t>(Blk::mc, row_end - ic);
+          pack_a<T, MR>(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, apack);
+          for (index_t q = q_begin; q < q_end; ++q) {
+            const index_t jr = q * NR;
+            const T* bp = bpack + jr * kc;
+            for (index_t ir = 0; ir < mc; ir += MR) {
+              gemm_micro_kernel<T, Arch, MR, Blk::nv>(
+                  kc, apack + ir * kc, bp, alpha, beta_eff, c + (ic + ir) * rs_c + (jc + jr) * cs_c,
+                  rs_c, cs_c, std::min<index_t>(MR, mc - ir), std::min<index_t>(NR, nc - jr));
+            }
+          }
+        }
+#if defined(_OPENMP)
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+      }
+    }
+  };
+
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    body(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+}  // namespace attnkit::kernel
+
+ATTNKIT_SIMD_WARNINGS_POP
