@@ -4,11 +4,13 @@
 // blocking (NC / KC / MC, the BLIS loop order) and packing of A and B panels into aligned
 // per-thread buffers, for fp32 and fp64 on every kernel architecture.
 //
-// Loops (BLIS order):   for jc in n by NC            B block [KC, NC] packed once, shared
+// Loops:                for jc in n by NC            B block [KC, NC] packed, shared (L2)
 //                         for pc in k by KC          (packed cooperatively by all threads)
-//                           for ic in m by MC        A block [MC, KC] packed per thread (L2)
-//                             for jr in NC by NR     B micro-panel [KC, NR] stays in L1
-//                               for ir in MC by MR   micro-kernel: C[MR, NR] += A·B over KC
+//                           for ic in m by MC        A block [MC, KC] packed per thread
+//                             for ir in MC by MR     A micro-panel [MR, KC] stays in L1
+//                               for jr in NC by NR   micro-kernel: C[MR, NR] += A·B over KC
+// (ir outside jr, unlike BLIS: measured faster on Zen 5 for every shape benchmarked, most for
+// small k, where writing C dominates and this order writes it in sequential row streams.)
 // Threads split the (ic, jr) space of each (jc, pc) step into a gi × gj grid; the k loop is never
 // split, so every C element is summed in the same k order whatever the thread count (results
 // are bit-identical for 1 or N threads).
@@ -30,7 +32,7 @@ namespace attnkit::kernel {
 
 /// Register and cache blocking of the packed GEMM for element type T on architecture Arch.
 /// mr × (nv · width) is the micro-tile held in registers; kc, mc, nc are the cache blocks
-/// (kc · nr elements of B stay in L1, mc · kc of A in L2, kc · nc of B in L3).
+/// (kc · mr elements of A stay in L1, kc · nc of B in L2). Tuned on Zen 5 (48 KiB L1d, 1 MiB L2).
 /// \tparam T float or double
 /// \tparam Arch an xsimd architecture tag
 template <class T, class Arch>
@@ -39,8 +41,8 @@ struct GemmBlocking {
   static constexpr int nv = 2;
   static constexpr int nr = nv * static_cast<int>(simd::width<T, Arch>);
   static constexpr index_t kc = 256;
-  static constexpr index_t mc = mr * (simd::has_avx512<Arch> ? 24 : 32);
-  static constexpr index_t nc = 2048;
+  static constexpr index_t mc = mr * (simd::has_avx512<Arch> ? 72 : 96);
+  static constexpr index_t nc = 512;
 };
 
 namespace detail {
@@ -250,15 +252,18 @@ template <class T, class Arch>
         for (index_t ic = row_begin; ic < row_end; ic += Blk::mc) {
           const index_t mc = std::min<index_t>(Blk::mc, row_end - ic);
           pack_a<T, MR>(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, apack);
-          for (index_t q = q_begin; q < q_end; ++q) {
+          auto tile = [&](index_t ir, index_t q) {
             const index_t jr = q * NR;
-            const T* bp = bpack + jr * kc;
-            for (index_t ir = 0; ir < mc; ir += MR) {
-              gemm_micro_kernel<T, Arch, MR, Blk::nv>(
-                  kc, apack + ir * kc, bp, alpha, beta_eff, c + (ic + ir) * rs_c + (jc + jr) * cs_c,
-                  rs_c, cs_c, std::min<index_t>(MR, mc - ir), std::min<index_t>(NR, nc - jr));
-            }
-          }
+            gemm_micro_kernel<T, Arch, MR, Blk::nv>(
+                kc, apack + ir * kc, bpack + jr * kc, alpha, beta_eff,
+                c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
+                std::min<index_t>(MR, mc - ir), std::min<index_t>(NR, nc - jr));
+          };
+          // ir outer, jr inner: the A micro-panel stays in L1 while B panels stream from L2,
+          // and C is written row block by row block, left to right (sequential streams; this
+          // halves the time of output-bound products such as QKᵀ with small k).
+          for (index_t ir = 0; ir < mc; ir += MR)
+            for (index_t q = q_begin; q < q_end; ++q) tile(ir, q);
         }
 #if defined(_OPENMP)
         if (nt > 1) {
