@@ -1060,16 +1060,18 @@ inline T* scratch(int slot, std::size_t n) {
 
 }  // namespace detail
 
-/// The micro-kernel: acc[MR, NR] = Σ_p a[p, 0..MR) ⊗ b[p, 0..NR) over kc packed steps, then
+/// The micro-kernel: acc[MR, NR] = Σ_p A(0..MR, p) ⊗ b[p, 0..NR) over kc steps, then
 /// C[0..m_rem, 0..n_rem) = alpha · acc + beta · C (C not read when beta == 0).
-/// a: packed A micro-panel, kc × MR (column of MR values per k step);
+/// a: with PackedA, a packed A micro-panel, kc × MR (A(i, p) = a[p·MR + i]); otherwise MR rows
+/// of a row-major A read in place (A(i, p) = a[i·lda + p]; all MR rows must exist).
 /// b: packed B micro-panel, kc × NR, 64-byte aligned.
 /// \tparam T float or double
 /// \tparam Arch an xsimd architecture tag
 /// \tparam MR rows of the register tile
 /// \tparam NV vectors per row of the register tile (NR = NV · width)
-template <class T, class Arch, int MR, int NV>
-[[gnu::hot]] inline void gemm_micro_kernel(index_t kc, const T* __restrict a,
+/// \tparam PackedA whether a is a packed micro-panel (else rows of A in place)
+template <class T, class Arch, int MR, int NV, bool PackedA>
+[[gnu::hot]] inline void gemm_micro_kernel(index_t kc, const T* __restrict a, index_t lda,
                                            const T* __restrict b, T alpha, T beta, T* c,
                                            index_t rs_c, index_t cs_c, index_t m_rem,
                                            index_t n_rem) noexcept {
@@ -1084,10 +1086,10 @@ template <class T, class Arch, int MR, int NV>
     B bv[NV];
     detail::static_for<NV>([&](auto v) { bv[v] = B::load_aligned(b + v * w); });
     detail::static_for<MR>([&](auto i) {
-      const B ai(a[i]);
+      const B ai(PackedA ? a[i] : a[i * lda]);
       detail::static_for<NV>([&](auto v) { acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]); });
     });
-    a += MR;
+    a += PackedA ? MR : 1;
     b += nr;
   }
   const B av(alpha);
@@ -1235,13 +1237,30 @@ template <class T, class Arch>
 #endif
         for (index_t ic = row_begin; ic < row_end; ic += Blk::mc) {
           const index_t mc = std::min<index_t>(Blk::mc, row_end - ic);
-          pack_a<T, MR>(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, apack);
+          // A with contiguous rows is read in place (packing it costs as much as the product
+          // when n is small, e.g. P · V); only a partial last micro-panel is packed.
+          const bool a_in_place = cs_a == 1;
+          const T* a_blk = a + ic * rs_a + pc * cs_a;
+          if (!a_in_place) {
+            pack_a<T, MR>(mc, kc, a_blk, rs_a, cs_a, apack);
+          } else if (mc % MR != 0) {
+            const index_t ir = mc / MR * MR;
+            pack_a<T, MR>(mc - ir, kc, a_blk + ir * rs_a, rs_a, cs_a, apack + ir * kc);
+          }
           auto tile = [&](index_t ir, index_t q) {
             const index_t jr = q * NR;
-            gemm_micro_kernel<T, Arch, MR, Blk::nv>(
-                kc, apack + ir * kc, bpack + jr * kc, alpha, beta_eff,
-                c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
-                std::min<index_t>(MR, mc - ir), std::min<index_t>(NR, nc - jr));
+            const index_t m_rem = std::min<index_t>(MR, mc - ir);
+            const index_t n_rem = std::min<index_t>(NR, nc - jr);
+            T* c_tile = c + (ic + ir) * rs_c + (jc + jr) * cs_c;
+            if (a_in_place && m_rem == MR) {
+              gemm_micro_kernel<T, Arch, MR, Blk::nv, false>(kc, a_blk + ir * rs_a, rs_a,
+                                                             bpack + jr * kc, alpha, beta_eff,
+                                                             c_tile, rs_c, cs_c, m_rem, n_rem);
+            } else {
+              gemm_micro_kernel<T, Arch, MR, Blk::nv, true>(kc, apack + ir * kc, 1,
+                                                            bpack + jr * kc, alpha, beta_eff,
+                                                            c_tile, rs_c, cs_c, m_rem, n_rem);
+            }
           };
           // ir outer, jr inner: the A micro-panel stays in L1 while B panels stream from L2,
           // and C is written row block by row block, left to right (sequential streams; this
@@ -4563,6 +4582,22 @@ inline NpyArray read_npy(const std::string& path) {
 template <class T, std::size_t R>
 Tensor<T, R> read_npy_as(const std::string& path) {
   return read_npy(path).to_tensor<T, R>();
+}
+
+/// Reads a .npy file of a floating-point dtype (float16, float32 or float64) into a Tensor<T, R>
+/// (float64 to float rounds to nearest). Any other dtype is a file_error naming the file and its
+/// dtype, so an integer or bool array passed where values are expected is not silently converted.
+/// \tparam T float or double
+/// \tparam R rank of the result
+template <class T, std::size_t R>
+Tensor<T, R> read_npy_floating(const std::string& path) {
+  static_assert(std::is_floating_point_v<T>,
+                "attnkit: T of read_npy_floating must be float or double");
+  const NpyArray a = read_npy(path);
+  if (!is_floating(a.dtype()))
+    detail::fail(path, "expected a floating-point array (float32 or float64), the file holds " +
+                           std::string(dtype_name(a.dtype())));
+  return a.to_tensor<T, R>();
 }
 
 /// Writes a view as a .npy file in C order (whatever its strides). T is bool, an 8..64-bit
