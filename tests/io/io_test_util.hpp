@@ -39,7 +39,12 @@ class TempDir {
   std::filesystem::path dir_;
 };
 
+/// Writes a file from scratch. An existing file is removed first rather than truncated: ext4
+/// flushes a file that is truncated and rewritten (auto_da_alloc), which makes loops of rewrites
+/// of one path slow.
 inline void write_bytes(const std::string& path, std::string_view bytes) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!f) throw std::runtime_error("cannot write " + path);

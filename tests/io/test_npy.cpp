@@ -289,6 +289,23 @@ TEST_CASE("npy: conversions among dtypes", "[io][npy]") {
   REQUIRE(a.view<bool, 1>()(0));
 }
 
+TEST_CASE("npy: read_npy_floating accepts only floating-point files", "[io][npy]") {
+  TempDir dir;
+  const std::string p = dir.file("fl.npy");
+  Tensor<double, 2> d({2, 2}, 0.25);
+  write_npy(p, d);
+  REQUIRE(read_npy_floating<float, 2>(p)(1, 1) == 0.25f);
+  REQUIRE(read_npy_floating<double, 2>(p)(0, 1) == 0.25);
+  write_bytes(p, from_hex(np_f16));
+  REQUIRE(read_npy_floating<float, 1>(p)(2) == 65504.0f);
+  write_npy(p, Tensor<std::int64_t, 1>({3}, 1));
+  REQUIRE_THROWS_WITH(
+      (read_npy_floating<float, 1>(p)),
+      Contains(p) && Contains("expected a floating-point array") && Contains("holds int64"));
+  write_npy(p, Tensor<bool, 1>({3}, true));
+  REQUIRE_THROWS_WITH((read_npy_floating<float, 1>(p)), Contains("holds bool"));
+}
+
 TEST_CASE("npy: rank mismatch names the file, the rank and the shape", "[io][npy]") {
   TempDir dir;
   const std::string p = dir.file("rank.npy");

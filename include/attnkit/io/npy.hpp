@@ -441,6 +441,22 @@ Tensor<T, R> read_npy_as(const std::string& path) {
   return read_npy(path).to_tensor<T, R>();
 }
 
+/// Reads a .npy file of a floating-point dtype (float16, float32 or float64) into a Tensor<T, R>
+/// (float64 to float rounds to nearest). Any other dtype is a file_error naming the file and its
+/// dtype, so an integer or bool array passed where values are expected is not silently converted.
+/// \tparam T float or double
+/// \tparam R rank of the result
+template <class T, std::size_t R>
+Tensor<T, R> read_npy_floating(const std::string& path) {
+  static_assert(std::is_floating_point_v<T>,
+                "attnkit: T of read_npy_floating must be float or double");
+  const NpyArray a = read_npy(path);
+  if (!is_floating(a.dtype()))
+    detail::fail(path, "expected a floating-point array (float32 or float64), the file holds " +
+                           std::string(dtype_name(a.dtype())));
+  return a.to_tensor<T, R>();
+}
+
 /// Writes a view as a .npy file in C order (whatever its strides). T is bool, an 8..64-bit
 /// integer, float or double. Throws file_error when the file cannot be written (a partial file is
 /// removed).
