@@ -280,13 +280,71 @@ inline LabelList concat(const LabelList& a, const LabelList& b, const LabelList&
   return r;
 }
 
+/// One row block of C: cr[0, W) = Σ_p ar[p] · B[p, j0 + (0, W)], accumulated in registers (W is
+/// a compile-time width, so the compiler keeps acc in vector registers).
+template <class T, index_t W>
+inline void small_row_block(T* cr, index_t c_ns, const T* ar, index_t a_ks, const T* b,
+                            index_t b_ks, index_t b_ns, index_t k) {
+  T acc[W] = {};
+  if (b_ns == 1) {
+    for (index_t p = 0; p < k; ++p) {
+      const T x = ar[p * a_ks];
+      const T* br = b + p * b_ks;
+      for (index_t j = 0; j < W; ++j) acc[j] += x * br[j];
+    }
+  } else {
+    for (index_t p = 0; p < k; ++p) {
+      const T x = ar[p * a_ks];
+      const T* br = b + p * b_ks;
+      for (index_t j = 0; j < W; ++j) acc[j] += x * br[j * b_ns];
+    }
+  }
+  for (index_t j = 0; j < W; ++j) cr[j * c_ns] = acc[j];
+}
+
+/// C[g] = A[g] · B[g] for small operands, a row of C at a time in register blocks of 16, 8, 4,
+/// 2 and 1 columns, each sum taken over p in order. Used below a few thousand multiply-adds,
+/// where calling (and packing for) the blocked GEMM costs more than the arithmetic.
+template <class T>
+void small_gemm_batched(index_t nb, index_t m, index_t n, index_t k, const T* a, index_t a_bs,
+                        index_t a_ms, index_t a_ks, const T* b, index_t b_bs, index_t b_ks,
+                        index_t b_ns, T* c, index_t c_bs, index_t c_ms, index_t c_ns) {
+  for (index_t g = 0; g < nb; ++g)
+    for (index_t i = 0; i < m; ++i) {
+      T* cr = c + g * c_bs + i * c_ms;
+      const T* ar = a + g * a_bs + i * a_ms;
+      const T* bg = b + g * b_bs;
+      index_t j = 0;
+      for (; j + 16 <= n; j += 16)
+        small_row_block<T, 16>(cr + j * c_ns, c_ns, ar, a_ks, bg + j * b_ns, b_ks, b_ns, k);
+      if (j + 8 <= n) {
+        small_row_block<T, 8>(cr + j * c_ns, c_ns, ar, a_ks, bg + j * b_ns, b_ks, b_ns, k);
+        j += 8;
+      }
+      if (j + 4 <= n) {
+        small_row_block<T, 4>(cr + j * c_ns, c_ns, ar, a_ks, bg + j * b_ns, b_ks, b_ns, k);
+        j += 4;
+      }
+      if (j + 2 <= n) {
+        small_row_block<T, 2>(cr + j * c_ns, c_ns, ar, a_ks, bg + j * b_ns, b_ks, b_ns, k);
+        j += 2;
+      }
+      if (j < n) small_row_block<T, 1>(cr + j * c_ns, c_ns, ar, a_ks, bg + j * b_ns, b_ks, b_ns, k);
+    }
+}
+
+/// Multiply-adds per batch entry up to which contract_pair uses small_gemm_batched.
+inline constexpr index_t einsum_small_gemm_limit = 4096;
+
 /// C = A · B for two bound operands. Indices are classified as batch (A, B, C), contracted
 /// (A, B), free in A (A, C) and free in B (B, C); extent-1 indices are ignored. When at least two
 /// of M, N, K are above 1 the contraction runs on kernel::gemm_batched: each group must merge
 /// into one stride in every operand that has it (then no copy is made); an operand whose group
 /// does not merge is first copied into a contiguous temporary [batch, M, K] / [batch, K, N]
-/// (and C is computed in a temporary [batch, M, N] and copied out). Everything else (indices
-/// summed in one operand only, dot products, Hadamard products) runs on the generic loop nest.
+/// (and C is computed in a temporary [batch, M, N] and copied out). Tiny products (up to
+/// einsum_small_gemm_limit multiply-adds) run on small_gemm_batched instead. Everything else
+/// (indices summed in one operand only, dot products, Hadamard products) runs on the generic loop
+/// nest.
 template <class T>
 void contract_pair(const BoundTerm<const T>& a0, const BoundTerm<const T>& b0,
                    const BoundTerm<T>& c0, const index_t* extent) {
@@ -368,9 +426,14 @@ void contract_pair(const BoundTerm<const T>& a0, const BoundTerm<const T>& b0,
     c_ns = ng.size ? 1 : 0;
   }
   using kernel::MatrixRef;
-  kernel::gemm_batched<T>(nb, m, n, k, T(1), MatrixRef<const T>{a_data, a_ms, a_ks}, a_bs,
-                          MatrixRef<const T>{b_data, b_ks, b_ns}, b_bs, T(0),
-                          MatrixRef<T>{c_data, c_ms, c_ns}, c_bs);
+  if (m * n * k <= einsum_small_gemm_limit) {
+    small_gemm_batched<T>(nb, m, n, k, a_data, a_bs, a_ms, a_ks, b_data, b_bs, b_ks, b_ns, c_data,
+                          c_bs, c_ms, c_ns);
+  } else {
+    kernel::gemm_batched<T>(nb, m, n, k, T(1), MatrixRef<const T>{a_data, a_ms, a_ks}, a_bs,
+                            MatrixRef<const T>{b_data, b_ks, b_ns}, b_bs, T(0),
+                            MatrixRef<T>{c_data, c_ms, c_ns}, c_bs);
+  }
   if (!c_direct) {
     const BoundTerm<const T> t =
         contiguous_term<const T>(c_tmp.get(), concat(batch, mg, ng), extent);
