@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Rotary position embedding (RoPE, Su et al. 2021) in the Hugging Face rotate-half form and the
+// interleaved (GPT-J / original LLaMA) form, at positions the caller gives.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "attnkit/core/error.hpp"
+#include "attnkit/core/parallel.hpp"
+#include "attnkit/core/tensor_view.hpp"
+
+namespace attnkit::block {
+
+/// Which pairs of channels RoPE rotates together.
+enum class RopeStyle : std::uint8_t {
+  /// (x[i], x[i + R/2]) for i < R/2: Hugging Face `rotate_half` (LLaMA, Mistral, Qwen in HF).
+  rotate_half,
+  /// (x[2i], x[2i + 1]): GPT-J and Meta's original LLaMA code (complex multiplication).
+  interleaved,
+};
+
+/// RoPE over the first `rotary_dim` channels of each head (the rest pass through). Pair i is
+/// rotated by the angle pos · inv_freq[i], inv_freq[i] = theta^(-2i / rotary_dim), i < R/2.
+/// Angles, cosines and sines are computed in double and rounded once to T.
+///
+/// Positions are given per query/key row, so a KV cache can assign them (they need not be
+/// 0..N-1 or increasing).
+class RoPE {
+ public:
+  /// \param rotary_dim R, even and >= 2 (usually the head dimension)
+  /// \param theta the base (10000 in LLaMA 1/2, 500000 in LLaMA 3)
+  /// \param style rotate-half (Hugging Face) or interleaved
+  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half)
+      : dim_(rotary_dim), theta_(theta), style_(style) {
+    if (rotary_dim < 2 || rotary_dim % 2 != 0)
+      throw error("attnkit: RoPE: rotary_dim must be even and >= 2, got " +
+                  std::to_string(rotary_dim));
+    if (!(theta > 0) || !std::isfinite(theta))
+      throw error("attnkit: RoPE: theta must be finite and > 0");
+    inv_freq_.resize(static_cast<std::size_t>(dim_ / 2));
+    for (index_t i = 0; i < dim_ / 2; ++i)
+      inv_freq_[static_cast<std::size_t>(i)] =
+          std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
+  }
+
+  index_t rotary_dim() const noexcept { return dim_; }
+  double theta() const noexcept { return theta_; }
+  RopeStyle style() const noexcept { return style_; }
+  /// inv_freq[i] = theta^(-2i / R), i < R/2.
+  const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
+
+  /// Rotates x [B, H, N, D] in place: row n of every (b, h) is at position positions[n].
+  /// D >= rotary_dim; any strides. Throws shape_error when positions has not N entries or D is
+  /// smaller than rotary_dim.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  void apply(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    const index_t nb = x.extent(0), nh = x.extent(1), n = x.extent(2), d = x.extent(3);
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: RoPE::apply: " + std::to_string(positions.size()) +
+                        " positions for x of shape " + shape_string(x.shape()) +
+                        " (needs one per row, " + std::to_string(n) + ")");
+    if (d < dim_)
+      throw shape_error("attnkit: RoPE::apply: x of shape " + shape_string(x.shape()) +
+                        " has head dimension " + std::to_string(d) + " < rotary_dim " +
+                        std::to_string(dim_));
+    if (x.size() == 0) return;
+    const index_t half = dim_ / 2;
+    std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
+    for (index_t r = 0; r < n; ++r)
+      for (index_t i = 0; i < half; ++i) {
+        const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
+                         inv_freq_[static_cast<std::size_t>(i)];
+        cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
+        sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
+      }
+    const index_t s3 = x.stride(3);
+    const index_t lo_step = style_ == RopeStyle::rotate_half ? 1 : 2;
+    const index_t hi_off = style_ == RopeStyle::rotate_half ? half : 1;
+    auto one = [&](long bh) {
+      const index_t b = bh / nh, h = bh % nh;
+      for (index_t r = 0; r < n; ++r) {
+        T* row = x.data() + b * x.stride(0) + h * x.stride(1) + r * x.stride(2);
+        const T* c = cs.data() + r * half;
+        const T* s = sn.data() + r * half;
+        for (index_t i = 0; i < half; ++i) {
+          T& lo = row[i * lo_step * s3];
+          T& hi = row[(i * lo_step + hi_off) * s3];
+          const T x1 = lo, x2 = hi;
+          lo = x1 * c[i] - x2 * s[i];
+          hi = x2 * c[i] + x1 * s[i];
+        }
+      }
+    };
+    if (x.size() >= 65536) {
+      parallel_for(static_cast<long>(nb * nh), one);
+    } else {
+      for (long bh = 0; bh < nb * nh; ++bh) one(bh);
+    }
+  }
+
+ private:
+  index_t dim_;
+  double theta_;
+  RopeStyle style_;
+  std::vector<double> inv_freq_;
+};
+
+}  // namespace attnkit::block
