@@ -5,4 +5,5 @@
 
 namespace attnkit::cli {
 int cmd_info(int argc, char** argv);
+int cmd_einsum(int argc, char** argv);
 }  // namespace attnkit::cli

@@ -16,6 +16,7 @@ namespace {
 
 constexpr attnkit::cli::Command commands[] = {
     {"info", "version, SIMD architecture and thread count", attnkit::cli::cmd_info},
+    {"einsum", "numpy.einsum over .npy files", attnkit::cli::cmd_einsum},
 };
 
 void print_help() {
