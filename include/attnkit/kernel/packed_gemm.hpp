@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The packed GEMM behind kernel::gemm: a register-blocked broadcast-FMA micro-kernel, cache
-// blocking (NC / KC / MC, the BLIS loop order) and packing of A and B panels into aligned
+// blocking (NC / KC / MC) and packing of A and B panels into aligned
 // per-thread buffers, for fp32 and fp64 on every kernel architecture.
 //
-// Loops:                for jc in n by NC            B block [KC, NC] packed, shared (L2)
-//                         for pc in k by KC          (packed cooperatively by all threads)
+// Loops:                for jc in n by NC            B block [KC, NC] packed per thread (L2)
+//                         for pc in k by KC
 //                           for ic in m by MC        A block [MC, KC] packed per thread
 //                             for ir in MC by MR     A micro-panel [MR, KC] stays in L1
 //                               for jr in NC by NR   micro-kernel: C[MR, NR] += A·B over KC
 // (ir outside jr, unlike BLIS: measured faster on Zen 5 for every shape benchmarked, most for
 // small k, where writing C dominates and this order writes it in sequential row streams.)
-// Threads split the (ic, jr) space of each (jc, pc) step into a gi × gj grid; the k loop is never
-// split, so every C element is summed in the same k order whatever the thread count (results
-// are bit-identical for 1 or N threads).
+// Threads take row or column slices of C (on micro-tile boundaries) and run the serial loops on
+// them without synchronisation; the k loop is never split, so every C element is summed in the
+// same k order whatever the thread count (results are bit-identical for 1 or N threads).
 #pragma once
 
 #include "attnkit/core/aligned.hpp"
@@ -198,75 +198,49 @@ inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, 
   }
 }
 
-/// C = alpha · A · B + beta · C for strided operands (element (i, j) of X at
-/// x + i · rs_x + j · cs_x), on `threads` OpenMP threads (1: serial, no parallel region).
-/// Requires m, n, k > 0 and alpha != 0; C must not alias A or B. Results do not depend on
-/// `threads`.
+/// C = alpha · A · B + beta · C on the calling thread, for strided operands (element (i, j)
+/// of X at x + i · rs_x + j · cs_x). Requires m, n, k > 0 and alpha != 0; C must not alias
+/// A or B. Uses the calling thread's scratch buffers.
 /// \tparam T float or double
 /// \tparam Arch an xsimd architecture tag
 template <class T, class Arch>
-[[gnu::noinline]] void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a,
-                                   index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
-                                   index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c,
-                                   int threads) {
+[[gnu::noinline]] void packed_gemm_serial(index_t m, index_t n, index_t k, T alpha, const T* a,
+                                          index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
+                                          index_t cs_b, T beta, T* c, index_t rs_c,
+                                          index_t cs_c) {
   using Blk = GemmBlocking<T, Arch>;
   constexpr int MR = Blk::mr;
   constexpr int NR = Blk::nr;
   const index_t nc_max = std::min<index_t>(Blk::nc, (n + NR - 1) / NR * NR);
   const index_t kc_max = std::min<index_t>(Blk::kc, k);
   T* bpack = detail::scratch<T>(1, static_cast<std::size_t>(kc_max * nc_max));
-
-  // nt: the team's actual size (OpenMP may give fewer threads than asked for).
-  auto body = [&](int tid, int nt) {
-    // Thread grid: gi row parts × gj column parts, gi the largest divisor of nt that leaves
-    // each row part at least 2·MR rows.
-    int gi = 1;
-    for (int d = nt; d >= 1; --d) {
-      if (nt % d == 0 && (m + d - 1) / d >= 2 * MR) {
-        gi = d;
-        break;
-      }
-    }
-    const int gj = nt / gi;
-    const index_t rows_per = ((m + gi - 1) / gi + MR - 1) / MR * MR;
-    const int ti = tid % gi;
-    const int tj = tid / gi;
-    const index_t row_begin = std::min<index_t>(m, ti * rows_per);
-    const index_t row_end = std::min<index_t>(m, row_begin + rows_per);
-    T* apack = detail::scratch<T>(0, static_cast<std::size_t>(Blk::mc * kc_max));
-    for (index_t jc = 0; jc < n; jc += Blk::nc) {
-      const index_t nc = std::min<index_t>(Blk::nc, n - jc);
-      const index_t panels = (nc + NR - 1) / NR;
-      const index_t pan_per_thread = (panels + nt - 1) / nt;
-      const index_t pan_per_col = (panels + gj - 1) / gj;
-      const index_t q_begin = std::min<index_t>(panels, tj * pan_per_col);
-      const index_t q_end = std::min<index_t>(panels, q_begin + pan_per_col);
-      for (index_t pc = 0; pc < k; pc += Blk::kc) {
-        const index_t kc = std::min<index_t>(Blk::kc, k - pc);
-        const T beta_eff = pc == 0 ? beta : T(1);
-        const index_t pb0 = std::min<index_t>(panels, tid * pan_per_thread);
-        const index_t pb1 = std::min<index_t>(panels, pb0 + pan_per_thread);
-        pack_b<T, NR>(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack, pb0, pb1);
-#if defined(_OPENMP)
-        if (nt > 1) {
-#pragma omp barrier
+  T* apack = detail::scratch<T>(0, static_cast<std::size_t>(Blk::mc * kc_max));
+  // A with contiguous rows is read in place (packing it costs as much as the product when n
+  // is small, e.g. P · V); then only a partial last micro-panel is packed.
+  const bool a_in_place = cs_a == 1;
+  for (index_t jc = 0; jc < n; jc += Blk::nc) {
+    const index_t nc = std::min<index_t>(Blk::nc, n - jc);
+    const index_t panels = (nc + NR - 1) / NR;
+    for (index_t pc = 0; pc < k; pc += Blk::kc) {
+      const index_t kc = std::min<index_t>(Blk::kc, k - pc);
+      const T beta_eff = pc == 0 ? beta : T(1);
+      pack_b<T, NR>(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bpack, 0, panels);
+      for (index_t ic = 0; ic < m; ic += Blk::mc) {
+        const index_t mc = std::min<index_t>(Blk::mc, m - ic);
+        const T* a_blk = a + ic * rs_a + pc * cs_a;
+        if (!a_in_place) {
+          pack_a<T, MR>(mc, kc, a_blk, rs_a, cs_a, apack);
+        } else if (mc % MR != 0) {
+          const index_t ir = mc / MR * MR;
+          pack_a<T, MR>(mc - ir, kc, a_blk + ir * rs_a, rs_a, cs_a, apack + ir * kc);
         }
-#endif
-        for (index_t ic = row_begin; ic < row_end; ic += Blk::mc) {
-          const index_t mc = std::min<index_t>(Blk::mc, row_end - ic);
-          // A with contiguous rows is read in place (packing it costs as much as the product
-          // when n is small, e.g. P · V); only a partial last micro-panel is packed.
-          const bool a_in_place = cs_a == 1;
-          const T* a_blk = a + ic * rs_a + pc * cs_a;
-          if (!a_in_place) {
-            pack_a<T, MR>(mc, kc, a_blk, rs_a, cs_a, apack);
-          } else if (mc % MR != 0) {
-            const index_t ir = mc / MR * MR;
-            pack_a<T, MR>(mc - ir, kc, a_blk + ir * rs_a, rs_a, cs_a, apack + ir * kc);
-          }
-          auto tile = [&](index_t ir, index_t q) {
+        // ir outer, jr inner: the A micro-panel stays in L1 while B panels stream from L2,
+        // and C is written row block by row block, left to right (sequential streams; this
+        // halves the time of output-bound products such as QKᵀ with small k).
+        for (index_t ir = 0; ir < mc; ir += MR) {
+          const index_t m_rem = std::min<index_t>(MR, mc - ir);
+          for (index_t q = 0; q < panels; ++q) {
             const index_t jr = q * NR;
-            const index_t m_rem = std::min<index_t>(MR, mc - ir);
             const index_t n_rem = std::min<index_t>(NR, nc - jr);
             T* c_tile = c + (ic + ir) * rs_c + (jc + jr) * cs_c;
             if (a_in_place && m_rem == MR) {
@@ -278,30 +252,53 @@ template <class T, class Arch>
                                                             bpack + jr * kc, alpha, beta_eff,
                                                             c_tile, rs_c, cs_c, m_rem, n_rem);
             }
-          };
-          // ir outer, jr inner: the A micro-panel stays in L1 while B panels stream from L2,
-          // and C is written row block by row block, left to right (sequential streams; this
-          // halves the time of output-bound products such as QKᵀ with small k).
-          for (index_t ir = 0; ir < mc; ir += MR)
-            for (index_t q = q_begin; q < q_end; ++q) tile(ir, q);
+          }
         }
-#if defined(_OPENMP)
-        if (nt > 1) {
-#pragma omp barrier
-        }
-#endif
       }
     }
-  };
+  }
+}
 
+/// packed_gemm_serial on `threads` OpenMP threads (1: no parallel region). The threads split
+/// C into row slices (multiples of MR; each thread packs B itself) when m ≥ n, else column
+/// slices (multiples of NR); each slice runs packed_gemm_serial with no synchronisation
+/// (robust when the machine is oversubscribed). Slices start on micro-tile boundaries and the
+/// k loop is never split, so results are bit-identical for any thread count.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a,
+                 index_t cs_a, const T* b, index_t rs_b, index_t cs_b, T beta, T* c,
+                 index_t rs_c, index_t cs_c, int threads) {
+  using Blk = GemmBlocking<T, Arch>;
+  const index_t row_tiles = (m + Blk::mr - 1) / Blk::mr;
+  const index_t col_tiles = (n + Blk::nr - 1) / Blk::nr;
+  const bool split_rows = row_tiles >= col_tiles;
+  const index_t tiles = split_rows ? row_tiles : col_tiles;
+  if (threads > tiles) threads = static_cast<int>(tiles);
+  auto slice = [&](int t, int nt) {
+    const index_t per = (tiles + nt - 1) / nt;
+    const index_t t0 = std::min<index_t>(tiles, t * per);
+    const index_t t1 = std::min<index_t>(tiles, t0 + per);
+    if (t0 >= t1) return;
+    if (split_rows) {
+      const index_t r0 = t0 * Blk::mr, r1 = std::min<index_t>(m, t1 * Blk::mr);
+      packed_gemm_serial<T, Arch>(r1 - r0, n, k, alpha, a + r0 * rs_a, rs_a, cs_a, b, rs_b, cs_b,
+                                  beta, c + r0 * rs_c, rs_c, cs_c);
+    } else {
+      const index_t c0 = t0 * Blk::nr, c1 = std::min<index_t>(n, t1 * Blk::nr);
+      packed_gemm_serial<T, Arch>(m, c1 - c0, k, alpha, a, rs_a, cs_a, b + c0 * cs_b, rs_b, cs_b,
+                                  beta, c + c0 * cs_c, rs_c, cs_c);
+    }
+  };
 #if defined(_OPENMP)
   if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
+    slice(omp_get_thread_num(), omp_get_num_threads());
     return;
   }
 #endif
-  body(0, 1);
+  slice(0, 1);
 }
 
 }  // namespace attnkit::kernel
