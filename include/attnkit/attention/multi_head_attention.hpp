@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
+// output gate (Gated Attention), an optional KV cache, around the fused attention<Policy> kernel.
+//
+// Layering note: this file uses block/rope.hpp and block/linear.hpp (RoPE and projections are
+// leaf modules with no attention knowledge; block/ otherwise sits above attention/).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+
+// GCC 12 reports -Wuninitialized (not only the -Wmaybe-uninitialized the kernel headers silence)
+// for the `__m512 __Y = __Y;` idiom of its AVX-512 intrinsics when the fused kernel inlines them;
+// the pragma must cover the kernel's definitions, so it wraps the include.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include "attnkit/attention/attention.hpp"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#include "attnkit/block/linear.hpp"
+#include "attnkit/block/rope.hpp"
+#include "attnkit/core/error.hpp"
+#include "attnkit/core/tensor.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/policy/attention_policy.hpp"
+#include "attnkit/policy/gate.hpp"
+
+namespace attnkit {
+
+/// The shape of an output gate, read off the gate projection's weight.
+enum class GateKind : std::uint8_t {
+  none,         ///< no gate
+  headwise,     ///< g_proj [Hq, hidden]: one gate logit per head and token
+  elementwise,  ///< g_proj [Hq·D, hidden]: one gate logit per output element
+};
+
+/// A sigmoid output gate whose kind (none, headwise, elementwise) is chosen at run time, for
+/// models whose files decide whether they are gated. Models attnkit::policy::gate_policy.
+/// \tparam V element type of the gate logits (float or double)
+template <class V = float>
+struct SelectableSigmoidGate {
+  static constexpr bool is_identity = false;
+  GateKind kind = GateKind::none;
+  TensorView<const V, 3> headwise;     ///< [B, Hq, Nq] when kind is headwise
+  TensorView<const V, 4> elementwise;  ///< [B, Hq, Nq, Dv] when kind is elementwise
+
+  template <class T>
+  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
+    if (kind == GateKind::headwise) {
+      policy::HeadwiseSigmoid<V>(headwise).apply_row(b, h, i, row, n);
+    } else if (kind == GateKind::elementwise) {
+      policy::ElementwiseSigmoid<V>(elementwise).apply_row(b, h, i, row, n);
+    }
+  }
+  SelectableSigmoidGate bind(const policy::Geometry& g) const {
+    if (kind == GateKind::headwise) policy::HeadwiseSigmoid<V>(headwise).bind(g);
+    if (kind == GateKind::elementwise) policy::ElementwiseSigmoid<V>(elementwise).bind(g);
+    return *this;
+  }
+};
+
+static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);
+
+/// Keys and values of one attention layer for incremental decoding: [B, Hkv, capacity, D], the
+/// first `length` positions filled. Grows by doubling.
+/// \tparam T float or double
+template <class T>
+struct KVCacheLayer {
+  Tensor<T, 4> k;  ///< [B, Hkv, capacity, D]
+  Tensor<T, 4> v;  ///< [B, Hkv, capacity, D]
+  index_t length = 0;
+
+  /// Makes room for `extra` more positions (keeps the filled ones).
+  void reserve(index_t batch, index_t heads, index_t extra, index_t d) {
+    const index_t need = length + extra;
+    if (k.size() != 0 && k.extent(0) == batch && k.extent(1) == heads && k.extent(3) == d &&
+        k.extent(2) >= need)
+      return;
+    if (k.size() != 0 && (k.extent(0) != batch || k.extent(1) != heads || k.extent(3) != d))
+      throw shape_error("attnkit: KVCacheLayer: the cache holds shape " + shape_string(k.shape()) +
+                        ", the layer needs [" + std::to_string(batch) + ", " +
+                        std::to_string(heads) + ", *, " + std::to_string(d) + "]");
+    index_t cap = k.size() != 0 ? k.extent(2) : 16;
+    while (cap < need) cap *= 2;
+    Tensor<T, 4> nk({batch, heads, cap, d}), nv({batch, heads, cap, d});
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t h = 0; h < heads; ++h)
+        for (index_t p = 0; p < length; ++p)
+          for (index_t c = 0; c < d; ++c) {
+            nk(b, h, p, c) = k(b, h, p, c);
+            nv(b, h, p, c) = v(b, h, p, c);
+          }
+    k = std::move(nk);
+    v = std::move(nv);
+  }
+};
+
+/// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
+/// q_proj [Hq·D, hidden], k_proj and v_proj [Hkv·D, hidden], o_proj [hidden, Hq·D] (biases
+/// optional, in the Linear modules), optional g_proj [Hq, hidden] (headwise) or
+/// [Hq·D, hidden] (elementwise). Hq a multiple of Hkv: MHA (Hkv = Hq), GQA, MQA (Hkv = 1).
+///
+/// forward: q, k, v = projections of x; RoPE (if set) on q and k at the given positions; the
+/// fused attention<Policy> kernel (the policy's mask, e.g. Causal for a decoder; bottom-right
+/// aligned, so with a cache the new rows sit after the cached keys); when gated,
+/// out_h *= sigmoid(g_proj · x) per head (headwise) or per element, inside the kernel's gate
+/// epilogue, before o_proj. The gate reads the same x as q_proj (the normalized block input).
+///
+/// The gate comes from the policy's gate type: NoGate (g_proj must be empty),
+/// policy::HeadwiseSigmoid<T>, policy::ElementwiseSigmoid<T>, or SelectableSigmoidGate<T>
+/// (follows g_proj's shape; empty means none).
+/// \tparam Policy an attnkit::policy::AttentionPolicy (its gate values are filled per call)
+/// \tparam T float or double
+template <class Policy, class T = float>
+class MultiHeadAttention {
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: Policy of MultiHeadAttention must be an "
+                "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of MultiHeadAttention must be float or double");
+  using Gate = typename Policy::gate_type;
+  static constexpr bool gate_none = std::is_same_v<Gate, policy::NoGate>;
+  static constexpr bool gate_headwise = std::is_same_v<Gate, policy::HeadwiseSigmoid<T>>;
+  static constexpr bool gate_elementwise = std::is_same_v<Gate, policy::ElementwiseSigmoid<T>>;
+  static constexpr bool gate_selectable = std::is_same_v<Gate, SelectableSigmoidGate<T>>;
+  static_assert(gate_none || gate_headwise || gate_elementwise || gate_selectable,
+                "attnkit: the gate of MultiHeadAttention's Policy must be NoGate, "
+                "HeadwiseSigmoid<T>, ElementwiseSigmoid<T> or SelectableSigmoidGate<T> with the "
+                "same T as the module");
+
+ public:
+  index_t heads = 1;     ///< Hq
+  index_t kv_heads = 1;  ///< Hkv
+  index_t head_dim = 1;  ///< D
+  block::Linear<T> q_proj, k_proj, v_proj, o_proj;
+  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
+  std::optional<block::RoPE> rope;
+  Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
+  AttentionOptions options{};
+
+  index_t hidden() const noexcept { return q_proj.in_features(); }
+
+  /// The gate kind g_proj's shape gives (throws shape_error for any other shape).
+  GateKind gate_kind() const {
+    if (g_proj.empty()) return GateKind::none;
+    const index_t hid = hidden();
+    if (g_proj.shape() == Shape<2>{heads, hid}) return GateKind::headwise;
+    if (g_proj.shape() == Shape<2>{heads * head_dim, hid}) return GateKind::elementwise;
+    throw shape_error("attnkit: MultiHeadAttention: g_proj has shape " +
+                      shape_string(g_proj.shape()) + ", expected [" + std::to_string(heads) + ", " +
+                      std::to_string(hid) + "] (headwise) or [" + std::to_string(heads * head_dim) +
+                      ", " + std::to_string(hid) + "] (elementwise)");
+  }
+
+  /// Checks every weight against heads, kv_heads and head_dim; throws shape_error naming the
+  /// projection and both shapes, or error when the gate does not match the policy.
+  void check() const {
+    const index_t hid = hidden();
+    if (heads < 1 || kv_heads < 1 || head_dim < 1 || heads % kv_heads != 0)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
+                        " query heads are not a multiple of " + std::to_string(kv_heads) +
+                        " kv heads (head_dim " + std::to_string(head_dim) + ")");
+    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
+      if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
+    };
+    want("q_proj", q_proj.weight, {heads * head_dim, hid});
+    want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
+    want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
+    want("o_proj", o_proj.weight, {hid, heads * head_dim});
+    const GateKind g = gate_kind();
+    if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
+        (gate_elementwise && g != GateKind::elementwise))
+      throw error(std::string("attnkit: MultiHeadAttention: the policy's gate is ") +
+                  (gate_none       ? "NoGate"
+                   : gate_headwise ? "HeadwiseSigmoid"
+                                   : "ElementwiseSigmoid") +
+                  " but g_proj has shape " + shape_string(g_proj.shape()) +
+                  " (use SelectableSigmoidGate to follow the weights)");
+    if (rope && rope->rotary_dim() > head_dim)
+      throw shape_error("attnkit: MultiHeadAttention: RoPE rotary_dim " +
+                        std::to_string(rope->rotary_dim()) + " > head_dim " +
+                        std::to_string(head_dim));
+  }
+
+  /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
+  /// rows). With a cache, the new keys and values are appended to it and the rows attend to
+  /// every cached key (bottom-right alignment). y must not alias x.
+  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
+               KVCacheLayer<T>* cache = nullptr) const {
+    check();
+    const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
+    const index_t d = head_dim, hq = heads, hkv = kv_heads;
+    if (x.extent(2) != hid)
+      throw_shape_mismatch("MultiHeadAttention", "x", x.shape(), Shape<3>{nb, n, hid});
+    if (y.shape() != x.shape())
+      throw_shape_mismatch("MultiHeadAttention", "y", y.shape(), x.shape());
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(positions.size()) +
+                        " positions for " + std::to_string(n) + " rows");
+    if (!x.is_contiguous() || !y.is_contiguous())
+      throw shape_error("attnkit: MultiHeadAttention: x and y must be contiguous");
+    const index_t m = nb * n;
+    const TensorView<const T, 2> x2(x.data(), {m, hid});
+    Tensor<T, 2> qb({m, hq * d}), kb({m, hkv * d}), vb({m, hkv * d}), ob({m, hq * d});
+    q_proj(x2, qb.view());
+    k_proj(x2, kb.view());
+    v_proj(x2, vb.view());
+    // [B·N, H·D] buffers seen as [B, H, N, D] by strides (no transposes).
+    auto heads_view = [&](T* p, index_t h) {
+      return TensorView<T, 4>(p, {nb, h, n, d}, {n * h * d, d, h * d, 1});
+    };
+    const TensorView<T, 4> q = heads_view(qb.data(), hq), k = heads_view(kb.data(), hkv),
+                           v = heads_view(vb.data(), hkv), o = heads_view(ob.data(), hq);
+    if (rope) {
+      rope->apply<T>(q, positions);
+      rope->apply<T>(k, positions);
+    }
+    // Gate logits [B·N, Hq] or [B·N, Hq·D], seen as [B, Hq, N] or [B, Hq, N, D].
+    Policy pol = policy;
+    Tensor<T, 2> gb;
+    const GateKind gk = gate_kind();
+    if (gk != GateKind::none) {
+      gb = Tensor<T, 2>({m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, gb.view());
+      const TensorView<const T, 3> hw(gb.data(), {nb, hq, n}, {n * hq, 1, hq});
+      const TensorView<const T, 4> ew(gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1});
+      if constexpr (gate_headwise) pol.gate = policy::HeadwiseSigmoid<T>(hw);
+      if constexpr (gate_elementwise) pol.gate = policy::ElementwiseSigmoid<T>(ew);
+      if constexpr (gate_selectable) {
+        pol.gate.kind = gk;
+        pol.gate.headwise = hw;
+        pol.gate.elementwise = ew;
+      }
+    } else if constexpr (gate_selectable) {
+      pol.gate.kind = GateKind::none;
+    }
+    if (cache == nullptr) {
+      attention<Policy, T>(pol, q, k, v, o, options);
+    } else {
+      cache->reserve(nb, hkv, n, d);
+      const index_t l0 = cache->length;
+      for (index_t b = 0; b < nb; ++b)
+        for (index_t h = 0; h < hkv; ++h)
+          for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < d; ++c) {
+              cache->k(b, h, l0 + r, c) = k(b, h, r, c);
+              cache->v(b, h, l0 + r, c) = v(b, h, r, c);
+            }
+      cache->length = l0 + n;
+      const TensorView<const T, 4> kc = cache->k.cview().slice(0, cache->length, 2);
+      const TensorView<const T, 4> vc = cache->v.cview().slice(0, cache->length, 2);
+      attention<Policy, T>(pol, q, kc, vc, o, options);
+    }
+    TensorView<T, 2> y2(y.data(), {m, hid});
+    o_proj(ob.cview(), y2);
+  }
+};
+
+}  // namespace attnkit
