@@ -27,6 +27,19 @@
 
 namespace attnkit::io {
 
+namespace detail {
+
+/// shape_error for a rank other than the one asked for.
+inline void check_npy_rank(const std::string& path, const std::vector<index_t>& shape,
+                           std::size_t r) {
+  if (r != shape.size())
+    throw shape_error("attnkit: " + path + ": expected a rank-" + std::to_string(r) +
+                      " array, the file holds shape " + shape_string(shape) + " (rank " +
+                      std::to_string(shape.size()) + ")");
+}
+
+}  // namespace detail
+
 /// An array read from a .npy file: its dtype and shape are known only at run time. Owns its
 /// elements (C order, little-endian, 64-byte aligned). Turn it into a typed tensor with
 /// to_tensor<T, R>() (converting) or look at it with view<T, R>() (dtype must match exactly).
@@ -80,12 +93,7 @@ class NpyArray {
   }
 
  private:
-  void check_rank(std::size_t r) const {
-    if (r != shape_.size())
-      throw shape_error("attnkit: " + source_ + ": expected a rank-" + std::to_string(r) +
-                        " array, the file holds shape " + shape_string(shape_) + " (rank " +
-                        std::to_string(shape_.size()) + ")");
-  }
+  void check_rank(std::size_t r) const { detail::check_npy_rank(source_, shape_, r); }
   template <std::size_t R>
   Shape<R> shape_array() const {
     Shape<R> s{};
@@ -374,20 +382,15 @@ inline void write_npy_strided(const std::string& path, DType dtype, const std::b
   out.commit();
 }
 
-}  // namespace detail
-
-/// Reads a .npy file (format versions 1.0, 2.0 and 3.0; C order; little-endian; dtypes bool,
-/// int8..int64, uint8..uint64, float16, float32, float64). Every size in the header is checked
-/// against the file before anything is allocated or read. Throws file_error naming the file and
-/// the problem (missing file, bad magic, truncated data, Fortran order, big-endian, ...).
-inline NpyArray read_npy(const std::string& path) {
-  detail::InputFile in(path);
+/// Reads and checks the magic string, version and header of a .npy file, leaving `in` at the
+/// first data byte; the data size is checked against the rest of the file.
+inline NpyHeader read_npy_header(InputFile& in) {
+  const std::string& path = in.path();
   if (in.size() < 10)
-    detail::fail(path, "not a .npy file: too short (" + std::to_string(in.size()) + " bytes)");
+    fail(path, "not a .npy file: too short (" + std::to_string(in.size()) + " bytes)");
   unsigned char pre[8];
   in.read(pre, 8, "the magic string");
-  if (std::memcmp(pre, "\x93NUMPY", 6) != 0)
-    detail::fail(path, "not a .npy file (bad magic string)");
+  if (std::memcmp(pre, "\x93NUMPY", 6) != 0) fail(path, "not a .npy file (bad magic string)");
   const unsigned major = pre[6], minor = pre[7];
   std::uint32_t header_len = 0;
   if (major == 1) {
@@ -401,30 +404,41 @@ inline NpyArray read_npy(const std::string& path) {
                  (static_cast<std::uint32_t>(l[2]) << 16) |
                  (static_cast<std::uint32_t>(l[3]) << 24);
   } else {
-    detail::fail(path, "unsupported .npy format version " + std::to_string(major) + "." +
-                           std::to_string(minor));
+    fail(path,
+         "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor));
   }
-  if (header_len > detail::npy_max_header)
-    detail::fail(path, "header length " + std::to_string(header_len) + " exceeds the " +
-                           std::to_string(detail::npy_max_header) + "-byte limit");
+  if (header_len > npy_max_header)
+    fail(path, "header length " + std::to_string(header_len) + " exceeds the " +
+                   std::to_string(npy_max_header) + "-byte limit");
   if (header_len > in.remaining())
-    detail::fail(path, "header length " + std::to_string(header_len) +
-                           " runs past the end of the file (" + std::to_string(in.size()) +
-                           " bytes)");
+    fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                   std::to_string(in.size()) + " bytes)");
   std::string header(header_len, '\0');
   in.read(header.data(), header_len, "the header");
-  const detail::NpyHeader h = detail::NpyHeaderParser(header, path).parse();
+  NpyHeader h = NpyHeaderParser(header, path).parse();
   const index_t n = checked_numel(h.shape.data(), h.shape.size(), itemsize(h.dtype), path);
   const std::uint64_t need = static_cast<std::uint64_t>(n) * itemsize(h.dtype);
   if (need > in.remaining())
-    detail::fail(path, "file is truncated: shape " + shape_string(h.shape) + " of " +
-                           std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
-                           " data bytes, the file has " + std::to_string(in.remaining()));
+    fail(path, "file is truncated: shape " + shape_string(h.shape) + " of " +
+                   std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
+                   " data bytes, the file has " + std::to_string(in.remaining()));
   if (need < in.remaining())
-    detail::fail(path, "size mismatch: shape " + shape_string(h.shape) + " of " +
-                           std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
-                           " data bytes, the file has " + std::to_string(in.remaining()) +
-                           " (trailing bytes)");
+    fail(path, "size mismatch: shape " + shape_string(h.shape) + " of " +
+                   std::string(dtype_name(h.dtype)) + " needs " + std::to_string(need) +
+                   " data bytes, the file has " + std::to_string(in.remaining()) +
+                   " (trailing bytes)");
+  return h;
+}
+
+}  // namespace detail
+
+/// Reads a .npy file (format versions 1.0, 2.0 and 3.0; C order; little-endian; dtypes bool,
+/// int8..int64, uint8..uint64, float16, float32, float64). Every size in the header is checked
+/// against the file before anything is allocated or read. Throws file_error naming the file and
+/// the problem (missing file, bad magic, truncated data, Fortran order, big-endian, ...).
+inline NpyArray read_npy(const std::string& path) {
+  detail::InputFile in(path);
+  const detail::NpyHeader h = detail::read_npy_header(in);
   NpyArray a(h.dtype, h.shape, path);
   in.read(a.bytes(), a.nbytes(), "the array data");
   return a;
@@ -438,7 +452,21 @@ inline NpyArray read_npy(const std::string& path) {
 /// \tparam R rank of the result
 template <class T, std::size_t R>
 Tensor<T, R> read_npy_as(const std::string& path) {
-  return read_npy(path).to_tensor<T, R>();
+  detail::InputFile in(path);
+  const detail::NpyHeader h = detail::read_npy_header(in);
+  detail::check_npy_rank(path, h.shape, R);
+  // The same dtype (bool excepted: its bytes are validated by conversion): read straight into the
+  // tensor, with no intermediate copy.
+  if (h.dtype == dtype_of<T>() && !std::is_same_v<T, bool>) {
+    Shape<R> s{};
+    std::copy(h.shape.begin(), h.shape.end(), s.begin());
+    Tensor<T, R> t(s);
+    in.read(t.data(), static_cast<std::size_t>(t.size()) * sizeof(T), "the array data");
+    return t;
+  }
+  NpyArray a(h.dtype, h.shape, path);
+  in.read(a.bytes(), a.nbytes(), "the array data");
+  return a.to_tensor<T, R>();
 }
 
 /// Reads a .npy file of a floating-point dtype (float16, float32 or float64) into a Tensor<T, R>
