@@ -40,7 +40,7 @@ struct GemmBlocking {
   static constexpr int mr = simd::has_avx512<Arch> ? 14 : (simd::has_avx<Arch> ? 6 : 4);
   static constexpr int nv = 2;
   static constexpr int nr = nv * static_cast<int>(simd::width<T, Arch>);
-  static constexpr index_t kc = 256;
+  static constexpr index_t kc = 384;
   static constexpr index_t mc = mr * (simd::has_avx512<Arch> ? 72 : 96);
   static constexpr index_t nc = 512;
 };
