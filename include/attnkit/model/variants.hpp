@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The named LLaMA variants of the seed notes (000): one Decoder per attention activation, plus
+// the fixes the notes try (normalized sigmoid, relu) and a gated-attention variant.
+#pragma once
+
+#include "attnkit/attention/multi_head_attention.hpp"
+#include "attnkit/model/decoder.hpp"
+#include "attnkit/policy/attention_policy.hpp"
+
+namespace attnkit::model {
+
+/// The attention policy of a LLaMA-style decoder: an activation, the causal mask, no score mod.
+/// \tparam Activation a policy::score_activation
+/// \tparam Gate policy::NoGate (default) or a sigmoid output gate
+template <class Activation, class Gate = policy::NoGate>
+using LlamaPolicy = policy::AttentionPolicy<Activation, policy::Causal, policy::NoScoreMod, Gate>;
+
+/// A LLaMA-style decoder with the given activation (fp32).
+template <class Activation, class Gate = policy::NoGate>
+using LlamaDecoder = Decoder<LlamaPolicy<Activation, Gate>, float>;
+
+/// Standard LLaMA: softmax over keys.
+using MyLlama = LlamaDecoder<policy::Softmax>;
+/// Sigmoid attention: P = sigmoid(s).
+using MySigmoidLlama = LlamaDecoder<policy::Sigmoid>;
+/// Sigmoid with bias: P = sigmoid(s + b), b = -ln n, n the key count of the attention call (the
+/// prompt length in the prefill, the cached keys in a decode step).
+using MySigmoidWithBLlama = LlamaDecoder<policy::SigmoidBias>;
+/// Softmax across the heads (dim=1 in the notes), over the heads for which (i, j) is visible.
+using MySoftmaxLlama = LlamaDecoder<policy::HeadSoftmax>;
+/// No activation: P = s.
+using MyLinearLlama = LlamaDecoder<policy::Linear>;
+/// The notes' fix for sigmoid: P = sigmoid(s) / Σ_visible sigmoid(s).
+using MyNormalizedSigmoidLlama = LlamaDecoder<policy::NormalizedSigmoid>;
+/// The notes' fix for linear attention: P = max(s, 0).
+using MyReluLlama = LlamaDecoder<policy::ReLU>;
+/// Gated attention (Qiu et al. 2025): softmax, then out *= sigmoid(g_proj · x) per head or per
+/// element, as the g_proj weight in the file says.
+using MyGatedLlama = LlamaDecoder<policy::Softmax, SelectableSigmoidGate<float>>;
+
+}  // namespace attnkit::model

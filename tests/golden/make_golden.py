@@ -1,0 +1,399 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: attnkit contributors
+"""Writes the golden files of tests/golden/data/ from plain PyTorch code (run with /usr/bin/python3,
+Debian's python3-torch and numpy; the C++ tests need neither).
+
+For every attention variant: a tiny LLaMA (2 layers, hidden 64, 4 heads, 2 kv heads, head_dim 16,
+intermediate 96, vocab 97) with fixed seeds, stored as DIR/config.json + DIR/model.safetensors
+(the safetensors format written by hand below), plus the prompt ids (input_ids.npy), the logits of
+every prompt position computed in float64 from the stored (rounded) weights (logits.npy, float32)
+and the greedy continuation of 8 tokens (greedy.json: recomputing the whole prefix each step, and
+with a KV cache, which differs for sigmoid-bias only).
+The forward pass is a faithful Hugging Face LlamaForCausalLM forward written out here, with the
+attention weights P defined as CLI.md's activation table says (an invisible pair has P = 0).
+
+Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
+GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
+each through torch's own functions (F.layer_norm, F.silu, F.gelu, torch.topk,
+torch.softmax, torch.view_as_complex).
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+
+HIDDEN, LAYERS, HEADS, KV_HEADS, VOCAB, INTER = 64, 2, 4, 2, 97, 96
+HEAD_DIM = HIDDEN // HEADS
+EPS, THETA = 1e-5, 10000.0
+NEW_TOKENS = 8
+
+# folder name -> (activation, gate, dtype, tied, seed)
+VARIANTS = {
+    "softmax": ("softmax", "none", "F32", False, 1),
+    "sigmoid": ("sigmoid", "none", "F16", False, 2),
+    "sigmoid-bias": ("sigmoid-bias", "none", "F16", False, 3),
+    "head-softmax": ("head-softmax", "none", "F16", False, 4),
+    "linear": ("linear", "none", "F16", True, 5),
+    "normalized-sigmoid": ("normalized-sigmoid", "none", "F16", False, 6),
+    "relu": ("relu", "none", "BF16", False, 7),
+    "gated-headwise": ("softmax", "headwise", "F16", False, 8),
+    "gated-elementwise": ("softmax", "elementwise", "F16", False, 9),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# storage formats
+
+
+def round_to(t, dtype):
+    """The values a tensor takes when stored as dtype (returned in float64)."""
+    if dtype == "F32":
+        return t.to(torch.float32).to(torch.float64)
+    if dtype == "F16":
+        return t.to(torch.float16).to(torch.float64)
+    if dtype == "BF16":
+        return t.to(torch.bfloat16).to(torch.float64)
+    raise ValueError(dtype)
+
+
+def tensor_bytes(t, dtype):
+    if dtype == "F32":
+        return t.to(torch.float32).numpy().astype("<f4").tobytes()
+    if dtype == "F16":
+        return t.to(torch.float32).numpy().astype("<f2").tobytes()
+    if dtype == "BF16":
+        return t.to(torch.bfloat16).view(torch.int16).numpy().astype("<i2").tobytes()
+    raise ValueError(dtype)
+
+
+def write_safetensors(path, tensors, dtype):
+    """The safetensors layout: u64 LE header length, JSON header, data; header padded with spaces
+    to a multiple of 8 so every tensor is aligned for zero-copy views."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        b = tensor_bytes(t, dtype)
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    header["__metadata__"] = {"format": "pt", "generator": "attnkit tests/golden/make_golden.py"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def save_npy(path, a):
+    np.save(path, np.ascontiguousarray(a))
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+def make_weights(seed, gate, tied):
+    g = torch.Generator().manual_seed(seed)
+
+    def normal(*shape, std):
+        return torch.randn(*shape, generator=g, dtype=torch.float64) * std
+
+    w = {"model.embed_tokens.weight": normal(VOCAB, HIDDEN, std=1.0)}
+    s = 1.0 / math.sqrt(HIDDEN)
+    for l in range(LAYERS):
+        p = f"model.layers.{l}."
+        w[p + "input_layernorm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
+        w[p + "self_attn.q_proj.weight"] = normal(HEADS * HEAD_DIM, HIDDEN, std=2 * s)
+        w[p + "self_attn.k_proj.weight"] = normal(KV_HEADS * HEAD_DIM, HIDDEN, std=2 * s)
+        w[p + "self_attn.v_proj.weight"] = normal(KV_HEADS * HEAD_DIM, HIDDEN, std=s)
+        w[p + "self_attn.o_proj.weight"] = normal(HIDDEN, HEADS * HEAD_DIM, std=s)
+        if gate == "headwise":
+            w[p + "self_attn.g_proj.weight"] = normal(HEADS, HIDDEN, std=2 * s)
+        elif gate == "elementwise":
+            w[p + "self_attn.g_proj.weight"] = normal(HEADS * HEAD_DIM, HIDDEN, std=2 * s)
+        w[p + "post_attention_layernorm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
+        w[p + "mlp.gate_proj.weight"] = normal(INTER, HIDDEN, std=s)
+        w[p + "mlp.up_proj.weight"] = normal(INTER, HIDDEN, std=s)
+        w[p + "mlp.down_proj.weight"] = normal(HIDDEN, INTER, std=1.0 / math.sqrt(INTER))
+    w["model.norm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
+    if not tied:
+        w["lm_head.weight"] = normal(VOCAB, HIDDEN, std=2 * s)
+    return w
+
+
+def rms_norm(x, weight, eps):
+    # LlamaRMSNorm
+    variance = x.pow(2).mean(-1, keepdim=True)
+    return weight * (x * torch.rsqrt(variance + eps))
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_cos_sin(positions, dim, theta):
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    freqs = positions.to(torch.float64)[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def attention_probs(scores, visible, activation):
+    """scores [H, N, Nk]; visible [N, Nk] bool; P per CLI.md's table."""
+    nk = scores.shape[-1]
+    vis = visible[None].expand_as(scores)
+    if activation == "softmax":
+        p = torch.softmax(scores.masked_fill(~vis, float("-inf")), dim=-1)
+    elif activation == "sigmoid":
+        p = torch.sigmoid(scores)
+    elif activation == "sigmoid-bias":
+        p = torch.sigmoid(scores - math.log(nk))
+    elif activation == "normalized-sigmoid":
+        p = torch.sigmoid(scores) * vis
+        p = p / p.sum(-1, keepdim=True)
+    elif activation == "head-softmax":
+        # softmax over the heads (dim 0 here; the notes' dim=1 of [B, H, N, Nk])
+        p = torch.softmax(scores.masked_fill(~vis, float("-inf")), dim=0)
+    elif activation == "linear":
+        p = scores.clone()
+    elif activation == "relu":
+        p = torch.relu(scores)
+    else:
+        raise ValueError(activation)
+    return torch.where(vis, p, torch.zeros_like(p))
+
+
+def llama_forward(w, ids, activation, tied, cache=None):
+    """LlamaForCausalLM.forward in float64 for one sequence; returns logits [N, V] of `ids`.
+    With a cache (a dict filled by earlier calls) the ids continue the cached sequence: their
+    rows attend to every cached key (bottom-right causal alignment), and sigmoid-bias uses n =
+    the key count of this call, as CLI.md defines it for decode steps."""
+    n = len(ids)
+    p0 = cache.get("length", 0) if cache is not None else 0
+    h = w["model.embed_tokens.weight"][torch.tensor(ids)]
+    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), HEAD_DIM, THETA)
+    nk = p0 + n
+    visible = torch.arange(nk)[None, :] <= torch.arange(p0, p0 + n)[:, None]
+    for l in range(LAYERS):
+        p = f"model.layers.{l}."
+        residual = h
+        x = rms_norm(h, w[p + "input_layernorm.weight"], EPS)
+        q = (x @ w[p + "self_attn.q_proj.weight"].T).view(n, HEADS, HEAD_DIM).transpose(0, 1)
+        k = (x @ w[p + "self_attn.k_proj.weight"].T).view(n, KV_HEADS, HEAD_DIM).transpose(0, 1)
+        v = (x @ w[p + "self_attn.v_proj.weight"].T).view(n, KV_HEADS, HEAD_DIM).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            if l in cache:
+                k = torch.cat((cache[l][0], k), dim=1)
+                v = torch.cat((cache[l][1], v), dim=1)
+            cache[l] = (k, v)
+        k = k.repeat_interleave(HEADS // KV_HEADS, dim=0)  # repeat_kv
+        v = v.repeat_interleave(HEADS // KV_HEADS, dim=0)
+        scores = q @ k.transpose(1, 2) / math.sqrt(HEAD_DIM)
+        probs = attention_probs(scores, visible, activation)
+        o = probs @ v  # [H, N, D]
+        gk = p + "self_attn.g_proj.weight"
+        if gk in w:
+            g = x @ w[gk].T
+            if w[gk].shape[0] == HEADS:
+                o = o * torch.sigmoid(g).T[:, :, None]
+            else:
+                o = o * torch.sigmoid(g.view(n, HEADS, HEAD_DIM).transpose(0, 1))
+        o = o.transpose(0, 1).reshape(n, HEADS * HEAD_DIM)
+        h = residual + o @ w[p + "self_attn.o_proj.weight"].T
+        residual = h
+        x = rms_norm(h, w[p + "post_attention_layernorm.weight"], EPS)
+        mlp = (F.silu(x @ w[p + "mlp.gate_proj.weight"].T) * (x @ w[p + "mlp.up_proj.weight"].T)) @ w[
+            p + "mlp.down_proj.weight"
+        ].T
+        h = residual + mlp
+    if cache is not None:
+        cache["length"] = nk
+    h = rms_norm(h, w["model.norm.weight"], EPS)
+    head = w["model.embed_tokens.weight"] if tied else w["lm_head.weight"]
+    return h @ head.T
+
+
+def greedy_cached(w, prompt, activation, tied, steps):
+    """Greedy decoding with a KV cache: the prompt in one call, then one token per call."""
+    cache, out, margins = {}, [], []
+    logits = llama_forward(w, prompt, activation, tied, cache)[-1]
+    for _ in range(steps):
+        top2 = torch.topk(logits, 2).values
+        margins.append(float(top2[0] - top2[1]))
+        out.append(int(torch.argmax(logits)))
+        logits = llama_forward(w, [out[-1]], activation, tied, cache)[-1]
+    return out, min(margins)
+
+
+def greedy(w, prompt, activation, tied, steps):
+    ids, margins = list(prompt), []
+    for _ in range(steps):
+        logits = llama_forward(w, ids, activation, tied)[-1]
+        top2 = torch.topk(logits, 2).values
+        margins.append(float(top2[0] - top2[1]))
+        ids.append(int(torch.argmax(logits)))
+    return ids[len(prompt):], min(margins)
+
+
+def write_variant(name, activation, gate, dtype, tied, seed):
+    out = os.path.join(DATA, name)
+    os.makedirs(out, exist_ok=True)
+    w = {k: round_to(v, dtype) for k, v in make_weights(seed, gate, tied).items()}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTER,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "num_hidden_layers": LAYERS,
+        "rms_norm_eps": EPS,
+        "rope_theta": THETA,
+        "vocab_size": VOCAB,
+        "tie_word_embeddings": tied,
+        "hidden_act": "silu",
+        "torch_dtype": {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype],
+        "attnkit_activation": activation,
+    }
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    write_safetensors(os.path.join(out, "model.safetensors"), w, dtype)
+    # A prompt whose greedy continuation has a clear winner at every step (float32 rounding in
+    # the C++ model must not flip an argmax).
+    g = torch.Generator().manual_seed(1000 + seed)
+    for attempt in range(50):
+        prompt = torch.randint(0, VOCAB, (11,), generator=g).tolist()
+        cont, margin = greedy(w, prompt, activation, tied, NEW_TOKENS)
+        cached, cmargin = greedy_cached(w, prompt, activation, tied, NEW_TOKENS)
+        if min(margin, cmargin) > 2e-3:
+            break
+    else:
+        sys.exit(f"{name}: no prompt with a clear greedy margin")
+    logits = llama_forward(w, prompt, activation, tied)
+    save_npy(os.path.join(out, "input_ids.npy"), np.array(prompt, dtype=np.int64))
+    save_npy(os.path.join(out, "logits.npy"), logits.numpy().astype(np.float32))
+    with open(os.path.join(out, "greedy.json"), "w") as f:
+        # greedy: recomputing the whole prefix each step; greedy_cached: with a KV cache. They
+        # differ only for sigmoid-bias, whose b = -ln n depends on each call's key count.
+        json.dump({"prompt_ids": prompt, "greedy": cont, "greedy_cached": cached,
+                   "min_margin": min(margin, cmargin),
+                   "activation": activation, "gate": gate, "dtype": dtype, "tied": tied}, f)
+        f.write("\n")
+    print(f"{name:20s} dtype {dtype:4s} tied {tied!s:5s} logits std {float(logits.std()):.3f} "
+          f"greedy {cont} cached {cached} margin {min(margin, cmargin):.4f}")
+
+
+# --------------------------------------------------------------------------------------------
+# module checks
+
+
+def write_modules():
+    out = os.path.join(DATA, "modules")
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(77)
+
+    def f32(*shape, std=1.0, mean=0.0):  # float32-exact values, kept in float64
+        return (mean + std * torch.randn(*shape, generator=g, dtype=torch.float64)).float().double()
+
+    def save(name, t):  # inputs are float32-exact and stored as float32; results as float64
+        a = t.numpy()
+        if a.dtype == np.float64 and not name.endswith("_y"):
+            assert np.array_equal(a.astype(np.float32).astype(np.float64), a), name
+            a = a.astype(np.float32)
+        save_npy(os.path.join(out, name + ".npy"), a)
+
+    # norms (torch's LayerNorm; LlamaRMSNorm as in transformers)
+    x = f32(7, 37, std=2.0, mean=0.5)
+    wn, bn = f32(37, std=0.2, mean=1.0), f32(37, std=0.3)
+    save("norm_x", x), save("norm_w", wn), save("norm_b", bn)
+    save("rmsnorm_y", rms_norm(x, wn, 1e-6))
+    save("layernorm_y", F.layer_norm(x, (37,), wn, bn, 1e-5))
+
+    # RoPE: HF rotate-half and Meta's interleaved complex form, positions not 0..N-1
+    q = f32(2, 3, 5, 16)  # [B, H, N, D]
+    pos = torch.tensor([0, 3, 7, 1, 100])
+    save("rope_x", q), save("rope_pos", pos.to(torch.int64))
+    cos, sin = rope_cos_sin(pos, 16, 10000.0)
+    save("rope_half_y", q * cos + rotate_half(q) * sin)
+    freqs = pos.double()[:, None] * (1.0 / (10000.0 ** (torch.arange(0, 16, 2).double() / 16)))[None]
+    qc = torch.view_as_complex(q.reshape(2, 3, 5, 8, 2).contiguous())
+    save("rope_interleaved_y", torch.view_as_real(qc * torch.polar(torch.ones_like(freqs), freqs)).reshape(2, 3, 5, 16))
+
+    # SwiGLU (LlamaMLP) and GELU MLPs
+    xm = f32(9, 24)
+    gw, uw, dw = f32(40, 24, std=0.3), f32(40, 24, std=0.3), f32(24, 40, std=0.2)
+    for n, t in [("ffn_x", xm), ("swiglu_gate", gw), ("swiglu_up", uw), ("swiglu_down", dw)]:
+        save(n, t)
+    save("swiglu_y", F.linear(F.silu(F.linear(xm, gw)) * F.linear(xm, uw), dw))
+    b1, b2 = f32(40), f32(24)
+    save("gelu_b1", b1), save("gelu_b2", b2)
+    save("gelu_exact_y", F.linear(F.gelu(F.linear(xm, gw, b1)), dw, b2))
+    save("gelu_tanh_y", F.linear(F.gelu(F.linear(xm, gw, b1), approximate="tanh"), dw, b2))
+
+    # Mixtral's sparse MoE block: softmax router, top-2 of 4, renormalized
+    e, k = 4, 2
+    router = f32(e, 24, std=0.5)
+    experts = [(f32(16, 24, std=0.3), f32(16, 24, std=0.3), f32(24, 16, std=0.3)) for _ in range(e)]
+    save("moe_router", router)
+    for i, (a, b, c) in enumerate(experts):
+        save(f"moe_gate{i}", a), save(f"moe_up{i}", b), save(f"moe_down{i}", c)
+    rw = torch.softmax(F.linear(xm, router), dim=1)
+    rw, sel = torch.topk(rw, k, dim=-1)
+    rw = rw / rw.sum(dim=-1, keepdim=True)
+    y = torch.zeros_like(xm)
+    for t in range(xm.shape[0]):
+        for j in range(k):
+            a, b, c = experts[int(sel[t, j])]
+            y[t] += rw[t, j] * F.linear(F.silu(F.linear(xm[t], a)) * F.linear(xm[t], b), c)
+    save("moe_y", y)
+
+    # Gated attention layer: SDPA (causal) with GQA, RoPE, then sigmoid gate, then o_proj
+    n, hid, hq, hkv, d = 6, 32, 4, 2, 8
+    xa = f32(n, hid)
+    wq, wk, wv, wo = f32(hq * d, hid, std=0.3), f32(hkv * d, hid, std=0.3), f32(hkv * d, hid, std=0.2), f32(hid, hq * d, std=0.2)
+    save("gate_x", xa)
+    for nm, t in [("gate_wq", wq), ("gate_wk", wk), ("gate_wv", wv), ("gate_wo", wo)]:
+        save(nm, t)
+    cos, sin = rope_cos_sin(torch.arange(n), d, 10000.0)
+    qh = F.linear(xa, wq).view(n, hq, d).transpose(0, 1)
+    kh = F.linear(xa, wk).view(n, hkv, d).transpose(0, 1)
+    vh = F.linear(xa, wv).view(n, hkv, d).transpose(0, 1)
+    qh, kh = qh * cos + rotate_half(qh) * sin, kh * cos + rotate_half(kh) * sin
+    kh, vh = kh.repeat_interleave(hq // hkv, 0), vh.repeat_interleave(hq // hkv, 0)
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    o = torch.softmax((qh @ kh.transpose(1, 2) / math.sqrt(d)).masked_fill(~causal, float("-inf")), -1) @ vh
+    for kind, rows in [("headwise", hq), ("elementwise", hq * d)]:
+        wg = f32(rows, hid, std=0.4)
+        gl = F.linear(xa, wg)
+        gate = torch.sigmoid(gl).T[:, :, None] if kind == "headwise" else torch.sigmoid(gl.view(n, hq, d).transpose(0, 1))
+        save(f"gate_{kind}_wg", wg)
+        save(f"gate_{kind}_y", F.linear((o * gate).transpose(0, 1).reshape(n, hq * d), wo))
+    save("gate_none_y", F.linear(o.transpose(0, 1).reshape(n, hq * d), wo))
+
+
+def main():
+    torch.set_num_threads(1)
+    for name, spec in VARIANTS.items():
+        write_variant(name, *spec)
+    write_modules()
+    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)
+    print(f"total {total / 1e6:.2f} MB in {DATA}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The model-folder loader: zero-copy F32, read mode, and clear errors (file and key named) for a
+// malformed config, a missing or mis-shaped tensor, a wrong dtype, a gate the policy lacks, bad
+// token ids.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/io/safetensors.hpp"
+
+#include "golden_util.hpp"
+
+namespace fs = std::filesystem;
+namespace mdl = attnkit::model;
+using attnkit::index_t;
+
+namespace {
+
+/// A scratch copy of a golden folder whose config and/or tensors the test then breaks.
+struct Scratch {
+  fs::path dir;
+  explicit Scratch(const std::string& name) {
+    dir = fs::temp_directory_path() / ("attnkit_loader_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(golden::folder("softmax") + "/config.json", dir / "config.json");
+    fs::copy_file(golden::folder("softmax") + "/model.safetensors", dir / "model.safetensors");
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string path() const { return dir.string(); }
+  void write_config(const std::string& text) const { std::ofstream(dir / "config.json") << text; }
+  /// Rewrites model.safetensors from the golden one with `edit` applied to the entry list.
+  template <class Edit>
+  void rewrite_tensors(Edit edit) const {
+    const auto src =
+        attnkit::io::SafetensorsFile::open(golden::folder("softmax") + "/model.safetensors");
+    std::vector<attnkit::Tensor<float, 2>> mats;
+    std::vector<attnkit::Tensor<float, 1>> vecs;
+    mats.reserve(src.names().size());
+    vecs.reserve(src.names().size());
+    std::vector<attnkit::io::SafetensorsEntry> entries;
+    for (const std::string& n : src.names()) {
+      if (src.info(n).rank() == 2) {
+        mats.push_back(src.load_f32<2>(n));
+        entries.emplace_back(n, mats.back().cview());
+      } else {
+        vecs.push_back(src.load_f32<1>(n));
+        entries.emplace_back(n, vecs.back().cview());
+      }
+    }
+    edit(entries);
+    attnkit::io::write_safetensors((dir / "model.safetensors").string(), entries);
+  }
+};
+
+std::string config_text(const std::string& extra_or_replace) {
+  std::ifstream in(golden::folder("softmax") + "/config.json");
+  std::string t((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return extra_or_replace.empty() ? t : extra_or_replace;
+}
+
+}  // namespace
+
+TEST_CASE("loader: F32 is zero-copy when mapped; read mode and BF16/F16 convert",
+          "[model][loader]") {
+  const auto mapped = mdl::MyLlama::load(golden::folder("softmax"));
+  CHECK(mapped.zero_copy());
+  const auto read = mdl::MyLlama::load(golden::folder("softmax"), {}, attnkit::io::LoadMode::read);
+  CHECK_FALSE(read.zero_copy());
+  const std::vector<std::int64_t> ids{1, 2, 3};
+  const auto a = mapped.forward(ids), b = read.forward(ids);
+  for (index_t j = 0; j < a.extent(1); ++j) CHECK(a(2, j) == b(2, j));
+  // A copy shares the weights (the mapping outlives the original).
+  auto copy = std::make_unique<mdl::MyLlama>(mapped);
+  const auto c = copy->forward(ids);
+  CHECK(c(0, 5) == a(0, 5));
+  // double precision loads the same folder (converted).
+  const auto d = attnkit::model::Decoder<mdl::LlamaPolicy<attnkit::policy::Softmax>, double>::load(
+      golden::folder("softmax"));
+  const auto want = attnkit::io::read_npy_as<double, 2>(golden::folder("softmax") + "/logits.npy");
+  const auto ids_all =
+      attnkit::io::read_npy_as<std::int64_t, 1>(golden::folder("softmax") + "/input_ids.npy");
+  const auto ld = d.forward(std::vector<std::int64_t>(ids_all.begin(), ids_all.end()));
+  double err = 0;
+  for (index_t i = 0; i < ld.extent(0); ++i)
+    for (index_t j = 0; j < ld.extent(1); ++j) err = std::max(err, std::abs(ld(i, j) - want(i, j)));
+  CHECK(err <= 1e-5);  // logits.npy is float32: its own rounding dominates
+}
+
+TEST_CASE("loader: malformed config.json names the file and the key", "[model][loader]") {
+  Scratch s("config");
+  s.write_config("{\"hidden_size\": 64");
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("config.json"));
+  s.write_config("[1, 2]");
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("expected a JSON object"));
+  std::string t = config_text("");
+  const auto pos = t.find("\"num_hidden_layers\"");
+  s.write_config(t.substr(0, pos) + t.substr(t.find('\n', pos) + 1));
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+                    Catch::Contains("config.json") && Catch::Contains("num_hidden_layers"));
+  std::string bad = config_text("");
+  bad.replace(bad.find("\"num_key_value_heads\": 2"), 24, "\"num_key_value_heads\": 3");
+  s.write_config(bad);
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+                    Catch::Contains("not a multiple of num_key_value_heads 3"));
+  std::string neg = config_text("");
+  neg.replace(neg.find("\"vocab_size\": 97"), 16, "\"vocab_size\": -97");
+  s.write_config(neg);
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("vocab_size"));
+  std::string str = config_text("");
+  str.replace(str.find("\"hidden_size\": 64"), 17, "\"hidden_size\": \"64\"");
+  s.write_config(str);
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("hidden_size"));
+  fs::remove(s.dir / "config.json");
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("config.json: cannot open"));
+}
+
+TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file and key",
+          "[model][loader]") {
+  Scratch s("tensors");
+  s.rewrite_tensors([](auto& e) {
+    e.erase(std::find_if(e.begin(), e.end(), [](const auto& x) {
+      return x.name == "model.layers.1.mlp.up_proj.weight";
+    }));
+  });
+  CHECK_THROWS_WITH(
+      mdl::MyLlama::load(s.path()),
+      Catch::Contains("model.safetensors") && Catch::Contains("model.layers.1.mlp.up_proj.weight"));
+  attnkit::Tensor<float, 2> wrong({96, 63});
+  s.rewrite_tensors([&](auto& e) {
+    for (auto& x : e)
+      if (x.name == "model.layers.0.mlp.gate_proj.weight")
+        x = attnkit::io::SafetensorsEntry(x.name, wrong.cview());
+  });
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+                    Catch::Contains("model.layers.0.mlp.gate_proj.weight") &&
+                        Catch::Contains("[96, 63]") && Catch::Contains("expected [96, 64]"));
+  attnkit::Tensor<std::int32_t, 1> ints({64});
+  s.rewrite_tensors([&](auto& e) {
+    for (auto& x : e)
+      if (x.name == "model.norm.weight") x = attnkit::io::SafetensorsEntry(x.name, ints.cview());
+  });
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+                    Catch::Contains("model.norm.weight") && Catch::Contains("I32"));
+  // A gate in the file but a policy without one: an error, not a silently ungated model.
+  attnkit::Tensor<float, 2> g({4, 64});
+  s.rewrite_tensors(
+      [&](auto& e) { e.emplace_back("model.layers.0.self_attn.g_proj.weight", g.cview()); });
+  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("NoGate"));
+  CHECK_NOTHROW(mdl::MyGatedLlama::load(s.path()));
+  attnkit::Tensor<float, 2> g3({3, 64});
+  s.rewrite_tensors(
+      [&](auto& e) { e.emplace_back("model.layers.0.self_attn.g_proj.weight", g3.cview()); });
+  CHECK_THROWS_WITH(mdl::MyGatedLlama::load(s.path()),
+                    Catch::Contains("g_proj.weight' has shape [3, 64]"));
+  // A truncated file.
+  fs::resize_file(s.dir / "model.safetensors", 100);
+  CHECK_THROWS_AS(mdl::MyLlama::load(s.path()), attnkit::error);
+}
+
+TEST_CASE("Decoder::forward rejects empty prompts and ids outside the vocabulary", "[model]") {
+  const auto m = mdl::MyLlama::load(golden::folder("softmax"));
+  CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{}), Catch::Contains("empty prompt"));
+  CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{1, 97}), Catch::Contains("token id 97"));
+  CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{-1}), Catch::Contains("token id -1"));
+}
