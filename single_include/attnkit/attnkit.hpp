@@ -1539,8 +1539,9 @@ void gemm_with_threads(index_t m, index_t n, index_t k, T alpha, MatrixRef<const
 }
 
 /// `batch` independent GEMMs; operand g starts at data + g * batch_stride of each operand.
-/// Small matrices run the batch in parallel (one GEMM per thread), large ones one after the
-/// other, each on all threads. Results do not depend on the thread count.
+/// Small matrices, or a batch that divides evenly among the threads, run the batch in parallel
+/// (one GEMM per thread); otherwise the GEMMs run one after the other, each on all threads.
+/// Results do not depend on the thread count.
 /// \tparam T float or double
 template <class T>
 void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a,
@@ -1557,8 +1558,11 @@ void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, Matri
     MatrixRef<T> cg{c.data + g * c_batch_stride, c.row_stride, c.col_stride};
     detail::gemm_run<T>(m, n, k, alpha, ag, bg, beta, cg, threads);
   };
+  // One GEMM per thread when the matrices are too small to split well or the batch divides
+  // evenly (one parallel region, no slicing); otherwise one GEMM after the other on all threads.
+  const int avail = worker_threads();
   const int threads = detail::gemm_threads(m, n, k);
-  if (threads < worker_threads() && batch > 1) {
+  if (batch > 1 && avail > 1 && (threads < avail || batch % avail == 0 || batch >= 4 * avail)) {
     parallel_for(static_cast<long>(batch), [&](long g) { one(static_cast<index_t>(g), 1); });
   } else {
     for (index_t g = 0; g < batch; ++g) one(g, threads);
