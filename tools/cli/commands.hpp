@@ -6,4 +6,5 @@
 namespace attnkit::cli {
 int cmd_info(int argc, char** argv);
 int cmd_einsum(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
 }  // namespace attnkit::cli

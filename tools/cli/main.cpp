@@ -17,6 +17,7 @@ namespace {
 constexpr attnkit::cli::Command commands[] = {
     {"info", "version, SIMD architecture and thread count", attnkit::cli::cmd_info},
     {"einsum", "numpy.einsum over .npy files", attnkit::cli::cmd_einsum},
+    {"generate", "continue a prompt with a LLaMA-style model folder", attnkit::cli::cmd_generate},
 };
 
 void print_help() {
