@@ -917,13 +917,19 @@ inline T reduce_add(const batch<T, Arch>& x) noexcept {
 template <class T, class Arch>
 inline T reduce_max(const batch<T, Arch>& x) noexcept {
   static_assert(std::is_floating_point_v<T>, "attnkit: reduce_max needs a float or double batch");
+  // The intrinsic branches exist only where the compiler flags enable the ISA (a baseline
+  // x86-64 TU has no AVX types at all); there, only the generic kernels are instantiated.
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch>) {
     if constexpr (std::is_same_v<T, float>) {
       return _mm512_reduce_max_ps(x);
     } else {
       return _mm512_reduce_max_pd(x);
     }
-  } else if constexpr (has_avx<Arch>) {
+  } else
+#endif
+#if defined(__AVX__)
+  if constexpr (has_avx<Arch>) {
     if constexpr (std::is_same_v<T, float>) {
       __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
       m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -934,7 +940,9 @@ inline T reduce_max(const batch<T, Arch>& x) noexcept {
       m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
       return _mm_cvtsd_f64(m);
     }
-  } else {
+  } else
+#endif
+  {
     alignas(64) T lanes[batch<T, Arch>::size];
     x.store_aligned(lanes);
     T m = lanes[0];
@@ -956,11 +964,14 @@ inline unsigned mask_low_bits(index_t n) noexcept {
 /// \tparam T float or double
 template <class Arch, class T>
 inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
     return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
   } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
     return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
-  } else {
+  } else
+#endif
+  {
     alignas(64) T buf[batch<T, Arch>::size];
     std::fill(buf, buf + batch<T, Arch>::size, fill);
     if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n) * sizeof(T));
@@ -973,11 +984,14 @@ inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcep
 /// \tparam T float or double
 template <class Arch, class T>
 inline void store_partial(T* p, const batch<T, Arch>& x, index_t n) noexcept {
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>(detail::mask_low_bits(n)), x);
   } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>(detail::mask_low_bits(n)), x);
-  } else {
+  } else
+#endif
+  {
     alignas(64) T buf[batch<T, Arch>::size];
     x.store_aligned(buf);
     if (n > 0) std::memcpy(p, buf, static_cast<std::size_t>(n) * sizeof(T));
@@ -5182,11 +5196,13 @@ inline batch<float, Arch> exp(const batch<float, Arch>& x) noexcept {
                                 8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
   const bf p = detail::horner(r, c);
   const bf er = xsimd::fma(p, r * r, r) + bf(1.0f);
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch>) {
     // vscalefps: er · 2^n in one instruction, with the same single rounding of subnormal and
     // overflowing results as the two-factor scaling below.
     return _mm512_scalef_ps(er, nf);
   }
+#endif
   // 2^n = 2^n1 · 2^n2 with n1 = floor(n/2), so both factors are normal for n in [-151, 128]
   // and a subnormal or overflowing result is rounded once by the last multiply.
   const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4B400000u);
@@ -5224,9 +5240,11 @@ inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
                                  1.0 / 6227020800.0};
   const bd p = detail::horner(r, c);
   const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch>) {
     return _mm512_scalef_pd(er, nf);
   }
+#endif
   const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4338000000000000ull);
   const bu n1 = ((n + bu(2048u)) >> 1) - bu(1024u);
   const bu n2 = n - n1;

@@ -69,11 +69,13 @@ inline batch<float, Arch> exp(const batch<float, Arch>& x) noexcept {
                                 8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
   const bf p = detail::horner(r, c);
   const bf er = xsimd::fma(p, r * r, r) + bf(1.0f);
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch>) {
     // vscalefps: er · 2^n in one instruction, with the same single rounding of subnormal and
     // overflowing results as the two-factor scaling below.
     return _mm512_scalef_ps(er, nf);
   }
+#endif
   // 2^n = 2^n1 · 2^n2 with n1 = floor(n/2), so both factors are normal for n in [-151, 128]
   // and a subnormal or overflowing result is rounded once by the last multiply.
   const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4B400000u);
@@ -111,9 +113,11 @@ inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
                                  1.0 / 6227020800.0};
   const bd p = detail::horner(r, c);
   const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
+#if defined(__AVX512F__)
   if constexpr (has_avx512<Arch>) {
     return _mm512_scalef_pd(er, nf);
   }
+#endif
   const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4338000000000000ull);
   const bu n1 = ((n + bu(2048u)) >> 1) - bu(1024u);
   const bu n2 = n - n1;
