@@ -4,6 +4,11 @@
 // (include "attnkit/core/eigen_bridge.hpp" for that).
 #pragma once
 
+#include "attnkit/block/feed_forward.hpp"
+#include "attnkit/block/linear.hpp"
+#include "attnkit/block/moe.hpp"
+#include "attnkit/block/norm.hpp"
+#include "attnkit/block/rope.hpp"
 #include "attnkit/core/aligned.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/parallel.hpp"

@@ -9,50 +9,24 @@
 // The umbrella header: everything public in attnkit except the Eigen bridge
 // (include "attnkit/core/eigen_bridge.hpp" for that).
 
-// ---- begin attnkit/core/aligned.hpp ----
+// ---- begin attnkit/block/feed_forward.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// 64-byte aligned allocation: one cache line, one AVX-512 register.
+// Position-wise feed-forward modules: the GELU MLP (GPT-2, BERT) and SwiGLU (LLaMA).
 
-#include <cstddef>
-#include <cstring>
-#include <memory>
-#include <new>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+
+// ---- begin attnkit/block/linear.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Linear projections y = x Wᵀ (+ b) with PyTorch's weight layout [out, in], on kernel::gemm.
+
+#include <concepts>
+#include <string>
 #include <type_traits>
 
-namespace attnkit {
-
-/// Alignment of every buffer attnkit allocates, in bytes.
-inline constexpr std::size_t buffer_alignment = 64;
-
-namespace detail {
-struct aligned_deleter {
-  void operator()(void* p) const noexcept {
-    ::operator delete (p, std::align_val_t{buffer_alignment});
-  }
-};
-}  // namespace detail
-
-/// Owning pointer to an aligned array of trivially-copyable T.
-template <class T>
-using aligned_ptr = std::unique_ptr<T[], detail::aligned_deleter>;
-
-/// Allocates n elements aligned to buffer_alignment, value-initialized (zero for arithmetic
-/// types). The allocation is padded to a whole number of cache lines so SIMD loads of the last
-/// batch stay inside the buffer.
-template <class T>
-aligned_ptr<T> make_aligned(std::size_t n) {
-  static_assert(std::is_trivially_copyable_v<T>, "attnkit: make_aligned needs a trivial type");
-  std::size_t bytes = n * sizeof(T);
-  bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
-  if (bytes == 0) bytes = buffer_alignment;
-  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
-  std::memset(p, 0, bytes);
-  return aligned_ptr<T>(static_cast<T*>(p));
-}
-
-}  // namespace attnkit
-// ---- end attnkit/core/aligned.hpp ----
 // ---- begin attnkit/core/error.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -130,77 +104,16 @@ template <class GotShape, class ExpectedShape>
 #define ATTNKIT_ASSERT(cond) ((void)0)
 #endif
 // ---- end attnkit/core/error.hpp ----
-// ---- begin attnkit/core/parallel.hpp ----
+// ---- begin attnkit/core/tensor_view.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// OpenMP helpers; everything degrades to serial code when OpenMP is off.
+// TensorView<T, R>: a strided, non-owning view of a rank-R array.
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
 
-namespace attnkit {
-
-/// Threads a parallel region started now would use (1 without OpenMP).
-inline int max_threads() noexcept {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-/// Sets the thread count of later parallel regions (no-op without OpenMP). n < 1 is ignored.
-inline void set_threads(int n) noexcept {
-#if defined(_OPENMP)
-  if (n >= 1) omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
-
-/// Whether the caller runs inside an active parallel region; kernels then stay serial.
-inline bool in_parallel() noexcept {
-#if defined(_OPENMP)
-  return omp_in_parallel() != 0;
-#else
-  return false;
-#endif
-}
-
-/// Threads a kernel about to start should use: 1 inside a parallel region, else max_threads().
-inline int worker_threads() noexcept { return in_parallel() ? 1 : max_threads(); }
-
-/// Calls fn(i) for i in [0, n), over OpenMP threads when available and not already inside a
-/// parallel region. The schedule is static, so which thread runs i never changes results.
-template <class Fn>
-void parallel_for(long n, Fn&& fn) {
-#if defined(_OPENMP)
-  if (n > 1 && !in_parallel() && max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#endif
-  for (long i = 0; i < n; ++i) fn(i);
-}
-
-/// Like parallel_for with a dynamic schedule, for work items of uneven cost (e.g. causal tiles).
-/// Only use it where each item writes its own output, so results do not depend on the schedule.
-template <class Fn>
-void parallel_for_dynamic(long n, Fn&& fn) {
-#if defined(_OPENMP)
-  if (n > 1 && !in_parallel() && max_threads() > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-    for (long i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#endif
-  for (long i = 0; i < n; ++i) fn(i);
-}
-
-}  // namespace attnkit
-// ---- end attnkit/core/parallel.hpp ----
 // ---- begin attnkit/core/shape.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -264,27 +177,6 @@ constexpr bool is_contiguous(const Shape<R>& shape, const Strides<R>& strides) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/shape.hpp ----
-// ---- begin attnkit/core/tensor.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Tensor<T, R>: an owning, 64-byte aligned, row-major array.
-
-#include <algorithm>
-#include <cstddef>
-#include <initializer_list>
-#include <type_traits>
-#include <utility>
-
-// ---- begin attnkit/core/tensor_view.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// TensorView<T, R>: a strided, non-owning view of a rank-R array.
-
-#include <array>
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
 
 namespace attnkit {
 
@@ -443,312 +335,6 @@ void copy(TensorView<const U, R> src, TensorView<T, R> dst) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/tensor_view.hpp ----
-
-namespace attnkit {
-
-/// An owning, row-major (C order), 64-byte aligned array of rank R.
-/// Copies are deep; moves are cheap. Converts implicitly to TensorView.
-/// \tparam T arithmetic element type
-/// \tparam R rank, at least 1
-template <class T, std::size_t R>
-class Tensor {
-  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
-                "attnkit: T of Tensor must be a non-const arithmetic type");
-  static_assert(R >= 1, "attnkit: R of Tensor must be at least 1");
-
- public:
-  using value_type = T;
-  static constexpr std::size_t rank = R;
-
-  Tensor() = default;
-
-  /// A zero-filled tensor of the given shape.
-  explicit Tensor(const Shape<R>& shape)
-      : shape_(shape),
-        size_(numel(shape)),
-        data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
-
-  /// A tensor of the given shape with every element set to `value`.
-  Tensor(const Shape<R>& shape, T value) : Tensor(shape) { std::fill_n(data_.get(), size_, value); }
-
-  /// A deep copy of any view of the same rank (converting the element type).
-  template <class U>
-  explicit Tensor(TensorView<U, R> src) : Tensor(src.shape()) {
-    copy(TensorView<const std::remove_const_t<U>, R>(src), view());
-  }
-
-  Tensor(const Tensor& other) : Tensor(other.shape_) {
-    std::copy_n(other.data(), size_, data_.get());
-  }
-  Tensor& operator=(const Tensor& other) {
-    if (this != &other) *this = Tensor(other);
-    return *this;
-  }
-  Tensor(Tensor&&) noexcept = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
-
-  T* data() noexcept { return data_.get(); }
-  const T* data() const noexcept { return data_.get(); }
-  const Shape<R>& shape() const noexcept { return shape_; }
-  Strides<R> strides() const noexcept { return contiguous_strides(shape_); }
-  index_t extent(std::size_t d) const noexcept { return shape_[d]; }
-  index_t size() const noexcept { return size_; }
-  bool empty() const noexcept { return size_ == 0; }
-
-  TensorView<T, R> view() noexcept { return TensorView<T, R>(data_.get(), shape_); }
-  TensorView<const T, R> view() const noexcept {
-    return TensorView<const T, R>(data_.get(), shape_);
-  }
-  TensorView<const T, R> cview() const noexcept { return view(); }
-
-  operator TensorView<T, R>() noexcept { return view(); }              // NOLINT
-  operator TensorView<const T, R>() const noexcept { return view(); }  // NOLINT
-
-  template <class... I>
-  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) T& operator()(I... idx)
-      ATTNKIT_ASSERT_NOEXCEPT {
-    return view()(idx...);
-  }
-  template <class... I>
-  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) const T& operator()(I... idx) const
-      ATTNKIT_ASSERT_NOEXCEPT {
-    return view()(idx...);
-  }
-
-  /// The rank R-1 view at index i of the leading dimension.
-  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
-    return view()[i];
-  }
-  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
-    return view()[i];
-  }
-
-  T* begin() noexcept { return data(); }
-  T* end() noexcept { return data() + size_; }
-  const T* begin() const noexcept { return data(); }
-  const T* end() const noexcept { return data() + size_; }
-
- private:
-  Shape<R> shape_{};
-  index_t size_ = 0;
-  aligned_ptr<T> data_ = make_aligned<T>(0);
-};
-
-}  // namespace attnkit
-// ---- end attnkit/core/tensor.hpp ----
-// ---- begin attnkit/core/version.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// The library version.
-
-#define ATTNKIT_VERSION_MAJOR 0
-#define ATTNKIT_VERSION_MINOR 1
-#define ATTNKIT_VERSION_PATCH 0
-
-namespace attnkit {
-/// "major.minor.patch"
-inline constexpr const char* version_string = "0.1.0";
-}  // namespace attnkit
-// ---- end attnkit/core/version.hpp ----
-// ---- begin attnkit/einsum/einsum.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// einsum: the compile-time form einsum<"bhqd,bhkd->bhqk">(out, a, b) and the runtime form
-// einsum("...", out, {a, b}), both with numpy.einsum's meaning and the same execution code.
-
-#include <array>
-#include <cstddef>
-#include <initializer_list>
-#include <span>
-#include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <utility>
-
-// ---- begin attnkit/einsum/fixed_string.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// fixed_string<N>: a string literal usable as a template argument (einsum<"ij,jk->ik">).
-
-#include <cstddef>
-#include <string_view>
-
-namespace attnkit {
-
-/// A string literal as a structural value, so it can be a non-type template argument.
-/// `N` counts the terminating NUL, as in `const char (&)[N]`.
-/// \tparam N size of the character array, NUL included
-template <std::size_t N>
-struct fixed_string {
-  /// The characters, NUL-terminated (public: structural types need public members).
-  char chars[N]{};
-
-  /// Copies a string literal.
-  constexpr fixed_string(const char (&s)[N]) {  // NOLINT: implicit by design
-    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
-  }
-
-  /// The string without its NUL.
-  constexpr std::string_view view() const { return std::string_view(chars, N - 1); }
-  /// Number of characters without the NUL.
-  static constexpr std::size_t size() { return N - 1; }
-};
-
-template <std::size_t N>
-fixed_string(const char (&)[N]) -> fixed_string<N>;
-
-}  // namespace attnkit
-// ---- end attnkit/einsum/fixed_string.hpp ----
-// ---- begin attnkit/einsum/plan.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// EinsumPlan<T>: an einsum spec bound to operand shapes, planned once (index extents, summed
-// indices reduced first, pairwise order by a greedy cost model) and run many times.
-
-#include <algorithm>
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <initializer_list>
-#include <memory>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <vector>
-
-// ---- begin attnkit/einsum/detail/execute.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Execution of einsum steps: operands bound to strides per index, the generic strided loop nest,
-// and the mapping of a two-operand contraction onto kernel::gemm_batched.
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-
-// ---- begin attnkit/einsum/strided_view.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// StridedView<T>: a view whose rank is a run-time value (data pointer + shape + strides), the
-// operand type of the runtime einsum form and of EinsumPlan.
-
-#include <array>
-#include <cstddef>
-#include <span>
-#include <string>
-#include <type_traits>
-
-
-namespace attnkit {
-
-/// Highest rank a StridedView (and so an einsum operand) may have.
-inline constexpr std::size_t einsum_max_rank = 16;
-
-/// A strided, non-owning view of rank 0..einsum_max_rank chosen at run time. Rank 0 is a scalar.
-/// Tensors and TensorViews convert to it implicitly (mutable to mutable or const, const to const).
-/// \tparam T element type, possibly const
-template <class T>
-class StridedView {
-  static_assert(std::is_arithmetic_v<std::remove_const_t<T>>,
-                "attnkit: T of StridedView must be an arithmetic type");
-
- public:
-  using element_type = T;
-  using value_type = std::remove_cv_t<T>;
-
-  /// A null scalar view.
-  constexpr StridedView() = default;
-
-  /// A view with explicit shape and strides (in elements); throws shape_error when the rank is
-  /// above einsum_max_rank or the two lists differ in length.
-  StridedView(T* data, std::span<const index_t> shape, std::span<const index_t> strides)
-      : data_(data), rank_(shape.size()) {
-    if (shape.size() > einsum_max_rank || strides.size() != shape.size())
-      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " with " +
-                        std::to_string(strides.size()) + " strides (rank at most " +
-                        std::to_string(einsum_max_rank) + ")");
-    for (std::size_t d = 0; d < rank_; ++d) {
-      shape_[d] = shape[d];
-      strides_[d] = strides[d];
-    }
-  }
-
-  /// A row-major (C order) view of `shape` over `data`.
-  StridedView(T* data, std::span<const index_t> shape) : data_(data), rank_(shape.size()) {
-    if (shape.size() > einsum_max_rank)
-      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " has rank above " +
-                        std::to_string(einsum_max_rank));
-    index_t acc = 1;
-    for (std::size_t d = rank_; d-- > 0;) {
-      shape_[d] = shape[d];
-      strides_[d] = acc;
-      acc *= shape[d] > 0 ? shape[d] : 1;
-    }
-  }
-
-  /// From a TensorView (no copy).
-  template <class U, std::size_t R>
-  requires std::is_convertible_v<U*, T*>
-  constexpr StridedView(TensorView<U, R> v)  // NOLINT: implicit by design
-      : data_(v.data()), rank_(R) {
-    static_assert(R <= einsum_max_rank, "attnkit: StridedView: rank above einsum_max_rank");
-    for (std::size_t d = 0; d < R; ++d) {
-      shape_[d] = v.extent(d);
-      strides_[d] = v.stride(d);
-    }
-  }
-
-  /// From a Tensor (no copy).
-  template <class U, std::size_t R>
-  requires std::is_convertible_v<U*, T*> StridedView(Tensor<U, R>& t)  // NOLINT: implicit by design
-      : StridedView(t.view()) {}
-  template <class U, std::size_t R>
-  requires std::is_convertible_v<const U*, T*> StridedView(
-      const Tensor<U, R>& t)  // NOLINT: implicit by design
-      : StridedView(t.view()) {}
-
-  /// Mutable to const conversion.
-  template <class U>
-  requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>) constexpr StridedView(
-      const StridedView<U>& o)  // NOLINT: implicit by design
-      : data_(o.data()), rank_(o.rank()) {
-    for (std::size_t d = 0; d < rank_; ++d) {
-      shape_[d] = o.extent(d);
-      strides_[d] = o.stride(d);
-    }
-  }
-
-  /// A rank-0 view of one element.
-  static constexpr StridedView scalar(T* p) {
-    StridedView v;
-    v.data_ = p;
-    return v;
-  }
-
-  constexpr T* data() const noexcept { return data_; }
-  constexpr std::size_t rank() const noexcept { return rank_; }
-  constexpr index_t extent(std::size_t d) const noexcept { return shape_[d]; }
-  constexpr index_t stride(std::size_t d) const noexcept { return strides_[d]; }
-  constexpr std::span<const index_t> shape() const noexcept { return {shape_.data(), rank_}; }
-  constexpr std::span<const index_t> strides() const noexcept { return {strides_.data(), rank_}; }
-  /// Number of elements (1 for a scalar).
-  constexpr index_t size() const noexcept {
-    index_t n = 1;
-    for (std::size_t d = 0; d < rank_; ++d) n *= shape_[d];
-    return n;
-  }
-
- private:
-  T* data_ = nullptr;
-  std::size_t rank_ = 0;
-  std::array<index_t, einsum_max_rank> shape_{};
-  std::array<index_t, einsum_max_rank> strides_{};
-};
-
-}  // namespace attnkit
-// ---- end attnkit/einsum/strided_view.hpp ----
 // ---- begin attnkit/kernel/gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -761,6 +347,77 @@ class StridedView {
 // contiguous rows. The architecture (AVX-512, AVX2+FMA, SSE2) is picked once per call.
 // Results are bit-identical whatever the thread count.
 
+// ---- begin attnkit/core/parallel.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// OpenMP helpers; everything degrades to serial code when OpenMP is off.
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace attnkit {
+
+/// Threads a parallel region started now would use (1 without OpenMP).
+inline int max_threads() noexcept {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Sets the thread count of later parallel regions (no-op without OpenMP). n < 1 is ignored.
+inline void set_threads(int n) noexcept {
+#if defined(_OPENMP)
+  if (n >= 1) omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+/// Whether the caller runs inside an active parallel region; kernels then stay serial.
+inline bool in_parallel() noexcept {
+#if defined(_OPENMP)
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+/// Threads a kernel about to start should use: 1 inside a parallel region, else max_threads().
+inline int worker_threads() noexcept { return in_parallel() ? 1 : max_threads(); }
+
+/// Calls fn(i) for i in [0, n), over OpenMP threads when available and not already inside a
+/// parallel region. The schedule is static, so which thread runs i never changes results.
+template <class Fn>
+void parallel_for(long n, Fn&& fn) {
+#if defined(_OPENMP)
+  if (n > 1 && !in_parallel() && max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; ++i) fn(i);
+}
+
+/// Like parallel_for with a dynamic schedule, for work items of uneven cost (e.g. causal tiles).
+/// Only use it where each item writes its own output, so results do not depend on the schedule.
+template <class Fn>
+void parallel_for_dynamic(long n, Fn&& fn) {
+#if defined(_OPENMP)
+  if (n > 1 && !in_parallel() && max_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; ++i) fn(i);
+}
+
+}  // namespace attnkit
+// ---- end attnkit/core/parallel.hpp ----
 // ---- begin attnkit/kernel/packed_gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -779,6 +436,50 @@ class StridedView {
 // them without synchronisation; the k loop is never split, so every C element is summed in the
 // same k order whatever the thread count (results are bit-identical for 1 or N threads).
 
+// ---- begin attnkit/core/aligned.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// 64-byte aligned allocation: one cache line, one AVX-512 register.
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+
+namespace attnkit {
+
+/// Alignment of every buffer attnkit allocates, in bytes.
+inline constexpr std::size_t buffer_alignment = 64;
+
+namespace detail {
+struct aligned_deleter {
+  void operator()(void* p) const noexcept {
+    ::operator delete (p, std::align_val_t{buffer_alignment});
+  }
+};
+}  // namespace detail
+
+/// Owning pointer to an aligned array of trivially-copyable T.
+template <class T>
+using aligned_ptr = std::unique_ptr<T[], detail::aligned_deleter>;
+
+/// Allocates n elements aligned to buffer_alignment, value-initialized (zero for arithmetic
+/// types). The allocation is padded to a whole number of cache lines so SIMD loads of the last
+/// batch stay inside the buffer.
+template <class T>
+aligned_ptr<T> make_aligned(std::size_t n) {
+  static_assert(std::is_trivially_copyable_v<T>, "attnkit: make_aligned needs a trivial type");
+  std::size_t bytes = n * sizeof(T);
+  bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
+  if (bytes == 0) bytes = buffer_alignment;
+  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
+  std::memset(p, 0, bytes);
+  return aligned_ptr<T>(static_cast<T*>(p));
+}
+
+}  // namespace attnkit
+// ---- end attnkit/core/aligned.hpp ----
 // ---- begin attnkit/simd/batch.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -1585,6 +1286,1445 @@ void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, Matri
 
 }  // namespace attnkit::kernel
 // ---- end attnkit/kernel/gemm.hpp ----
+
+namespace attnkit::block {
+
+/// y[M, out] = x[M, in] · Wᵀ + b, W [out, in] as torch.nn.Linear stores it, b [out] or empty.
+/// Any strides (the transpose is a stride swap, no copy); y must not alias x or W.
+/// Throws shape_error naming the argument and both shapes.
+/// \tparam T float or double
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x,
+            std::type_identity_t<TensorView<const T, 2>> weight,
+            std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
+  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
+  if (weight.extent(1) != in)
+    throw_shape_mismatch("linear", "weight", weight.shape(), Shape<2>{out, in});
+  if (y.shape() != Shape<2>{m, out})
+    throw_shape_mismatch("linear", "y", y.shape(), Shape<2>{m, out});
+  if (!bias.empty() && bias.shape() != Shape<1>{out})
+    throw_shape_mismatch("linear", "bias", bias.shape(), Shape<1>{out});
+  kernel::gemm<T>(m, out, in, T(1), {x.data(), x.stride(0), x.stride(1)},
+                  {weight.data(), weight.stride(1), weight.stride(0)}, T(0),
+                  {y.data(), y.stride(0), y.stride(1)});
+  if (!bias.empty())
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < out; ++c) y(r, c) += bias(c);
+}
+
+/// linear() without a bias.
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x,
+            std::type_identity_t<TensorView<const T, 2>> weight, TensorView<T, 2> y) {
+  linear<T>(x, weight, TensorView<const T, 1>{}, y);
+}
+
+/// A projection module: weight [out, in] and optional bias [out], held as views (the owner of
+/// the storage — a model, a memory-mapped file — must outlive it).
+/// \tparam T float or double
+template <std::floating_point T>
+struct Linear {
+  TensorView<const T, 2> weight;  ///< [out, in]
+  TensorView<const T, 1> bias;    ///< [out] or empty
+
+  index_t in_features() const noexcept { return weight.extent(1); }
+  index_t out_features() const noexcept { return weight.extent(0); }
+  /// y [M, out] = x [M, in] · Wᵀ + b.
+  void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+    linear<T>(x, weight, bias, y);
+  }
+};
+
+}  // namespace attnkit::block
+// ---- end attnkit/block/linear.hpp ----
+// ---- begin attnkit/core/tensor.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Tensor<T, R>: an owning, 64-byte aligned, row-major array.
+
+#include <algorithm>
+#include <cstddef>
+#include <initializer_list>
+#include <type_traits>
+#include <utility>
+
+
+namespace attnkit {
+
+/// An owning, row-major (C order), 64-byte aligned array of rank R.
+/// Copies are deep; moves are cheap. Converts implicitly to TensorView.
+/// \tparam T arithmetic element type
+/// \tparam R rank, at least 1
+template <class T, std::size_t R>
+class Tensor {
+  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
+                "attnkit: T of Tensor must be a non-const arithmetic type");
+  static_assert(R >= 1, "attnkit: R of Tensor must be at least 1");
+
+ public:
+  using value_type = T;
+  static constexpr std::size_t rank = R;
+
+  Tensor() = default;
+
+  /// A zero-filled tensor of the given shape.
+  explicit Tensor(const Shape<R>& shape)
+      : shape_(shape),
+        size_(numel(shape)),
+        data_(make_aligned<T>(static_cast<std::size_t>(size_))) {}
+
+  /// A tensor of the given shape with every element set to `value`.
+  Tensor(const Shape<R>& shape, T value) : Tensor(shape) { std::fill_n(data_.get(), size_, value); }
+
+  /// A deep copy of any view of the same rank (converting the element type).
+  template <class U>
+  explicit Tensor(TensorView<U, R> src) : Tensor(src.shape()) {
+    copy(TensorView<const std::remove_const_t<U>, R>(src), view());
+  }
+
+  Tensor(const Tensor& other) : Tensor(other.shape_) {
+    std::copy_n(other.data(), size_, data_.get());
+  }
+  Tensor& operator=(const Tensor& other) {
+    if (this != &other) *this = Tensor(other);
+    return *this;
+  }
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&&) noexcept = default;
+
+  T* data() noexcept { return data_.get(); }
+  const T* data() const noexcept { return data_.get(); }
+  const Shape<R>& shape() const noexcept { return shape_; }
+  Strides<R> strides() const noexcept { return contiguous_strides(shape_); }
+  index_t extent(std::size_t d) const noexcept { return shape_[d]; }
+  index_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+
+  TensorView<T, R> view() noexcept { return TensorView<T, R>(data_.get(), shape_); }
+  TensorView<const T, R> view() const noexcept {
+    return TensorView<const T, R>(data_.get(), shape_);
+  }
+  TensorView<const T, R> cview() const noexcept { return view(); }
+
+  operator TensorView<T, R>() noexcept { return view(); }              // NOLINT
+  operator TensorView<const T, R>() const noexcept { return view(); }  // NOLINT
+
+  template <class... I>
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) T& operator()(I... idx)
+      ATTNKIT_ASSERT_NOEXCEPT {
+    return view()(idx...);
+  }
+  template <class... I>
+  requires(sizeof...(I) == R && (std::is_integral_v<I> && ...)) const T& operator()(I... idx) const
+      ATTNKIT_ASSERT_NOEXCEPT {
+    return view()(idx...);
+  }
+
+  /// The rank R-1 view at index i of the leading dimension.
+  TensorView<T, R - 1> operator[](index_t i) ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
+    return view()[i];
+  }
+  TensorView<const T, R - 1> operator[](index_t i) const ATTNKIT_ASSERT_NOEXCEPT requires(R > 1) {
+    return view()[i];
+  }
+
+  T* begin() noexcept { return data(); }
+  T* end() noexcept { return data() + size_; }
+  const T* begin() const noexcept { return data(); }
+  const T* end() const noexcept { return data() + size_; }
+
+ private:
+  Shape<R> shape_{};
+  index_t size_ = 0;
+  aligned_ptr<T> data_ = make_aligned<T>(0);
+};
+
+}  // namespace attnkit
+// ---- end attnkit/core/tensor.hpp ----
+// ---- begin attnkit/simd/rows.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Row kernels over contiguous arrays: elementwise exp/log/sigmoid/tanh in place, scaling,
+// axpy, dot, sum, max, and the shifted exp-and-sum of a softmax row.
+//
+// Each kernel comes twice under one name:
+//   simd::exp_inplace<Arch>(x, n)  the kernel for one architecture (call it from inside other
+//                                  Arch-templated kernels, so dispatch happens once, at the top);
+//   simd::exp_inplace(x, n)        dispatches once at run time (simd::dispatch) and runs it.
+// The last n mod width elements go through load_partial/store_partial, never past x[n - 1].
+
+// ---- begin attnkit/simd/math.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Vector exp, log, sigmoid and tanh on xsimd batches (fp32 and fp64), templated on the arch.
+//
+// Accuracy: max error in ulps against std:: in double (fp32) or long double (fp64), measured by
+// tests/simd/test_math_*.cpp over the whole range (every 4093rd float bit pattern / random double
+// bit patterns, plus dense samples) on avx512bw, fma3<avx2> and sse2. Subnormal results are
+// measured in units of the smallest subnormal. "bound" is what the tests assert.
+//
+//   function   fp32 measured/bound   fp64 measured/bound   method
+//   exp        0.99 / 1.5            0.96 / 1.5            Cody-Waite ln2 split, degree-6 (fp32) /
+//                                                          13 (fp64) polynomial, 2^n built from
+//                                                          exponent bits in two factors (AVX-512:
+//                                                          vscalef), so subnormal results are
+//                                                          rounded once, not flushed;
+//                                                          exp(-inf) = 0, exp(inf) = inf.
+//                                                          fp32 AVX-512: ~4.6 Gelem/s per core
+//   log        0.77 / 1.5            0.82 / 1.5            exponent/mantissa split, mantissa in
+//                                                          [sqrt(1/2), sqrt(2)); log(0) = -inf,
+//                                                          log(x < 0) = NaN, log(inf) = inf
+//   sigmoid    2.54 / 3              2.15 / 3              e = exp(-|x|), 1/(1+e) or e/(1+e): no
+//                                                          overflow for any x
+//   tanh       1.28 / 2              2.18 / 3              odd polynomial (fp32) / sinh,cosh series
+//                                                          (fp64) for |x| < 0.625, else
+//                                                          1 - 2/(exp(2|x|)+1); saturates to ±1
+//
+// NaN inputs give NaN. The tests assert these bounds (see tests/simd/test_math_*.cpp).
+
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+namespace detail {
+
+/// Horner evaluation of c[0] + c[1] x + ... + c[N-1] x^(N-1) with FMAs.
+template <class B, class T, std::size_t N>
+inline B horner(const B& x, const T (&c)[N]) noexcept {
+  B acc(c[N - 1]);
+  for (std::size_t i = N - 1; i-- > 0;) acc = xsimd::fma(acc, x, B(c[i]));
+  return acc;
+}
+
+}  // namespace detail
+
+/// e^x lane by lane (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<float, Arch> exp(const batch<float, Arch>& x) noexcept {
+  using bf = batch<float, Arch>;
+  using bu = batch<std::uint32_t, Arch>;
+  // max(c, x) returns x when x is NaN (second operand), so NaN flows through to the result.
+  const bf xc = xsimd::min(bf(88.8f), xsimd::max(bf(-104.0f), x));
+  // Round x·log2(e) to the nearest integer n with the 1.5·2^23 shifter: n sits in the low bits.
+  constexpr float shifter = 12582912.0f;  // 0x1.8p23
+  const bf t = xsimd::fma(xc, bf(1.44269504088896341f), bf(shifter));
+  const bf nf = t - bf(shifter);
+  // r = x - n·ln2 in two steps (Cody-Waite): ln2_hi has few bits, so n·ln2_hi is exact.
+  bf r = xsimd::fnma(nf, bf(0.693359375f), xc);
+  r = xsimd::fnma(nf, bf(-2.12194440e-4f), r);
+  // e^r on |r| <= ln2/2: 1 + r + r^2 · P(r) (Cephes expf minimax coefficients).
+  static constexpr float c[] = {5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f,
+                                8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
+  const bf p = detail::horner(r, c);
+  const bf er = xsimd::fma(p, r * r, r) + bf(1.0f);
+#if defined(__AVX512F__)
+  if constexpr (has_avx512<Arch>) {
+    // vscalefps: er · 2^n in one instruction, with the same single rounding of subnormal and
+    // overflowing results as the two-factor scaling below.
+    return _mm512_scalef_ps(er, nf);
+  }
+#endif
+  // 2^n = 2^n1 · 2^n2 with n1 = floor(n/2), so both factors are normal for n in [-151, 128]
+  // and a subnormal or overflowing result is rounded once by the last multiply.
+  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4B400000u);
+  const bu n1 = ((n + bu(256u)) >> 1) - bu(128u);
+  const bu n2 = n - n1;
+  const bf s1 = xsimd::bitwise_cast<bf>((n1 + bu(127u)) << 23);
+  const bf s2 = xsimd::bitwise_cast<bf>((n2 + bu(127u)) << 23);
+  return (er * s1) * s2;
+}
+
+/// e^x lane by lane, fp64 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
+  using bd = batch<double, Arch>;
+  using bu = batch<std::uint64_t, Arch>;
+  const bd xc = xsimd::min(bd(709.9), xsimd::max(bd(-746.0), x));
+  constexpr double shifter = 6755399441055744.0;  // 0x1.8p52
+  const bd t = xsimd::fma(xc, bd(1.4426950408889634074), bd(shifter));
+  const bd nf = t - bd(shifter);
+  bd r = xsimd::fnma(nf, bd(6.93147180369123816490e-01), xc);
+  r = xsimd::fnma(nf, bd(1.90821492927058770002e-10), r);
+  // Taylor series of e^r - 1 - r, divided by r^2, to degree 13 (|r| <= 0.35: error < 2^-56).
+  static constexpr double c[] = {1.0 / 2,
+                                 1.0 / 6,
+                                 1.0 / 24,
+                                 1.0 / 120,
+                                 1.0 / 720,
+                                 1.0 / 5040,
+                                 1.0 / 40320,
+                                 1.0 / 362880,
+                                 1.0 / 3628800,
+                                 1.0 / 39916800,
+                                 1.0 / 479001600,
+                                 1.0 / 6227020800.0};
+  const bd p = detail::horner(r, c);
+  const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
+#if defined(__AVX512F__)
+  if constexpr (has_avx512<Arch>) {
+    return _mm512_scalef_pd(er, nf);
+  }
+#endif
+  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4338000000000000ull);
+  const bu n1 = ((n + bu(2048u)) >> 1) - bu(1024u);
+  const bu n2 = n - n1;
+  const bd s1 = xsimd::bitwise_cast<bd>((n1 + bu(1023u)) << 52);
+  const bd s2 = xsimd::bitwise_cast<bd>((n2 + bu(1023u)) << 52);
+  return (er * s1) * s2;
+}
+
+/// Natural logarithm lane by lane, fp32 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<float, Arch> log(const batch<float, Arch>& x) noexcept {
+  using bf = batch<float, Arch>;
+  using bu = batch<std::uint32_t, Arch>;
+  // Subnormal inputs: scale by 2^23 first so the exponent field is meaningful.
+  const auto sub = x < bf(std::numeric_limits<float>::min());
+  const bf xs = xsimd::select(sub, x * bf(8388608.0f), x);
+  const bu bits = xsimd::bitwise_cast<bu>(xs);
+  // Exponent as a float without an int conversion: (bits >> 23) | 0x4B000000 is 2^23 + field.
+  bf e = xsimd::bitwise_cast<bf>((bits >> 23) | bu(0x4B000000u)) - bf(8388608.0f + 126.0f);
+  e = e - xsimd::select(sub, bf(23.0f), bf(0.0f));
+  // Mantissa m in [0.5, 1); move it to [sqrt(1/2), sqrt(2)).
+  bf m = xsimd::bitwise_cast<bf>((bits & bu(0x007FFFFFu)) | bu(0x3F000000u));
+  const auto small = m < bf(0.707106781186547524f);
+  e = e - xsimd::select(small, bf(1.0f), bf(0.0f));
+  const bf f = xsimd::select(small, m + m, m) - bf(1.0f);
+  // Cephes logf: log(1+f) = f - f^2/2 + f^3 · P(f).
+  static constexpr float c[] = {3.3333331174e-1f,  -2.4999993993e-1f, 2.0000714765e-1f,
+                                -1.6668057665e-1f, 1.4249322787e-1f,  -1.2420140846e-1f,
+                                1.1676998740e-1f,  -1.1514610310e-1f, 7.0376836292e-2f};
+  const bf z = f * f;
+  bf y = detail::horner(f, c) * f * z;
+  y = xsimd::fma(e, bf(-2.12194440e-4f), y);
+  y = xsimd::fnma(bf(0.5f), z, y);
+  bf res = f + y;
+  res = xsimd::fma(e, bf(0.693359375f), res);
+  const bf inf(std::numeric_limits<float>::infinity());
+  res = xsimd::select(x == inf, inf, res);
+  res = xsimd::select(x == bf(0.0f), -inf, res);
+  return xsimd::select(x >= bf(0.0f), res, bf(std::numeric_limits<float>::quiet_NaN()));
+}
+
+/// Natural logarithm lane by lane, fp64 (see the accuracy table at the top of this file).
+/// \tparam Arch an xsimd architecture tag
+template <class Arch>
+inline batch<double, Arch> log(const batch<double, Arch>& x) noexcept {
+  using bd = batch<double, Arch>;
+  using bu = batch<std::uint64_t, Arch>;
+  const auto sub = x < bd(std::numeric_limits<double>::min());
+  const bd xs = xsimd::select(sub, x * bd(18014398509481984.0), x);  // 2^54
+  const bu bits = xsimd::bitwise_cast<bu>(xs);
+  constexpr double two52 = 4503599627370496.0;
+  bd e = xsimd::bitwise_cast<bd>((bits >> 52) | bu(0x4330000000000000ull)) - bd(two52 + 1022.0);
+  e = e - xsimd::select(sub, bd(54.0), bd(0.0));
+  bd m = xsimd::bitwise_cast<bd>((bits & bu(0x000FFFFFFFFFFFFFull)) | bu(0x3FE0000000000000ull));
+  const auto small = m < bd(0.70710678118654752440);
+  e = e - xsimd::select(small, bd(1.0), bd(0.0));
+  const bd f = xsimd::select(small, m + m, m) - bd(1.0);
+  // log(1+f) = f - hfsq + s·(hfsq + R), s = f/(2+f), R = sum_k 2 z^k / (2k+1), z = s^2
+  // (the fdlibm arrangement with the exact series; |s| <= 0.172 so 10 terms reach 2^-60).
+  const bd s = f / (bd(2.0) + f);
+  const bd z = s * s;
+  static constexpr double c[] = {2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11,
+                                 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21};
+  const bd big_r = detail::horner(z, c) * z;
+  const bd hfsq = bd(0.5) * f * f;
+  const bd lo = xsimd::fma(s, hfsq + big_r, e * bd(1.90821492927058770002e-10));
+  bd res = xsimd::fma(e, bd(6.93147180369123816490e-01), f - (hfsq - lo));
+  const bd inf(std::numeric_limits<double>::infinity());
+  res = xsimd::select(x == inf, inf, res);
+  res = xsimd::select(x == bd(0.0), -inf, res);
+  return xsimd::select(x >= bd(0.0), res, bd(std::numeric_limits<double>::quiet_NaN()));
+}
+
+/// The logistic function 1 / (1 + e^-x) lane by lane; never overflows (e^-|x| only).
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline batch<T, Arch> sigmoid(const batch<T, Arch>& x) noexcept {
+  using b = batch<T, Arch>;
+  const b e = simd::exp(-xsimd::abs(x));  // in (0, 1], or NaN
+  const b s = b(T(1)) / (b(T(1)) + e);
+  return xsimd::select(x >= b(T(0)), s, e * s);
+}
+
+/// Hyperbolic tangent lane by lane; saturates to ±1, never NaN for finite or infinite x.
+/// \tparam T float or double
+/// \tparam Arch an xsimd architecture tag
+template <class T, class Arch>
+inline batch<T, Arch> tanh(const batch<T, Arch>& x) noexcept {
+  using b = batch<T, Arch>;
+  const b ax = xsimd::abs(x);
+  // Large |x|: 1 - 2/(e^(2|x|) + 1); e^(2|x|) = inf gives exactly 1.
+  const b big = b(T(1)) - b(T(2)) / (simd::exp(ax + ax) + b(T(1)));
+  b small;
+  const b z = x * x;
+  if constexpr (std::is_same_v<T, float>) {
+    // Cephes tanhf on |x| < 0.625: x + x^3 · P(x^2).
+    static constexpr float c[] = {-3.33332819422e-1f, 1.33314422036e-1f, -5.37397155531e-2f,
+                                  2.06390887954e-2f, -5.70498872745e-3f};
+    small = xsimd::fma(detail::horner(z, c) * z, ax, ax);
+  } else {
+    // sinh/cosh Taylor series on |x| < 0.625 (terms to x^17: error < 2^-60), then divide.
+    static constexpr double cs[] = {1.0 / 6,         1.0 / 120,          1.0 / 5040,
+                                    1.0 / 362880,    1.0 / 39916800,     1.0 / 6227020800.0,
+                                    1.0 / 1307674368000.0, 1.0 / 355687428096000.0};
+    static constexpr double cc[] = {1.0 / 2,           1.0 / 24,          1.0 / 720,
+                                    1.0 / 40320,       1.0 / 3628800,     1.0 / 479001600,
+                                    1.0 / 87178291200.0, 1.0 / 20922789888000.0,
+                                    1.0 / 6402373705728000.0};
+    const b sh = xsimd::fma(detail::horner(z, cs) * z, ax, ax);
+    const b ch = xsimd::fma(detail::horner(z, cc), z, b(1.0));
+    small = sh / ch;
+  }
+  // Both branches are computed on |x| and get x's sign back (so tanh(-0) = -0).
+  return xsimd::copysign(xsimd::select(ax < b(T(0.625)), small, big), x);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/math.hpp ----
+
+#include <concepts>
+#include <limits>
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+
+namespace attnkit::simd {
+
+/// An xsimd architecture tag (simd::avx512, simd::avx2, simd::generic, ...).
+/// Requirements: A::version() and A::alignment() exist (xsimd's arch interface).
+template <class A>
+concept arch_tag = requires {
+  A::version();
+  A::alignment();
+};
+
+namespace detail {
+
+/// x[i] = f(x[i]) over batches, with a partial last batch.
+template <class Arch, class T, class F>
+inline void map_inplace(T* x, index_t n, F f) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  index_t i = 0;
+  for (; i + w <= n; i += w) storeu<Arch>(x + i, f(loadu<Arch>(x + i)));
+  if (i < n) store_partial<Arch>(x + i, f(load_partial<Arch>(x + i, n - i)), n - i);
+}
+
+}  // namespace detail
+
+/// x[i] = e^x[i] for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void exp_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::exp(v); });
+}
+
+/// x[i] = log(x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void log_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::log(v); });
+}
+
+/// x[i] = 1 / (1 + e^-x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void sigmoid_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::sigmoid(v); });
+}
+
+/// x[i] = tanh(x[i]) for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void tanh_inplace(T* x, index_t n) noexcept {
+  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::tanh(v); });
+}
+
+/// x[i] *= a for i in [0, n).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void scale_inplace(T* x, T a, index_t n) noexcept {
+  const batch<T, Arch> av(a);
+  detail::map_inplace<Arch>(x, n, [av](const batch<T, Arch>& v) { return v * av; });
+}
+
+/// y[i] += a · x[i] for i in [0, n) (axpy). x and y must not overlap unless equal.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline void scale_add(T* y, T a, const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  const batch<T, Arch> av(a);
+  index_t i = 0;
+  for (; i + w <= n; i += w) storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
+  if (i < n) {
+    const index_t r = n - i;
+    store_partial<Arch>(y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)),
+                        r);
+  }
+}
+
+/// Σ x[i] · y[i] over [0, n) (0 for n = 0). Lane-wise partial sums, then reduce_add.
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T dot(const T* x, const T* y, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  batch<T, Arch> acc0(T(0)), acc1(T(0));
+  index_t i = 0;
+  for (; i + 2 * w <= n; i += 2 * w) {
+    acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
+    acc1 = xsimd::fma(loadu<Arch>(x + i + w), loadu<Arch>(y + i + w), acc1);
+  }
+  for (; i + w <= n; i += w) acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
+  if (i < n) acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
+  return reduce_add(acc0 + acc1);
+}
+
+/// Σ x[i] over [0, n) (0 for n = 0).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T row_sum(const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  batch<T, Arch> acc(T(0));
+  index_t i = 0;
+  for (; i + w <= n; i += w) acc += loadu<Arch>(x + i);
+  if (i < n) acc += load_partial<Arch>(x + i, n - i);
+  return reduce_add(acc);
+}
+
+/// max x[i] over [0, n); -inf for n = 0. NaN elements may or may not win (see reduce_max).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T row_max(const T* x, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  batch<T, Arch> acc(ninf);
+  index_t i = 0;
+  for (; i + w <= n; i += w) acc = xsimd::max(acc, loadu<Arch>(x + i));
+  if (i < n) acc = xsimd::max(acc, load_partial<Arch>(x + i, n - i, ninf));
+  return reduce_max(acc);
+}
+
+/// x[i] = e^(x[i] - shift) for i in [0, n); returns Σ of the new x[i] (a softmax row's
+/// numerators and denominator, given shift = the row max). Elements equal to -inf give 0; a
+/// shift of -inf gives NaN (a fully masked row has no softmax: callers handle it first).
+/// \tparam Arch an xsimd architecture tag
+/// \tparam T float or double
+template <arch_tag Arch, std::floating_point T>
+inline T exp_shift_sum(T* x, T shift, index_t n) noexcept {
+  constexpr index_t w = width<T, Arch>;
+  const batch<T, Arch> sv(shift);
+  batch<T, Arch> acc(T(0));
+  index_t i = 0;
+  for (; i + w <= n; i += w) {
+    const batch<T, Arch> e = simd::exp(loadu<Arch>(x + i) - sv);
+    storeu<Arch>(x + i, e);
+    acc += e;
+  }
+  if (i < n) {
+    const index_t r = n - i;
+    const batch<T, Arch> e =
+        simd::exp(load_partial<Arch>(x + i, r, -std::numeric_limits<T>::infinity()) - sv);
+    store_partial<Arch>(x + i, e, r);
+    acc += e;  // lanes past r hold e^-inf = 0
+  }
+  return reduce_add(acc);
+}
+
+// Dispatching forms: pick the architecture once at run time, then run the kernel above.
+
+/// x[i] = e^x[i] (dispatches on the CPU's best architecture).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void exp_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { exp_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = log(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void log_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { log_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = sigmoid(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void sigmoid_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { sigmoid_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] = tanh(x[i]) (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void tanh_inplace(T* x, index_t n) {
+  dispatch([&](auto a) { tanh_inplace<decltype(a)>(x, n); });
+}
+
+/// x[i] *= a (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void scale_inplace(T* x, T a, index_t n) {
+  dispatch([&](auto arch) { scale_inplace<decltype(arch)>(x, a, n); });
+}
+
+/// y[i] += a · x[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline void scale_add(T* y, T a, const T* x, index_t n) {
+  dispatch([&](auto arch) { scale_add<decltype(arch)>(y, a, x, n); });
+}
+
+/// Σ x[i] · y[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T dot(const T* x, const T* y, index_t n) {
+  return dispatch([&](auto a) { return dot<decltype(a)>(x, y, n); });
+}
+
+/// Σ x[i] (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T row_sum(const T* x, index_t n) {
+  return dispatch([&](auto a) { return row_sum<decltype(a)>(x, n); });
+}
+
+/// max x[i], -inf for n = 0 (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T row_max(const T* x, index_t n) {
+  return dispatch([&](auto a) { return row_max<decltype(a)>(x, n); });
+}
+
+/// x[i] = e^(x[i] - shift), returns the sum (dispatching).
+/// \tparam T float or double
+template <std::floating_point T>
+inline T exp_shift_sum(T* x, T shift, index_t n) {
+  return dispatch([&](auto a) { return exp_shift_sum<decltype(a)>(x, shift, n); });
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/rows.hpp ----
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+// GCC 12 also reports -Wuninitialized (not only -Wmaybe-uninitialized) for the same idiom
+// (`__m256d __Y = __Y;` of _mm256_undefined_pd) when xsimd's hadd of a double AVX-512 batch
+// inlines here; silenced for these definitions only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+    namespace attnkit::block {
+
+  /// The GELU of a GELU MLP.
+  enum class GeluKind : std::uint8_t {
+    exact,  ///< 0.5 x (1 + erf(x / sqrt 2)), torch.nn.GELU() and F.gelu default
+    tanh,   ///< 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), GPT-2's "gelu_new"
+  };
+
+  namespace detail {
+
+  /// g[i] = silu(g[i]) · u[i] = g[i] · sigmoid(g[i]) · u[i] for i in [0, n).
+  template <class Arch, class T>
+  inline void silu_mul(T* g, const T* u, index_t n) noexcept {
+    using B = simd::batch<T, Arch>;
+    constexpr index_t w = simd::width<T, Arch>;
+    index_t i = 0;
+    for (; i + w <= n; i += w) {
+      const B gv = simd::loadu<Arch>(g + i);
+      simd::storeu<Arch>(g + i, gv * simd::sigmoid(gv) * simd::loadu<Arch>(u + i));
+    }
+    if (i < n) {
+      const B gv = simd::load_partial<Arch>(g + i, n - i);
+      simd::store_partial<Arch>(
+          g + i, gv * simd::sigmoid(gv) * simd::load_partial<Arch>(u + i, n - i), n - i);
+    }
+  }
+
+  /// x[i] = gelu(x[i]); the tanh form in SIMD, the exact form with std::erf.
+  template <class Arch, class T>
+  inline void gelu_inplace(T* x, index_t n, GeluKind kind) noexcept {
+    if (kind == GeluKind::exact) {
+      const T r = T(1) / std::sqrt(T(2));
+      for (index_t i = 0; i < n; ++i) x[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * r));
+      return;
+    }
+    using B = simd::batch<T, Arch>;
+    constexpr index_t w = simd::width<T, Arch>;
+    const B k0(static_cast<T>(0.7978845608028654)), k1(static_cast<T>(0.044715)), half(T(0.5)),
+        one(T(1));
+    auto f = [&](const B& v) { return half * v * (one + simd::tanh(k0 * (v + k1 * v * v * v))); };
+    index_t i = 0;
+    for (; i + w <= n; i += w) simd::storeu<Arch>(x + i, f(simd::loadu<Arch>(x + i)));
+    if (i < n) simd::store_partial<Arch>(x + i, f(simd::load_partial<Arch>(x + i, n - i)), n - i);
+  }
+
+  }  // namespace detail
+
+  /// y = silu(x) · u elementwise over rows of g [M, I] (in place into g), u [M, I]; contiguous.
+  template <std::floating_point T>
+  void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const T, 2>> u) {
+    if (u.shape() != g.shape()) throw_shape_mismatch("silu_mul_inplace", "u", u.shape(), g.shape());
+    if (!g.is_contiguous() || !u.is_contiguous())
+      throw shape_error("attnkit: silu_mul_inplace: g and u must be contiguous");
+    simd::dispatch([&](auto a) { detail::silu_mul<decltype(a)>(g.data(), u.data(), g.size()); });
+  }
+
+  /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
+  /// Weights as torch.nn.Linear stores them: gate and up [I, H], down [H, I]; no biases.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  struct SwiGLU {
+    TensorView<const T, 2> gate;  ///< [I, H]
+    TensorView<const T, 2> up;    ///< [I, H]
+    TensorView<const T, 2> down;  ///< [H, I]
+
+    index_t hidden() const noexcept { return gate.extent(1); }
+    index_t intermediate() const noexcept { return gate.extent(0); }
+
+    /// Throws shape_error when the three weights do not fit together.
+    void check() const {
+      const index_t i = gate.extent(0), h = gate.extent(1);
+      if (up.shape() != Shape<2>{i, h})
+        throw_shape_mismatch("SwiGLU", "up", up.shape(), Shape<2>{i, h});
+      if (down.shape() != Shape<2>{h, i})
+        throw_shape_mismatch("SwiGLU", "down", down.shape(), Shape<2>{h, i});
+    }
+
+    /// y [M, H] = SwiGLU(x [M, H]). y must not alias x.
+    void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+      check();
+      const index_t m = x.extent(0);
+      Tensor<T, 2> g({m, intermediate()}), u({m, intermediate()});
+      linear<T>(x, gate, g.view());
+      linear<T>(x, up, u.view());
+      silu_mul_inplace<T>(g.view(), u.cview());
+      linear<T>(g.cview(), down, y);
+    }
+  };
+
+  /// GELU MLP (GPT-2, BERT, ViT): y = fc2(gelu(fc1(x) + b1)) + b2. fc1 [I, H], fc2 [H, I]; the
+  /// biases [I] and [H] may be empty.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  struct GeluMLP {
+    TensorView<const T, 2> fc1;       ///< [I, H]
+    TensorView<const T, 1> fc1_bias;  ///< [I] or empty
+    TensorView<const T, 2> fc2;       ///< [H, I]
+    TensorView<const T, 1> fc2_bias;  ///< [H] or empty
+    GeluKind kind = GeluKind::exact;
+
+    /// y [M, H] = MLP(x [M, H]). y must not alias x.
+    void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+      const index_t m = x.extent(0), i = fc1.extent(0);
+      if (fc2.extent(1) != i)
+        throw_shape_mismatch("GeluMLP", "fc2", fc2.shape(), Shape<2>{fc1.extent(1), i});
+      Tensor<T, 2> hbuf({m, i});
+      linear<T>(x, fc1, fc1_bias, hbuf.view());
+      simd::dispatch(
+          [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
+      linear<T>(hbuf.cview(), fc2, fc2_bias, y);
+    }
+  };
+
+}  // namespace attnkit::block
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/block/feed_forward.hpp ----
+// ---- begin attnkit/block/moe.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// A top-k mixture-of-experts feed-forward (Shazeer et al. 2017; Mixtral's sparse MoE block):
+// a softmax router over E SwiGLU experts, k experts per token.
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <numeric>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::block {
+
+/// The routing of one token: the chosen experts (best first) and their weights.
+struct Routing {
+  std::vector<index_t> experts;  ///< k expert indices, by decreasing router probability
+  std::vector<double> weights;   ///< k weights, same order
+};
+
+/// y = Σ_{e in top-k} w_e · expert_e(x) per token.
+///
+/// Router: p = softmax(router · x) over all E experts (in double), the k largest p are chosen
+/// (ties: the lower index first). Weights: with `renormalize` (default, Mixtral's
+/// MixtralSparseMoeBlock and Qwen-MoE's norm_topk_prob=True) w_e = p_e / Σ_top-k p, which equals
+/// the softmax of the k chosen logits; without it (Switch, DeepSeek-MoE style) w_e = p_e.
+/// Experts are SwiGLU modules. Each expert runs once on the rows routed to it; the sum runs over
+/// the experts in index order, so results do not depend on the thread count.
+/// \tparam T float or double
+template <std::floating_point T>
+struct MixtureOfExperts {
+  TensorView<const T, 2> router;   ///< [E, H] (the "gate" of Mixtral)
+  std::vector<SwiGLU<T>> experts;  ///< E experts, each [I, H] / [H, I]
+  index_t top_k = 2;               ///< k, 1 <= k <= E
+  bool renormalize = true;         ///< Mixtral: divide the top-k weights by their sum
+
+  /// Throws shape_error when the router, the experts and k do not fit together.
+  void check() const {
+    const index_t e = router.extent(0), h = router.extent(1);
+    if (static_cast<index_t>(experts.size()) != e)
+      throw shape_error("attnkit: MixtureOfExperts: router of shape " +
+                        shape_string(router.shape()) + " routes to " + std::to_string(e) +
+                        " experts, " + std::to_string(experts.size()) + " given");
+    if (top_k < 1 || top_k > e)
+      throw error("attnkit: MixtureOfExperts: top_k must be in [1, " + std::to_string(e) +
+                  "], got " + std::to_string(top_k));
+    for (const SwiGLU<T>& ex : experts) {
+      ex.check();
+      if (ex.hidden() != h)
+        throw_shape_mismatch("MixtureOfExperts", "expert gate", ex.gate.shape(),
+                             Shape<2>{ex.intermediate(), h});
+    }
+  }
+
+  /// The routing of every row of x [M, H].
+  std::vector<Routing> route(TensorView<const T, 2> x) const {
+    check();
+    const index_t m = x.extent(0), e = router.extent(0);
+    if (x.extent(1) != router.extent(1))
+      throw_shape_mismatch("MixtureOfExperts", "x", x.shape(), Shape<2>{m, router.extent(1)});
+    Tensor<T, 2> logits({m, e});
+    linear<T>(x, router, logits.view());
+    std::vector<Routing> out(static_cast<std::size_t>(m));
+    std::vector<double> p(static_cast<std::size_t>(e));
+    std::vector<index_t> order(static_cast<std::size_t>(e));
+    for (index_t r = 0; r < m; ++r) {
+      double mx = -INFINITY;
+      for (index_t j = 0; j < e; ++j) mx = std::max(mx, static_cast<double>(logits(r, j)));
+      double sum = 0;
+      for (index_t j = 0; j < e; ++j) {
+        p[static_cast<std::size_t>(j)] = std::exp(static_cast<double>(logits(r, j)) - mx);
+        sum += p[static_cast<std::size_t>(j)];
+      }
+      for (double& v : p) v /= sum;
+      std::iota(order.begin(), order.end(), index_t{0});
+      std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) {
+        return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)];
+      });
+      Routing& ro = out[static_cast<std::size_t>(r)];
+      ro.experts.assign(order.begin(), order.begin() + top_k);
+      double top = 0;
+      for (index_t j : ro.experts) top += p[static_cast<std::size_t>(j)];
+      for (index_t j : ro.experts)
+        ro.weights.push_back(renormalize ? p[static_cast<std::size_t>(j)] / top
+                                         : p[static_cast<std::size_t>(j)]);
+    }
+    return out;
+  }
+
+  /// y [M, H] = MoE(x [M, H]). y must not alias x.
+  void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+    const std::vector<Routing> routing = route(x);
+    const index_t m = x.extent(0), h = x.extent(1);
+    if (y.shape() != x.shape()) throw_shape_mismatch("MixtureOfExperts", "y", y.shape(), x.shape());
+    fill(y, T(0));
+    for (index_t e = 0; e < static_cast<index_t>(experts.size()); ++e) {
+      std::vector<index_t> rows;
+      std::vector<T> w;
+      for (index_t r = 0; r < m; ++r) {
+        const Routing& ro = routing[static_cast<std::size_t>(r)];
+        for (std::size_t s = 0; s < ro.experts.size(); ++s)
+          if (ro.experts[s] == e) {
+            rows.push_back(r);
+            w.push_back(static_cast<T>(ro.weights[s]));
+          }
+      }
+      if (rows.empty()) continue;
+      const index_t me = static_cast<index_t>(rows.size());
+      Tensor<T, 2> xin({me, h}), yout({me, h});
+      for (index_t i = 0; i < me; ++i)
+        for (index_t c = 0; c < h; ++c) xin(i, c) = x(rows[static_cast<std::size_t>(i)], c);
+      experts[static_cast<std::size_t>(e)](xin.cview(), yout.view());
+      for (index_t i = 0; i < me; ++i)
+        for (index_t c = 0; c < h; ++c)
+          y(rows[static_cast<std::size_t>(i)], c) += w[static_cast<std::size_t>(i)] * yout(i, c);
+    }
+  }
+};
+
+}  // namespace attnkit::block
+// ---- end attnkit/block/moe.hpp ----
+// ---- begin attnkit/block/norm.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Row normalizations (RMSNorm, LayerNorm, identity) as norm policies with a SIMD row kernel, and
+// the PreNorm / PostNorm placement tags of a residual block.
+
+#include <cmath>
+#include <concepts>
+#include <string>
+#include <type_traits>
+
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+// GCC 12 also reports -Wuninitialized (not only -Wmaybe-uninitialized) for the same idiom
+// (`__m256d __Y = __Y;` of _mm256_undefined_pd) when xsimd's hadd of a double AVX-512 batch
+// inlines here; silenced for these definitions only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+    namespace attnkit::block {
+
+  /// Norm before the sublayer: x + f(norm(x)) (LLaMA, GPT-2).
+  struct PreNorm {};
+  /// Norm after the residual sum: norm(x + f(x)) (the original Transformer, BERT).
+  struct PostNorm {};
+
+  namespace detail {
+
+  /// Sum of the lanes of v in lane order. (Not simd::reduce_add: xsimd's hadd of a double AVX-512
+  /// batch trips GCC 12's -Wuninitialized inside its intrinsics headers, see the report.)
+  template <class Arch, class T>
+  inline T lane_sum(const simd::batch<T, Arch>& v) noexcept {
+    alignas(64) T lanes[simd::batch<T, Arch>::size];
+    v.store_aligned(lanes);
+    T s = 0;
+    for (std::size_t i = 0; i < simd::batch<T, Arch>::size; ++i) s += lanes[i];
+    return s;
+  }
+
+  /// Σ x[i] and Σ x[i]² over [0, n) (either may be skipped), SIMD with a partial tail.
+  template <class Arch, class T>
+  inline void sums(const T* x, index_t n, T* sum, T* sum_sq) noexcept {
+    using B = simd::batch<T, Arch>;
+    constexpr index_t width = simd::width<T, Arch>;
+    B s(T(0)), q(T(0));
+    index_t i = 0;
+    for (; i + width <= n; i += width) {
+      const B v = simd::loadu<Arch>(x + i);
+      s += v;
+      q = xsimd::fma(v, v, q);
+    }
+    if (i < n) {
+      const B v = simd::load_partial<Arch>(x + i, n - i);
+      s += v;
+      q = xsimd::fma(v, v, q);
+    }
+    if (sum != nullptr) *sum = lane_sum<Arch>(s);
+    if (sum_sq != nullptr) *sum_sq = lane_sum<Arch>(q);
+  }
+
+  /// y[i] = (x[i] - shift) · scale · w[i] (+ b[i] when b is not null), SIMD with a partial tail.
+  template <class Arch, class T>
+  inline void scale_shift_row(const T* x, T shift, T scale, const T* w, const T* b, T* y,
+                              index_t n) noexcept {
+    using B = simd::batch<T, Arch>;
+    constexpr index_t width = simd::width<T, Arch>;
+    const B sh(shift), sc(scale);
+    auto one = [&](const B& xv, const B& wv, const B& bv) {
+      return xsimd::fma((xv - sh) * sc, wv, bv);
+    };
+    index_t i = 0;
+    for (; i + width <= n; i += width) {
+      const B bv = b != nullptr ? simd::loadu<Arch>(b + i) : B(T(0));
+      simd::storeu<Arch>(y + i, one(simd::loadu<Arch>(x + i), simd::loadu<Arch>(w + i), bv));
+    }
+    if (i < n) {
+      const index_t r = n - i;
+      const B bv = b != nullptr ? simd::load_partial<Arch>(b + i, r) : B(T(0));
+      simd::store_partial<Arch>(
+          y + i, one(simd::load_partial<Arch>(x + i, r), simd::load_partial<Arch>(w + i, r), bv),
+          r);
+    }
+  }
+
+  }  // namespace detail
+
+  /// y = x / sqrt(mean(x²) + eps) · weight (Zhang & Sennrich 2019; LLaMA's LlamaRMSNorm, computed
+  /// in the working type T). No bias.
+  struct RMSNorm {
+    static constexpr bool has_bias = false;
+    double eps = 1e-6;  ///< added to the mean square
+    RMSNorm() = default;
+    /// \param e epsilon (>= 0)
+    explicit RMSNorm(double e) : eps(e) {
+      if (!(e >= 0) || !std::isfinite(e))
+        throw error("attnkit: RMSNorm: eps must be finite and >= 0");
+    }
+    /// Normalizes one row of n elements (n >= 1); `b` is ignored.
+    /// \tparam Arch an xsimd architecture tag
+    /// \tparam T float or double
+    template <class Arch, std::floating_point T>
+    void row(const T* x, const T* w, const T* /*b*/, T* y, index_t n) const noexcept {
+      T sq = 0;
+      detail::sums<Arch>(x, n, static_cast<T*>(nullptr), &sq);
+      const T ms = sq / static_cast<T>(n);
+      const T r = T(1) / std::sqrt(ms + static_cast<T>(eps));
+      detail::scale_shift_row<Arch>(x, T(0), r, w, static_cast<const T*>(nullptr), y, n);
+    }
+  };
+
+  /// y = (x - mean(x)) / sqrt(var(x) + eps) · weight + bias, var the biased (population) variance
+  /// computed in two passes as torch.nn.LayerNorm does. The bias is optional.
+  struct LayerNorm {
+    static constexpr bool has_bias = true;
+    double eps = 1e-5;  ///< added to the variance
+    LayerNorm() = default;
+    /// \param e epsilon (>= 0)
+    explicit LayerNorm(double e) : eps(e) {
+      if (!(e >= 0) || !std::isfinite(e))
+        throw error("attnkit: LayerNorm: eps must be finite and >= 0");
+    }
+    /// Normalizes one row of n elements (n >= 1); `b` may be null (no bias).
+    /// \tparam Arch an xsimd architecture tag
+    /// \tparam T float or double
+    template <class Arch, std::floating_point T>
+    void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
+      using B = simd::batch<T, Arch>;
+      constexpr index_t width = simd::width<T, Arch>;
+      T total = 0;
+      detail::sums<Arch>(x, n, &total, static_cast<T*>(nullptr));
+      const T mean = total / static_cast<T>(n);
+      const B mv(mean);
+      B acc(T(0));
+      index_t i = 0;
+      for (; i + width <= n; i += width) {
+        const B d = simd::loadu<Arch>(x + i) - mv;
+        acc = xsimd::fma(d, d, acc);
+      }
+      if (i < n) {
+        const B d = simd::load_partial<Arch>(x + i, n - i, mean) - mv;  // tail lanes give 0
+        acc = xsimd::fma(d, d, acc);
+      }
+      const T var = detail::lane_sum<Arch>(acc) / static_cast<T>(n);
+      detail::scale_shift_row<Arch>(x, mean, T(1) / std::sqrt(var + static_cast<T>(eps)), w, b, y,
+                                    n);
+    }
+  };
+
+  /// A norm policy: normalizes one row given its weight (and optional bias).
+  /// Requirements: `N::has_bias` is a constexpr bool; `n.template row<Arch>(x, w, b, y, n)` for
+  /// float and double rows.
+  template <class N>
+  concept norm_policy = std::copy_constructible<N> &&
+      requires(const N& p, const float* xf, float* yf, const double* xd, double* yd, index_t n) {
+    requires std::is_same_v < std::remove_cv_t<decltype(N::has_bias)>,
+    bool > ;
+    p.template row<simd::generic>(xf, xf, xf, yf, n);
+    p.template row<simd::generic>(xd, xd, xd, yd, n);
+  };
+
+  static_assert(norm_policy<RMSNorm> && norm_policy<LayerNorm>);
+
+  /// y[r, :] = norm(x[r, :]) for every row of x [M, n]; weight [n], bias [n] or empty (none).
+  /// Rows must be contiguous (stride 1 within a row); y may alias x exactly (in place).
+  /// Rows are spread over OpenMP threads (results do not depend on the thread count).
+  /// Throws shape_error naming the argument and both shapes.
+  /// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
+  /// \tparam T float or double
+  template <class Norm, std::floating_point T>
+  void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
+                      std::type_identity_t<TensorView<const T, 1>> weight,
+                      std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
+    static_assert(norm_policy<Norm>,
+                  "attnkit: Norm of normalize_rows must model attnkit::block::norm_policy: needs "
+                  "static has_bias and row<Arch>(x, w, b, y, n)");
+    const index_t m = x.extent(0), n = x.extent(1);
+    if (y.shape() != x.shape()) throw_shape_mismatch("normalize_rows", "y", y.shape(), x.shape());
+    if (weight.shape() != Shape<1>{n})
+      throw_shape_mismatch("normalize_rows", "weight", weight.shape(), Shape<1>{n});
+    if (!bias.empty() && bias.shape() != Shape<1>{n})
+      throw_shape_mismatch("normalize_rows", "bias", bias.shape(), Shape<1>{n});
+    if (!bias.empty() && !Norm::has_bias)
+      throw error("attnkit: normalize_rows: this norm takes no bias, got one of shape " +
+                  shape_string(bias.shape()));
+    if (m == 0 || n == 0) return;
+    if ((n > 1 && (x.stride(1) != 1 || y.stride(1) != 1)) || weight.stride(0) != 1 ||
+        (!bias.empty() && bias.stride(0) != 1))
+      throw shape_error(
+          "attnkit: normalize_rows: rows of x, y, weight and bias must be contiguous");
+    const T* b = bias.empty() ? nullptr : bias.data();
+    simd::dispatch([&](auto arch) {
+      using Arch = decltype(arch);
+      auto one = [&](long r) {
+        norm.template row<Arch>(x.data() + r * x.stride(0), weight.data(), b,
+                                y.data() + r * y.stride(0), n);
+      };
+      if (m * n >= 16384) {
+        parallel_for(static_cast<long>(m), one);
+      } else {
+        for (long r = 0; r < m; ++r) one(r);
+      }
+    });
+  }
+
+  /// normalize_rows without a bias.
+  template <class Norm, std::floating_point T>
+  void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
+                      std::type_identity_t<TensorView<const T, 1>> weight, TensorView<T, 2> y) {
+    normalize_rows<Norm, T>(norm, x, weight, TensorView<const T, 1>{}, y);
+  }
+
+}  // namespace attnkit::block
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/block/norm.hpp ----
+// ---- begin attnkit/block/rope.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Rotary position embedding (RoPE, Su et al. 2021) in the Hugging Face rotate-half form and the
+// interleaved (GPT-J / original LLaMA) form, at positions the caller gives.
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::block {
+
+/// Which pairs of channels RoPE rotates together.
+enum class RopeStyle : std::uint8_t {
+  /// (x[i], x[i + R/2]) for i < R/2: Hugging Face `rotate_half` (LLaMA, Mistral, Qwen in HF).
+  rotate_half,
+  /// (x[2i], x[2i + 1]): GPT-J and Meta's original LLaMA code (complex multiplication).
+  interleaved,
+};
+
+/// RoPE over the first `rotary_dim` channels of each head (the rest pass through). Pair i is
+/// rotated by the angle pos · inv_freq[i], inv_freq[i] = theta^(-2i / rotary_dim), i < R/2.
+/// Angles, cosines and sines are computed in double and rounded once to T.
+///
+/// Positions are given per query/key row, so a KV cache can assign them (they need not be
+/// 0..N-1 or increasing).
+class RoPE {
+ public:
+  /// \param rotary_dim R, even and >= 2 (usually the head dimension)
+  /// \param theta the base (10000 in LLaMA 1/2, 500000 in LLaMA 3)
+  /// \param style rotate-half (Hugging Face) or interleaved
+  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half)
+      : dim_(rotary_dim), theta_(theta), style_(style) {
+    if (rotary_dim < 2 || rotary_dim % 2 != 0)
+      throw error("attnkit: RoPE: rotary_dim must be even and >= 2, got " +
+                  std::to_string(rotary_dim));
+    if (!(theta > 0) || !std::isfinite(theta))
+      throw error("attnkit: RoPE: theta must be finite and > 0");
+    inv_freq_.resize(static_cast<std::size_t>(dim_ / 2));
+    for (index_t i = 0; i < dim_ / 2; ++i)
+      inv_freq_[static_cast<std::size_t>(i)] =
+          std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
+  }
+
+  index_t rotary_dim() const noexcept { return dim_; }
+  double theta() const noexcept { return theta_; }
+  RopeStyle style() const noexcept { return style_; }
+  /// inv_freq[i] = theta^(-2i / R), i < R/2.
+  const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
+
+  /// Rotates x [B, H, N, D] in place: row n of every (b, h) is at position positions[n].
+  /// D >= rotary_dim; any strides. Throws shape_error when positions has not N entries or D is
+  /// smaller than rotary_dim.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  void apply(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    const index_t nb = x.extent(0), nh = x.extent(1), n = x.extent(2), d = x.extent(3);
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: RoPE::apply: " + std::to_string(positions.size()) +
+                        " positions for x of shape " + shape_string(x.shape()) +
+                        " (needs one per row, " + std::to_string(n) + ")");
+    if (d < dim_)
+      throw shape_error("attnkit: RoPE::apply: x of shape " + shape_string(x.shape()) +
+                        " has head dimension " + std::to_string(d) + " < rotary_dim " +
+                        std::to_string(dim_));
+    if (x.size() == 0) return;
+    const index_t half = dim_ / 2;
+    std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
+    for (index_t r = 0; r < n; ++r)
+      for (index_t i = 0; i < half; ++i) {
+        const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
+                         inv_freq_[static_cast<std::size_t>(i)];
+        cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
+        sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
+      }
+    const index_t s3 = x.stride(3);
+    const index_t lo_step = style_ == RopeStyle::rotate_half ? 1 : 2;
+    const index_t hi_off = style_ == RopeStyle::rotate_half ? half : 1;
+    auto one = [&](long bh) {
+      const index_t b = bh / nh, h = bh % nh;
+      for (index_t r = 0; r < n; ++r) {
+        T* row = x.data() + b * x.stride(0) + h * x.stride(1) + r * x.stride(2);
+        const T* c = cs.data() + r * half;
+        const T* s = sn.data() + r * half;
+        for (index_t i = 0; i < half; ++i) {
+          T& lo = row[i * lo_step * s3];
+          T& hi = row[(i * lo_step + hi_off) * s3];
+          const T x1 = lo, x2 = hi;
+          lo = x1 * c[i] - x2 * s[i];
+          hi = x2 * c[i] + x1 * s[i];
+        }
+      }
+    };
+    if (x.size() >= 65536) {
+      parallel_for(static_cast<long>(nb * nh), one);
+    } else {
+      for (long bh = 0; bh < nb * nh; ++bh) one(bh);
+    }
+  }
+
+ private:
+  index_t dim_;
+  double theta_;
+  RopeStyle style_;
+  std::vector<double> inv_freq_;
+};
+
+}  // namespace attnkit::block
+// ---- end attnkit/block/rope.hpp ----
+// ---- begin attnkit/core/version.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The library version.
+
+#define ATTNKIT_VERSION_MAJOR 0
+#define ATTNKIT_VERSION_MINOR 1
+#define ATTNKIT_VERSION_PATCH 0
+
+namespace attnkit {
+/// "major.minor.patch"
+inline constexpr const char* version_string = "0.1.0";
+}  // namespace attnkit
+// ---- end attnkit/core/version.hpp ----
+// ---- begin attnkit/einsum/einsum.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// einsum: the compile-time form einsum<"bhqd,bhkd->bhqk">(out, a, b) and the runtime form
+// einsum("...", out, {a, b}), both with numpy.einsum's meaning and the same execution code.
+
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <span>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- begin attnkit/einsum/fixed_string.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// fixed_string<N>: a string literal usable as a template argument (einsum<"ij,jk->ik">).
+
+#include <cstddef>
+#include <string_view>
+
+namespace attnkit {
+
+/// A string literal as a structural value, so it can be a non-type template argument.
+/// `N` counts the terminating NUL, as in `const char (&)[N]`.
+/// \tparam N size of the character array, NUL included
+template <std::size_t N>
+struct fixed_string {
+  /// The characters, NUL-terminated (public: structural types need public members).
+  char chars[N]{};
+
+  /// Copies a string literal.
+  constexpr fixed_string(const char (&s)[N]) {  // NOLINT: implicit by design
+    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
+  }
+
+  /// The string without its NUL.
+  constexpr std::string_view view() const { return std::string_view(chars, N - 1); }
+  /// Number of characters without the NUL.
+  static constexpr std::size_t size() { return N - 1; }
+};
+
+template <std::size_t N>
+fixed_string(const char (&)[N]) -> fixed_string<N>;
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/fixed_string.hpp ----
+// ---- begin attnkit/einsum/plan.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// EinsumPlan<T>: an einsum spec bound to operand shapes, planned once (index extents, summed
+// indices reduced first, pairwise order by a greedy cost model) and run many times.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/einsum/detail/execute.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Execution of einsum steps: operands bound to strides per index, the generic strided loop nest,
+// and the mapping of a two-operand contraction onto kernel::gemm_batched.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+// ---- begin attnkit/einsum/strided_view.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// StridedView<T>: a view whose rank is a run-time value (data pointer + shape + strides), the
+// operand type of the runtime einsum form and of EinsumPlan.
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <type_traits>
+
+
+namespace attnkit {
+
+/// Highest rank a StridedView (and so an einsum operand) may have.
+inline constexpr std::size_t einsum_max_rank = 16;
+
+/// A strided, non-owning view of rank 0..einsum_max_rank chosen at run time. Rank 0 is a scalar.
+/// Tensors and TensorViews convert to it implicitly (mutable to mutable or const, const to const).
+/// \tparam T element type, possibly const
+template <class T>
+class StridedView {
+  static_assert(std::is_arithmetic_v<std::remove_const_t<T>>,
+                "attnkit: T of StridedView must be an arithmetic type");
+
+ public:
+  using element_type = T;
+  using value_type = std::remove_cv_t<T>;
+
+  /// A null scalar view.
+  constexpr StridedView() = default;
+
+  /// A view with explicit shape and strides (in elements); throws shape_error when the rank is
+  /// above einsum_max_rank or the two lists differ in length.
+  StridedView(T* data, std::span<const index_t> shape, std::span<const index_t> strides)
+      : data_(data), rank_(shape.size()) {
+    if (shape.size() > einsum_max_rank || strides.size() != shape.size())
+      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " with " +
+                        std::to_string(strides.size()) + " strides (rank at most " +
+                        std::to_string(einsum_max_rank) + ")");
+    for (std::size_t d = 0; d < rank_; ++d) {
+      shape_[d] = shape[d];
+      strides_[d] = strides[d];
+    }
+  }
+
+  /// A row-major (C order) view of `shape` over `data`.
+  StridedView(T* data, std::span<const index_t> shape) : data_(data), rank_(shape.size()) {
+    if (shape.size() > einsum_max_rank)
+      throw shape_error("attnkit: StridedView: shape " + shape_string(shape) + " has rank above " +
+                        std::to_string(einsum_max_rank));
+    index_t acc = 1;
+    for (std::size_t d = rank_; d-- > 0;) {
+      shape_[d] = shape[d];
+      strides_[d] = acc;
+      acc *= shape[d] > 0 ? shape[d] : 1;
+    }
+  }
+
+  /// From a TensorView (no copy).
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<U*, T*>
+  constexpr StridedView(TensorView<U, R> v)  // NOLINT: implicit by design
+      : data_(v.data()), rank_(R) {
+    static_assert(R <= einsum_max_rank, "attnkit: StridedView: rank above einsum_max_rank");
+    for (std::size_t d = 0; d < R; ++d) {
+      shape_[d] = v.extent(d);
+      strides_[d] = v.stride(d);
+    }
+  }
+
+  /// From a Tensor (no copy).
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<U*, T*> StridedView(Tensor<U, R>& t)  // NOLINT: implicit by design
+      : StridedView(t.view()) {}
+  template <class U, std::size_t R>
+  requires std::is_convertible_v<const U*, T*> StridedView(
+      const Tensor<U, R>& t)  // NOLINT: implicit by design
+      : StridedView(t.view()) {}
+
+  /// Mutable to const conversion.
+  template <class U>
+  requires(!std::is_same_v<U, T> && std::is_same_v<const U, T>) constexpr StridedView(
+      const StridedView<U>& o)  // NOLINT: implicit by design
+      : data_(o.data()), rank_(o.rank()) {
+    for (std::size_t d = 0; d < rank_; ++d) {
+      shape_[d] = o.extent(d);
+      strides_[d] = o.stride(d);
+    }
+  }
+
+  /// A rank-0 view of one element.
+  static constexpr StridedView scalar(T* p) {
+    StridedView v;
+    v.data_ = p;
+    return v;
+  }
+
+  constexpr T* data() const noexcept { return data_; }
+  constexpr std::size_t rank() const noexcept { return rank_; }
+  constexpr index_t extent(std::size_t d) const noexcept { return shape_[d]; }
+  constexpr index_t stride(std::size_t d) const noexcept { return strides_[d]; }
+  constexpr std::span<const index_t> shape() const noexcept { return {shape_.data(), rank_}; }
+  constexpr std::span<const index_t> strides() const noexcept { return {strides_.data(), rank_}; }
+  /// Number of elements (1 for a scalar).
+  constexpr index_t size() const noexcept {
+    index_t n = 1;
+    for (std::size_t d = 0; d < rank_; ++d) n *= shape_[d];
+    return n;
+  }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t rank_ = 0;
+  std::array<index_t, einsum_max_rank> shape_{};
+  std::array<index_t, einsum_max_rank> strides_{};
+};
+
+}  // namespace attnkit
+// ---- end attnkit/einsum/strided_view.hpp ----
 
 namespace attnkit::detail {
 
@@ -5126,489 +6266,4 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/safetensors.hpp ----
-// ---- begin attnkit/simd/math.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Vector exp, log, sigmoid and tanh on xsimd batches (fp32 and fp64), templated on the arch.
-//
-// Accuracy: max error in ulps against std:: in double (fp32) or long double (fp64), measured by
-// tests/simd/test_math_*.cpp over the whole range (every 4093rd float bit pattern / random double
-// bit patterns, plus dense samples) on avx512bw, fma3<avx2> and sse2. Subnormal results are
-// measured in units of the smallest subnormal. "bound" is what the tests assert.
-//
-//   function   fp32 measured/bound   fp64 measured/bound   method
-//   exp        0.99 / 1.5            0.96 / 1.5            Cody-Waite ln2 split, degree-6 (fp32) /
-//                                                          13 (fp64) polynomial, 2^n built from
-//                                                          exponent bits in two factors (AVX-512:
-//                                                          vscalef), so subnormal results are
-//                                                          rounded once, not flushed;
-//                                                          exp(-inf) = 0, exp(inf) = inf.
-//                                                          fp32 AVX-512: ~4.6 Gelem/s per core
-//   log        0.77 / 1.5            0.82 / 1.5            exponent/mantissa split, mantissa in
-//                                                          [sqrt(1/2), sqrt(2)); log(0) = -inf,
-//                                                          log(x < 0) = NaN, log(inf) = inf
-//   sigmoid    2.54 / 3              2.15 / 3              e = exp(-|x|), 1/(1+e) or e/(1+e): no
-//                                                          overflow for any x
-//   tanh       1.28 / 2              2.18 / 3              odd polynomial (fp32) / sinh,cosh series
-//                                                          (fp64) for |x| < 0.625, else
-//                                                          1 - 2/(exp(2|x|)+1); saturates to ±1
-//
-// NaN inputs give NaN. The tests assert these bounds (see tests/simd/test_math_*.cpp).
-
-
-#include <cstdint>
-#include <limits>
-#include <type_traits>
-
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
-
-namespace attnkit::simd {
-
-namespace detail {
-
-/// Horner evaluation of c[0] + c[1] x + ... + c[N-1] x^(N-1) with FMAs.
-template <class B, class T, std::size_t N>
-inline B horner(const B& x, const T (&c)[N]) noexcept {
-  B acc(c[N - 1]);
-  for (std::size_t i = N - 1; i-- > 0;) acc = xsimd::fma(acc, x, B(c[i]));
-  return acc;
-}
-
-}  // namespace detail
-
-/// e^x lane by lane (see the accuracy table at the top of this file).
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline batch<float, Arch> exp(const batch<float, Arch>& x) noexcept {
-  using bf = batch<float, Arch>;
-  using bu = batch<std::uint32_t, Arch>;
-  // max(c, x) returns x when x is NaN (second operand), so NaN flows through to the result.
-  const bf xc = xsimd::min(bf(88.8f), xsimd::max(bf(-104.0f), x));
-  // Round x·log2(e) to the nearest integer n with the 1.5·2^23 shifter: n sits in the low bits.
-  constexpr float shifter = 12582912.0f;  // 0x1.8p23
-  const bf t = xsimd::fma(xc, bf(1.44269504088896341f), bf(shifter));
-  const bf nf = t - bf(shifter);
-  // r = x - n·ln2 in two steps (Cody-Waite): ln2_hi has few bits, so n·ln2_hi is exact.
-  bf r = xsimd::fnma(nf, bf(0.693359375f), xc);
-  r = xsimd::fnma(nf, bf(-2.12194440e-4f), r);
-  // e^r on |r| <= ln2/2: 1 + r + r^2 · P(r) (Cephes expf minimax coefficients).
-  static constexpr float c[] = {5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f,
-                                8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
-  const bf p = detail::horner(r, c);
-  const bf er = xsimd::fma(p, r * r, r) + bf(1.0f);
-#if defined(__AVX512F__)
-  if constexpr (has_avx512<Arch>) {
-    // vscalefps: er · 2^n in one instruction, with the same single rounding of subnormal and
-    // overflowing results as the two-factor scaling below.
-    return _mm512_scalef_ps(er, nf);
-  }
-#endif
-  // 2^n = 2^n1 · 2^n2 with n1 = floor(n/2), so both factors are normal for n in [-151, 128]
-  // and a subnormal or overflowing result is rounded once by the last multiply.
-  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4B400000u);
-  const bu n1 = ((n + bu(256u)) >> 1) - bu(128u);
-  const bu n2 = n - n1;
-  const bf s1 = xsimd::bitwise_cast<bf>((n1 + bu(127u)) << 23);
-  const bf s2 = xsimd::bitwise_cast<bf>((n2 + bu(127u)) << 23);
-  return (er * s1) * s2;
-}
-
-/// e^x lane by lane, fp64 (see the accuracy table at the top of this file).
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
-  using bd = batch<double, Arch>;
-  using bu = batch<std::uint64_t, Arch>;
-  const bd xc = xsimd::min(bd(709.9), xsimd::max(bd(-746.0), x));
-  constexpr double shifter = 6755399441055744.0;  // 0x1.8p52
-  const bd t = xsimd::fma(xc, bd(1.4426950408889634074), bd(shifter));
-  const bd nf = t - bd(shifter);
-  bd r = xsimd::fnma(nf, bd(6.93147180369123816490e-01), xc);
-  r = xsimd::fnma(nf, bd(1.90821492927058770002e-10), r);
-  // Taylor series of e^r - 1 - r, divided by r^2, to degree 13 (|r| <= 0.35: error < 2^-56).
-  static constexpr double c[] = {1.0 / 2,
-                                 1.0 / 6,
-                                 1.0 / 24,
-                                 1.0 / 120,
-                                 1.0 / 720,
-                                 1.0 / 5040,
-                                 1.0 / 40320,
-                                 1.0 / 362880,
-                                 1.0 / 3628800,
-                                 1.0 / 39916800,
-                                 1.0 / 479001600,
-                                 1.0 / 6227020800.0};
-  const bd p = detail::horner(r, c);
-  const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
-#if defined(__AVX512F__)
-  if constexpr (has_avx512<Arch>) {
-    return _mm512_scalef_pd(er, nf);
-  }
-#endif
-  const bu n = xsimd::bitwise_cast<bu>(t) - bu(0x4338000000000000ull);
-  const bu n1 = ((n + bu(2048u)) >> 1) - bu(1024u);
-  const bu n2 = n - n1;
-  const bd s1 = xsimd::bitwise_cast<bd>((n1 + bu(1023u)) << 52);
-  const bd s2 = xsimd::bitwise_cast<bd>((n2 + bu(1023u)) << 52);
-  return (er * s1) * s2;
-}
-
-/// Natural logarithm lane by lane, fp32 (see the accuracy table at the top of this file).
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline batch<float, Arch> log(const batch<float, Arch>& x) noexcept {
-  using bf = batch<float, Arch>;
-  using bu = batch<std::uint32_t, Arch>;
-  // Subnormal inputs: scale by 2^23 first so the exponent field is meaningful.
-  const auto sub = x < bf(std::numeric_limits<float>::min());
-  const bf xs = xsimd::select(sub, x * bf(8388608.0f), x);
-  const bu bits = xsimd::bitwise_cast<bu>(xs);
-  // Exponent as a float without an int conversion: (bits >> 23) | 0x4B000000 is 2^23 + field.
-  bf e = xsimd::bitwise_cast<bf>((bits >> 23) | bu(0x4B000000u)) - bf(8388608.0f + 126.0f);
-  e = e - xsimd::select(sub, bf(23.0f), bf(0.0f));
-  // Mantissa m in [0.5, 1); move it to [sqrt(1/2), sqrt(2)).
-  bf m = xsimd::bitwise_cast<bf>((bits & bu(0x007FFFFFu)) | bu(0x3F000000u));
-  const auto small = m < bf(0.707106781186547524f);
-  e = e - xsimd::select(small, bf(1.0f), bf(0.0f));
-  const bf f = xsimd::select(small, m + m, m) - bf(1.0f);
-  // Cephes logf: log(1+f) = f - f^2/2 + f^3 · P(f).
-  static constexpr float c[] = {3.3333331174e-1f,  -2.4999993993e-1f, 2.0000714765e-1f,
-                                -1.6668057665e-1f, 1.4249322787e-1f,  -1.2420140846e-1f,
-                                1.1676998740e-1f,  -1.1514610310e-1f, 7.0376836292e-2f};
-  const bf z = f * f;
-  bf y = detail::horner(f, c) * f * z;
-  y = xsimd::fma(e, bf(-2.12194440e-4f), y);
-  y = xsimd::fnma(bf(0.5f), z, y);
-  bf res = f + y;
-  res = xsimd::fma(e, bf(0.693359375f), res);
-  const bf inf(std::numeric_limits<float>::infinity());
-  res = xsimd::select(x == inf, inf, res);
-  res = xsimd::select(x == bf(0.0f), -inf, res);
-  return xsimd::select(x >= bf(0.0f), res, bf(std::numeric_limits<float>::quiet_NaN()));
-}
-
-/// Natural logarithm lane by lane, fp64 (see the accuracy table at the top of this file).
-/// \tparam Arch an xsimd architecture tag
-template <class Arch>
-inline batch<double, Arch> log(const batch<double, Arch>& x) noexcept {
-  using bd = batch<double, Arch>;
-  using bu = batch<std::uint64_t, Arch>;
-  const auto sub = x < bd(std::numeric_limits<double>::min());
-  const bd xs = xsimd::select(sub, x * bd(18014398509481984.0), x);  // 2^54
-  const bu bits = xsimd::bitwise_cast<bu>(xs);
-  constexpr double two52 = 4503599627370496.0;
-  bd e = xsimd::bitwise_cast<bd>((bits >> 52) | bu(0x4330000000000000ull)) - bd(two52 + 1022.0);
-  e = e - xsimd::select(sub, bd(54.0), bd(0.0));
-  bd m = xsimd::bitwise_cast<bd>((bits & bu(0x000FFFFFFFFFFFFFull)) | bu(0x3FE0000000000000ull));
-  const auto small = m < bd(0.70710678118654752440);
-  e = e - xsimd::select(small, bd(1.0), bd(0.0));
-  const bd f = xsimd::select(small, m + m, m) - bd(1.0);
-  // log(1+f) = f - hfsq + s·(hfsq + R), s = f/(2+f), R = sum_k 2 z^k / (2k+1), z = s^2
-  // (the fdlibm arrangement with the exact series; |s| <= 0.172 so 10 terms reach 2^-60).
-  const bd s = f / (bd(2.0) + f);
-  const bd z = s * s;
-  static constexpr double c[] = {2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11,
-                                 2.0 / 13, 2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21};
-  const bd big_r = detail::horner(z, c) * z;
-  const bd hfsq = bd(0.5) * f * f;
-  const bd lo = xsimd::fma(s, hfsq + big_r, e * bd(1.90821492927058770002e-10));
-  bd res = xsimd::fma(e, bd(6.93147180369123816490e-01), f - (hfsq - lo));
-  const bd inf(std::numeric_limits<double>::infinity());
-  res = xsimd::select(x == inf, inf, res);
-  res = xsimd::select(x == bd(0.0), -inf, res);
-  return xsimd::select(x >= bd(0.0), res, bd(std::numeric_limits<double>::quiet_NaN()));
-}
-
-/// The logistic function 1 / (1 + e^-x) lane by lane; never overflows (e^-|x| only).
-/// \tparam T float or double
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-inline batch<T, Arch> sigmoid(const batch<T, Arch>& x) noexcept {
-  using b = batch<T, Arch>;
-  const b e = simd::exp(-xsimd::abs(x));  // in (0, 1], or NaN
-  const b s = b(T(1)) / (b(T(1)) + e);
-  return xsimd::select(x >= b(T(0)), s, e * s);
-}
-
-/// Hyperbolic tangent lane by lane; saturates to ±1, never NaN for finite or infinite x.
-/// \tparam T float or double
-/// \tparam Arch an xsimd architecture tag
-template <class T, class Arch>
-inline batch<T, Arch> tanh(const batch<T, Arch>& x) noexcept {
-  using b = batch<T, Arch>;
-  const b ax = xsimd::abs(x);
-  // Large |x|: 1 - 2/(e^(2|x|) + 1); e^(2|x|) = inf gives exactly 1.
-  const b big = b(T(1)) - b(T(2)) / (simd::exp(ax + ax) + b(T(1)));
-  b small;
-  const b z = x * x;
-  if constexpr (std::is_same_v<T, float>) {
-    // Cephes tanhf on |x| < 0.625: x + x^3 · P(x^2).
-    static constexpr float c[] = {-3.33332819422e-1f, 1.33314422036e-1f, -5.37397155531e-2f,
-                                  2.06390887954e-2f, -5.70498872745e-3f};
-    small = xsimd::fma(detail::horner(z, c) * z, ax, ax);
-  } else {
-    // sinh/cosh Taylor series on |x| < 0.625 (terms to x^17: error < 2^-60), then divide.
-    static constexpr double cs[] = {1.0 / 6,         1.0 / 120,          1.0 / 5040,
-                                    1.0 / 362880,    1.0 / 39916800,     1.0 / 6227020800.0,
-                                    1.0 / 1307674368000.0, 1.0 / 355687428096000.0};
-    static constexpr double cc[] = {1.0 / 2,           1.0 / 24,          1.0 / 720,
-                                    1.0 / 40320,       1.0 / 3628800,     1.0 / 479001600,
-                                    1.0 / 87178291200.0, 1.0 / 20922789888000.0,
-                                    1.0 / 6402373705728000.0};
-    const b sh = xsimd::fma(detail::horner(z, cs) * z, ax, ax);
-    const b ch = xsimd::fma(detail::horner(z, cc), z, b(1.0));
-    small = sh / ch;
-  }
-  // Both branches are computed on |x| and get x's sign back (so tanh(-0) = -0).
-  return xsimd::copysign(xsimd::select(ax < b(T(0.625)), small, big), x);
-}
-
-}  // namespace attnkit::simd
-
-ATTNKIT_SIMD_WARNINGS_POP
-// ---- end attnkit/simd/math.hpp ----
-// ---- begin attnkit/simd/rows.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Row kernels over contiguous arrays: elementwise exp/log/sigmoid/tanh in place, scaling,
-// axpy, dot, sum, max, and the shifted exp-and-sum of a softmax row.
-//
-// Each kernel comes twice under one name:
-//   simd::exp_inplace<Arch>(x, n)  the kernel for one architecture (call it from inside other
-//                                  Arch-templated kernels, so dispatch happens once, at the top);
-//   simd::exp_inplace(x, n)        dispatches once at run time (simd::dispatch) and runs it.
-// The last n mod width elements go through load_partial/store_partial, never past x[n - 1].
-
-
-#include <concepts>
-#include <limits>
-
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
-
-namespace attnkit::simd {
-
-/// An xsimd architecture tag (simd::avx512, simd::avx2, simd::generic, ...).
-/// Requirements: A::version() and A::alignment() exist (xsimd's arch interface).
-template <class A>
-concept arch_tag = requires {
-  A::version();
-  A::alignment();
-};
-
-namespace detail {
-
-/// x[i] = f(x[i]) over batches, with a partial last batch.
-template <class Arch, class T, class F>
-inline void map_inplace(T* x, index_t n, F f) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  index_t i = 0;
-  for (; i + w <= n; i += w) storeu<Arch>(x + i, f(loadu<Arch>(x + i)));
-  if (i < n) store_partial<Arch>(x + i, f(load_partial<Arch>(x + i, n - i)), n - i);
-}
-
-}  // namespace detail
-
-/// x[i] = e^x[i] for i in [0, n).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void exp_inplace(T* x, index_t n) noexcept {
-  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::exp(v); });
-}
-
-/// x[i] = log(x[i]) for i in [0, n).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void log_inplace(T* x, index_t n) noexcept {
-  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::log(v); });
-}
-
-/// x[i] = 1 / (1 + e^-x[i]) for i in [0, n).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void sigmoid_inplace(T* x, index_t n) noexcept {
-  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::sigmoid(v); });
-}
-
-/// x[i] = tanh(x[i]) for i in [0, n).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void tanh_inplace(T* x, index_t n) noexcept {
-  detail::map_inplace<Arch>(x, n, [](const batch<T, Arch>& v) { return simd::tanh(v); });
-}
-
-/// x[i] *= a for i in [0, n).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void scale_inplace(T* x, T a, index_t n) noexcept {
-  const batch<T, Arch> av(a);
-  detail::map_inplace<Arch>(x, n, [av](const batch<T, Arch>& v) { return v * av; });
-}
-
-/// y[i] += a · x[i] for i in [0, n) (axpy). x and y must not overlap unless equal.
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline void scale_add(T* y, T a, const T* x, index_t n) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  const batch<T, Arch> av(a);
-  index_t i = 0;
-  for (; i + w <= n; i += w) storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
-  if (i < n) {
-    const index_t r = n - i;
-    store_partial<Arch>(y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)),
-                        r);
-  }
-}
-
-/// Σ x[i] · y[i] over [0, n) (0 for n = 0). Lane-wise partial sums, then reduce_add.
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline T dot(const T* x, const T* y, index_t n) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  batch<T, Arch> acc0(T(0)), acc1(T(0));
-  index_t i = 0;
-  for (; i + 2 * w <= n; i += 2 * w) {
-    acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
-    acc1 = xsimd::fma(loadu<Arch>(x + i + w), loadu<Arch>(y + i + w), acc1);
-  }
-  for (; i + w <= n; i += w) acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
-  if (i < n) acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
-  return reduce_add(acc0 + acc1);
-}
-
-/// Σ x[i] over [0, n) (0 for n = 0).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline T row_sum(const T* x, index_t n) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  batch<T, Arch> acc(T(0));
-  index_t i = 0;
-  for (; i + w <= n; i += w) acc += loadu<Arch>(x + i);
-  if (i < n) acc += load_partial<Arch>(x + i, n - i);
-  return reduce_add(acc);
-}
-
-/// max x[i] over [0, n); -inf for n = 0. NaN elements may or may not win (see reduce_max).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline T row_max(const T* x, index_t n) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  constexpr T ninf = -std::numeric_limits<T>::infinity();
-  batch<T, Arch> acc(ninf);
-  index_t i = 0;
-  for (; i + w <= n; i += w) acc = xsimd::max(acc, loadu<Arch>(x + i));
-  if (i < n) acc = xsimd::max(acc, load_partial<Arch>(x + i, n - i, ninf));
-  return reduce_max(acc);
-}
-
-/// x[i] = e^(x[i] - shift) for i in [0, n); returns Σ of the new x[i] (a softmax row's
-/// numerators and denominator, given shift = the row max). Elements equal to -inf give 0; a
-/// shift of -inf gives NaN (a fully masked row has no softmax: callers handle it first).
-/// \tparam Arch an xsimd architecture tag
-/// \tparam T float or double
-template <arch_tag Arch, std::floating_point T>
-inline T exp_shift_sum(T* x, T shift, index_t n) noexcept {
-  constexpr index_t w = width<T, Arch>;
-  const batch<T, Arch> sv(shift);
-  batch<T, Arch> acc(T(0));
-  index_t i = 0;
-  for (; i + w <= n; i += w) {
-    const batch<T, Arch> e = simd::exp(loadu<Arch>(x + i) - sv);
-    storeu<Arch>(x + i, e);
-    acc += e;
-  }
-  if (i < n) {
-    const index_t r = n - i;
-    const batch<T, Arch> e =
-        simd::exp(load_partial<Arch>(x + i, r, -std::numeric_limits<T>::infinity()) - sv);
-    store_partial<Arch>(x + i, e, r);
-    acc += e;  // lanes past r hold e^-inf = 0
-  }
-  return reduce_add(acc);
-}
-
-// Dispatching forms: pick the architecture once at run time, then run the kernel above.
-
-/// x[i] = e^x[i] (dispatches on the CPU's best architecture).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void exp_inplace(T* x, index_t n) {
-  dispatch([&](auto a) { exp_inplace<decltype(a)>(x, n); });
-}
-
-/// x[i] = log(x[i]) (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void log_inplace(T* x, index_t n) {
-  dispatch([&](auto a) { log_inplace<decltype(a)>(x, n); });
-}
-
-/// x[i] = sigmoid(x[i]) (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void sigmoid_inplace(T* x, index_t n) {
-  dispatch([&](auto a) { sigmoid_inplace<decltype(a)>(x, n); });
-}
-
-/// x[i] = tanh(x[i]) (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void tanh_inplace(T* x, index_t n) {
-  dispatch([&](auto a) { tanh_inplace<decltype(a)>(x, n); });
-}
-
-/// x[i] *= a (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void scale_inplace(T* x, T a, index_t n) {
-  dispatch([&](auto arch) { scale_inplace<decltype(arch)>(x, a, n); });
-}
-
-/// y[i] += a · x[i] (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline void scale_add(T* y, T a, const T* x, index_t n) {
-  dispatch([&](auto arch) { scale_add<decltype(arch)>(y, a, x, n); });
-}
-
-/// Σ x[i] · y[i] (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline T dot(const T* x, const T* y, index_t n) {
-  return dispatch([&](auto a) { return dot<decltype(a)>(x, y, n); });
-}
-
-/// Σ x[i] (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline T row_sum(const T* x, index_t n) {
-  return dispatch([&](auto a) { return row_sum<decltype(a)>(x, n); });
-}
-
-/// max x[i], -inf for n = 0 (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline T row_max(const T* x, index_t n) {
-  return dispatch([&](auto a) { return row_max<decltype(a)>(x, n); });
-}
-
-/// x[i] = e^(x[i] - shift), returns the sum (dispatching).
-/// \tparam T float or double
-template <std::floating_point T>
-inline T exp_shift_sum(T* x, T shift, index_t n) {
-  return dispatch([&](auto a) { return exp_shift_sum<decltype(a)>(x, shift, n); });
-}
-
-}  // namespace attnkit::simd
-
-ATTNKIT_SIMD_WARNINGS_POP
-// ---- end attnkit/simd/rows.hpp ----
 // ---- end attnkit/attnkit.hpp ----
