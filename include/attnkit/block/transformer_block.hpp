@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// TransformerBlock: self-attention and a feed-forward module, each in a residual branch with a
+// norm before it (PreNorm: LLaMA, GPT-2) or after the sum (PostNorm: the original Transformer).
+#pragma once
+
+#include <span>
+#include <type_traits>
+
+#include "attnkit/attention/multi_head_attention.hpp"
+#include "attnkit/block/norm.hpp"
+#include "attnkit/core/tensor.hpp"
+#include "attnkit/core/tensor_view.hpp"
+
+namespace attnkit::block {
+
+/// A transformer block over x [B, N, H]:
+///   PreNorm:  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
+///   PostNorm: x = norm1(x + attn(x));  x = norm2(x + ffn(x))
+/// \tparam Policy the attention policy of the MultiHeadAttention
+/// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
+/// \tparam Placement PreNorm or PostNorm
+/// \tparam FFN a feed-forward module callable as ffn(TensorView<const T, 2> x, TensorView<T, 2> y)
+///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>)
+/// \tparam T float or double
+template <class Policy, class Norm, class Placement, class FFN, class T = float>
+struct TransformerBlock {
+  static_assert(norm_policy<Norm>,
+                "attnkit: Norm of TransformerBlock must model attnkit::block::norm_policy");
+  static_assert(std::is_same_v<Placement, PreNorm> || std::is_same_v<Placement, PostNorm>,
+                "attnkit: Placement of TransformerBlock must be PreNorm or PostNorm");
+  static_assert(std::is_invocable_v<const FFN&, TensorView<const T, 2>, TensorView<T, 2>>,
+                "attnkit: FFN of TransformerBlock must be callable as ffn(x [M, H], y [M, H])");
+
+  MultiHeadAttention<Policy, T> attn;
+  FFN ffn;
+  Norm norm{};
+  TensorView<const T, 1> norm1_weight, norm1_bias;  ///< [H]; the bias may be empty
+  TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
+
+  /// Applies the block to x [B, N, H] in place; positions [N] for RoPE.
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions,
+               KVCacheLayer<T>* cache = nullptr) const {
+    if (!x.is_contiguous()) throw shape_error("attnkit: TransformerBlock: x must be contiguous");
+    const index_t nb = x.extent(0), n = x.extent(1), h = x.extent(2), m = nb * n;
+    Tensor<T, 3> t({nb, n, h}), y({nb, n, h});
+    const TensorView<T, 2> x2(x.data(), {m, h}), t2(t.data(), {m, h}), y2(y.data(), {m, h});
+    auto add = [&] {
+      for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
+    };
+    if constexpr (std::is_same_v<Placement, PreNorm>) {
+      normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
+      attn.forward(t.cview(), positions, y.view(), cache);
+      add();
+      normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
+      ffn(TensorView<const T, 2>(t2), y2);
+      add();
+    } else {
+      attn.forward(TensorView<const T, 3>(x), positions, y.view(), cache);
+      add();
+      normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
+      ffn(TensorView<const T, 2>(x2), y2);
+      add();
+      normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, x2);
+    }
+  }
+};
+
+}  // namespace attnkit::block
