@@ -4,6 +4,7 @@
 // (include "attnkit/core/eigen_bridge.hpp" for that).
 #pragma once
 
+#include "attnkit/attention/attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/moe.hpp"
@@ -25,6 +26,12 @@
 #include "attnkit/kernel/gemm.hpp"
 #include "attnkit/kernel/packed_gemm.hpp"
 #include "attnkit/kernel/tile_gemm.hpp"
+#include "attnkit/policy/activation.hpp"
+#include "attnkit/policy/attention_policy.hpp"
+#include "attnkit/policy/concepts.hpp"
+#include "attnkit/policy/gate.hpp"
+#include "attnkit/policy/mask.hpp"
+#include "attnkit/policy/score_mod.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/batch.hpp"
 #include "attnkit/simd/math.hpp"

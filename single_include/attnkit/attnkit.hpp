@@ -9,23 +9,241 @@
 // The umbrella header: everything public in attnkit except the Eigen bridge
 // (include "attnkit/core/eigen_bridge.hpp" for that).
 
-// ---- begin attnkit/block/feed_forward.hpp ----
+// ---- begin attnkit/attention/attention.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Position-wise feed-forward modules: the GELU MLP (GPT-2, BERT) and SwiGLU (LLaMA).
+// attention(policy, q, k, v, out, options): the fused attention kernel for any AttentionPolicy
+// over [B, H, N, D] views (MHA, GQA, MQA), with optional capture of the weights P.
 
 #include <cmath>
-#include <concepts>
-#include <cstdint>
-
-// ---- begin attnkit/block/linear.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Linear projections y = x Wᵀ (+ b) with PyTorch's weight layout [out, in], on kernel::gemm.
-
-#include <concepts>
+#include <optional>
 #include <string>
 #include <type_traits>
+
+// ---- begin attnkit/attention/detail/fused_kernel.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The fused attention kernel: one work unit = (batch, kv head, query tile) with the query heads
+// of that kv head; per key tile the mask classifies (Empty skipped, Full untested, Partial
+// tested), S^T = K Q^T on the micro-kernel, score mod, activation (online softmax, running sum
+// or none), O += P V, then finalize and gate. Also the head-softmax and decode variants.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/attention/detail/micro_kernels.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Register-blocked SIMD micro-kernels of the fused attention kernel. Scores are kept transposed,
+// S^T[j][lane] with one query row per SIMD lane, so the online softmax reduces over keys with
+// vertical max/add only, K rows are read in place (broadcasts, no packing) and only Q is packed
+// (Q^T, once per work unit).
+
+#include <cstddef>
+#include <type_traits>
+
+// ---- begin attnkit/attention/detail/tile_math.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Elementwise SIMD math of the fused attention kernel: exp2, sigmoid and tanh on batches, tuned
+// for the inner loop (fp32: degree-5 minimax exp2, max relative error 7.5e-8; fp64: degree-13
+// Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef). simd/math.hpp holds the general-purpose,
+// ulp-accurate functions; these trade the special-value handling the kernel does not need.
+
+#include <cstdint>
+#include <type_traits>
+
+// ---- begin attnkit/simd/arch.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The SIMD architectures attnkit's kernels are instantiated for, and run-time dispatch among
+// them. The only layer that names xsimd is simd/.
+//
+// Every kernel is `template <class Arch, ...>` over xsimd batches. `dispatch(f)` calls
+// `f(Arch{})` once per call with the best architecture of `kernel_archs` that is both compiled
+// into this translation unit (enabled by the compiler flags: -march=native or x86-64-v4 enables
+// all three) and supported by the CPU at run time. A TU built for baseline x86-64 still runs,
+// on the generic SSE2 kernels.
+
+#include <xsimd/xsimd.hpp>
+
+#include <utility>
+
+/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
+/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
+/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
+/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
+/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
+/// keeps -Werror builds of any caller clean. Other compilers: no effect.
+#if defined(__GNUC__) && !defined(__clang__)
+#define ATTNKIT_SIMD_WARNINGS_PUSH \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
+#else
+#define ATTNKIT_SIMD_WARNINGS_PUSH
+#define ATTNKIT_SIMD_WARNINGS_POP
+#endif
+
+namespace attnkit::simd {
+
+using avx512 = xsimd::avx512bw;
+using avx2 = xsimd::fma3<xsimd::avx2>;
+using generic = xsimd::sse2;
+
+/// The architectures kernels are instantiated for, best first.
+using kernel_archs = xsimd::arch_list<avx512, avx2, generic>;
+
+/// Whether Arch is compiled into this TU (the compiler flags enable it).
+template <class Arch>
+inline constexpr bool arch_compiled = Arch::supported();
+
+/// Whether Arch is compiled in and the CPU supports it.
+template <class Arch>
+inline bool arch_available() noexcept {
+  if constexpr (!arch_compiled<Arch>) {
+    return false;
+  } else {
+    return xsimd::available_architectures().best >= Arch::version();
+  }
+}
+
+/// Calls f(Arch{}) with the best available architecture of kernel_archs; returns its result.
+template <class F>
+decltype(auto) dispatch(F&& f) {
+  if constexpr (arch_compiled<avx512>) {
+    if (arch_available<avx512>()) return std::forward<F>(f)(avx512{});
+  }
+  if constexpr (arch_compiled<avx2>) {
+    if (arch_available<avx2>()) return std::forward<F>(f)(avx2{});
+  }
+  return std::forward<F>(f)(generic{});
+}
+
+/// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
+inline const char* dispatch_arch_name() {
+  return dispatch([](auto arch) { return decltype(arch)::name(); });
+}
+
+}  // namespace attnkit::simd
+// ---- end attnkit/simd/arch.hpp ----
+
+// GCC 12 reports false -Wmaybe-uninitialized / -Wuninitialized (at -O3) inside its own
+// avx512fintrin.h (the `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512
+// intrinsics inline into these kernels.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace attnkit::attention_detail {
+
+/// Whether Arch has AVX-512F (scalef, rcp14 and mask registers).
+template <class Arch>
+inline constexpr bool is_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
+
+/// 2^x lane by lane for x <= 127 (fp32) / 1023 (fp64); callers clamp above. Very negative x
+/// gives 0 (AVX-512) or 2^-126 / 2^-1022 (other ISAs, x is clamped there). NaN or +inf input
+/// gives an unspecified lane: callers select such lanes away.
+/// \tparam Arch xsimd architecture \tparam T float or double
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> exp2_batch(xsimd::batch<T, Arch> x) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  if constexpr (!is_avx512<Arch>) x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
+  const B n = xsimd::nearbyint(x);
+  const B f = x - n;
+  B p;
+  if constexpr (std::is_same_v<T, float>) {
+    p = B(0.001327646683008118f);
+    p = xsimd::fma(p, f, B(0.009675541292773164f));
+    p = xsimd::fma(p, f, B(0.055507132894585094f));
+    p = xsimd::fma(p, f, B(0.24022119724878804f));
+    p = xsimd::fma(p, f, B(0.6931469670550009f));
+    p = xsimd::fma(p, f, B(1.0000000716543629f));
+  } else {
+    const B r = f * B(0.69314718055994530942);  // |r| <= ln2 / 2
+    constexpr double c[] = {1.0,
+                            1.0,
+                            1.0 / 2,
+                            1.0 / 6,
+                            1.0 / 24,
+                            1.0 / 120,
+                            1.0 / 720,
+                            1.0 / 5040,
+                            1.0 / 40320,
+                            1.0 / 362880,
+                            1.0 / 3628800,
+                            1.0 / 39916800,
+                            1.0 / 479001600,
+                            1.0 / 6227020800.0};
+    p = B(c[13]);
+    for (int i = 12; i >= 0; --i) p = xsimd::fma(p, r, B(c[i]));
+  }
+  if constexpr (is_avx512<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      return B(_mm512_scalef_ps(p, n));
+    } else {
+      return B(_mm512_scalef_pd(p, n));
+    }
+  } else {
+    using I = xsimd::batch<xsimd::as_integer_t<T>, Arch>;
+    constexpr int shift = std::is_same_v<T, float> ? 23 : 52;
+    const I e = xsimd::to_int(n) << shift;
+    return xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p) + e);
+  }
+}
+
+/// 1 / d lane by lane for d >= 1 (fp32: reciprocal estimate and one Newton step).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> reciprocal_batch(const xsimd::batch<T, Arch>& d) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  if constexpr (std::is_same_v<T, double>) {
+    return B(1.0) / d;
+  } else {
+    const B r = xsimd::reciprocal(d);
+    return r * xsimd::fnma(d, r, B(2.0f));
+  }
+}
+
+/// sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias) log2 e)); `neg_bias_log2e` = -bias · log2 e.
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
+                                           const xsimd::batch<T, Arch>& neg_bias_log2e) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T log2e = T(1.4426950408889634);
+  B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
+  x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
+  return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+}
+
+/// tanh(y) = sign(y) (1 - t) / (1 + t) with t = e^(-2|y|) in (0, 1]: no overflow, absolute
+/// error of a few ulps of 1 (what the soft cap C · tanh(s / C) needs).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> tanh_batch(const xsimd::batch<T, Arch>& y) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T m2log2e = T(-2.8853900817779268);
+  const B t = exp2_batch<Arch, T>(xsimd::abs(y) * B(m2log2e));
+  return xsimd::copysign((B(T(1)) - t) / (B(T(1)) + t), y);
+}
+
+}  // namespace attnkit::attention_detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+// ---- end attnkit/attention/detail/tile_math.hpp ----
+// ---- begin attnkit/core/shape.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Shape and stride types and helpers for row-major tensors.
+
+#include <array>
+#include <cstddef>
+#include <limits>
 
 // ---- begin attnkit/core/error.hpp ----
 // SPDX-License-Identifier: MIT
@@ -104,25 +322,6 @@ template <class GotShape, class ExpectedShape>
 #define ATTNKIT_ASSERT(cond) ((void)0)
 #endif
 // ---- end attnkit/core/error.hpp ----
-// ---- begin attnkit/core/tensor_view.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// TensorView<T, R>: a strided, non-owning view of a rank-R array.
-
-#include <array>
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-// ---- begin attnkit/core/shape.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Shape and stride types and helpers for row-major tensors.
-
-#include <array>
-#include <cstddef>
-#include <limits>
-
 
 namespace attnkit {
 
@@ -177,6 +376,546 @@ constexpr bool is_contiguous(const Shape<R>& shape, const Strides<R>& strides) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/shape.hpp ----
+
+namespace attnkit::attention_detail {
+
+/// Blocking of the micro-kernels for one architecture and element type.
+template <class Arch, class T>
+struct Blocking {
+  static constexpr index_t width = static_cast<index_t>(xsimd::batch<T, Arch>::size);
+  static constexpr bool wide = is_avx512<Arch>;  // 32 vector registers
+  /// keys per S^T micro-tile (rows) and query vectors per micro-tile (columns)
+  static constexpr int qk_keys = wide ? 6 : 2;
+  static constexpr int qk_vectors = 4;
+  /// query lanes per P·V micro-tile and Dv vectors per micro-tile
+  static constexpr int pv_rows = wide ? 3 : 2;
+  static constexpr int pv_vectors = wide ? 8 : 4;
+};
+
+/// S^T[j][lane0 + v·W ..] = Σ_d K[j][d] · Q^T[d][lane0 + v·W ..] for MK keys and NV vectors.
+/// \param qt Q^T of the lane group, row stride `lanes` \param k first key row, row stride ks,
+/// element stride kd \param st S^T, row stride `lanes`
+template <class Arch, class T, int MK, int NV>
+inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
+                     T* st) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MK][NV];
+  for (int r = 0; r < MK; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = B(T(0));
+  const T* kr[MK];
+  for (int r = 0; r < MK; ++r) kr[r] = k + r * ks;
+  for (index_t p = 0; p < d; ++p) {
+    B qv[NV];
+    for (int v = 0; v < NV; ++v) qv[v] = B::load_aligned(qt + p * lanes + v * W);
+    for (int r = 0; r < MK; ++r) {
+      const B kb(kr[r][p * kd]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(kb, qv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MK; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v].store_aligned(st + r * lanes + v * W);
+}
+
+/// S^T[0..bk)[0..lanes) = K[0..bk) · Q^T: the whole score tile of one lane group.
+template <class Arch, class T>
+inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
+                    index_t bk, T* st) noexcept {
+  using Bl = Blocking<Arch, T>;
+  constexpr index_t W = Bl::width;
+  constexpr int MK = Bl::qk_keys;
+  const index_t nv = lanes / W;
+  for (index_t v0 = 0; v0 < nv;) {
+    const index_t left = nv - v0;
+    const T* q = qt + v0 * W;
+    T* s = st + v0 * W;
+    auto run = [&](auto nv_tag) {
+      constexpr int NV = decltype(nv_tag)::value;
+      index_t j = 0;
+      for (; j + MK <= bk; j += MK) qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      v0 += NV;
+    };
+    if (left >= 4) {
+      run(std::integral_constant<int, 4>{});
+    } else if (left >= 2) {
+      run(std::integral_constant<int, 2>{});
+    } else {
+      run(std::integral_constant<int, 1>{});
+    }
+  }
+}
+
+/// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
+/// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
+template <class Arch, class T, int MR, int NV>
+inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk,
+                     const T* alpha, T* o, index_t ldo) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const B a(alpha ? alpha[r] : T(1));
+    for (int c = 0; c < NV; ++c) {
+      acc[r][c] = B::load_aligned(o + r * ldo + c * W);
+      if (alpha) acc[r][c] *= a;
+    }
+  }
+  for (index_t j = 0; j < bk; ++j) {
+    const T* vr = v + j * vs;
+    const T* pr = pt + j * lanes;
+    B vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = B::load_unaligned(vr + c * W);
+    for (int r = 0; r < MR; ++r) {
+      const B p(pr[r]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(p, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c].store_aligned(o + r * ldo + c * W);
+}
+
+/// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
+/// the SIMD width and O's row stride.
+template <class Arch, class T>
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs,
+                    index_t bk, index_t dvp, const T* alpha, T* o) noexcept {
+  using Bl = Blocking<Arch, T>;
+  constexpr index_t W = Bl::width;
+  constexpr int MR = Bl::pv_rows;
+  const index_t nvec = dvp / W;
+  for (index_t c0 = 0; c0 < nvec;) {
+    const index_t left = nvec - c0;
+    auto run = [&](auto nv_tag) {
+      constexpr int NV = decltype(nv_tag)::value;
+      index_t r = 0;
+      for (; r + MR <= nlanes; r += MR)
+        pv_block<Arch, T, MR, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                  o + r * dvp + c0 * W, dvp);
+      for (; r < nlanes; ++r)
+        pv_block<Arch, T, 1, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                 o + r * dvp + c0 * W, dvp);
+      c0 += NV;
+    };
+    if (left >= Bl::pv_vectors) {
+      run(std::integral_constant<int, Bl::pv_vectors>{});
+    } else if (left >= 4) {
+      run(std::integral_constant<int, 4>{});
+    } else if (left >= 2) {
+      run(std::integral_constant<int, 2>{});
+    } else {
+      run(std::integral_constant<int, 1>{});
+    }
+  }
+}
+
+}  // namespace attnkit::attention_detail
+// ---- end attnkit/attention/detail/micro_kernels.hpp ----
+// ---- begin attnkit/core/aligned.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// 64-byte aligned allocation: one cache line, one AVX-512 register.
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+
+namespace attnkit {
+
+/// Alignment of every buffer attnkit allocates, in bytes.
+inline constexpr std::size_t buffer_alignment = 64;
+
+namespace detail {
+struct aligned_deleter {
+  void operator()(void* p) const noexcept {
+    ::operator delete (p, std::align_val_t{buffer_alignment});
+  }
+};
+}  // namespace detail
+
+/// Owning pointer to an aligned array of trivially-copyable T.
+template <class T>
+using aligned_ptr = std::unique_ptr<T[], detail::aligned_deleter>;
+
+/// Allocates n elements aligned to buffer_alignment, value-initialized (zero for arithmetic
+/// types). The allocation is padded to a whole number of cache lines so SIMD loads of the last
+/// batch stay inside the buffer.
+template <class T>
+aligned_ptr<T> make_aligned(std::size_t n) {
+  static_assert(std::is_trivially_copyable_v<T>, "attnkit: make_aligned needs a trivial type");
+  std::size_t bytes = n * sizeof(T);
+  bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
+  if (bytes == 0) bytes = buffer_alignment;
+  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
+  std::memset(p, 0, bytes);
+  return aligned_ptr<T>(static_cast<T*>(p));
+}
+
+}  // namespace attnkit
+// ---- end attnkit/core/aligned.hpp ----
+// ---- begin attnkit/core/parallel.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// OpenMP helpers; everything degrades to serial code when OpenMP is off.
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace attnkit {
+
+/// Threads a parallel region started now would use (1 without OpenMP).
+inline int max_threads() noexcept {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Sets the thread count of later parallel regions (no-op without OpenMP). n < 1 is ignored.
+inline void set_threads(int n) noexcept {
+#if defined(_OPENMP)
+  if (n >= 1) omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+/// Whether the caller runs inside an active parallel region; kernels then stay serial.
+inline bool in_parallel() noexcept {
+#if defined(_OPENMP)
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+/// Threads a kernel about to start should use: 1 inside a parallel region, else max_threads().
+inline int worker_threads() noexcept { return in_parallel() ? 1 : max_threads(); }
+
+/// Calls fn(i) for i in [0, n), over OpenMP threads when available and not already inside a
+/// parallel region. The schedule is static, so which thread runs i never changes results.
+template <class Fn>
+void parallel_for(long n, Fn&& fn) {
+#if defined(_OPENMP)
+  if (n > 1 && !in_parallel() && max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; ++i) fn(i);
+}
+
+/// Like parallel_for with a dynamic schedule, for work items of uneven cost (e.g. causal tiles).
+/// Only use it where each item writes its own output, so results do not depend on the schedule.
+template <class Fn>
+void parallel_for_dynamic(long n, Fn&& fn) {
+#if defined(_OPENMP)
+  if (n > 1 && !in_parallel() && max_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; ++i) fn(i);
+}
+
+}  // namespace attnkit
+// ---- end attnkit/core/parallel.hpp ----
+// ---- begin attnkit/policy/attention_policy.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// AttentionPolicy: one attention variant = activation + mask + score mod + gate.
+
+#include <utility>
+
+// ---- begin attnkit/policy/activation.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Score activations: how scaled scores s become attention weights P (CLI.md, "Activations").
+
+#include <cmath>
+
+// ---- begin attnkit/policy/concepts.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The concepts of the attention policy families (activation, score mod, mask, gate), each built
+// from small named sub-concepts so a failing requirement is named in the compiler's message.
+
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
+
+
+namespace attnkit::policy {
+
+/// What a mask says about a tile of (query, key) pairs.
+enum class TileClass : std::uint8_t {
+  empty,    ///< no pair is visible: the kernel skips the tile
+  full,     ///< every pair is visible: the kernel tests no element
+  partial,  ///< some pairs may be visible: the kernel tests each element
+};
+
+/// How an activation normalizes its weights.
+enum class Normalization : std::uint8_t {
+  none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
+  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap): online max and sum
+  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f bounded (normalized sigmoid): running sum
+  over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
+};
+
+/// The elementwise operation of a built-in activation; the kernel implements each one in SIMD.
+enum class ActivationOp : std::uint8_t {
+  identity,  ///< f(s) = s
+  exp,       ///< softmax family: exp of (optionally soft-capped) scores
+  softcap,   ///< exp of C·tanh(s / C)
+  sigmoid,   ///< f(s) = sigmoid(s + bias)
+  relu,      ///< f(s) = max(s, 0)
+};
+
+/// The shapes of one attention call, given to policies when the call binds them.
+struct Geometry {
+  index_t batch = 0;     ///< B
+  index_t heads_q = 0;   ///< Hq
+  index_t heads_kv = 0;  ///< Hkv
+  index_t nq = 0;        ///< query rows
+  index_t nk = 0;        ///< keys
+  index_t d = 0;         ///< head dimension of q and k
+  index_t dv = 0;        ///< head dimension of v
+  /// Absolute position of query row 0 (bottom-right alignment): i' = i + (Nk - Nq).
+  constexpr index_t query_offset() const noexcept { return nk - nq; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// score activation
+
+/// Requirements: `A::normalization` is a constexpr Normalization.
+template <class A>
+concept activation_normalization = requires {
+  { A::normalization } -> std::convertible_to<Normalization>;
+  requires std::is_same_v<std::remove_cv_t<decltype(A::normalization)>, Normalization>;
+};
+
+/// Requirements: `A::op` is a constexpr ActivationOp, the SIMD operation the kernel applies.
+template <class A>
+concept activation_op = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(A::op)>, ActivationOp>;
+};
+
+/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (documentation,
+/// tests and scalar fallbacks), and `a.bind(geometry)` returning the bound activation.
+template <class A>
+concept activation_scalar_map = requires(const A& a, double s, const Geometry& g) {
+  { a.map(s) } -> std::convertible_to<double>;
+  { a.bind(g) } -> std::convertible_to<A>;
+};
+
+/// A score activation: maps scaled scores s to weights P.
+/// Requirements: activation_normalization, activation_op, activation_scalar_map, copyable.
+template <class A>
+concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
+                           activation_op<A> && activation_scalar_map<A>;
+
+// ---------------------------------------------------------------------------------------------
+// score mod
+
+/// Requirements: `M::is_identity` is a constexpr bool (true: the kernel skips the mod).
+template <class M>
+concept score_mod_identity_trait = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(M::is_identity)>, bool>;
+};
+
+/// Requirements: `m.apply(b, h, i_abs, j, s)` returns the modified score (float and double), and
+/// `m.apply_queries(b, h, i0_abs, j, row, n)` modifies in place row[r], the score of key j for
+/// the query at absolute position i0_abs + r, r in [0, n) (the kernel's S^T layout).
+template <class M>
+concept score_mod_elementwise =
+    requires(const M& m, index_t b, index_t h, index_t i, index_t j, float sf, double sd,
+             float* rf, double* rd, index_t n) {
+      { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
+      { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
+      m.apply_queries(b, h, i, j, rf, n);
+      m.apply_queries(b, h, i, j, rd, n);
+    };
+
+/// Requirements: `m.bind(geometry)` validates the runtime values against the call's shapes
+/// (throws shape_error) and returns the bound mod.
+template <class P>
+concept bindable = requires(const P& p, const Geometry& g) {
+  { p.bind(g) } -> std::convertible_to<P>;
+};
+
+/// A score mod: an elementwise change of the scaled score that may read (b, h, i', j).
+/// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
+template <class M>
+concept score_mod = std::copy_constructible<M> && score_mod_identity_trait<M> &&
+                    score_mod_elementwise<M> && bindable<M>;
+
+// ---------------------------------------------------------------------------------------------
+// mask
+
+/// Requirements: `m.visible(b, h, i_abs, j)` is whether key j is visible to the query at
+/// absolute position i_abs (= i + Nk - Nq) of head h of batch entry b.
+template <class M>
+concept mask_visibility = requires(const M& m, index_t b, index_t h, index_t i, index_t j) {
+  { m.visible(b, h, i, j) } -> std::convertible_to<bool>;
+};
+
+/// Requirements: `m.classify(b, h, i0, i1, j0, j1)` returns a TileClass for the absolute query
+/// positions [i0, i1) and keys [j0, j1): Empty only if no pair is visible, Full only if all are.
+template <class M>
+concept mask_tile_classifier =
+    requires(const M& m, index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) {
+      { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
+    };
+
+/// A mask: a visible set per (batch, head, query, key) with a tile classifier.
+/// Requirements: mask_visibility, mask_tile_classifier, bindable, copyable.
+template <class M>
+concept mask_policy =
+    std::copy_constructible<M> && mask_visibility<M> && mask_tile_classifier<M> && bindable<M>;
+
+// ---------------------------------------------------------------------------------------------
+// gate
+
+/// Requirements: `G::is_identity` is a constexpr bool (true: no epilogue).
+template <class G>
+concept gate_identity_trait = requires {
+  requires std::is_same_v<std::remove_cv_t<decltype(G::is_identity)>, bool>;
+};
+
+/// Requirements: `g.apply_row(b, h, i, row, dv)` multiplies the output row of query row i in
+/// place (float and double rows).
+template <class G>
+concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf,
+                                 double* rd, index_t n) {
+  g.apply_row(b, h, i, rf, n);
+  g.apply_row(b, h, i, rd, n);
+};
+
+/// A gate: an epilogue on each attention output row.
+/// Requirements: gate_identity_trait, gate_epilogue, bindable, copyable.
+template <class G>
+concept gate_policy =
+    std::copy_constructible<G> && gate_identity_trait<G> && gate_epilogue<G> && bindable<G>;
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/concepts.hpp ----
+
+namespace attnkit::policy {
+
+/// P = exp(s) / Σ_visible exp(s): online max and sum (FlashAttention-2).
+struct Softmax {
+  static constexpr Normalization normalization = Normalization::over_keys_exp;
+  static constexpr ActivationOp op = ActivationOp::exp;
+  /// The pre-normalization map (identity: the kernel exponentiates).
+  double map(double s) const noexcept { return s; }
+  Softmax bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// Softmax of C·tanh(s / C) (logit soft-capping, as in Gemma 2).
+struct Softcap {
+  static constexpr Normalization normalization = Normalization::over_keys_exp;
+  static constexpr ActivationOp op = ActivationOp::softcap;
+  double cap = 50.0;  ///< C > 0
+  Softcap() = default;
+  /// \param c the cap C (> 0)
+  explicit Softcap(double c) : cap(c) {
+    if (!(c > 0) || !std::isfinite(c)) throw error("attnkit: Softcap: the cap must be > 0");
+  }
+  /// The capped score C·tanh(s / C), which the kernel then exponentiates and normalizes.
+  double map(double s) const noexcept { return cap * std::tanh(s / cap); }
+  Softcap bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// P = sigmoid(s): elementwise, no running state.
+struct Sigmoid {
+  static constexpr Normalization normalization = Normalization::none;
+  static constexpr ActivationOp op = ActivationOp::sigmoid;
+  double bias = 0.0;  ///< always 0 for Sigmoid (shared field with SigmoidBias for the kernel)
+  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  Sigmoid bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// P = sigmoid(s + b), b = -ln(Nk) unless given (sigmoid attention, Ramapuram et al. 2024).
+struct SigmoidBias {
+  static constexpr Normalization normalization = Normalization::none;
+  static constexpr ActivationOp op = ActivationOp::sigmoid;
+  bool bias_given = false;  ///< false: b = -ln(Nk) when the call binds the policy
+  double bias = 0.0;        ///< b (after bind, always the value in use)
+  SigmoidBias() = default;
+  /// \param b the bias b
+  explicit SigmoidBias(double b) : bias_given(true), bias(b) {}
+  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-(s + bias))); }
+  SigmoidBias bind(const Geometry& g) const noexcept {
+    SigmoidBias r = *this;
+    if (!bias_given) r.bias = g.nk > 0 ? -std::log(static_cast<double>(g.nk)) : 0.0;
+    return r;
+  }
+};
+
+/// P = sigmoid(s) / Σ_visible sigmoid(s): a running sum only (sigmoid is bounded, no max).
+struct NormalizedSigmoid {
+  static constexpr Normalization normalization = Normalization::over_keys_sum;
+  static constexpr ActivationOp op = ActivationOp::sigmoid;
+  double bias = 0.0;
+  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// P_h = exp(s_h) / Σ_h' exp(s_h') over the Hq query heads of one batch entry, per (i, j),
+/// over the heads for which (i, j) is visible.
+struct HeadSoftmax {
+  static constexpr Normalization normalization = Normalization::over_heads;
+  static constexpr ActivationOp op = ActivationOp::exp;
+  double map(double s) const noexcept { return s; }
+  HeadSoftmax bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// P = s (linear attention without a feature map; no normalization).
+struct Linear {
+  static constexpr Normalization normalization = Normalization::none;
+  static constexpr ActivationOp op = ActivationOp::identity;
+  double map(double s) const noexcept { return s; }
+  Linear bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// P = max(s, 0).
+struct ReLU {
+  static constexpr Normalization normalization = Normalization::none;
+  static constexpr ActivationOp op = ActivationOp::relu;
+  double map(double s) const noexcept { return s > 0 ? s : 0.0; }
+  ReLU bind(const Geometry&) const noexcept { return *this; }
+};
+
+static_assert(score_activation<Softmax> && score_activation<Softcap> &&
+              score_activation<Sigmoid> && score_activation<SigmoidBias> &&
+              score_activation<NormalizedSigmoid> && score_activation<HeadSoftmax> &&
+              score_activation<Linear> && score_activation<ReLU>);
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/activation.hpp ----
+// ---- begin attnkit/policy/gate.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Output gates (Gated Attention): an epilogue on each attention output row.
+
+#include <cmath>
+
+// ---- begin attnkit/core/tensor_view.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// TensorView<T, R>: a strided, non-owning view of a rank-R array.
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
 
 namespace attnkit {
 
@@ -335,6 +1074,1424 @@ void copy(TensorView<const U, R> src, TensorView<T, R> dst) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/tensor_view.hpp ----
+
+namespace attnkit::policy {
+
+namespace detail {
+inline double gate_sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
+}  // namespace detail
+
+/// No gate.
+struct NoGate {
+  static constexpr bool is_identity = true;
+  template <class T>
+  void apply_row(index_t, index_t, index_t, T*, index_t) const noexcept {}
+  NoGate bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// out[b, h, i, :] *= sigmoid(g[b, h, i]); g is a [B, Hq, Nq] view of gate logits.
+/// \tparam V element type of the gate values (float or double)
+template <class V = float>
+struct HeadwiseSigmoid {
+  static constexpr bool is_identity = false;
+  TensorView<const V, 3> values;  ///< [B, Hq, Nq]; must outlive the call
+  HeadwiseSigmoid() = default;
+  explicit HeadwiseSigmoid(TensorView<const V, 3> g) : values(g) {}
+  template <class T>
+  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
+    const T s = static_cast<T>(detail::gate_sigmoid(static_cast<double>(values(b, h, i))));
+    for (index_t c = 0; c < n; ++c) row[c] *= s;
+  }
+  HeadwiseSigmoid bind(const Geometry& g) const {
+    const Shape<3> want{g.batch, g.heads_q, g.nq};
+    if (values.shape() != want)
+      throw_shape_mismatch("attention", "HeadwiseSigmoid gate values", values.shape(), want);
+    return *this;
+  }
+};
+
+/// out[b, h, i, c] *= sigmoid(g[b, h, i, c]); g is a [B, Hq, Nq, Dv] view of gate logits.
+/// \tparam V element type of the gate values (float or double)
+template <class V = float>
+struct ElementwiseSigmoid {
+  static constexpr bool is_identity = false;
+  TensorView<const V, 4> values;  ///< [B, Hq, Nq, Dv]; must outlive the call
+  ElementwiseSigmoid() = default;
+  explicit ElementwiseSigmoid(TensorView<const V, 4> g) : values(g) {}
+  template <class T>
+  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
+    for (index_t c = 0; c < n; ++c)
+      row[c] *= static_cast<T>(detail::gate_sigmoid(static_cast<double>(values(b, h, i, c))));
+  }
+  ElementwiseSigmoid bind(const Geometry& g) const {
+    const Shape<4> want{g.batch, g.heads_q, g.nq, g.dv};
+    if (values.shape() != want)
+      throw_shape_mismatch("attention", "ElementwiseSigmoid gate values", values.shape(), want);
+    return *this;
+  }
+};
+
+static_assert(gate_policy<NoGate> && gate_policy<HeadwiseSigmoid<float>> &&
+              gate_policy<ElementwiseSigmoid<double>>);
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/gate.hpp ----
+// ---- begin attnkit/policy/mask.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Masks: the visible set per (batch, head, query, key) of CLI.md ("Masks"), each with a tile
+// classifier. Query positions are absolute: i' = i + (Nk - Nq) (bottom-right alignment).
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+
+namespace attnkit::policy {
+
+namespace detail {
+/// Full if every term is Full, Empty if any is Empty, else Partial.
+constexpr TileClass and_class(TileClass a, TileClass b) noexcept {
+  if (a == TileClass::empty || b == TileClass::empty) return TileClass::empty;
+  if (a == TileClass::full && b == TileClass::full) return TileClass::full;
+  return TileClass::partial;
+}
+/// Full if any term is Full, Empty if every term is Empty, else Partial.
+constexpr TileClass or_class(TileClass a, TileClass b) noexcept {
+  if (a == TileClass::full || b == TileClass::full) return TileClass::full;
+  if (a == TileClass::empty && b == TileClass::empty) return TileClass::empty;
+  return TileClass::partial;
+}
+/// Class of the tile for the causal condition j <= i.
+constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1) noexcept {
+  if (j0 > i1 - 1) return TileClass::empty;
+  if (j1 - 1 <= i0) return TileClass::full;
+  return TileClass::partial;
+}
+}  // namespace detail
+
+/// Every key is visible.
+struct NoMask {
+  bool visible(index_t, index_t, index_t, index_t) const noexcept { return true; }
+  TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
+    return TileClass::full;
+  }
+  NoMask bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i'.
+struct Causal {
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    return detail::causal_class(i0, i1, j0, j1);
+  }
+  Causal bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i' and i' - j < W.
+struct SlidingWindow {
+  index_t window = 1;  ///< W >= 1
+  SlidingWindow() = default;
+  /// \param w the window W (>= 1)
+  explicit SlidingWindow(index_t w) : window(w) {
+    if (w < 1) throw error("attnkit: SlidingWindow: the window must be >= 1");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j <= i && i - j < window;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (c == TileClass::empty || i0 - (j1 - 1) >= window) return TileClass::empty;
+    if (c == TileClass::full && (i1 - 1) - j0 < window) return TileClass::full;
+    return TileClass::partial;
+  }
+  SlidingWindow bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// |i' - j| <= W (both sides).
+struct LocalWindow {
+  index_t window = 0;  ///< W >= 0
+  LocalWindow() = default;
+  /// \param w the half width W (>= 0)
+  explicit LocalWindow(index_t w) : window(w) {
+    if (w < 0) throw error("attnkit: LocalWindow: the window must be >= 0");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return (i >= j ? i - j : j - i) <= window;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (j0 - (i1 - 1) > window || i0 - (j1 - 1) > window) return TileClass::empty;
+    if (std::max((i1 - 1) - j0, (j1 - 1) - i0) <= window) return TileClass::full;
+    return TileClass::partial;
+  }
+  LocalWindow bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// StreamingLLM: j <= i' and (j < S or i' - j < W).
+struct Sinks {
+  index_t sinks = 0;   ///< S >= 0
+  index_t window = 1;  ///< W >= 1
+  Sinks() = default;
+  /// \param s the number of sink keys S, \param w the window W
+  Sinks(index_t s, index_t w) : sinks(s), window(w) {
+    if (s < 0 || w < 1) throw error("attnkit: Sinks: needs S >= 0 and W >= 1");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j <= i && (j < sinks || i - j < window);
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (c == TileClass::empty) return c;
+    if (j0 >= sinks && i0 - (j1 - 1) >= window) return TileClass::empty;
+    if (c == TileClass::full && (j1 <= sinks || (i1 - 1) - j0 < window)) return TileClass::full;
+    return TileClass::partial;
+  }
+  Sinks bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j < P or j <= i' (bidirectional prefix, causal after it).
+struct PrefixLM {
+  index_t prefix = 0;  ///< P >= 0
+  PrefixLM() = default;
+  /// \param p the prefix length P
+  explicit PrefixLM(index_t p) : prefix(p) {
+    if (p < 0) throw error("attnkit: PrefixLM: the prefix must be >= 0");
+  }
+  bool visible(index_t, index_t, index_t i, index_t j) const noexcept {
+    return j < prefix || j <= i;
+  }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (j1 <= prefix) return TileClass::full;
+    const TileClass c = detail::causal_class(i0, i1, j0, j1);
+    if (j0 >= prefix) return c;
+    return c == TileClass::full ? TileClass::full : TileClass::partial;
+  }
+  PrefixLM bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j < len[b]: padded keys of a batch of sequences of different lengths.
+struct KeyPadding {
+  std::shared_ptr<const std::vector<index_t>> lengths;  ///< [B]
+  KeyPadding() = default;
+  /// \param len the number of real keys of each batch entry
+  explicit KeyPadding(std::vector<index_t> len)
+      : lengths(std::make_shared<const std::vector<index_t>>(std::move(len))) {}
+  index_t length(index_t b) const noexcept { return (*lengths)[static_cast<std::size_t>(b)]; }
+  bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return j < length(b); }
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
+                     index_t j1) const noexcept {
+    const index_t len = length(b);
+    if (j1 <= len) return TileClass::full;
+    if (j0 >= len) return TileClass::empty;
+    return TileClass::partial;
+  }
+  KeyPadding bind(const Geometry& g) const {
+    const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
+    if (n != g.batch) throw_shape_mismatch("attention", "KeyPadding lengths", Shape<1>{n},
+                                           Shape<1>{g.batch});
+    return *this;
+  }
+};
+
+/// keep[b, j] != 0: per-key keep flags (e.g. retention >= threshold). Classifies a tile in O(1)
+/// from per-row prefix counts built once at construction.
+struct KeepMask {
+  TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
+  KeepMask() = default;
+  /// \param flags a [B, Nk] view of keep flags
+  explicit KeepMask(TensorView<const std::uint8_t, 2> flags) : keep(flags) {
+    const index_t nb = flags.extent(0), nk = flags.extent(1);
+    auto c = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * (nk + 1)));
+    for (index_t b = 0; b < nb; ++b) {
+      std::int32_t* row = c->data() + b * (nk + 1);
+      row[0] = 0;
+      for (index_t j = 0; j < nk; ++j) row[j + 1] = row[j] + (flags(b, j) != 0 ? 1 : 0);
+    }
+    count = std::move(c);
+  }
+  bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return keep(b, j) != 0; }
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
+                     index_t j1) const noexcept {
+    const std::int32_t* row = count->data() + b * (keep.extent(1) + 1);
+    const std::int32_t n = row[j1] - row[j0];
+    if (n == 0) return TileClass::empty;
+    if (n == j1 - j0) return TileClass::full;
+    return TileClass::partial;
+  }
+  KeepMask bind(const Geometry& g) const {
+    if (keep.extent(0) != g.batch || keep.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "KeepMask flags", keep.shape(), Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// seg[b, i'] == seg[b, j]: block-diagonal attention over packed documents. Tiles are
+/// classified in O(1) from the length of the run of equal ids at each position and, for
+/// non-decreasing ids, from the id range of each side.
+struct Document {
+  TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
+  std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
+  Document() = default;
+  /// \param seg a [B, Nk] view of segment ids per absolute position
+  explicit Document(TensorView<const index_t, 2> seg) : segments(seg) {
+    const index_t nb = seg.extent(0), nk = seg.extent(1);
+    auto re = std::make_shared<std::vector<index_t>>(static_cast<std::size_t>(nb * nk));
+    auto so = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(nb), 1);
+    for (index_t b = 0; b < nb; ++b) {
+      for (index_t j = nk; j-- > 0;) {
+        const bool same_next = j + 1 < nk && seg(b, j + 1) == seg(b, j);
+        (*re)[static_cast<std::size_t>(b * nk + j)] =
+            same_next ? (*re)[static_cast<std::size_t>(b * nk + j + 1)] : j + 1;
+        if (j + 1 < nk && seg(b, j + 1) < seg(b, j)) (*so)[static_cast<std::size_t>(b)] = 0;
+      }
+    }
+    run_end = std::move(re);
+    sorted = std::move(so);
+  }
+  bool visible(index_t b, index_t, index_t i, index_t j) const noexcept {
+    return i >= 0 && i < segments.extent(1) && segments(b, i) == segments(b, j);
+  }
+  TileClass classify(index_t b, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    if (i1 <= 0) return TileClass::empty;
+    if (i0 < 0) return TileClass::partial;
+    const index_t nk = segments.extent(1);
+    const index_t* re = run_end->data() + b * nk;
+    const bool q_uniform = re[i0] >= i1, k_uniform = re[j0] >= j1;
+    if (q_uniform && k_uniform)
+      return segments(b, i0) == segments(b, j0) ? TileClass::full : TileClass::empty;
+    if ((*sorted)[static_cast<std::size_t>(b)] != 0) {
+      if (segments(b, i1 - 1) < segments(b, j0) || segments(b, j1 - 1) < segments(b, i0))
+        return TileClass::empty;
+    }
+    return TileClass::partial;
+  }
+  Document bind(const Geometry& g) const {
+    if (segments.extent(0) != g.batch || segments.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "Document segment ids", segments.shape(),
+                           Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// layout[b, h, i / BQ, j / BK] != 0 with i the query row (not the absolute position): a runtime
+/// block layout [B, Hq, ceil(Nq / BQ), ceil(Nk / BK)]. Tiles are classified in O(1) from 2-D
+/// prefix counts of the layout built once at construction.
+struct BlockSparse {
+  TensorView<const std::uint8_t, 4> layout;  ///< [B, Hq, nbq, nbk]; must outlive the policy
+  index_t block_q = 1;                       ///< BQ
+  index_t block_k = 1;                       ///< BK
+  index_t row_offset = 0;  ///< Nk - Nq, set by bind (absolute position minus query row)
+  std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Hq, nbq + 1, nbk + 1]
+  BlockSparse() = default;
+  /// \param lay the block layout, \param bq rows per block, \param bk keys per block
+  BlockSparse(TensorView<const std::uint8_t, 4> lay, index_t bq, index_t bk)
+      : layout(lay), block_q(bq), block_k(bk) {
+    if (bq < 1 || bk < 1) throw error("attnkit: BlockSparse: block sizes must be >= 1");
+    const index_t nb = lay.extent(0), nh = lay.extent(1), r = lay.extent(2), c = lay.extent(3);
+    auto cnt =
+        std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
+    for (index_t b = 0; b < nb; ++b)
+      for (index_t h = 0; h < nh; ++h) {
+        std::int32_t* p = cnt->data() + (b * nh + h) * (r + 1) * (c + 1);
+        for (index_t x = 0; x < r; ++x)
+          for (index_t y = 0; y < c; ++y)
+            p[(x + 1) * (c + 1) + y + 1] = p[x * (c + 1) + y + 1] + p[(x + 1) * (c + 1) + y] -
+                                           p[x * (c + 1) + y] + (lay(b, h, x, y) != 0 ? 1 : 0);
+      }
+    count = std::move(cnt);
+  }
+  bool visible(index_t b, index_t h, index_t i, index_t j) const noexcept {
+    const index_t r = i - row_offset;
+    return r >= 0 && layout(b, h, r / block_q, j / block_k) != 0;
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    const index_t r0 = std::max<index_t>(i0 - row_offset, 0), r1 = i1 - row_offset;
+    if (r1 <= r0) return TileClass::empty;
+    const index_t x0 = r0 / block_q, x1 = (r1 - 1) / block_q + 1;
+    const index_t y0 = j0 / block_k, y1 = (j1 - 1) / block_k + 1;
+    const index_t c = layout.extent(3);
+    const std::int32_t* p =
+        count->data() + (b * layout.extent(1) + h) * (layout.extent(2) + 1) * (c + 1);
+    const index_t n = p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] +
+                      p[x0 * (c + 1) + y0];
+    if (n == 0) return TileClass::empty;
+    if (n == (x1 - x0) * (y1 - y0)) return TileClass::full;
+    return TileClass::partial;
+  }
+  BlockSparse bind(const Geometry& g) const {
+    const Shape<4> want{g.batch, g.heads_q, (g.nq + block_q - 1) / block_q,
+                        (g.nk + block_k - 1) / block_k};
+    if (layout.shape() != want)
+      throw_shape_mismatch("attention", "BlockSparse layout", layout.shape(), want);
+    BlockSparse r = *this;
+    r.row_offset = g.query_offset();
+    return r;
+  }
+};
+
+/// A user predicate `f(b, h, i_abs, j) -> bool`; every tile is Partial.
+/// \tparam F a copyable callable (index_t, index_t, index_t, index_t) -> bool
+template <class F>
+struct Custom {
+  F predicate;
+  explicit Custom(F f) : predicate(std::move(f)) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return static_cast<bool>(predicate(b, h, i, j));
+  }
+  TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
+    return TileClass::partial;
+  }
+  Custom bind(const Geometry&) const { return *this; }
+};
+
+/// Visible when every term is (the `+` of CLI.md).
+/// \tparam Masks models of mask_policy
+template <class... Masks>
+struct And {
+  static_assert(sizeof...(Masks) >= 1, "attnkit: And needs at least one mask");
+  static_assert((mask_policy<Masks> && ...),
+                "attnkit: every Masks of And must model attnkit::policy::mask_policy: needs "
+                "visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) and bind(geometry)");
+  std::tuple<Masks...> terms;
+  And() = default;
+  explicit And(Masks... m) : terms(std::move(m)...) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) && ...); }, terms);
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const {
+    TileClass c = TileClass::full;
+    std::apply([&](const auto&... m) {
+      ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
+       ...);
+    }, terms);
+    return c;
+  }
+  And bind(const Geometry& g) const {
+    And r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.terms);
+    return r;
+  }
+};
+
+/// Visible when any term is.
+/// \tparam Masks models of mask_policy
+template <class... Masks>
+struct Or {
+  static_assert(sizeof...(Masks) >= 1, "attnkit: Or needs at least one mask");
+  static_assert((mask_policy<Masks> && ...),
+                "attnkit: every Masks of Or must model attnkit::policy::mask_policy: needs "
+                "visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) and bind(geometry)");
+  std::tuple<Masks...> terms;
+  Or() = default;
+  explicit Or(Masks... m) : terms(std::move(m)...) {}
+  bool visible(index_t b, index_t h, index_t i, index_t j) const {
+    return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) || ...); }, terms);
+  }
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const {
+    TileClass c = TileClass::empty;
+    std::apply([&](const auto&... m) {
+      ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
+       ...);
+    }, terms);
+    return c;
+  }
+  Or bind(const Geometry& g) const {
+    Or r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.terms);
+    return r;
+  }
+};
+
+static_assert(mask_policy<NoMask> && mask_policy<Causal> && mask_policy<SlidingWindow> &&
+              mask_policy<LocalWindow> && mask_policy<Sinks> && mask_policy<PrefixLM> &&
+              mask_policy<KeyPadding> && mask_policy<KeepMask> && mask_policy<Document> &&
+              mask_policy<BlockSparse>);
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/mask.hpp ----
+// ---- begin attnkit/policy/score_mod.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Score mods: elementwise changes of the scaled score s that may read (b, h, i', j).
+
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+
+namespace attnkit::policy {
+
+/// The do-nothing score mod.
+struct NoScoreMod {
+  static constexpr bool is_identity = true;
+  template <class T>
+  T apply(index_t, index_t, index_t, index_t, T s) const noexcept {
+    return s;
+  }
+  template <class T>
+  void apply_queries(index_t, index_t, index_t, index_t, T*, index_t) const noexcept {}
+  NoScoreMod bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// ALiBi (Press et al. 2022): s += -slope[h] · |i' - j| (for causal attention this is the
+/// usual slope · (j - i')). One slope per query head.
+struct ALiBi {
+  static constexpr bool is_identity = false;
+  std::vector<double> slopes;  ///< one per query head
+
+  ALiBi() = default;
+  /// \param per_head_slopes slope of each query head (size Hq)
+  explicit ALiBi(std::vector<double> per_head_slopes) : slopes(std::move(per_head_slopes)) {}
+
+  /// The slopes of the ALiBi paper for `heads` heads: 2^(-8 (h + 1) / heads).
+  static ALiBi standard(index_t heads) {
+    std::vector<double> s(static_cast<std::size_t>(heads));
+    for (index_t h = 0; h < heads; ++h)
+      s[static_cast<std::size_t>(h)] =
+          std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+    return ALiBi(std::move(s));
+  }
+
+  template <class T>
+  T apply(index_t, index_t h, index_t i, index_t j, T s) const noexcept {
+    const index_t dist = i >= j ? i - j : j - i;
+    return s - static_cast<T>(slopes[static_cast<std::size_t>(h)] * static_cast<double>(dist));
+  }
+  template <class T>
+  void apply_queries(index_t, index_t h, index_t i0, index_t j, T* row, index_t n) const noexcept {
+    const T m = static_cast<T>(slopes[static_cast<std::size_t>(h)]);
+    for (index_t r = 0; r < n; ++r) {
+      const index_t i = i0 + r;
+      const index_t dist = i >= j ? i - j : j - i;
+      row[r] -= m * static_cast<T>(dist);
+    }
+  }
+  ALiBi bind(const Geometry& g) const {
+    if (static_cast<index_t>(slopes.size()) != g.heads_q)
+      throw shape_error("attnkit: ALiBi: slopes has " + std::to_string(slopes.size()) +
+                        " entries, expected one per query head (" + std::to_string(g.heads_q) +
+                        ")");
+    return *this;
+  }
+};
+
+/// Additive per-key bias: s += bias[b, j] (the attention boost on chosen key positions).
+/// The bias is a [B, Nk] view (a stride of 0 broadcasts over the batch), or owned by the policy
+/// when built with `boost`.
+struct KeyBias {
+  static constexpr bool is_identity = false;
+  TensorView<const float, 2> bias;  ///< [B, Nk]
+  std::shared_ptr<const std::vector<float>> owned;
+
+  KeyBias() = default;
+  /// \param b a [B, Nk] view of additive biases; it must outlive the attention calls
+  explicit KeyBias(TensorView<const float, 2> b) : bias(b) {}
+
+  /// A bias of `value` on the given key positions and 0 elsewhere, for every batch entry.
+  static KeyBias boost(index_t nk, const std::vector<index_t>& positions, float value) {
+    auto v = std::make_shared<std::vector<float>>(static_cast<std::size_t>(nk), 0.0f);
+    for (index_t p : positions) {
+      if (p < 0 || p >= nk)
+        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) +
+                    " is outside [0, " + std::to_string(nk) + ")");
+      (*v)[static_cast<std::size_t>(p)] += value;
+    }
+    KeyBias k;
+    k.owned = v;
+    k.bias = TensorView<const float, 2>(v->data(), {1, nk}, {0, 1});
+    return k;
+  }
+
+  template <class T>
+  T apply(index_t b, index_t, index_t, index_t j, T s) const noexcept {
+    return s + static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t, index_t, index_t j, T* row, index_t n) const noexcept {
+    const T add = static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
+    for (index_t r = 0; r < n; ++r) row[r] += add;
+  }
+  KeyBias bind(const Geometry& g) const {
+    if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
+      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(),
+                           Shape<2>{g.batch, g.nk});
+    return *this;
+  }
+};
+
+/// Temperature: s /= tau.
+struct Temperature {
+  static constexpr bool is_identity = false;
+  double tau = 1.0;  ///< > 0
+  Temperature() = default;
+  /// \param t the temperature (> 0)
+  explicit Temperature(double t) : tau(t) {
+    if (!(t > 0) || !std::isfinite(t)) throw error("attnkit: Temperature: tau must be > 0");
+  }
+  template <class T>
+  T apply(index_t, index_t, index_t, index_t, T s) const noexcept {
+    return s / static_cast<T>(tau);
+  }
+  template <class T>
+  void apply_queries(index_t, index_t, index_t, index_t, T* row, index_t n) const noexcept {
+    const T inv = static_cast<T>(1.0 / tau);
+    for (index_t c = 0; c < n; ++c) row[c] *= inv;
+  }
+  Temperature bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// Several score mods applied left to right.
+/// \tparam Mods models of score_mod
+template <class... Mods>
+struct ScoreModChain {
+  static_assert((score_mod<Mods> && ...),
+                "attnkit: every Mods of ScoreModChain must model attnkit::policy::score_mod");
+  static constexpr bool is_identity = (Mods::is_identity && ...);
+  std::tuple<Mods...> mods;
+  ScoreModChain() = default;
+  explicit ScoreModChain(Mods... m) : mods(std::move(m)...) {}
+  template <class T>
+  T apply(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    std::apply([&](const auto&... m) { ((s = m.apply(b, h, i, j, s)), ...); }, mods);
+    return s;
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
+                     index_t n) const noexcept {
+    std::apply([&](const auto&... m) { (m.apply_queries(b, h, i0, j, row, n), ...); }, mods);
+  }
+  ScoreModChain bind(const Geometry& g) const {
+    ScoreModChain r = *this;
+    std::apply([&](auto&... m) { ((m = m.bind(g)), ...); }, r.mods);
+    return r;
+  }
+};
+
+static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
+              score_mod<Temperature>);
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/score_mod.hpp ----
+
+namespace attnkit::policy {
+
+/// An attention variant. Its type picks the kernel's code path at compile time; its members
+/// carry the runtime values (window, lengths, flags, biases, gate values).
+/// \tparam Activation a score_activation (Softmax, Sigmoid, ...)
+/// \tparam Mask a mask_policy (NoMask, Causal, And<...>, ...)
+/// \tparam ScoreMod a score_mod (NoScoreMod, ALiBi, ...)
+/// \tparam Gate a gate_policy (NoGate, HeadwiseSigmoid, ...)
+template <class Activation = Softmax, class Mask = NoMask, class ScoreMod = NoScoreMod,
+          class Gate = NoGate>
+struct AttentionPolicy {
+  static_assert(score_activation<Activation>,
+                "attnkit: Activation of AttentionPolicy must model "
+                "attnkit::policy::score_activation: needs static normalization and op, "
+                "map(double) and bind(Geometry)");
+  static_assert(mask_policy<Mask>,
+                "attnkit: Mask of AttentionPolicy must model attnkit::policy::mask_policy: "
+                "needs visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) -> TileClass and "
+                "bind(Geometry)");
+  static_assert(score_mod<ScoreMod>,
+                "attnkit: ScoreMod of AttentionPolicy must model attnkit::policy::score_mod: "
+                "needs static is_identity, apply, apply_queries and bind(Geometry)");
+  static_assert(gate_policy<Gate>,
+                "attnkit: Gate of AttentionPolicy must model attnkit::policy::gate_policy: "
+                "needs static is_identity, apply_row and bind(Geometry)");
+
+  using activation_type = Activation;
+  using mask_type = Mask;
+  using score_mod_type = ScoreMod;
+  using gate_type = Gate;
+
+  Activation activation{};
+  Mask mask{};
+  ScoreMod score_mod{};
+  Gate gate{};
+
+  AttentionPolicy() = default;
+  explicit AttentionPolicy(Activation a, Mask m = {}, ScoreMod s = {}, Gate g = {})
+      : activation(std::move(a)), mask(std::move(m)), score_mod(std::move(s)),
+        gate(std::move(g)) {}
+
+  /// The policy with every part bound to (and checked against) the shapes of one call.
+  AttentionPolicy bind(const Geometry& g) const {
+    return AttentionPolicy(activation.bind(g), mask.bind(g), score_mod.bind(g), gate.bind(g));
+  }
+};
+
+template <class A>
+AttentionPolicy(A) -> AttentionPolicy<A>;
+template <class A, class M>
+AttentionPolicy(A, M) -> AttentionPolicy<A, M>;
+template <class A, class M, class S>
+AttentionPolicy(A, M, S) -> AttentionPolicy<A, M, S>;
+template <class A, class M, class S, class G>
+AttentionPolicy(A, M, S, G) -> AttentionPolicy<A, M, S, G>;
+
+/// Whether P is an AttentionPolicy (what attention() accepts).
+template <class P>
+inline constexpr bool is_attention_policy = false;
+template <class A, class M, class S, class G>
+inline constexpr bool is_attention_policy<AttentionPolicy<A, M, S, G>> = true;
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/attention_policy.hpp ----
+
+// GCC 12 reports a false -Wmaybe-uninitialized inside its own avx512fintrin.h (the
+// `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512 intrinsics inline here
+// (-Wuninitialized at -O3).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace attnkit::attention_detail {
+
+using policy::Geometry;
+using policy::Normalization;
+using policy::TileClass;
+
+/// Keys per tile.
+inline constexpr index_t key_tile = 64;
+/// Query lanes per lane group (one head's query rows, or all heads' rows in decode).
+inline constexpr index_t query_tile = 64;
+/// Query rows per work unit under head softmax (every head of the batch entry is in the unit).
+inline constexpr index_t head_softmax_query_tile = 32;
+/// Keys per split of the decode path (fixed: the split never depends on the thread count).
+inline constexpr index_t decode_chunk = 512;
+
+/// Score of an invisible pair inside a Partial tile (and of nothing else): finite, so no
+/// NaN/inf arithmetic happens; every activation's output is then *selected* to exactly 0.
+template <class T>
+inline constexpr T marker = T(-1e30);
+template <class T>
+inline constexpr T marker_threshold = T(-1e29);
+
+/// Strided operands of one call.
+template <class T>
+struct Operands {
+  const T* q;
+  Strides<4> qs;
+  const T* k;
+  Strides<4> ks;
+  const T* v;
+  Strides<4> vs;
+  T* out;
+  Strides<4> os;
+  T* probs;  ///< null: no capture
+  Strides<4> ps;
+  Geometry g;
+  index_t group;  ///< Hq / Hkv
+  T scale;
+  index_t dvp;    ///< Dv rounded up to the SIMD width
+  bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
+};
+
+/// A run of query rows of one head mapped to consecutive lanes of a lane group.
+struct Segment {
+  index_t h;      ///< query head
+  index_t q0;     ///< first query row
+  index_t count;  ///< rows
+  index_t lane0;  ///< first lane
+};
+
+/// Per-thread buffers (no size grows with Nq·Nk).
+template <class T>
+struct Workspace {
+  aligned_ptr<T> qt, st, vp, o, m, l, alpha, mhist;
+  Workspace(index_t groups, index_t lanes, index_t d, index_t dvp, index_t score_tiles,
+            index_t hist)
+      : qt(make_aligned<T>(static_cast<std::size_t>(groups * d * lanes))),
+        st(make_aligned<T>(static_cast<std::size_t>(score_tiles * key_tile * lanes))),
+        vp(make_aligned<T>(static_cast<std::size_t>(key_tile * dvp))),
+        o(make_aligned<T>(static_cast<std::size_t>(groups * lanes * dvp))),
+        m(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
+        l(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
+        alpha(make_aligned<T>(static_cast<std::size_t>(lanes))),
+        mhist(make_aligned<T>(static_cast<std::size_t>(hist))) {}
+};
+
+/// Runs fn(workspace, u) for u in [0, n) over OpenMP threads with one workspace per thread.
+/// Each unit writes only its own outputs, so results do not depend on the schedule.
+template <class MakeWs, class Fn>
+void parallel_units(long n, MakeWs&& make_ws, Fn&& fn) {
+#if defined(_OPENMP)
+  if (n > 1 && !in_parallel() && max_threads() > 1) {
+#pragma omp parallel
+    {
+      auto ws = make_ws();
+#pragma omp for schedule(dynamic, 1)
+      for (long u = 0; u < n; ++u) fn(ws, u);
+    }
+    return;
+  }
+#endif
+  auto ws = make_ws();
+  for (long u = 0; u < n; ++u) fn(ws, u);
+}
+
+/// The kernel for one (Arch, T, Policy).
+template <class Arch, class T, class Policy>
+struct FusedKernel {
+  using B = xsimd::batch<T, Arch>;
+  using Activation = typename Policy::activation_type;
+  static constexpr index_t W = static_cast<index_t>(B::size);
+  static constexpr Normalization norm = Activation::normalization;
+  static constexpr policy::ActivationOp op = Activation::op;
+  static constexpr T log2e = T(1.4426950408889634);
+
+  const Policy& pol;
+  const Operands<T>& x;
+
+  index_t offset() const noexcept { return x.g.query_offset(); }
+
+  // ---- per lane group pieces -------------------------------------------------------------
+
+  /// Q^T[d][lane] = scale · q[b, h, row, d] for the segments' lanes, 0 elsewhere.
+  void pack_qt(index_t b, const Segment* segs, index_t nseg, index_t lanes, T* qt) const {
+    std::fill(qt, qt + x.g.d * lanes, T(0));
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        const T* src = x.q + b * x.qs[0] + sg.h * x.qs[1] + (sg.q0 + r) * x.qs[2];
+        for (index_t p = 0; p < x.g.d; ++p) qt[p * lanes + sg.lane0 + r] = src[p * x.qs[3]] * x.scale;
+      }
+    }
+  }
+
+  TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0,
+                     index_t j1) const {
+    TileClass c = TileClass::empty;
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      const TileClass cs = pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
+      if (s == 0) {
+        c = cs;
+      } else if (c != cs) {
+        c = TileClass::partial;
+      }
+    }
+    return c;
+  }
+
+  /// Score mod, then the marker on invisible pairs of a Partial tile.
+  void mod_and_mask(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
+                    index_t bk, bool partial, T* st) const {
+    if constexpr (!Policy::score_mod_type::is_identity) {
+      for (index_t j = 0; j < bk; ++j)
+        for (index_t s = 0; s < nseg; ++s) {
+          const Segment& sg = segs[s];
+          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j,
+                                      st + j * lanes + sg.lane0, sg.count);
+        }
+    }
+    if (!partial) return;
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t j = 0; j < bk; ++j) {
+        T* row = st + j * lanes + sg.lane0;
+        for (index_t r = 0; r < sg.count; ++r)
+          if (!pol.mask.visible(b, sg.h, sg.q0 + r + offset(), j0 + j)) row[r] = marker<T>;
+      }
+    }
+  }
+
+  /// The elementwise map of a non-exp activation on one vector (markers handled by the caller).
+  B map_elementwise(const B& t, const B& nbl) const noexcept {
+    if constexpr (op == policy::ActivationOp::sigmoid) {
+      return sigmoid_batch<Arch, T>(t, nbl);
+    } else if constexpr (op == policy::ActivationOp::relu) {
+      return xsimd::max(t, B(T(0)));
+    } else {
+      return t;
+    }
+  }
+
+  /// S^T -> P^T in place for one lane group; updates m, l and writes alpha (online softmax).
+  /// Returns whether alpha is used.
+  bool activate(index_t lanes, index_t bk, bool partial, T* st, T* m, T* l, T* alpha) const {
+    const index_t nv = lanes / W;
+    const B thr(marker_threshold<T>);
+    if constexpr (norm == Normalization::over_keys_exp) {
+      for (index_t v0 = 0; v0 < nv; v0 += 4) {
+        const index_t cnt = std::min<index_t>(4, nv - v0);
+        B mx[4];
+        for (index_t v = 0; v < cnt; ++v) mx[v] = B(marker<T>);
+        for (index_t j = 0; j < bk; ++j) {
+          T* row = st + j * lanes + v0 * W;
+          for (index_t v = 0; v < cnt; ++v) {
+            B t = B::load_aligned(row + v * W);
+            if constexpr (op == policy::ActivationOp::softcap) {
+              const T c = static_cast<T>(pol.activation.cap);
+              const B capped = B(c) * tanh_batch<Arch, T>(t * B(T(1) / c));
+              t = partial ? xsimd::select(t > thr, capped, t) : capped;
+              t.store_aligned(row + v * W);
+            }
+            mx[v] = xsimd::max(mx[v], t);
+          }
+        }
+        B sum[4];
+        B mnew[4];
+        for (index_t v = 0; v < cnt; ++v) {
+          const B mold = B::load_aligned(m + (v0 + v) * W);
+          mnew[v] = xsimd::max(mold, mx[v] * B(log2e));
+          const B a = exp2_batch<Arch, T>(mold - mnew[v]);
+          a.store_aligned(alpha + (v0 + v) * W);
+          mnew[v].store_aligned(m + (v0 + v) * W);
+          sum[v] = B(T(0));
+        }
+        for (index_t j = 0; j < bk; ++j) {
+          T* row = st + j * lanes + v0 * W;
+          for (index_t v = 0; v < cnt; ++v) {
+            const B t = B::load_aligned(row + v * W);
+            B p = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), mnew[v]));
+            if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+            p.store_aligned(row + v * W);
+            sum[v] += p;
+          }
+        }
+        for (index_t v = 0; v < cnt; ++v) {
+          const B a = B::load_aligned(alpha + (v0 + v) * W);
+          const B lv = B::load_aligned(l + (v0 + v) * W);
+          xsimd::fma(lv, a, sum[v]).store_aligned(l + (v0 + v) * W);
+        }
+      }
+      return true;
+    } else {
+      const B nbl(static_cast<T>(-bias() * double(log2e)));
+      if constexpr (op == policy::ActivationOp::identity) {
+        if (!partial) return false;
+      }
+      for (index_t v0 = 0; v0 < nv; v0 += 4) {
+        const index_t cnt = std::min<index_t>(4, nv - v0);
+        B sum[4];
+        for (index_t v = 0; v < cnt; ++v) sum[v] = B(T(0));
+        for (index_t j = 0; j < bk; ++j) {
+          T* row = st + j * lanes + v0 * W;
+          for (index_t v = 0; v < cnt; ++v) {
+            const B t = B::load_aligned(row + v * W);
+            B p = map_elementwise(t, nbl);
+            if constexpr (op != policy::ActivationOp::relu) {
+              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+            }
+            p.store_aligned(row + v * W);
+            if constexpr (norm == Normalization::over_keys_sum) sum[v] += p;
+          }
+        }
+        if constexpr (norm == Normalization::over_keys_sum) {
+          for (index_t v = 0; v < cnt; ++v) {
+            const B lv = B::load_aligned(l + (v0 + v) * W);
+            (lv + sum[v]).store_aligned(l + (v0 + v) * W);
+          }
+        }
+      }
+      return false;
+    }
+  }
+
+  double bias() const noexcept {
+    if constexpr (requires { pol.activation.bias; }) {
+      return pol.activation.bias;
+    } else {
+      return 0.0;
+    }
+  }
+
+  /// Pointer to the V rows of tile [j0, j0 + bk) of (b, kvh), packed when needed; row stride.
+  const T* v_tile(index_t b, index_t kvh, index_t j0, index_t bk, T* vp, index_t& stride) const {
+    const T* base = x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
+    if (x.v_direct) {
+      stride = x.vs[2];
+      return base;
+    }
+    stride = x.dvp;
+    for (index_t j = 0; j < bk; ++j) {
+      T* dst = vp + j * x.dvp;
+      const T* src = base + j * x.vs[2];
+      for (index_t c = 0; c < x.g.dv; ++c) dst[c] = src[c * x.vs[3]];
+      for (index_t c = x.g.dv; c < x.dvp; ++c) dst[c] = T(0);
+    }
+    return vp;
+  }
+
+  const T* k_tile(index_t b, index_t kvh, index_t j0) const {
+    return x.k + b * x.ks[0] + kvh * x.ks[1] + j0 * x.ks[2];
+  }
+
+  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+  void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
+                    index_t bk, const T* st) const {
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
+      }
+    }
+  }
+
+  /// Zeroes the capture rows of the segments.
+  void capture_zero(index_t b, const Segment* segs, index_t nseg) const {
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
+        for (index_t j = 0; j < x.g.nk; ++j) dst[j * x.ps[3]] = T(0);
+      }
+    }
+  }
+
+  // ---- the key-normalized / elementwise work unit -----------------------------------------
+
+  /// Runs lane groups (each: segments, Q^T, O, m, l) over the keys [kb, ke) of kv head kvh.
+  /// Leaves unnormalized O, m (log2 units) and l in the workspace.
+  void run_groups(Workspace<T>& ws, index_t b, index_t kvh, const Segment* segs,
+                  const index_t* seg_begin, index_t ngroups, index_t lanes, index_t kb,
+                  index_t ke) const {
+    const index_t d = x.g.d, dvp = x.dvp;
+    for (index_t gi = 0; gi < ngroups; ++gi) {
+      pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes,
+              ws.qt.get() + gi * d * lanes);
+      std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
+      std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
+      std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
+      if (x.probs) capture_zero(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi]);
+    }
+    const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
+    for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
+      const index_t bk = std::min(key_tile, ke - j0);
+      const T* vrows = nullptr;
+      index_t vstride = 0;
+      for (index_t gi = 0; gi < ngroups; ++gi) {
+        const Segment* gs = segs + seg_begin[gi];
+        const index_t ns = seg_begin[gi + 1] - seg_begin[gi];
+        const TileClass cls = classify(b, gs, ns, j0, j0 + bk);
+        if (cls == TileClass::empty) continue;
+        const bool partial = cls == TileClass::partial;
+        const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
+        T* st = ws.st.get();
+        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
+                         x.ks[3], d, bk, st);
+        mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
+        T* m = ws.m.get() + gi * lanes;
+        const bool rescale = activate(lanes, bk, partial, st, m, ws.l.get() + gi * lanes,
+                                      ws.alpha.get());
+        if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
+        pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
+                         ws.o.get() + gi * lanes * dvp);
+        if (x.probs) {
+          capture_tile(b, gs, ns, lanes, j0, bk, st);
+          if constexpr (norm == Normalization::over_keys_exp)
+            std::copy(m, m + lanes, ws.mhist.get() + (gi * nkt + j0 / key_tile) * lanes);
+        }
+      }
+    }
+  }
+
+  /// Normalizes O (and the captured P) of the groups, applies the gate, stores to out.
+  void finalize_groups(Workspace<T>& ws, index_t b, const Segment* segs,
+                       const index_t* seg_begin, index_t ngroups, index_t lanes) const {
+    const index_t dvp = x.dvp;
+    const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
+    for (index_t gi = 0; gi < ngroups; ++gi) {
+      const T* o = ws.o.get() + gi * lanes * dvp;
+      const T* m = ws.m.get() + gi * lanes;
+      const T* l = ws.l.get() + gi * lanes;
+      for (index_t s = seg_begin[gi]; s < seg_begin[gi + 1]; ++s) {
+        const Segment& sg = segs[s];
+        for (index_t r = 0; r < sg.count; ++r) {
+          const index_t lane = sg.lane0 + r;
+          T inv = T(1);
+          if constexpr (norm == Normalization::over_keys_exp ||
+                        norm == Normalization::over_keys_sum)
+            inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
+          store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
+          if (x.probs && (norm == Normalization::over_keys_exp ||
+                          norm == Normalization::over_keys_sum)) {
+            T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
+            for (index_t t = 0; t < nkt; ++t) {
+              T f = inv;
+              if constexpr (norm == Normalization::over_keys_exp)
+                f = inv == T(0) ? T(0)
+                                : static_cast<T>(std::exp2(
+                                      ws.mhist[static_cast<std::size_t>((gi * nkt + t) * lanes + lane)] -
+                                      m[lane])) * inv;
+              const index_t je = std::min(x.g.nk, (t + 1) * key_tile);
+              for (index_t j = t * key_tile; j < je; ++j) dst[j * x.ps[3]] *= f;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// out[b, h, i, :] = gate(o_row · inv); `tmp` holds at least dvp elements.
+  void store_row(index_t b, index_t h, index_t i, const T* orow, T inv, T* tmp) const {
+    for (index_t c = 0; c < x.g.dv; ++c) tmp[c] = orow[c] * inv;
+    if constexpr (!Policy::gate_type::is_identity) pol.gate.apply_row(b, h, i, tmp, x.g.dv);
+    T* dst = x.out + b * x.os[0] + h * x.os[1] + i * x.os[2];
+    for (index_t c = 0; c < x.g.dv; ++c) dst[c * x.os[3]] = tmp[c];
+  }
+
+  /// The prefill path: units (b, kvh, query tile), one lane group per query head.
+  void run_prefill() const {
+    const Geometry& g = x.g;
+    const index_t nqt = (g.nq + query_tile - 1) / query_tile;
+    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+    const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
+    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
+    parallel_units(
+        units,
+        [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
+        [&](Workspace<T>& ws, long u) {
+          // Largest query tiles first: they carry the most keys under causal masks.
+          const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
+          const index_t bh = static_cast<index_t>(u / nqt);
+          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+          const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
+          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+          std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
+          for (index_t gi = 0; gi < x.group; ++gi) {
+            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
+            begin[static_cast<std::size_t>(gi)] = gi;
+          }
+          begin[static_cast<std::size_t>(x.group)] = x.group;
+          run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
+          finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
+        });
+  }
+
+  /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
+  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding).
+  void run_decode() const {
+    const Geometry& g = x.g;
+    const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
+    const index_t rows = x.group * g.nq;
+    const index_t lanes = (rows + W - 1) / W * W;
+    const index_t dvp = x.dvp;
+    const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
+    // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l).
+    const index_t per_unit = rows * dvp + 2 * rows;
+    auto part = make_aligned<T>(static_cast<std::size_t>(units * per_unit));
+    parallel_units(
+        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, 0); },
+        [&](Workspace<T>& ws, long u) {
+          const index_t sp = static_cast<index_t>(u % nsplit);
+          const index_t bh = static_cast<index_t>(u / nsplit);
+          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+          for (index_t gi = 0; gi < x.group; ++gi)
+            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+          const index_t begin[2] = {0, x.group};
+          const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+          run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+          T* dst = part.get() + u * per_unit;
+          for (index_t r = 0; r < rows; ++r)
+            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, dst + r * dvp);
+          std::copy(ws.m.get(), ws.m.get() + rows, dst + rows * dvp);
+          std::copy(ws.l.get(), ws.l.get() + rows, dst + rows * dvp + rows);
+        });
+    // Merge in split order, serially per (b, kvh) in parallel: deterministic.
+    parallel_units(
+        static_cast<long>(g.batch * g.heads_kv),
+        [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
+        [&](aligned_ptr<T>& tmp, long bh) {
+          const index_t b = static_cast<index_t>(bh) / g.heads_kv;
+          const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
+          T* acc = tmp.get();
+          for (index_t r = 0; r < rows; ++r) {
+            const T* first = part.get() + bh * nsplit * per_unit;
+            T mmax = marker<T> * log2e;
+            if constexpr (norm == Normalization::over_keys_exp)
+              for (index_t sp = 0; sp < nsplit; ++sp)
+                mmax = std::max(mmax, first[sp * per_unit + rows * dvp + r]);
+            std::fill(acc, acc + dvp, T(0));
+            T lsum = 0;
+            for (index_t sp = 0; sp < nsplit; ++sp) {
+              const T* pu = first + sp * per_unit;
+              T f = T(1);
+              if constexpr (norm == Normalization::over_keys_exp)
+                f = static_cast<T>(std::exp2(pu[rows * dvp + r] - mmax));
+              for (index_t c = 0; c < dvp; ++c) acc[c] += f * pu[r * dvp + c];
+              lsum += f * pu[rows * dvp + rows + r];
+            }
+            T inv = T(1);
+            if constexpr (norm == Normalization::over_keys_exp ||
+                          norm == Normalization::over_keys_sum)
+              inv = lsum > T(0) ? T(1) / lsum : T(0);
+            const index_t gi = r / g.nq, i = r % g.nq;
+            store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+          }
+        });
+  }
+
+  // ---- head softmax -------------------------------------------------------------------------
+
+  /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
+  /// then normalized across heads per (i, j), then multiplied with V.
+  void run_head_softmax() const {
+    const Geometry& g = x.g;
+    constexpr index_t lanes = head_softmax_query_tile;
+    const index_t nqt = (g.nq + lanes - 1) / lanes;
+    const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
+    const long units = static_cast<long>(g.batch * nqt);
+    parallel_units(
+        units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
+        [&](Workspace<T>& ws, long u) {
+          const index_t b = static_cast<index_t>(u) / nqt;
+          const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
+          const index_t cnt = std::min(lanes, g.nq - q0);
+          std::vector<Segment> segs(static_cast<std::size_t>(hq));
+          std::vector<TileClass> cls(static_cast<std::size_t>(hq));
+          for (index_t h = 0; h < hq; ++h) {
+            segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
+            pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
+            if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1);
+          }
+          std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
+          for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
+            const index_t bk = std::min(key_tile, g.nk - j0);
+            bool any = false;
+            for (index_t h = 0; h < hq; ++h) {
+              cls[static_cast<std::size_t>(h)] = classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
+              any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
+            }
+            if (!any) continue;
+            for (index_t h = 0; h < hq; ++h) {
+              T* st = ws.st.get() + h * key_tile * lanes;
+              const TileClass c = cls[static_cast<std::size_t>(h)];
+              if (c == TileClass::empty) continue;
+              qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
+                               x.ks[2], x.ks[3], d, bk, st);
+              mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
+                           c == TileClass::partial, st);
+            }
+            normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+            for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
+              const T* vrows = nullptr;
+              index_t vstride = 0;
+              for (index_t gi = 0; gi < x.group; ++gi) {
+                const index_t h = kvh * x.group + gi;
+                if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
+                if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
+                const T* st = ws.st.get() + h * key_tile * lanes;
+                pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
+                                 ws.o.get() + h * lanes * dvp);
+                if (x.probs) capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
+              }
+            }
+          }
+          for (index_t h = 0; h < hq; ++h)
+            for (index_t r = 0; r < cnt; ++r)
+              store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+        });
+  }
+
+  /// P_h = exp(s_h - max) / Σ over the heads whose class is not Empty and whose pair is visible.
+  void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const {
+    const B thr(marker_threshold<T>);
+    const index_t ts = key_tile * lanes;
+    for (index_t j = 0; j < bk; ++j)
+      for (index_t v = 0; v < lanes / W; ++v) {
+        const index_t off = j * lanes + v * W;
+        B mx(marker<T>);
+        for (index_t h = 0; h < hq; ++h)
+          if (cls[h] != TileClass::empty) mx = xsimd::max(mx, B::load_aligned(st + h * ts + off));
+        const B m2 = mx * B(log2e);
+        B sum(T(0));
+        for (index_t h = 0; h < hq; ++h) {
+          if (cls[h] == TileClass::empty) continue;
+          const B t = B::load_aligned(st + h * ts + off);
+          B e = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), m2));
+          e = xsimd::select(t > thr, e, B(T(0)));
+          e.store_aligned(st + h * ts + off);
+          sum += e;
+        }
+        const B inv = xsimd::select(sum > B(T(0)), B(T(1)) / sum, B(T(0)));
+        for (index_t h = 0; h < hq; ++h)
+          if (cls[h] != TileClass::empty)
+            (B::load_aligned(st + h * ts + off) * inv).store_aligned(st + h * ts + off);
+      }
+  }
+};
+
+}  // namespace attnkit::attention_detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+// ---- end attnkit/attention/detail/fused_kernel.hpp ----
+
+namespace attnkit {
+
+/// When attention() uses the decode path (keys split across threads, flash-decoding).
+enum class DecodeMode {
+  automatic,  ///< when Hq/Hkv · Nq <= 64 and Nk >= 2048 (shapes only, never the thread count)
+  never,      ///< always the prefill path
+  always,     ///< whenever possible (not with head softmax or P capture)
+};
+
+/// Runtime options of one attention() call.
+struct AttentionOptions {
+  /// Scores are s = scale · q·k; default 1/sqrt(D).
+  std::optional<double> scale;
+  /// Path selection (results differ between paths only by rounding).
+  DecodeMode decode = DecodeMode::automatic;
+};
+
+namespace attention_detail {
+
+template <class T, class Policy>
+void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
+         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs,
+         bool capture, const AttentionOptions& opts) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: attention supports float and double tensors");
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: the policy argument of attention must be an "
+                "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
+  const index_t nb = q.extent(0), hq = q.extent(1), nq = q.extent(2), d = q.extent(3);
+  const index_t hkv = k.extent(1), nk = k.extent(2), dv = v.extent(3);
+  if (k.extent(0) != nb || k.extent(3) != d)
+    throw_shape_mismatch("attention", "k", k.shape(), Shape<4>{nb, hkv, nk, d});
+  if (hkv < 1 || hq % hkv != 0)
+    throw shape_error("attnkit: attention: q has " + std::to_string(hq) +
+                      " heads, not a multiple of the " + std::to_string(hkv) +
+                      " heads of k (q " + shape_string(q.shape()) + ", k " +
+                      shape_string(k.shape()) + ")");
+  if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
+    throw_shape_mismatch("attention", "v", v.shape(), Shape<4>{nb, hkv, nk, dv});
+  if (out.shape() != Shape<4>{nb, hq, nq, dv})
+    throw_shape_mismatch("attention", "out", out.shape(), Shape<4>{nb, hq, nq, dv});
+  if (capture && probs.shape() != Shape<4>{nb, hq, nq, nk})
+    throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
+  if (opts.scale && !std::isfinite(*opts.scale))
+    throw error("attnkit: attention: the scale must be finite");
+
+  const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
+  const Policy bound = policy.bind(geom);
+  if (out.size() == 0) return;
+  if (nk == 0) {
+    fill(out, T(0));
+    return;
+  }
+
+  Operands<T> x{};
+  x.q = q.data();
+  x.qs = q.strides();
+  x.k = k.data();
+  x.ks = k.strides();
+  x.v = v.data();
+  x.vs = v.strides();
+  x.out = out.data();
+  x.os = out.strides();
+  x.probs = capture ? probs.data() : nullptr;
+  x.ps = probs.strides();
+  x.g = geom;
+  x.group = hq / hkv;
+  x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));
+
+  using Activation = typename Policy::activation_type;
+  constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
+  const bool decode = !heads && !capture && opts.decode != DecodeMode::never &&
+                      x.group * nq <= query_tile &&
+                      (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
+  simd::dispatch([&](auto arch) {
+    using Arch = decltype(arch);
+    constexpr index_t W = static_cast<index_t>(xsimd::batch<T, Arch>::size);
+    x.dvp = (dv + W - 1) / W * W;
+    x.v_direct = v.stride(3) == 1 && dv % W == 0;
+    const FusedKernel<Arch, T, Policy> kernel{bound, x};
+    if constexpr (heads) {
+      kernel.run_head_softmax();
+    } else {
+      if (decode) {
+        kernel.run_decode();
+      } else {
+        kernel.run_prefill();
+      }
+    }
+  });
+}
+
+}  // namespace attention_detail
+
+/// Fused attention: out[b, h, i, :] = Σ_j P[b, h, i, j] · v[b, h / (Hq / Hkv), j, :] with P as
+/// CLI.md defines it for the policy's activation, mask, score mod and gate.
+/// Shapes: q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], out [B, Hq, Nq, Dv], Hq a
+/// multiple of Hkv; any strides. Throws shape_error naming the argument and both shapes.
+/// Results are identical bit for bit for any thread count.
+/// \tparam Policy an attnkit::policy::AttentionPolicy
+/// \tparam T float or double
+template <class Policy, class T>
+void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>> q,
+               std::type_identity_t<TensorView<const T, 4>> k,
+               std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, options);
+}
+
+/// Like attention() above and also writes the weights P into `probs` [B, Hq, Nq, Nk] (N² memory,
+/// the caller's; the values are the kernel's own P, normalized).
+template <class Policy, class T>
+void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>> q,
+               std::type_identity_t<TensorView<const T, 4>> k,
+               std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
+               std::type_identity_t<TensorView<T, 4>> probs, const AttentionOptions& options = {}) {
+  attention_detail::run<T>(policy, q, k, v, out, probs, true, options);
+}
+
+/// attention<Policy>(q, k, v, out): a default-constructed policy (no runtime values).
+template <class Policy, class T>
+  requires policy::is_attention_policy<Policy>
+void attention(std::type_identity_t<TensorView<const T, 4>> q,
+               std::type_identity_t<TensorView<const T, 4>> k,
+               std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<T>(Policy{}, q, k, v, out, TensorView<T, 4>{}, false, options);
+}
+
+}  // namespace attnkit
+// ---- end attnkit/attention/attention.hpp ----
+// ---- begin attnkit/block/feed_forward.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Position-wise feed-forward modules: the GELU MLP (GPT-2, BERT) and SwiGLU (LLaMA).
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+
+// ---- begin attnkit/block/linear.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Linear projections y = x Wᵀ (+ b) with PyTorch's weight layout [out, in], on kernel::gemm.
+
+#include <concepts>
+#include <string>
+#include <type_traits>
+
 // ---- begin attnkit/kernel/gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -347,77 +2504,6 @@ void copy(TensorView<const U, R> src, TensorView<T, R> dst) {
 // contiguous rows. The architecture (AVX-512, AVX2+FMA, SSE2) is picked once per call.
 // Results are bit-identical whatever the thread count.
 
-// ---- begin attnkit/core/parallel.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// OpenMP helpers; everything degrades to serial code when OpenMP is off.
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
-namespace attnkit {
-
-/// Threads a parallel region started now would use (1 without OpenMP).
-inline int max_threads() noexcept {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-/// Sets the thread count of later parallel regions (no-op without OpenMP). n < 1 is ignored.
-inline void set_threads(int n) noexcept {
-#if defined(_OPENMP)
-  if (n >= 1) omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
-
-/// Whether the caller runs inside an active parallel region; kernels then stay serial.
-inline bool in_parallel() noexcept {
-#if defined(_OPENMP)
-  return omp_in_parallel() != 0;
-#else
-  return false;
-#endif
-}
-
-/// Threads a kernel about to start should use: 1 inside a parallel region, else max_threads().
-inline int worker_threads() noexcept { return in_parallel() ? 1 : max_threads(); }
-
-/// Calls fn(i) for i in [0, n), over OpenMP threads when available and not already inside a
-/// parallel region. The schedule is static, so which thread runs i never changes results.
-template <class Fn>
-void parallel_for(long n, Fn&& fn) {
-#if defined(_OPENMP)
-  if (n > 1 && !in_parallel() && max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#endif
-  for (long i = 0; i < n; ++i) fn(i);
-}
-
-/// Like parallel_for with a dynamic schedule, for work items of uneven cost (e.g. causal tiles).
-/// Only use it where each item writes its own output, so results do not depend on the schedule.
-template <class Fn>
-void parallel_for_dynamic(long n, Fn&& fn) {
-#if defined(_OPENMP)
-  if (n > 1 && !in_parallel() && max_threads() > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-    for (long i = 0; i < n; ++i) fn(i);
-    return;
-  }
-#endif
-  for (long i = 0; i < n; ++i) fn(i);
-}
-
-}  // namespace attnkit
-// ---- end attnkit/core/parallel.hpp ----
 // ---- begin attnkit/kernel/packed_gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -436,50 +2522,6 @@ void parallel_for_dynamic(long n, Fn&& fn) {
 // them without synchronisation; the k loop is never split, so every C element is summed in the
 // same k order whatever the thread count (results are bit-identical for 1 or N threads).
 
-// ---- begin attnkit/core/aligned.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// 64-byte aligned allocation: one cache line, one AVX-512 register.
-
-#include <cstddef>
-#include <cstring>
-#include <memory>
-#include <new>
-#include <type_traits>
-
-namespace attnkit {
-
-/// Alignment of every buffer attnkit allocates, in bytes.
-inline constexpr std::size_t buffer_alignment = 64;
-
-namespace detail {
-struct aligned_deleter {
-  void operator()(void* p) const noexcept {
-    ::operator delete (p, std::align_val_t{buffer_alignment});
-  }
-};
-}  // namespace detail
-
-/// Owning pointer to an aligned array of trivially-copyable T.
-template <class T>
-using aligned_ptr = std::unique_ptr<T[], detail::aligned_deleter>;
-
-/// Allocates n elements aligned to buffer_alignment, value-initialized (zero for arithmetic
-/// types). The allocation is padded to a whole number of cache lines so SIMD loads of the last
-/// batch stay inside the buffer.
-template <class T>
-aligned_ptr<T> make_aligned(std::size_t n) {
-  static_assert(std::is_trivially_copyable_v<T>, "attnkit: make_aligned needs a trivial type");
-  std::size_t bytes = n * sizeof(T);
-  bytes = (bytes + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
-  if (bytes == 0) bytes = buffer_alignment;
-  void* p = ::operator new (bytes, std::align_val_t{buffer_alignment});
-  std::memset(p, 0, bytes);
-  return aligned_ptr<T>(static_cast<T*>(p));
-}
-
-}  // namespace attnkit
-// ---- end attnkit/core/aligned.hpp ----
 // ---- begin attnkit/simd/batch.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -490,79 +2532,6 @@ aligned_ptr<T> make_aligned(std::size_t n) {
 // no horizontal max: they are implemented here (AVX-512 mask intrinsics, AVX2/SSE2 shuffles or a
 // stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
 
-// ---- begin attnkit/simd/arch.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// The SIMD architectures attnkit's kernels are instantiated for, and run-time dispatch among
-// them. The only layer that names xsimd is simd/.
-//
-// Every kernel is `template <class Arch, ...>` over xsimd batches. `dispatch(f)` calls
-// `f(Arch{})` once per call with the best architecture of `kernel_archs` that is both compiled
-// into this translation unit (enabled by the compiler flags: -march=native or x86-64-v4 enables
-// all three) and supported by the CPU at run time. A TU built for baseline x86-64 still runs,
-// on the generic SSE2 kernels.
-
-#include <xsimd/xsimd.hpp>
-
-#include <utility>
-
-/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
-/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
-/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
-/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
-/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
-/// keeps -Werror builds of any caller clean. Other compilers: no effect.
-#if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
-#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
-#else
-#define ATTNKIT_SIMD_WARNINGS_PUSH
-#define ATTNKIT_SIMD_WARNINGS_POP
-#endif
-
-namespace attnkit::simd {
-
-using avx512 = xsimd::avx512bw;
-using avx2 = xsimd::fma3<xsimd::avx2>;
-using generic = xsimd::sse2;
-
-/// The architectures kernels are instantiated for, best first.
-using kernel_archs = xsimd::arch_list<avx512, avx2, generic>;
-
-/// Whether Arch is compiled into this TU (the compiler flags enable it).
-template <class Arch>
-inline constexpr bool arch_compiled = Arch::supported();
-
-/// Whether Arch is compiled in and the CPU supports it.
-template <class Arch>
-inline bool arch_available() noexcept {
-  if constexpr (!arch_compiled<Arch>) {
-    return false;
-  } else {
-    return xsimd::available_architectures().best >= Arch::version();
-  }
-}
-
-/// Calls f(Arch{}) with the best available architecture of kernel_archs; returns its result.
-template <class F>
-decltype(auto) dispatch(F&& f) {
-  if constexpr (arch_compiled<avx512>) {
-    if (arch_available<avx512>()) return std::forward<F>(f)(avx512{});
-  }
-  if constexpr (arch_compiled<avx2>) {
-    if (arch_available<avx2>()) return std::forward<F>(f)(avx2{});
-  }
-  return std::forward<F>(f)(generic{});
-}
-
-/// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
-inline const char* dispatch_arch_name() {
-  return dispatch([](auto arch) { return decltype(arch)::name(); });
-}
-
-}  // namespace attnkit::simd
-// ---- end attnkit/simd/arch.hpp ----
 
 #include <xsimd/xsimd.hpp>
 

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Register-blocked SIMD micro-kernels of the fused attention kernel. Scores are kept transposed,
+// S^T[j][lane] with one query row per SIMD lane, so the online softmax reduces over keys with
+// vertical max/add only, K rows are read in place (broadcasts, no packing) and only Q is packed
+// (Q^T, once per work unit).
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+#include "attnkit/attention/detail/tile_math.hpp"
+#include "attnkit/core/shape.hpp"
+
+namespace attnkit::attention_detail {
+
+/// Blocking of the micro-kernels for one architecture and element type.
+template <class Arch, class T>
+struct Blocking {
+  static constexpr index_t width = static_cast<index_t>(xsimd::batch<T, Arch>::size);
+  static constexpr bool wide = is_avx512<Arch>;  // 32 vector registers
+  /// keys per S^T micro-tile (rows) and query vectors per micro-tile (columns)
+  static constexpr int qk_keys = wide ? 6 : 2;
+  static constexpr int qk_vectors = 4;
+  /// query lanes per P·V micro-tile and Dv vectors per micro-tile
+  static constexpr int pv_rows = wide ? 3 : 2;
+  static constexpr int pv_vectors = wide ? 8 : 4;
+};
+
+/// S^T[j][lane0 + v·W ..] = Σ_d K[j][d] · Q^T[d][lane0 + v·W ..] for MK keys and NV vectors.
+/// \param qt Q^T of the lane group, row stride `lanes` \param k first key row, row stride ks,
+/// element stride kd \param st S^T, row stride `lanes`
+template <class Arch, class T, int MK, int NV>
+inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
+                     T* st) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MK][NV];
+  for (int r = 0; r < MK; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = B(T(0));
+  const T* kr[MK];
+  for (int r = 0; r < MK; ++r) kr[r] = k + r * ks;
+  for (index_t p = 0; p < d; ++p) {
+    B qv[NV];
+    for (int v = 0; v < NV; ++v) qv[v] = B::load_aligned(qt + p * lanes + v * W);
+    for (int r = 0; r < MK; ++r) {
+      const B kb(kr[r][p * kd]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(kb, qv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MK; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v].store_aligned(st + r * lanes + v * W);
+}
+
+/// S^T[0..bk)[0..lanes) = K[0..bk) · Q^T: the whole score tile of one lane group.
+template <class Arch, class T>
+inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
+                    index_t bk, T* st) noexcept {
+  using Bl = Blocking<Arch, T>;
+  constexpr index_t W = Bl::width;
+  constexpr int MK = Bl::qk_keys;
+  const index_t nv = lanes / W;
+  for (index_t v0 = 0; v0 < nv;) {
+    const index_t left = nv - v0;
+    const T* q = qt + v0 * W;
+    T* s = st + v0 * W;
+    auto run = [&](auto nv_tag) {
+      constexpr int NV = decltype(nv_tag)::value;
+      index_t j = 0;
+      for (; j + MK <= bk; j += MK) qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      v0 += NV;
+    };
+    if (left >= 4) {
+      run(std::integral_constant<int, 4>{});
+    } else if (left >= 2) {
+      run(std::integral_constant<int, 2>{});
+    } else {
+      run(std::integral_constant<int, 1>{});
+    }
+  }
+}
+
+/// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
+/// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
+template <class Arch, class T, int MR, int NV>
+inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk,
+                     const T* alpha, T* o, index_t ldo) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const B a(alpha ? alpha[r] : T(1));
+    for (int c = 0; c < NV; ++c) {
+      acc[r][c] = B::load_aligned(o + r * ldo + c * W);
+      if (alpha) acc[r][c] *= a;
+    }
+  }
+  for (index_t j = 0; j < bk; ++j) {
+    const T* vr = v + j * vs;
+    const T* pr = pt + j * lanes;
+    B vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = B::load_unaligned(vr + c * W);
+    for (int r = 0; r < MR; ++r) {
+      const B p(pr[r]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(p, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c].store_aligned(o + r * ldo + c * W);
+}
+
+/// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
+/// the SIMD width and O's row stride.
+template <class Arch, class T>
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs,
+                    index_t bk, index_t dvp, const T* alpha, T* o) noexcept {
+  using Bl = Blocking<Arch, T>;
+  constexpr index_t W = Bl::width;
+  constexpr int MR = Bl::pv_rows;
+  const index_t nvec = dvp / W;
+  for (index_t c0 = 0; c0 < nvec;) {
+    const index_t left = nvec - c0;
+    auto run = [&](auto nv_tag) {
+      constexpr int NV = decltype(nv_tag)::value;
+      index_t r = 0;
+      for (; r + MR <= nlanes; r += MR)
+        pv_block<Arch, T, MR, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                  o + r * dvp + c0 * W, dvp);
+      for (; r < nlanes; ++r)
+        pv_block<Arch, T, 1, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                 o + r * dvp + c0 * W, dvp);
+      c0 += NV;
+    };
+    if (left >= Bl::pv_vectors) {
+      run(std::integral_constant<int, Bl::pv_vectors>{});
+    } else if (left >= 4) {
+      run(std::integral_constant<int, 4>{});
+    } else if (left >= 2) {
+      run(std::integral_constant<int, 2>{});
+    } else {
+      run(std::integral_constant<int, 1>{});
+    }
+  }
+}
+
+}  // namespace attnkit::attention_detail

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Head softmax (normalized across the Hq query heads per (i, j), over the heads for which the
+// pair is visible) against the double reference: every mask term x shapes, fp32 and fp64.
+#include "attention/attention_test_util.hpp"
+
+using namespace attnkit;
+using namespace attnkit::test;
+
+TEST_CASE("head-softmax: every mask term x shapes", "[attention][head-softmax]") {
+  ref::Spec spec;
+  spec.activation = "head-softmax";
+  check_all_masks<float>(pol::HeadSoftmax{}, spec, 0, problems().size(), 101);
+  check_all_masks<double>(pol::HeadSoftmax{}, spec, 2, 4, 102);
+}
+
+TEST_CASE("head-softmax: extreme scores and per-head masks", "[attention][head-softmax]") {
+  const Problem p{1, 8, 2, 40, 45, 64, 16};
+  ref::Spec spec;
+  spec.activation = "head-softmax";
+  check<double>(pol::AttentionPolicy(pol::HeadSoftmax{}), spec, p, 12, true, {}, 12.0);
+  Tolerance<float> loose{2e-2, 1e-3};
+  check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}), spec, p, 13, true, {}, 12.0, loose);
+  // A per-head mask: head h sees keys j with (j + h) % 2 == 0, so each pair is visible to
+  // half of the heads; no visible head at all gives P = 0 and no NaN.
+  auto pred = [](index_t, index_t h, index_t i, index_t j) { return (j + h) % 2 == 0 && j <= i; };
+  ref::MaskTerm t{ref::MaskTerm::custom};
+  t.predicate = pred;
+  spec.terms = {t};
+  check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Custom(pred)), spec, p, 14, true);
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Linear and ReLU activations (no normalization, no running state) against the double
+// reference: every mask term x awkward shapes, fp32 and fp64. Masking must be structural: an
+// invisible pair contributes exactly zero even though P = s is unbounded.
+#include "attention/attention_test_util.hpp"
+
+using namespace attnkit;
+using namespace attnkit::test;
+
+TEST_CASE("linear: every mask term x shapes", "[attention][linear]") {
+  ref::Spec spec;
+  spec.activation = "linear";
+  check_all_masks<float>(pol::Linear{}, spec, 0, problems().size(), 81);
+  check_all_masks<double>(pol::Linear{}, spec, 1, 4, 82);
+}
+
+TEST_CASE("relu: every mask term x shapes", "[attention][relu]") {
+  ref::Spec spec;
+  spec.activation = "relu";
+  check_all_masks<float>(pol::ReLU{}, spec, 0, problems().size(), 91);
+  check_all_masks<double>(pol::ReLU{}, spec, 4, 6, 92);
+}
+
+TEST_CASE("linear: masked pairs leak nothing even with huge scores", "[attention][linear]") {
+  const Problem p{1, 1, 1, 20, 20, 8, 4};
+  Data<double> data(p, 4, 100.0);
+  Tensor<double, 4> out({p.b, p.hq, p.nq, p.dv});
+  attention(pol::AttentionPolicy(pol::Linear{}, pol::Causal{}), data.q.cview(), data.k.cview(),
+            data.v.cview(), out.view());
+  // Row 0 sees key 0 only.
+  const double s = [&] {
+    double a = 0;
+    for (index_t c = 0; c < p.d; ++c) a += data.q(0, 0, 0, c) * data.k(0, 0, 0, c);
+    return a / std::sqrt(double(p.d));
+  }();
+  for (index_t c = 0; c < p.dv; ++c)
+    REQUIRE(out(0, 0, 0, c) == Approx(s * data.v(0, 0, 0, c)).epsilon(1e-12));
+}
