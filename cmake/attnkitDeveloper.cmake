@@ -10,11 +10,19 @@ if(Python3_Interpreter_FOUND)
     COMMENT "Regenerating single_include/attnkit/attnkit.hpp")
 endif()
 
-# attnkit_target_defaults(<target>): warnings, arch flags and sanitizers of our own targets.
+# attnkit_target_defaults(<target> [ALL_ARCHS]): warnings, arch flags and sanitizers of our own
+# targets. Unless ALL_ARCHS is given, kernels are instantiated for the best architecture the arch
+# flags enable only (ATTNKIT_DISPATCH_COMPILED_BEST): the other ones would be compiled but never
+# run on the build machine. Targets that test the AVX2 and SSE2 paths (simd::set_max_arch) and
+# the default dispatch pass ALL_ARCHS.
 function(attnkit_target_defaults target)
+  cmake_parse_arguments(_atd "ALL_ARCHS" "" "" ${ARGN})
   target_link_libraries(${target} PRIVATE attnkit::attnkit)
   separate_arguments(_arch UNIX_COMMAND "${ATTNKIT_ARCH_FLAGS}")
   target_compile_options(${target} PRIVATE ${_arch})
+  if(NOT _atd_ALL_ARCHS)
+    target_compile_definitions(${target} PRIVATE ATTNKIT_DISPATCH_COMPILED_BEST)
+  endif()
   if(ATTNKIT_WERROR)
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

@@ -12,6 +12,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <atomic>
 #include <utility>
 
 /// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
@@ -52,16 +53,55 @@ inline bool arch_available() noexcept {
   }
 }
 
-/// Calls f(Arch{}) with the best available architecture of kernel_archs; returns its result.
+/// The architectures by level, for set_max_arch(): generic (SSE2) < avx2 (AVX2+FMA) < avx512.
+enum class ArchLevel : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+namespace detail {
+inline std::atomic<int>& max_arch_level() noexcept {
+  static std::atomic<int> level{static_cast<int>(ArchLevel::avx512)};
+  return level;
+}
+}  // namespace detail
+
+/// Caps the architecture dispatch() picks from now on (process-wide), e.g. to compare kernels
+/// or test the AVX2 and SSE2 paths on an AVX-512 machine. Returns the previous cap.
+inline ArchLevel set_max_arch(ArchLevel level) noexcept {
+  return static_cast<ArchLevel>(
+      detail::max_arch_level().exchange(static_cast<int>(level), std::memory_order_relaxed));
+}
+
+/// The current cap of set_max_arch().
+inline ArchLevel max_arch() noexcept {
+  return static_cast<ArchLevel>(detail::max_arch_level().load(std::memory_order_relaxed));
+}
+
+/// Calls f(Arch{}) with the best architecture of kernel_archs that is compiled in, supported by
+/// the CPU and not above max_arch(); returns its result.
+///
+/// With ATTNKIT_DISPATCH_COMPILED_BEST defined, f is instantiated for the best compiled-in
+/// architecture only and called without a run-time check or cap: one instantiation per kernel
+/// instead of up to three (faster compiles, smaller binaries). Such a binary needs a CPU with
+/// the features its compiler flags enable, as any -march=native binary does.
 template <class F>
 decltype(auto) dispatch(F&& f) {
+#if defined(ATTNKIT_DISPATCH_COMPILED_BEST)
   if constexpr (arch_compiled<avx512>) {
-    if (arch_available<avx512>()) return std::forward<F>(f)(avx512{});
+    return std::forward<F>(f)(avx512{});
+  } else if constexpr (arch_compiled<avx2>) {
+    return std::forward<F>(f)(avx2{});
+  } else {
+    return std::forward<F>(f)(generic{});
+  }
+#else
+  const ArchLevel cap = max_arch();
+  if constexpr (arch_compiled<avx512>) {
+    if (cap >= ArchLevel::avx512 && arch_available<avx512>()) return std::forward<F>(f)(avx512{});
   }
   if constexpr (arch_compiled<avx2>) {
-    if (arch_available<avx2>()) return std::forward<F>(f)(avx2{});
+    if (cap >= ArchLevel::avx2 && arch_available<avx2>()) return std::forward<F>(f)(avx2{});
   }
   return std::forward<F>(f)(generic{});
+#endif
 }
 
 /// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").

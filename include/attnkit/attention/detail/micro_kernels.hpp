@@ -69,14 +69,14 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
       index_t j = 0;
       for (; j + MK <= bk; j += MK) qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
       for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
-      v0 += NV;
+      return index_t{NV};
     };
     if (left >= 4) {
-      run(std::integral_constant<int, 4>{});
+      v0 += run(std::integral_constant<int, 4>{});
     } else if (left >= 2) {
-      run(std::integral_constant<int, 2>{});
+      v0 += run(std::integral_constant<int, 2>{});
     } else {
-      run(std::integral_constant<int, 1>{});
+      v0 += run(std::integral_constant<int, 1>{});
     }
   }
 }
@@ -130,16 +130,16 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, inde
       for (; r < nlanes; ++r)
         pv_block<Arch, T, 1, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
                                  o + r * dvp + c0 * W, dvp);
-      c0 += NV;
+      return index_t{NV};
     };
     if (left >= Bl::pv_vectors) {
-      run(std::integral_constant<int, Bl::pv_vectors>{});
+      c0 += run(std::integral_constant<int, Bl::pv_vectors>{});
     } else if (left >= 4) {
-      run(std::integral_constant<int, 4>{});
+      c0 += run(std::integral_constant<int, 4>{});
     } else if (left >= 2) {
-      run(std::integral_constant<int, 2>{});
+      c0 += run(std::integral_constant<int, 2>{});
     } else {
-      run(std::integral_constant<int, 1>{});
+      c0 += run(std::integral_constant<int, 1>{});
     }
   }
 }

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The fused attention kernel: every activation x {none, causal, sliding 256, sinks 4+252}
+// beside the softmax baseline of the same shape, two unfused baselines (a naive loop; and
+// S = QKᵀ -> row softmax -> PV on kernel::gemm with the N² buffer), and the decode path.
+// Args: H (query heads), Hkv, N, D, threads. B = 1.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attnkit/attention/attention.hpp"
+#include "attnkit/core/tensor.hpp"
+#include "attnkit/kernel/gemm.hpp"
+#include "attnkit/simd/rows.hpp"
+#include "bench_main.hpp"
+#include "flop_count.hpp"
+
+namespace {
+
+using namespace attnkit;
+namespace pol = attnkit::policy;
+
+struct Inputs {
+  Tensor<float, 4> q, k, v, out;
+  Inputs(index_t hq, index_t hkv, index_t nq, index_t nk, index_t d)
+      : q({1, hq, nq, d}), k({1, hkv, nk, d}), v({1, hkv, nk, d}), out({1, hq, nq, d}) {
+    std::mt19937 g(1);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    for (auto& x : q) x = n(g);
+    for (auto& x : k) x = n(g);
+    for (auto& x : v) x = n(g);
+  }
+};
+
+/// Fraction of (i, j) pairs a mask keeps for an N x N causal-aligned problem.
+template <class Mask>
+double visible_fraction(const Mask& m, index_t n) {
+  if (n > 8192) return 1.0;
+  double vis = 0;
+  for (index_t i = 0; i < n; i += 7)
+    for (index_t j = 0; j < n; ++j) vis += m.visible(0, 0, i, j) ? 1 : 0;
+  return vis / (double((n + 6) / 7) * double(n));
+}
+
+template <class Act, class Mask>
+void BM_Attention(benchmark::State& state, Act act, Mask mask) {
+  const index_t hq = state.range(0), hkv = state.range(1), n = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  Inputs in(hq, hkv, n, n, d);
+  const pol::AttentionPolicy<Act, Mask> policy(act, mask);
+  for (auto _ : state) {
+    attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view());
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
+                                              double(d), visible_fraction(mask, n));
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+/// Unfused: per head S = scale · Q Kᵀ (N² buffer) -> masked row softmax -> O = P V, on
+/// kernel::gemm.
+void BM_AttentionUnfusedGemm(benchmark::State& state, bool causal) {
+  const index_t hq = state.range(0), hkv = state.range(1), n = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  Inputs in(hq, hkv, n, n, d);
+  std::vector<float> s(static_cast<std::size_t>(n * n));
+  const float scale = 1.0f / std::sqrt(float(d));
+  for (auto _ : state) {
+    for (index_t h = 0; h < hq; ++h) {
+      const float* q = in.q.data() + h * n * d;
+      const float* k = in.k.data() + (h / (hq / hkv)) * n * d;
+      const float* v = in.v.data() + (h / (hq / hkv)) * n * d;
+      float* o = in.out.data() + h * n * d;
+      kernel::gemm<float>(n, n, d, scale, {q, d, 1}, {k, 1, d}, 0.0f, {s.data(), n, 1});
+      for (index_t i = 0; i < n; ++i) {
+        float* row = s.data() + i * n;
+        const index_t len = causal ? i + 1 : n;
+        float m = row[0];
+        for (index_t j = 1; j < len; ++j) m = std::max(m, row[j]);
+        const float sum = simd::exp_shift_sum(row, m, len);
+        const float inv = 1.0f / sum;
+        for (index_t j = 0; j < len; ++j) row[j] *= inv;
+        for (index_t j = len; j < n; ++j) row[j] = 0.0f;
+      }
+      kernel::gemm<float>(n, d, n, 1.0f, {s.data(), n, 1}, {v, d, 1}, 0.0f, {o, d, 1});
+    }
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
+                                              double(d), causal ? 0.5 : 1.0);
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+/// Unfused naive loops (the textbook three passes per row), one thread.
+void BM_AttentionNaive(benchmark::State& state, bool causal) {
+  const index_t hq = state.range(0), hkv = state.range(1), n = state.range(2), d = state.range(3);
+  Inputs in(hq, hkv, n, n, d);
+  std::vector<float> s(static_cast<std::size_t>(n));
+  const float scale = 1.0f / std::sqrt(float(d));
+  for (auto _ : state) {
+    for (index_t h = 0; h < hq; ++h)
+      for (index_t i = 0; i < n; ++i) {
+        const index_t len = causal ? i + 1 : n;
+        float m = -INFINITY;
+        for (index_t j = 0; j < len; ++j) {
+          float a = 0;
+          for (index_t c = 0; c < d; ++c) a += in.q(0, h, i, c) * in.k(0, h / (hq / hkv), j, c);
+          s[std::size_t(j)] = a * scale;
+          m = std::max(m, s[std::size_t(j)]);
+        }
+        float sum = 0;
+        for (index_t j = 0; j < len; ++j) sum += (s[std::size_t(j)] = std::exp(s[std::size_t(j)] - m));
+        for (index_t c = 0; c < d; ++c) {
+          float a = 0;
+          for (index_t j = 0; j < len; ++j) a += s[std::size_t(j)] * in.v(0, h / (hq / hkv), j, c);
+          in.out(0, h, i, c) = a / sum;
+        }
+      }
+    benchmark::DoNotOptimize(in.out.data());
+  }
+  const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
+                                              double(d), causal ? 0.5 : 1.0);
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+/// Decode: 1 query row per head, Nk cached keys; bytes/s counts K, V (and q, out) once.
+template <class Act>
+void BM_AttentionDecode(benchmark::State& state, Act act) {
+  const index_t hq = state.range(0), hkv = state.range(1), nk = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  Inputs in(hq, hkv, 1, nk, d);
+  const pol::AttentionPolicy<Act, pol::Causal> policy(act, pol::Causal{});
+  for (auto _ : state) {
+    attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view());
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(
+      double(state.iterations()) *
+      bench::attention_bytes(1, double(hq), double(hkv), 1, double(nk), double(d), double(d), 4)));
+  state.counters["FLOP/s"] = benchmark::Counter(
+      bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
+      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+void prefill_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"H", "Hkv", "N", "D", "threads"});
+  for (index_t d : {64, 128})
+    for (index_t n : {512, 1024, 2048, 4096, 8192})
+      for (int t : {1, 2}) {
+        b->Args({8, 8, n, d, t});
+        b->Args({32, 8, n, d, t});
+      }
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+template <class Act>
+void register_activation(const std::string& name, Act act) {
+  benchmark::RegisterBenchmark(("BM_Attention_" + name + "_none").c_str(),
+                               [act](benchmark::State& s) { BM_Attention(s, act, pol::NoMask{}); })
+      ->Apply(prefill_args);
+  benchmark::RegisterBenchmark(("BM_Attention_" + name + "_causal").c_str(),
+                               [act](benchmark::State& s) { BM_Attention(s, act, pol::Causal{}); })
+      ->Apply(prefill_args);
+  benchmark::RegisterBenchmark(
+      ("BM_Attention_" + name + "_sliding256").c_str(),
+      [act](benchmark::State& s) { BM_Attention(s, act, pol::SlidingWindow(256)); })
+      ->Apply(prefill_args);
+  benchmark::RegisterBenchmark(
+      ("BM_Attention_" + name + "_sinks4w252").c_str(),
+      [act](benchmark::State& s) { BM_Attention(s, act, pol::Sinks(4, 252)); })
+      ->Apply(prefill_args);
+  benchmark::RegisterBenchmark(("BM_AttentionDecode_" + name).c_str(),
+                               [act](benchmark::State& s) { BM_AttentionDecode(s, act); })
+      ->ArgNames({"H", "Hkv", "Nk", "D", "threads"})
+      ->ArgsProduct({{32}, {8}, {4096, 32768}, {128}, {1, 2}})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+const bool registered = [] {
+  register_activation("softmax", pol::Softmax{});
+  register_activation("sigmoid", pol::Sigmoid{});
+  register_activation("sigmoid_bias", pol::SigmoidBias{});
+  register_activation("normalized_sigmoid", pol::NormalizedSigmoid{});
+  register_activation("head_softmax", pol::HeadSoftmax{});
+  register_activation("linear", pol::Linear{});
+  register_activation("relu", pol::ReLU{});
+  register_activation("softcap", pol::Softcap(50.0));
+  for (bool causal : {false, true}) {
+    const std::string m = causal ? "_causal" : "_none";
+    benchmark::RegisterBenchmark(("BM_AttentionUnfusedGemm_softmax" + m).c_str(),
+                                 [causal](benchmark::State& s) { BM_AttentionUnfusedGemm(s, causal); })
+        ->Apply(prefill_args);
+    benchmark::RegisterBenchmark(("BM_AttentionNaive_softmax" + m).c_str(),
+                                 [causal](benchmark::State& s) { BM_AttentionNaive(s, causal); })
+        ->ArgNames({"H", "Hkv", "N", "D", "threads"})
+        ->ArgsProduct({{8}, {8}, {512, 1024}, {64, 128}, {1}})
+        ->Unit(benchmark::kMillisecond);
+  }
+  return true;
+}();
+
+}  // namespace
+
+ATTNKIT_BENCHMARK_MAIN();

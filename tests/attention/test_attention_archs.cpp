@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The AVX2 and SSE2 kernels on an AVX-512 machine: simd::set_max_arch caps the dispatch, and a
+// sample of activations, masks, gates, the decode path and P capture is checked against the
+// double reference under every cap. Built without ATTNKIT_DISPATCH_COMPILED_BEST (the other
+// test executables instantiate the best compiled architecture only).
+#include "attention/attention_test_util.hpp"
+
+#include "attnkit/simd/arch.hpp"
+
+using namespace attnkit;
+using namespace attnkit::test;
+
+namespace {
+
+/// Restores the previous cap at scope exit (a failing CHECK must not leak the cap).
+struct ArchCap {
+  simd::ArchLevel previous;
+  explicit ArchCap(simd::ArchLevel level) : previous(simd::set_max_arch(level)) {}
+  ~ArchCap() { simd::set_max_arch(previous); }
+  ArchCap(const ArchCap&) = delete;
+  ArchCap& operator=(const ArchCap&) = delete;
+};
+
+const char* level_name(simd::ArchLevel l) {
+  switch (l) {
+    case simd::ArchLevel::generic: return "generic";
+    case simd::ArchLevel::avx2: return "avx2";
+    default: return "avx512";
+  }
+}
+
+}  // namespace
+
+TEST_CASE("set_max_arch caps the dispatched architecture", "[attention][arch]") {
+  {
+    ArchCap cap(simd::ArchLevel::generic);
+    CHECK(std::string(simd::dispatch_arch_name()) == "sse2");
+  }
+  if (simd::arch_available<simd::avx2>()) {
+    ArchCap cap(simd::ArchLevel::avx2);
+    CHECK(std::string(simd::dispatch_arch_name()) == simd::avx2::name());
+  }
+  CHECK(simd::max_arch() == simd::ArchLevel::avx512);
+}
+
+TEST_CASE("every architecture: activations, masks, gates, decode, capture", "[attention][arch]") {
+  const auto ps = problems();
+  std::vector<float> hw;
+  for (simd::ArchLevel level :
+       {simd::ArchLevel::generic, simd::ArchLevel::avx2, simd::ArchLevel::avx512}) {
+    ArchCap cap(level);
+    INFO("arch cap " << level_name(level) << " -> " << simd::dispatch_arch_name());
+    for (std::size_t pi : {1u, 2u, 3u, 5u, 8u}) {
+      const Problem& p = ps[pi];
+      const unsigned seed = 300 + static_cast<unsigned>(pi);
+      ref::Spec spec;
+      spec.activation = "softmax";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), spec, p, seed, true);
+      check<double>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), spec, p, seed + 1);
+
+      spec.activation = "sigmoid";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 13}};
+      check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::SlidingWindow(13)), spec, p, seed + 2,
+                   true);
+
+      spec.activation = "normalized-sigmoid";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::sinks, 2, 9}};
+      check<double>(pol::AttentionPolicy(pol::NormalizedSigmoid{}, pol::Sinks(2, 9)), spec, p,
+                    seed + 3);
+
+      spec.activation = "head-softmax";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Causal{}), spec, p, seed + 4,
+                   true);
+
+      spec.activation = "linear";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::none}};
+      hw.assign(static_cast<std::size_t>(p.b * p.hq * p.nq), 0.0f);
+      for (std::size_t i = 0; i < hw.size(); ++i) hw[i] = static_cast<float>(i % 7) - 3.0f;
+      spec.gate = "headwise";
+      spec.gate_values.assign(hw.begin(), hw.end());
+      pol::HeadwiseSigmoid<float> hg(TensorView<const float, 3>(hw.data(), {p.b, p.hq, p.nq}));
+      check<float>(pol::AttentionPolicy(pol::Linear{}, pol::NoMask{}, pol::NoScoreMod{}, hg), spec,
+                   p, seed + 5);
+      spec.gate = "none";
+      spec.gate_values.clear();
+
+      spec.activation = "softcap";
+      spec.cap = 5.0;
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::prefix_lm, 7}};
+      check<float>(pol::AttentionPolicy(pol::Softcap(5.0), pol::PrefixLM(7)), spec, p, seed + 6);
+    }
+    AttentionOptions always;
+    always.decode = DecodeMode::always;
+    for (const Problem& p : {Problem{1, 8, 2, 1, 1500, 64, 64}, Problem{2, 4, 4, 3, 700, 16, 80}}) {
+      ref::Spec spec;
+      spec.activation = "softmax";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), spec, p, 11, false, always);
+      spec.activation = "relu";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 200}};
+      check<double>(pol::AttentionPolicy(pol::ReLU{}, pol::SlidingWindow(200)), spec, p, 12, false,
+                    always);
+    }
+  }
+}
