@@ -551,6 +551,77 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, inde
 
 }  // namespace attnkit::attention_detail
 // ---- end attnkit/attention/detail/micro_kernels.hpp ----
+// ---- begin attnkit/attention/dropout.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// AttentionDropout: seeded inverted dropout on the attention weights P, for training-time
+// experiments (off by default). The fused kernel applies it to each P tile after the activation.
+
+#include <cstdint>
+#include <string>
+
+
+namespace attnkit {
+
+/// Scaled dot-product attention dropout (inverted): each weight P[b, h, i, j] is dropped (set to
+/// 0) with probability p and the kept ones are multiplied by 1 / (1 - p), as
+/// torch.nn.functional.scaled_dot_product_attention(dropout_p = p) does. For training-time
+/// experiments; inference leaves it off (p = 0, the default, runs exactly the dropout-free code).
+///
+/// Which pairs drop is a pure function of (seed, b, h, i, j) — a counter-based hash, no state —
+/// so the output is the same for a seed whatever the thread count, tiling or kernel path
+/// (prefill, decode, head softmax), and keeps() reproduces the mask outside the kernel. The
+/// normalization (softmax sum, normalized-sigmoid sum) runs over every visible key before the
+/// drop, so E[output] equals the output without dropout. Indices are those of the attention()
+/// call: i is the query row of the call (not its absolute position), h the query head. Give
+/// each layer and each training step its own seed. With P capture, the captured weights are the
+/// ones applied (dropped and rescaled).
+struct AttentionDropout {
+  double p = 0.0;          ///< drop probability in [0, 1); 0 = off
+  std::uint64_t seed = 0;  ///< the mask's seed
+
+  /// Whether the dropout does anything.
+  constexpr bool enabled() const noexcept { return p > 0.0; }
+
+  /// Throws attnkit::error unless 0 <= p < 1.
+  void check() const {
+    if (!(p >= 0.0 && p < 1.0))
+      throw error("attnkit: AttentionDropout: p must be in [0, 1), got " + std::to_string(p));
+  }
+
+  /// The factor of kept weights, 1 / (1 - p).
+  constexpr double keep_scale() const noexcept { return 1.0 / (1.0 - p); }
+
+  /// splitmix64's finalizer: a bijection of 64-bit words with full avalanche.
+  static constexpr std::uint64_t mix(std::uint64_t z) noexcept {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+
+  /// The hash key of row (b, h, i); computed once per row, then row_keeps() per key.
+  constexpr std::uint64_t row_key(index_t b, index_t h, index_t i) const noexcept {
+    std::uint64_t z = mix(seed + 0x9E3779B97F4A7C15ULL);
+    z = mix(z ^ static_cast<std::uint64_t>(b));
+    z = mix(z ^ (static_cast<std::uint64_t>(h) + 0x632BE59BD9B4E019ULL));
+    return mix(z ^ (static_cast<std::uint64_t>(i) + 0x85157AF5B2F0E8A3ULL));
+  }
+
+  /// Whether key j of the row with `row_key` is kept: a uniform 53-bit draw u, kept iff u >= p.
+  constexpr bool row_keeps(std::uint64_t row, index_t j) const noexcept {
+    const std::uint64_t u =
+        mix(row + (static_cast<std::uint64_t>(j) + 1) * 0x9E3779B97F4A7C15ULL) >> 11;
+    return static_cast<double>(u) >= p * 9007199254740992.0;  // p · 2^53
+  }
+
+  /// Whether P[b, h, i, j] is kept (the kernel's mask, for references and tests).
+  constexpr bool keeps(index_t b, index_t h, index_t i, index_t j) const noexcept {
+    return row_keeps(row_key(b, h, i), j);
+  }
+};
+
+}  // namespace attnkit
+// ---- end attnkit/attention/dropout.hpp ----
 // ---- begin attnkit/core/aligned.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -1846,6 +1917,7 @@ struct Operands {
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
   bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
+  AttentionDropout dropout;  ///< applied to each P tile when enabled (training-time only)
 };
 
 /// A run of query rows of one head mapped to consecutive lanes of a lane group.
@@ -2058,6 +2130,23 @@ struct FusedKernel {
     }
   }
 
+  /// Attention dropout on a P^T tile, after the activation (whose row sums already saw every
+  /// visible key) and before O += P V: dropped pairs become 0, kept ones are scaled by
+  /// 1 / (1 - p). The mask depends on (seed, b, h, i, j) only.
+  void dropout_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
+                    index_t bk, T* st) const {
+    const T keep = static_cast<T>(x.dropout.keep_scale());
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        const std::uint64_t row = x.dropout.row_key(b, sg.h, sg.q0 + r);
+        T* col = st + sg.lane0 + r;
+        for (index_t j = 0; j < bk; ++j)
+          col[j * lanes] = x.dropout.row_keeps(row, j0 + j) ? col[j * lanes] * keep : T(0);
+      }
+    }
+  }
+
   /// Pointer to the V rows of tile [j0, j0 + bk) of (b, kvh), packed when needed; row stride.
   const T* v_tile(index_t b, index_t kvh, index_t j0, index_t bk, T* vp, index_t& stride) const {
     const T* base = x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
@@ -2137,6 +2226,7 @@ struct FusedKernel {
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial, st, m, ws.l.get() + gi * lanes,
                                       ws.alpha.get());
+        if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
         pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
                          ws.o.get() + gi * lanes * dvp);
@@ -2328,6 +2418,11 @@ struct FusedKernel {
                            c == TileClass::partial, st);
             }
             normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+            if (x.dropout.enabled())
+              for (index_t h = 0; h < hq; ++h)
+                if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
+                  dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
+                               ws.st.get() + h * key_tile * lanes);
             for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
               const T* vrows = nullptr;
               index_t vstride = 0;
@@ -2398,6 +2493,8 @@ struct AttentionOptions {
   std::optional<double> scale;
   /// Path selection (results differ between paths only by rounding).
   DecodeMode decode = DecodeMode::automatic;
+  /// Dropout on P for training-time experiments (off by default; see AttentionDropout).
+  AttentionDropout dropout{};
 };
 
 namespace attention_detail {
@@ -2428,6 +2525,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
   if (opts.scale && !std::isfinite(*opts.scale))
     throw error("attnkit: attention: the scale must be finite");
+  opts.dropout.check();
 
   const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
   const Policy bound = policy.bind(geom);
@@ -2451,6 +2549,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.g = geom;
   x.group = hq / hkv;
   x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));
+  x.dropout = opts.dropout;
 
   using Activation = typename Policy::activation_type;
   constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;

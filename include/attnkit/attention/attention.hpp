@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "attnkit/attention/detail/fused_kernel.hpp"
+#include "attnkit/attention/dropout.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/policy/attention_policy.hpp"
@@ -30,6 +31,8 @@ struct AttentionOptions {
   std::optional<double> scale;
   /// Path selection (results differ between paths only by rounding).
   DecodeMode decode = DecodeMode::automatic;
+  /// Dropout on P for training-time experiments (off by default; see AttentionDropout).
+  AttentionDropout dropout{};
 };
 
 namespace attention_detail {
@@ -60,6 +63,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
   if (opts.scale && !std::isfinite(*opts.scale))
     throw error("attnkit: attention: the scale must be finite");
+  opts.dropout.check();
 
   const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
   const Policy bound = policy.bind(geom);
@@ -83,6 +87,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.g = geom;
   x.group = hq / hkv;
   x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));
+  x.dropout = opts.dropout;
 
   using Activation = typename Policy::activation_type;
   constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;

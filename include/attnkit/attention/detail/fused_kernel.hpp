@@ -15,6 +15,7 @@
 
 #include "attnkit/attention/detail/micro_kernels.hpp"
 #include "attnkit/attention/detail/tile_math.hpp"
+#include "attnkit/attention/dropout.hpp"
 #include "attnkit/core/aligned.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/shape.hpp"
@@ -69,6 +70,7 @@ struct Operands {
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
   bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
+  AttentionDropout dropout;  ///< applied to each P tile when enabled (training-time only)
 };
 
 /// A run of query rows of one head mapped to consecutive lanes of a lane group.
@@ -281,6 +283,23 @@ struct FusedKernel {
     }
   }
 
+  /// Attention dropout on a P^T tile, after the activation (whose row sums already saw every
+  /// visible key) and before O += P V: dropped pairs become 0, kept ones are scaled by
+  /// 1 / (1 - p). The mask depends on (seed, b, h, i, j) only.
+  void dropout_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
+                    index_t bk, T* st) const {
+    const T keep = static_cast<T>(x.dropout.keep_scale());
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        const std::uint64_t row = x.dropout.row_key(b, sg.h, sg.q0 + r);
+        T* col = st + sg.lane0 + r;
+        for (index_t j = 0; j < bk; ++j)
+          col[j * lanes] = x.dropout.row_keeps(row, j0 + j) ? col[j * lanes] * keep : T(0);
+      }
+    }
+  }
+
   /// Pointer to the V rows of tile [j0, j0 + bk) of (b, kvh), packed when needed; row stride.
   const T* v_tile(index_t b, index_t kvh, index_t j0, index_t bk, T* vp, index_t& stride) const {
     const T* base = x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
@@ -360,6 +379,7 @@ struct FusedKernel {
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial, st, m, ws.l.get() + gi * lanes,
                                       ws.alpha.get());
+        if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
         pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
                          ws.o.get() + gi * lanes * dvp);
@@ -551,6 +571,11 @@ struct FusedKernel {
                            c == TileClass::partial, st);
             }
             normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+            if (x.dropout.enabled())
+              for (index_t h = 0; h < hq; ++h)
+                if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
+                  dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
+                               ws.st.get() + h * key_tile * lanes);
             for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
               const T* vrows = nullptr;
               index_t vstride = 0;
