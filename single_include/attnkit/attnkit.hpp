@@ -1664,7 +1664,9 @@ struct NoScoreMod {
 };
 
 /// ALiBi (Press et al. 2022): s += -slope[h] · |i' - j| (for causal attention this is the
-/// usual slope · (j - i')). One slope per query head.
+/// usual slope · (j - i')). One slope per query head; none given (the default): the paper's
+/// slopes for the call's head count. A positional encoding of its own: modules that use it need
+/// no RoPE (see encodes_positions).
 struct ALiBi {
   static constexpr bool is_identity = false;
   std::vector<double> slopes;  ///< one per query head
@@ -1697,6 +1699,7 @@ struct ALiBi {
     }
   }
   ALiBi bind(const Geometry& g) const {
+    if (slopes.empty()) return standard(g.heads_q);
     if (static_cast<index_t>(slopes.size()) != g.heads_q)
       throw shape_error("attnkit: ALiBi: slopes has " + std::to_string(slopes.size()) +
                         " entries, expected one per query head (" + std::to_string(g.heads_q) +
@@ -1799,6 +1802,17 @@ struct ScoreModChain {
 
 static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
               score_mod<Temperature>);
+
+/// Whether a score mod encodes token positions itself (ALiBi, or a chain holding it), so the
+/// attention using it takes no rotary embedding: model::Decoder::load then sets no RoPE.
+/// Specialize it as true for a positional score mod of your own.
+/// \tparam M a score_mod
+template <class M>
+inline constexpr bool encodes_positions = false;
+template <>
+inline constexpr bool encodes_positions<ALiBi> = true;
+template <class... Mods>
+inline constexpr bool encodes_positions<ScoreModChain<Mods...>> = (encodes_positions<Mods> || ...);
 
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/score_mod.hpp ----
@@ -1917,7 +1931,8 @@ struct Operands {
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
   bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
-  AttentionDropout dropout;  ///< applied to each P tile when enabled (training-time only)
+  /// Dropout applied to each P tile when enabled (training-time only).
+  AttentionDropout dropout;
 };
 
 /// A run of query rows of one head mapped to consecutive lanes of a lane group.

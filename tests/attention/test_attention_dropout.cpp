@@ -60,8 +60,8 @@ void check_dropout(const Policy& policy, const ref::Spec& spec, const Problem& p
   for (index_t k = 0; k < probs.size(); ++k)
     perr = std::max(perr, std::abs(double(probs.data()[k]) - wprobs.data()[k]));
   INFO(spec.activation << " " << p.str() << " p=" << dr.p << " seed=" << dr.seed
-                       << " decode=" << int(mode) << ": max error " << err << " (|out| "
-                       << mag << "), P error " << perr);
+                       << " decode=" << int(mode) << ": max error " << err << " (|out| " << mag
+                       << "), P error " << perr);
   CHECK(err <= 2e-5 * std::max(1.0, mag));
   CHECK(perr <= 2e-5);
   // Without capture (the decode path may then differ by rounding; the prefill path not at all).
@@ -76,7 +76,8 @@ void check_dropout(const Policy& policy, const ref::Spec& spec, const Problem& p
 
 }  // namespace
 
-TEST_CASE("attention dropout: p = 0 is the dropout-free kernel bit for bit", "[attention][dropout]") {
+TEST_CASE("attention dropout: p = 0 is the dropout-free kernel bit for bit",
+          "[attention][dropout]") {
   const Problem p{2, 4, 2, 37, 37, 16, 16};
   const Data<float> x(p, 3);
   const auto policy = pol::AttentionPolicy(pol::Softmax{}, pol::Causal{});

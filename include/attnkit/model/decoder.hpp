@@ -50,7 +50,8 @@ struct DecoderState {
 /// forward(ids) runs the prefill pass of one sequence and returns the logits [N, V] of every
 /// position; forward(ids, state) appends ids to a KV-cached sequence and returns their logits.
 /// \tparam Policy an attnkit::policy::AttentionPolicy (activation, mask — Causal for a
-///   decoder —, score mod, gate; see model/variants.hpp for the named variants)
+///   decoder —, score mod, gate; see model/variants.hpp for the named variants). A score mod
+///   that encodes positions (policy::ALiBi; see policy::encodes_positions) replaces RoPE.
 /// \tparam T float or double
 template <class Policy, class T = float>
 class Decoder {
@@ -107,7 +108,8 @@ class Decoder {
                             ", " + std::to_string(h) + "] (elementwise gate)");
         a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
       }
-      a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
+      if constexpr (!policy::encodes_positions<typename Policy::score_mod_type>)
+        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
       a.policy = policy;
       try {
         a.check();

@@ -30,7 +30,9 @@ struct NoScoreMod {
 };
 
 /// ALiBi (Press et al. 2022): s += -slope[h] · |i' - j| (for causal attention this is the
-/// usual slope · (j - i')). One slope per query head.
+/// usual slope · (j - i')). One slope per query head; none given (the default): the paper's
+/// slopes for the call's head count. A positional encoding of its own: modules that use it need
+/// no RoPE (see encodes_positions).
 struct ALiBi {
   static constexpr bool is_identity = false;
   std::vector<double> slopes;  ///< one per query head
@@ -63,6 +65,7 @@ struct ALiBi {
     }
   }
   ALiBi bind(const Geometry& g) const {
+    if (slopes.empty()) return standard(g.heads_q);
     if (static_cast<index_t>(slopes.size()) != g.heads_q)
       throw shape_error("attnkit: ALiBi: slopes has " + std::to_string(slopes.size()) +
                         " entries, expected one per query head (" + std::to_string(g.heads_q) +
@@ -165,5 +168,16 @@ struct ScoreModChain {
 
 static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
               score_mod<Temperature>);
+
+/// Whether a score mod encodes token positions itself (ALiBi, or a chain holding it), so the
+/// attention using it takes no rotary embedding: model::Decoder::load then sets no RoPE.
+/// Specialize it as true for a positional score mod of your own.
+/// \tparam M a score_mod
+template <class M>
+inline constexpr bool encodes_positions = false;
+template <>
+inline constexpr bool encodes_positions<ALiBi> = true;
+template <class... Mods>
+inline constexpr bool encodes_positions<ScoreModChain<Mods...>> = (encodes_positions<Mods> || ...);
 
 }  // namespace attnkit::policy

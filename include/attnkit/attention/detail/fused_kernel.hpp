@@ -70,7 +70,8 @@ struct Operands {
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
   bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
-  AttentionDropout dropout;  ///< applied to each P tile when enabled (training-time only)
+  /// Dropout applied to each P tile when enabled (training-time only).
+  AttentionDropout dropout;
 };
 
 /// A run of query rows of one head mapped to consecutive lanes of a lane group.
