@@ -4,7 +4,9 @@
 // (include "attnkit/core/eigen_bridge.hpp" for that).
 #pragma once
 
+#include "attnkit/attention/additive_attention.hpp"
 #include "attnkit/attention/attention.hpp"
+#include "attnkit/attention/luong_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/moe.hpp"

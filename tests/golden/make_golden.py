@@ -16,7 +16,8 @@ attention weights P defined as CLI.md's activation table says (an invisible pair
 Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
 GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
 each through torch's own functions (F.layer_norm, F.silu, F.gelu, torch.topk,
-torch.softmax, torch.view_as_complex).
+torch.softmax, torch.view_as_complex); and the encoder-decoder attentions (s2s_*): Bahdanau
+additive attention and Luong's dot, general and concat scores over a padded encoder memory.
 """
 import json
 import math
@@ -386,11 +387,62 @@ def write_modules():
     save("gate_none_y", F.linear(o.transpose(0, 1).reshape(n, hq * d), wo))
 
 
+def write_seq2seq():
+    """Bahdanau and Luong attention of decoder states over a padded encoder memory, written the
+    way the usual PyTorch seq2seq code writes them (nn.Linear weights, masked_fill(-inf) and
+    softmax over the source keys, bmm with the memory). Own generator: the files above do not
+    change when this part does."""
+    out = os.path.join(DATA, "modules")
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(4242)
+
+    def f32(*shape, std=1.0):
+        return (std * torch.randn(*shape, generator=g, dtype=torch.float64)).float().double()
+
+    def save(name, t):  # inputs float32-exact, stored as float32; results (_y) as float64
+        a = t.numpy()
+        if a.dtype == np.float64 and not name.endswith("_y"):
+            a = a.astype(np.float32)
+        save_npy(os.path.join(out, "s2s_" + name + ".npy"), a)
+
+    b, nq, nk, dq, dk, att = 3, 4, 7, 6, 10, 8
+    query, query_dot, memory = f32(b, nq, dq), f32(b, nq, dk, std=0.5), f32(b, nk, dk)
+    lengths = torch.tensor([7, 3, 5])
+    visible = (torch.arange(nk)[None, :] < lengths[:, None])[:, None, :]  # [B, 1, Nk]
+    for n, t in [("query", query), ("query_dot", query_dot), ("memory", memory)]:
+        save(n, t)
+    save("lengths", lengths.to(torch.int64))
+
+    def attend(e, name):
+        p = torch.softmax(e.masked_fill(~visible, float("-inf")), dim=-1)
+        save(name + "_weights_y", p)
+        save(name + "_context_y", torch.bmm(p, memory))
+
+    # Bahdanau: e = v . tanh(W_q s + b_q + W_k h + b_k)
+    wq, bq, wk, bk, v = f32(att, dq, std=0.5), f32(att, std=0.3), f32(att, dk, std=0.5), f32(att, std=0.3), f32(att)
+    for n, t in [("bahdanau_wq", wq), ("bahdanau_bq", bq), ("bahdanau_wk", wk), ("bahdanau_bk", bk), ("bahdanau_v", v)]:
+        save(n, t)
+    e = torch.tanh(F.linear(query, wq, bq)[:, :, None, :] + F.linear(memory, wk, bk)[:, None, :, :]) @ v
+    attend(e, "bahdanau")
+    # Luong dot: e = s . h
+    attend(torch.bmm(query_dot, memory.transpose(1, 2)), "luong_dot")
+    # Luong general: e = (W s) . h, W = nn.Linear(Dq, Dk, bias=False).weight
+    wg = f32(dk, dq, std=0.4)
+    save("luong_general_w", wg)
+    attend(torch.bmm(F.linear(query, wg), memory.transpose(1, 2)), "luong_general")
+    # Luong concat: e = v . tanh(W [s; h]), the concatenation built literally
+    wc, vc = f32(att, dq + dk, std=0.4), f32(att)
+    save("luong_concat_w", wc), save("luong_concat_v", vc)
+    cat = torch.cat((query[:, :, None, :].expand(b, nq, nk, dq), memory[:, None, :, :].expand(b, nq, nk, dk)), dim=-1)
+    attend(torch.tanh(F.linear(cat, wc)) @ vc, "luong_concat")
+
+
 def main():
     torch.set_num_threads(1)
     for name, spec in VARIANTS.items():
         write_variant(name, *spec)
     write_modules()
+    write_seq2seq()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)
     print(f"total {total / 1e6:.2f} MB in {DATA}")
 
