@@ -34,6 +34,8 @@ enum class ActivationOp : std::uint8_t {
   softcap,   ///< exp of C·tanh(s / C)
   sigmoid,   ///< f(s) = sigmoid(s + bias)
   relu,      ///< f(s) = max(s, 0)
+  custom,    ///< the activation's own map(s), per element (user-defined activations; not with
+             ///< over_heads); with over_keys_exp the kernel exponentiates map(s) as for softcap
 };
 
 /// The shapes of one attention call, given to policies when the call binds them.

@@ -126,6 +126,9 @@ struct FusedKernel {
   static constexpr Normalization norm = Activation::normalization;
   static constexpr policy::ActivationOp op = Activation::op;
   static constexpr T log2e = T(1.4426950408889634);
+  static_assert(op != policy::ActivationOp::custom || norm != Normalization::over_heads,
+                "attnkit: a custom activation (ActivationOp::custom) cannot normalize over heads: "
+                "use Normalization::none, over_keys_sum or over_keys_exp");
 
   const Policy& pol;
   const Operands<T>& x;
@@ -183,9 +186,20 @@ struct FusedKernel {
     }
   }
 
+  /// A custom activation's scalar map(s) on each lane (the caller handles markers).
+  B map_custom(const B& t) const noexcept {
+    alignas(64) T lane[W];
+    t.store_aligned(lane);
+    for (index_t k = 0; k < W; ++k)
+      lane[k] = static_cast<T>(pol.activation.map(static_cast<double>(lane[k])));
+    return B::load_aligned(lane);
+  }
+
   /// The elementwise map of a non-exp activation on one vector (markers handled by the caller).
   B map_elementwise(const B& t, const B& nbl) const noexcept {
-    if constexpr (op == policy::ActivationOp::sigmoid) {
+    if constexpr (op == policy::ActivationOp::custom) {
+      return map_custom(t);
+    } else if constexpr (op == policy::ActivationOp::sigmoid) {
       return sigmoid_batch<Arch, T>(t, nbl);
     } else if constexpr (op == policy::ActivationOp::relu) {
       return xsimd::max(t, B(T(0)));
@@ -212,6 +226,10 @@ struct FusedKernel {
               const T c = static_cast<T>(pol.activation.cap);
               const B capped = B(c) * tanh_batch<Arch, T>(t * B(T(1) / c));
               t = partial ? xsimd::select(t > thr, capped, t) : capped;
+              t.store_aligned(row + v * W);
+            } else if constexpr (op == policy::ActivationOp::custom) {
+              const B mapped = map_custom(t);
+              t = partial ? xsimd::select(t > thr, mapped, t) : mapped;
               t.store_aligned(row + v * W);
             }
             mx[v] = xsimd::max(mx[v], t);
