@@ -22,7 +22,7 @@ namespace attnkit {
 enum class DecodeMode {
   automatic,  ///< when Hq/Hkv · Nq <= 64 and Nk >= 2048 (shapes only, never the thread count)
   never,      ///< always the prefill path
-  always,     ///< whenever possible (not with head softmax or P capture)
+  always,     ///< whenever possible (not with head softmax)
 };
 
 /// Runtime options of one attention() call.
@@ -91,7 +91,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
 
   using Activation = typename Policy::activation_type;
   constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
-  const bool decode = !heads && !capture && opts.decode != DecodeMode::never &&
+  const bool decode = !heads && opts.decode != DecodeMode::never &&
                       x.group * nq <= query_tile &&
                       (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
   simd::dispatch([&](auto arch) {

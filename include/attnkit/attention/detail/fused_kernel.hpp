@@ -352,15 +352,21 @@ struct FusedKernel {
     }
   }
 
-  /// Zeroes the capture rows of the segments.
-  void capture_zero(index_t b, const Segment* segs, index_t nseg) const {
+  /// Zeroes the capture rows of the segments over the keys [kb, ke).
+  void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const {
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
       for (index_t r = 0; r < sg.count; ++r) {
         T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
-        for (index_t j = 0; j < x.g.nk; ++j) dst[j * x.ps[3]] = T(0);
+        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
       }
     }
+  }
+
+  /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
+  void capture_scale(index_t b, index_t h, index_t i, index_t kb, index_t ke, T f) const {
+    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
+    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
   }
 
   // ---- the key-normalized / elementwise work unit -----------------------------------------
@@ -377,9 +383,15 @@ struct FusedKernel {
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
-      if (x.probs) capture_zero(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi]);
+      if (x.probs) capture_zero(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], kb, ke);
     }
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
+    // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
+    // the rescale of their (zero) captured P is by 0 or 1, never by exp2 of a stale value.
+    if (x.probs && norm == Normalization::over_keys_exp)
+      std::fill(ws.mhist.get() + kb / key_tile * lanes,
+                ws.mhist.get() + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
+                marker<T> * log2e);
     for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
       const index_t bk = std::min(key_tile, ke - j0);
       const T* vrows = nullptr;
@@ -485,7 +497,9 @@ struct FusedKernel {
   }
 
   /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
-  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding).
+  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
+  /// capture, each chunk's P is first brought to the chunk's own running max, then scaled by
+  /// the chunk's merge factor and the final normalization in the merge.
   void run_decode() const {
     const Geometry& g = x.g;
     const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
@@ -493,11 +507,13 @@ struct FusedKernel {
     const index_t lanes = (rows + W - 1) / W * W;
     const index_t dvp = x.dvp;
     const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
+    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
     // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l).
     const index_t per_unit = rows * dvp + 2 * rows;
     auto part = make_aligned<T>(static_cast<std::size_t>(units * per_unit));
     parallel_units(
-        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, 0); },
+        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
         [&](Workspace<T>& ws, long u) {
           const index_t sp = static_cast<index_t>(u % nsplit);
           const index_t bh = static_cast<index_t>(u / nsplit);
@@ -508,6 +524,16 @@ struct FusedKernel {
           const index_t begin[2] = {0, x.group};
           const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
           run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+          if constexpr (norm == Normalization::over_keys_exp) {
+            if (x.probs)
+              for (index_t r = 0; r < rows; ++r)
+                for (index_t t0 = kb; t0 < ke; t0 += key_tile)
+                  capture_scale(b, kvh * x.group + r / g.nq, r % g.nq, t0,
+                                std::min(ke, t0 + key_tile),
+                                static_cast<T>(std::exp2(ws.mhist[static_cast<std::size_t>(
+                                                             t0 / key_tile * lanes + r)] -
+                                                         ws.m[static_cast<std::size_t>(r)])));
+          }
           T* dst = part.get() + u * per_unit;
           for (index_t r = 0; r < rows; ++r)
             std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, dst + r * dvp);
@@ -544,6 +570,19 @@ struct FusedKernel {
               inv = lsum > T(0) ? T(1) / lsum : T(0);
             const index_t gi = r / g.nq, i = r % g.nq;
             store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+            if constexpr (norm == Normalization::over_keys_exp ||
+                          norm == Normalization::over_keys_sum) {
+              if (x.probs)
+                for (index_t sp = 0; sp < nsplit; ++sp) {
+                  T f = inv;
+                  if constexpr (norm == Normalization::over_keys_exp)
+                    f = inv == T(0) ? T(0)
+                                    : static_cast<T>(std::exp2(
+                                          first[sp * per_unit + rows * dvp + r] - mmax)) * inv;
+                  capture_scale(b, kvh * x.group + gi, i, sp * decode_chunk,
+                                std::min(g.nk, (sp + 1) * decode_chunk), f);
+                }
+            }
           }
         });
   }
@@ -569,7 +608,7 @@ struct FusedKernel {
           for (index_t h = 0; h < hq; ++h) {
             segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
             pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
-            if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1);
+            if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
           }
           std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
           for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
