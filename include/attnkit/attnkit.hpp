@@ -33,6 +33,7 @@
 #include "attnkit/policy/concepts.hpp"
 #include "attnkit/policy/gate.hpp"
 #include "attnkit/policy/mask.hpp"
+#include "attnkit/policy/mask_spec.hpp"
 #include "attnkit/policy/score_mod.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/batch.hpp"

@@ -6,5 +6,6 @@
 namespace attnkit::cli {
 int cmd_info(int argc, char** argv);
 int cmd_einsum(int argc, char** argv);
+int cmd_attend(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 }  // namespace attnkit::cli

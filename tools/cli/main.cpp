@@ -16,6 +16,8 @@ namespace {
 
 constexpr attnkit::cli::Command commands[] = {
     {"info", "version, SIMD architecture and thread count", attnkit::cli::cmd_info},
+    {"attend", "fused attention over .npy files (any activation, mask, gate)",
+     attnkit::cli::cmd_attend},
     {"einsum", "numpy.einsum over .npy files", attnkit::cli::cmd_einsum},
     {"generate", "continue a prompt with a LLaMA-style model folder", attnkit::cli::cmd_generate},
 };

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// attnkit attend: fused attention over .npy files with any activation, mask spec and gate
+// (CLI.md). Loads and checks every input, then runs the kernel TU of the dtype.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "attnkit/core/error.hpp"
+#include "attnkit/io/dtype.hpp"
+#include "attnkit/io/npy.hpp"
+#include "attnkit/policy/mask_spec.hpp"
+
+#include "../../benchmarks/flop_count.hpp"
+#include "attend.hpp"
+#include "cli.hpp"
+#include "commands.hpp"
+
+namespace attnkit::cli {
+
+namespace {
+
+constexpr const char* attend_help =
+    "usage: attnkit attend --q Q.npy --k K.npy --v V.npy --out O.npy\n"
+    "                      [--activation NAME] [--bias X] [--mask SPEC] [--scale X]\n"
+    "                      [--gate KIND --gate-values G.npy] [--probs P.npy]\n"
+    "                      [--dtype f32|f64] [--threads T] [--repeat R]\n\n"
+    "Fused attention. Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv] (float16/32/64;\n"
+    "Hq a multiple of Hkv: MHA, GQA, MQA); writes O [B, Hq, Nq, Dv]. Scores s = scale * q.k,\n"
+    "scale = 1/sqrt(D) unless --scale. Query row i sits at position i' = i + Nk - Nq.\n\n"
+    "--activation  softmax (default), sigmoid, sigmoid-bias (b = -ln Nk unless --bias X),\n"
+    "              normalized-sigmoid, head-softmax (over the Hq heads), linear, relu,\n"
+    "              softcap=C (softmax of C tanh(s/C))\n"
+    "--mask        terms joined by '+', all required: none, causal, sliding=W, local=W,\n"
+    "              sinks=S,W, prefix-lm=P, padding=FILE (integer [B]), keep=FILE (bool/uint8\n"
+    "              [B, Nk]), document=FILE (integer [B, Nk]), block-sparse=FILE,BQ,BK (bool/uint8\n"
+    "              [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]). File names must not contain '+'.\n"
+    "              An invisible pair has weight 0; a row with no visible key outputs zeros.\n"
+    "--gate        headwise (G [B, Hq, Nq]) or elementwise (G [B, Hq, Nq, Dv]) with\n"
+    "              --gate-values G.npy: the output is multiplied by sigmoid(G).\n"
+    "--probs       also writes the weights P [B, Hq, Nq, Nk] (N^2 memory).\n"
+    "--dtype       f32 (default) or f64: compute and output type.\n"
+    "--repeat R    times R runs after a warm-up and prints one JSON line {\"ms_median\",\n"
+    "              \"ms_min\", \"gflops\", \"threads\"} (useful FLOPs: visible pairs only).\n";
+
+/// One input array of the command: its option, file and contents.
+struct Input {
+  std::string option;  ///< "--q", "--gate-values", ...
+  std::string path;
+  io::NpyArray array;
+};
+
+std::string describe(const Input& in) {
+  return in.option + " " + in.path + " " + shape_string(in.array.shape());
+}
+
+/// Reads a floating-point array of the given rank (layout names the axes for the message).
+Input read_floating(const std::string& option, const std::string& path, std::size_t rank,
+                    const char* layout) {
+  Input in{"--" + option, path, io::read_npy(path)};
+  if (!io::is_floating(in.array.dtype()))
+    throw usage_error("attend: --" + option + " " + path + " holds " +
+                      std::string(io::dtype_name(in.array.dtype())) +
+                      "; it must be a float16, float32 or float64 array");
+  if (in.array.rank() != rank)
+    throw shape_error("attnkit: attend: --" + option + " " + path + " has shape " +
+                      shape_string(in.array.shape()) + ", expected a rank-" + std::to_string(rank) +
+                      " array " + layout);
+  return in;
+}
+
+/// The array as a Tensor<T, R>, every value finite (a NaN or inf input, or a float64 value
+/// that overflows float32, is an error rather than NaN in the output).
+template <class T, std::size_t R>
+Tensor<T, R> to_tensor(const Input& in) {
+  Tensor<T, R> t = in.array.to_tensor<T, R>();
+  for (index_t n = 0; n < t.size(); ++n)
+    if (!std::isfinite(t.data()[n]))
+      throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
+                        " is not finite" +
+                        (std::is_same_v<T, float> && in.array.dtype() == io::DType::f64
+                             ? " in float32 (use --dtype f64)"
+                             : ""));
+  return t;
+}
+
+/// Loads the array of a file-backed mask term: integer dtypes for padding and document, bool
+/// or uint8 for keep and block-sparse.
+policy::MaskArray load_mask_array(std::string_view term, const std::string& file) {
+  const io::NpyArray a = io::read_npy(file);
+  const bool flags = term == "keep" || term == "block-sparse";
+  const bool ok = flags ? (a.dtype() == io::DType::boolean || a.dtype() == io::DType::u8)
+                        : io::is_integer(a.dtype());
+  if (!ok)
+    throw usage_error("attend: --mask " + std::string(term) + "=" + file + ": the file holds " +
+                      std::string(io::dtype_name(a.dtype())) + "; " + std::string(term) +
+                      (flags ? " needs a bool or uint8 array" : " needs an integer array"));
+  policy::MaskArray m;
+  m.shape = a.shape();
+  m.values.resize(static_cast<std::size_t>(a.size()));
+  io::convert_elements<index_t>(a.dtype(), a.bytes(), m.values.size(), m.values.data(),
+                                "--mask " + std::string(term) + "=" + file);
+  return m;
+}
+
+ActivationChoice parse_activation(const Args& args) {
+  const std::string name = args.get("activation", "softmax");
+  ActivationChoice a;
+  if (name == "softmax") {
+    a.kind = ActivationKind::softmax;
+  } else if (name == "sigmoid") {
+    a.kind = ActivationKind::sigmoid_bias;
+    a.value_given = true;
+    a.value = 0.0;
+  } else if (name == "sigmoid-bias") {
+    a.kind = ActivationKind::sigmoid_bias;
+    if (args.has("bias")) {
+      a.value_given = true;
+      a.value = args.get_double("bias", 0.0);
+    }
+  } else if (name == "normalized-sigmoid") {
+    a.kind = ActivationKind::normalized_sigmoid;
+  } else if (name == "head-softmax") {
+    a.kind = ActivationKind::head_softmax;
+  } else if (name == "linear") {
+    a.kind = ActivationKind::linear;
+  } else if (name == "relu") {
+    a.kind = ActivationKind::relu;
+  } else if (name.rfind("softcap=", 0) == 0) {
+    a.kind = ActivationKind::softcap;
+    a.value = args.parse_double(name.substr(8), "C of --activation softcap=C");
+    if (!(a.value > 0))
+      throw usage_error("attend: --activation softcap=C needs C > 0, got '" + name.substr(8) + "'");
+  } else if (name == "softcap") {
+    throw usage_error("attend: --activation softcap needs the cap, as in softcap=30");
+  } else {
+    throw usage_error("attend: unknown --activation '" + name +
+                      "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, "
+                      "linear, relu, softcap=C)");
+  }
+  if (args.has("bias") && name != "sigmoid-bias")
+    throw usage_error(
+        "attend: --bias applies only to --activation sigmoid-bias (got --activation " + name + ")");
+  return a;
+}
+
+/// Number of visible (b, h, i, j) pairs, counted per 64x64 tile by the mask's classifier (only
+/// Partial tiles are counted element by element).
+double visible_pairs(const policy::MaskSpec& mask, const policy::Geometry& g) {
+  constexpr index_t tile = 64;
+  const index_t off = g.query_offset();
+  double n = 0;
+  for (index_t b = 0; b < g.batch; ++b)
+    for (index_t h = 0; h < g.heads_q; ++h)
+      for (index_t i0 = 0; i0 < g.nq; i0 += tile) {
+        const index_t i1 = std::min(g.nq, i0 + tile);
+        for (index_t j0 = 0; j0 < g.nk; j0 += tile) {
+          const index_t j1 = std::min(g.nk, j0 + tile);
+          const policy::TileClass c = mask.classify(b, h, i0 + off, i1 + off, j0, j1);
+          if (c == policy::TileClass::full) {
+            n += double((i1 - i0) * (j1 - j0));
+          } else if (c == policy::TileClass::partial) {
+            for (index_t i = i0; i < i1; ++i)
+              for (index_t j = j0; j < j1; ++j) n += mask.visible(b, h, i + off, j) ? 1 : 0;
+          }
+        }
+      }
+  return n;
+}
+
+/// Writes the outputs through temporary siblings renamed only once all are written, so a
+/// failure leaves no partial (or half-updated) output behind.
+template <class T>
+void write_outputs(const std::vector<std::pair<std::string, const Tensor<T, 4>*>>& outputs) {
+  std::vector<std::string> tmps;
+  try {
+    for (const auto& [path, t] : outputs) {
+      tmps.push_back(path + ".attnkit-tmp");
+      io::write_npy(tmps.back(), *t);
+    }
+    for (std::size_t n = 0; n < outputs.size(); ++n)
+      std::filesystem::rename(tmps[n], outputs[n].first);
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& t : tmps) std::filesystem::remove(t, ec);
+    throw;
+  }
+}
+
+struct Request {
+  std::string out_path, probs_path;
+  long long repeat = 0;
+  ActivationChoice activation;
+  GateChoice gate = GateChoice::none;
+  std::optional<double> scale;
+  Input q, k, v, gate_values;
+  policy::MaskSpec mask;
+  policy::Geometry geom;
+};
+
+template <class T>
+int run(Request& r) {
+  AttendJob<T> job;
+  job.q = to_tensor<T, 4>(r.q);
+  job.k = to_tensor<T, 4>(r.k);
+  job.v = to_tensor<T, 4>(r.v);
+  const policy::Geometry& g = r.geom;
+  job.out = Tensor<T, 4>(Shape<4>{g.batch, g.heads_q, g.nq, g.dv});
+  job.capture = !r.probs_path.empty();
+  if (job.capture) job.probs = Tensor<T, 4>(Shape<4>{g.batch, g.heads_q, g.nq, g.nk});
+  job.activation = r.activation;
+  job.mask = r.mask;
+  job.gate = r.gate;
+  if (r.gate == GateChoice::headwise) job.gate_headwise = to_tensor<T, 3>(r.gate_values);
+  if (r.gate == GateChoice::elementwise) job.gate_elementwise = to_tensor<T, 4>(r.gate_values);
+  job.scale = r.scale;
+  if (r.repeat > 0) {
+    const double all = double(g.batch) * double(g.heads_q) * double(g.nq) * double(g.nk);
+    const double visible = all > 0 ? visible_pairs(r.mask.bind(g), g) / all : 0.0;
+    const double flops = bench::attention_flops(double(g.batch), double(g.heads_q), double(g.nq),
+                                                double(g.nk), double(g.d), double(g.dv), visible);
+    time_repeats(r.repeat, flops, [&] { run_attend(job); });
+  } else {
+    run_attend(job);
+  }
+  std::vector<std::pair<std::string, const Tensor<T, 4>*>> outputs{{r.out_path, &job.out}};
+  if (job.capture) outputs.emplace_back(r.probs_path, &job.probs);
+  write_outputs<T>(outputs);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_attend(int argc, char** argv) {
+  Args args("attend", attend_help, argc, argv,
+            {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
+             "probs", "dtype", "repeat"});
+  if (!args.positional().empty())
+    throw usage_error("attend: unexpected argument '" + args.positional().front() +
+                      "' (inputs are given by --q, --k and --v)");
+  Request r;
+  const std::string qp = args.require("q"), kp = args.require("k"), vp = args.require("v");
+  r.out_path = args.require("out");
+  r.probs_path = args.get("probs", "");
+  if (args.has("probs") && r.probs_path.empty())
+    throw usage_error("attend: --probs needs a file name");
+  if (r.out_path.empty()) throw usage_error("attend: --out needs a file name");
+  if (!r.probs_path.empty() && std::filesystem::absolute(r.probs_path).lexically_normal() ==
+                                   std::filesystem::absolute(r.out_path).lexically_normal())
+    throw usage_error("attend: --probs and --out name the same file '" + r.out_path + "'");
+  const std::string dtype = args.get("dtype", "f32");
+  if (dtype != "f32" && dtype != "f64")
+    throw usage_error("attend: --dtype must be f32 or f64, got '" + dtype + "'");
+  r.repeat = args.get_int("repeat", 0, 1, 1000000);
+  r.activation = parse_activation(args);
+  if (args.has("scale")) r.scale = args.get_double("scale", 0.0);
+  const std::string gate = args.get("gate", "");
+  if (args.has("gate")) {
+    if (gate == "headwise") {
+      r.gate = GateChoice::headwise;
+    } else if (gate == "elementwise") {
+      r.gate = GateChoice::elementwise;
+    } else {
+      throw usage_error("attend: unknown --gate '" + gate + "' (headwise or elementwise)");
+    }
+    if (!args.has("gate-values"))
+      throw usage_error("attend: --gate " + gate + " needs --gate-values G.npy");
+  } else if (args.has("gate-values")) {
+    throw usage_error("attend: --gate-values needs --gate headwise or --gate elementwise");
+  }
+  // The mask spec (and its small arrays) before the large inputs; its shapes are checked below.
+  r.mask = policy::parse_mask_spec(args.get("mask", "none"), load_mask_array);
+
+  r.q = read_floating("q", qp, 4, "[B, Hq, Nq, D]");
+  r.k = read_floating("k", kp, 4, "[B, Hkv, Nk, D]");
+  r.v = read_floating("v", vp, 4, "[B, Hkv, Nk, Dv]");
+  const auto& qs = r.q.array.shape();
+  const auto& ks = r.k.array.shape();
+  const auto& vs = r.v.array.shape();
+  if (ks[0] != qs[0])
+    throw shape_error("attnkit: attend: batch sizes differ: " + describe(r.q) +
+                      " has B = " + std::to_string(qs[0]) + ", " + describe(r.k) +
+                      " has B = " + std::to_string(ks[0]));
+  if (ks[3] != qs[3])
+    throw shape_error("attnkit: attend: head dimensions differ: " + describe(r.q) +
+                      " has D = " + std::to_string(qs[3]) + ", " + describe(r.k) +
+                      " has D = " + std::to_string(ks[3]));
+  if (ks[1] < 1 || qs[1] % ks[1] != 0)
+    throw shape_error("attnkit: attend: Hq must be a multiple of Hkv: " + describe(r.q) +
+                      " has Hq = " + std::to_string(qs[1]) + ", " + describe(r.k) +
+                      " has Hkv = " + std::to_string(ks[1]));
+  if (vs[0] != ks[0] || vs[1] != ks[1] || vs[2] != ks[2])
+    throw shape_error("attnkit: attend: " + describe(r.v) + " must be [B, Hkv, Nk, Dv] = [" +
+                      std::to_string(ks[0]) + ", " + std::to_string(ks[1]) + ", " +
+                      std::to_string(ks[2]) + ", Dv] to match " + describe(r.k));
+  r.geom = policy::Geometry{qs[0], qs[1], ks[1], qs[2], ks[2], qs[3], vs[3]};
+  const policy::Geometry& g = r.geom;
+
+  if (r.gate != GateChoice::none) {
+    const bool head = r.gate == GateChoice::headwise;
+    r.gate_values = read_floating(
+        "gate-values", args.require("gate-values"), head ? 3 : 4,
+        head ? "[B, Hq, Nq] for --gate headwise" : "[B, Hq, Nq, Dv] for --gate elementwise");
+    std::vector<index_t> want{g.batch, g.heads_q, g.nq};
+    if (!head) want.push_back(g.dv);
+    if (r.gate_values.array.shape() != want)
+      throw shape_error("attnkit: attend: " + describe(r.gate_values) + " must be " +
+                        (head ? "[B, Hq, Nq] = " : "[B, Hq, Nq, Dv] = ") + shape_string(want) +
+                        " for --gate " + gate);
+  }
+
+  r.mask.bind(g);  // checks the arrays' shapes against B, Hq, Nq, Nk (shape_error)
+  return dtype == "f64" ? run<double>(r) : run<float>(r);
+}
+
+}  // namespace attnkit::cli
