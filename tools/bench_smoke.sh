@@ -13,6 +13,7 @@ for b in "$build"/bin/bench_*; do
   # The smallest shapes of the large sweeps; everything of the small binaries.
   case $name in
     bench_attention) filter='Peak|Memory|/N:512/D:64/threads:1|/Nk:4096/D:128/threads:1' ;;
+    bench_model) filter='Peak|Prefill_Softmax' ;;
     *) filter='.' ;;
   esac
   echo "-- $name"
