@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The umbrella header: everything public in attnkit except the Eigen bridge
-// (include "attnkit/core/eigen_bridge.hpp" for that).
+// (include "attnkit/core/eigen_bridge.hpp" for that) and the PNG writer, which needs libstb-dev
+// (include "attnkit/inspect/heatmap_png.hpp" for that).
 #pragma once
 
 #include "attnkit/attention/additive_attention.hpp"
@@ -20,6 +21,13 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/version.hpp"
 #include "attnkit/einsum/einsum.hpp"
+#include "attnkit/inspect/boost.hpp"
+#include "attnkit/inspect/capture.hpp"
+#include "attnkit/inspect/causality.hpp"
+#include "attnkit/inspect/heatmap.hpp"
+#include "attnkit/inspect/massive_activations.hpp"
+#include "attnkit/inspect/report.hpp"
+#include "attnkit/inspect/stats.hpp"
 #include "attnkit/io/dtype.hpp"
 #include "attnkit/io/half.hpp"
 #include "attnkit/io/json.hpp"

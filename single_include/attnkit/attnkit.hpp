@@ -7,7 +7,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The umbrella header: everything public in attnkit except the Eigen bridge
-// (include "attnkit/core/eigen_bridge.hpp" for that).
+// (include "attnkit/core/eigen_bridge.hpp" for that) and the PNG writer, which needs libstb-dev
+// (include "attnkit/inspect/heatmap_png.hpp" for that).
 
 // ---- begin attnkit/attention/additive_attention.hpp ----
 // SPDX-License-Identifier: MIT
@@ -6436,6 +6437,374 @@ void einsum(std::string_view spec, Out&& out,
 
 }  // namespace attnkit
 // ---- end attnkit/einsum/einsum.hpp ----
+// ---- begin attnkit/inspect/boost.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Attention boosting: a score mod adding a bias on chosen key positions (policy::KeyBias), and
+// its measured effect on the keyword mass of every captured head.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/inspect/capture.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Capture of the attention weights P of chosen layers, heads and query rows through the fused
+// kernel's own capture (never a second implementation), with the softmax weights on the same
+// q and k for comparison, and the visible set of the mask.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin attnkit/attention/multi_head_attention.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
+// output gate (Gated Attention), an optional KV cache, around the fused attention<Policy> kernel.
+//
+// Layering note: this file uses block/rope.hpp and block/linear.hpp (RoPE and projections are
+// leaf modules with no attention knowledge; block/ otherwise sits above attention/).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+
+// GCC 12 reports -Wuninitialized (not only the -Wmaybe-uninitialized the kernel headers silence)
+// for the `__m512 __Y = __Y;` idiom of its AVX-512 intrinsics when the fused kernel inlines them;
+// the pragma must cover the kernel's definitions, so it wraps the include.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace attnkit {
+
+/// The shape of an output gate, read off the gate projection's weight.
+enum class GateKind : std::uint8_t {
+  none,         ///< no gate
+  headwise,     ///< g_proj [Hq, hidden]: one gate logit per head and token
+  elementwise,  ///< g_proj [Hq·D, hidden]: one gate logit per output element
+};
+
+/// A sigmoid output gate whose kind (none, headwise, elementwise) is chosen at run time, for
+/// models whose files decide whether they are gated. Models attnkit::policy::gate_policy.
+/// \tparam V element type of the gate logits (float or double)
+template <class V = float>
+struct SelectableSigmoidGate {
+  static constexpr bool is_identity = false;
+  GateKind kind = GateKind::none;
+  TensorView<const V, 3> headwise;     ///< [B, Hq, Nq] when kind is headwise
+  TensorView<const V, 4> elementwise;  ///< [B, Hq, Nq, Dv] when kind is elementwise
+
+  template <class T>
+  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
+    if (kind == GateKind::headwise) {
+      policy::HeadwiseSigmoid<V>(headwise).apply_row(b, h, i, row, n);
+    } else if (kind == GateKind::elementwise) {
+      policy::ElementwiseSigmoid<V>(elementwise).apply_row(b, h, i, row, n);
+    }
+  }
+  SelectableSigmoidGate bind(const policy::Geometry& g) const {
+    if (kind == GateKind::headwise) policy::HeadwiseSigmoid<V>(headwise).bind(g);
+    if (kind == GateKind::elementwise) policy::ElementwiseSigmoid<V>(elementwise).bind(g);
+    return *this;
+  }
+};
+
+static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);
+
+/// An observer of one MultiHeadAttention::forward call (attnkit/inspect/ is built on it). With no
+/// capture (a null pointer, the default) forward runs exactly as before; empty members do
+/// nothing.
+/// \tparam T float or double
+template <class T>
+struct AttentionCapture {
+  /// Given the shape [B, Hq, n, Nk] of the call's weights P, returns the caller's buffer of that
+  /// shape for the kernel's own capture (attention() with `probs`), or an empty view for none
+  /// (then the kernel takes its usual path). The buffer is N² memory: reuse it across layers.
+  std::function<TensorView<T, 4>(const Shape<4>& shape)> probs;
+  /// Called after the kernel with the call's q [B, Hq, n, D] (after RoPE), k and v
+  /// [B, Hkv, Nk, D] (with a cache: every cached key) and P (empty when not captured).
+  std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+                     TensorView<const T, 4> probs)>
+      observe;
+};
+
+/// Keys and values of one attention layer for incremental decoding: [B, Hkv, capacity, D], the
+/// first `length` positions filled. Grows by doubling.
+/// \tparam T float or double
+template <class T>
+struct KVCacheLayer {
+  Tensor<T, 4> k;  ///< [B, Hkv, capacity, D]
+  Tensor<T, 4> v;  ///< [B, Hkv, capacity, D]
+  index_t length = 0;
+
+  /// Makes room for `extra` more positions (keeps the filled ones).
+  void reserve(index_t batch, index_t heads, index_t extra, index_t d) {
+    const index_t need = length + extra;
+    if (k.size() != 0 && k.extent(0) == batch && k.extent(1) == heads && k.extent(3) == d &&
+        k.extent(2) >= need)
+      return;
+    if (k.size() != 0 && (k.extent(0) != batch || k.extent(1) != heads || k.extent(3) != d))
+      throw shape_error("attnkit: KVCacheLayer: the cache holds shape " + shape_string(k.shape()) +
+                        ", the layer needs [" + std::to_string(batch) + ", " +
+                        std::to_string(heads) + ", *, " + std::to_string(d) + "]");
+    index_t cap = k.size() != 0 ? k.extent(2) : 16;
+    while (cap < need) cap *= 2;
+    Tensor<T, 4> nk({batch, heads, cap, d}), nv({batch, heads, cap, d});
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t h = 0; h < heads; ++h)
+        for (index_t p = 0; p < length; ++p)
+          for (index_t c = 0; c < d; ++c) {
+            nk(b, h, p, c) = k(b, h, p, c);
+            nv(b, h, p, c) = v(b, h, p, c);
+          }
+    k = std::move(nk);
+    v = std::move(nv);
+  }
+};
+
+/// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
+/// q_proj [Hq·D, hidden], k_proj and v_proj [Hkv·D, hidden], o_proj [hidden, Hq·D] (biases
+/// optional, in the Linear modules), optional g_proj [Hq, hidden] (headwise) or
+/// [Hq·D, hidden] (elementwise). Hq a multiple of Hkv: MHA (Hkv = Hq), GQA, MQA (Hkv = 1).
+///
+/// forward: q, k, v = projections of x; RoPE (if set) on q and k at the given positions; the
+/// fused attention<Policy> kernel (the policy's mask, e.g. Causal for a decoder; bottom-right
+/// aligned, so with a cache the new rows sit after the cached keys); when gated,
+/// out_h *= sigmoid(g_proj · x) per head (headwise) or per element, inside the kernel's gate
+/// epilogue, before o_proj. The gate reads the same x as q_proj (the normalized block input).
+///
+/// The gate comes from the policy's gate type: NoGate (g_proj must be empty),
+/// policy::HeadwiseSigmoid<T>, policy::ElementwiseSigmoid<T>, or SelectableSigmoidGate<T>
+/// (follows g_proj's shape; empty means none).
+/// \tparam Policy an attnkit::policy::AttentionPolicy (its gate values are filled per call)
+/// \tparam T float or double
+template <class Policy, class T = float>
+class MultiHeadAttention {
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: Policy of MultiHeadAttention must be an "
+                "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of MultiHeadAttention must be float or double");
+  using Gate = typename Policy::gate_type;
+  static constexpr bool gate_none = std::is_same_v<Gate, policy::NoGate>;
+  static constexpr bool gate_headwise = std::is_same_v<Gate, policy::HeadwiseSigmoid<T>>;
+  static constexpr bool gate_elementwise = std::is_same_v<Gate, policy::ElementwiseSigmoid<T>>;
+  static constexpr bool gate_selectable = std::is_same_v<Gate, SelectableSigmoidGate<T>>;
+  static_assert(gate_none || gate_headwise || gate_elementwise || gate_selectable,
+                "attnkit: the gate of MultiHeadAttention's Policy must be NoGate, "
+                "HeadwiseSigmoid<T>, ElementwiseSigmoid<T> or SelectableSigmoidGate<T> with the "
+                "same T as the module");
+
+ public:
+  index_t heads = 1;     ///< Hq
+  index_t kv_heads = 1;  ///< Hkv
+  index_t head_dim = 1;  ///< D
+  block::Linear<T> q_proj, k_proj, v_proj, o_proj;
+  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
+  std::optional<block::RoPE> rope;
+  Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
+  AttentionOptions options{};
+
+  index_t hidden() const noexcept { return q_proj.in_features(); }
+
+  /// The gate kind g_proj's shape gives (throws shape_error for any other shape).
+  GateKind gate_kind() const {
+    if (g_proj.empty()) return GateKind::none;
+    const index_t hid = hidden();
+    if (g_proj.shape() == Shape<2>{heads, hid}) return GateKind::headwise;
+    if (g_proj.shape() == Shape<2>{heads * head_dim, hid}) return GateKind::elementwise;
+    throw shape_error("attnkit: MultiHeadAttention: g_proj has shape " +
+                      shape_string(g_proj.shape()) + ", expected [" + std::to_string(heads) + ", " +
+                      std::to_string(hid) + "] (headwise) or [" + std::to_string(heads * head_dim) +
+                      ", " + std::to_string(hid) + "] (elementwise)");
+  }
+
+  /// Checks every weight against heads, kv_heads and head_dim; throws shape_error naming the
+  /// projection and both shapes, or error when the gate does not match the policy.
+  void check() const {
+    const index_t hid = hidden();
+    if (heads < 1 || kv_heads < 1 || head_dim < 1 || heads % kv_heads != 0)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
+                        " query heads are not a multiple of " + std::to_string(kv_heads) +
+                        " kv heads (head_dim " + std::to_string(head_dim) + ")");
+    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
+      if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
+    };
+    want("q_proj", q_proj.weight, {heads * head_dim, hid});
+    want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
+    want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
+    want("o_proj", o_proj.weight, {hid, heads * head_dim});
+    const GateKind g = gate_kind();
+    if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
+        (gate_elementwise && g != GateKind::elementwise))
+      throw error(std::string("attnkit: MultiHeadAttention: the policy's gate is ") +
+                  (gate_none       ? "NoGate"
+                   : gate_headwise ? "HeadwiseSigmoid"
+                                   : "ElementwiseSigmoid") +
+                  " but g_proj has shape " + shape_string(g_proj.shape()) +
+                  " (use SelectableSigmoidGate to follow the weights)");
+    if (rope && rope->rotary_dim() > head_dim)
+      throw shape_error("attnkit: MultiHeadAttention: RoPE rotary_dim " +
+                        std::to_string(rope->rotary_dim()) + " > head_dim " +
+                        std::to_string(head_dim));
+  }
+
+  /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
+  /// rows). With a cache, the new keys and values are appended to it and the rows attend to
+  /// every cached key (bottom-right alignment). y must not alias x. With a capture, the weights
+  /// go to its buffer and its observer sees q, k, v and P (see AttentionCapture).
+  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
+               KVCacheLayer<T>* cache = nullptr,
+               const AttentionCapture<T>* capture = nullptr) const {
+    check();
+    const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
+    const index_t d = head_dim, hq = heads, hkv = kv_heads;
+    if (x.extent(2) != hid)
+      throw_shape_mismatch("MultiHeadAttention", "x", x.shape(), Shape<3>{nb, n, hid});
+    if (y.shape() != x.shape())
+      throw_shape_mismatch("MultiHeadAttention", "y", y.shape(), x.shape());
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(positions.size()) +
+                        " positions for " + std::to_string(n) + " rows");
+    if (!x.is_contiguous() || !y.is_contiguous())
+      throw shape_error("attnkit: MultiHeadAttention: x and y must be contiguous");
+    const index_t m = nb * n;
+    const TensorView<const T, 2> x2(x.data(), {m, hid});
+    Tensor<T, 2> qb({m, hq * d}), kb({m, hkv * d}), vb({m, hkv * d}), ob({m, hq * d});
+    q_proj(x2, qb.view());
+    k_proj(x2, kb.view());
+    v_proj(x2, vb.view());
+    // [B·N, H·D] buffers seen as [B, H, N, D] by strides (no transposes).
+    auto heads_view = [&](T* p, index_t h) {
+      return TensorView<T, 4>(p, {nb, h, n, d}, {n * h * d, d, h * d, 1});
+    };
+    const TensorView<T, 4> q = heads_view(qb.data(), hq), k = heads_view(kb.data(), hkv),
+                           v = heads_view(vb.data(), hkv), o = heads_view(ob.data(), hq);
+    if (rope) {
+      rope->apply<T>(q, positions);
+      rope->apply<T>(k, positions);
+    }
+    // Gate logits [B·N, Hq] or [B·N, Hq·D], seen as [B, Hq, N] or [B, Hq, N, D].
+    Policy pol = policy;
+    Tensor<T, 2> gb;
+    const GateKind gk = gate_kind();
+    if (gk != GateKind::none) {
+      gb = Tensor<T, 2>({m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, gb.view());
+      const TensorView<const T, 3> hw(gb.data(), {nb, hq, n}, {n * hq, 1, hq});
+      const TensorView<const T, 4> ew(gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1});
+      if constexpr (gate_headwise) pol.gate = policy::HeadwiseSigmoid<T>(hw);
+      if constexpr (gate_elementwise) pol.gate = policy::ElementwiseSigmoid<T>(ew);
+      if constexpr (gate_selectable) {
+        pol.gate.kind = gk;
+        pol.gate.headwise = hw;
+        pol.gate.elementwise = ew;
+      }
+    } else if constexpr (gate_selectable) {
+      pol.gate.kind = GateKind::none;
+    }
+    // The kernel call, with the caller's capture of P when one is asked for.
+    auto attend = [&](TensorView<const T, 4> kk, TensorView<const T, 4> vv) {
+      TensorView<T, 4> probs;
+      if (capture != nullptr && capture->probs) probs = capture->probs({nb, hq, n, kk.extent(2)});
+      if (probs.data() == nullptr) {
+        attention<Policy, T>(pol, q, kk, vv, o, options);
+      } else {
+        attention<Policy, T>(pol, q, kk, vv, o, probs, options);
+      }
+      if (capture != nullptr && capture->observe) capture->observe(q, kk, vv, probs);
+    };
+    if (cache == nullptr) {
+      attend(k, v);
+    } else {
+      cache->reserve(nb, hkv, n, d);
+      const index_t l0 = cache->length;
+      for (index_t b = 0; b < nb; ++b)
+        for (index_t h = 0; h < hkv; ++h)
+          for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < d; ++c) {
+              cache->k(b, h, l0 + r, c) = k(b, h, r, c);
+              cache->v(b, h, l0 + r, c) = v(b, h, r, c);
+            }
+      cache->length = l0 + n;
+      const TensorView<const T, 4> kc = cache->k.cview().slice(0, cache->length, 2);
+      const TensorView<const T, 4> vc = cache->v.cview().slice(0, cache->length, 2);
+      attend(kc, vc);
+    }
+    TensorView<T, 2> y2(y.data(), {m, hid});
+    o_proj(ob.cview(), y2);
+  }
+};
+
+}  // namespace attnkit
+// ---- end attnkit/attention/multi_head_attention.hpp ----
+// ---- begin attnkit/model/decoder.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Decoder<Policy>: a LLaMA-style decoder-only transformer (embedding, pre-norm blocks of
+// attention + SwiGLU MLP with residuals, final RMSNorm, LM head or tied embeddings) and its
+// loader for Hugging Face style model folders (config.json + model.safetensors).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/io/safetensors.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// safetensors files: checked, memory-mapped reading (zero-copy F32 views) and writing.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin attnkit/io/detail/file.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private file plumbing of attnkit/io: checked reads and writes, and whole-file memory maps.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+
 // ---- begin attnkit/io/dtype.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -6798,6 +7167,245 @@ inline index_t checked_numel(const index_t* shape, std::size_t rank, std::size_t
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/dtype.hpp ----
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define ATTNKIT_IO_HAVE_MMAP 1
+#else
+#define ATTNKIT_IO_HAVE_MMAP 0
+#endif
+
+namespace attnkit::io::detail {
+
+/// Throws file_error "attnkit: <path>: <what>".
+[[noreturn]] inline void fail(const std::string& path, const std::string& what) {
+  throw file_error("attnkit: " + path + ": " + what);
+}
+
+/// The size of a regular file; throws file_error when it is missing or not a regular file.
+inline std::uint64_t regular_file_size(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) fail(path, "cannot open: no such file");
+  if (!std::filesystem::is_regular_file(st)) fail(path, "cannot open: not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) fail(path, "cannot read the file size: " + ec.message());
+  return static_cast<std::uint64_t>(size);
+}
+
+/// A file read from the start, in order; every read is checked against the end of the file.
+class InputFile {
+ public:
+  explicit InputFile(std::string path) : path_(std::move(path)) {
+    size_ = regular_file_size(path_);
+    f_ = std::fopen(path_.c_str(), "rb");
+    if (f_ == nullptr) fail(path_, "cannot open: " + std::generic_category().message(errno));
+  }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile() {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  std::uint64_t size() const noexcept { return size_; }
+  std::uint64_t position() const noexcept { return pos_; }
+  std::uint64_t remaining() const noexcept { return size_ - pos_; }
+
+  /// Reads exactly n bytes; `what` names the part being read in the error message.
+  void read(void* dst, std::size_t n, const char* what) {
+    if (n > remaining())
+      fail(path_, std::string("file is truncated: ") + what + " needs " + std::to_string(n) +
+                      " bytes at offset " + std::to_string(pos_) + ", the file has " +
+                      std::to_string(size_) + " bytes");
+    if (n != 0 && std::fread(dst, 1, n, f_) != n)
+      fail(path_, std::string("read error in ") + what + " (the file changed while being read?)");
+    pos_ += n;
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+/// A file written from the start; removed again when destroyed before commit().
+class OutputFile {
+ public:
+  explicit OutputFile(std::string path) : path_(std::move(path)) {
+    f_ = std::fopen(path_.c_str(), "wb");
+    if (f_ == nullptr)
+      fail(path_, "cannot open for writing: " + std::generic_category().message(errno));
+  }
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (f_ != nullptr) {
+      std::fclose(f_);
+      std::remove(path_.c_str());
+    }
+  }
+
+  void write(const void* src, std::size_t n) {
+    if (n != 0 && std::fwrite(src, 1, n, f_) != n)
+      fail(path_, "write error: " + std::generic_category().message(errno));
+  }
+
+  /// Flushes and closes; throws when that fails (the partial file is removed).
+  void commit() {
+    std::FILE* f = f_;
+    f_ = nullptr;
+    if (std::fclose(f) != 0) {
+      std::remove(path_.c_str());
+      fail(path_, "write error on close: " + std::generic_category().message(errno));
+    }
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+/// The whole contents of a file: memory-mapped read-only when possible, otherwise read into a
+/// 64-byte aligned buffer. Move-only; views into bytes() live as long as this object.
+class FileBytes {
+ public:
+  FileBytes() = default;
+
+  /// \param allow_map false forces the read path (tests use it to cover both paths)
+  static FileBytes load(const std::string& path, bool allow_map) {
+    FileBytes fb;
+#if ATTNKIT_IO_HAVE_MMAP
+    if (allow_map) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        (void)regular_file_size(path);  // a clearer message for a missing or special file
+        fail(path, "cannot open: " + std::generic_category().message(err));
+      }
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path, "cannot open: not a regular file");
+      }
+      const auto size = static_cast<std::uint64_t>(st.st_size);
+      if (size == 0 || size > std::numeric_limits<std::size_t>::max()) {
+        ::close(fd);
+        if (size == 0) return fb;
+        fail(path, "file too large to map");
+      }
+      void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+      ::close(fd);
+      if (p != MAP_FAILED) {
+        fb.map_ = p;
+        fb.data_ = static_cast<const std::byte*>(p);
+        fb.size_ = static_cast<std::size_t>(size);
+        return fb;
+      }
+      // Some file systems cannot map: fall through to reading.
+    }
+#else
+    (void)allow_map;
+#endif
+    InputFile in(path);
+    if (in.size() > std::numeric_limits<std::size_t>::max()) fail(path, "file too large to read");
+    fb.size_ = static_cast<std::size_t>(in.size());
+    fb.owned_ = make_aligned<std::byte>(fb.size_);
+    in.read(fb.owned_.get(), fb.size_, "the file contents");
+    fb.data_ = fb.owned_.get();
+    return fb;
+  }
+
+  FileBytes(FileBytes&& o) noexcept { swap(o); }
+  FileBytes& operator=(FileBytes&& o) noexcept {
+    FileBytes tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes() {
+#if ATTNKIT_IO_HAVE_MMAP
+    if (map_ != nullptr) ::munmap(map_, size_);
+#endif
+  }
+
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  std::size_t size() const noexcept { return size_; }
+  /// Whether the contents are a memory map (zero-copy) rather than a heap copy.
+  bool mapped() const noexcept { return map_ != nullptr; }
+
+ private:
+  void swap(FileBytes& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(owned_, o.owned_);
+    std::swap(map_, o.map_);
+  }
+
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  aligned_ptr<std::byte> owned_;
+  void* map_ = nullptr;
+};
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/file.hpp ----
+// ---- begin attnkit/io/detail/strided.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private helper of attnkit/io: visits a strided array of any rank in C order, run by run.
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+
+namespace attnkit::io::detail {
+
+/// Calls `sink(const std::byte* p, std::size_t count)` for runs of `count` consecutive elements
+/// (each `item` bytes) in C order. `strides` are in elements and not negative. A rank-0 shape is
+/// one element; a shape with a zero extent has none.
+template <class Sink>
+void for_each_run(const std::byte* data, std::span<const index_t> shape,
+                  std::span<const index_t> strides, std::size_t item, Sink&& sink) {
+  const std::size_t rank = shape.size();
+  for (index_t e : shape)
+    if (e == 0) return;
+  if (rank == 0) {
+    sink(data, 1);
+    return;
+  }
+  const index_t inner = shape[rank - 1];
+  const index_t inner_stride = strides[rank - 1];
+  std::vector<index_t> idx(rank, 0);
+  for (;;) {
+    index_t off = 0;
+    for (std::size_t d = 0; d + 1 < rank; ++d) off += idx[d] * strides[d];
+    const std::byte* row = data + off * static_cast<index_t>(item);
+    if (inner_stride == 1 || inner == 1) {
+      sink(row, static_cast<std::size_t>(inner));
+    } else {
+      for (index_t k = 0; k < inner; ++k)
+        sink(row + k * inner_stride * static_cast<index_t>(item), 1);
+    }
+    // Advance the outer index (all dimensions but the last) like an odometer.
+    std::size_t d = rank - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/strided.hpp ----
 // ---- begin attnkit/io/json.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -7582,6 +8190,1917 @@ inline Value parse(std::string_view text, std::string_view source = {}) {
 
 }  // namespace attnkit::json
 // ---- end attnkit/io/json.hpp ----
+
+namespace attnkit::io {
+
+/// The safetensors name of a dtype ("F32", "BF16", "BOOL", ...).
+constexpr std::string_view safetensors_dtype_name(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+      return "BOOL";
+    case DType::u8:
+      return "U8";
+    case DType::i8:
+      return "I8";
+    case DType::u16:
+      return "U16";
+    case DType::i16:
+      return "I16";
+    case DType::u32:
+      return "U32";
+    case DType::i32:
+      return "I32";
+    case DType::u64:
+      return "U64";
+    case DType::i64:
+      return "I64";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+  }
+  return "?";
+}
+
+/// What the header says about one tensor.
+struct TensorInfo {
+  DType dtype = DType::f32;
+  std::vector<index_t> shape;
+  /// Byte range [begin, end) relative to the start of the data buffer (after the header).
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+
+  std::size_t rank() const noexcept { return shape.size(); }
+  /// Number of elements.
+  index_t size() const noexcept { return static_cast<index_t>((end - begin) / itemsize(dtype)); }
+  std::uint64_t nbytes() const noexcept { return end - begin; }
+};
+
+/// How SafetensorsFile::open gets at the bytes.
+enum class LoadMode : std::uint8_t {
+  map,   ///< memory-map the file (falls back to read when mapping is unavailable)
+  read,  ///< read the whole file into memory
+};
+
+/// An opened safetensors file. open() checks the whole header against the file before it returns:
+/// the header length, every dtype and shape (with overflow checks), every data_offsets range
+/// (inside the data buffer, begin <= end, end - begin == elements * itemsize) and that no two
+/// tensors overlap. Views returned by view()/view_f32() point into the mapping and stay valid as
+/// long as this object lives. Move-only.
+///
+/// Pitfall: a memory-mapped file that another process truncates while it is mapped makes reads
+/// of the lost pages fault (SIGBUS); use LoadMode::read for files that may change.
+class SafetensorsFile {
+ public:
+  /// Header lengths above this are refused (the reference implementation's limit).
+  static constexpr std::uint64_t max_header = 100000000;
+
+  /// Opens and validates a file. Throws attnkit::error (file_error, or json::parse_error for a
+  /// malformed header) naming the file and the problem.
+  static SafetensorsFile open(const std::string& path, LoadMode mode = LoadMode::map) {
+    SafetensorsFile f;
+    f.path_ = path;
+    f.bytes_ = detail::FileBytes::load(path, mode == LoadMode::map);
+    f.parse_header();
+    return f;
+  }
+
+  SafetensorsFile(SafetensorsFile&&) noexcept = default;
+  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;
+
+  const std::string& path() const noexcept { return path_; }
+  /// Whether the tensors are read from a memory map (zero-copy).
+  bool mapped() const noexcept { return bytes_.mapped(); }
+  /// Tensor names in header order.
+  const std::vector<std::string>& names() const noexcept { return names_; }
+  bool contains(std::string_view name) const { return index_.find(name) != index_.end(); }
+  /// The `__metadata__` string map (empty when absent).
+  const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+
+  /// dtype, shape and byte range of a tensor; throws file_error naming the tensor and file.
+  const TensorInfo& info(std::string_view name) const {
+    const auto it = index_.find(name);
+    if (it == index_.end()) detail::fail(path_, "no tensor named '" + std::string(name) + "'");
+    return infos_[it->second];
+  }
+
+  /// The raw little-endian bytes of a tensor.
+  std::span<const std::byte> raw(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    return bytes_.bytes().subspan(data_start_ + ti.begin, ti.nbytes());
+  }
+
+  /// A zero-copy view of a tensor whose dtype is exactly T's. Throws file_error on another dtype
+  /// or a misaligned tensor, shape_error when the rank is not R.
+  /// \tparam T element type matching the stored dtype
+  /// \tparam R expected rank
+  template <class T, std::size_t R>
+  TensorView<const T, R> view(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    check_rank(name, ti, R);
+    if (ti.dtype != dtype_of<T>())
+      detail::fail(path_, "tensor '" + std::string(name) + "' has dtype " +
+                              std::string(safetensors_dtype_name(ti.dtype)) + ", not " +
+                              std::string(safetensors_dtype_name(dtype_of<T>())) +
+                              " (load() converts)");
+    const std::byte* p = raw(name).data();
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
+      detail::fail(path_, "tensor '" + std::string(name) + "' is not " +
+                              std::to_string(alignof(T)) +
+                              "-byte aligned in the file, so it cannot be viewed in place "
+                              "(load() copies it)");
+    Shape<R> s{};
+    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
+    return TensorView<const T, R>(reinterpret_cast<const T*>(p), s);
+  }
+
+  /// A zero-copy float view of an F32 tensor (see view()).
+  template <std::size_t R>
+  TensorView<const float, R> view_f32(std::string_view name) const {
+    return view<float, R>(name);
+  }
+
+  /// A tensor of T with the tensor's elements converted by the rules of converts_to (F16, BF16,
+  /// F32 and F64 to float exactly or rounded to nearest; integers range-checked). Throws
+  /// shape_error when the rank is not R, file_error when the dtype does not convert.
+  /// \tparam T element type of the result
+  /// \tparam R rank of the result
+  template <class T, std::size_t R>
+  Tensor<T, R> load(std::string_view name) const {
+    const TensorInfo& ti = info(name);
+    check_rank(name, ti, R);
+    Shape<R> s{};
+    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
+    Tensor<T, R> t(s);
+    convert_elements<T>(ti.dtype, raw(name).data(), static_cast<std::size_t>(ti.size()), t.data(),
+                        path_ + ": tensor '" + std::string(name) + "'");
+    return t;
+  }
+
+  /// load<float, R>: F32, F16, BF16 (and F64, rounded; integers) as float32.
+  template <std::size_t R>
+  Tensor<float, R> load_f32(std::string_view name) const {
+    return load<float, R>(name);
+  }
+
+ private:
+  SafetensorsFile() = default;
+
+  void check_rank(std::string_view name, const TensorInfo& ti, std::size_t r) const {
+    if (ti.rank() != r)
+      throw shape_error("attnkit: " + path_ + ": tensor '" + std::string(name) +
+                        "': expected rank " + std::to_string(r) + ", the file holds shape " +
+                        shape_string(ti.shape) + " (rank " + std::to_string(ti.rank()) + ")");
+  }
+
+  [[noreturn]] void bad(const std::string& what) const { detail::fail(path_, what); }
+
+  static bool parse_dtype(std::string_view s, DType& d) {
+    static constexpr DType all[] = {DType::boolean, DType::u8,  DType::i8,  DType::u16, DType::i16,
+                                    DType::u32,     DType::i32, DType::u64, DType::i64, DType::f16,
+                                    DType::bf16,    DType::f32, DType::f64};
+    for (DType c : all)
+      if (safetensors_dtype_name(c) == s) {
+        d = c;
+        return true;
+      }
+    return false;
+  }
+
+  static bool non_negative_int(const json::Value& v, std::uint64_t& out) {
+    if (!v.is_integer()) return false;
+    const std::int64_t i = v.as_int();
+    if (i < 0) return false;
+    out = static_cast<std::uint64_t>(i);
+    return true;
+  }
+
+  void parse_header() {
+    const std::span<const std::byte> b = bytes_.bytes();
+    if (b.size() < 8)
+      bad("not a safetensors file: " + std::to_string(b.size()) +
+          " bytes is too short for the 8-byte header length");
+    std::uint64_t n = 0;
+    std::memcpy(&n, b.data(), 8);
+    if (n > max_header)
+      bad("header length " + std::to_string(n) + " exceeds the " + std::to_string(max_header) +
+          "-byte limit");
+    if (n > b.size() - 8)
+      bad("header length " + std::to_string(n) + " runs past the end of the file (" +
+          std::to_string(b.size()) + " bytes)");
+    data_start_ = 8 + static_cast<std::size_t>(n);
+    const std::uint64_t buffer = b.size() - data_start_;
+    const std::string_view text(reinterpret_cast<const char*>(b.data() + 8),
+                                static_cast<std::size_t>(n));
+    const json::Value root = json::parse(text, path_ + " (safetensors header)");
+    if (!root.is_object()) bad("the header is not a JSON object");
+
+    struct Range {
+      std::uint64_t begin, end;
+      std::size_t index;
+    };
+    std::vector<Range> ranges;
+    for (const auto& [name, v] : root.as_object()) {
+      if (name == "__metadata__") {
+        if (v.is_null()) continue;
+        if (!v.is_object()) bad("__metadata__ is not an object of strings");
+        for (const auto& [k, mv] : v.as_object()) {
+          if (!mv.is_string()) bad("__metadata__ value of '" + k + "' is not a string");
+          metadata_.emplace(k, mv.as_string());
+        }
+        continue;
+      }
+      const std::string t = "tensor '" + name + "'";
+      if (!v.is_object()) bad(t + ": entry is not an object");
+      const json::Value* dt = v.find("dtype");
+      const json::Value* sh = v.find("shape");
+      const json::Value* off = v.find("data_offsets");
+      if (dt == nullptr) bad(t + ": missing key 'dtype'");
+      if (sh == nullptr) bad(t + ": missing key 'shape'");
+      if (off == nullptr) bad(t + ": missing key 'data_offsets'");
+      TensorInfo ti;
+      if (!dt->is_string()) bad(t + ": 'dtype' is not a string");
+      if (!parse_dtype(dt->as_string(), ti.dtype))
+        bad(t + ": unknown or unsupported dtype '" + dt->as_string() +
+            "' (attnkit reads BOOL, U8..U64, I8..I64, F16, BF16, F32, F64)");
+      if (!sh->is_array()) bad(t + ": 'shape' is not an array");
+      for (const json::Value& e : sh->as_array()) {
+        std::uint64_t x = 0;
+        if (!non_negative_int(e, x))
+          bad(t + ": 'shape' holds " + e.describe() + ", expected a non-negative integer");
+        ti.shape.push_back(static_cast<index_t>(x));
+      }
+      const index_t count =
+          checked_numel(ti.shape.data(), ti.shape.size(), itemsize(ti.dtype), path_ + ": " + t);
+      if (!off->is_array() || off->size() != 2 ||
+          !non_negative_int(off->at(std::size_t{0}), ti.begin) ||
+          !non_negative_int(off->at(std::size_t{1}), ti.end))
+        bad(t + ": 'data_offsets' must be two non-negative integers [begin, end]");
+      if (ti.begin > ti.end)
+        bad(t + ": data_offsets begin " + std::to_string(ti.begin) + " > end " +
+            std::to_string(ti.end));
+      if (ti.end > buffer)
+        bad(t + ": data_offsets [" + std::to_string(ti.begin) + ", " + std::to_string(ti.end) +
+            ") out of range: the data buffer has " + std::to_string(buffer) + " bytes");
+      const std::uint64_t need = static_cast<std::uint64_t>(count) * itemsize(ti.dtype);
+      if (ti.end - ti.begin != need)
+        bad(t + ": size mismatch: shape " + shape_string(ti.shape) + " of " +
+            std::string(safetensors_dtype_name(ti.dtype)) + " needs " + std::to_string(need) +
+            " bytes, data_offsets span " + std::to_string(ti.end - ti.begin));
+      if (need != 0) ranges.push_back({ti.begin, ti.end, infos_.size()});
+      index_.emplace(name, infos_.size());
+      names_.push_back(name);
+      infos_.push_back(std::move(ti));
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& x, const Range& y) { return x.begin < y.begin; });
+    for (std::size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].begin < ranges[i - 1].end)
+        bad("tensors '" + names_[ranges[i - 1].index] + "' and '" + names_[ranges[i].index] +
+            "' overlap in the data buffer");
+  }
+
+  std::string path_;
+  detail::FileBytes bytes_;
+  std::size_t data_start_ = 0;
+  std::vector<std::string> names_;
+  std::vector<TensorInfo> infos_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// One tensor to write: a name, a strided array of any rank, and the dtype to store it as.
+/// Built implicitly from (name, view or tensor) or (name, view or tensor, dtype), so
+/// `write_safetensors(path, {{"w", w}, {"b", b.view(), DType::bf16}})` works.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::f32;     ///< element type in memory
+  DType store_as = DType::f32;  ///< element type in the file
+  std::vector<index_t> shape;
+  std::vector<index_t> strides;  ///< in elements
+  const std::byte* data = nullptr;
+
+  /// \tparam T element type (possibly const); stored as is unless `store` says otherwise:
+  ///   float and double may be stored as F16, BF16, F32 or F64 (rounded to nearest even);
+  ///   other types only as themselves.
+  /// \tparam R rank
+  template <class T, std::size_t R>
+  SafetensorsEntry(std::string tensor_name, TensorView<T, R> v, DType store = dtype_of<T>())
+      : name(std::move(tensor_name)),
+        dtype(dtype_of<T>()),
+        store_as(store),
+        shape(v.shape().begin(), v.shape().end()),
+        strides(v.strides().begin(), v.strides().end()),
+        data(reinterpret_cast<const std::byte*>(v.data())) {}
+
+  template <class T, std::size_t R>
+  SafetensorsEntry(std::string tensor_name, const Tensor<T, R>& t, DType store = dtype_of<T>())
+      : SafetensorsEntry(std::move(tensor_name), t.view(), store) {}
+};
+
+namespace detail {
+
+// Converts `count` elements of a floating `from` dtype (f32 or f64) to `to`, appending bytes.
+inline void append_converted(DType from, const std::byte* p, std::size_t count, DType to,
+                             std::vector<std::byte>& out) {
+  const std::size_t in_item = itemsize(from), out_item = itemsize(to);
+  const std::size_t base = out.size();
+  out.resize(base + count * out_item);
+  std::byte* o = out.data() + base;
+  for (std::size_t i = 0; i < count; ++i) {
+    double d = 0;
+    if (from == DType::f32)
+      d = load_le<float>(p + i * in_item);
+    else
+      d = load_le<double>(p + i * in_item);
+    if (to == DType::f64) {
+      std::memcpy(o + i * 8, &d, 8);
+    } else if (to == DType::f32) {
+      const float f = static_cast<float>(d);
+      std::memcpy(o + i * 4, &f, 4);
+    } else {
+      const float f = static_cast<float>(d);
+      const std::uint16_t h = to == DType::f16 ? f32_to_f16(f) : f32_to_bf16(f);
+      std::memcpy(o + i * 2, &h, 2);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Writes a safetensors file: tensors in order of decreasing item size (so every tensor is aligned
+/// to its item size), data contiguous, the JSON header padded with spaces to a multiple of 8
+/// bytes, `metadata` as `__metadata__`. Throws file_error for a duplicate, reserved or non-UTF-8
+/// name, an unsupported store dtype, or a write failure (a partial file is removed).
+inline void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
+                              const std::map<std::string, std::string>& metadata = {}) {
+  std::vector<std::size_t> order(tensors.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return itemsize(tensors[a].store_as) > itemsize(tensors[b].store_as);
+  });
+  json::Value header = json::Value::object();
+  try {
+    if (!metadata.empty()) {
+      json::Value m = json::Value::object();
+      for (const auto& [k, v] : metadata) m.insert(k, json::Value::string(v));
+      header.insert("__metadata__", std::move(m));
+    }
+    std::uint64_t offset = 0;
+    for (std::size_t i : order) {
+      const SafetensorsEntry& e = tensors[i];
+      const std::string t = "tensor '" + e.name + "'";
+      if (e.name == "__metadata__") detail::fail(path, "'__metadata__' is not a valid tensor name");
+      if (e.shape.size() != e.strides.size())
+        detail::fail(path, t + ": shape and strides differ in rank");
+      for (index_t s : e.strides)
+        if (s < 0) detail::fail(path, t + ": negative strides are not supported");
+      const bool same = e.store_as == e.dtype;
+      const bool floating_source = e.dtype == DType::f32 || e.dtype == DType::f64;
+      if (!same && !(floating_source && is_floating(e.store_as)))
+        detail::fail(path, t + ": cannot store " + std::string(dtype_name(e.dtype)) + " as " +
+                               std::string(safetensors_dtype_name(e.store_as)));
+      const index_t count =
+          checked_numel(e.shape.data(), e.shape.size(), itemsize(e.store_as), path + ": " + t);
+      const std::uint64_t nbytes = static_cast<std::uint64_t>(count) * itemsize(e.store_as);
+      json::Value shape = json::Value::array();
+      for (index_t s : e.shape) shape.push_back(json::Value::integer(s));
+      json::Value offs = json::Value::array();
+      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset)));
+      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset + nbytes)));
+      json::Value entry = json::Value::object();
+      entry.insert("dtype", json::Value::string(std::string(safetensors_dtype_name(e.store_as))));
+      entry.insert("shape", std::move(shape));
+      entry.insert("data_offsets", std::move(offs));
+      if (header.contains(e.name)) detail::fail(path, "duplicate tensor name '" + e.name + "'");
+      header.insert(e.name, std::move(entry));
+      offset += nbytes;
+    }
+  } catch (const json::access_error& err) {
+    detail::fail(path, std::string("cannot write the header: ") + err.what());
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::access_error& err) {
+    detail::fail(path, std::string("cannot write the header: ") + err.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::uint64_t n = text.size();
+  detail::OutputFile out(path);
+  out.write(&n, 8);
+  out.write(text.data(), text.size());
+  std::vector<std::byte> buf;
+  constexpr std::size_t chunk = std::size_t{1} << 16;
+  for (std::size_t i : order) {
+    const SafetensorsEntry& e = tensors[i];
+    const std::size_t item = itemsize(e.dtype);
+    detail::for_each_run(e.data, e.shape, e.strides, item,
+                         [&](const std::byte* p, std::size_t count) {
+                           if (e.store_as == e.dtype)
+                             buf.insert(buf.end(), p, p + count * item);
+                           else
+                             detail::append_converted(e.dtype, p, count, e.store_as, buf);
+                           if (buf.size() >= chunk) {
+                             out.write(buf.data(), buf.size());
+                             buf.clear();
+                           }
+                         });
+  }
+  out.write(buf.data(), buf.size());
+  out.commit();
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/safetensors.hpp ----
+// ---- begin attnkit/model/config.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// DecoderConfig: the Hugging Face LLaMA config.json keys a Decoder needs, checked on load.
+
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+
+namespace attnkit::model {
+
+/// The architecture of a LLaMA-style decoder (config.json of a Hugging Face model folder).
+struct DecoderConfig {
+  index_t hidden_size = 0;          ///< H
+  index_t intermediate_size = 0;    ///< I of the SwiGLU MLP
+  index_t num_attention_heads = 0;  ///< Hq
+  index_t num_key_value_heads = 0;  ///< Hkv (defaults to Hq when absent)
+  index_t num_hidden_layers = 0;    ///< L
+  index_t vocab_size = 0;           ///< V
+  index_t head_dim = 0;             ///< D (defaults to H / Hq when absent)
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  std::string attnkit_activation;  ///< the CLI's default --variant ("" when absent)
+
+  /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
+  static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
+    auto fail = [&](const std::string& what) -> void {
+      throw error("attnkit: " + source + ": " + what);
+    };
+    DecoderConfig c;
+    try {
+      if (!doc.is_object()) fail("expected a JSON object, got " + doc.describe());
+      auto positive = [&](const char* key, std::int64_t v) {
+        if (v < 1 || v > (std::int64_t{1} << 40))
+          fail(std::string("key \"") + key + "\" must be a positive integer, got " +
+               std::to_string(v));
+        return static_cast<index_t>(v);
+      };
+      c.hidden_size = positive("hidden_size", doc.get_int("hidden_size"));
+      c.intermediate_size = positive("intermediate_size", doc.get_int("intermediate_size"));
+      c.num_attention_heads = positive("num_attention_heads", doc.get_int("num_attention_heads"));
+      c.num_key_value_heads = positive("num_key_value_heads",
+                                       doc.get_int("num_key_value_heads", c.num_attention_heads));
+      c.num_hidden_layers = positive("num_hidden_layers", doc.get_int("num_hidden_layers"));
+      c.vocab_size = positive("vocab_size", doc.get_int("vocab_size"));
+      c.rms_norm_eps = doc.get_double("rms_norm_eps", 1e-6);
+      c.rope_theta = doc.get_double("rope_theta", 10000.0);
+      c.tie_word_embeddings = doc.get_bool("tie_word_embeddings", false);
+      c.attnkit_activation = doc.get_string("attnkit_activation", "");
+      if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
+        c.head_dim = positive("head_dim", doc.get_int("head_dim"));
+      } else {
+        if (c.hidden_size % c.num_attention_heads != 0)
+          fail("hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of " +
+               "num_attention_heads " + std::to_string(c.num_attention_heads) + " (give head_dim)");
+        c.head_dim = c.hidden_size / c.num_attention_heads;
+      }
+    } catch (const json::access_error& e) {
+      std::string m = e.what();
+      if (m.rfind("attnkit: ", 0) == 0) m = m.substr(9);
+      fail(m);
+    }
+    if (c.num_attention_heads % c.num_key_value_heads != 0)
+      fail("num_attention_heads " + std::to_string(c.num_attention_heads) +
+           " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
+    if (!(c.rms_norm_eps >= 0) || c.rms_norm_eps > 1)
+      fail("key \"rms_norm_eps\" must be in [0, 1], got " + std::to_string(c.rms_norm_eps));
+    if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
+    if (c.head_dim % 2 != 0) fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE)");
+    return c;
+  }
+
+  /// Reads and checks a config.json file; throws attnkit::error naming the file.
+  static DecoderConfig load(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error("attnkit: " + path + ": cannot open (no such file?)");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return from_json(json::parse(text, path), path);
+  }
+};
+
+}  // namespace attnkit::model
+// ---- end attnkit/model/config.hpp ----
+
+namespace attnkit::model {
+
+/// One pre-norm block: h += attn(norm1(h)); h += mlp(norm2(h)).
+/// \tparam Policy the attention policy
+/// \tparam T float or double
+template <class Policy, class T>
+struct DecoderLayer {
+  TensorView<const T, 1> input_layernorm;           ///< [H]
+  MultiHeadAttention<Policy, T> self_attn;          ///< q/k/v/o (+ g) projections
+  TensorView<const T, 1> post_attention_layernorm;  ///< [H]
+  block::SwiGLU<T> mlp;                             ///< gate/up [I, H], down [H, I]
+};
+
+/// Per-sequence state of incremental decoding: one KV cache per layer and the next position.
+template <class T>
+struct DecoderState {
+  std::vector<KVCacheLayer<T>> layers;
+  index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
+};
+
+/// Observers of one Decoder::forward pass (attnkit/inspect/ is built on them). Empty members
+/// observe nothing; a pass without hooks runs exactly as before.
+/// \tparam T float or double
+template <class T>
+struct DecoderHooks {
+  /// The attention capture of layer l (see AttentionCapture), or nullptr for none.
+  std::function<const AttentionCapture<T>*(index_t layer)> attention;
+  /// Called after layer l with its output hidden state (the residual stream) [n, hidden].
+  std::function<void(index_t layer, TensorView<const T, 2> hidden)> hidden;
+};
+
+/// A LLaMA-style decoder. Weights are views: into the memory-mapped safetensors file for F32
+/// weights and T = float (zero-copy), else into tensors converted on load; the decoder keeps
+/// both alive (copies share them).
+///
+/// forward(ids) runs the prefill pass of one sequence and returns the logits [N, V] of every
+/// position; forward(ids, state) appends ids to a KV-cached sequence and returns their logits.
+/// \tparam Policy an attnkit::policy::AttentionPolicy (activation, mask — Causal for a
+///   decoder —, score mod, gate; see model/variants.hpp for the named variants). A score mod
+///   that encodes positions (policy::ALiBi; see policy::encodes_positions) replaces RoPE.
+/// \tparam T float or double
+template <class Policy, class T = float>
+class Decoder {
+ public:
+  using policy_type = Policy;
+  using value_type = T;
+
+  DecoderConfig config;
+  TensorView<const T, 2> embed_tokens;  ///< [V, H]
+  std::vector<DecoderLayer<Policy, T>> layers;
+  TensorView<const T, 1> norm;     ///< [H], the final RMSNorm
+  TensorView<const T, 2> lm_head;  ///< [V, H] (embed_tokens when tied)
+
+  /// Loads DIR/config.json and DIR/model.safetensors (the key names of CLI.md, F32/F16/BF16).
+  /// Throws attnkit::error (file_error, shape_error) naming the file and the key for a malformed
+  /// config, a missing tensor or a tensor of the wrong shape or dtype.
+  /// \param dir the model folder
+  /// \param policy the attention policy every layer uses (runtime values)
+  /// \param mode memory-map (default) or read the safetensors file
+  static Decoder load(const std::string& dir, const Policy& policy = Policy{},
+                      io::LoadMode mode = io::LoadMode::map) {
+    Decoder m;
+    m.config = DecoderConfig::load(dir + "/config.json");
+    auto file = std::make_shared<io::SafetensorsFile>(
+        io::SafetensorsFile::open(dir + "/model.safetensors", mode));
+    m.keep_.push_back(file);
+    const DecoderConfig& c = m.config;
+    const index_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+    const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
+    m.embed_tokens = m.template get<2>(*file, "model.embed_tokens.weight", {c.vocab_size, h});
+    for (index_t l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      DecoderLayer<Policy, T> layer;
+      layer.input_layernorm = m.template get<1>(*file, p + "input_layernorm.weight", {h});
+      layer.post_attention_layernorm =
+          m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
+      MultiHeadAttention<Policy, T>& a = layer.self_attn;
+      a.heads = hq;
+      a.kv_heads = hkv;
+      a.head_dim = d;
+      a.q_proj.weight = m.template get<2>(*file, p + "self_attn.q_proj.weight", {hq * d, h});
+      a.k_proj.weight = m.template get<2>(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
+      a.v_proj.weight = m.template get<2>(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
+      a.o_proj.weight = m.template get<2>(*file, p + "self_attn.o_proj.weight", {h, hq * d});
+      const std::string g = p + "self_attn.g_proj.weight";
+      if (file->contains(g)) {
+        const io::TensorInfo& ti = file->info(g);
+        const bool headwise = ti.shape == std::vector<index_t>{hq, h};
+        const bool elementwise = ti.shape == std::vector<index_t>{hq * d, h};
+        if (!headwise && !elementwise)
+          throw shape_error("attnkit: " + file->path() + ": tensor '" + g + "' has shape " +
+                            shape_string(ti.shape) + ", expected [" + std::to_string(hq) + ", " +
+                            std::to_string(h) + "] (headwise gate) or [" + std::to_string(hq * d) +
+                            ", " + std::to_string(h) + "] (elementwise gate)");
+        a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
+      }
+      if constexpr (!policy::encodes_positions<typename Policy::score_mod_type>)
+        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
+      a.policy = policy;
+      try {
+        a.check();
+      } catch (const shape_error&) {
+        throw;
+      } catch (const error& e) {
+        throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
+                    std::string(e.what()).substr(9));
+      }
+      layer.mlp.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
+      layer.mlp.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
+      layer.mlp.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
+      m.layers.push_back(std::move(layer));
+    }
+    m.norm = m.template get<1>(*file, "model.norm.weight", {h});
+    if (c.tie_word_embeddings) {
+      m.lm_head = m.embed_tokens;
+    } else {
+      m.lm_head = m.template get<2>(*file, "lm_head.weight", {c.vocab_size, h});
+    }
+    return m;
+  }
+
+  /// Whether every weight is a view into the memory-mapped file (F32 weights, T = float).
+  bool zero_copy() const noexcept { return converted_ == 0 && mapped_; }
+
+  /// Logits [N, V] of every position of the prompt `ids` (the prefill pass, positions 0..N-1).
+  /// Throws error for an empty prompt or an id outside [0, V).
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids) const {
+    DecoderState<T>* none = nullptr;
+    return run(ids, none);
+  }
+
+  /// Appends `ids` to the sequence of `state` (KV cache) and returns their logits [n, V].
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state) const {
+    DecoderState<T>* s = &state;
+    return run(ids, s);
+  }
+
+  /// The prefill pass of forward(ids) with observers (attention captures, hidden states).
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids, const DecoderHooks<T>& hooks) const {
+    DecoderState<T>* none = nullptr;
+    return run(ids, none, &hooks);
+  }
+
+ private:
+  std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
+  index_t converted_ = 0;
+  bool mapped_ = true;
+
+  /// A weight of exactly `want` shape, zero-copy when possible.
+  template <std::size_t R>
+  TensorView<const T, R> get(const io::SafetensorsFile& file, const std::string& name,
+                             const Shape<R>& want) {
+    const io::TensorInfo& ti = file.info(name);  // file_error naming the file and tensor
+    if (ti.shape != std::vector<index_t>(want.begin(), want.end()))
+      throw shape_error("attnkit: " + file.path() + ": tensor '" + name + "' has shape " +
+                        shape_string(ti.shape) + ", expected " + shape_string(want));
+    if (ti.dtype != io::DType::f32 && ti.dtype != io::DType::f16 && ti.dtype != io::DType::bf16 &&
+        ti.dtype != io::DType::f64)
+      throw io::file_error("attnkit: " + file.path() + ": tensor '" + name + "' has dtype " +
+                           std::string(io::safetensors_dtype_name(ti.dtype)) +
+                           ", expected F32, F16 or BF16");
+    mapped_ = mapped_ && file.mapped();
+    if constexpr (std::is_same_v<T, float>) {
+      if (ti.dtype == io::DType::f32 && file.mapped() &&
+          reinterpret_cast<std::uintptr_t>(file.raw(name).data()) % alignof(float) == 0)
+        return file.template view<float, R>(name);
+    }
+    auto t = std::make_shared<Tensor<T, R>>(file.template load<T, R>(name));
+    ++converted_;
+    keep_.push_back(t);
+    return t->cview();
+  }
+
+  Tensor<T, 2> run(std::span<const std::int64_t> ids, DecoderState<T>* state,
+                   const DecoderHooks<T>* hooks = nullptr) const {
+    const DecoderConfig& c = config;
+    const index_t n = static_cast<index_t>(ids.size()), h = c.hidden_size;
+    if (n == 0) throw error("attnkit: Decoder::forward: empty prompt");
+    for (std::int64_t id : ids)
+      if (id < 0 || id >= c.vocab_size)
+        throw error("attnkit: Decoder::forward: token id " + std::to_string(id) +
+                    " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+    const index_t p0 = state != nullptr ? state->position : 0;
+    if (state != nullptr && state->layers.size() != layers.size())
+      state->layers.resize(layers.size());
+    std::vector<index_t> pos(static_cast<std::size_t>(n));
+    for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
+    Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
+    for (index_t r = 0; r < n; ++r)
+      for (index_t k = 0; k < h; ++k)
+        x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
+    const block::RMSNorm rms(c.rms_norm_eps);
+    const TensorView<T, 2> x2(x.data(), {n, h}), xn2(xn.data(), {n, h}), y2(y.data(), {n, h});
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const DecoderLayer<Policy, T>& layer = layers[l];
+      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
+      const AttentionCapture<T>* capture =
+          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
+      layer.self_attn.forward(xn.cview(), pos, y.view(),
+                              state != nullptr ? &state->layers[l] : nullptr, capture);
+      add_inplace(x, y);
+      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
+      layer.mlp(xn2, y2);
+      add_inplace(x, y);
+      if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
+    }
+    block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
+    Tensor<T, 2> logits({n, c.vocab_size});
+    block::linear<T>(xn2, lm_head, logits.view());
+    if (state != nullptr) state->position = p0 + n;
+    return logits;
+  }
+
+  static void add_inplace(Tensor<T, 3>& x, const Tensor<T, 3>& y) noexcept {
+    T* a = x.data();
+    const T* b = y.data();
+    for (index_t k = 0; k < x.size(); ++k) a[k] += b[k];
+  }
+};
+
+}  // namespace attnkit::model
+// ---- end attnkit/model/decoder.hpp ----
+
+namespace attnkit::inspect {
+
+/// What to capture. An empty list means all.
+///
+/// Memory: the kernel's capture writes P for every head and query row of one attention call,
+/// [B, Hq, Nq, Nk], into a buffer that is reused from layer to layer (and, for a non-softmax
+/// variant, the softmax reference as much again); only the selected heads and rows are kept. So
+/// the peak is one call's P (twice), never one per layer, and `max_buffer_bytes` bounds it.
+struct Selection {
+  std::vector<index_t> layers;  ///< decoder layers (a single attention call ignores this)
+  std::vector<index_t> heads;   ///< query heads
+  std::vector<index_t> rows;    ///< query rows of the call (in a prefill: the token positions)
+  index_t batch = 0;            ///< the batch entry to keep
+  /// Also compute softmax P on the same q, k, mask and score mod (for max |ΔP| vs softmax).
+  bool softmax_reference = true;
+  /// Upper bound on the transient capture buffers of one attention call (bytes).
+  std::size_t max_buffer_bytes = std::size_t{1} << 30;
+};
+
+/// The captured weights of one (layer, head): the selected query rows against every key.
+/// \tparam T float or double
+template <class T>
+struct HeadCapture {
+  index_t layer = 0;                ///< decoder layer (0 for a single attention call)
+  index_t head = 0;                 ///< query head
+  index_t query_offset = 0;         ///< absolute position of query row 0: Nk - Nq
+  std::vector<index_t> rows;        ///< the captured query rows, ascending
+  Tensor<T, 2> probs;               ///< [R, Nk]: the kernel's P
+  Tensor<T, 2> softmax;             ///< [R, Nk]: softmax P on the same inputs (empty if not asked)
+  Tensor<std::uint8_t, 2> visible;  ///< [R, Nk]: 1 where the mask lets the row see the key
+
+  /// Number of keys Nk.
+  index_t keys() const noexcept { return probs.extent(1); }
+  /// Absolute position (token position in a prefill) of captured row r.
+  index_t position(index_t r) const { return rows.at(static_cast<std::size_t>(r)) + query_offset; }
+};
+
+/// The result of capture_prefill: the logits of the pass and the captured heads, layer-major.
+/// \tparam T float or double
+template <class T>
+struct PrefillCapture {
+  Tensor<T, 2> logits;                ///< [N, V]
+  std::vector<HeadCapture<T>> heads;  ///< ordered by layer, then head
+};
+
+namespace detail {
+
+/// The sorted, de-duplicated selection, or [0, n) when `chosen` is empty; throws error naming
+/// `what` for an index outside [0, n).
+inline std::vector<index_t> resolve(const std::vector<index_t>& chosen, index_t n,
+                                    const char* what) {
+  std::vector<index_t> r;
+  if (chosen.empty()) {
+    for (index_t i = 0; i < n; ++i) r.push_back(i);
+    return r;
+  }
+  for (index_t i : chosen) {
+    if (i < 0 || i >= n)
+      throw error("attnkit: inspect: " + std::string(what) + " " + std::to_string(i) +
+                  " is outside [0, " + std::to_string(n) + ")");
+    r.push_back(i);
+  }
+  std::sort(r.begin(), r.end());
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  return r;
+}
+
+/// Throws error when `copies` buffers of `shape` exceed the selection's byte bound.
+template <class T>
+void check_buffer(const Shape<4>& shape, int copies, const Selection& sel) {
+  const double bytes = static_cast<double>(numel(shape)) * sizeof(T) * copies;
+  if (bytes > static_cast<double>(sel.max_buffer_bytes))
+    throw error("attnkit: inspect: capturing an attention call with weights " +
+                shape_string(shape) + " needs " + std::to_string(bytes / (1 << 20)) +
+                " MiB, more than Selection::max_buffer_bytes (" +
+                std::to_string(static_cast<double>(sel.max_buffer_bytes) / (1 << 20)) +
+                " MiB); use a shorter prompt or raise the bound");
+}
+
+/// Whether the activation of Policy is plain softmax (P is then its own softmax reference).
+template <class Policy>
+inline constexpr bool is_softmax =
+    std::is_same_v<typename Policy::activation_type, policy::Softmax>;
+
+/// Copies the selected heads and rows of one call's P (and of the softmax reference, computed
+/// here by the fused kernel with the same mask and score mod) into `out`.
+template <class Policy, class T>
+void collect(const Policy& pol, const AttentionOptions& opts, index_t layer,
+             TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+             TensorView<const T, 4> probs, const Selection& sel, std::vector<HeadCapture<T>>& out) {
+  const index_t nb = probs.extent(0), hq = probs.extent(1), nq = probs.extent(2);
+  const index_t nk = probs.extent(3);
+  if (sel.batch < 0 || sel.batch >= nb)
+    throw error("attnkit: inspect: batch entry " + std::to_string(sel.batch) + " is outside [0, " +
+                std::to_string(nb) + ")");
+  const std::vector<index_t> heads = resolve(sel.heads, hq, "head");
+  const std::vector<index_t> rows = resolve(sel.rows, nq, "query row");
+  const policy::Geometry geom{nb, hq, k.extent(1), nq, nk, q.extent(3), v.extent(3)};
+  const auto mask = pol.mask.bind(geom);
+  Tensor<T, 4> ref;
+  if constexpr (!is_softmax<Policy>) {
+    if (sel.softmax_reference) {
+      using Ref = policy::AttentionPolicy<policy::Softmax, typename Policy::mask_type,
+                                          typename Policy::score_mod_type>;
+      check_buffer<T>(probs.shape(), 2, sel);
+      ref = Tensor<T, 4>(probs.shape());
+      Tensor<T, 4> o({nb, hq, nq, v.extent(3)});
+      attention<Ref, T>(Ref(policy::Softmax{}, pol.mask, pol.score_mod), q, k, v, o.view(),
+                        ref.view(), opts);
+    }
+  }
+  const index_t b = sel.batch, off = nk - nq, nr = static_cast<index_t>(rows.size());
+  for (index_t h : heads) {
+    HeadCapture<T> c;
+    c.layer = layer;
+    c.head = h;
+    c.query_offset = off;
+    c.rows = rows;
+    c.probs = Tensor<T, 2>({nr, nk});
+    c.visible = Tensor<std::uint8_t, 2>({nr, nk});
+    if (sel.softmax_reference) c.softmax = Tensor<T, 2>({nr, nk});
+    for (index_t r = 0; r < nr; ++r) {
+      const index_t i = rows[static_cast<std::size_t>(r)];
+      for (index_t j = 0; j < nk; ++j) {
+        c.probs(r, j) = probs(b, h, i, j);
+        c.visible(r, j) = mask.visible(b, h, i + off, j) ? 1 : 0;
+        if (sel.softmax_reference)
+          c.softmax(r, j) = is_softmax<Policy> ? probs(b, h, i, j) : ref(b, h, i, j);
+      }
+    }
+    out.push_back(std::move(c));
+  }
+}
+
+}  // namespace detail
+
+/// Runs one attention call (the fused kernel with its P capture) and returns the selected heads
+/// and query rows of P, the softmax reference on the same inputs and the mask's visible set.
+/// Shapes as attention(); `out` [B, Hq, Nq, Dv] receives the output when given.
+/// \tparam Policy an attnkit::policy::AttentionPolicy
+/// \tparam T float or double
+template <class Policy, class T>
+std::vector<HeadCapture<T>> capture_attention(const Policy& policy,
+                                              std::type_identity_t<TensorView<const T, 4>> q,
+                                              std::type_identity_t<TensorView<const T, 4>> k,
+                                              std::type_identity_t<TensorView<const T, 4>> v,
+                                              const Selection& sel = {},
+                                              const AttentionOptions& options = {},
+                                              std::type_identity_t<TensorView<T, 4>> out = {}) {
+  const Shape<4> ps{q.extent(0), q.extent(1), q.extent(2), k.extent(2)};
+  detail::check_buffer<T>(ps, 1, sel);
+  Tensor<T, 4> probs(ps);
+  Tensor<T, 4> o;
+  if (out.data() == nullptr) {
+    o = Tensor<T, 4>({q.extent(0), q.extent(1), q.extent(2), v.extent(3)});
+    out = o.view();
+  }
+  attention<Policy, T>(policy, q, k, v, out, probs.view(), options);
+  std::vector<HeadCapture<T>> result;
+  detail::collect<Policy, T>(policy, options, 0, q, k, v, probs.cview(), sel, result);
+  return result;
+}
+
+/// Runs the prefill pass of `model` on `ids` and captures the selected layers, heads and rows
+/// (query rows are token positions) through each layer's kernel capture; the other layers run
+/// without capture. `hidden`, when given, sees every layer's output hidden state [N, hidden]
+/// (e.g. a MassiveActivationDetector), in the same pass.
+/// \tparam Policy the decoder's attention policy
+/// \tparam T float or double
+template <class Policy, class T>
+PrefillCapture<T> capture_prefill(
+    const model::Decoder<Policy, T>& model, std::span<const std::int64_t> ids,
+    const Selection& sel = {},
+    const std::type_identity_t<std::function<void(index_t, TensorView<const T, 2>)>>& hidden = {}) {
+  const index_t n = static_cast<index_t>(ids.size());
+  const std::vector<index_t> layers =
+      detail::resolve(sel.layers, static_cast<index_t>(model.layers.size()), "layer");
+  detail::resolve(sel.heads, model.config.num_attention_heads, "head");
+  detail::resolve(sel.rows, n, "query row");
+  PrefillCapture<T> result;
+  Tensor<T, 4> buffer;
+  index_t current = -1;
+  AttentionCapture<T> capture;
+  capture.probs = [&](const Shape<4>& shape) {
+    detail::check_buffer<T>(shape, 1, sel);
+    if (buffer.shape() != shape) buffer = Tensor<T, 4>(shape);
+    return buffer.view();
+  };
+  capture.observe = [&](TensorView<const T, 4> q, TensorView<const T, 4> k,
+                        TensorView<const T, 4> v, TensorView<const T, 4> probs) {
+    const auto& attn = model.layers[static_cast<std::size_t>(current)].self_attn;
+    detail::collect<Policy, T>(attn.policy, attn.options, current, q, k, v, probs, sel,
+                               result.heads);
+  };
+  model::DecoderHooks<T> hooks;
+  hooks.attention = [&](index_t l) -> const AttentionCapture<T>* {
+    if (!std::binary_search(layers.begin(), layers.end(), l)) return nullptr;
+    current = l;
+    return &capture;
+  };
+  hooks.hidden = hidden;
+  result.logits = model.forward(ids, hooks);
+  return result;
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/capture.hpp ----
+// ---- begin attnkit/inspect/stats.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Statistics of captured attention weights per (layer, head): row sums, min/max, entropy, sink
+// mass, sparsity, max |ΔP| against softmax on the same inputs, and keyword mass.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::inspect {
+
+/// Parameters of the statistics.
+struct StatsOptions {
+  index_t sink_keys = 4;             ///< k: the first k keys are the sinks (StreamingLLM keeps 4)
+  double sparsity_threshold = 0.01;  ///< a visible weight with |P| below this counts as sparse
+};
+
+/// Minimum, maximum and mean over the rows.
+struct RowSumStats {
+  double min = 0.0;
+  double max = 0.0;
+  double mean = 0.0;
+};
+
+/// The statistics of one (layer, head) over its captured rows. Weights of invisible (masked)
+/// pairs are exactly 0 under every activation; min, max and sparsity look at visible pairs only.
+struct HeadStats {
+  index_t layer = 0;
+  index_t head = 0;
+  index_t rows = 0;  ///< captured query rows
+  /// Σ_j P_ij per row (1 for softmax and normalized sigmoid; anything for sigmoid and linear).
+  RowSumStats row_sum;
+  double min = 0.0;  ///< smallest visible P_ij
+  double max = 0.0;  ///< largest visible P_ij
+  /// Mean over rows of the Shannon entropy (nats) of the row's distribution |P_ij| / Σ_j |P_ij|
+  /// (for softmax rows that is P itself); rows whose weights are all 0 are skipped.
+  double entropy = 0.0;
+  /// Mean over rows of the share of the row's weight on the first k keys,
+  /// Σ_{j<k} |P_ij| / Σ_j |P_ij| (the attention sink); only rows that see a key at j >= k count
+  /// (under a causal mask rows i < k see nothing else), all rows when none does.
+  double sink_mass = 0.0;
+  /// Fraction of the visible pairs with |P_ij| < threshold.
+  double sparsity = 0.0;
+  /// max |P_ij - softmax_ij| with softmax computed on the same q, k, mask and score mod; NaN
+  /// when no reference was captured.
+  double max_abs_dp_vs_softmax = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// The statistics of weights `probs` [R, Nk] with the visible set `visible` [R, Nk] (empty: all
+/// pairs visible) and the softmax reference `softmax` [R, Nk] (empty: none).
+/// \tparam T float or double
+template <class T>
+HeadStats attention_stats(TensorView<const T, 2> probs, TensorView<const std::uint8_t, 2> visible,
+                          TensorView<const T, 2> softmax, const StatsOptions& opts = {}) {
+  const index_t nr = probs.extent(0), nk = probs.extent(1);
+  if (visible.data() != nullptr && visible.shape() != probs.shape())
+    throw_shape_mismatch("attention_stats", "visible", visible.shape(), probs.shape());
+  if (softmax.data() != nullptr && softmax.shape() != probs.shape())
+    throw_shape_mismatch("attention_stats", "softmax", softmax.shape(), probs.shape());
+  const bool all_visible = visible.data() == nullptr;
+  const index_t k = std::max<index_t>(0, opts.sink_keys);
+  HeadStats s;
+  s.rows = nr;
+  double rs_sum = 0, ent_sum = 0, sink_any = 0, sink_qual = 0;
+  index_t ent_rows = 0, any_rows = 0, qual_rows = 0, vis = 0, sparse = 0;
+  bool first = true;
+  s.row_sum.min = std::numeric_limits<double>::infinity();
+  s.row_sum.max = -std::numeric_limits<double>::infinity();
+  double dp = 0;
+  for (index_t r = 0; r < nr; ++r) {
+    double sum = 0, total = 0, head = 0;
+    bool beyond = false;
+    for (index_t j = 0; j < nk; ++j) {
+      const double p = static_cast<double>(probs(r, j));
+      sum += p;
+      total += std::fabs(p);
+      if (j < k) head += std::fabs(p);
+      if (softmax.data() != nullptr)
+        dp = std::max(dp, std::fabs(p - static_cast<double>(softmax(r, j))));
+      if (!all_visible && visible(r, j) == 0) continue;
+      beyond = beyond || j >= k;
+      ++vis;
+      if (std::fabs(p) < opts.sparsity_threshold) ++sparse;
+      if (first) {
+        s.min = s.max = p;
+        first = false;
+      } else {
+        s.min = std::min(s.min, p);
+        s.max = std::max(s.max, p);
+      }
+    }
+    rs_sum += sum;
+    s.row_sum.min = std::min(s.row_sum.min, sum);
+    s.row_sum.max = std::max(s.row_sum.max, sum);
+    if (total > 0) {
+      double h = 0;
+      for (index_t j = 0; j < nk; ++j) {
+        const double qj = std::fabs(static_cast<double>(probs(r, j))) / total;
+        if (qj > 0) h -= qj * std::log(qj);
+      }
+      ent_sum += h;
+      ++ent_rows;
+      sink_any += head / total;
+      ++any_rows;
+      if (beyond) {
+        sink_qual += head / total;
+        ++qual_rows;
+      }
+    }
+  }
+  if (nr == 0)
+    s.row_sum = RowSumStats{};
+  else
+    s.row_sum.mean = rs_sum / static_cast<double>(nr);
+  s.entropy = ent_rows > 0 ? ent_sum / static_cast<double>(ent_rows) : 0.0;
+  s.sink_mass = qual_rows > 0  ? sink_qual / static_cast<double>(qual_rows)
+                : any_rows > 0 ? sink_any / static_cast<double>(any_rows)
+                               : 0.0;
+  s.sparsity = vis > 0 ? static_cast<double>(sparse) / static_cast<double>(vis) : 0.0;
+  if (softmax.data() != nullptr) s.max_abs_dp_vs_softmax = dp;
+  return s;
+}
+
+/// The statistics of one captured (layer, head).
+template <class T>
+HeadStats attention_stats(const HeadCapture<T>& c, const StatsOptions& opts = {}) {
+  HeadStats s =
+      attention_stats<T>(c.probs.cview(), c.visible.cview(),
+                         c.softmax.empty() ? TensorView<const T, 2>{} : c.softmax.cview(), opts);
+  s.layer = c.layer;
+  s.head = c.head;
+  return s;
+}
+
+/// Keyword attention: the share of each row's weight on the key positions `keys`,
+/// Σ_{j∈keys} |P_ij| / Σ_j |P_ij| (for softmax: the weight itself), averaged over the rows that
+/// see at least one of them (`visible` empty: every row); repeated positions count once. 0 when
+/// no row sees any.
+/// \tparam T float or double
+template <class T>
+double keyword_mass(TensorView<const T, 2> probs, TensorView<const std::uint8_t, 2> visible,
+                    std::span<const index_t> keys) {
+  const index_t nr = probs.extent(0), nk = probs.extent(1);
+  if (visible.data() != nullptr && visible.shape() != probs.shape())
+    throw_shape_mismatch("keyword_mass", "visible", visible.shape(), probs.shape());
+  std::vector<index_t> uniq(keys.begin(), keys.end());
+  std::sort(uniq.begin(), uniq.end());
+  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+  for (index_t j : uniq)
+    if (j < 0 || j >= nk)
+      throw error("attnkit: keyword_mass: key position " + std::to_string(j) + " is outside [0, " +
+                  std::to_string(nk) + ")");
+  double acc = 0;
+  index_t counted = 0;
+  for (index_t r = 0; r < nr; ++r) {
+    bool sees = visible.data() == nullptr;
+    double on = 0, total = 0;
+    for (index_t j : uniq) {
+      sees = sees || visible(r, j) != 0;
+      on += std::fabs(static_cast<double>(probs(r, j)));
+    }
+    if (!sees) continue;
+    for (index_t j = 0; j < nk; ++j) total += std::fabs(static_cast<double>(probs(r, j)));
+    if (total > 0) acc += on / total;
+    ++counted;
+  }
+  return counted > 0 ? acc / static_cast<double>(counted) : 0.0;
+}
+
+/// Keyword attention of one captured (layer, head); `keys` are key positions (token positions).
+template <class T>
+double keyword_mass(const HeadCapture<T>& c, std::span<const index_t> keys) {
+  return keyword_mass<T>(c.probs.cview(), c.visible.cview(), keys);
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/stats.hpp ----
+
+namespace attnkit::inspect {
+
+/// The keyword mass (see keyword_mass) of one (layer, head) without and with the boost.
+struct BoostEffect {
+  index_t layer = 0;
+  index_t head = 0;
+  double before = 0.0;  ///< with a zero bias
+  double after = 0.0;   ///< with `bias` added to the scores of the keyword keys
+};
+
+namespace detail {
+
+template <class Policy>
+inline constexpr bool has_key_bias =
+    std::is_same_v<typename Policy::score_mod_type, policy::KeyBias>;
+
+template <class T>
+std::vector<BoostEffect> effects(const std::vector<HeadCapture<T>>& before,
+                                 const std::vector<HeadCapture<T>>& after,
+                                 std::span<const index_t> keys) {
+  std::vector<BoostEffect> r;
+  for (std::size_t i = 0; i < before.size() && i < after.size(); ++i)
+    r.push_back(BoostEffect{before[i].layer, before[i].head, keyword_mass(before[i], keys),
+                            keyword_mass(after[i], keys)});
+  return r;
+}
+
+}  // namespace detail
+
+/// Runs one attention call twice, with a zero KeyBias and with `bias` added to the scores of
+/// the key positions `keys` (attention boosting), and returns the keyword mass of each selected
+/// head before and after.
+/// \tparam Policy an AttentionPolicy whose score mod is policy::KeyBias (its bias is replaced)
+/// \tparam T float or double
+template <class Policy, class T>
+std::vector<BoostEffect> boost_effect(const Policy& policy,
+                                      std::type_identity_t<TensorView<const T, 4>> q,
+                                      std::type_identity_t<TensorView<const T, 4>> k,
+                                      std::type_identity_t<TensorView<const T, 4>> v,
+                                      std::span<const index_t> keys, float bias, Selection sel = {},
+                                      const AttentionOptions& options = {}) {
+  static_assert(detail::has_key_bias<Policy>,
+                "attnkit: Policy of boost_effect must have policy::KeyBias as its score mod "
+                "(AttentionPolicy<Activation, Mask, policy::KeyBias>)");
+  sel.softmax_reference = false;
+  const index_t nk = k.extent(2);
+  Policy p0 = policy, p1 = policy;
+  p0.score_mod = policy::KeyBias::boost(nk, {}, 0.0f);
+  p1.score_mod = policy::KeyBias::boost(nk, std::vector<index_t>(keys.begin(), keys.end()), bias);
+  const auto before = capture_attention<Policy, T>(p0, q, k, v, sel, options);
+  const auto after = capture_attention<Policy, T>(p1, q, k, v, sel, options);
+  return detail::effects(before, after, keys);
+}
+
+/// Runs the prefill pass of `model` on `ids` twice, every layer's KeyBias zero and then `bias`
+/// on the key positions `keys` (token positions), and returns the keyword mass of each selected
+/// (layer, head) before and after.
+/// \tparam Policy a decoder policy whose score mod is policy::KeyBias (its bias is replaced)
+/// \tparam T float or double
+template <class Policy, class T>
+std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
+                                      std::span<const std::int64_t> ids,
+                                      std::span<const index_t> keys, float bias,
+                                      Selection sel = {}) {
+  static_assert(detail::has_key_bias<Policy>,
+                "attnkit: the decoder of boost_effect must have policy::KeyBias as its score mod "
+                "(AttentionPolicy<Activation, Causal, policy::KeyBias>)");
+  sel.softmax_reference = false;
+  const index_t n = static_cast<index_t>(ids.size());
+  auto set = [&](const policy::KeyBias& kb) {
+    for (auto& layer : model.layers) layer.self_attn.policy.score_mod = kb;
+  };
+  set(policy::KeyBias::boost(n, {}, 0.0f));
+  const auto before = capture_prefill(model, ids, sel);
+  set(policy::KeyBias::boost(n, std::vector<index_t>(keys.begin(), keys.end()), bias));
+  const auto after = capture_prefill(model, ids, sel);
+  return detail::effects(before.heads, after.heads, keys);
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/boost.hpp ----
+// ---- begin attnkit/inspect/causality.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The causality-leak checker: perturbs the inputs at positions >= t and reports whether any
+// output at a position < t changed, for any callable (a model on token ids, an attention
+// function on q, k, v, or anything that maps a perturbation cut to outputs per position).
+// A model that sees the future shows "abnormally high validation accuracy" (seed notes); e.g. a
+// softmax across heads with an additive -1e9 mask gives every masked key the weight 1/H.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace attnkit::inspect {
+
+/// How to probe.
+struct LeakOptions {
+  /// Smallest cut t (positions >= t are perturbed). Positions before `first_cut` may see each
+  /// other: for PrefixLM give its prefix length P.
+  index_t first_cut = 1;
+  /// 0: every cut in [first_cut, N); else at most this many, spread evenly, both ends included.
+  index_t max_cuts = 0;
+  /// An output counts as changed when |Δ| > tolerance (0: any change; NaN vs a number counts).
+  double tolerance = 0.0;
+  /// Seed of the perturbations (deterministic).
+  std::uint64_t seed = 0x5eedULL;
+  /// Stop at the first cut that shows a leak.
+  bool stop_at_first = true;
+};
+
+/// The verdict.
+struct LeakReport {
+  bool leak = false;      ///< some output before a cut changed
+  index_t cut = -1;       ///< the first leaking run perturbed the positions [cut, N)
+  index_t position = -1;  ///< the earliest position before `cut` whose output changed
+  /// The first output stage that changed in that run: for a Decoder the layer whose hidden
+  /// state changed first (the number of layers: only the logits), else 0.
+  index_t stage = -1;
+  double max_change = 0.0;  ///< largest |Δ| before the cut over all runs
+  index_t runs = 0;         ///< perturbed runs made
+};
+
+namespace detail {
+
+/// splitmix64: a small deterministic generator (same on every platform).
+inline std::uint64_t mix64(std::uint64_t& s) noexcept {
+  std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/// A uniform double in [0, 1).
+inline double uniform01(std::uint64_t& s) noexcept {
+  return static_cast<double>(mix64(s) >> 11) * 0x1.0p-53;
+}
+
+/// The cuts to probe.
+inline std::vector<index_t> leak_cuts(index_t n, const LeakOptions& opts) {
+  const index_t lo = std::max<index_t>(1, opts.first_cut);
+  std::vector<index_t> cuts;
+  if (lo >= n) return cuts;
+  const index_t count = n - lo;
+  if (opts.max_cuts <= 0 || opts.max_cuts >= count) {
+    for (index_t t = lo; t < n; ++t) cuts.push_back(t);
+  } else if (opts.max_cuts == 1) {
+    cuts.push_back(lo);
+  } else {
+    for (index_t c = 0; c < opts.max_cuts; ++c)
+      cuts.push_back(lo + (count - 1) * c / (opts.max_cuts - 1));
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  }
+  return cuts;
+}
+
+template <class X>
+inline constexpr bool is_stage_list = false;
+template <class T>
+inline constexpr bool is_stage_list<std::vector<Tensor<T, 2>>> = true;
+
+/// |a - b| with NaN against a number as infinity and NaN against NaN as 0.
+inline double change(double a, double b) noexcept {
+  if (std::isnan(a) || std::isnan(b))
+    return std::isnan(a) && std::isnan(b) ? 0.0 : std::numeric_limits<double>::infinity();
+  if (a == b) return 0.0;  // also equal infinities
+  return std::fabs(a - b);
+}
+
+}  // namespace detail
+
+/// The generic checker. `run(t)` returns the outputs computed from inputs whose positions >= t
+/// are perturbed (`run(n)`: the original inputs), as a Tensor<T, 2> [n, F] (row = position) or
+/// a std::vector of such stages (e.g. each layer's hidden state, then the logits).
+/// \tparam Run callable index_t -> Tensor<T, 2> or std::vector<Tensor<T, 2>>
+template <class Run>
+LeakReport check_causality(index_t n, Run&& run, const LeakOptions& opts = {}) {
+  auto stages = [&](index_t cut) {
+    auto out = run(cut);
+    if constexpr (detail::is_stage_list<decltype(out)>) {
+      return out;
+    } else {
+      std::vector<decltype(out)> v;
+      v.push_back(std::move(out));
+      return v;
+    }
+  };
+  const auto base = stages(n);
+  for (const auto& s : base)
+    if (s.extent(0) != n)
+      throw shape_error("attnkit: check_causality: an output stage has " +
+                        std::to_string(s.extent(0)) + " rows, expected one per position (" +
+                        std::to_string(n) + ")");
+  LeakReport rep;
+  for (index_t cut : detail::leak_cuts(n, opts)) {
+    const auto got = stages(cut);
+    ++rep.runs;
+    if (got.size() != base.size())
+      throw error("attnkit: check_causality: the number of output stages changed between runs");
+    // Stages in order and rows ascending: the first change is the earliest stage and row.
+    for (std::size_t s = 0; s < got.size(); ++s) {
+      if (got[s].shape() != base[s].shape())
+        throw_shape_mismatch("check_causality", "output", got[s].shape(), base[s].shape());
+      const index_t f = base[s].extent(1);
+      for (index_t i = 0; i < cut; ++i)
+        for (index_t c = 0; c < f; ++c) {
+          const double d =
+              detail::change(static_cast<double>(got[s](i, c)), static_cast<double>(base[s](i, c)));
+          rep.max_change = std::max(rep.max_change, d);
+          if (d > opts.tolerance && !rep.leak) {
+            rep.leak = true;
+            rep.cut = cut;
+            rep.stage = static_cast<index_t>(s);
+            rep.position = i;
+          }
+        }
+    }
+    if (rep.leak && opts.stop_at_first) break;
+  }
+  return rep;
+}
+
+/// Checks a model on token ids: `fn(ids)` returns a Tensor<T, 2> [n, F] (e.g. the logits) or a
+/// vector of stages; the ids at positions >= t are replaced by other ids in [0, vocab).
+/// \tparam Fn callable std::span<const std::int64_t> -> Tensor<T, 2> or vector of them
+template <class Fn>
+LeakReport check_causality_tokens(Fn&& fn, std::span<const std::int64_t> ids, index_t vocab,
+                                  const LeakOptions& opts = {}) {
+  if (vocab < 2) throw error("attnkit: check_causality_tokens: needs a vocabulary of >= 2 ids");
+  const index_t n = static_cast<index_t>(ids.size());
+  return check_causality(
+      n,
+      [&](index_t cut) {
+        std::vector<std::int64_t> x(ids.begin(), ids.end());
+        std::uint64_t s = opts.seed ^ (static_cast<std::uint64_t>(cut) * 0x9e3779b97f4a7c15ULL);
+        for (index_t i = cut; i < n; ++i) {
+          const auto shift = 1 + static_cast<std::int64_t>(detail::mix64(s) %
+                                                           static_cast<std::uint64_t>(vocab - 1));
+          x[static_cast<std::size_t>(i)] = (x[static_cast<std::size_t>(i)] + shift) % vocab;
+        }
+        return fn(std::span<const std::int64_t>(x));
+      },
+      opts);
+}
+
+/// Checks a decoder on a prompt: the stages are every layer's hidden state and the logits, so a
+/// leak is reported with the first layer where it shows.
+/// \tparam Policy the decoder's attention policy
+/// \tparam T float or double
+template <class Policy, class T>
+LeakReport check_causality(const model::Decoder<Policy, T>& model,
+                           std::span<const std::int64_t> ids, const LeakOptions& opts = {}) {
+  return check_causality_tokens(
+      [&](std::span<const std::int64_t> x) {
+        std::vector<Tensor<T, 2>> st;
+        model::DecoderHooks<T> hooks;
+        hooks.hidden = [&](index_t, TensorView<const T, 2> h) { st.emplace_back(h); };
+        st.push_back(model.forward(x, hooks));
+        return st;
+      },
+      ids, model.config.vocab_size, opts);
+}
+
+/// Checks an attention function `fn(q, k, v, out)` over [B, H, N, D] self-attention inputs
+/// (Nq = Nk = N): the rows of q, k and v at positions >= t get a deterministic perturbation.
+/// The output is [B, Hq, N, Dv].
+/// \tparam T float or double
+/// \tparam Fn callable (TensorView<const T, 4> q, k, v, TensorView<T, 4> out)
+template <class T, class Fn>
+LeakReport check_causality_attention(Fn&& fn, std::type_identity_t<TensorView<const T, 4>> q,
+                                     std::type_identity_t<TensorView<const T, 4>> k,
+                                     std::type_identity_t<TensorView<const T, 4>> v,
+                                     const LeakOptions& opts = {}) {
+  const index_t nb = q.extent(0), hq = q.extent(1), n = q.extent(2), dv = v.extent(3);
+  if (k.extent(2) != n || v.extent(2) != n)
+    throw shape_error("attnkit: check_causality_attention: needs self-attention shapes (q " +
+                      shape_string(q.shape()) + ", k " + shape_string(k.shape()) + ", v " +
+                      shape_string(v.shape()) + ")");
+  const Tensor<T, 4> q0(q), k0(k), v0(v);
+  return check_causality(
+      n,
+      [&](index_t cut) {
+        Tensor<T, 4> qq(q0), kk(k0), vv(v0);
+        std::uint64_t s = opts.seed ^ (static_cast<std::uint64_t>(cut) * 0x9e3779b97f4a7c15ULL);
+        for (Tensor<T, 4>* t : {&qq, &kk, &vv})
+          for (index_t b = 0; b < t->extent(0); ++b)
+            for (index_t h = 0; h < t->extent(1); ++h)
+              for (index_t i = cut; i < n; ++i)
+                for (index_t c = 0; c < t->extent(3); ++c) {
+                  const double u = detail::uniform01(s);
+                  (*t)(b, h, i, c) += static_cast<T>(u < 0.5 ? -1.0 - u : u + 0.5);
+                }
+        Tensor<T, 4> out({nb, hq, n, dv});
+        fn(qq.cview(), kk.cview(), vv.cview(), out.view());
+        Tensor<T, 2> rows({n, nb * hq * dv});
+        for (index_t b = 0; b < nb; ++b)
+          for (index_t h = 0; h < hq; ++h)
+            for (index_t i = 0; i < n; ++i)
+              for (index_t c = 0; c < dv; ++c) rows(i, (b * hq + h) * dv + c) = out(b, h, i, c);
+        return rows;
+      },
+      opts);
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/causality.hpp ----
+// ---- begin attnkit/inspect/heatmap.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Heatmaps of attention weights: a viridis raster (for PNG, see heatmap_png.hpp) and a
+// self-contained SVG with token labels on the axes and a color bar. Masked pairs are gray.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::inspect {
+
+/// An 8-bit RGB color.
+struct Rgb {
+  std::uint8_t r = 0, g = 0, b = 0;
+  friend constexpr bool operator==(const Rgb&, const Rgb&) = default;
+};
+
+/// The color of masked (invisible) pairs.
+inline constexpr Rgb masked_color{224, 224, 224};
+
+/// The viridis colormap (matplotlib) at t in [0, 1] (clamped; NaN is 0): linear interpolation
+/// between 9 anchors of the original table.
+inline Rgb viridis(double t) noexcept {
+  static constexpr std::uint8_t anchors[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},
+                                                 {44, 113, 142}, {33, 144, 141}, {39, 173, 129},
+                                                 {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
+  if (!(t > 0)) t = 0;
+  if (t > 1) t = 1;
+  const double x = t * 8.0;
+  const int i = std::min(7, static_cast<int>(x));
+  const double f = x - i;
+  auto mix = [&](int c) {
+    return static_cast<std::uint8_t>(
+        std::lround(anchors[i][c] + f * (anchors[i + 1][c] - anchors[i][c])));
+  };
+  return Rgb{mix(0), mix(1), mix(2)};
+}
+
+/// How to draw a heatmap.
+struct HeatmapOptions {
+  /// Pixels per cell; 0 picks about 512 px for the larger side (between 1 and 24 px).
+  index_t cell = 0;
+  /// Color range; NaN: lo = min(0, smallest visible value), hi = largest visible value.
+  double lo = std::numeric_limits<double>::quiet_NaN();
+  double hi = std::numeric_limits<double>::quiet_NaN();
+  std::string title;  ///< SVG title line
+};
+
+/// An RGB picture: rows top to bottom, 3 bytes per pixel.
+struct Raster {
+  index_t width = 0;
+  index_t height = 0;
+  std::vector<std::uint8_t> rgb;  ///< [height, width, 3]
+};
+
+namespace detail {
+
+/// The range and cell size a heatmap of `values` uses.
+template <class T>
+void heatmap_layout(TensorView<const T, 2> values, TensorView<const std::uint8_t, 2> visible,
+                    const HeatmapOptions& opts, double& lo, double& hi, index_t& cell) {
+  const index_t nr = values.extent(0), nc = values.extent(1);
+  if (visible.data() != nullptr && visible.shape() != values.shape())
+    throw_shape_mismatch("heatmap", "visible", visible.shape(), values.shape());
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+  for (index_t r = 0; r < nr; ++r)
+    for (index_t c = 0; c < nc; ++c) {
+      if (visible.data() != nullptr && visible(r, c) == 0) continue;
+      const double x = static_cast<double>(values(r, c));
+      if (!std::isfinite(x)) continue;
+      mn = std::min(mn, x);
+      mx = std::max(mx, x);
+    }
+  if (mn > mx) mn = mx = 0;
+  lo = std::isnan(opts.lo) ? std::min(0.0, mn) : opts.lo;
+  hi = std::isnan(opts.hi) ? mx : opts.hi;
+  if (!(hi > lo)) hi = lo + 1;
+  cell = opts.cell > 0 ? opts.cell
+                       : std::clamp<index_t>(512 / std::max<index_t>(1, std::max(nr, nc)), 1, 24);
+}
+
+template <class T>
+Rgb cell_color(TensorView<const T, 2> values, TensorView<const std::uint8_t, 2> visible, index_t r,
+               index_t c, double lo, double hi) {
+  if (visible.data() != nullptr && visible(r, c) == 0) return masked_color;
+  return viridis((static_cast<double>(values(r, c)) - lo) / (hi - lo));
+}
+
+inline std::string hex(Rgb c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", c.r, c.g, c.b);
+  return buf;
+}
+
+inline std::string fmt(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", x);
+  return buf;
+}
+
+}  // namespace detail
+
+/// Escapes text for XML content and attribute values.
+inline std::string xml_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    switch (ch) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        // Control characters are not allowed in XML 1.0 text.
+        if (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n') {
+          out += '?';
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out;
+}
+
+/// The heatmap of `values` [R, C] as a raster: one `cell`-pixel square per value, viridis over
+/// [lo, hi], masked pairs (visible == 0; `visible` may be empty) gray.
+/// \tparam T float or double
+template <class T>
+Raster heatmap_raster(TensorView<const T, 2> values, TensorView<const std::uint8_t, 2> visible = {},
+                      const HeatmapOptions& opts = {}) {
+  double lo = 0, hi = 1;
+  index_t cell = 1;
+  detail::heatmap_layout(values, visible, opts, lo, hi, cell);
+  Raster img;
+  img.width = values.extent(1) * cell;
+  img.height = values.extent(0) * cell;
+  img.rgb.resize(static_cast<std::size_t>(img.width * img.height * 3));
+  for (index_t r = 0; r < values.extent(0); ++r)
+    for (index_t c = 0; c < values.extent(1); ++c) {
+      const Rgb col = detail::cell_color(values, visible, r, c, lo, hi);
+      for (index_t y = r * cell; y < (r + 1) * cell; ++y)
+        for (index_t x = c * cell; x < (c + 1) * cell; ++x) {
+          std::uint8_t* p = img.rgb.data() + (y * img.width + x) * 3;
+          p[0] = col.r;
+          p[1] = col.g;
+          p[2] = col.b;
+        }
+    }
+  return img;
+}
+
+/// The heatmap of `values` [R, C] as an SVG document: cells (runs of equal color merged), the
+/// row labels on the left (queries), the column labels below (keys, rotated), a title and a
+/// color bar with the range. Labels are optional (empty vectors) and escaped; when cells are
+/// small only every k-th label is drawn.
+/// \tparam T float or double
+template <class T>
+std::string heatmap_svg(TensorView<const T, 2> values, TensorView<const std::uint8_t, 2> visible,
+                        const std::vector<std::string>& row_labels,
+                        const std::vector<std::string>& col_labels,
+                        const HeatmapOptions& opts = {}) {
+  const index_t nr = values.extent(0), nc = values.extent(1);
+  if (!row_labels.empty() && static_cast<index_t>(row_labels.size()) != nr)
+    throw shape_error("attnkit: heatmap_svg: " + std::to_string(row_labels.size()) +
+                      " row labels for " + std::to_string(nr) + " rows");
+  if (!col_labels.empty() && static_cast<index_t>(col_labels.size()) != nc)
+    throw shape_error("attnkit: heatmap_svg: " + std::to_string(col_labels.size()) +
+                      " column labels for " + std::to_string(nc) + " columns");
+  double lo = 0, hi = 1;
+  index_t cell = 1;
+  detail::heatmap_layout(values, visible, opts, lo, hi, cell);
+  if (opts.cell <= 0) cell = std::max<index_t>(cell, 4);
+  constexpr double char_w = 6.6, font = 11;
+  auto longest = [](const std::vector<std::string>& v) {
+    std::size_t m = 0;
+    for (const auto& s : v) m = std::max(m, s.size());
+    return static_cast<double>(m);
+  };
+  const double left = 24 + char_w * longest(row_labels);
+  const double top = opts.title.empty() ? 12 : 30;
+  const double gw = static_cast<double>(nc * cell), gh = static_cast<double>(nr * cell);
+  const double bottom = 24 + char_w * longest(col_labels);
+  const double bar_x = left + gw + 16, bar_h = std::max(gh, 60.0);
+  const double width = bar_x + 14 + 8 + char_w * 9, height = top + std::max(gh, bar_h) + bottom;
+  const index_t every = std::max<index_t>(1, static_cast<index_t>(std::ceil(font / cell)));
+  std::string s;
+  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + detail::fmt(width) + "\" height=\"" +
+       detail::fmt(height) + "\" viewBox=\"0 0 " + detail::fmt(width) + " " + detail::fmt(height) +
+       "\" font-family=\"monospace\" font-size=\"" + detail::fmt(font) + "\">\n";
+  s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
+  if (!opts.title.empty())
+    s += "<text x=\"" + detail::fmt(left) + "\" y=\"18\" font-size=\"13\">" +
+         xml_escape(opts.title) + "</text>\n";
+  s += "<g shape-rendering=\"crispEdges\">\n";
+  for (index_t r = 0; r < nr; ++r) {
+    index_t c = 0;
+    while (c < nc) {
+      const Rgb col = detail::cell_color(values, visible, r, c, lo, hi);
+      index_t e = c + 1;
+      while (e < nc && detail::cell_color(values, visible, r, e, lo, hi) == col) ++e;
+      s += "<rect x=\"" + detail::fmt(left + static_cast<double>(c * cell)) + "\" y=\"" +
+           detail::fmt(top + static_cast<double>(r * cell)) + "\" width=\"" +
+           std::to_string((e - c) * cell) + "\" height=\"" + std::to_string(cell) + "\" fill=\"" +
+           detail::hex(col) + "\"/>\n";
+      c = e;
+    }
+  }
+  s += "</g>\n";
+  for (index_t r = 0; r < nr && !row_labels.empty(); r += every)
+    s += "<text x=\"" + detail::fmt(left - 4) + "\" y=\"" +
+         detail::fmt(top + (static_cast<double>(r) + 0.5) * static_cast<double>(cell) + 4) +
+         "\" text-anchor=\"end\">" + xml_escape(row_labels[static_cast<std::size_t>(r)]) +
+         "</text>\n";
+  for (index_t c = 0; c < nc && !col_labels.empty(); c += every) {
+    const double x = left + (static_cast<double>(c) + 0.5) * static_cast<double>(cell) + 4;
+    const double y = top + gh + 6;
+    s += "<text x=\"" + detail::fmt(x) + "\" y=\"" + detail::fmt(y) +
+         "\" text-anchor=\"end\" transform=\"rotate(-90 " + detail::fmt(x) + " " + detail::fmt(y) +
+         ")\">" + xml_escape(col_labels[static_cast<std::size_t>(c)]) + "</text>\n";
+  }
+  s += "<text x=\"" + detail::fmt(left) + "\" y=\"" + detail::fmt(height - 6) +
+       "\" fill=\"#555555\">keys (columns) / queries (rows)</text>\n";
+  // Color bar: hi at the top, lo at the bottom.
+  s += "<defs><linearGradient id=\"bar\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">";
+  for (int i = 0; i <= 8; ++i)
+    s += "<stop offset=\"" + detail::fmt(i / 8.0) + "\" stop-color=\"" +
+         detail::hex(viridis(i / 8.0)) + "\"/>";
+  s += "</linearGradient></defs>\n";
+  s += "<rect x=\"" + detail::fmt(bar_x) + "\" y=\"" + detail::fmt(top) +
+       "\" width=\"14\" height=\"" + detail::fmt(bar_h) + "\" fill=\"url(#bar)\"/>\n";
+  s += "<text x=\"" + detail::fmt(bar_x + 18) + "\" y=\"" + detail::fmt(top + 9) + "\">" +
+       detail::fmt(hi) + "</text>\n";
+  s += "<text x=\"" + detail::fmt(bar_x + 18) + "\" y=\"" + detail::fmt(top + bar_h) + "\">" +
+       detail::fmt(lo) + "</text>\n";
+  s += "</svg>\n";
+  return s;
+}
+
+/// Labels of the rows and keys of a capture from token labels (one per key position).
+template <class T>
+void capture_labels(const HeadCapture<T>& c, const std::vector<std::string>& tokens,
+                    std::vector<std::string>& rows, std::vector<std::string>& keys) {
+  rows.clear();
+  keys.clear();
+  if (tokens.empty()) return;
+  if (static_cast<index_t>(tokens.size()) != c.keys())
+    throw shape_error("attnkit: heatmap: " + std::to_string(tokens.size()) + " token labels for " +
+                      std::to_string(c.keys()) + " keys");
+  keys = tokens;
+  for (std::size_t r = 0; r < c.rows.size(); ++r)
+    rows.push_back(tokens.at(static_cast<std::size_t>(c.position(static_cast<index_t>(r)))));
+}
+
+/// The SVG heatmap of one captured (layer, head) with token labels on both axes (`tokens`: one
+/// label per key position, or empty) and the title "layer L, head H".
+template <class T>
+std::string heatmap_svg(const HeadCapture<T>& c, const std::vector<std::string>& tokens,
+                        HeatmapOptions opts = {}) {
+  std::vector<std::string> rows, keys;
+  capture_labels(c, tokens, rows, keys);
+  if (opts.title.empty())
+    opts.title = "layer " + std::to_string(c.layer) + ", head " + std::to_string(c.head);
+  return heatmap_svg<T>(c.probs.cview(), c.visible.cview(), rows, keys, opts);
+}
+
+/// Writes `text` to `path`; throws io::file_error naming the file when it cannot.
+inline void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw io::file_error("attnkit: " + path + ": cannot open for writing");
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  f.close();
+  if (!f) throw io::file_error("attnkit: " + path + ": write failed");
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/heatmap.hpp ----
+// ---- begin attnkit/inspect/massive_activations.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Massive activations: hidden-state entries far above the median magnitude of their layer
+// (Sun et al. 2024 find a few channels 10^3-10^4 times the median, mostly on the first token).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace attnkit::inspect {
+
+/// One hidden-state entry: where it is, its value and |value| / median |h| of its layer.
+struct MassiveActivation {
+  index_t layer = -1;
+  index_t token = -1;
+  index_t channel = -1;
+  double value = 0.0;
+  double ratio_to_median = 0.0;
+};
+
+/// When an entry counts as massive.
+struct MassiveOptions {
+  double min_ratio = 100.0;      ///< |h| >= min_ratio · median |h| of the layer
+  double min_value = 0.0;        ///< and |h| >= min_value
+  std::size_t max_reports = 64;  ///< keep at most this many, the largest ratios first
+};
+
+/// Collects massive activations from the hidden states of one pass, layer by layer: give it to
+/// capture_prefill or to DecoderHooks::hidden through observe(). The median is over every entry
+/// of the layer's [N, hidden] state (the mean of the two middle values for an even count); a
+/// layer whose median is 0 reports nothing.
+class MassiveActivationDetector {
+ public:
+  explicit MassiveActivationDetector(MassiveOptions opts = {}) : opts_(opts) {}
+
+  /// Scans the hidden state `h` [N, hidden] after layer `layer`.
+  /// \tparam T float or double
+  template <class T>
+  void observe(index_t layer, TensorView<const T, 2> h) {
+    const index_t n = h.extent(0), c = h.extent(1);
+    if (n * c == 0) return;
+    std::vector<double> mag;
+    mag.reserve(static_cast<std::size_t>(n * c));
+    for (index_t t = 0; t < n; ++t)
+      for (index_t ch = 0; ch < c; ++ch) mag.push_back(std::fabs(static_cast<double>(h(t, ch))));
+    const std::size_t mid = mag.size() / 2;
+    std::nth_element(mag.begin(), mag.begin() + static_cast<std::ptrdiff_t>(mid), mag.end());
+    double median = mag[mid];
+    if (mag.size() % 2 == 0)
+      median = 0.5 * (median + *std::max_element(mag.begin(),
+                                                 mag.begin() + static_cast<std::ptrdiff_t>(mid)));
+    if (!(median > 0)) return;
+    for (index_t t = 0; t < n; ++t)
+      for (index_t ch = 0; ch < c; ++ch) {
+        const double x = static_cast<double>(h(t, ch));
+        const MassiveActivation m{layer, t, ch, x, std::fabs(x) / median};
+        if (largest_.layer < 0 || m.ratio_to_median > largest_.ratio_to_median) largest_ = m;
+        if (m.ratio_to_median >= opts_.min_ratio && std::fabs(x) >= opts_.min_value)
+          found_.push_back(m);
+      }
+    std::stable_sort(found_.begin(), found_.end(), [](const auto& a, const auto& b) {
+      return a.ratio_to_median > b.ratio_to_median;
+    });
+    if (found_.size() > opts_.max_reports) found_.resize(opts_.max_reports);
+  }
+
+  /// The massive activations found so far, largest ratio first.
+  const std::vector<MassiveActivation>& found() const noexcept { return found_; }
+  /// The entry with the largest ratio seen so far, massive or not (layer -1 before any).
+  const MassiveActivation& largest() const noexcept { return largest_; }
+  const MassiveOptions& options() const noexcept { return opts_; }
+
+ private:
+  MassiveOptions opts_;
+  std::vector<MassiveActivation> found_;
+  MassiveActivation largest_;
+};
+
+/// Runs the prefill pass of `model` on `ids` and returns the detector that saw every layer.
+/// \tparam Policy the decoder's attention policy
+/// \tparam T float or double
+template <class Policy, class T>
+MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, T>& model,
+                                                   std::span<const std::int64_t> ids,
+                                                   const MassiveOptions& opts = {}) {
+  MassiveActivationDetector det(opts);
+  model::DecoderHooks<T> hooks;
+  hooks.hidden = [&](index_t l, TensorView<const T, 2> h) { det.observe<T>(l, h); };
+  model.forward(ids, hooks);
+  return det;
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/massive_activations.hpp ----
+// ---- begin attnkit/inspect/report.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The statistics document of `attnkit inspect` (CLI.md) as JSON: per-head statistics, massive
+// activations and the parameters they were computed with.
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+
+
+namespace attnkit::inspect {
+
+namespace detail {
+/// A JSON number, or null for NaN and infinities (JSON has no such numbers).
+inline json::Value number_or_null(double x) {
+  return std::isfinite(x) ? json::Value::number(x) : json::Value();
+}
+inline json::Value integer(index_t i) { return json::Value::integer(static_cast<std::int64_t>(i)); }
+}  // namespace detail
+
+/// {"layer", "head", "row_sum": {"min", "max", "mean"}, "min", "max", "entropy", "sink_mass",
+/// "sparsity", "max_abs_dp_vs_softmax" (null without a reference), "rows"}.
+inline json::Value to_json(const HeadStats& s) {
+  using json::Value;
+  Value rs = Value::object({{"min", detail::number_or_null(s.row_sum.min)},
+                            {"max", detail::number_or_null(s.row_sum.max)},
+                            {"mean", detail::number_or_null(s.row_sum.mean)}});
+  return Value::object({{"layer", detail::integer(s.layer)},
+                        {"head", detail::integer(s.head)},
+                        {"row_sum", std::move(rs)},
+                        {"min", detail::number_or_null(s.min)},
+                        {"max", detail::number_or_null(s.max)},
+                        {"entropy", detail::number_or_null(s.entropy)},
+                        {"sink_mass", detail::number_or_null(s.sink_mass)},
+                        {"sparsity", detail::number_or_null(s.sparsity)},
+                        {"max_abs_dp_vs_softmax", detail::number_or_null(s.max_abs_dp_vs_softmax)},
+                        {"rows", detail::integer(s.rows)}});
+}
+
+/// {"layer", "token", "channel", "value", "ratio_to_median"}.
+inline json::Value to_json(const MassiveActivation& m) {
+  using json::Value;
+  return Value::object({{"layer", detail::integer(m.layer)},
+                        {"token", detail::integer(m.token)},
+                        {"channel", detail::integer(m.channel)},
+                        {"value", detail::number_or_null(m.value)},
+                        {"ratio_to_median", detail::number_or_null(m.ratio_to_median)}});
+}
+
+/// The statistics document of CLI.md: {"variant", "tokens", "heads": [...],
+/// "massive_activations": [...]} plus the parameters ("sink_keys", "sparsity_threshold",
+/// "massive_min_ratio").
+inline json::Value stats_document(const std::string& variant, index_t tokens,
+                                  std::span<const HeadStats> heads,
+                                  std::span<const MassiveActivation> massive,
+                                  const StatsOptions& stats = {},
+                                  const MassiveOptions& detector = {}) {
+  using json::Value;
+  Value hs = Value::array();
+  for (const HeadStats& s : heads) hs.push_back(to_json(s));
+  Value ms = Value::array();
+  for (const MassiveActivation& m : massive) ms.push_back(to_json(m));
+  return Value::object({{"variant", Value::string(variant)},
+                        {"tokens", detail::integer(tokens)},
+                        {"heads", std::move(hs)},
+                        {"massive_activations", std::move(ms)},
+                        {"sink_keys", detail::integer(stats.sink_keys)},
+                        {"sparsity_threshold", detail::number_or_null(stats.sparsity_threshold)},
+                        {"massive_min_ratio", detail::number_or_null(detector.min_ratio)}});
+}
+
+}  // namespace attnkit::inspect
+// ---- end attnkit/inspect/report.hpp ----
 // ---- begin attnkit/io/npy.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -7600,261 +10119,6 @@ inline Value parse(std::string_view text, std::string_view source = {}) {
 #include <utility>
 #include <vector>
 
-// ---- begin attnkit/io/detail/file.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Private file plumbing of attnkit/io: checked reads and writes, and whole-file memory maps.
-
-#include <cerrno>
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <limits>
-#include <span>
-#include <string>
-#include <system_error>
-#include <utility>
-
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#define ATTNKIT_IO_HAVE_MMAP 1
-#else
-#define ATTNKIT_IO_HAVE_MMAP 0
-#endif
-
-namespace attnkit::io::detail {
-
-/// Throws file_error "attnkit: <path>: <what>".
-[[noreturn]] inline void fail(const std::string& path, const std::string& what) {
-  throw file_error("attnkit: " + path + ": " + what);
-}
-
-/// The size of a regular file; throws file_error when it is missing or not a regular file.
-inline std::uint64_t regular_file_size(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(st)) fail(path, "cannot open: no such file");
-  if (!std::filesystem::is_regular_file(st)) fail(path, "cannot open: not a regular file");
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) fail(path, "cannot read the file size: " + ec.message());
-  return static_cast<std::uint64_t>(size);
-}
-
-/// A file read from the start, in order; every read is checked against the end of the file.
-class InputFile {
- public:
-  explicit InputFile(std::string path) : path_(std::move(path)) {
-    size_ = regular_file_size(path_);
-    f_ = std::fopen(path_.c_str(), "rb");
-    if (f_ == nullptr) fail(path_, "cannot open: " + std::generic_category().message(errno));
-  }
-  InputFile(const InputFile&) = delete;
-  InputFile& operator=(const InputFile&) = delete;
-  ~InputFile() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-
-  const std::string& path() const noexcept { return path_; }
-  std::uint64_t size() const noexcept { return size_; }
-  std::uint64_t position() const noexcept { return pos_; }
-  std::uint64_t remaining() const noexcept { return size_ - pos_; }
-
-  /// Reads exactly n bytes; `what` names the part being read in the error message.
-  void read(void* dst, std::size_t n, const char* what) {
-    if (n > remaining())
-      fail(path_, std::string("file is truncated: ") + what + " needs " + std::to_string(n) +
-                      " bytes at offset " + std::to_string(pos_) + ", the file has " +
-                      std::to_string(size_) + " bytes");
-    if (n != 0 && std::fread(dst, 1, n, f_) != n)
-      fail(path_, std::string("read error in ") + what + " (the file changed while being read?)");
-    pos_ += n;
-  }
-
- private:
-  std::string path_;
-  std::FILE* f_ = nullptr;
-  std::uint64_t size_ = 0;
-  std::uint64_t pos_ = 0;
-};
-
-/// A file written from the start; removed again when destroyed before commit().
-class OutputFile {
- public:
-  explicit OutputFile(std::string path) : path_(std::move(path)) {
-    f_ = std::fopen(path_.c_str(), "wb");
-    if (f_ == nullptr)
-      fail(path_, "cannot open for writing: " + std::generic_category().message(errno));
-  }
-  OutputFile(const OutputFile&) = delete;
-  OutputFile& operator=(const OutputFile&) = delete;
-  ~OutputFile() {
-    if (f_ != nullptr) {
-      std::fclose(f_);
-      std::remove(path_.c_str());
-    }
-  }
-
-  void write(const void* src, std::size_t n) {
-    if (n != 0 && std::fwrite(src, 1, n, f_) != n)
-      fail(path_, "write error: " + std::generic_category().message(errno));
-  }
-
-  /// Flushes and closes; throws when that fails (the partial file is removed).
-  void commit() {
-    std::FILE* f = f_;
-    f_ = nullptr;
-    if (std::fclose(f) != 0) {
-      std::remove(path_.c_str());
-      fail(path_, "write error on close: " + std::generic_category().message(errno));
-    }
-  }
-
- private:
-  std::string path_;
-  std::FILE* f_ = nullptr;
-};
-
-/// The whole contents of a file: memory-mapped read-only when possible, otherwise read into a
-/// 64-byte aligned buffer. Move-only; views into bytes() live as long as this object.
-class FileBytes {
- public:
-  FileBytes() = default;
-
-  /// \param allow_map false forces the read path (tests use it to cover both paths)
-  static FileBytes load(const std::string& path, bool allow_map) {
-    FileBytes fb;
-#if ATTNKIT_IO_HAVE_MMAP
-    if (allow_map) {
-      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        const int err = errno;
-        (void)regular_file_size(path);  // a clearer message for a missing or special file
-        fail(path, "cannot open: " + std::generic_category().message(err));
-      }
-      struct stat st {};
-      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        fail(path, "cannot open: not a regular file");
-      }
-      const auto size = static_cast<std::uint64_t>(st.st_size);
-      if (size == 0 || size > std::numeric_limits<std::size_t>::max()) {
-        ::close(fd);
-        if (size == 0) return fb;
-        fail(path, "file too large to map");
-      }
-      void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-      ::close(fd);
-      if (p != MAP_FAILED) {
-        fb.map_ = p;
-        fb.data_ = static_cast<const std::byte*>(p);
-        fb.size_ = static_cast<std::size_t>(size);
-        return fb;
-      }
-      // Some file systems cannot map: fall through to reading.
-    }
-#else
-    (void)allow_map;
-#endif
-    InputFile in(path);
-    if (in.size() > std::numeric_limits<std::size_t>::max()) fail(path, "file too large to read");
-    fb.size_ = static_cast<std::size_t>(in.size());
-    fb.owned_ = make_aligned<std::byte>(fb.size_);
-    in.read(fb.owned_.get(), fb.size_, "the file contents");
-    fb.data_ = fb.owned_.get();
-    return fb;
-  }
-
-  FileBytes(FileBytes&& o) noexcept { swap(o); }
-  FileBytes& operator=(FileBytes&& o) noexcept {
-    FileBytes tmp(std::move(o));
-    swap(tmp);
-    return *this;
-  }
-  FileBytes(const FileBytes&) = delete;
-  FileBytes& operator=(const FileBytes&) = delete;
-  ~FileBytes() {
-#if ATTNKIT_IO_HAVE_MMAP
-    if (map_ != nullptr) ::munmap(map_, size_);
-#endif
-  }
-
-  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
-  std::size_t size() const noexcept { return size_; }
-  /// Whether the contents are a memory map (zero-copy) rather than a heap copy.
-  bool mapped() const noexcept { return map_ != nullptr; }
-
- private:
-  void swap(FileBytes& o) noexcept {
-    std::swap(data_, o.data_);
-    std::swap(size_, o.size_);
-    std::swap(owned_, o.owned_);
-    std::swap(map_, o.map_);
-  }
-
-  const std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-  aligned_ptr<std::byte> owned_;
-  void* map_ = nullptr;
-};
-
-}  // namespace attnkit::io::detail
-// ---- end attnkit/io/detail/file.hpp ----
-// ---- begin attnkit/io/detail/strided.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Private helper of attnkit/io: visits a strided array of any rank in C order, run by run.
-
-#include <cstddef>
-#include <span>
-#include <vector>
-
-
-namespace attnkit::io::detail {
-
-/// Calls `sink(const std::byte* p, std::size_t count)` for runs of `count` consecutive elements
-/// (each `item` bytes) in C order. `strides` are in elements and not negative. A rank-0 shape is
-/// one element; a shape with a zero extent has none.
-template <class Sink>
-void for_each_run(const std::byte* data, std::span<const index_t> shape,
-                  std::span<const index_t> strides, std::size_t item, Sink&& sink) {
-  const std::size_t rank = shape.size();
-  for (index_t e : shape)
-    if (e == 0) return;
-  if (rank == 0) {
-    sink(data, 1);
-    return;
-  }
-  const index_t inner = shape[rank - 1];
-  const index_t inner_stride = strides[rank - 1];
-  std::vector<index_t> idx(rank, 0);
-  for (;;) {
-    index_t off = 0;
-    for (std::size_t d = 0; d + 1 < rank; ++d) off += idx[d] * strides[d];
-    const std::byte* row = data + off * static_cast<index_t>(item);
-    if (inner_stride == 1 || inner == 1) {
-      sink(row, static_cast<std::size_t>(inner));
-    } else {
-      for (index_t k = 0; k < inner; ++k)
-        sink(row + k * inner_stride * static_cast<index_t>(item), 1);
-    }
-    // Advance the outer index (all dimensions but the last) like an odometer.
-    std::size_t d = rank - 1;
-    for (;;) {
-      if (d == 0) return;
-      --d;
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
-
-}  // namespace attnkit::io::detail
-// ---- end attnkit/io/detail/strided.hpp ----
 
 namespace attnkit::io {
 
@@ -8352,451 +10616,6 @@ inline void write_npy(const std::string& path, const NpyArray& a) {
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/npy.hpp ----
-// ---- begin attnkit/io/safetensors.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// safetensors files: checked, memory-mapped reading (zero-copy F32 views) and writing.
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <map>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-
-namespace attnkit::io {
-
-/// The safetensors name of a dtype ("F32", "BF16", "BOOL", ...).
-constexpr std::string_view safetensors_dtype_name(DType d) noexcept {
-  switch (d) {
-    case DType::boolean:
-      return "BOOL";
-    case DType::u8:
-      return "U8";
-    case DType::i8:
-      return "I8";
-    case DType::u16:
-      return "U16";
-    case DType::i16:
-      return "I16";
-    case DType::u32:
-      return "U32";
-    case DType::i32:
-      return "I32";
-    case DType::u64:
-      return "U64";
-    case DType::i64:
-      return "I64";
-    case DType::f16:
-      return "F16";
-    case DType::bf16:
-      return "BF16";
-    case DType::f32:
-      return "F32";
-    case DType::f64:
-      return "F64";
-  }
-  return "?";
-}
-
-/// What the header says about one tensor.
-struct TensorInfo {
-  DType dtype = DType::f32;
-  std::vector<index_t> shape;
-  /// Byte range [begin, end) relative to the start of the data buffer (after the header).
-  std::uint64_t begin = 0;
-  std::uint64_t end = 0;
-
-  std::size_t rank() const noexcept { return shape.size(); }
-  /// Number of elements.
-  index_t size() const noexcept { return static_cast<index_t>((end - begin) / itemsize(dtype)); }
-  std::uint64_t nbytes() const noexcept { return end - begin; }
-};
-
-/// How SafetensorsFile::open gets at the bytes.
-enum class LoadMode : std::uint8_t {
-  map,   ///< memory-map the file (falls back to read when mapping is unavailable)
-  read,  ///< read the whole file into memory
-};
-
-/// An opened safetensors file. open() checks the whole header against the file before it returns:
-/// the header length, every dtype and shape (with overflow checks), every data_offsets range
-/// (inside the data buffer, begin <= end, end - begin == elements * itemsize) and that no two
-/// tensors overlap. Views returned by view()/view_f32() point into the mapping and stay valid as
-/// long as this object lives. Move-only.
-///
-/// Pitfall: a memory-mapped file that another process truncates while it is mapped makes reads
-/// of the lost pages fault (SIGBUS); use LoadMode::read for files that may change.
-class SafetensorsFile {
- public:
-  /// Header lengths above this are refused (the reference implementation's limit).
-  static constexpr std::uint64_t max_header = 100000000;
-
-  /// Opens and validates a file. Throws attnkit::error (file_error, or json::parse_error for a
-  /// malformed header) naming the file and the problem.
-  static SafetensorsFile open(const std::string& path, LoadMode mode = LoadMode::map) {
-    SafetensorsFile f;
-    f.path_ = path;
-    f.bytes_ = detail::FileBytes::load(path, mode == LoadMode::map);
-    f.parse_header();
-    return f;
-  }
-
-  SafetensorsFile(SafetensorsFile&&) noexcept = default;
-  SafetensorsFile& operator=(SafetensorsFile&&) noexcept = default;
-
-  const std::string& path() const noexcept { return path_; }
-  /// Whether the tensors are read from a memory map (zero-copy).
-  bool mapped() const noexcept { return bytes_.mapped(); }
-  /// Tensor names in header order.
-  const std::vector<std::string>& names() const noexcept { return names_; }
-  bool contains(std::string_view name) const { return index_.find(name) != index_.end(); }
-  /// The `__metadata__` string map (empty when absent).
-  const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
-
-  /// dtype, shape and byte range of a tensor; throws file_error naming the tensor and file.
-  const TensorInfo& info(std::string_view name) const {
-    const auto it = index_.find(name);
-    if (it == index_.end()) detail::fail(path_, "no tensor named '" + std::string(name) + "'");
-    return infos_[it->second];
-  }
-
-  /// The raw little-endian bytes of a tensor.
-  std::span<const std::byte> raw(std::string_view name) const {
-    const TensorInfo& ti = info(name);
-    return bytes_.bytes().subspan(data_start_ + ti.begin, ti.nbytes());
-  }
-
-  /// A zero-copy view of a tensor whose dtype is exactly T's. Throws file_error on another dtype
-  /// or a misaligned tensor, shape_error when the rank is not R.
-  /// \tparam T element type matching the stored dtype
-  /// \tparam R expected rank
-  template <class T, std::size_t R>
-  TensorView<const T, R> view(std::string_view name) const {
-    const TensorInfo& ti = info(name);
-    check_rank(name, ti, R);
-    if (ti.dtype != dtype_of<T>())
-      detail::fail(path_, "tensor '" + std::string(name) + "' has dtype " +
-                              std::string(safetensors_dtype_name(ti.dtype)) + ", not " +
-                              std::string(safetensors_dtype_name(dtype_of<T>())) +
-                              " (load() converts)");
-    const std::byte* p = raw(name).data();
-    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
-      detail::fail(path_, "tensor '" + std::string(name) + "' is not " +
-                              std::to_string(alignof(T)) +
-                              "-byte aligned in the file, so it cannot be viewed in place "
-                              "(load() copies it)");
-    Shape<R> s{};
-    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
-    return TensorView<const T, R>(reinterpret_cast<const T*>(p), s);
-  }
-
-  /// A zero-copy float view of an F32 tensor (see view()).
-  template <std::size_t R>
-  TensorView<const float, R> view_f32(std::string_view name) const {
-    return view<float, R>(name);
-  }
-
-  /// A tensor of T with the tensor's elements converted by the rules of converts_to (F16, BF16,
-  /// F32 and F64 to float exactly or rounded to nearest; integers range-checked). Throws
-  /// shape_error when the rank is not R, file_error when the dtype does not convert.
-  /// \tparam T element type of the result
-  /// \tparam R rank of the result
-  template <class T, std::size_t R>
-  Tensor<T, R> load(std::string_view name) const {
-    const TensorInfo& ti = info(name);
-    check_rank(name, ti, R);
-    Shape<R> s{};
-    std::copy(ti.shape.begin(), ti.shape.end(), s.begin());
-    Tensor<T, R> t(s);
-    convert_elements<T>(ti.dtype, raw(name).data(), static_cast<std::size_t>(ti.size()), t.data(),
-                        path_ + ": tensor '" + std::string(name) + "'");
-    return t;
-  }
-
-  /// load<float, R>: F32, F16, BF16 (and F64, rounded; integers) as float32.
-  template <std::size_t R>
-  Tensor<float, R> load_f32(std::string_view name) const {
-    return load<float, R>(name);
-  }
-
- private:
-  SafetensorsFile() = default;
-
-  void check_rank(std::string_view name, const TensorInfo& ti, std::size_t r) const {
-    if (ti.rank() != r)
-      throw shape_error("attnkit: " + path_ + ": tensor '" + std::string(name) +
-                        "': expected rank " + std::to_string(r) + ", the file holds shape " +
-                        shape_string(ti.shape) + " (rank " + std::to_string(ti.rank()) + ")");
-  }
-
-  [[noreturn]] void bad(const std::string& what) const { detail::fail(path_, what); }
-
-  static bool parse_dtype(std::string_view s, DType& d) {
-    static constexpr DType all[] = {DType::boolean, DType::u8,  DType::i8,  DType::u16, DType::i16,
-                                    DType::u32,     DType::i32, DType::u64, DType::i64, DType::f16,
-                                    DType::bf16,    DType::f32, DType::f64};
-    for (DType c : all)
-      if (safetensors_dtype_name(c) == s) {
-        d = c;
-        return true;
-      }
-    return false;
-  }
-
-  static bool non_negative_int(const json::Value& v, std::uint64_t& out) {
-    if (!v.is_integer()) return false;
-    const std::int64_t i = v.as_int();
-    if (i < 0) return false;
-    out = static_cast<std::uint64_t>(i);
-    return true;
-  }
-
-  void parse_header() {
-    const std::span<const std::byte> b = bytes_.bytes();
-    if (b.size() < 8)
-      bad("not a safetensors file: " + std::to_string(b.size()) +
-          " bytes is too short for the 8-byte header length");
-    std::uint64_t n = 0;
-    std::memcpy(&n, b.data(), 8);
-    if (n > max_header)
-      bad("header length " + std::to_string(n) + " exceeds the " + std::to_string(max_header) +
-          "-byte limit");
-    if (n > b.size() - 8)
-      bad("header length " + std::to_string(n) + " runs past the end of the file (" +
-          std::to_string(b.size()) + " bytes)");
-    data_start_ = 8 + static_cast<std::size_t>(n);
-    const std::uint64_t buffer = b.size() - data_start_;
-    const std::string_view text(reinterpret_cast<const char*>(b.data() + 8),
-                                static_cast<std::size_t>(n));
-    const json::Value root = json::parse(text, path_ + " (safetensors header)");
-    if (!root.is_object()) bad("the header is not a JSON object");
-
-    struct Range {
-      std::uint64_t begin, end;
-      std::size_t index;
-    };
-    std::vector<Range> ranges;
-    for (const auto& [name, v] : root.as_object()) {
-      if (name == "__metadata__") {
-        if (v.is_null()) continue;
-        if (!v.is_object()) bad("__metadata__ is not an object of strings");
-        for (const auto& [k, mv] : v.as_object()) {
-          if (!mv.is_string()) bad("__metadata__ value of '" + k + "' is not a string");
-          metadata_.emplace(k, mv.as_string());
-        }
-        continue;
-      }
-      const std::string t = "tensor '" + name + "'";
-      if (!v.is_object()) bad(t + ": entry is not an object");
-      const json::Value* dt = v.find("dtype");
-      const json::Value* sh = v.find("shape");
-      const json::Value* off = v.find("data_offsets");
-      if (dt == nullptr) bad(t + ": missing key 'dtype'");
-      if (sh == nullptr) bad(t + ": missing key 'shape'");
-      if (off == nullptr) bad(t + ": missing key 'data_offsets'");
-      TensorInfo ti;
-      if (!dt->is_string()) bad(t + ": 'dtype' is not a string");
-      if (!parse_dtype(dt->as_string(), ti.dtype))
-        bad(t + ": unknown or unsupported dtype '" + dt->as_string() +
-            "' (attnkit reads BOOL, U8..U64, I8..I64, F16, BF16, F32, F64)");
-      if (!sh->is_array()) bad(t + ": 'shape' is not an array");
-      for (const json::Value& e : sh->as_array()) {
-        std::uint64_t x = 0;
-        if (!non_negative_int(e, x))
-          bad(t + ": 'shape' holds " + e.describe() + ", expected a non-negative integer");
-        ti.shape.push_back(static_cast<index_t>(x));
-      }
-      const index_t count =
-          checked_numel(ti.shape.data(), ti.shape.size(), itemsize(ti.dtype), path_ + ": " + t);
-      if (!off->is_array() || off->size() != 2 ||
-          !non_negative_int(off->at(std::size_t{0}), ti.begin) ||
-          !non_negative_int(off->at(std::size_t{1}), ti.end))
-        bad(t + ": 'data_offsets' must be two non-negative integers [begin, end]");
-      if (ti.begin > ti.end)
-        bad(t + ": data_offsets begin " + std::to_string(ti.begin) + " > end " +
-            std::to_string(ti.end));
-      if (ti.end > buffer)
-        bad(t + ": data_offsets [" + std::to_string(ti.begin) + ", " + std::to_string(ti.end) +
-            ") out of range: the data buffer has " + std::to_string(buffer) + " bytes");
-      const std::uint64_t need = static_cast<std::uint64_t>(count) * itemsize(ti.dtype);
-      if (ti.end - ti.begin != need)
-        bad(t + ": size mismatch: shape " + shape_string(ti.shape) + " of " +
-            std::string(safetensors_dtype_name(ti.dtype)) + " needs " + std::to_string(need) +
-            " bytes, data_offsets span " + std::to_string(ti.end - ti.begin));
-      if (need != 0) ranges.push_back({ti.begin, ti.end, infos_.size()});
-      index_.emplace(name, infos_.size());
-      names_.push_back(name);
-      infos_.push_back(std::move(ti));
-    }
-    std::sort(ranges.begin(), ranges.end(),
-              [](const Range& x, const Range& y) { return x.begin < y.begin; });
-    for (std::size_t i = 1; i < ranges.size(); ++i)
-      if (ranges[i].begin < ranges[i - 1].end)
-        bad("tensors '" + names_[ranges[i - 1].index] + "' and '" + names_[ranges[i].index] +
-            "' overlap in the data buffer");
-  }
-
-  std::string path_;
-  detail::FileBytes bytes_;
-  std::size_t data_start_ = 0;
-  std::vector<std::string> names_;
-  std::vector<TensorInfo> infos_;
-  std::map<std::string, std::size_t, std::less<>> index_;
-  std::map<std::string, std::string> metadata_;
-};
-
-/// One tensor to write: a name, a strided array of any rank, and the dtype to store it as.
-/// Built implicitly from (name, view or tensor) or (name, view or tensor, dtype), so
-/// `write_safetensors(path, {{"w", w}, {"b", b.view(), DType::bf16}})` works.
-struct SafetensorsEntry {
-  std::string name;
-  DType dtype = DType::f32;     ///< element type in memory
-  DType store_as = DType::f32;  ///< element type in the file
-  std::vector<index_t> shape;
-  std::vector<index_t> strides;  ///< in elements
-  const std::byte* data = nullptr;
-
-  /// \tparam T element type (possibly const); stored as is unless `store` says otherwise:
-  ///   float and double may be stored as F16, BF16, F32 or F64 (rounded to nearest even);
-  ///   other types only as themselves.
-  /// \tparam R rank
-  template <class T, std::size_t R>
-  SafetensorsEntry(std::string tensor_name, TensorView<T, R> v, DType store = dtype_of<T>())
-      : name(std::move(tensor_name)),
-        dtype(dtype_of<T>()),
-        store_as(store),
-        shape(v.shape().begin(), v.shape().end()),
-        strides(v.strides().begin(), v.strides().end()),
-        data(reinterpret_cast<const std::byte*>(v.data())) {}
-
-  template <class T, std::size_t R>
-  SafetensorsEntry(std::string tensor_name, const Tensor<T, R>& t, DType store = dtype_of<T>())
-      : SafetensorsEntry(std::move(tensor_name), t.view(), store) {}
-};
-
-namespace detail {
-
-// Converts `count` elements of a floating `from` dtype (f32 or f64) to `to`, appending bytes.
-inline void append_converted(DType from, const std::byte* p, std::size_t count, DType to,
-                             std::vector<std::byte>& out) {
-  const std::size_t in_item = itemsize(from), out_item = itemsize(to);
-  const std::size_t base = out.size();
-  out.resize(base + count * out_item);
-  std::byte* o = out.data() + base;
-  for (std::size_t i = 0; i < count; ++i) {
-    double d = 0;
-    if (from == DType::f32)
-      d = load_le<float>(p + i * in_item);
-    else
-      d = load_le<double>(p + i * in_item);
-    if (to == DType::f64) {
-      std::memcpy(o + i * 8, &d, 8);
-    } else if (to == DType::f32) {
-      const float f = static_cast<float>(d);
-      std::memcpy(o + i * 4, &f, 4);
-    } else {
-      const float f = static_cast<float>(d);
-      const std::uint16_t h = to == DType::f16 ? f32_to_f16(f) : f32_to_bf16(f);
-      std::memcpy(o + i * 2, &h, 2);
-    }
-  }
-}
-
-}  // namespace detail
-
-/// Writes a safetensors file: tensors in order of decreasing item size (so every tensor is aligned
-/// to its item size), data contiguous, the JSON header padded with spaces to a multiple of 8
-/// bytes, `metadata` as `__metadata__`. Throws file_error for a duplicate, reserved or non-UTF-8
-/// name, an unsupported store dtype, or a write failure (a partial file is removed).
-inline void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
-                              const std::map<std::string, std::string>& metadata = {}) {
-  std::vector<std::size_t> order(tensors.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return itemsize(tensors[a].store_as) > itemsize(tensors[b].store_as);
-  });
-  json::Value header = json::Value::object();
-  try {
-    if (!metadata.empty()) {
-      json::Value m = json::Value::object();
-      for (const auto& [k, v] : metadata) m.insert(k, json::Value::string(v));
-      header.insert("__metadata__", std::move(m));
-    }
-    std::uint64_t offset = 0;
-    for (std::size_t i : order) {
-      const SafetensorsEntry& e = tensors[i];
-      const std::string t = "tensor '" + e.name + "'";
-      if (e.name == "__metadata__") detail::fail(path, "'__metadata__' is not a valid tensor name");
-      if (e.shape.size() != e.strides.size())
-        detail::fail(path, t + ": shape and strides differ in rank");
-      for (index_t s : e.strides)
-        if (s < 0) detail::fail(path, t + ": negative strides are not supported");
-      const bool same = e.store_as == e.dtype;
-      const bool floating_source = e.dtype == DType::f32 || e.dtype == DType::f64;
-      if (!same && !(floating_source && is_floating(e.store_as)))
-        detail::fail(path, t + ": cannot store " + std::string(dtype_name(e.dtype)) + " as " +
-                               std::string(safetensors_dtype_name(e.store_as)));
-      const index_t count =
-          checked_numel(e.shape.data(), e.shape.size(), itemsize(e.store_as), path + ": " + t);
-      const std::uint64_t nbytes = static_cast<std::uint64_t>(count) * itemsize(e.store_as);
-      json::Value shape = json::Value::array();
-      for (index_t s : e.shape) shape.push_back(json::Value::integer(s));
-      json::Value offs = json::Value::array();
-      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset)));
-      offs.push_back(json::Value::integer(static_cast<std::int64_t>(offset + nbytes)));
-      json::Value entry = json::Value::object();
-      entry.insert("dtype", json::Value::string(std::string(safetensors_dtype_name(e.store_as))));
-      entry.insert("shape", std::move(shape));
-      entry.insert("data_offsets", std::move(offs));
-      if (header.contains(e.name)) detail::fail(path, "duplicate tensor name '" + e.name + "'");
-      header.insert(e.name, std::move(entry));
-      offset += nbytes;
-    }
-  } catch (const json::access_error& err) {
-    detail::fail(path, std::string("cannot write the header: ") + err.what());
-  }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const json::access_error& err) {
-    detail::fail(path, std::string("cannot write the header: ") + err.what());
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');
-  const std::uint64_t n = text.size();
-  detail::OutputFile out(path);
-  out.write(&n, 8);
-  out.write(text.data(), text.size());
-  std::vector<std::byte> buf;
-  constexpr std::size_t chunk = std::size_t{1} << 16;
-  for (std::size_t i : order) {
-    const SafetensorsEntry& e = tensors[i];
-    const std::size_t item = itemsize(e.dtype);
-    detail::for_each_run(e.data, e.shape, e.strides, item,
-                         [&](const std::byte* p, std::size_t count) {
-                           if (e.store_as == e.dtype)
-                             buf.insert(buf.end(), p, p + count * item);
-                           else
-                             detail::append_converted(e.dtype, p, count, e.store_as, buf);
-                           if (buf.size() >= chunk) {
-                             out.write(buf.data(), buf.size());
-                             buf.clear();
-                           }
-                         });
-  }
-  out.write(buf.data(), buf.size());
-  out.commit();
-}
-
-}  // namespace attnkit::io
-// ---- end attnkit/io/safetensors.hpp ----
 // ---- begin attnkit/policy/mask_spec.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +68,23 @@ struct SelectableSigmoidGate {
 };
 
 static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);
+
+/// An observer of one MultiHeadAttention::forward call (attnkit/inspect/ is built on it). With no
+/// capture (a null pointer, the default) forward runs exactly as before; empty members do
+/// nothing.
+/// \tparam T float or double
+template <class T>
+struct AttentionCapture {
+  /// Given the shape [B, Hq, n, Nk] of the call's weights P, returns the caller's buffer of that
+  /// shape for the kernel's own capture (attention() with `probs`), or an empty view for none
+  /// (then the kernel takes its usual path). The buffer is N² memory: reuse it across layers.
+  std::function<TensorView<T, 4>(const Shape<4>& shape)> probs;
+  /// Called after the kernel with the call's q [B, Hq, n, D] (after RoPE), k and v
+  /// [B, Hkv, Nk, D] (with a cache: every cached key) and P (empty when not captured).
+  std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+                     TensorView<const T, 4> probs)>
+      observe;
+};
 
 /// Keys and values of one attention layer for incremental decoding: [B, Hkv, capacity, D], the
 /// first `length` positions filled. Grows by doubling.
@@ -191,9 +209,11 @@ class MultiHeadAttention {
 
   /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
   /// rows). With a cache, the new keys and values are appended to it and the rows attend to
-  /// every cached key (bottom-right alignment). y must not alias x.
+  /// every cached key (bottom-right alignment). y must not alias x. With a capture, the weights
+  /// go to its buffer and its observer sees q, k, v and P (see AttentionCapture).
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               KVCacheLayer<T>* cache = nullptr) const {
+               KVCacheLayer<T>* cache = nullptr,
+               const AttentionCapture<T>* capture = nullptr) const {
     check();
     const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
     const index_t d = head_dim, hq = heads, hkv = kv_heads;
@@ -241,8 +261,19 @@ class MultiHeadAttention {
     } else if constexpr (gate_selectable) {
       pol.gate.kind = GateKind::none;
     }
+    // The kernel call, with the caller's capture of P when one is asked for.
+    auto attend = [&](TensorView<const T, 4> kk, TensorView<const T, 4> vv) {
+      TensorView<T, 4> probs;
+      if (capture != nullptr && capture->probs) probs = capture->probs({nb, hq, n, kk.extent(2)});
+      if (probs.data() == nullptr) {
+        attention<Policy, T>(pol, q, kk, vv, o, options);
+      } else {
+        attention<Policy, T>(pol, q, kk, vv, o, probs, options);
+      }
+      if (capture != nullptr && capture->observe) capture->observe(q, kk, vv, probs);
+    };
     if (cache == nullptr) {
-      attention<Policy, T>(pol, q, k, v, o, options);
+      attend(k, v);
     } else {
       cache->reserve(nb, hkv, n, d);
       const index_t l0 = cache->length;
@@ -256,7 +287,7 @@ class MultiHeadAttention {
       cache->length = l0 + n;
       const TensorView<const T, 4> kc = cache->k.cview().slice(0, cache->length, 2);
       const TensorView<const T, 4> vc = cache->v.cview().slice(0, cache->length, 2);
-      attention<Policy, T>(pol, q, kc, vc, o, options);
+      attend(kc, vc);
     }
     TensorView<T, 2> y2(y.data(), {m, hid});
     o_proj(ob.cview(), y2);

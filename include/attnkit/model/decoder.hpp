@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -41,6 +42,17 @@ template <class T>
 struct DecoderState {
   std::vector<KVCacheLayer<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
+};
+
+/// Observers of one Decoder::forward pass (attnkit/inspect/ is built on them). Empty members
+/// observe nothing; a pass without hooks runs exactly as before.
+/// \tparam T float or double
+template <class T>
+struct DecoderHooks {
+  /// The attention capture of layer l (see AttentionCapture), or nullptr for none.
+  std::function<const AttentionCapture<T>*(index_t layer)> attention;
+  /// Called after layer l with its output hidden state (the residual stream) [n, hidden].
+  std::function<void(index_t layer, TensorView<const T, 2> hidden)> hidden;
 };
 
 /// A LLaMA-style decoder. Weights are views: into the memory-mapped safetensors file for F32
@@ -149,6 +161,12 @@ class Decoder {
     return run(ids, s);
   }
 
+  /// The prefill pass of forward(ids) with observers (attention captures, hidden states).
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids, const DecoderHooks<T>& hooks) const {
+    DecoderState<T>* none = nullptr;
+    return run(ids, none, &hooks);
+  }
+
  private:
   std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
   index_t converted_ = 0;
@@ -179,7 +197,8 @@ class Decoder {
     return t->cview();
   }
 
-  Tensor<T, 2> run(std::span<const std::int64_t> ids, DecoderState<T>* state) const {
+  Tensor<T, 2> run(std::span<const std::int64_t> ids, DecoderState<T>* state,
+                   const DecoderHooks<T>* hooks = nullptr) const {
     const DecoderConfig& c = config;
     const index_t n = static_cast<index_t>(ids.size()), h = c.hidden_size;
     if (n == 0) throw error("attnkit: Decoder::forward: empty prompt");
@@ -201,12 +220,15 @@ class Decoder {
     for (std::size_t l = 0; l < layers.size(); ++l) {
       const DecoderLayer<Policy, T>& layer = layers[l];
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
+      const AttentionCapture<T>* capture =
+          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
       layer.self_attn.forward(xn.cview(), pos, y.view(),
-                              state != nullptr ? &state->layers[l] : nullptr);
+                              state != nullptr ? &state->layers[l] : nullptr, capture);
       add_inplace(x, y);
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
       layer.mlp(xn2, y2);
       add_inplace(x, y);
+      if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
     }
     block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
