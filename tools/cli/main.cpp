@@ -20,6 +20,7 @@ constexpr attnkit::cli::Command commands[] = {
      attnkit::cli::cmd_attend},
     {"einsum", "numpy.einsum over .npy files", attnkit::cli::cmd_einsum},
     {"generate", "continue a prompt with a LLaMA-style model folder", attnkit::cli::cmd_generate},
+    {"inspect", "attention statistics, heatmaps, leak check", attnkit::cli::cmd_inspect},
 };
 
 void print_help() {
