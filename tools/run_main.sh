@@ -9,4 +9,4 @@ tools/install_deps.sh
 cmake -S . -B build/main -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNKIT_BUILD_TESTS=OFF \
   -DATTNKIT_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/main -j "$(nproc)" >/dev/null
-exec build/main/bin/00_quickstart "$@"
+exec build/main/bin/01_llama_variants "$@"
