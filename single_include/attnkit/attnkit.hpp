@@ -3904,15 +3904,15 @@ struct FusedKernel {
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
-      if (x.probs) capture_zero(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], kb, ke);
     }
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
     // the rescale of their (zero) captured P is by 0 or 1, never by exp2 of a stale value.
     if (x.probs && norm == Normalization::over_keys_exp)
-      std::fill(ws.mhist.get() + kb / key_tile * lanes,
-                ws.mhist.get() + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
-                marker<T> * log2e);
+      std::fill(
+          ws.mhist.get() + kb / key_tile * lanes,
+          ws.mhist.get() + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
+          marker<T> * log2e);
     for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
       const index_t bk = std::min(key_tile, ke - j0);
       const T* vrows = nullptr;
@@ -3921,7 +3921,10 @@ struct FusedKernel {
         const Segment* gs = segs + seg_begin[gi];
         const index_t ns = seg_begin[gi + 1] - seg_begin[gi];
         const TileClass cls = classify(b, gs, ns, j0, j0 + bk);
-        if (cls == TileClass::empty) continue;
+        if (cls == TileClass::empty) {
+          if (x.probs) capture_zero(b, gs, ns, j0, j0 + bk);  // the other tiles are written
+          continue;
+        }
         const bool partial = cls == TileClass::partial;
         const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
         T* st = ws.st.get();
@@ -4019,8 +4022,8 @@ struct FusedKernel {
 
   /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
   /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
-  /// capture, each chunk's P is first brought to the chunk's own running max, then scaled by
-  /// the chunk's merge factor and the final normalization in the merge.
+  /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
+  /// the captured P once per tile by exp2(tile max - final max) / sum.
   void run_decode() const {
     const Geometry& g = x.g;
     const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
@@ -4030,8 +4033,10 @@ struct FusedKernel {
     const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
     const index_t nkt = (g.nk + key_tile - 1) / key_tile;
     const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-    // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l).
-    const index_t per_unit = rows * dvp + 2 * rows;
+    // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l, with exp capture
+    // rows x tiles-per-chunk running maxima).
+    constexpr index_t chunk_tiles = decode_chunk / key_tile;
+    const index_t per_unit = rows * dvp + 2 * rows + (hist > 0 ? rows * chunk_tiles : 0);
     auto part = make_aligned<T>(static_cast<std::size_t>(units * per_unit));
     parallel_units(
         units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
@@ -4045,17 +4050,12 @@ struct FusedKernel {
           const index_t begin[2] = {0, x.group};
           const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
           run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
-          if constexpr (norm == Normalization::over_keys_exp) {
-            if (x.probs)
-              for (index_t r = 0; r < rows; ++r)
-                for (index_t t0 = kb; t0 < ke; t0 += key_tile)
-                  capture_scale(b, kvh * x.group + r / g.nq, r % g.nq, t0,
-                                std::min(ke, t0 + key_tile),
-                                static_cast<T>(std::exp2(ws.mhist[static_cast<std::size_t>(
-                                                             t0 / key_tile * lanes + r)] -
-                                                         ws.m[static_cast<std::size_t>(r)])));
-          }
           T* dst = part.get() + u * per_unit;
+          if (hist > 0)
+            for (index_t r = 0; r < rows; ++r)
+              for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
+                dst[rows * dvp + 2 * rows + r * chunk_tiles + t] =
+                    ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
           for (index_t r = 0; r < rows; ++r)
             std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, dst + r * dvp);
           std::copy(ws.m.get(), ws.m.get() + rows, dst + rows * dvp);
@@ -4095,13 +4095,18 @@ struct FusedKernel {
                           norm == Normalization::over_keys_sum) {
               if (x.probs)
                 for (index_t sp = 0; sp < nsplit; ++sp) {
-                  T f = inv;
-                  if constexpr (norm == Normalization::over_keys_exp)
-                    f = inv == T(0) ? T(0)
-                                    : static_cast<T>(std::exp2(
-                                          first[sp * per_unit + rows * dvp + r] - mmax)) * inv;
-                  capture_scale(b, kvh * x.group + gi, i, sp * decode_chunk,
-                                std::min(g.nk, (sp + 1) * decode_chunk), f);
+                  const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+                  if constexpr (norm == Normalization::over_keys_exp) {
+                    const T* tile_max =
+                        first + sp * per_unit + rows * dvp + 2 * rows + r * chunk_tiles;
+                    for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
+                      const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
+                      capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
+                                    inv == T(0) ? T(0) : f * inv);
+                    }
+                  } else {
+                    capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
+                  }
                 }
             }
           }
