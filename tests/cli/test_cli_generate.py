@@ -99,6 +99,64 @@ check("top-k 1 is greedy", k1 and k1["ids"] == g["greedy_cached"], str(k1))
 p0 = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "8", "--temperature", "2", "--top-p", "1e-9", "--seed", "3"))
 check("tiny top-p is greedy", p0 and p0["ids"] == g["greedy_cached"], str(p0))
 
+# --memory modes and --cache policies (memory issue): the stats JSON line, per layer too.
+layers = json.load(open(os.path.join(d, "config.json")))["num_hidden_layers"]
+n_prompt = len(g["prompt_ids"])
+
+
+def stats_ok(name, out, mode, cache):
+    check(name, out is not None, "no JSON line")
+    if not out:
+        return
+    for key in ["ids", "prompt_tokens", "new_tokens", "prefill_ms", "tokens_per_s", "mode",
+                "memory_tokens", "mean_retention", "sparsity", "cache", "layers"]:
+        check(name, key in out, f"missing key {key}")
+    check(name, out.get("mode") == mode and out.get("cache") == cache, str(out))
+    check(name, len(out.get("layers", [])) == layers, str(out))
+    for i, l in enumerate(out.get("layers", [])):
+        check(name, l.get("layer") == i and set(l) >= {"memory_tokens", "mean_retention", "sparsity"},
+              str(l))
+    check(name, 0 <= out.get("sparsity", -1) < 1 and 0 < out.get("mean_retention", 0) <= 1, str(out))
+
+
+for mode in ["baseline", "soft-delete", "sparse"]:
+    r = run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "8", "--memory", mode)
+    check(mode, r.returncode == 0, r.stderr)
+    out = last_json(r)
+    stats_ok(mode, out, mode, "full")
+    if out:
+        # Nothing is old enough to fade below 0.01 in 8 steps: every token is still held.
+        check(mode, out["memory_tokens"] == n_prompt + 7 and out["sparsity"] == 0, str(out))
+        check(mode, (out["mean_retention"] == 1) == (mode == "baseline"), str(out))
+        if mode == "baseline":
+            check(mode, out["ids"] == g["greedy_cached"], str(out))
+# Long enough that unreinforced tokens fade (R = exp(-0.05 t / 5) < 0.01 after 461 steps).
+long = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "700", "--memory", "sparse"))
+stats_ok("sparse long", long, "sparse", "full")
+if long:
+    check("sparse long", long["sparsity"] > 0 and long["memory_tokens"] < n_prompt + 699, str(long))
+    for l in long["layers"]:
+        check("sparse long", l["mean_retention"] >= 0.01 and
+              abs(l["sparsity"] - (1 - l["memory_tokens"] / (n_prompt + 699))) < 1e-5, str(l))
+soft = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "700", "--memory", "soft-delete"))
+stats_ok("soft-delete long", soft, "soft-delete", "full")
+if soft and long:
+    check("soft-delete long", soft["memory_tokens"] == n_prompt + 699 and soft["sparsity"] == 0, str(soft))
+    check("soft-delete long", soft["mean_retention"] < 0.5, str(soft))
+# A window or sink cache at least as long as the sequence is the full cache; shorter ones hold
+# exactly W or S + W tokens.
+big = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "8", "--cache", "window=64"))
+stats_ok("window=64", big, "baseline", "window=64")
+check("window=64", big and big["ids"] == g["greedy_cached"], str(big))
+sinks = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "8", "--cache", "sinks=4,60"))
+check("sinks=4,60", sinks and sinks["ids"] == g["greedy_cached"], str(sinks))
+for spec, held in [("window=4", 4), ("sinks=2,3", 5)]:
+    out = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "40", "--cache", spec))
+    stats_ok(spec, out, "baseline", spec)
+    if out:
+        check(spec, out["memory_tokens"] == held and len(out["ids"]) == 40, str(out))
+        check(spec, abs(out["sparsity"] - (1 - held / (n_prompt + 39))) < 1e-5, str(out))
+
 
 def bad_input(name, *args, expect):
     r = run(*args)
@@ -116,7 +174,11 @@ bad_input("prompt text", "--model", d, "--prompt", "hello", expect="--prompt-ids
 bad_input("variant", "--model", d, "--prompt-ids", "1", "--variant", "cosine", expect="cosine")
 bad_input("greedy and sampling", "--model", d, "--prompt-ids", "1", "--greedy", "--temperature", "1", expect="--greedy")
 bad_input("temperature", "--model", d, "--prompt-ids", "1", "--temperature", "0", expect="--temperature")
-bad_input("cache", "--model", d, "--prompt-ids", "1", "--cache", "window=4", expect="--cache")
+bad_input("cache", "--model", d, "--prompt-ids", "1", "--cache", "ring=4", expect="--cache")
+bad_input("cache window", "--model", d, "--prompt-ids", "1", "--cache", "window=0", expect="--cache")
+bad_input("memory", "--model", d, "--prompt-ids", "1", "--memory", "forget", expect="--memory")
+bad_input("memory and cache", "--model", d, "--prompt-ids", "1", "--cache", "window=4", "--memory",
+          "sparse", expect="--memory")
 with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(tmp, "config.json"), "w") as f:
         f.write('{"hidden_size": 64}')

@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // attnkit generate: greedy or sampled continuation of a prompt by a LLaMA-style model folder, in
-// any attention variant, with a full KV cache.
+// any attention variant, through a full, window or sink KV cache or an Ebbinghaus memory mode.
 #include <algorithm>
 #include <charconv>
-#include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <numeric>
-#include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "attnkit/io/npy.hpp"
+#include "attnkit/model/generate.hpp"
+#include "attnkit/model/kv_cache.hpp"
+#include "attnkit/model/sampling.hpp"
 #include "attnkit/model/variants.hpp"
 
 #include "cli.hpp"
@@ -28,8 +28,8 @@ constexpr const char* generate_help =
     "usage: attnkit generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT)\n"
     "                        [--variant NAME] [--max-new-tokens N]\n"
     "                        [--greedy | --temperature T --top-k K --top-p P --seed S]\n"
-    "                        [--cache full] [--memory baseline] [--dump-logits L.npy]\n"
-    "                        [--threads T]\n\n"
+    "                        [--cache full|window=W|sinks=S,W] [--memory MODE]\n"
+    "                        [--dump-logits L.npy] [--threads T]\n\n"
     "Continues the prompt with the LLaMA-style model in DIR (config.json + model.safetensors,\n"
     "F32/F16/BF16; an optional self_attn.g_proj gate). --variant picks the attention activation\n"
     "(softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, relu,\n"
@@ -37,9 +37,13 @@ constexpr const char* generate_help =
     "Greedy by default; --temperature T (> 0) samples, after --top-k K (0: all) and --top-p P\n"
     "(nucleus, default 1), from a generator seeded by --seed (default 0). --max-new-tokens\n"
     "defaults to 16. --dump-logits writes the prefill logits [Nprompt, vocab] as float32.\n"
+    "--cache: full (default), window=W (the last W tokens), sinks=S,W (StreamingLLM: the first\n"
+    "S tokens and the last W, positions inside the cache). --memory: the Ebbinghaus memory of\n"
+    "seed 002 over the full cache: baseline (default, no forgetting), soft-delete (keys scaled\n"
+    "by retention R = exp(-dt/S)), sparse (tokens with R < 0.01 dropped, their work skipped).\n"
     "stdout ends with one JSON line: {\"ids\": [...], \"prompt_tokens\", \"new_tokens\",\n"
     "\"prefill_ms\", \"tokens_per_s\", \"mode\", \"memory_tokens\", \"mean_retention\",\n"
-    "\"sparsity\"}.\n";
+    "\"sparsity\", \"cache\", \"layers\": [per layer: memory_tokens, mean_retention, sparsity]}.\n";
 
 std::vector<std::int64_t> parse_ids(const std::string& s) {
   std::vector<std::int64_t> ids;
@@ -57,89 +61,22 @@ std::vector<std::int64_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-/// The next token: argmax (greedy) or a sample from softmax(logits / T) after top-k and top-p.
-struct Sampler {
-  bool greedy = true;
-  double temperature = 1.0;
-  long long top_k = 0;
-  double top_p = 1.0;
-  std::mt19937_64 rng{0};
-
-  std::int64_t next(const float* logits, index_t n) {
-    if (greedy) {
-      index_t best = 0;
-      for (index_t i = 1; i < n; ++i)
-        if (logits[i] > logits[best]) best = i;
-      return best;
-    }
-    std::vector<index_t> order(static_cast<std::size_t>(n));
-    std::iota(order.begin(), order.end(), index_t{0});
-    std::stable_sort(order.begin(), order.end(),
-                     [&](index_t a, index_t b) { return logits[a] > logits[b]; });
-    std::size_t keep = order.size();
-    if (top_k > 0) keep = std::min(keep, static_cast<std::size_t>(top_k));
-    std::vector<double> p(keep);
-    const double mx = logits[order[0]];
-    double sum = 0;
-    for (std::size_t i = 0; i < keep; ++i)
-      sum += (p[i] = std::exp((double(logits[order[i]]) - mx) / temperature));
-    if (top_p < 1.0) {  // the smallest prefix whose probability reaches top_p
-      double acc = 0;
-      std::size_t cut = keep;
-      for (std::size_t i = 0; i < keep; ++i) {
-        acc += p[i] / sum;
-        if (acc >= top_p) {
-          cut = i + 1;
-          break;
-        }
-      }
-      keep = cut;
-      sum = std::accumulate(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
-    }
-    // u in [0, 1) from 53 random bits (the same on every platform, unlike std distributions).
-    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * sum;
-    double acc = 0;
-    for (std::size_t i = 0; i < keep; ++i) {
-      acc += p[i];
-      if (u < acc) return order[i];
-    }
-    return order[keep - 1];
-  }
-};
-
 template <class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
-                 const std::vector<std::int64_t>& prompt, long long max_new, Sampler sampler,
+                 const std::vector<std::int64_t>& prompt, long long max_new,
+                 model::Sampler<>& sampler, const model::CachePolicy& cache,
                  const std::string& dump) {
   using Policy = model::LlamaPolicy<Activation, SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
-  model::DecoderState<float> state;
-  const auto t0 = std::chrono::steady_clock::now();
-  Tensor<float, 2> logits = m.forward(prompt, state);
-  const auto t1 = std::chrono::steady_clock::now();
+  model::DecoderState<float> state(cache);
+  model::GenerateHooks<float> hooks;
   if (!dump.empty())
-    write_atomically(dump, [&](const std::string& tmp) { io::write_npy(tmp, logits); });
-  std::vector<std::int64_t> out;
-  for (long long s = 0; s < max_new; ++s) {
-    const std::int64_t id = sampler.next(&logits(logits.extent(0) - 1, 0), logits.extent(1));
-    out.push_back(id);
-    if (s + 1 < max_new) logits = m.forward(std::vector<std::int64_t>{id}, state);
-  }
-  const auto t2 = std::chrono::steady_clock::now();
-  const double prefill_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-  const double decode_s = std::chrono::duration<double>(t2 - t1).count();
-  const long long steps = max_new > 0 ? max_new - 1 : 0;  // forward passes after the prefill
-  std::string ids = "[";
-  for (std::size_t i = 0; i < out.size(); ++i) ids += (i ? ", " : "") + std::to_string(out[i]);
-  ids += "]";
-  index_t memory = 0;
-  for (const auto& l : state.layers) memory = std::max(memory, l.length);
-  std::printf(
-      "{\"ids\": %s, \"prompt_tokens\": %zu, \"new_tokens\": %zu, \"prefill_ms\": %.6g, "
-      "\"tokens_per_s\": %.6g, \"mode\": \"full\", \"memory_tokens\": %lld, "
-      "\"mean_retention\": 1, \"sparsity\": 0}\n",
-      ids.c_str(), prompt.size(), out.size(), prefill_ms,
-      steps > 0 && decode_s > 0 ? double(steps) / decode_s : 0.0, static_cast<long long>(memory));
+    hooks.prefill = [&](const Tensor<float, 2>& logits) {
+      write_atomically(dump, [&](const std::string& tmp) { io::write_npy(tmp, logits); });
+    };
+  const model::GenerationResult r =
+      model::generate(m, prompt, static_cast<index_t>(max_new), sampler, state, hooks);
+  std::printf("%s\n", r.json().c_str());
   return 0;
 }
 
@@ -167,28 +104,42 @@ int cmd_generate(int argc, char** argv) {
   }
   const std::vector<std::int64_t> prompt = parse_ids(args.require("prompt-ids"));
   const long long max_new = args.get_int("max-new-tokens", 16, 0, 1 << 20);
-  const std::string cache = args.get("cache", "full"), memory = args.get("memory", "baseline");
-  if (cache != "full")
-    throw usage_error("generate: --cache " + cache +
-                      " is not implemented yet (only 'full'; window=W and sinks=S,W come later)");
-  if (memory != "baseline")
-    throw usage_error("generate: --memory " + memory +
-                      " is not implemented yet (only 'baseline'; soft-delete and sparse come "
-                      "later)");
-  Sampler sampler;
+  const std::string cache_spec = args.get("cache", "full");
+  const std::string memory = args.get("memory", "baseline");
+  model::CachePolicy cache;
+  model::MemoryMode mode = model::MemoryMode::baseline;
+  try {
+    cache = model::parse_cache_policy(cache_spec);
+  } catch (const error& e) {
+    throw usage_error("generate: --cache: " + std::string(e.what()).substr(9));
+  }
+  try {
+    mode = model::parse_memory_mode(memory);
+  } catch (const error& e) {
+    throw usage_error("generate: --memory: " + std::string(e.what()).substr(9));
+  }
+  if (mode != model::MemoryMode::baseline) {
+    if (!std::holds_alternative<model::FullCache>(cache))
+      throw usage_error("generate: --memory " + memory + " works on the full cache, not --cache " +
+                        cache_spec);
+    cache = model::RetentionCache{mode, {}};
+  }
+  model::Sampler<> sampler;
   const bool sampled = args.has("temperature") || args.has("top-k") || args.has("top-p");
   if (args.has("greedy") && sampled)
     throw usage_error("generate: --greedy excludes --temperature, --top-k and --top-p");
   if (sampled) {
     sampler.greedy = false;
-    sampler.temperature = args.get_double("temperature", 1.0);
-    if (!(sampler.temperature > 0))
+    auto& [penalty, banned, temperature, top_k, top_p] = sampler.processors.steps;
+    (void)penalty;
+    (void)banned;
+    temperature.value = args.get_double("temperature", 1.0);
+    if (!(temperature.value > 0))
       throw usage_error("generate: --temperature must be > 0 (use --greedy for argmax)");
-    sampler.top_k = args.get_int("top-k", 0, 0, 1LL << 40);
-    sampler.top_p = args.get_double("top-p", 1.0);
-    if (!(sampler.top_p > 0 && sampler.top_p <= 1))
-      throw usage_error("generate: --top-p must be in (0, 1]");
-    sampler.rng.seed(static_cast<std::uint64_t>(args.get_int("seed", 0, 0, 1LL << 62)));
+    top_k.k = static_cast<index_t>(args.get_int("top-k", 0, 0, 1LL << 40));
+    top_p.p = args.get_double("top-p", 1.0);
+    if (!(top_p.p > 0 && top_p.p <= 1)) throw usage_error("generate: --top-p must be in (0, 1]");
+    sampler.seed(static_cast<std::uint64_t>(args.get_int("seed", 0, 0, 1LL << 62)));
   }
   std::string variant = args.get("variant", "");
   if (variant.empty())
@@ -197,20 +148,22 @@ int cmd_generate(int argc, char** argv) {
   const std::string dump = args.get("dump-logits", "");
   namespace pol = policy;
   if (variant == "softmax")
-    return run_generate(dir, pol::Softmax{}, prompt, max_new, sampler, dump);
+    return run_generate(dir, pol::Softmax{}, prompt, max_new, sampler, cache, dump);
   if (variant == "sigmoid")
-    return run_generate(dir, pol::Sigmoid{}, prompt, max_new, sampler, dump);
+    return run_generate(dir, pol::Sigmoid{}, prompt, max_new, sampler, cache, dump);
   if (variant == "sigmoid-bias")
-    return run_generate(dir, pol::SigmoidBias{}, prompt, max_new, sampler, dump);
+    return run_generate(dir, pol::SigmoidBias{}, prompt, max_new, sampler, cache, dump);
   if (variant == "normalized-sigmoid")
-    return run_generate(dir, pol::NormalizedSigmoid{}, prompt, max_new, sampler, dump);
+    return run_generate(dir, pol::NormalizedSigmoid{}, prompt, max_new, sampler, cache, dump);
   if (variant == "head-softmax")
-    return run_generate(dir, pol::HeadSoftmax{}, prompt, max_new, sampler, dump);
-  if (variant == "linear") return run_generate(dir, pol::Linear{}, prompt, max_new, sampler, dump);
-  if (variant == "relu") return run_generate(dir, pol::ReLU{}, prompt, max_new, sampler, dump);
+    return run_generate(dir, pol::HeadSoftmax{}, prompt, max_new, sampler, cache, dump);
+  if (variant == "linear")
+    return run_generate(dir, pol::Linear{}, prompt, max_new, sampler, cache, dump);
+  if (variant == "relu")
+    return run_generate(dir, pol::ReLU{}, prompt, max_new, sampler, cache, dump);
   if (variant.rfind("softcap=", 0) == 0)
     return run_generate(dir, pol::Softcap(args.parse_double(variant.substr(8), "softcap=C")),
-                        prompt, max_new, sampler, dump);
+                        prompt, max_new, sampler, cache, dump);
   throw usage_error("generate: unknown --variant '" + variant +
                     "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, "
                     "relu, softcap=C)");

@@ -214,6 +214,91 @@ class MultiHeadAttention {
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
                KVCacheLayer<T>* cache = nullptr,
                const AttentionCapture<T>* capture = nullptr) const {
+    Projected p = project(x, positions, y, true);
+    const index_t nb = p.nb, n = p.n, d = head_dim, hkv = kv_heads;
+    const Policy pol = policy_for_rows(p, 0, n);
+    TensorView<const T, 4> kc = p.k, vc = p.v;
+    if (cache != nullptr) {
+      cache->reserve(nb, hkv, n, d);
+      const index_t l0 = cache->length;
+      for (index_t b = 0; b < nb; ++b)
+        for (index_t h = 0; h < hkv; ++h)
+          for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < d; ++c) {
+              cache->k(b, h, l0 + r, c) = p.k(b, h, r, c);
+              cache->v(b, h, l0 + r, c) = p.v(b, h, r, c);
+            }
+      cache->length = l0 + n;
+      kc = cache->k.cview().slice(0, cache->length, 2);
+      vc = cache->v.cview().slice(0, cache->length, 2);
+    }
+    TensorView<T, 4> probs;
+    if (capture != nullptr && capture->probs)
+      probs = capture->probs(Shape<4>{nb, heads, n, kc.extent(2)});
+    if (probs.empty()) {
+      attention<Policy, T>(pol, p.q, kc, vc, p.o, options);
+    } else {
+      attention<Policy, T>(pol, p.q, kc, vc, p.o, probs, options);
+    }
+    if (capture != nullptr && capture->observe) capture->observe(p.q, kc, vc, probs);
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {nb * n, hidden()}));
+  }
+
+  /// forward() through a cache policy object (e.g. attnkit::model::KVCache: full, sliding
+  /// window, attention sinks, retention), which decides which keys each row sees. The protocol:
+  /// the module projects x, rotates q (RoPE at `positions`) and calls
+  /// `cache.step(k, v, positions, rope, Hq, attend)` with the new keys k [B, Hkv, N, D] *not
+  /// rotated* (the cache rotates them at the positions it assigns), v [B, Hkv, N, Dv], and
+  /// `attend(r0, r1, keys, values, probs)`, which runs attention<Policy> for the query rows
+  /// [r0, r1) of this call over keys/values [B, Hkv, Nk, ·] (bottom-right aligned under the
+  /// policy's mask) and also writes the weights into probs [B, Hq, r1 - r0, Nk] when probs is
+  /// not empty. One-row calls take the split-KV decode path unless `options` says never.
+  /// `cache.preserves_distances()` says whether held slots keep the distances i' - j a
+  /// positional score mod (ALiBi) reads; forward throws error when it does not.
+  /// \tparam Cache a type with a `kv_cache_tag` member type, step() and preserves_distances()
+  template <class Cache>
+  requires requires { typename Cache::kv_cache_tag; }
+  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
+               Cache& cache) const {
+    if constexpr (policy::encodes_positions<typename Policy::score_mod_type>) {
+      if (!cache.preserves_distances())
+        throw error(
+            "attnkit: MultiHeadAttention: the cache reorders its tokens (the sparse "
+            "memory mode), which a positional score mod such as ALiBi cannot follow; use "
+            "RoPE positions or another cache policy");
+    }
+    Projected p = project(x, positions, y, false);
+    const block::RoPE* r = rope ? &*rope : nullptr;
+    cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
+               [&](index_t r0, index_t r1, TensorView<const T, 4> kc, TensorView<const T, 4> vc,
+                   TensorView<T, 4> probs) {
+                 const Policy pol = policy_for_rows(p, r0, r1);
+                 AttentionOptions o = options;
+                 if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
+                   o.decode = DecodeMode::always;
+                 const TensorView<const T, 4> q = p.q.slice(r0, r1, 2);
+                 if (probs.empty()) {
+                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), o);
+                 } else {
+                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), probs, o);
+                 }
+               });
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+  }
+
+ private:
+  /// The projections of one call: [B·N, H·D] buffers seen as [B, H, N, D] by strides (no
+  /// transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
+  struct Projected {
+    index_t nb = 0, n = 0;
+    Tensor<T, 2> qb, kb, vb, ob, gb;
+    TensorView<T, 4> q, k, v, o;
+    GateKind gate = GateKind::none;
+  };
+
+  /// Checks shapes, projects x, applies RoPE to q (and to k when rotate_k).
+  Projected project(TensorView<const T, 3> x, std::span<const index_t> positions,
+                    TensorView<T, 3> y, bool rotate_k) const {
     check();
     const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
     const index_t d = head_dim, hq = heads, hkv = kv_heads;
@@ -228,69 +313,56 @@ class MultiHeadAttention {
       throw shape_error("attnkit: MultiHeadAttention: x and y must be contiguous");
     const index_t m = nb * n;
     const TensorView<const T, 2> x2(x.data(), {m, hid});
-    Tensor<T, 2> qb({m, hq * d}), kb({m, hkv * d}), vb({m, hkv * d}), ob({m, hq * d});
-    q_proj(x2, qb.view());
-    k_proj(x2, kb.view());
-    v_proj(x2, vb.view());
-    // [B·N, H·D] buffers seen as [B, H, N, D] by strides (no transposes).
-    auto heads_view = [&](T* p, index_t h) {
-      return TensorView<T, 4>(p, {nb, h, n, d}, {n * h * d, d, h * d, 1});
+    Projected p;
+    p.nb = nb;
+    p.n = n;
+    p.qb = Tensor<T, 2>({m, hq * d});
+    p.kb = Tensor<T, 2>({m, hkv * d});
+    p.vb = Tensor<T, 2>({m, hkv * d});
+    p.ob = Tensor<T, 2>({m, hq * d});
+    q_proj(x2, p.qb.view());
+    k_proj(x2, p.kb.view());
+    v_proj(x2, p.vb.view());
+    auto heads_view = [&](T* ptr, index_t h) {
+      return TensorView<T, 4>(ptr, {nb, h, n, d}, {n * h * d, d, h * d, 1});
     };
-    const TensorView<T, 4> q = heads_view(qb.data(), hq), k = heads_view(kb.data(), hkv),
-                           v = heads_view(vb.data(), hkv), o = heads_view(ob.data(), hq);
+    p.q = heads_view(p.qb.data(), hq);
+    p.k = heads_view(p.kb.data(), hkv);
+    p.v = heads_view(p.vb.data(), hkv);
+    p.o = heads_view(p.ob.data(), hq);
     if (rope) {
-      rope->apply<T>(q, positions);
-      rope->apply<T>(k, positions);
+      rope->apply<T>(p.q, positions);
+      if (rotate_k) rope->apply<T>(p.k, positions);
     }
-    // Gate logits [B·N, Hq] or [B·N, Hq·D], seen as [B, Hq, N] or [B, Hq, N, D].
+    p.gate = gate_kind();
+    if (p.gate != GateKind::none) {
+      p.gb = Tensor<T, 2>({m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, p.gb.view());
+    }
+    return p;
+  }
+
+  /// The policy with the gate values of the query rows [r0, r1) of a call.
+  Policy policy_for_rows(const Projected& p, index_t r0, index_t r1) const {
     Policy pol = policy;
-    Tensor<T, 2> gb;
-    const GateKind gk = gate_kind();
-    if (gk != GateKind::none) {
-      gb = Tensor<T, 2>({m, g_proj.extent(0)});
-      block::linear<T>(x2, g_proj, gb.view());
-      const TensorView<const T, 3> hw(gb.data(), {nb, hq, n}, {n * hq, 1, hq});
-      const TensorView<const T, 4> ew(gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1});
+    const index_t nb = p.nb, n = p.n, hq = heads, d = head_dim;
+    if (p.gate != GateKind::none) {
+      const TensorView<const T, 3> hw =
+          TensorView<const T, 3>(p.gb.data(), {nb, hq, n}, {n * hq, 1, hq}).slice(r0, r1, 2);
+      const TensorView<const T, 4> ew =
+          TensorView<const T, 4>(p.gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1})
+              .slice(r0, r1, 2);
       if constexpr (gate_headwise) pol.gate = policy::HeadwiseSigmoid<T>(hw);
       if constexpr (gate_elementwise) pol.gate = policy::ElementwiseSigmoid<T>(ew);
       if constexpr (gate_selectable) {
-        pol.gate.kind = gk;
+        pol.gate.kind = p.gate;
         pol.gate.headwise = hw;
         pol.gate.elementwise = ew;
       }
     } else if constexpr (gate_selectable) {
       pol.gate.kind = GateKind::none;
     }
-    // The kernel call, with the caller's capture of P when one is asked for.
-    auto attend = [&](TensorView<const T, 4> kk, TensorView<const T, 4> vv) {
-      TensorView<T, 4> probs;
-      if (capture != nullptr && capture->probs) probs = capture->probs({nb, hq, n, kk.extent(2)});
-      if (probs.data() == nullptr) {
-        attention<Policy, T>(pol, q, kk, vv, o, options);
-      } else {
-        attention<Policy, T>(pol, q, kk, vv, o, probs, options);
-      }
-      if (capture != nullptr && capture->observe) capture->observe(q, kk, vv, probs);
-    };
-    if (cache == nullptr) {
-      attend(k, v);
-    } else {
-      cache->reserve(nb, hkv, n, d);
-      const index_t l0 = cache->length;
-      for (index_t b = 0; b < nb; ++b)
-        for (index_t h = 0; h < hkv; ++h)
-          for (index_t r = 0; r < n; ++r)
-            for (index_t c = 0; c < d; ++c) {
-              cache->k(b, h, l0 + r, c) = k(b, h, r, c);
-              cache->v(b, h, l0 + r, c) = v(b, h, r, c);
-            }
-      cache->length = l0 + n;
-      const TensorView<const T, 4> kc = cache->k.cview().slice(0, cache->length, 2);
-      const TensorView<const T, 4> vc = cache->v.cview().slice(0, cache->length, 2);
-      attend(kc, vc);
-    }
-    TensorView<T, 2> y2(y.data(), {m, hid});
-    o_proj(ob.cview(), y2);
+    return pol;
   }
 };
 

@@ -23,6 +23,7 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/model/config.hpp"
+#include "attnkit/model/kv_cache.hpp"
 
 namespace attnkit::model {
 
@@ -37,11 +38,25 @@ struct DecoderLayer {
   block::SwiGLU<T> mlp;                             ///< gate/up [I, H], down [H, I]
 };
 
-/// Per-sequence state of incremental decoding: one KV cache per layer and the next position.
+/// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
+/// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
+/// model/kv_cache.hpp) and the next position.
 template <class T>
 struct DecoderState {
-  std::vector<KVCacheLayer<T>> layers;
+  CachePolicy cache = FullCache{};  ///< the policy of the layers' caches (made on first use)
+  std::vector<KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
+
+  DecoderState() = default;
+  /// \param policy the cache policy of every layer
+  explicit DecoderState(CachePolicy policy) : cache(std::move(policy)) {}
+
+  /// Statistics of each layer's cache.
+  std::vector<CacheStats> stats() const {
+    std::vector<CacheStats> s;
+    for (const KVCache<T>& l : layers) s.push_back(l.stats());
+    return s;
+  }
 };
 
 /// Observers of one Decoder::forward pass (attnkit/inspect/ is built on them). Empty members
@@ -208,7 +223,7 @@ class Decoder {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
     if (state != nullptr && state->layers.size() != layers.size())
-      state->layers.resize(layers.size());
+      state->layers.assign(layers.size(), KVCache<T>(state->cache));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
@@ -222,8 +237,11 @@ class Decoder {
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
       const AttentionCapture<T>* capture =
           hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
-      layer.self_attn.forward(xn.cview(), pos, y.view(),
-                              state != nullptr ? &state->layers[l] : nullptr, capture);
+      if (state != nullptr) {
+        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l]);
+      } else {
+        layer.self_attn.forward(xn.cview(), pos, y.view(), nullptr, capture);
+      }
       add_inplace(x, y);
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
       layer.mlp(xn2, y2);
