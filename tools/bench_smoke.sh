@@ -14,6 +14,7 @@ for b in "$build"/bin/bench_*; do
   case $name in
     bench_attention) filter='Peak|Memory|/N:512/D:64/threads:1|/Nk:4096/D:128/threads:1' ;;
     bench_model) filter='Peak|Prefill_Softmax' ;;
+    bench_memory) filter='PeakFma/threads:1|Sparse50/threads:1|SinkDecode/threads:1/xW:1' ;;
     *) filter='.' ;;
   esac
   echo "-- $name"
