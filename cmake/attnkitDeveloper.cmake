@@ -10,13 +10,15 @@ if(Python3_Interpreter_FOUND)
     COMMENT "Regenerating single_include/attnkit/attnkit.hpp")
 endif()
 
-# attnkit_target_defaults(<target> [ALL_ARCHS]): warnings, arch flags and sanitizers of our own
-# targets. Unless ALL_ARCHS is given, kernels are instantiated for the best architecture the arch
-# flags enable only (ATTNKIT_DISPATCH_COMPILED_BEST): the other ones would be compiled but never
-# run on the build machine. Targets that test the AVX2 and SSE2 paths (simd::set_max_arch) and
-# the default dispatch pass ALL_ARCHS.
+# attnkit_target_defaults(<target> [ALL_ARCHS] [NO_SANITIZE]): warnings, arch flags and
+# sanitizers of our own targets. Unless ALL_ARCHS is given, kernels are instantiated for the best
+# architecture the arch flags enable only (ATTNKIT_DISPATCH_COMPILED_BEST): the other ones would
+# be compiled but never run on the build machine. Targets that test the AVX2 and SSE2 paths
+# (simd::set_max_arch) and the default dispatch pass ALL_ARCHS. NO_SANITIZE: not instrumented
+# even with ATTNKIT_SANITIZE (examples, benchmarks and compile-fail twins, which the suite does
+# not run; the instrumentation makes a translation unit 2-6 times slower to compile).
 function(attnkit_target_defaults target)
-  cmake_parse_arguments(_atd "ALL_ARCHS" "" "" ${ARGN})
+  cmake_parse_arguments(_atd "ALL_ARCHS;NO_SANITIZE" "" "" ${ARGN})
   target_link_libraries(${target} PRIVATE attnkit::attnkit)
   separate_arguments(_arch UNIX_COMMAND "${ATTNKIT_ARCH_FLAGS}")
   target_compile_options(${target} PRIVATE ${_arch})
@@ -31,7 +33,7 @@ function(attnkit_target_defaults target)
       target_compile_options(${target} PRIVATE -Wno-restrict)
     endif()
   endif()
-  if(ATTNKIT_SANITIZE)
+  if(ATTNKIT_SANITIZE AND NOT _atd_NO_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
                                              -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)

@@ -17,6 +17,7 @@
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/tensor.hpp"
+#include "attnkit/policy/mask_spec.hpp"
 #include "reference/attention_ref.hpp"
 
 namespace attnkit::test {
@@ -67,23 +68,33 @@ struct MaskStore {
   std::vector<std::uint8_t> layout;
 };
 
-/// Calls fn(mask, ref_term, name) for every mask term of CLI.md (and Custom), with runtime
-/// values drawn for problem p (some rows fully masked where the term allows it).
-template <class Fn>
+/// Which mask policies for_each_mask instantiates: every term of CLI.md plus Custom, or the
+/// core ones (none, causal, padding, keep: Empty, Full and Partial tiles, rows with no key).
+/// Mask handling is one code path for every activation, so the activation tests run every
+/// mask type on one activation per kernel path (softmax, elementwise, normalized, across
+/// heads) and the core ones on the others; every activation also runs every term through the
+/// runtime MaskSpec (check_all_masks_runtime).
+enum class Masks { all, core };
+
+/// Calls fn(mask, ref_term, name) for every mask term of CLI.md (and Custom), or for the core
+/// ones, with runtime values drawn for problem p (some rows fully masked where the term allows).
+template <Masks which = Masks::all, class Fn>
 void for_each_mask(const Problem& p, MaskStore& st, unsigned seed, Fn&& fn) {
   using ref::MaskTerm;
   std::mt19937 g(seed);
   fn(pol::NoMask{}, MaskTerm{MaskTerm::none}, "none");
   fn(pol::Causal{}, MaskTerm{MaskTerm::causal}, "causal");
   const index_t w = 1 + static_cast<index_t>(g() % 40);
-  fn(pol::SlidingWindow(w), MaskTerm{MaskTerm::sliding, w}, "sliding=" + std::to_string(w));
   const index_t lw = static_cast<index_t>(g() % 20);
-  fn(pol::LocalWindow(lw), MaskTerm{MaskTerm::local, lw}, "local=" + std::to_string(lw));
   const index_t s = static_cast<index_t>(g() % 5), sw = 1 + static_cast<index_t>(g() % 30);
-  fn(pol::Sinks(s, sw), MaskTerm{MaskTerm::sinks, s, sw},
-     "sinks=" + std::to_string(s) + "," + std::to_string(sw));
   const index_t pre = static_cast<index_t>(g() % (p.nk + 1));
-  fn(pol::PrefixLM(pre), MaskTerm{MaskTerm::prefix_lm, pre}, "prefix-lm=" + std::to_string(pre));
+  if constexpr (which == Masks::all) {
+    fn(pol::SlidingWindow(w), MaskTerm{MaskTerm::sliding, w}, "sliding=" + std::to_string(w));
+    fn(pol::LocalWindow(lw), MaskTerm{MaskTerm::local, lw}, "local=" + std::to_string(lw));
+    fn(pol::Sinks(s, sw), MaskTerm{MaskTerm::sinks, s, sw},
+       "sinks=" + std::to_string(s) + "," + std::to_string(sw));
+    fn(pol::PrefixLM(pre), MaskTerm{MaskTerm::prefix_lm, pre}, "prefix-lm=" + std::to_string(pre));
+  }
   {
     st.lengths.assign(static_cast<std::size_t>(p.b), 0);
     for (auto& l : st.lengths) l = static_cast<index_t>(g() % (p.nk + 1));
@@ -108,6 +119,7 @@ void for_each_mask(const Problem& p, MaskStore& st, unsigned seed, Fn&& fn) {
     t.ints.assign(st.keep.begin(), st.keep.end());
     fn(pol::KeepMask(TensorView<const std::uint8_t, 2>(st.keep.data(), {p.b, p.nk})), t, "keep");
   }
+  if constexpr (which == Masks::core) return;
   {
     st.seg.assign(static_cast<std::size_t>(p.b * p.nk), 0);
     for (index_t bb = 0; bb < p.b; ++bb) {
@@ -169,13 +181,16 @@ void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsign
   const index_t group = p.hq / p.hkv;
   long bad = 0;
   std::string first;
+  const double* rp = rprobs.data();  // contiguous [B, Hq, Nq, Nk]
+  const T* vp = data.v.data();       // contiguous [B, Hkv, Nk, Dv]
   for (index_t b = 0; b < p.b; ++b)
     for (index_t h = 0; h < p.hq; ++h)
       for (index_t i = 0; i < p.nq; ++i)
         for (index_t c = 0; c < p.dv; ++c) {
           double mag = 0;
-          for (index_t j = 0; j < p.nk; ++j)
-            mag += std::abs(rprobs(b, h, i, j) * double(data.v(b, h / group, j, c)));
+          const double* prow = rp + ((b * p.hq + h) * p.nq + i) * p.nk;
+          const T* vcol = vp + (b * p.hkv + h / group) * p.nk * p.dv + c;
+          for (index_t j = 0; j < p.nk; ++j) mag += std::abs(prow[j] * double(vcol[j * p.dv]));
           const double got = double(out(b, h, i, c)), want = rout(b, h, i, c);
           const double gate_mag = spec.gate == "none" ? 1.0 : 1.0;
           if (!(std::abs(got - want) <= tol.rel * mag * gate_mag + tol.abs)) {
@@ -208,22 +223,48 @@ void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsign
 
 namespace attnkit::test {
 
-/// Checks activation `act` (reference name in `base.activation`) under every mask term over
-/// the problems [first, last) of problems(); P capture on every `capture_every`-th check.
-template <class T, class Act>
+/// Checks activation `act` (reference name in `base.activation`) under every mask term (or the
+/// core ones) over the problems [first, last) of problems(); P capture on every
+/// `capture_every`-th check.
+template <class T, Masks which = Masks::all, class Act>
 void check_all_masks(const Act& act, const ref::Spec& base, std::size_t first, std::size_t last,
                      unsigned seed, int capture_every = 3) {
   const auto ps = problems();
   int n = 0;
   for (std::size_t pi = first; pi < last && pi < ps.size(); ++pi) {
     MaskStore st;
+    for_each_mask<which>(ps[pi], st, seed + static_cast<unsigned>(pi),
+                         [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
+                           ref::Spec spec = base;
+                           spec.terms = {term};
+                           INFO("mask " << name);
+                           check<T>(pol::AttentionPolicy(act, mask), spec, ps[pi],
+                                    seed + static_cast<unsigned>(pi), ++n % capture_every == 0);
+                         });
+  }
+}
+
+/// Every mask term of CLI.md (all but Custom) through the runtime pol::MaskSpec: one kernel
+/// instantiation for activation `act` and type T, each term checked against the reference over
+/// the problems [first, last), with tile classification (Empty tiles skipped) at run time.
+template <class T, class Act>
+void check_all_masks_runtime(const Act& act, const ref::Spec& base, std::size_t first,
+                             std::size_t last, unsigned seed, int capture_every = 3) {
+  const auto ps = problems();
+  int n = 0;
+  for (std::size_t pi = first; pi < last && pi < ps.size(); ++pi) {
+    MaskStore st;
     for_each_mask(ps[pi], st, seed + static_cast<unsigned>(pi),
                   [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
-                    ref::Spec spec = base;
-                    spec.terms = {term};
-                    INFO("mask " << name);
-                    check<T>(pol::AttentionPolicy(act, mask), spec, ps[pi],
-                             seed + static_cast<unsigned>(pi), ++n % capture_every == 0);
+                    if constexpr (std::is_constructible_v<pol::MaskSpecTerm, decltype(mask)>) {
+                      ref::Spec spec = base;
+                      spec.terms = {term};
+                      INFO("runtime mask spec " << name);
+                      pol::MaskSpec ms;
+                      ms.add(mask, name);
+                      check<T>(pol::AttentionPolicy(act, ms), spec, ps[pi],
+                               seed + static_cast<unsigned>(pi), ++n % capture_every == 0);
+                    }
                   });
   }
 }

@@ -11,7 +11,8 @@ TEST_CASE("head-softmax: every mask term x shapes", "[attention][head-softmax]")
   ref::Spec spec;
   spec.activation = "head-softmax";
   check_all_masks<float>(pol::HeadSoftmax{}, spec, 0, problems().size(), 101);
-  check_all_masks<double>(pol::HeadSoftmax{}, spec, 2, 4, 102);
+  check_all_masks<double, Masks::core>(pol::HeadSoftmax{}, spec, 2, 4, 102);
+  check_all_masks_runtime<float>(pol::HeadSoftmax{}, spec, 0, problems().size(), 103);
 }
 
 TEST_CASE("head-softmax: extreme scores and per-head masks", "[attention][head-softmax]") {

@@ -8,18 +8,22 @@
 using namespace attnkit;
 using namespace attnkit::test;
 
-TEST_CASE("linear: every mask term x shapes", "[attention][linear]") {
+TEST_CASE("linear: core mask types, and every term through the runtime MaskSpec",
+          "[attention][linear]") {
   ref::Spec spec;
   spec.activation = "linear";
-  check_all_masks<float>(pol::Linear{}, spec, 0, problems().size(), 81);
-  check_all_masks<double>(pol::Linear{}, spec, 1, 4, 82);
+  check_all_masks<float, Masks::core>(pol::Linear{}, spec, 0, problems().size(), 81);
+  check_all_masks_runtime<float>(pol::Linear{}, spec, 0, problems().size(), 83);
+  check_all_masks_runtime<double>(pol::Linear{}, spec, 1, 4, 82);
 }
 
-TEST_CASE("relu: every mask term x shapes", "[attention][relu]") {
+TEST_CASE("relu: core mask types, and every term through the runtime MaskSpec",
+          "[attention][relu]") {
   ref::Spec spec;
   spec.activation = "relu";
-  check_all_masks<float>(pol::ReLU{}, spec, 0, problems().size(), 91);
-  check_all_masks<double>(pol::ReLU{}, spec, 4, 6, 92);
+  check_all_masks<float, Masks::core>(pol::ReLU{}, spec, 0, problems().size(), 91);
+  check_all_masks_runtime<float>(pol::ReLU{}, spec, 0, problems().size(), 93);
+  check_all_masks_runtime<double>(pol::ReLU{}, spec, 4, 6, 92);
 }
 
 TEST_CASE("linear: masked pairs leak nothing even with huge scores", "[attention][linear]") {

@@ -19,12 +19,20 @@ TEST_CASE("softmax: every mask term x shapes (fp64)", "[attention][softmax]") {
   check_all_masks<double>(pol::Softmax{}, spec, 1, 4, 21);
 }
 
-TEST_CASE("softcap: every mask term x shapes (fp32, fp64)", "[attention][softcap]") {
+TEST_CASE("softmax: every mask term through the runtime MaskSpec", "[attention][softmax]") {
+  ref::Spec spec;
+  spec.activation = "softmax";
+  check_all_masks_runtime<float>(pol::Softmax{}, spec, 0, problems().size(), 23);
+}
+
+TEST_CASE("softcap: core mask types, and every term through the runtime MaskSpec",
+          "[attention][softcap]") {
   ref::Spec spec;
   spec.activation = "softcap";
   spec.cap = 0.7;  // small, so the cap bends the scores
-  check_all_masks<float>(pol::Softcap(0.7), spec, 0, problems().size(), 31);
-  check_all_masks<double>(pol::Softcap(0.7), spec, 2, 4, 41);
+  check_all_masks<float, Masks::core>(pol::Softcap(0.7), spec, 0, problems().size(), 31);
+  check_all_masks_runtime<float>(pol::Softcap(0.7), spec, 0, problems().size(), 33);
+  check_all_masks_runtime<double>(pol::Softcap(0.7), spec, 2, 4, 41);
 }
 
 TEST_CASE("softmax: extreme scores stay finite and correct", "[attention][softmax]") {

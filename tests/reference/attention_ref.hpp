@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -67,7 +68,9 @@ inline bool term_visible(const MaskTerm& t, index_t b, index_t h, index_t ip, in
   return true;
 }
 
-/// out [B, Hq, Nq, Dv] and P [B, Hq, Nq, Nk] in double.
+/// out [B, Hq, Nq, Dv] and P [B, Hq, Nq, Nk] in double. The inputs are copied once into plain
+/// row-major double arrays (the loops below index them directly: this reference runs under the
+/// sanitizers for every test case, and element access through checked views dominated it).
 template <class T>
 void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4> k,
                TensorView<const T, 4> v, Tensor<double, 4>& out, Tensor<double, 4>& probs) {
@@ -75,18 +78,36 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
   const index_t hkv = k.extent(1), nk = k.extent(2), dv = v.extent(3);
   const index_t group = hq / hkv;
   const double scale = spec.scale != 0.0 ? spec.scale : 1.0 / std::sqrt(double(d));
+  auto dense = [](TensorView<const T, 4> x) {
+    std::vector<double> r;
+    r.reserve(static_cast<std::size_t>(x.size()));
+    for (index_t a = 0; a < x.extent(0); ++a)
+      for (index_t b = 0; b < x.extent(1); ++b)
+        for (index_t c = 0; c < x.extent(2); ++c)
+          for (index_t e = 0; e < x.extent(3); ++e) r.push_back(double(x(a, b, c, e)));
+    return r;
+  };
+  const std::vector<double> qd = dense(q), kd = dense(k), vd = dense(v);
+  // Flat indices of [B, Hq, Nq, Nk] (scores, visibility, P) and of the rows of q, k, v.
+  auto at = [&](index_t b, index_t h, index_t i, index_t j) {
+    return static_cast<std::size_t>(((b * hq + h) * nq + i) * nk + j);
+  };
+  auto qrow = [&](index_t b, index_t h, index_t i) { return &qd[static_cast<std::size_t>(((b * hq + h) * nq + i) * d)]; };
+  auto krow = [&](index_t b, index_t hk, index_t j) { return &kd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * d)]; };
+  auto vrow = [&](index_t b, index_t hk, index_t j) { return &vd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * dv)]; };
   out = Tensor<double, 4>({nb, hq, nq, dv});
   probs = Tensor<double, 4>({nb, hq, nq, nk});
-  Tensor<double, 4> s({nb, hq, nq, nk});
-  Tensor<unsigned char, 4> vis({nb, hq, nq, nk});
+  std::vector<double> s(static_cast<std::size_t>(nb * hq * nq * nk));
+  std::vector<unsigned char> vis(s.size());
   for (index_t b = 0; b < nb; ++b)
     for (index_t h = 0; h < hq; ++h)
       for (index_t i = 0; i < nq; ++i) {
         const index_t ip = i + (nk - nq);
+        const double* qi = qrow(b, h, i);
         for (index_t j = 0; j < nk; ++j) {
+          const double* kj = krow(b, h / group, j);
           double acc = 0;
-          for (index_t c = 0; c < d; ++c)
-            acc += double(q(b, h, i, c)) * double(k(b, h / group, j, c));
+          for (index_t c = 0; c < d; ++c) acc += qi[c] * kj[c];
           double x = scale * acc;
           if (!spec.alibi_slopes.empty())
             x -= spec.alibi_slopes[static_cast<std::size_t>(h)] * double(std::abs(ip - j));
@@ -94,7 +115,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             x += spec.key_bias[static_cast<std::size_t>(
                 static_cast<index_t>(spec.key_bias.size()) == nk ? j : b * nk + j)];
           if (spec.temperature != 0.0) x /= spec.temperature;
-          s(b, h, i, j) = x;
+          s[at(b, h, i, j)] = x;
           bool visible = !spec.any_term;
           for (const MaskTerm& t : spec.terms) {
             bool tv;
@@ -107,67 +128,80 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             visible = spec.any_term ? (visible || tv) : (visible && tv);
           }
           if (spec.terms.empty()) visible = true;
-          vis(b, h, i, j) = visible ? 1 : 0;
+          vis[at(b, h, i, j)] = visible ? 1 : 0;
         }
       }
+  enum class Act { softmax, softcap, normalized_sigmoid, sigmoid, sigmoid_bias, linear, relu, head_softmax };
   const std::string& a = spec.activation;
+  const Act act = a == "softmax"              ? Act::softmax
+                  : a == "softcap"            ? Act::softcap
+                  : a == "normalized-sigmoid" ? Act::normalized_sigmoid
+                  : a == "sigmoid"            ? Act::sigmoid
+                  : a == "sigmoid-bias"       ? Act::sigmoid_bias
+                  : a == "linear"             ? Act::linear
+                  : a == "relu"               ? Act::relu
+                  : a == "head-softmax"       ? Act::head_softmax
+                                              : throw std::invalid_argument("ref: activation " + a);
   const double bias = spec.bias_given ? spec.bias : -std::log(double(nk));
   auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  auto capped = [&](double y) { return a == "softcap" ? spec.cap * std::tanh(y / spec.cap) : y; };
+  auto capped = [&](double y) { return act == Act::softcap ? spec.cap * std::tanh(y / spec.cap) : y; };
+  double* pd = probs.data();
   for (index_t b = 0; b < nb; ++b)
     for (index_t h = 0; h < hq; ++h)
       for (index_t i = 0; i < nq; ++i) {
         // Row statistics over the visible keys (softmax, softcap, normalized-sigmoid).
         double m = -std::numeric_limits<double>::infinity(), sum = 0;
-        if (a == "softmax" || a == "softcap") {
+        if (act == Act::softmax || act == Act::softcap) {
           for (index_t j = 0; j < nk; ++j)
-            if (vis(b, h, i, j)) m = std::max(m, capped(s(b, h, i, j)));
+            if (vis[at(b, h, i, j)]) m = std::max(m, capped(s[at(b, h, i, j)]));
           for (index_t j = 0; j < nk; ++j)
-            if (vis(b, h, i, j)) sum += std::exp(capped(s(b, h, i, j)) - m);
-        } else if (a == "normalized-sigmoid") {
+            if (vis[at(b, h, i, j)]) sum += std::exp(capped(s[at(b, h, i, j)]) - m);
+        } else if (act == Act::normalized_sigmoid) {
           for (index_t j = 0; j < nk; ++j)
-            if (vis(b, h, i, j)) sum += sigmoid(s(b, h, i, j));
+            if (vis[at(b, h, i, j)]) sum += sigmoid(s[at(b, h, i, j)]);
         }
         for (index_t j = 0; j < nk; ++j) {
-          if (!vis(b, h, i, j)) continue;
-          const double x = s(b, h, i, j);
           double p = 0;
-          if (a == "softmax" || a == "softcap") {
-            p = std::exp(capped(x) - m) / sum;
-          } else if (a == "normalized-sigmoid") {
-            p = sigmoid(x) / sum;
-          } else if (a == "sigmoid") {
-            p = sigmoid(x);
-          } else if (a == "sigmoid-bias") {
-            p = sigmoid(x + bias);
-          } else if (a == "linear") {
-            p = x;
-          } else if (a == "relu") {
-            p = std::max(x, 0.0);
-          } else if (a == "head-softmax") {
-            double mh = -std::numeric_limits<double>::infinity();
-            for (index_t hh = 0; hh < hq; ++hh)
-              if (vis(b, hh, i, j)) mh = std::max(mh, s(b, hh, i, j));
-            double sh = 0;
-            for (index_t hh = 0; hh < hq; ++hh)
-              if (vis(b, hh, i, j)) sh += std::exp(s(b, hh, i, j) - mh);
-            p = std::exp(x - mh) / sh;
+          if (vis[at(b, h, i, j)]) {
+            const double x = s[at(b, h, i, j)];
+            switch (act) {
+              case Act::softmax:
+              case Act::softcap: p = std::exp(capped(x) - m) / sum; break;
+              case Act::normalized_sigmoid: p = sigmoid(x) / sum; break;
+              case Act::sigmoid: p = sigmoid(x); break;
+              case Act::sigmoid_bias: p = sigmoid(x + bias); break;
+              case Act::linear: p = x; break;
+              case Act::relu: p = std::max(x, 0.0); break;
+              case Act::head_softmax: {
+                double mh = -std::numeric_limits<double>::infinity();
+                for (index_t hh = 0; hh < hq; ++hh)
+                  if (vis[at(b, hh, i, j)]) mh = std::max(mh, s[at(b, hh, i, j)]);
+                double sh = 0;
+                for (index_t hh = 0; hh < hq; ++hh)
+                  if (vis[at(b, hh, i, j)]) sh += std::exp(s[at(b, hh, i, j)] - mh);
+                p = std::exp(x - mh) / sh;
+                break;
+              }
+            }
           }
-          probs(b, h, i, j) = p;
+          pd[at(b, h, i, j)] = p;
         }
       }
+  double* od = out.data();
   for (index_t b = 0; b < nb; ++b)
     for (index_t h = 0; h < hq; ++h)
-      for (index_t i = 0; i < nq; ++i)
+      for (index_t i = 0; i < nq; ++i) {
+        const double* pi = pd + at(b, h, i, 0);
         for (index_t c = 0; c < dv; ++c) {
           double acc = 0;
-          for (index_t j = 0; j < nk; ++j) acc += probs(b, h, i, j) * double(v(b, h / group, j, c));
+          for (index_t j = 0; j < nk; ++j) acc += pi[j] * vrow(b, h / group, j)[c];
           if (spec.gate == "headwise")
             acc *= sigmoid(spec.gate_values[static_cast<std::size_t>((b * hq + h) * nq + i)]);
           else if (spec.gate == "elementwise")
             acc *= sigmoid(spec.gate_values[static_cast<std::size_t>(((b * hq + h) * nq + i) * dv + c)]);
-          out(b, h, i, c) = acc;
+          od[static_cast<std::size_t>(((b * hq + h) * nq + i) * dv + c)] = acc;
         }
+      }
 }
 
 }  // namespace attnkit::ref
