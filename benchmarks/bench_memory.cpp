@@ -7,6 +7,7 @@
 // at generation step W and 4W beside the full cache at the same steps.
 // One iteration = one decode step (projections, cache update, attention, o_proj) of one layer;
 // "tok/s" is its rate. Run: bench_memory --benchmark_filter='Decode' --benchmark_min_time=0.1
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
@@ -157,9 +158,11 @@ void BM_FullDecode(benchmark::State& state) {
 
 /// Fixed steps per repetition (so sparse-0 stays within the 461 steps in which nothing fades).
 /// Real time; with 1 thread the CPU time column is the work alone, also on a busy machine.
+/// ATTNKIT_BENCH_SMOKE set (tools/bench_smoke.sh): 2 steps, one repetition.
 void common(benchmark::internal::Benchmark* b) {
-  b->Iterations(timed_steps)
-      ->Repetitions(5)
+  const bool smoke = std::getenv("ATTNKIT_BENCH_SMOKE") != nullptr;
+  b->Iterations(smoke ? 2 : timed_steps)
+      ->Repetitions(smoke ? 1 : 5)
       ->ReportAggregatesOnly()
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);

@@ -17,11 +17,11 @@ for b in "$build"/bin/bench_*; do
     bench_gemm) filter='PeakFma/threads:1|_(Square|QKt|PV)/M:(256|512)/.*/threads:1/' ;;
     bench_einsum) filter='PeakFma/threads:1|Small|BM_AttnScores_(Einsum|Eigen)/H:8/N:512/D:64/T:1/' ;;
     bench_model) filter='PeakFma/threads:1|Prefill_Softmax' ;;
-    bench_memory) filter='PeakFma/threads:1|Sparse50/threads:1|SinkDecode/threads:1/xW:1' ;;
+    bench_memory) filter='PeakFma/threads:1|SinkDecode/threads:1/xW:1' ;;  # 2 steps (ATTNKIT_BENCH_SMOKE)
     *) filter='.' ;;
   esac
   echo "-- $name"
-  "$b" --benchmark_min_time=0.001 --benchmark_filter="${ATTNKIT_BENCH_SMOKE_FILTER:-$filter}" \
+  ATTNKIT_BENCH_SMOKE=1 "$b" --benchmark_min_time=0.001 --benchmark_filter="${ATTNKIT_BENCH_SMOKE_FILTER:-$filter}" \
        --benchmark_out="$out/$name.json" --benchmark_out_format=json >/dev/null
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); n=len(d['benchmarks']); \
 print(f'   {n} benchmark results'); sys.exit(0 if n else 1)" "$out/$name.json"
