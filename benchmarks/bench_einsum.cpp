@@ -5,11 +5,8 @@
 #include <random>
 #include <vector>
 
-#include <Eigen/Core>
-#include <unsupported/Eigen/CXX11/Tensor>
-
 #include "attnkit/attnkit.hpp"
-#include "attnkit/core/eigen_bridge.hpp"
+#include "attnkit/core/eigen_bridge.hpp"  // Eigen/Core and Eigen::Tensor, read as warnings.hpp says
 
 #include "bench_main.hpp"
 #include "flop_count.hpp"

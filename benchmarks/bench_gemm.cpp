@@ -10,7 +10,11 @@
 // with it set when it is missing (the context line "openblas.core" shows the kernels used).
 #include <cblas.h>
 
+#include "attnkit/core/warnings.hpp"
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 #include <Eigen/Core>
+ATTNKIT_SIMD_WARNINGS_POP
 
 #include <cstdlib>
 #include <random>

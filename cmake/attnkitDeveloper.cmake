@@ -48,13 +48,10 @@ function(attnkit_target_defaults target)
 endfunction()
 
 # attnkit_link_eigen(<target>): links Eigen (tests and benchmarks only; the library never needs
-# it). GCC 12 with AVX-512 enabled reports -Wmaybe-uninitialized inside its own avx512fintrin.h
-# when inlined into Eigen's GEBP kernel (`__m512 __Y = __Y;` is GCC's idiom for an undefined
-# vector), so that warning is off for these targets only.
+# it). Include Eigen through attnkit/core/eigen_bridge.hpp, or between ATTNKIT_SIMD_WARNINGS_PUSH
+# and _POP (attnkit/core/warnings.hpp): GCC 12 reports a false uninitialized-use inside its own
+# AVX-512 intrinsics where Eigen's packet math inlines them.
 function(attnkit_link_eigen target)
   find_package(Eigen3 3.4 REQUIRED NO_MODULE)
   target_link_libraries(${target} PRIVATE Eigen3::Eigen)
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
-  endif()
 endfunction()

@@ -7,10 +7,15 @@ analysis, every template instantiation and every front-end warning; no code gene
 Translation units compiled with ATTNKIT_COMPILE_FAIL (tests/compile_fail) must instead fail
 with an error that names attnkit.
 
-The test command uses it for the second compiler (clang++-14 with -Werror), where a full
-optimizing build of every target would double the time of the test command.
+With --codegen each translation unit is compiled with its own flags, code generation and
+optimization included, into /dev/null (no object file, no link): the warnings that only the
+optimizer reports (-Wuninitialized, -Wmaybe-uninitialized, -Wrestrict, ...) are seen too.
 
-Usage: tools/syntax_check.py BUILD_DIR [-j N] [--exclude REGEX]
+The test command uses it for the second compiler (clang++-14 with -Werror), where a full
+optimizing build of every target would double the time of the test command, and with
+--codegen for the instruction set the host does not run (tools/test.sh).
+
+Usage: tools/syntax_check.py BUILD_DIR [-j N] [--only REGEX] [--exclude REGEX] [--codegen]
 Standard library only.
 """
 import argparse
@@ -24,8 +29,9 @@ import sys
 import time
 
 
-def syntax_only(command: str) -> list:
-    """The compile command with the output dropped and -fsyntax-only added."""
+def syntax_only(command: str, codegen: bool = False) -> list:
+    """The compile command with the output dropped and -fsyntax-only added (codegen: the
+    compile command writing its object file to /dev/null)."""
     args = shlex.split(command)
     out = []
     skip = False
@@ -41,7 +47,10 @@ def syntax_only(command: str) -> list:
                 skip = True
             continue
         out.append(a)
-    out.insert(1, "-fsyntax-only")
+    if codegen:
+        out[1:1] = ["-c", "-o", os.devnull]
+    else:
+        out.insert(1, "-fsyntax-only")
     return out
 
 
@@ -49,7 +58,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build_dir")
     ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--only", default=None, help="check only files whose path matches this regex")
     ap.add_argument("--exclude", default=None, help="skip files whose path matches this regex")
+    ap.add_argument("--codegen", action="store_true",
+                    help="compile with code generation into /dev/null instead of -fsyntax-only")
     a = ap.parse_args()
     db_path = os.path.join(a.build_dir, "compile_commands.json")
     try:
@@ -69,12 +81,18 @@ def main() -> int:
         if cmd is None and "arguments" in e:
             cmd = shlex.join(e["arguments"])
         key = (e["file"], cmd)
+        if a.only and not re.search(a.only, e["file"]):
+            continue
         if a.exclude and re.search(a.exclude, e["file"]):
             continue
         if key in seen:
             continue
         seen.add(key)
-        entries.append((e["directory"], e["file"], syntax_only(cmd)))
+        entries.append((e["directory"], e["file"], syntax_only(cmd, a.codegen)))
+
+    if not entries:
+        print(f"syntax_check: no translation unit of {db_path} matches the filters", file=sys.stderr)
+        return 2
 
     def run(entry):
         directory, file, args = entry

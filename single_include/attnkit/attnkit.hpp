@@ -518,25 +518,44 @@ aligned_ptr<T> make_aligned(std::size_t n) {
 // all three) and supported by the CPU at run time. A TU built for baseline x86-64 still runs,
 // on the generic SSE2 kernels.
 
-#include <xsimd/xsimd.hpp>
+// ---- begin attnkit/core/warnings.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// ATTNKIT_SIMD_WARNINGS_PUSH / ATTNKIT_SIMD_WARNINGS_POP: silence GCC's false positive on its own
+// AVX-512 intrinsics, and only there.
+//
+// GCC 12's avx512fintrin.h writes an undefined vector as `__m512 __Y = __Y;` (used by
+// _mm512_max_ps, _mm512_min_ps, _mm512_scalef_ps, the immediate shifts, unpack, extract,
+// broadcast, ...). Wherever such an intrinsic is inlined, GCC may report `'__Y' is used
+// uninitialized`, as -Wmaybe-uninitialized or (at -Og, and under the sanitizers) as
+// -Wuninitialized, at the intrinsic's line. GCC 12 checks diagnostic pragmas along the whole
+// inline stack, so the pragma must be in force at one of the frames: attnkit puts it around the
+// definitions of its SIMD kernels (simd/, kernel/, block/), around its include of xsimd (whose
+// out-of-line operators inline the intrinsics) and around Eigen in core/eigen_bridge.hpp. Code
+// between PUSH and POP that is not a SIMD kernel keeps both warnings off, so the regions are kept
+// to kernel definitions. Other compilers: no effect.
 
-#include <atomic>
-#include <utility>
-
-/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
-/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
-/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
-/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
-/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
-/// keeps -Werror builds of any caller clean. Other compilers: no effect.
 #if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_PUSH                                  \
+  _Pragma("GCC diagnostic push")                                    \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+          _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
 #else
 #define ATTNKIT_SIMD_WARNINGS_PUSH
 #define ATTNKIT_SIMD_WARNINGS_POP
 #endif
+// ---- end attnkit/core/warnings.hpp ----
+
+// xsimd's out-of-line operators (batch::operator>>=, ...) inline GCC's AVX-512 intrinsics: its
+// definitions are read with the false positive silenced (core/warnings.hpp). A translation unit
+// that includes xsimd before attnkit reads them without, and may need the same pragma.
+ATTNKIT_SIMD_WARNINGS_PUSH
+#include <xsimd/xsimd.hpp>
+ATTNKIT_SIMD_WARNINGS_POP
+
+#include <atomic>
+#include <utility>
 
 namespace attnkit::simd {
 
@@ -627,7 +646,7 @@ inline const char* dispatch_arch_name() {
 #include <cstring>
 #include <type_traits>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::simd {
 
@@ -781,7 +800,7 @@ ATTNKIT_SIMD_WARNINGS_POP
 #include <type_traits>
 #include <utility>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::kernel {
 
@@ -1085,7 +1104,7 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 #include <algorithm>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::kernel {
 
@@ -1710,7 +1729,7 @@ concept gate_policy =
 #include <limits>
 #include <type_traits>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::simd {
 
@@ -1921,7 +1940,7 @@ ATTNKIT_SIMD_WARNINGS_POP
 #include <concepts>
 #include <limits>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::simd {
 
@@ -2520,14 +2539,7 @@ class AdditiveAttention {
 #include <type_traits>
 
 
-// GCC 12 reports false -Wmaybe-uninitialized / -Wuninitialized (at -O3) inside its own
-// avx512fintrin.h (the `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512
-// intrinsics inline into these kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 
@@ -2621,9 +2633,7 @@ inline xsimd::batch<T, Arch> tanh_batch(const xsimd::batch<T, Arch>& y) noexcept
 
 }  // namespace attnkit::attention_detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/attention/detail/tile_math.hpp ----
 
 namespace attnkit::attention_detail {
@@ -3542,14 +3552,7 @@ inline constexpr bool is_attention_policy<AttentionPolicy<A, M, S, G>> = true;
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/attention_policy.hpp ----
 
-// GCC 12 reports a false -Wmaybe-uninitialized inside its own avx512fintrin.h (the
-// `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512 intrinsics inline here
-// (-Wuninitialized at -O3).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 
@@ -4210,9 +4213,7 @@ struct FusedKernel {
 
 }  // namespace attnkit::attention_detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/attention/detail/fused_kernel.hpp ----
 
 namespace attnkit {
@@ -4464,14 +4465,7 @@ class LuongAttention {
 #include <cstdint>
 
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
-// GCC 12 also reports -Wuninitialized (not only -Wmaybe-uninitialized) for the same idiom
-// (`__m256d __Y = __Y;` of _mm256_undefined_pd) when xsimd's hadd of a double AVX-512 batch
-// inlines here; silenced for these definitions only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
     namespace attnkit::block {
 
@@ -4588,9 +4582,6 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 }  // namespace attnkit::block
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/block/feed_forward.hpp ----
 // ---- begin attnkit/block/moe.hpp ----
@@ -4728,14 +4719,7 @@ struct MixtureOfExperts {
 #include <type_traits>
 
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
-// GCC 12 also reports -Wuninitialized (not only -Wmaybe-uninitialized) for the same idiom
-// (`__m256d __Y = __Y;` of _mm256_undefined_pd) when xsimd's hadd of a double AVX-512 batch
-// inlines here; silenced for these definitions only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
     namespace attnkit::block {
 
@@ -4931,9 +4915,6 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 }  // namespace attnkit::block
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/block/norm.hpp ----
 // ---- begin attnkit/block/rope.hpp ----
@@ -6487,16 +6468,6 @@ void einsum(std::string_view spec, Out&& out,
 #include <string>
 #include <type_traits>
 
-// GCC 12 reports -Wuninitialized (not only the -Wmaybe-uninitialized the kernel headers silence)
-// for the `__m512 __Y = __Y;` idiom of its AVX-512 intrinsics when the fused kernel inlines them;
-// the pragma must cover the kernel's definitions, so it wraps the include.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace attnkit {
 

@@ -14,17 +14,7 @@
 #include <string>
 #include <type_traits>
 
-// GCC 12 reports -Wuninitialized (not only the -Wmaybe-uninitialized the kernel headers silence)
-// for the `__m512 __Y = __Y;` idiom of its AVX-512 intrinsics when the fused kernel inlines them;
-// the pragma must cover the kernel's definitions, so it wraps the include.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 #include "attnkit/attention/attention.hpp"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/rope.hpp"
 #include "attnkit/core/error.hpp"

@@ -13,14 +13,7 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/simd/rows.hpp"
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
-// GCC 12 also reports -Wuninitialized (not only -Wmaybe-uninitialized) for the same idiom
-// (`__m256d __Y = __Y;` of _mm256_undefined_pd) when xsimd's hadd of a double AVX-512 batch
-// inlines here; silenced for these definitions only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
     namespace attnkit::block {
 
@@ -137,7 +130,4 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 }  // namespace attnkit::block
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 ATTNKIT_SIMD_WARNINGS_POP

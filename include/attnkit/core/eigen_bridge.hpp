@@ -5,8 +5,14 @@
 
 #include <type_traits>
 
+#include "attnkit/core/warnings.hpp"
+
+// Eigen's AVX-512 packet math (ptranspose, pload1, ...) inlines GCC's intrinsics: read with the
+// false positive silenced (core/warnings.hpp).
+ATTNKIT_SIMD_WARNINGS_PUSH
 #include <Eigen/Core>
 #include <unsupported/Eigen/CXX11/Tensor>
+ATTNKIT_SIMD_WARNINGS_POP
 
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"

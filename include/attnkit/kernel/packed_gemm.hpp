@@ -26,7 +26,7 @@
 #include <type_traits>
 #include <utility>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (simd/arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::kernel {
 

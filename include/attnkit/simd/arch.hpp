@@ -10,25 +10,17 @@
 // on the generic SSE2 kernels.
 #pragma once
 
+#include "attnkit/core/warnings.hpp"
+
+// xsimd's out-of-line operators (batch::operator>>=, ...) inline GCC's AVX-512 intrinsics: its
+// definitions are read with the false positive silenced (core/warnings.hpp). A translation unit
+// that includes xsimd before attnkit reads them without, and may need the same pragma.
+ATTNKIT_SIMD_WARNINGS_PUSH
 #include <xsimd/xsimd.hpp>
+ATTNKIT_SIMD_WARNINGS_POP
 
 #include <atomic>
 #include <utility>
-
-/// Put around the definitions of kernels that use xsimd on AVX-512 (ATTNKIT_SIMD_WARNINGS_PUSH
-/// before, ATTNKIT_SIMD_WARNINGS_POP after). GCC 12 reports -Wmaybe-uninitialized inside its own
-/// AVX-512 intrinsics (`__m512 __Y = __Y;`, its idiom for an undefined vector, used by
-/// _mm512_max_ps, the immediate shifts, set1, ...) wherever they are inlined: a false positive.
-/// GCC honours the pragma along the inline stack, so silencing it where our kernels are defined
-/// keeps -Werror builds of any caller clean. Other compilers: no effect.
-#if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
-#define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
-#else
-#define ATTNKIT_SIMD_WARNINGS_PUSH
-#define ATTNKIT_SIMD_WARNINGS_POP
-#endif
 
 namespace attnkit::simd {
 

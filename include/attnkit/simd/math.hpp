@@ -33,7 +33,7 @@
 #include <limits>
 #include <type_traits>
 
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (arch.hpp)
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::simd {
 

@@ -21,14 +21,7 @@
 #include "attnkit/core/shape.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 
-// GCC 12 reports a false -Wmaybe-uninitialized inside its own avx512fintrin.h (the
-// `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512 intrinsics inline here
-// (-Wuninitialized at -O3).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 
@@ -689,6 +682,4 @@ struct FusedKernel {
 
 }  // namespace attnkit::attention_detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+ATTNKIT_SIMD_WARNINGS_POP

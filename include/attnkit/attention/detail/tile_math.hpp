@@ -11,14 +11,7 @@
 
 #include "attnkit/simd/arch.hpp"
 
-// GCC 12 reports false -Wmaybe-uninitialized / -Wuninitialized (at -O3) inside its own
-// avx512fintrin.h (the `__m512 __Y = __Y;` idiom of _mm512_undefined_ps) when AVX-512
-// intrinsics inline into these kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 
@@ -112,6 +105,4 @@ inline xsimd::batch<T, Arch> tanh_batch(const xsimd::batch<T, Arch>& y) noexcept
 
 }  // namespace attnkit::attention_detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+ATTNKIT_SIMD_WARNINGS_POP
