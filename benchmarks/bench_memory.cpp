@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Decoding with memory (the memory issue's targets): the decode step of an attention-dominated
+// Decoding with memory: the decode step of an attention-dominated
 // layer (Hq 32, Hkv 8, D 128 over an 8k-token cache; hidden 128, so the projections are a small
 // share) under the Ebbinghaus modes - baseline (full cache), sparse with nothing forgotten (0%)
 // and sparse keeping half the tokens (dynamic threshold, 50%) - and the StreamingLLM sink cache

@@ -2,7 +2,7 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // Prefill of a LLaMA-style Decoder (random weights): 4 layers, hidden 512, 8 query / 2 kv heads
 // (head_dim 64), SwiGLU intermediate 1536, vocab 512, 1024 tokens, one benchmark per attention
-// variant of the seed notes (softmax, sigmoid, sigmoid-bias, head-softmax, linear,
+// LLaMA variant (softmax, sigmoid, sigmoid-bias, head-softmax, linear,
 // normalized-sigmoid, relu, headwise-gated softmax), beside BM_PeakFma.
 // FLOP/s counts useful FLOPs only: causal attention (QKᵀ and PV over the visible half),
 // the projections (q, k, v, o, the gate, the LM head) and the SwiGLU MLP; norms, RoPE,

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The flagship example: the seed notes' LLaMA variants (softmax, sigmoid, sigmoid with
-// b = -ln n, softmax across heads, linear, and the notes' fixes normalized sigmoid and relu) on
-// the same weights and the same prompt, with the notes' debugging instruments: weight sums,
+// The flagship example: the LLaMA attention variants (softmax, sigmoid, sigmoid with
+// b = -ln n, softmax across heads, linear, and the fixes normalized sigmoid and relu) on
+// the same weights and the same prompt, with the debugging instruments: weight sums,
 // entropy, attention sink, max |ΔP| against softmax on the same inputs, a causality-leak check,
-// heatmaps, keyword attention and boosting, massive activations. It also shows the bug the
-// notes never found: softmax across heads with an additive -1e9 mask lets every position see
+// heatmaps, keyword attention and boosting, massive activations. It also shows a bug that is
+// easy to miss: softmax across heads with an additive -1e9 mask lets every position see
 // the future (masked keys get the weight 1/H), which the leak checker catches.
 //
 // usage: 01_llama_variants [MODEL_DIR] [--out DIR] [--tokens N] [--threads T]
@@ -52,7 +52,7 @@ namespace pol = attnkit::policy;
 const std::vector<std::string> kWords = {"<s>",   "please", "write", "a",       "short", "poem",
                                          "about", "spring", ":",     "flowers", ",",     "birds",
                                          "and",   "warm",   "rain",  "."};
-constexpr index_t kKeyword = 7;  // "spring", the seed notes' keyword (春天)
+constexpr index_t kKeyword = 7;  // "spring" (春天), the keyword of the prompt
 
 struct Setup {
   std::string dir;
@@ -139,7 +139,7 @@ Row run_variant(const Setup& s, const char* name, const char* activation, const 
   return row;
 }
 
-/// The seed notes' MySoftmaxLlama as PyTorch code would write it: scores plus an additive
+/// A head-softmax LLaMA (MySoftmaxLlama) as naive PyTorch code writes it: scores plus an additive
 /// -1e9 causal mask, then softmax over the head dimension (dim=1), in fp32. For a masked pair
 /// every head has the score -1e9 (fp32 absorbs the small dot product), so each gets 1/H.
 void naive_head_softmax(TensorView<const float, 4> q, TensorView<const float, 4> k,
@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
     s.long_prompt.resize(static_cast<std::size_t>(tokens));
     for (auto& t : s.long_prompt) t = tok(rng);
 
-    std::printf("attnkit: the seed notes' LLaMA variants on the same weights and prompt\n");
+    std::printf("attnkit: the LLaMA attention variants on the same weights and prompt\n");
     std::printf("model %s: %td layers, hidden %td, %td query / %td kv heads, vocab %td\n",
                 s.dir.c_str(), cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
                 cfg.num_key_value_heads, vocab);
@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         "each layer's P with softmax on the same q and k.\n",
         tokens, attnkit::max_threads(), rounds, s.prompt.size());
 
-    // ---- the notes' unfound bug: softmax across heads with an additive mask ------------------
+    // ---- the easy-to-miss bug: softmax across heads with an additive mask ---------------------
     {
       constexpr index_t nh = 4, n = 16, d = 16;
       const Tensor<float, 4> q = random_tensor({1, nh, n, d}, 11),

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The LLaMA variants of the seed notes side by side: the same weights under every attention
+// The LLaMA attention variants side by side: the same weights under every attention
 // activation (softmax, sigmoid, sigmoid with b = -ln n, softmax across heads, linear, and the
-// notes' fixes normalized sigmoid and relu), their greedy continuations and prefill speed.
+// fixes normalized sigmoid and relu), their greedy continuations and prefill speed.
 //
 // usage: 02_llama_variants_side_by_side [MODEL_DIR] [PROMPT_TOKENS]
 //   MODEL_DIR defaults to the golden softmax model of tests/golden/data (2 layers, hidden 64);

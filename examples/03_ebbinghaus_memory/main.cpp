@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The Ebbinghaus memory of seed 002: the same model and prompt generated under each memory mode
+// The Ebbinghaus retention memory (model/kv_cache.hpp): the same model and prompt generated
+// under each memory mode
 // - baseline (no forgetting), soft-delete (keys scaled by retention R = exp(-dt/S)) and sparse
 // (tokens with R < 0.01 dropped, their attention work skipped) - plus sparse with the dynamic
 // threshold that keeps half the tokens seen. One JSON line per mode:

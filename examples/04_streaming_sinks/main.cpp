@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// StreamingLLM's attention sinks (seed 004): greedy generation far past the window with the
+// StreamingLLM's attention sinks: greedy generation far past the window with the
 // sink cache (the first S tokens plus the last W, positions inside the cache) beside the full
 // cache. The sink cache holds S + W tokens whatever the step, so its decode cost stays flat;
 // the full cache's grows with the step. One JSON line per cache and stretch of W steps:

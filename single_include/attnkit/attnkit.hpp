@@ -554,7 +554,9 @@ ATTNKIT_SIMD_WARNINGS_PUSH
 #include <xsimd/xsimd.hpp>
 ATTNKIT_SIMD_WARNINGS_POP
 
+#include <array>
 #include <atomic>
+#include <string>
 #include <utility>
 
 namespace attnkit::simd {
@@ -634,6 +636,42 @@ decltype(auto) dispatch(F&& f) {
 /// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
 inline const char* dispatch_arch_name() {
   return dispatch([](auto arch) { return decltype(arch)::name(); });
+}
+
+/// One architecture attnkit has kernels for: whether this translation unit's compiler flags
+/// compile it in, and whether this CPU runs it.
+struct ArchStatus {
+  const char* name;  ///< xsimd's name: "avx512bw", "fma3<avx2>", "sse2"
+  bool compiled;     ///< the compiler flags enable it (e.g. -march=native, -mavx512bw)
+  bool cpu;          ///< the CPU supports it
+};
+
+/// The kernel architectures, best first, with what is compiled in and what the CPU has.
+inline std::array<ArchStatus, 3> arch_status() noexcept {
+  const unsigned best = xsimd::available_architectures().best;
+  return {ArchStatus{avx512::name(), arch_compiled<avx512>, best >= avx512::version()},
+          ArchStatus{avx2::name(), arch_compiled<avx2>, best >= avx2::version()},
+          ArchStatus{generic::name(), arch_compiled<generic>, best >= generic::version()}};
+}
+
+/// Name of the best kernel architecture the CPU supports, compiled in or not.
+inline const char* cpu_best_arch_name() noexcept {
+  for (const ArchStatus& a : arch_status())
+    if (a.cpu) return a.name;
+  return generic::name();
+}
+
+/// Empty when dispatch() runs the best kernels this CPU supports; otherwise one line saying
+/// which faster set the binary leaves unused and how to compile it in. (A set_max_arch() cap
+/// below the best is a choice, not reported.)
+inline std::string arch_hint() {
+  const std::string runs = dispatch_arch_name();
+  const std::string best = cpu_best_arch_name();
+  if (runs == best) return {};
+  for (const ArchStatus& a : arch_status())
+    if (a.name == best && a.compiled) return {};  // compiled in, capped by set_max_arch()
+  return "attnkit: the kernels run on " + runs + " but this CPU has " + best +
+         ": compile with -march=native (CMake: link attnkit::native instead of attnkit::attnkit)";
 }
 
 }  // namespace attnkit::simd
@@ -2310,7 +2348,7 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 // ---- begin attnkit/policy/activation.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Score activations: how scaled scores s become attention weights P (CLI.md, "Activations").
+// Score activations: how scaled scores s become attention weights P (docs/CLI.md, "Activations").
 
 #include <cmath>
 
@@ -2920,7 +2958,7 @@ static_assert(gate_policy<NoGate> && gate_policy<HeadwiseSigmoid<float>> &&
 // ---- begin attnkit/policy/mask.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Masks: the visible set per (batch, head, query, key) of CLI.md ("Masks"), each with a tile
+// Masks: the visible set per (batch, head, query, key) of docs/CLI.md ("Masks"), each with a tile
 // classifier. Query positions are absolute: i' = i + (Nk - Nq) (bottom-right alignment).
 
 #include <algorithm>
@@ -2964,7 +3002,8 @@ struct NoMask {
   NoMask bind(const Geometry&) const noexcept { return *this; }
 };
 
-/// j <= i'.
+/// j <= i' (bottom-right alignment: the last query row sees every key; with a KV cache the new
+/// rows see the cache and themselves). `causal` and `causal=bottom-right` in a mask spec.
 struct Causal {
   bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
@@ -2972,6 +3011,23 @@ struct Causal {
     return detail::causal_class(i0, i1, j0, j1);
   }
   Causal bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i, the raw query row (top-left alignment, PyTorch's `is_causal=True` and
+/// scaled_dot_product_attention: row i sees keys 0..i whatever Nk - Nq). Differs from Causal
+/// only when Nq != Nk. `causal=top-left` in a mask spec.
+struct CausalTopLeft {
+  index_t offset = 0;  ///< Nk - Nq of the bound call: i = i' - offset (bind sets it)
+  bool visible(index_t, index_t, index_t ip, index_t j) const noexcept { return j <= ip - offset; }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    return detail::causal_class(i0 - offset, i1 - offset, j0, j1);
+  }
+  CausalTopLeft bind(const Geometry& g) const noexcept {
+    CausalTopLeft m;
+    m.offset = g.query_offset();
+    return m;
+  }
 };
 
 /// j <= i' and i' - j < W.
@@ -3238,7 +3294,7 @@ struct Custom {
   Custom bind(const Geometry&) const { return *this; }
 };
 
-/// Visible when every term is (the `+` of CLI.md).
+/// Visible when every term is (the `+` of docs/CLI.md).
 /// \tparam Masks models of mask_policy
 template <class... Masks>
 struct And {
@@ -3345,12 +3401,22 @@ struct ALiBi {
   /// \param per_head_slopes slope of each query head (size Hq)
   explicit ALiBi(std::vector<double> per_head_slopes) : slopes(std::move(per_head_slopes)) {}
 
-  /// The slopes of the ALiBi paper for `heads` heads: 2^(-8 (h + 1) / heads).
+  /// The slopes of the ALiBi paper for `heads` heads, as its reference code and Hugging Face
+  /// compute them. A power of two n: 2^(-8 (h + 1) / n), h = 0..n-1. Otherwise, with n the
+  /// largest power of two below `heads`: those n slopes, then every other slope of the 2n-head
+  /// set, 2^(-8 (2k + 1) / (2n)) for k = 0..heads-n-1 (interleaved between the first ones).
   static ALiBi standard(index_t heads) {
-    std::vector<double> s(static_cast<std::size_t>(heads));
-    for (index_t h = 0; h < heads; ++h)
-      s[static_cast<std::size_t>(h)] =
-          std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+    if (heads < 1)
+      throw shape_error("attnkit: ALiBi: the head count must be >= 1, got " +
+                        std::to_string(heads));
+    index_t n = 1;
+    while (n * 2 <= heads) n *= 2;
+    std::vector<double> s;
+    s.reserve(static_cast<std::size_t>(heads));
+    for (index_t h = 0; h < n; ++h)
+      s.push_back(std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(n)));
+    for (index_t k = 0; k < heads - n; ++k)
+      s.push_back(std::exp2(-8.0 * static_cast<double>(2 * k + 1) / static_cast<double>(2 * n)));
     return ALiBi(std::move(s));
   }
 
@@ -4315,7 +4381,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
 }  // namespace attention_detail
 
 /// Fused attention: out[b, h, i, :] = Σ_j P[b, h, i, j] · v[b, h / (Hq / Hkv), j, :] with P as
-/// CLI.md defines it for the policy's activation, mask, score mod and gate.
+/// docs/CLI.md defines it for the policy's activation, mask, score mod and gate.
 /// Shapes: q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], out [B, Hq, Nq, Dv], Hq a
 /// multiple of Hkv; any strides. Throws shape_error naming the argument and both shapes.
 /// Results are identical bit for bit for any thread count.
@@ -6354,7 +6420,7 @@ constexpr bool einsum_ranks_ok(std::index_sequence<I...>) {
 
 }  // namespace detail
 
-/// out = einsum(Spec, ins...) with numpy.einsum's meaning (see CLI.md `attnkit einsum`), the
+/// out = einsum(Spec, ins...) with numpy.einsum's meaning (see docs/CLI.md `attnkit einsum`), the
 /// spec checked at compile time: a malformed spec, a wrong operand count, or a rank that does
 /// not fit the subscripts (for operands whose type carries the rank) is a compile error whose
 /// message starts with "attnkit:". Shapes are checked at run time (attnkit::shape_error).
@@ -8755,8 +8821,8 @@ struct DecoderConfig {
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
-// cache policy: full, sliding window, StreamingLLM attention sinks (seed 004), or the Ebbinghaus
-// retention cache of seed 002 with its three memory modes (baseline, soft-delete, sparse).
+// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
+// retention cache with its three memory modes (baseline, soft-delete, sparse).
 
 #include <algorithm>
 #include <cmath>
@@ -8806,7 +8872,7 @@ struct SinkCache {
   index_t window = 1;  ///< W >= 1
 };
 
-/// What a retention cache does with the retention of its tokens (seed 002's three modes).
+/// What a retention cache does with the retention of its tokens (three modes).
 enum class MemoryMode : std::uint8_t {
   baseline,     ///< no forgetting: retention is not tracked, the full cache
   soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
@@ -8818,8 +8884,8 @@ enum class MemoryMode : std::uint8_t {
 /// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
 /// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
 /// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
-/// prefill is one step). The defaults are those of seed 002's memollm (S0 = 5, 0.05 time units
-/// per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
+/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
+/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
 /// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
 struct RetentionParams {
   double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
@@ -8835,7 +8901,7 @@ struct RetentionParams {
   double keep_fraction = 0.0;
 };
 
-/// The Ebbinghaus retention cache: a full cache whose tokens fade (seed 002).
+/// The Ebbinghaus retention cache: a full cache whose tokens fade.
 ///
 /// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
 /// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
@@ -8886,7 +8952,7 @@ inline std::string cache_policy_name(const CachePolicy& p) {
   return "full";
 }
 
-/// Parses "full", "window=W" or "sinks=S,W" (CLI.md `--cache`); throws attnkit::error.
+/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
 inline CachePolicy parse_cache_policy(std::string_view spec) {
   auto number = [&](std::string_view s) -> index_t {
     index_t v = 0;
@@ -9440,7 +9506,7 @@ class Decoder {
   TensorView<const T, 1> norm;     ///< [H], the final RMSNorm
   TensorView<const T, 2> lm_head;  ///< [V, H] (embed_tokens when tied)
 
-  /// Loads DIR/config.json and DIR/model.safetensors (the key names of CLI.md, F32/F16/BF16).
+  /// Loads DIR/config.json and DIR/model.safetensors (the key names of docs/CLI.md, F32/F16/BF16).
   /// Throws attnkit::error (file_error, shape_error) naming the file and the key for a malformed
   /// config, a missing tensor or a tensor of the wrong shape or dtype.
   /// \param dir the model folder
@@ -10091,7 +10157,7 @@ std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
 // The causality-leak checker: perturbs the inputs at positions >= t and reports whether any
 // output at a position < t changed, for any callable (a model on token ids, an attention
 // function on q, k, v, or anything that maps a perturbation cut to outputs per position).
-// A model that sees the future shows "abnormally high validation accuracy" (seed notes); e.g. a
+// A model that sees the future shows abnormally high validation accuracy; e.g. a
 // softmax across heads with an additive -1e9 mask gives every masked key the weight 1/H.
 
 #include <algorithm>
@@ -10714,7 +10780,7 @@ MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, 
 // ---- begin attnkit/inspect/report.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The statistics document of `attnkit inspect` (CLI.md) as JSON: per-head statistics, massive
+// The statistics document of `attnkit inspect` (docs/CLI.md) as JSON: per-head statistics, massive
 // activations and the parameters they were computed with.
 
 #include <cmath>
@@ -10763,7 +10829,7 @@ inline json::Value to_json(const MassiveActivation& m) {
                         {"ratio_to_median", detail::number_or_null(m.ratio_to_median)}});
 }
 
-/// The statistics document of CLI.md: {"variant", "tokens", "heads": [...],
+/// The statistics document of docs/CLI.md: {"variant", "tokens", "heads": [...],
 /// "massive_activations": [...]} plus the parameters ("sink_keys", "sparsity_threshold",
 /// "massive_min_ratio").
 inline json::Value stats_document(const std::string& variant, index_t tokens,
@@ -11566,7 +11632,8 @@ struct GenerationResult {
     return mean([](const CacheStats& s) { return s.sparsity; });
   }
 
-  /// The one-line JSON of CLI.md (`attnkit generate`), plus "cache" and a per-layer "layers" list.
+  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
+  /// "layers" list.
   std::string json() const {
     auto num = [](double v) {
       char buf[32];
@@ -11654,7 +11721,7 @@ GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::
 // ---- begin attnkit/policy/mask_spec.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// MaskSpec: a mask composed at run time from a spec string of CLI.md ("causal+sliding=128",
+// MaskSpec: a mask composed at run time from a spec string of docs/CLI.md ("causal+sliding=128",
 // "padding=len.npy+document=seg.npy"): the AND of the terms of mask.hpp, one kernel
 // instantiation for every combination of terms.
 
@@ -11688,12 +11755,12 @@ struct MaskArray {
 using MaskArrayLoader = std::function<MaskArray(std::string_view term, const std::string& file)>;
 
 /// One term of a MaskSpec: a mask of mask.hpp chosen at run time.
-using MaskSpecTerm = std::variant<NoMask, Causal, SlidingWindow, LocalWindow, Sinks, PrefixLM,
-                                  KeyPadding, KeepMask, Document, BlockSparse>;
+using MaskSpecTerm = std::variant<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow, Sinks,
+                                  PrefixLM, KeyPadding, KeepMask, Document, BlockSparse>;
 
 /// A mask whose terms are chosen at run time: key j is visible when every term says so (the `+`
-/// of CLI.md). classify() is the AND of the terms' tile classes, so a tile any term calls Empty is
-/// still skipped and a tile every term calls Full is still untested. An empty spec sees
+/// of docs/CLI.md). classify() is the AND of the terms' tile classes, so a tile any term calls
+/// Empty is still skipped and a tile every term calls Full is still untested. An empty spec sees
 /// everything (NoMask). Copies share the arrays of file-backed terms.
 class MaskSpec {
  public:
@@ -11784,10 +11851,10 @@ static_assert(mask_policy<MaskSpec>);
 
 namespace detail {
 
-/// The terms of CLI.md's mask table, as the messages list them.
+/// The terms of docs/CLI.md's mask table, as the messages list them.
 inline constexpr const char* mask_spec_terms =
-    "none, causal, sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, "
-    "document=FILE, block-sparse=FILE,BQ,BK";
+    "none, causal (= causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, "
+    "prefix-lm=P, padding=FILE, keep=FILE, document=FILE, block-sparse=FILE,BQ,BK";
 
 /// Parses one mask spec; every error names the spec and the term.
 class MaskSpecParser {
@@ -11879,8 +11946,14 @@ class MaskSpecParser {
     if (name == "none") {
       no_arg();
     } else if (name == "causal") {
-      no_arg();
-      out.add(Causal{}, text);
+      if (!has_arg || arg == "bottom-right") {
+        out.add(Causal{}, text);
+      } else if (arg == "top-left") {
+        out.add(CausalTopLeft{}, text);
+      } else {
+        throw error(where() + "the alignment of causal is bottom-right (the default) or "
+                              "top-left, not '" + std::string(arg) + "'");
+      }
     } else if (name == "sliding") {
       needs_arg("sliding=W");
       out.add(SlidingWindow(integer(arg, "W of sliding=W", 1)), text);
@@ -11941,8 +12014,8 @@ class MaskSpecParser {
 
 }  // namespace detail
 
-/// Parses a mask spec of CLI.md: terms joined by `+`, all required: none, causal, sliding=W,
-/// local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
+/// Parses a mask spec of docs/CLI.md: terms joined by `+`, all required: none, causal (or
+/// causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
 /// block-sparse=FILE,BQ,BK. FILE may contain ',' (block-sparse splits at its last two commas)
 /// but not '+'. Throws attnkit::error naming the spec and the offending term (unknown term,
 /// missing or malformed number, W < 1, ...), shape_error for an array of the wrong rank. The

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Shared helpers of the attention tests: random problems, every mask term as (policy, CLI.md
+// Shared helpers of the attention tests: random problems, every mask term as (policy, docs/CLI.md
 // reference term) pairs, and the comparison with tests/reference/attention_ref.hpp.
 #pragma once
 
@@ -36,7 +36,7 @@ struct Problem {
 };
 
 /// Awkward shapes: 1, odd, primes, Nq < Nk, Nq > Nk, sizes around the SIMD width and the
-/// 64-row / 64-key tiles, every head layout of the issue (1/1, 4/4, 8/2, 8/1).
+/// 64-row / 64-key tiles, the head layouts MHA, GQA and MQA (1/1, 4/4, 8/2, 8/1).
 inline std::vector<Problem> problems() {
   return {
       {1, 1, 1, 1, 1, 1, 1},      {2, 4, 4, 17, 17, 16, 16},   {1, 8, 2, 37, 101, 64, 80},
@@ -68,7 +68,7 @@ struct MaskStore {
   std::vector<std::uint8_t> layout;
 };
 
-/// Which mask policies for_each_mask instantiates: every term of CLI.md plus Custom, or the
+/// Which mask policies for_each_mask instantiates: every term of docs/CLI.md plus Custom, or the
 /// core ones (none, causal, padding, keep: Empty, Full and Partial tiles, rows with no key).
 /// Mask handling is one code path for every activation, so the activation tests run every
 /// mask type on one activation per kernel path (softmax, elementwise, normalized, across
@@ -76,7 +76,7 @@ struct MaskStore {
 /// runtime MaskSpec (check_all_masks_runtime).
 enum class Masks { all, core };
 
-/// Calls fn(mask, ref_term, name) for every mask term of CLI.md (and Custom), or for the core
+/// Calls fn(mask, ref_term, name) for every mask term of docs/CLI.md (and Custom), or for the core
 /// ones, with runtime values drawn for problem p (some rows fully masked where the term allows).
 template <Masks which = Masks::all, class Fn>
 void for_each_mask(const Problem& p, MaskStore& st, unsigned seed, Fn&& fn) {
@@ -89,6 +89,7 @@ void for_each_mask(const Problem& p, MaskStore& st, unsigned seed, Fn&& fn) {
   const index_t s = static_cast<index_t>(g() % 5), sw = 1 + static_cast<index_t>(g() % 30);
   const index_t pre = static_cast<index_t>(g() % (p.nk + 1));
   if constexpr (which == Masks::all) {
+    fn(pol::CausalTopLeft{}, MaskTerm{MaskTerm::causal_top_left, p.nk - p.nq}, "causal=top-left");
     fn(pol::SlidingWindow(w), MaskTerm{MaskTerm::sliding, w}, "sliding=" + std::to_string(w));
     fn(pol::LocalWindow(lw), MaskTerm{MaskTerm::local, lw}, "local=" + std::to_string(lw));
     fn(pol::Sinks(s, sw), MaskTerm{MaskTerm::sinks, s, sw},
@@ -244,7 +245,7 @@ void check_all_masks(const Act& act, const ref::Spec& base, std::size_t first, s
   }
 }
 
-/// Every mask term of CLI.md (all but Custom) through the runtime pol::MaskSpec: one kernel
+/// Every mask term of docs/CLI.md (all but Custom) through the runtime pol::MaskSpec: one kernel
 /// instantiation for activation `act` and type T, each term checked against the reference over
 /// the problems [first, last), with tile classification (Empty tiles skipped) at run time.
 template <class T, class Act>

@@ -31,7 +31,8 @@ Tensor<T, R> random_tensor(const attnkit::Shape<R>& s, unsigned seed, double amp
   return t;
 }
 
-/// The scores e [B, Nq, Nk] (double) -> weights per CLI.md's activation, over the visible keys.
+/// The scores e [B, Nq, Nk] (double) -> weights per docs/CLI.md's activation, over the visible
+/// keys.
 std::vector<double> ref_weights(const std::vector<double>& e, index_t nb, index_t nq, index_t nk,
                                 const std::vector<index_t>& lengths, const std::string& act) {
   std::vector<double> p(e.size(), 0.0);

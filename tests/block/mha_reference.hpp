@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// A plain double-precision multi-head self-attention with RoPE, GQA, causal mask, CLI.md's
+// A plain double-precision multi-head self-attention with RoPE, GQA, causal mask, docs/CLI.md's
 // activations and the sigmoid output gate, written from the definitions, and a test driver.
 #pragma once
 

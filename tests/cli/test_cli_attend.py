@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # SPDX-FileCopyrightText: attnkit contributors
 """attnkit attend against a plain double-precision Python reference that follows the tables of
-CLI.md ("attnkit attend") literally: every activation x every mask term, '+' combinations, GQA
+docs/CLI.md ("attnkit attend") literally: every activation x every mask term, '+' combinations, GQA
 and MQA, Nq < Nk, Dv != D, fully masked rows, both gates, --probs, --dtype f32/f64, --repeat,
 and the bad-input errors (exit 2, one 'attnkit:' line, no output file). Standard library only
 (.npy files written and read with struct). Usage: test_cli_attend.py path/to/attnkit"""
@@ -66,7 +66,7 @@ def uniform(n, lo=-1.0, hi=1.0):
     return [round(rng.uniform(lo, hi), 4) for _ in range(n)]
 
 
-# ---- the reference (CLI.md, literally) -----------------------------------------------------
+# ---- the reference (docs/CLI.md, literally) -----------------------------------------------------
 
 def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
@@ -78,6 +78,8 @@ def term_visible(t, b, h, i, ip, j):
         return True
     if kind == "causal":
         return j <= ip
+    if kind == "causal-top-left":
+        return j <= i  # the raw row i, whatever Nk - Nq
     if kind == "sliding":
         return j <= ip and ip - j < t[1]
     if kind == "local":
@@ -264,7 +266,9 @@ ACTIVATIONS = ["softmax", "sigmoid", "sigmoid-bias", "normalized-sigmoid", "head
 # Every activation x every mask term: B=2, GQA Hq=4/Hkv=2, Nq=5 < Nk=9, Dv=2 != D=3.
 base = problem(tag="base")
 files = mask_files(base, "base")
-TERMS = [("none", [("none",)]), ("causal", [("causal",)]), ("sliding=3", [("sliding", 3)]),
+TERMS = [("none", [("none",)]), ("causal", [("causal",)]),
+         ("causal=bottom-right", [("causal",)]), ("causal=top-left", [("causal-top-left",)]),
+         ("sliding=3", [("sliding", 3)]),
          ("local=1", [("local", 1)]), ("sinks=2,2", [("sinks", 2, 2)]),
          ("prefix-lm=6", [("prefix-lm", 6)])] + \
         [(files[n][0], [files[n][1]]) for n in ("padding", "keep", "document", "block-sparse")]

@@ -99,7 +99,7 @@ check("top-k 1 is greedy", k1 and k1["ids"] == g["greedy_cached"], str(k1))
 p0 = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "8", "--temperature", "2", "--top-p", "1e-9", "--seed", "3"))
 check("tiny top-p is greedy", p0 and p0["ids"] == g["greedy_cached"], str(p0))
 
-# --memory modes and --cache policies (memory issue): the stats JSON line, per layer too.
+# --memory modes and --cache policies: the stats JSON line, per layer too.
 layers = json.load(open(os.path.join(d, "config.json")))["num_hidden_layers"]
 n_prompt = len(g["prompt_ids"])
 

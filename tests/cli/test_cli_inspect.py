@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # SPDX-FileCopyrightText: attnkit contributors
-"""attnkit inspect on the golden models of tests/golden/data: the statistics document of CLI.md
+"""attnkit inspect on the golden models of tests/golden/data: the statistics document of docs/CLI.md
 (keys, softmax invariants, head softmax against softmax), --layers/--heads, heatmaps (PNG chunks
 and CRCs checked and the image data inflated with zlib, SVG parsed with token labels), the leak
 verdict and the error conventions. Standard library only.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// einsum: the named operations of the seed notes, each against the double reference, with the
+// einsum: the named operations of attention code, each against the double reference, with the
 // compile-time and runtime forms bit-identical.
 #include "einsum_test_util.hpp"
 
@@ -73,7 +73,7 @@ TEMPLATE_TEST_CASE("einsum attention scores bhqd,bhkd->bhqk and PV", "[einsum][b
                                      random_tensor<TestType, 4>({b, h, kk, d}));
     check_spec<"bhqk,bhkd->bhqd", 4>(random_tensor<TestType, 4>({b, h, q, kk}),
                                      random_tensor<TestType, 4>({b, h, kk, d}));
-    // The seed notes' layout: heads inside, strides that do not merge.
+    // A PyTorch-style layout: heads inside, strides that do not merge.
     check_spec<"bqhd,bkhd->bhqk", 4>(random_tensor<TestType, 4>({b, q, h, d}),
                                      random_tensor<TestType, 4>({b, kk, h, d}));
     check_spec<"bhqk,bkhd->bqhd", 4>(random_tensor<TestType, 4>({b, h, q, kk}),

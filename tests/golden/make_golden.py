@@ -11,7 +11,7 @@ every prompt position computed in float64 from the stored (rounded) weights (log
 and the greedy continuation of 8 tokens (greedy.json: recomputing the whole prefix each step, and
 with a KV cache, which differs for sigmoid-bias only).
 The forward pass is a faithful Hugging Face LlamaForCausalLM forward written out here, with the
-attention weights P defined as CLI.md's activation table says (an invisible pair has P = 0).
+attention weights P defined as docs/CLI.md's activation table says (an invisible pair has P = 0).
 
 Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
 GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
@@ -152,7 +152,7 @@ def rope_cos_sin(positions, dim, theta):
 
 
 def attention_probs(scores, visible, activation):
-    """scores [H, N, Nk]; visible [N, Nk] bool; P per CLI.md's table."""
+    """scores [H, N, Nk]; visible [N, Nk] bool; P per docs/CLI.md's table."""
     nk = scores.shape[-1]
     vis = visible[None].expand_as(scores)
     if activation == "softmax":
@@ -165,7 +165,7 @@ def attention_probs(scores, visible, activation):
         p = torch.sigmoid(scores) * vis
         p = p / p.sum(-1, keepdim=True)
     elif activation == "head-softmax":
-        # softmax over the heads (dim 0 here; the notes' dim=1 of [B, H, N, Nk])
+        # softmax over the heads (dim 0 here; PyTorch's dim=1 of [B, H, N, Nk])
         p = torch.softmax(scores.masked_fill(~vis, float("-inf")), dim=0)
     elif activation == "linear":
         p = scores.clone()
@@ -180,7 +180,7 @@ def llama_forward(w, ids, activation, tied, cache=None):
     """LlamaForCausalLM.forward in float64 for one sequence; returns logits [N, V] of `ids`.
     With a cache (a dict filled by earlier calls) the ids continue the cached sequence: their
     rows attend to every cached key (bottom-right causal alignment), and sigmoid-bias uses n =
-    the key count of this call, as CLI.md defines it for decode steps."""
+    the key count of this call, as docs/CLI.md defines it for decode steps."""
     n = len(ids)
     p0 = cache.get("length", 0) if cache is not None else 0
     h = w["model.embed_tokens.weight"][torch.tensor(ids)]

@@ -92,7 +92,7 @@ Tensor<float, 4> random_tensor(attnkit::Shape<4> s, unsigned seed) {
   return t;
 }
 
-/// The seed notes' bug: softmax across heads (dim=1) of scores with an additive -1e9 causal
+/// The naive head-softmax bug: softmax across heads (dim=1) of scores with an additive -1e9 causal
 /// mask, in fp32 as PyTorch would compute it. Every masked key gets the weight 1/H.
 void naive_head_softmax(TensorView<const float, 4> q, TensorView<const float, 4> k,
                         TensorView<const float, 4> v, TensorView<float, 4> out) {
@@ -651,7 +651,7 @@ TEST_CASE("inspect: decoder capture, hidden states and leak check (golden softma
   CHECK(r.runs == n - 1);
   CHECK(r.max_change == 0.0);
 
-  // The statistics document parses back with the keys of CLI.md.
+  // The statistics document parses back with the keys of docs/CLI.md.
   std::vector<ins::HeadStats> stats;
   for (const auto& c : cap.heads) stats.push_back(ins::attention_stats(c));
   stats.back().max_abs_dp_vs_softmax = std::nan("");

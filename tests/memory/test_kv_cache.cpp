@@ -146,7 +146,7 @@ TEST_CASE("KVCache: sink cache with RoPE uses StreamingLLM's in-cache positions"
   CHECK(max_diff(absolute, got, sinks + w + 1, n) > 1e-6);
 }
 
-TEST_CASE("KVCache: policies parse and print as in CLI.md", "[model][cache]") {
+TEST_CASE("KVCache: policies parse and print as in docs/CLI.md", "[model][cache]") {
   CHECK(std::holds_alternative<mdl::FullCache>(mdl::parse_cache_policy("full")));
   CHECK(std::get<mdl::WindowCache>(mdl::parse_cache_policy("window=128")).window == 128);
   const auto sk = std::get<mdl::SinkCache>(mdl::parse_cache_policy("sinks=4,252"));

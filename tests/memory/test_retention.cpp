@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The Ebbinghaus retention cache (seed 002): retention, reinforcement and forgetting on
+// The Ebbinghaus retention cache: retention, reinforcement and forgetting on
 // hand-computed steps (weights injected through the attend callback), soft-delete's scaled keys,
 // the dynamic threshold, and sparse mode's output against attention with the explicit KeepMask
 // of the tokens it kept (double precision, real weights captured by the decode kernel).

@@ -84,7 +84,7 @@ std::string error_of(const std::string& spec) {
 
 }  // namespace
 
-TEST_CASE("MaskSpec: every term and '+' follow CLI.md", "[policy][mask_spec]") {
+TEST_CASE("MaskSpec: every term and '+' follow docs/CLI.md", "[policy][mask_spec]") {
   const auto arr = arrays(3);
   auto at = [&](const char* name, index_t n) {
     return arr.at(name).values[static_cast<std::size_t>(n)];
@@ -92,6 +92,12 @@ TEST_CASE("MaskSpec: every term and '+' follow CLI.md", "[policy][mask_spec]") {
   const index_t nbq = (geom.nq + 7) / 8, nbk = (geom.nk + 15) / 16;
   check_spec("none", [](index_t, index_t, index_t, index_t, index_t) { return true; });
   check_spec("causal", [](index_t, index_t, index_t, index_t ip, index_t j) { return j <= ip; });
+  check_spec("causal=bottom-right",
+             [](index_t, index_t, index_t, index_t ip, index_t j) { return j <= ip; });
+  // Top-left: the raw row i = i' - (Nk - Nq), as PyTorch's is_causal.
+  check_spec("causal=top-left", [](index_t, index_t, index_t i, index_t, index_t j) {
+    return j <= i;
+  });
   check_spec("sliding=20", [](index_t, index_t, index_t, index_t ip, index_t j) {
     return j <= ip && ip - j < 20;
   });
@@ -135,7 +141,8 @@ TEST_CASE("MaskSpec: errors name the term and what is wrong", "[policy][mask_spe
   CHECK_THAT(error_of("sliding"), Catch::Contains("sliding=W"));
   CHECK_THAT(error_of("local=x"), Catch::Contains("must be an integer, got 'x'"));
   CHECK_THAT(error_of("sinks=4"), Catch::Contains("sinks=S,W"));
-  CHECK_THAT(error_of("causal=1"), Catch::Contains("takes no value"));
+  CHECK_THAT(error_of("causal=1"), Catch::Contains("bottom-right (the default) or top-left") &&
+                                       Catch::Contains("not '1'"));
   CHECK_THAT(error_of("block-sparse=lay,8"), Catch::Contains("BQ"));
   CHECK_THAT(error_of("block-sparse=lay,8,0"), Catch::Contains("BK of block-sparse"));
   CHECK_THAT(error_of("keep=nope"), Catch::Contains("no array named 'nope'"));

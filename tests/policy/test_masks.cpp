@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Masks: visible() follows CLI.md's table (the reference terms), and classify() is sound on
+// Masks: visible() follows docs/CLI.md's table (the reference terms), and classify() is sound on
 // random tiles (Empty only if nothing is visible, Full only if everything is) and finds Empty
 // and Full tiles where the structure makes them obvious.
 #include <catch2/catch.hpp>
@@ -63,7 +63,7 @@ void check_mask(const Mask& unbound, const ref::MaskTerm& term, const Problem& p
 
 }  // namespace
 
-TEST_CASE("masks: visible() follows CLI.md and classify() is sound", "[policy][mask]") {
+TEST_CASE("masks: visible() follows docs/CLI.md and classify() is sound", "[policy][mask]") {
   for (const Problem& p : problems()) {
     MaskStore st;
     for_each_mask(p, st, 5, [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
@@ -109,7 +109,7 @@ TEST_CASE("masks: classify() finds Empty and Full tiles", "[policy][mask]") {
   CHECK(either.classify(0, 0, 0, 64, 192, 256) == TileClass::empty);
 }
 
-TEST_CASE("activations: scalar maps follow CLI.md", "[policy][activation]") {
+TEST_CASE("activations: scalar maps follow docs/CLI.md", "[policy][activation]") {
   CHECK(pol::Sigmoid{}.map(0.0) == 0.5);
   const pol::Geometry g{1, 1, 1, 4, 100, 8, 8};
   CHECK(pol::SigmoidBias{}.bind(g).bias == Approx(-std::log(100.0)));
@@ -119,4 +119,43 @@ TEST_CASE("activations: scalar maps follow CLI.md", "[policy][activation]") {
   CHECK(pol::Linear{}.map(-3.0) == -3.0);
   CHECK_THROWS_AS(pol::Softcap(0.0), error);
   CHECK_THROWS_AS(pol::SlidingWindow(0), error);
+}
+
+namespace {
+// The ALiBi paper's reference get_slopes(n), written as that code reads (recursive for a head
+// count that is not a power of two), independent of the library's formula.
+std::vector<double> paper_slopes(int n) {
+  auto power_of_2 = [](int m) {
+    const double start = std::pow(2.0, -std::pow(2.0, -(std::log2(double(m)) - 3.0)));
+    std::vector<double> out;
+    for (int i = 0; i < m; ++i) out.push_back(start * std::pow(start, double(i)));
+    return out;
+  };
+  if (std::log2(double(n)) == std::floor(std::log2(double(n)))) return power_of_2(n);
+  const int closest = 1 << int(std::floor(std::log2(double(n))));
+  std::vector<double> out = power_of_2(closest);
+  const std::vector<double> twice = paper_slopes(2 * closest);
+  for (int i = 0; int(out.size()) < n; i += 2) out.push_back(twice[std::size_t(i)]);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("ALiBi::standard follows the ALiBi paper's slopes for every head count",
+          "[policy][alibi]") {
+  for (int n = 1; n <= 40; ++n) {
+    INFO("heads " << n);
+    const std::vector<double> want = paper_slopes(n);
+    const std::vector<double> got = pol::ALiBi::standard(n).slopes;
+    REQUIRE(got.size() == want.size());
+    for (std::size_t h = 0; h < want.size(); ++h) CHECK(got[h] == Approx(want[h]).epsilon(1e-14));
+  }
+  // Hugging Face's (BLOOM) values for 12 heads: 2^-1 .. 2^-8, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5.
+  const std::vector<double> s12 = pol::ALiBi::standard(12).slopes;
+  CHECK(s12[7] == Approx(std::pow(2.0, -8.0)));
+  CHECK(s12[8] == Approx(std::pow(2.0, -0.5)));
+  CHECK(s12[11] == Approx(std::pow(2.0, -3.5)));
+  // An unbound ALiBi takes the call's head count.
+  const pol::Geometry g{1, 6, 6, 4, 4, 8, 8};
+  CHECK(pol::ALiBi{}.bind(g).slopes == paper_slopes(6));
+  CHECK_THROWS_AS(pol::ALiBi::standard(0), error);
 }

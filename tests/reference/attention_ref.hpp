@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Plain double-precision attention that follows CLI.md literally: it materializes S and P
+// Plain double-precision attention that follows docs/CLI.md literally: it materializes S and P
 // [B, Hq, Nq, Nk] and shares no code with the library's policies (masks are described by
-// CLI.md's terms, not by the policy types under test).
+// docs/CLI.md's terms, not by the policy types under test).
 #pragma once
 
 #include <algorithm>
@@ -17,11 +17,11 @@
 
 namespace attnkit::ref {
 
-/// One term of CLI.md's mask table.
+/// One term of docs/CLI.md's mask table.
 struct MaskTerm {
-  enum Kind { none, causal, sliding, local, sinks, prefix_lm, padding, keep, document, block_sparse, custom };
+  enum Kind { none, causal, causal_top_left, sliding, local, sinks, prefix_lm, padding, keep, document, block_sparse, custom };
   Kind kind = none;
-  index_t a = 0;  ///< W, P, S, or BQ
+  index_t a = 0;  ///< W, P, S, BQ, or Nk - Nq of causal_top_left
   index_t c = 0;  ///< W of sinks, or BK
   std::vector<long> ints;  ///< lengths [B] / keep [B, Nk] / seg [B, Nk] / layout [B, Hq, nbq, nbk]
   index_t nbq = 0, nbk = 0;  ///< block-sparse layout extents
@@ -29,13 +29,13 @@ struct MaskTerm {
   MaskTerm(Kind k = none, index_t a_ = 0, index_t c_ = 0) : kind(k), a(a_), c(c_) {}  // NOLINT
 };
 
-/// An attention variant as CLI.md names it, plus the library's score mods and gates.
+/// An attention variant as docs/CLI.md names it, plus the library's score mods and gates.
 struct Spec {
-  std::string activation = "softmax";  ///< a CLI.md activation name ("softcap" uses `cap`)
+  std::string activation = "softmax";  ///< a docs/CLI.md activation name ("softcap" uses `cap`)
   double cap = 50.0;
   bool bias_given = false;
   double bias = 0.0;
-  std::vector<MaskTerm> terms;  ///< joined by AND (CLI.md's '+'), or by OR when any_term
+  std::vector<MaskTerm> terms;  ///< joined by AND (docs/CLI.md's '+'), or by OR when any_term
   bool any_term = false;
   double scale = 0.0;  ///< 0: 1/sqrt(D)
   // score mods, applied in this order after scaling
@@ -47,12 +47,13 @@ struct Spec {
   std::vector<double> gate_values;
 };
 
-/// Whether key j is visible to query position i' = ip under one term (CLI.md's table).
+/// Whether key j is visible to query position i' = ip under one term (docs/CLI.md's table).
 inline bool term_visible(const MaskTerm& t, index_t b, index_t h, index_t ip, index_t j,
                          index_t nk) {
   switch (t.kind) {
     case MaskTerm::none: return true;
     case MaskTerm::causal: return j <= ip;
+    case MaskTerm::causal_top_left: return j <= ip - t.a;  // j <= i, the raw row
     case MaskTerm::sliding: return j <= ip && ip - j < t.a;
     case MaskTerm::local: return std::abs(ip - j) <= t.a;
     case MaskTerm::sinks: return j <= ip && (j < t.a || ip - j < t.c);

@@ -13,7 +13,7 @@
 
 namespace attnkit::cli {
 
-/// The activations of CLI.md. sigmoid runs as sigmoid-bias with b = 0 (the same kernel).
+/// The activations of docs/CLI.md. sigmoid runs as sigmoid-bias with b = 0 (the same kernel).
 enum class ActivationKind : std::uint8_t {
   softmax,
   sigmoid_bias,
@@ -31,8 +31,8 @@ struct ActivationChoice {
   double value = 0.0;        ///< softcap: C; sigmoid-bias: b when given
 };
 
-/// The output gates of CLI.md (the kernel TUs map them onto attnkit::SelectableSigmoidGate, one
-/// instantiation for all three).
+/// The output gates of docs/CLI.md (the kernel TUs map them onto
+/// attnkit::SelectableSigmoidGate, one instantiation for all three).
 enum class GateChoice : std::uint8_t { none, headwise, elementwise };
 
 /// Everything one attend computation needs, already loaded and checked.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Shared plumbing of the attnkit program: option parsing, the error conventions of CLI.md
+// Shared plumbing of the attnkit program: option parsing, the error conventions of docs/CLI.md
 // (exit 2 and one "attnkit: ..." line on bad input), --threads, --repeat timing, and output
 // files that are never left half-written.
 #pragma once
@@ -126,7 +126,7 @@ class Args {
   std::vector<std::string> positional_;
 };
 
-/// Runs `fn` once as warm-up and then `repeat` times, and prints the JSON line of CLI.md.
+/// Runs `fn` once as warm-up and then `repeat` times, and prints the JSON line of docs/CLI.md.
 /// `flops` are the useful FLOPs of one run.
 inline void time_repeats(long long repeat, double flops, const std::function<void()>& fn) {
   fn();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // attnkit attend: fused attention over .npy files with any activation, mask spec and gate
-// (CLI.md). Loads and checks every input, then runs the kernel TU of the dtype.
+// (docs/CLI.md). Loads and checks every input, then runs the kernel TU of the dtype.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -39,8 +39,9 @@ constexpr const char* attend_help =
     "--activation  softmax (default), sigmoid, sigmoid-bias (b = -ln Nk unless --bias X),\n"
     "              normalized-sigmoid, head-softmax (over the Hq heads), linear, relu,\n"
     "              softcap=C (softmax of C tanh(s/C))\n"
-    "--mask        terms joined by '+', all required: none, causal, sliding=W, local=W,\n"
-    "              sinks=S,W, prefix-lm=P, padding=FILE (integer [B]), keep=FILE (bool/uint8\n"
+    "--mask        terms joined by '+', all required: none, causal (j <= i'; also spelled\n"
+    "              causal=bottom-right), causal=top-left (j <= i, PyTorch's is_causal),\n"
+    "              sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE (integer [B]), keep=FILE (bool/uint8\n"
     "              [B, Nk]), document=FILE (integer [B, Nk]), block-sparse=FILE,BQ,BK (bool/uint8\n"
     "              [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]). File names must not contain '+'.\n"
     "              An invisible pair has weight 0; a row with no visible key outputs zeros.\n"

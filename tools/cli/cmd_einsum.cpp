@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// attnkit einsum: numpy.einsum over .npy files (CLI.md).
+// attnkit einsum: numpy.einsum over .npy files (docs/CLI.md).
 #include <cstdio>
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The attnkit program: dispatches to a subcommand and applies the error conventions of CLI.md.
+// The attnkit program: dispatches to a subcommand and applies the error conventions of docs/CLI.md.
 #include <cstdio>
 #include <cstring>
 #include <exception>

@@ -115,7 +115,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
 }  // namespace attention_detail
 
 /// Fused attention: out[b, h, i, :] = Σ_j P[b, h, i, j] · v[b, h / (Hq / Hkv), j, :] with P as
-/// CLI.md defines it for the policy's activation, mask, score mod and gate.
+/// docs/CLI.md defines it for the policy's activation, mask, score mod and gate.
 /// Shapes: q [B, Hq, Nq, D], k [B, Hkv, Nk, D], v [B, Hkv, Nk, Dv], out [B, Hq, Nq, Dv], Hq a
 /// multiple of Hkv; any strides. Throws shape_error naming the argument and both shapes.
 /// Results are identical bit for bit for any thread count.

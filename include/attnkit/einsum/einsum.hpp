@@ -124,7 +124,7 @@ constexpr bool einsum_ranks_ok(std::index_sequence<I...>) {
 
 }  // namespace detail
 
-/// out = einsum(Spec, ins...) with numpy.einsum's meaning (see CLI.md `attnkit einsum`), the
+/// out = einsum(Spec, ins...) with numpy.einsum's meaning (see docs/CLI.md `attnkit einsum`), the
 /// spec checked at compile time: a malformed spec, a wrong operand count, or a rank that does
 /// not fit the subscripts (for operands whose type carries the rank) is a compile error whose
 /// message starts with "attnkit:". Shapes are checked at run time (attnkit::shape_error).

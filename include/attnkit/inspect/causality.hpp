@@ -3,7 +3,7 @@
 // The causality-leak checker: perturbs the inputs at positions >= t and reports whether any
 // output at a position < t changed, for any callable (a model on token ids, an attention
 // function on q, k, v, or anything that maps a perturbation cut to outputs per position).
-// A model that sees the future shows "abnormally high validation accuracy" (seed notes); e.g. a
+// A model that sees the future shows abnormally high validation accuracy; e.g. a
 // softmax across heads with an additive -1e9 mask gives every masked key the weight 1/H.
 #pragma once
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The statistics document of `attnkit inspect` (CLI.md) as JSON: per-head statistics, massive
+// The statistics document of `attnkit inspect` (docs/CLI.md) as JSON: per-head statistics, massive
 // activations and the parameters they were computed with.
 #pragma once
 
@@ -53,7 +53,7 @@ inline json::Value to_json(const MassiveActivation& m) {
                         {"ratio_to_median", detail::number_or_null(m.ratio_to_median)}});
 }
 
-/// The statistics document of CLI.md: {"variant", "tokens", "heads": [...],
+/// The statistics document of docs/CLI.md: {"variant", "tokens", "heads": [...],
 /// "massive_activations": [...]} plus the parameters ("sink_keys", "sparsity_threshold",
 /// "massive_min_ratio").
 inline json::Value stats_document(const std::string& variant, index_t tokens,

@@ -92,7 +92,7 @@ class Decoder {
   TensorView<const T, 1> norm;     ///< [H], the final RMSNorm
   TensorView<const T, 2> lm_head;  ///< [V, H] (embed_tokens when tied)
 
-  /// Loads DIR/config.json and DIR/model.safetensors (the key names of CLI.md, F32/F16/BF16).
+  /// Loads DIR/config.json and DIR/model.safetensors (the key names of docs/CLI.md, F32/F16/BF16).
   /// Throws attnkit::error (file_error, shape_error) naming the file and the key for a malformed
   /// config, a missing tensor or a tensor of the wrong shape or dtype.
   /// \param dir the model folder

@@ -48,7 +48,8 @@ struct GenerationResult {
     return mean([](const CacheStats& s) { return s.sparsity; });
   }
 
-  /// The one-line JSON of CLI.md (`attnkit generate`), plus "cache" and a per-layer "layers" list.
+  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
+  /// "layers" list.
   std::string json() const {
     auto num = [](double v) {
       char buf[32];

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
-// cache policy: full, sliding window, StreamingLLM attention sinks (seed 004), or the Ebbinghaus
-// retention cache of seed 002 with its three memory modes (baseline, soft-delete, sparse).
+// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
+// retention cache with its three memory modes (baseline, soft-delete, sparse).
 #pragma once
 
 #include <algorithm>
@@ -57,7 +57,7 @@ struct SinkCache {
   index_t window = 1;  ///< W >= 1
 };
 
-/// What a retention cache does with the retention of its tokens (seed 002's three modes).
+/// What a retention cache does with the retention of its tokens (three modes).
 enum class MemoryMode : std::uint8_t {
   baseline,     ///< no forgetting: retention is not tracked, the full cache
   soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
@@ -69,8 +69,8 @@ enum class MemoryMode : std::uint8_t {
 /// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
 /// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
 /// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
-/// prefill is one step). The defaults are those of seed 002's memollm (S0 = 5, 0.05 time units
-/// per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
+/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
+/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
 /// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
 struct RetentionParams {
   double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
@@ -86,7 +86,7 @@ struct RetentionParams {
   double keep_fraction = 0.0;
 };
 
-/// The Ebbinghaus retention cache: a full cache whose tokens fade (seed 002).
+/// The Ebbinghaus retention cache: a full cache whose tokens fade.
 ///
 /// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
 /// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
@@ -137,7 +137,7 @@ inline std::string cache_policy_name(const CachePolicy& p) {
   return "full";
 }
 
-/// Parses "full", "window=W" or "sinks=S,W" (CLI.md `--cache`); throws attnkit::error.
+/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
 inline CachePolicy parse_cache_policy(std::string_view spec) {
   auto number = [&](std::string_view s) -> index_t {
     index_t v = 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The named LLaMA variants of the seed notes (000): one Decoder per attention activation, plus
-// the fixes the notes try (normalized sigmoid, relu) and a gated-attention variant.
+// The named LLaMA attention variants: one Decoder per attention activation, plus
+// the fixes (normalized sigmoid, relu) and a gated-attention variant.
 #pragma once
 
 #include "attnkit/attention/multi_head_attention.hpp"
@@ -31,9 +31,9 @@ using MySigmoidWithBLlama = LlamaDecoder<policy::SigmoidBias>;
 using MySoftmaxLlama = LlamaDecoder<policy::HeadSoftmax>;
 /// No activation: P = s.
 using MyLinearLlama = LlamaDecoder<policy::Linear>;
-/// The notes' fix for sigmoid: P = sigmoid(s) / Σ_visible sigmoid(s).
+/// A fix for sigmoid: P = sigmoid(s) / Σ_visible sigmoid(s).
 using MyNormalizedSigmoidLlama = LlamaDecoder<policy::NormalizedSigmoid>;
-/// The notes' fix for linear attention: P = max(s, 0).
+/// A fix for linear attention: P = max(s, 0).
 using MyReluLlama = LlamaDecoder<policy::ReLU>;
 /// Gated attention (Qiu et al. 2025): softmax, then out *= sigmoid(g_proj · x) per head or per
 /// element, as the g_proj weight in the file says.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Score activations: how scaled scores s become attention weights P (CLI.md, "Activations").
+// Score activations: how scaled scores s become attention weights P (docs/CLI.md, "Activations").
 #pragma once
 
 #include <cmath>

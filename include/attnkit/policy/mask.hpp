@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Masks: the visible set per (batch, head, query, key) of CLI.md ("Masks"), each with a tile
+// Masks: the visible set per (batch, head, query, key) of docs/CLI.md ("Masks"), each with a tile
 // classifier. Query positions are absolute: i' = i + (Nk - Nq) (bottom-right alignment).
 #pragma once
 
@@ -48,7 +48,8 @@ struct NoMask {
   NoMask bind(const Geometry&) const noexcept { return *this; }
 };
 
-/// j <= i'.
+/// j <= i' (bottom-right alignment: the last query row sees every key; with a KV cache the new
+/// rows see the cache and themselves). `causal` and `causal=bottom-right` in a mask spec.
 struct Causal {
   bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
@@ -56,6 +57,23 @@ struct Causal {
     return detail::causal_class(i0, i1, j0, j1);
   }
   Causal bind(const Geometry&) const noexcept { return *this; }
+};
+
+/// j <= i, the raw query row (top-left alignment, PyTorch's `is_causal=True` and
+/// scaled_dot_product_attention: row i sees keys 0..i whatever Nk - Nq). Differs from Causal
+/// only when Nq != Nk. `causal=top-left` in a mask spec.
+struct CausalTopLeft {
+  index_t offset = 0;  ///< Nk - Nq of the bound call: i = i' - offset (bind sets it)
+  bool visible(index_t, index_t, index_t ip, index_t j) const noexcept { return j <= ip - offset; }
+  TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
+                     index_t j1) const noexcept {
+    return detail::causal_class(i0 - offset, i1 - offset, j0, j1);
+  }
+  CausalTopLeft bind(const Geometry& g) const noexcept {
+    CausalTopLeft m;
+    m.offset = g.query_offset();
+    return m;
+  }
 };
 
 /// j <= i' and i' - j < W.
@@ -322,7 +340,7 @@ struct Custom {
   Custom bind(const Geometry&) const { return *this; }
 };
 
-/// Visible when every term is (the `+` of CLI.md).
+/// Visible when every term is (the `+` of docs/CLI.md).
 /// \tparam Masks models of mask_policy
 template <class... Masks>
 struct And {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// MaskSpec: a mask composed at run time from a spec string of CLI.md ("causal+sliding=128",
+// MaskSpec: a mask composed at run time from a spec string of docs/CLI.md ("causal+sliding=128",
 // "padding=len.npy+document=seg.npy"): the AND of the terms of mask.hpp, one kernel
 // instantiation for every combination of terms.
 #pragma once
@@ -40,12 +40,12 @@ struct MaskArray {
 using MaskArrayLoader = std::function<MaskArray(std::string_view term, const std::string& file)>;
 
 /// One term of a MaskSpec: a mask of mask.hpp chosen at run time.
-using MaskSpecTerm = std::variant<NoMask, Causal, SlidingWindow, LocalWindow, Sinks, PrefixLM,
-                                  KeyPadding, KeepMask, Document, BlockSparse>;
+using MaskSpecTerm = std::variant<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow, Sinks,
+                                  PrefixLM, KeyPadding, KeepMask, Document, BlockSparse>;
 
 /// A mask whose terms are chosen at run time: key j is visible when every term says so (the `+`
-/// of CLI.md). classify() is the AND of the terms' tile classes, so a tile any term calls Empty is
-/// still skipped and a tile every term calls Full is still untested. An empty spec sees
+/// of docs/CLI.md). classify() is the AND of the terms' tile classes, so a tile any term calls
+/// Empty is still skipped and a tile every term calls Full is still untested. An empty spec sees
 /// everything (NoMask). Copies share the arrays of file-backed terms.
 class MaskSpec {
  public:
@@ -136,10 +136,10 @@ static_assert(mask_policy<MaskSpec>);
 
 namespace detail {
 
-/// The terms of CLI.md's mask table, as the messages list them.
+/// The terms of docs/CLI.md's mask table, as the messages list them.
 inline constexpr const char* mask_spec_terms =
-    "none, causal, sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, "
-    "document=FILE, block-sparse=FILE,BQ,BK";
+    "none, causal (= causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, "
+    "prefix-lm=P, padding=FILE, keep=FILE, document=FILE, block-sparse=FILE,BQ,BK";
 
 /// Parses one mask spec; every error names the spec and the term.
 class MaskSpecParser {
@@ -231,8 +231,14 @@ class MaskSpecParser {
     if (name == "none") {
       no_arg();
     } else if (name == "causal") {
-      no_arg();
-      out.add(Causal{}, text);
+      if (!has_arg || arg == "bottom-right") {
+        out.add(Causal{}, text);
+      } else if (arg == "top-left") {
+        out.add(CausalTopLeft{}, text);
+      } else {
+        throw error(where() + "the alignment of causal is bottom-right (the default) or "
+                              "top-left, not '" + std::string(arg) + "'");
+      }
     } else if (name == "sliding") {
       needs_arg("sliding=W");
       out.add(SlidingWindow(integer(arg, "W of sliding=W", 1)), text);
@@ -293,8 +299,8 @@ class MaskSpecParser {
 
 }  // namespace detail
 
-/// Parses a mask spec of CLI.md: terms joined by `+`, all required: none, causal, sliding=W,
-/// local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
+/// Parses a mask spec of docs/CLI.md: terms joined by `+`, all required: none, causal (or
+/// causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
 /// block-sparse=FILE,BQ,BK. FILE may contain ',' (block-sparse splits at its last two commas)
 /// but not '+'. Throws attnkit::error naming the spec and the offending term (unknown term,
 /// missing or malformed number, W < 1, ...), shape_error for an array of the wrong rank. The

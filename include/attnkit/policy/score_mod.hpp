@@ -41,12 +41,22 @@ struct ALiBi {
   /// \param per_head_slopes slope of each query head (size Hq)
   explicit ALiBi(std::vector<double> per_head_slopes) : slopes(std::move(per_head_slopes)) {}
 
-  /// The slopes of the ALiBi paper for `heads` heads: 2^(-8 (h + 1) / heads).
+  /// The slopes of the ALiBi paper for `heads` heads, as its reference code and Hugging Face
+  /// compute them. A power of two n: 2^(-8 (h + 1) / n), h = 0..n-1. Otherwise, with n the
+  /// largest power of two below `heads`: those n slopes, then every other slope of the 2n-head
+  /// set, 2^(-8 (2k + 1) / (2n)) for k = 0..heads-n-1 (interleaved between the first ones).
   static ALiBi standard(index_t heads) {
-    std::vector<double> s(static_cast<std::size_t>(heads));
-    for (index_t h = 0; h < heads; ++h)
-      s[static_cast<std::size_t>(h)] =
-          std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+    if (heads < 1)
+      throw shape_error("attnkit: ALiBi: the head count must be >= 1, got " +
+                        std::to_string(heads));
+    index_t n = 1;
+    while (n * 2 <= heads) n *= 2;
+    std::vector<double> s;
+    s.reserve(static_cast<std::size_t>(heads));
+    for (index_t h = 0; h < n; ++h)
+      s.push_back(std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(n)));
+    for (index_t k = 0; k < heads - n; ++k)
+      s.push_back(std::exp2(-8.0 * static_cast<double>(2 * k + 1) / static_cast<double>(2 * n)));
     return ALiBi(std::move(s));
   }
 

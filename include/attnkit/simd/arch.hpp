@@ -19,7 +19,9 @@ ATTNKIT_SIMD_WARNINGS_PUSH
 #include <xsimd/xsimd.hpp>
 ATTNKIT_SIMD_WARNINGS_POP
 
+#include <array>
 #include <atomic>
+#include <string>
 #include <utility>
 
 namespace attnkit::simd {
@@ -99,6 +101,42 @@ decltype(auto) dispatch(F&& f) {
 /// Name of the architecture dispatch() picks on this CPU (e.g. "avx512bw").
 inline const char* dispatch_arch_name() {
   return dispatch([](auto arch) { return decltype(arch)::name(); });
+}
+
+/// One architecture attnkit has kernels for: whether this translation unit's compiler flags
+/// compile it in, and whether this CPU runs it.
+struct ArchStatus {
+  const char* name;  ///< xsimd's name: "avx512bw", "fma3<avx2>", "sse2"
+  bool compiled;     ///< the compiler flags enable it (e.g. -march=native, -mavx512bw)
+  bool cpu;          ///< the CPU supports it
+};
+
+/// The kernel architectures, best first, with what is compiled in and what the CPU has.
+inline std::array<ArchStatus, 3> arch_status() noexcept {
+  const unsigned best = xsimd::available_architectures().best;
+  return {ArchStatus{avx512::name(), arch_compiled<avx512>, best >= avx512::version()},
+          ArchStatus{avx2::name(), arch_compiled<avx2>, best >= avx2::version()},
+          ArchStatus{generic::name(), arch_compiled<generic>, best >= generic::version()}};
+}
+
+/// Name of the best kernel architecture the CPU supports, compiled in or not.
+inline const char* cpu_best_arch_name() noexcept {
+  for (const ArchStatus& a : arch_status())
+    if (a.cpu) return a.name;
+  return generic::name();
+}
+
+/// Empty when dispatch() runs the best kernels this CPU supports; otherwise one line saying
+/// which faster set the binary leaves unused and how to compile it in. (A set_max_arch() cap
+/// below the best is a choice, not reported.)
+inline std::string arch_hint() {
+  const std::string runs = dispatch_arch_name();
+  const std::string best = cpu_best_arch_name();
+  if (runs == best) return {};
+  for (const ArchStatus& a : arch_status())
+    if (a.name == best && a.compiled) return {};  // compiled in, capped by set_max_arch()
+  return "attnkit: the kernels run on " + runs + " but this CPU has " + best +
+         ": compile with -march=native (CMake: link attnkit::native instead of attnkit::attnkit)";
 }
 
 }  // namespace attnkit::simd
