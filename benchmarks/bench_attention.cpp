@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The fused attention kernel: every activation x {none, causal, sliding 256, sinks 4+252}
-// beside the softmax baseline of the same shape, two unfused baselines (a naive loop; and
+// beside the softmax baseline of the same shape, user-defined activations beside their built-in
+// twins (user_relu vs relu, user_sigmoid vs sigmoid), two unfused baselines (a naive loop; and
 // S = QKᵀ -> row softmax -> PV on kernel::gemm with the N² buffer), and the decode path.
 // Args: H (query heads), Hkv, N, D, threads. B = 1.
 #include <benchmark/benchmark.h>
@@ -14,6 +15,7 @@
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/kernel/gemm.hpp"
+#include "attnkit/simd/fast_math.hpp"
 #include "attnkit/simd/rows.hpp"
 #include "bench_main.hpp"
 #include "flop_count.hpp"
@@ -36,6 +38,31 @@ struct Inputs {
 };
 
 /// Fraction of (i, j) pairs a mask keeps for an N x N causal-aligned problem.
+// User-defined activations written on the policy hooks outside the library, each beside the
+// built-in that computes the same thing: the kernel runs them on the same code path.
+/// ReLU as a user writes it.
+struct UserReLU {
+  static constexpr auto normalization = pol::Normalization::none;
+  double map(double s) const noexcept { return s > 0 ? s : 0.0; }
+  double derivative(double s) const noexcept { return s > 0 ? 1.0 : 0.0; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    return xsimd::max(s, xsimd::batch<T, A>(T(0)));
+  }
+  UserReLU bind(const pol::Geometry&) const noexcept { return *this; }
+};
+/// Sigmoid as a user writes it, on attnkit's fast SIMD sigmoid.
+struct UserSigmoid {
+  static constexpr auto normalization = pol::Normalization::none;
+  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  double derivative(double s) const noexcept { return map(s) * (1.0 - map(s)); }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    return simd::sigmoid_batch<A, T>(s, xsimd::batch<T, A>(T(0)));
+  }
+  UserSigmoid bind(const pol::Geometry&) const noexcept { return *this; }
+};
+
 template <class Mask>
 double visible_fraction(const Mask& m, index_t n) {
   if (n > 8192) return 1.0;
@@ -198,6 +225,8 @@ const bool registered = [] {
   register_activation("linear", pol::Linear{});
   register_activation("relu", pol::ReLU{});
   register_activation("softcap", pol::Softcap(50.0));
+  register_activation("user_relu", UserReLU{});        // vs relu
+  register_activation("user_sigmoid", UserSigmoid{});  // vs sigmoid
   for (bool causal : {false, true}) {
     const std::string m = causal ? "_causal" : "_none";
     benchmark::RegisterBenchmark(("BM_AttentionUnfusedGemm_softmax" + m).c_str(),

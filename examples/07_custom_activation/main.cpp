@@ -21,12 +21,18 @@
 #include "attnkit/model/variants.hpp"
 
 // ---- the user's activation: this is all it takes -------------------------------------------
-/// P = clamp(s, 0, 1). The kernel calls map() on every visible score (op = custom); invisible
-/// pairs stay exactly 0 whatever map() says.
+/// P = clamp(s, 0, 1). The fused kernel calls simd_map() on every score vector of a tile, for
+/// whichever SIMD architecture it runs (AVX-512, AVX2, SSE2); map() is the same function on one
+/// double (references, scalar paths) and derivative() its slope (the backward pass). Invisible
+/// pairs stay exactly 0 whatever the map says.
 struct Clamp {
   static constexpr auto normalization = attnkit::policy::Normalization::none;
-  static constexpr auto op = attnkit::policy::ActivationOp::custom;
   double map(double s) const noexcept { return std::clamp(s, 0.0, 1.0); }
+  double derivative(double s) const noexcept { return s > 0 && s < 1 ? 1.0 : 0.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return xsimd::min(xsimd::max(s, xsimd::batch<T, Arch>(T(0))), xsimd::batch<T, Arch>(T(1)));
+  }
   Clamp bind(const attnkit::policy::Geometry&) const noexcept { return *this; }
 };
 static_assert(attnkit::policy::score_activation<Clamp>);

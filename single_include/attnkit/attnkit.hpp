@@ -1582,17 +1582,6 @@ enum class Normalization : std::uint8_t {
   over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
 };
 
-/// The elementwise operation of a built-in activation; the kernel implements each one in SIMD.
-enum class ActivationOp : std::uint8_t {
-  identity,  ///< f(s) = s
-  exp,       ///< softmax family: exp of (optionally soft-capped) scores
-  softcap,   ///< exp of C·tanh(s / C)
-  sigmoid,   ///< f(s) = sigmoid(s + bias)
-  relu,      ///< f(s) = max(s, 0)
-  custom,    ///< the activation's own map(s), per element (user-defined activations; not with
-             ///< over_heads); with over_keys_exp the kernel exponentiates map(s) as for softcap
-};
-
 /// The shapes of one attention call, given to policies when the call binds them.
 struct Geometry {
   index_t batch = 0;     ///< B
@@ -1616,25 +1605,45 @@ concept activation_normalization = requires {
   requires std::is_same_v<std::remove_cv_t<decltype(A::normalization)>, Normalization>;
 };
 
-/// Requirements: `A::op` is a constexpr ActivationOp, the SIMD operation the kernel applies.
-template <class A>
-concept activation_op = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(A::op)>, ActivationOp>;
-};
-
-/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (documentation,
-/// tests and scalar fallbacks), and `a.bind(geometry)` returning the bound activation.
+/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (the double
+/// references and scalar paths), `a.derivative(s)`, its derivative d map / d s (the backward
+/// pass), and `a.bind(geometry)` returning the bound activation.
 template <class A>
 concept activation_scalar_map = requires(const A& a, double s, const Geometry& g) {
   { a.map(s) } -> std::convertible_to<double>;
+  { a.derivative(s) } -> std::convertible_to<double>;
   { a.bind(g) } -> std::convertible_to<A>;
 };
 
+/// Requirements: `a.simd_map(s)` maps an xsimd batch of scores lane by lane, for float and double
+/// and any architecture (a member template over the batch; checked here on SSE2, which every
+/// x86-64 compiler enables). It is the kernel's hook: with Normalization::over_keys_exp and
+/// over_heads the map before the exponential (identity for softmax), otherwise the weight.
+template <class A>
+concept activation_simd_map =
+    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+             const xsimd::batch<double, xsimd::sse2>& d) {
+      { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+    };
+
 /// A score activation: maps scaled scores s to weights P.
-/// Requirements: activation_normalization, activation_op, activation_scalar_map, copyable.
+/// Requirements: activation_normalization, activation_scalar_map, activation_simd_map,
+/// copyable. Optional: `static constexpr bool identity_map = true` when map(s) = s, which lets
+/// the kernel skip the map (and, for an elementwise activation, the pass over full tiles).
 template <class A>
 concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
-                           activation_op<A> && activation_scalar_map<A>;
+                           activation_scalar_map<A> && activation_simd_map<A>;
+
+/// Whether activation A declares map(s) = s (`static constexpr bool identity_map = true`).
+template <class A>
+inline constexpr bool is_identity_map = [] {
+  if constexpr (requires { A::identity_map; }) {
+    return static_cast<bool>(A::identity_map);
+  } else {
+    return false;
+  }
+}();
 
 // ---------------------------------------------------------------------------------------------
 // score mod
@@ -2304,8 +2313,7 @@ void activate_rows(const Activation& activation, std::span<const index_t> length
       T* s = scores.data() + r * nk;
       std::fill(s + n, s + nk, T(0));
       if (n == 0) return;
-      if constexpr (Activation::op != policy::ActivationOp::identity &&
-                    Activation::op != policy::ActivationOp::exp)
+      if constexpr (!policy::is_identity_map<Activation>)
         for (index_t j = 0; j < n; ++j) s[j] = static_cast<T>(act.map(static_cast<double>(s[j])));
       if constexpr (Activation::normalization == Normalization::over_keys_exp) {
         const T sum = simd::exp_shift_sum<Arch>(s, simd::row_max<Arch>(s, n), n);
@@ -2349,25 +2357,156 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Score activations: how scaled scores s become attention weights P (docs/CLI.md, "Activations").
+//
+// Each activation is a policy with four hooks (policy/concepts.hpp, score_activation):
+//   normalization      none, over keys by sum, over keys exponentiated, over heads;
+//   map(double)        the scalar map (the double references, scalar paths);
+//   derivative(double) d map / d s (the backward pass);
+//   simd_map(batch)    the same map on an xsimd batch of any architecture: the kernel's hook.
+// The fused kernel calls these and never names an activation, so a user-defined activation
+// written the same way (docs/extending.md) runs on the same code path as the built-ins.
 
 #include <cmath>
 
+// ---- begin attnkit/simd/fast_math.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Elementwise SIMD math for the fused attention kernel and the activation policies' SIMD maps:
+// exp2, sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
+// relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef).
+// simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the special-value
+// handling the kernel does not need.
+
+#include <cstdint>
+#include <type_traits>
+
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+namespace attnkit::simd {
+
+/// Whether Arch has AVX-512F (scalef, rcp14 and mask registers).
+template <class Arch>
+inline constexpr bool is_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
+
+/// 2^x lane by lane for x <= 127 (fp32) / 1023 (fp64); callers clamp above. Very negative x
+/// gives 0 (AVX-512) or 2^-126 / 2^-1022 (other ISAs, x is clamped there). NaN or +inf input
+/// gives an unspecified lane: callers select such lanes away.
+/// \tparam Arch xsimd architecture \tparam T float or double
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> exp2_batch(xsimd::batch<T, Arch> x) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  if constexpr (!is_avx512<Arch>) x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
+  const B n = xsimd::nearbyint(x);
+  const B f = x - n;
+  B p;
+  if constexpr (std::is_same_v<T, float>) {
+    p = B(0.001327646683008118f);
+    p = xsimd::fma(p, f, B(0.009675541292773164f));
+    p = xsimd::fma(p, f, B(0.055507132894585094f));
+    p = xsimd::fma(p, f, B(0.24022119724878804f));
+    p = xsimd::fma(p, f, B(0.6931469670550009f));
+    p = xsimd::fma(p, f, B(1.0000000716543629f));
+  } else {
+    const B r = f * B(0.69314718055994530942);  // |r| <= ln2 / 2
+    constexpr double c[] = {1.0,
+                            1.0,
+                            1.0 / 2,
+                            1.0 / 6,
+                            1.0 / 24,
+                            1.0 / 120,
+                            1.0 / 720,
+                            1.0 / 5040,
+                            1.0 / 40320,
+                            1.0 / 362880,
+                            1.0 / 3628800,
+                            1.0 / 39916800,
+                            1.0 / 479001600,
+                            1.0 / 6227020800.0};
+    p = B(c[13]);
+    for (int i = 12; i >= 0; --i) p = xsimd::fma(p, r, B(c[i]));
+  }
+  if constexpr (is_avx512<Arch>) {
+    if constexpr (std::is_same_v<T, float>) {
+      return B(_mm512_scalef_ps(p, n));
+    } else {
+      return B(_mm512_scalef_pd(p, n));
+    }
+  } else {
+    using I = xsimd::batch<xsimd::as_integer_t<T>, Arch>;
+    constexpr int shift = std::is_same_v<T, float> ? 23 : 52;
+    const I e = xsimd::to_int(n) << shift;
+    return xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p) + e);
+  }
+}
+
+/// 1 / d lane by lane for d >= 1 (fp32: reciprocal estimate and one Newton step).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> reciprocal_batch(const xsimd::batch<T, Arch>& d) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  if constexpr (std::is_same_v<T, double>) {
+    return B(1.0) / d;
+  } else {
+    const B r = xsimd::reciprocal(d);
+    return r * xsimd::fnma(d, r, B(2.0f));
+  }
+}
+
+/// sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias) log2 e)); `neg_bias_log2e` = -bias · log2 e.
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
+                                           const xsimd::batch<T, Arch>& neg_bias_log2e) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T log2e = T(1.4426950408889634);
+  B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
+  x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
+  return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+}
+
+/// tanh(y) = sign(y) (1 - t) / (1 + t) with t = e^(-2|y|) in (0, 1]: no overflow, absolute
+/// error of a few ulps of 1 (what the soft cap C · tanh(s / C) needs).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> tanh_batch(const xsimd::batch<T, Arch>& y) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T m2log2e = T(-2.8853900817779268);
+  const B t = exp2_batch<Arch, T>(xsimd::abs(y) * B(m2log2e));
+  return xsimd::copysign((B(T(1)) - t) / (B(T(1)) + t), y);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/fast_math.hpp ----
 
 namespace attnkit::policy {
+
+namespace detail {
+inline double sigmoid(double x) noexcept {
+  return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+/// -b · log2(e) in T: the constant simd::sigmoid_batch takes for sigmoid(s + b).
+template <class T>
+inline T neg_bias_log2e(double b) noexcept {
+  return static_cast<T>(-b * 1.4426950408889634);
+}
+}  // namespace detail
 
 /// P = exp(s) / Σ_visible exp(s): online max and sum (FlashAttention-2).
 struct Softmax {
   static constexpr Normalization normalization = Normalization::over_keys_exp;
-  static constexpr ActivationOp op = ActivationOp::exp;
-  /// The pre-normalization map (identity: the kernel exponentiates).
+  static constexpr bool identity_map = true;  ///< the kernel exponentiates s itself
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   Softmax bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// Softmax of C·tanh(s / C) (logit soft-capping, as in Gemma 2).
 struct Softcap {
   static constexpr Normalization normalization = Normalization::over_keys_exp;
-  static constexpr ActivationOp op = ActivationOp::softcap;
   double cap = 50.0;  ///< C > 0
   Softcap() = default;
   /// \param c the cap C (> 0)
@@ -2376,28 +2515,51 @@ struct Softcap {
   }
   /// The capped score C·tanh(s / C), which the kernel then exponentiates and normalizes.
   double map(double s) const noexcept { return cap * std::tanh(s / cap); }
+  double derivative(double s) const noexcept {
+    const double t = std::tanh(s / cap);
+    return 1.0 - t * t;
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    const T c = static_cast<T>(cap);
+    return B(c) * simd::tanh_batch<Arch, T>(s * B(T(1) / c));
+  }
   Softcap bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = sigmoid(s): elementwise, no running state.
 struct Sigmoid {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
-  double bias = 0.0;  ///< always 0 for Sigmoid (shared field with SigmoidBias for the kernel)
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  double map(double s) const noexcept { return detail::sigmoid(s); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(T(0)));
+  }
   Sigmoid bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = sigmoid(s + b), b = -ln(Nk) unless given (sigmoid attention, Ramapuram et al. 2024).
 struct SigmoidBias {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
   bool bias_given = false;  ///< false: b = -ln(Nk) when the call binds the policy
   double bias = 0.0;        ///< b (after bind, always the value in use)
   SigmoidBias() = default;
   /// \param b the bias b
   explicit SigmoidBias(double b) : bias_given(true), bias(b) {}
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-(s + bias))); }
+  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s + bias);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+  }
   SigmoidBias bind(const Geometry& g) const noexcept {
     SigmoidBias r = *this;
     if (!bias_given) r.bias = g.nk > 0 ? -std::log(static_cast<double>(g.nk)) : 0.0;
@@ -2405,12 +2567,23 @@ struct SigmoidBias {
   }
 };
 
-/// P = sigmoid(s) / Σ_visible sigmoid(s): a running sum only (sigmoid is bounded, no max).
+/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
+/// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
   static constexpr Normalization normalization = Normalization::over_keys_sum;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
-  double bias = 0.0;
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  double bias = 0.0;  ///< b
+  NormalizedSigmoid() = default;
+  /// \param b the bias b
+  explicit NormalizedSigmoid(double b) : bias(b) {}
+  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s + bias);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+  }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -2418,24 +2591,39 @@ struct NormalizedSigmoid {
 /// over the heads for which (i, j) is visible.
 struct HeadSoftmax {
   static constexpr Normalization normalization = Normalization::over_heads;
-  static constexpr ActivationOp op = ActivationOp::exp;
+  static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   HeadSoftmax bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = s (linear attention without a feature map; no normalization).
 struct Linear {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::identity;
+  static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   Linear bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = max(s, 0).
 struct ReLU {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::relu;
   double map(double s) const noexcept { return s > 0 ? s : 0.0; }
+  /// 1 for s > 0, else 0 (the subgradient 0 at s = 0).
+  double derivative(double s) const noexcept { return s > 0 ? 1.0 : 0.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return xsimd::max(s, xsimd::batch<T, Arch>(T(0)));
+  }
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -2568,110 +2756,18 @@ class AdditiveAttention {
 // ---- begin attnkit/attention/detail/tile_math.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Elementwise SIMD math of the fused attention kernel: exp2, sigmoid and tanh on batches, tuned
-// for the inner loop (fp32: degree-5 minimax exp2, max relative error 7.5e-8; fp64: degree-13
-// Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef). simd/math.hpp holds the general-purpose,
-// ulp-accurate functions; these trade the special-value handling the kernel does not need.
+// The fast SIMD math of simd/fast_math.hpp under the kernel's own names.
 
-#include <cstdint>
-#include <type_traits>
-
-
-ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 
-/// Whether Arch has AVX-512F (scalef, rcp14 and mask registers).
-template <class Arch>
-inline constexpr bool is_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
-
-/// 2^x lane by lane for x <= 127 (fp32) / 1023 (fp64); callers clamp above. Very negative x
-/// gives 0 (AVX-512) or 2^-126 / 2^-1022 (other ISAs, x is clamped there). NaN or +inf input
-/// gives an unspecified lane: callers select such lanes away.
-/// \tparam Arch xsimd architecture \tparam T float or double
-template <class Arch, class T>
-inline xsimd::batch<T, Arch> exp2_batch(xsimd::batch<T, Arch> x) noexcept {
-  using B = xsimd::batch<T, Arch>;
-  if constexpr (!is_avx512<Arch>) x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
-  const B n = xsimd::nearbyint(x);
-  const B f = x - n;
-  B p;
-  if constexpr (std::is_same_v<T, float>) {
-    p = B(0.001327646683008118f);
-    p = xsimd::fma(p, f, B(0.009675541292773164f));
-    p = xsimd::fma(p, f, B(0.055507132894585094f));
-    p = xsimd::fma(p, f, B(0.24022119724878804f));
-    p = xsimd::fma(p, f, B(0.6931469670550009f));
-    p = xsimd::fma(p, f, B(1.0000000716543629f));
-  } else {
-    const B r = f * B(0.69314718055994530942);  // |r| <= ln2 / 2
-    constexpr double c[] = {1.0,
-                            1.0,
-                            1.0 / 2,
-                            1.0 / 6,
-                            1.0 / 24,
-                            1.0 / 120,
-                            1.0 / 720,
-                            1.0 / 5040,
-                            1.0 / 40320,
-                            1.0 / 362880,
-                            1.0 / 3628800,
-                            1.0 / 39916800,
-                            1.0 / 479001600,
-                            1.0 / 6227020800.0};
-    p = B(c[13]);
-    for (int i = 12; i >= 0; --i) p = xsimd::fma(p, r, B(c[i]));
-  }
-  if constexpr (is_avx512<Arch>) {
-    if constexpr (std::is_same_v<T, float>) {
-      return B(_mm512_scalef_ps(p, n));
-    } else {
-      return B(_mm512_scalef_pd(p, n));
-    }
-  } else {
-    using I = xsimd::batch<xsimd::as_integer_t<T>, Arch>;
-    constexpr int shift = std::is_same_v<T, float> ? 23 : 52;
-    const I e = xsimd::to_int(n) << shift;
-    return xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p) + e);
-  }
-}
-
-/// 1 / d lane by lane for d >= 1 (fp32: reciprocal estimate and one Newton step).
-template <class Arch, class T>
-inline xsimd::batch<T, Arch> reciprocal_batch(const xsimd::batch<T, Arch>& d) noexcept {
-  using B = xsimd::batch<T, Arch>;
-  if constexpr (std::is_same_v<T, double>) {
-    return B(1.0) / d;
-  } else {
-    const B r = xsimd::reciprocal(d);
-    return r * xsimd::fnma(d, r, B(2.0f));
-  }
-}
-
-/// sigmoid(s + bias) = 1 / (1 + 2^(-(s + bias) log2 e)); `neg_bias_log2e` = -bias · log2 e.
-template <class Arch, class T>
-inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
-                                           const xsimd::batch<T, Arch>& neg_bias_log2e) noexcept {
-  using B = xsimd::batch<T, Arch>;
-  constexpr T log2e = T(1.4426950408889634);
-  B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
-  x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
-  return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
-}
-
-/// tanh(y) = sign(y) (1 - t) / (1 + t) with t = e^(-2|y|) in (0, 1]: no overflow, absolute
-/// error of a few ulps of 1 (what the soft cap C · tanh(s / C) needs).
-template <class Arch, class T>
-inline xsimd::batch<T, Arch> tanh_batch(const xsimd::batch<T, Arch>& y) noexcept {
-  using B = xsimd::batch<T, Arch>;
-  constexpr T m2log2e = T(-2.8853900817779268);
-  const B t = exp2_batch<Arch, T>(xsimd::abs(y) * B(m2log2e));
-  return xsimd::copysign((B(T(1)) - t) / (B(T(1)) + t), y);
-}
+using simd::exp2_batch;
+using simd::is_avx512;
+using simd::reciprocal_batch;
+using simd::sigmoid_batch;
+using simd::tanh_batch;
 
 }  // namespace attnkit::attention_detail
-
-ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/attention/detail/tile_math.hpp ----
 
 namespace attnkit::attention_detail {
@@ -3566,8 +3662,8 @@ template <class Activation = Softmax, class Mask = NoMask, class ScoreMod = NoSc
 struct AttentionPolicy {
   static_assert(score_activation<Activation>,
                 "attnkit: Activation of AttentionPolicy must model "
-                "attnkit::policy::score_activation: needs static normalization and op, "
-                "map(double) and bind(Geometry)");
+                "attnkit::policy::score_activation: needs static normalization, map(double), "
+                "derivative(double), simd_map(xsimd::batch<T, Arch>) and bind(Geometry)");
   static_assert(mask_policy<Mask>,
                 "attnkit: Mask of AttentionPolicy must model attnkit::policy::mask_policy: "
                 "needs visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) -> TileClass and "
@@ -3714,11 +3810,9 @@ struct FusedKernel {
   using Activation = typename Policy::activation_type;
   static constexpr index_t W = static_cast<index_t>(B::size);
   static constexpr Normalization norm = Activation::normalization;
-  static constexpr policy::ActivationOp op = Activation::op;
+  /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
+  static constexpr bool identity_map = policy::is_identity_map<Activation>;
   static constexpr T log2e = T(1.4426950408889634);
-  static_assert(op != policy::ActivationOp::custom || norm != Normalization::over_heads,
-                "attnkit: a custom activation (ActivationOp::custom) cannot normalize over heads: "
-                "use Normalization::none, over_keys_sum or over_keys_exp");
 
   const Policy& pol;
   const Operands<T>& x;
@@ -3776,33 +3870,12 @@ struct FusedKernel {
     }
   }
 
-  /// A custom activation's scalar map(s) on each lane (the caller handles markers).
-  B map_custom(const B& t) const noexcept {
-    alignas(64) T lane[W];
-    t.store_aligned(lane);
-    for (index_t k = 0; k < W; ++k)
-      lane[k] = static_cast<T>(pol.activation.map(static_cast<double>(lane[k])));
-    return B::load_aligned(lane);
-  }
-
-  /// The elementwise map of a non-exp activation on one vector (markers handled by the caller).
-  B map_elementwise(const B& t, const B& nbl) const noexcept {
-    if constexpr (op == policy::ActivationOp::custom) {
-      return map_custom(t);
-    } else if constexpr (op == policy::ActivationOp::sigmoid) {
-      return sigmoid_batch<Arch, T>(t, nbl);
-    } else if constexpr (op == policy::ActivationOp::relu) {
-      return xsimd::max(t, B(T(0)));
-    } else {
-      return t;
-    }
-  }
-
   /// S^T -> P^T in place for one lane group; updates m, l and writes alpha (online softmax).
   /// Returns whether alpha is used.
   bool activate(index_t lanes, index_t bk, bool partial, T* st, T* m, T* l, T* alpha) const {
     const index_t nv = lanes / W;
     const B thr(marker_threshold<T>);
+    const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
     if constexpr (norm == Normalization::over_keys_exp) {
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
@@ -3812,13 +3885,8 @@ struct FusedKernel {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             B t = B::load_aligned(row + v * W);
-            if constexpr (op == policy::ActivationOp::softcap) {
-              const T c = static_cast<T>(pol.activation.cap);
-              const B capped = B(c) * tanh_batch<Arch, T>(t * B(T(1) / c));
-              t = partial ? xsimd::select(t > thr, capped, t) : capped;
-              t.store_aligned(row + v * W);
-            } else if constexpr (op == policy::ActivationOp::custom) {
-              const B mapped = map_custom(t);
+            if constexpr (!identity_map) {  // the map before the exponential (soft cap, ...)
+              const B mapped = act.simd_map(t);
               t = partial ? xsimd::select(t > thr, mapped, t) : mapped;
               t.store_aligned(row + v * W);
             }
@@ -3853,9 +3921,8 @@ struct FusedKernel {
       }
       return true;
     } else {
-      const B nbl(static_cast<T>(-bias() * double(log2e)));
-      if constexpr (op == policy::ActivationOp::identity) {
-        if (!partial) return false;
+      if constexpr (identity_map) {
+        if (!partial) return false;  // P = s: nothing to do but zero the invisible pairs
       }
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
@@ -3865,10 +3932,8 @@ struct FusedKernel {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             const B t = B::load_aligned(row + v * W);
-            B p = map_elementwise(t, nbl);
-            if constexpr (op != policy::ActivationOp::relu) {
-              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
-            }
+            B p = identity_map ? t : act.simd_map(t);
+            if (partial) p = xsimd::select(t > thr, p, B(T(0)));
             p.store_aligned(row + v * W);
             if constexpr (norm == Normalization::over_keys_sum) sum[v] += p;
           }
@@ -3881,14 +3946,6 @@ struct FusedKernel {
         }
       }
       return false;
-    }
-  }
-
-  double bias() const noexcept {
-    if constexpr (requires { pol.activation.bias; }) {
-      return pol.activation.bias;
-    } else {
-      return 0.0;
     }
   }
 
@@ -4249,10 +4306,22 @@ struct FusedKernel {
         });
   }
 
-  /// P_h = exp(s_h - max) / Σ over the heads whose class is not Empty and whose pair is visible.
+  /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
   void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const {
     const B thr(marker_threshold<T>);
     const index_t ts = key_tile * lanes;
+    if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
+      const Activation act = pol.activation;
+      for (index_t h = 0; h < hq; ++h) {
+        if (cls[h] == TileClass::empty) continue;
+        for (index_t j = 0; j < bk; ++j)
+          for (index_t v = 0; v < lanes / W; ++v) {
+            T* at = st + h * ts + j * lanes + v * W;
+            const B t = B::load_aligned(at);
+            xsimd::select(t > thr, act.simd_map(t), t).store_aligned(at);
+          }
+      }
+    }
     for (index_t j = 0; j < bk; ++j)
       for (index_t v = 0; v < lanes / W; ++v) {
         const index_t off = j * lanes + v * W;

@@ -145,9 +145,10 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None):
                         for j in js:
                             P[row + j] = math.exp(f(s[b, h, i, j]) - m) / tot
                 elif name == "normalized-sigmoid":
-                    tot = sum(sigmoid(s[b, h, i, j]) for j in js)
+                    nb = bias if bias is not None else 0.0  # b = 0 unless --bias
+                    tot = sum(sigmoid(s[b, h, i, j] + nb) for j in js)
                     for j in js:
-                        P[row + j] = sigmoid(s[b, h, i, j]) / tot
+                        P[row + j] = sigmoid(s[b, h, i, j] + nb) / tot
                 else:
                     for j in js:
                         x = s[b, h, i, j]
@@ -331,6 +332,8 @@ case("scale", base, "softmax", "none", [("none",)], scale=0.25)
 case("scale", base, "linear", "causal", [("causal",)], scale=-1.25)
 case("bias", base, "sigmoid-bias", "none", [("none",)], bias=0.75)
 case("bias", base, "sigmoid-bias", "causal", [("causal",)], bias=-3.0, dtype="f64")
+case("bias", base, "normalized-sigmoid", "causal", [("causal",)], bias=-2.5)
+case("bias", base, "normalized-sigmoid", "sliding=3", [("sliding", 3)], bias=1.5, dtype="f64")
 
 # float64 inputs and --dtype f64 (tight), float64 inputs computed in f32, float16 inputs.
 b64 = problem(descr="<f8", tag="b64")
@@ -457,6 +460,7 @@ attend_bad("softcap C <= 0", "--activation", "softcap=0", expect="C > 0")
 attend_bad("softcap C not a number", "--activation", "softcap=big", expect="'big'")
 attend_bad("--bias without sigmoid-bias", "--activation", "sigmoid", "--bias", "1",
            expect="--bias")
+attend_bad("--bias with softmax", "--bias", "1", expect="normalized-sigmoid")
 attend_bad("--bias not a number", "--activation", "sigmoid-bias", "--bias", "x", expect="--bias")
 attend_bad("unknown mask term", "--mask", "causal+diagonal", expect="unknown term 'diagonal'")
 attend_bad("empty mask term", "--mask", "causal++local=1", expect="empty term")
@@ -467,7 +471,8 @@ attend_bad("sliding W not a number", "--mask", "causal+sliding=ten",
 attend_bad("local W < 0", "--mask", "local=-2", expect=">= 0")
 attend_bad("sinks needs S,W", "--mask", "sinks=4", expect="sinks=S,W")
 attend_bad("sinks W <= 0", "--mask", "sinks=4,0", expect="W of sinks=S,W must be >= 1")
-attend_bad("causal takes no value", "--mask", "causal=1", expect="takes no value")
+attend_bad("causal with a bad alignment", "--mask", "causal=1", expect="bottom-right (the default) or top-left")
+attend_bad("none takes no value", "--mask", "none=1", expect="takes no value")
 attend_bad("prefix-lm P < 0", "--mask", "prefix-lm=-1", expect="P of prefix-lm=P")
 attend_bad("block-sparse syntax", "--mask", f"block-sparse={flw}", expect="BQ")
 attend_bad("block-sparse BQ <= 0", "--mask", f"block-sparse={flw},0,3", expect="BQ")

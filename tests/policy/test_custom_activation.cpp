@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// User-defined activations (ActivationOp::custom): the kernel applies the policy's own map(s)
-// under each normalization kind (none, over keys by sum, over keys by exp), on the prefill and
-// decode paths, against a double reference built from the raw scores.
+// User-defined activations written on the hooks (normalization, map, derivative, simd_map): the
+// kernel applies the policy's own SIMD map under each normalization kind (none, over keys by
+// sum, over keys by exp), on the prefill and decode paths, against a double reference built
+// from the raw scores with the policy's scalar map; their derivatives against central finite
+// differences.
 #include <algorithm>
 #include <cmath>
 
@@ -16,30 +18,57 @@ namespace {
 /// P = clamp(s, 0, 1): elementwise, no normalization.
 struct Clamp {
   static constexpr auto normalization = pol::Normalization::none;
-  static constexpr auto op = pol::ActivationOp::custom;
   double map(double s) const noexcept { return std::clamp(s, 0.0, 1.0); }
+  double derivative(double s) const noexcept { return s > 0 && s < 1 ? 1.0 : 0.0; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    return xsimd::min(xsimd::max(s, xsimd::batch<T, A>(T(0))), xsimd::batch<T, A>(T(1)));
+  }
   Clamp bind(const pol::Geometry&) const noexcept { return *this; }
+};
+
+/// P = max(s, 0)²: squared ReLU (Primer), elementwise.
+struct SquaredReLU {
+  static constexpr auto normalization = pol::Normalization::none;
+  double map(double s) const noexcept { return s > 0 ? s * s : 0.0; }
+  double derivative(double s) const noexcept { return s > 0 ? 2.0 * s : 0.0; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    const auto r = xsimd::max(s, xsimd::batch<T, A>(T(0)));
+    return r * r;
+  }
+  SquaredReLU bind(const pol::Geometry&) const noexcept { return *this; }
 };
 
 /// P = (s² + 1) / Σ (s² + 1): normalized by the running sum.
 struct SquarePlusOne {
   static constexpr auto normalization = pol::Normalization::over_keys_sum;
-  static constexpr auto op = pol::ActivationOp::custom;
   double map(double s) const noexcept { return s * s + 1.0; }
+  double derivative(double s) const noexcept { return 2.0 * s; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    return xsimd::fma(s, s, xsimd::batch<T, A>(T(1)));
+  }
   SquarePlusOne bind(const pol::Geometry&) const noexcept { return *this; }
 };
 
 /// Softmax of clamp(s, -lim, lim) (a hard cap; softcap is the smooth one).
 struct HardCapSoftmax {
   static constexpr auto normalization = pol::Normalization::over_keys_exp;
-  static constexpr auto op = pol::ActivationOp::custom;
   double lim = 0.5;
   double map(double s) const noexcept { return std::clamp(s, -lim, lim); }
+  double derivative(double s) const noexcept { return std::abs(s) < lim ? 1.0 : 0.0; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    const xsimd::batch<T, A> l(static_cast<T>(lim));
+    return xsimd::min(xsimd::max(s, -l), l);
+  }
   HardCapSoftmax bind(const pol::Geometry&) const noexcept { return *this; }
 };
 
-static_assert(pol::score_activation<Clamp> && pol::score_activation<SquarePlusOne> &&
-              pol::score_activation<HardCapSoftmax>);
+static_assert(pol::score_activation<Clamp> && pol::score_activation<SquaredReLU> &&
+              pol::score_activation<SquarePlusOne> && pol::score_activation<HardCapSoftmax>);
+static_assert(!pol::is_identity_map<Clamp> && pol::is_identity_map<pol::Softmax>);
 
 template <class Act>
 void check_custom(const Act& act, const Problem& p, DecodeMode mode, unsigned seed) {
@@ -93,11 +122,28 @@ TEST_CASE("custom activations: the policy's own map under every normalization",
   for (const Problem& p : {Problem{1, 1, 1, 1, 1, 1, 1}, Problem{2, 4, 2, 37, 37, 16, 16},
                            Problem{1, 8, 2, 67, 131, 24, 8}}) {
     check_custom(Clamp{}, p, DecodeMode::never, 1);
+    check_custom(SquaredReLU{}, p, DecodeMode::never, 7);
     check_custom(SquarePlusOne{}, p, DecodeMode::never, 2);
     check_custom(HardCapSoftmax{}, p, DecodeMode::never, 3);
   }
   const Problem dec{1, 6, 2, 2, 1100, 16, 16};
   check_custom(Clamp{}, dec, DecodeMode::always, 4);
+  check_custom(SquaredReLU{}, dec, DecodeMode::always, 8);
   check_custom(SquarePlusOne{}, dec, DecodeMode::always, 5);
   check_custom(HardCapSoftmax{}, dec, DecodeMode::always, 6);
+}
+
+TEST_CASE("custom activations: derivative() against central finite differences",
+          "[policy][custom-activation]") {
+  auto fd = [](const auto& a, double s) {
+    const double h = 1e-6;
+    return (a.map(s + h) - a.map(s - h)) / (2 * h);
+  };
+  for (double s : {-2.3, -0.7, -0.2, 0.3, 0.45, 0.8, 1.7, 3.1}) {
+    INFO("s = " << s);
+    CHECK(Clamp{}.derivative(s) == Approx(fd(Clamp{}, s)).margin(1e-7));
+    CHECK(SquaredReLU{}.derivative(s) == Approx(fd(SquaredReLU{}, s)).margin(1e-7));
+    CHECK(SquarePlusOne{}.derivative(s) == Approx(fd(SquarePlusOne{}, s)).margin(1e-7));
+    CHECK(HardCapSoftmax{}.derivative(s) == Approx(fd(HardCapSoftmax{}, s)).margin(1e-7));
+  }
 }

@@ -144,6 +144,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
                   : a == "head-softmax"       ? Act::head_softmax
                                               : throw std::invalid_argument("ref: activation " + a);
   const double bias = spec.bias_given ? spec.bias : -std::log(double(nk));
+  const double ns_bias = spec.bias_given ? spec.bias : 0.0;  // normalized-sigmoid: b = 0 default
   auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
   auto capped = [&](double y) { return act == Act::softcap ? spec.cap * std::tanh(y / spec.cap) : y; };
   double* pd = probs.data();
@@ -159,7 +160,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             if (vis[at(b, h, i, j)]) sum += std::exp(capped(s[at(b, h, i, j)]) - m);
         } else if (act == Act::normalized_sigmoid) {
           for (index_t j = 0; j < nk; ++j)
-            if (vis[at(b, h, i, j)]) sum += sigmoid(s[at(b, h, i, j)]);
+            if (vis[at(b, h, i, j)]) sum += sigmoid(s[at(b, h, i, j)] + ns_bias);
         }
         for (index_t j = 0; j < nk; ++j) {
           double p = 0;
@@ -168,7 +169,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             switch (act) {
               case Act::softmax:
               case Act::softcap: p = std::exp(capped(x) - m) / sum; break;
-              case Act::normalized_sigmoid: p = sigmoid(x) / sum; break;
+              case Act::normalized_sigmoid: p = sigmoid(x + ns_bias) / sum; break;
               case Act::sigmoid: p = sigmoid(x); break;
               case Act::sigmoid_bias: p = sigmoid(x + bias); break;
               case Act::linear: p = x; break;

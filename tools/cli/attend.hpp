@@ -28,7 +28,7 @@ enum class ActivationKind : std::uint8_t {
 struct ActivationChoice {
   ActivationKind kind = ActivationKind::softmax;
   bool value_given = false;  ///< sigmoid-bias: b given (else -ln Nk)
-  double value = 0.0;        ///< softcap: C; sigmoid-bias: b when given
+  double value = 0.0;        ///< softcap: C; sigmoid-bias: b when given; normalized-sigmoid: b
 };
 
 /// The output gates of docs/CLI.md (the kernel TUs map them onto

@@ -49,7 +49,7 @@ void run_attend_impl(AttendJob<T>& job) {
     case ActivationKind::sigmoid_bias:
       return run_with(a.value_given ? pol::SigmoidBias(a.value) : pol::SigmoidBias{}, job);
     case ActivationKind::normalized_sigmoid:
-      return run_with(pol::NormalizedSigmoid{}, job);
+      return run_with(pol::NormalizedSigmoid(a.value), job);
     case ActivationKind::head_softmax:
       return run_with(pol::HeadSoftmax{}, job);
     case ActivationKind::linear:

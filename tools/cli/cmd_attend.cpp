@@ -37,7 +37,8 @@ constexpr const char* attend_help =
     "Hq a multiple of Hkv: MHA, GQA, MQA); writes O [B, Hq, Nq, Dv]. Scores s = scale * q.k,\n"
     "scale = 1/sqrt(D) unless --scale. Query row i sits at position i' = i + Nk - Nq.\n\n"
     "--activation  softmax (default), sigmoid, sigmoid-bias (b = -ln Nk unless --bias X),\n"
-    "              normalized-sigmoid, head-softmax (over the Hq heads), linear, relu,\n"
+    "              normalized-sigmoid (b = 0 unless --bias X), head-softmax (over the Hq\n"
+    "              heads), linear, relu,\n"
     "              softcap=C (softmax of C tanh(s/C))\n"
     "--mask        terms joined by '+', all required: none, causal (j <= i'; also spelled\n"
     "              causal=bottom-right), causal=top-left (j <= i, PyTorch's is_causal),\n"
@@ -129,6 +130,7 @@ ActivationChoice parse_activation(const Args& args) {
     }
   } else if (name == "normalized-sigmoid") {
     a.kind = ActivationKind::normalized_sigmoid;
+    a.value = args.has("bias") ? args.get_double("bias", 0.0) : 0.0;
   } else if (name == "head-softmax") {
     a.kind = ActivationKind::head_softmax;
   } else if (name == "linear") {
@@ -147,9 +149,9 @@ ActivationChoice parse_activation(const Args& args) {
                       "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, "
                       "linear, relu, softcap=C)");
   }
-  if (args.has("bias") && name != "sigmoid-bias")
-    throw usage_error(
-        "attend: --bias applies only to --activation sigmoid-bias (got --activation " + name + ")");
+  if (args.has("bias") && name != "sigmoid-bias" && name != "normalized-sigmoid")
+    throw usage_error("attend: --bias applies only to --activation sigmoid-bias and "
+                      "normalized-sigmoid (got --activation " + name + ")");
   return a;
 }
 

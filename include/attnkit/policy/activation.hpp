@@ -1,28 +1,51 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Score activations: how scaled scores s become attention weights P (docs/CLI.md, "Activations").
+//
+// Each activation is a policy with four hooks (policy/concepts.hpp, score_activation):
+//   normalization      none, over keys by sum, over keys exponentiated, over heads;
+//   map(double)        the scalar map (the double references, scalar paths);
+//   derivative(double) d map / d s (the backward pass);
+//   simd_map(batch)    the same map on an xsimd batch of any architecture: the kernel's hook.
+// The fused kernel calls these and never names an activation, so a user-defined activation
+// written the same way (docs/extending.md) runs on the same code path as the built-ins.
 #pragma once
 
 #include <cmath>
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/policy/concepts.hpp"
+#include "attnkit/simd/fast_math.hpp"
 
 namespace attnkit::policy {
+
+namespace detail {
+inline double sigmoid(double x) noexcept {
+  return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+/// -b · log2(e) in T: the constant simd::sigmoid_batch takes for sigmoid(s + b).
+template <class T>
+inline T neg_bias_log2e(double b) noexcept {
+  return static_cast<T>(-b * 1.4426950408889634);
+}
+}  // namespace detail
 
 /// P = exp(s) / Σ_visible exp(s): online max and sum (FlashAttention-2).
 struct Softmax {
   static constexpr Normalization normalization = Normalization::over_keys_exp;
-  static constexpr ActivationOp op = ActivationOp::exp;
-  /// The pre-normalization map (identity: the kernel exponentiates).
+  static constexpr bool identity_map = true;  ///< the kernel exponentiates s itself
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   Softmax bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// Softmax of C·tanh(s / C) (logit soft-capping, as in Gemma 2).
 struct Softcap {
   static constexpr Normalization normalization = Normalization::over_keys_exp;
-  static constexpr ActivationOp op = ActivationOp::softcap;
   double cap = 50.0;  ///< C > 0
   Softcap() = default;
   /// \param c the cap C (> 0)
@@ -31,28 +54,51 @@ struct Softcap {
   }
   /// The capped score C·tanh(s / C), which the kernel then exponentiates and normalizes.
   double map(double s) const noexcept { return cap * std::tanh(s / cap); }
+  double derivative(double s) const noexcept {
+    const double t = std::tanh(s / cap);
+    return 1.0 - t * t;
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    const T c = static_cast<T>(cap);
+    return B(c) * simd::tanh_batch<Arch, T>(s * B(T(1) / c));
+  }
   Softcap bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = sigmoid(s): elementwise, no running state.
 struct Sigmoid {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
-  double bias = 0.0;  ///< always 0 for Sigmoid (shared field with SigmoidBias for the kernel)
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  double map(double s) const noexcept { return detail::sigmoid(s); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(T(0)));
+  }
   Sigmoid bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = sigmoid(s + b), b = -ln(Nk) unless given (sigmoid attention, Ramapuram et al. 2024).
 struct SigmoidBias {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
   bool bias_given = false;  ///< false: b = -ln(Nk) when the call binds the policy
   double bias = 0.0;        ///< b (after bind, always the value in use)
   SigmoidBias() = default;
   /// \param b the bias b
   explicit SigmoidBias(double b) : bias_given(true), bias(b) {}
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-(s + bias))); }
+  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s + bias);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+  }
   SigmoidBias bind(const Geometry& g) const noexcept {
     SigmoidBias r = *this;
     if (!bias_given) r.bias = g.nk > 0 ? -std::log(static_cast<double>(g.nk)) : 0.0;
@@ -60,12 +106,23 @@ struct SigmoidBias {
   }
 };
 
-/// P = sigmoid(s) / Σ_visible sigmoid(s): a running sum only (sigmoid is bounded, no max).
+/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
+/// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
   static constexpr Normalization normalization = Normalization::over_keys_sum;
-  static constexpr ActivationOp op = ActivationOp::sigmoid;
-  double bias = 0.0;
-  double map(double s) const noexcept { return 1.0 / (1.0 + std::exp(-s)); }
+  double bias = 0.0;  ///< b
+  NormalizedSigmoid() = default;
+  /// \param b the bias b
+  explicit NormalizedSigmoid(double b) : bias(b) {}
+  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
+  double derivative(double s) const noexcept {
+    const double p = detail::sigmoid(s + bias);
+    return p * (1.0 - p);
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+  }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -73,24 +130,39 @@ struct NormalizedSigmoid {
 /// over the heads for which (i, j) is visible.
 struct HeadSoftmax {
   static constexpr Normalization normalization = Normalization::over_heads;
-  static constexpr ActivationOp op = ActivationOp::exp;
+  static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   HeadSoftmax bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = s (linear attention without a feature map; no normalization).
 struct Linear {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::identity;
+  static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
+  double derivative(double) const noexcept { return 1.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return s;
+  }
   Linear bind(const Geometry&) const noexcept { return *this; }
 };
 
 /// P = max(s, 0).
 struct ReLU {
   static constexpr Normalization normalization = Normalization::none;
-  static constexpr ActivationOp op = ActivationOp::relu;
   double map(double s) const noexcept { return s > 0 ? s : 0.0; }
+  /// 1 for s > 0, else 0 (the subgradient 0 at s = 0).
+  double derivative(double s) const noexcept { return s > 0 ? 1.0 : 0.0; }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
+    return xsimd::max(s, xsimd::batch<T, Arch>(T(0)));
+  }
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 

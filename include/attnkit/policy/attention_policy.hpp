@@ -24,8 +24,8 @@ template <class Activation = Softmax, class Mask = NoMask, class ScoreMod = NoSc
 struct AttentionPolicy {
   static_assert(score_activation<Activation>,
                 "attnkit: Activation of AttentionPolicy must model "
-                "attnkit::policy::score_activation: needs static normalization and op, "
-                "map(double) and bind(Geometry)");
+                "attnkit::policy::score_activation: needs static normalization, map(double), "
+                "derivative(double), simd_map(xsimd::batch<T, Arch>) and bind(Geometry)");
   static_assert(mask_policy<Mask>,
                 "attnkit: Mask of AttentionPolicy must model attnkit::policy::mask_policy: "
                 "needs visible(b, h, i, j), classify(b, h, i0, i1, j0, j1) -> TileClass and "

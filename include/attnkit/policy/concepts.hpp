@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "attnkit/core/shape.hpp"
+#include "attnkit/simd/arch.hpp"
 
 namespace attnkit::policy {
 
@@ -25,17 +26,6 @@ enum class Normalization : std::uint8_t {
   over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap): online max and sum
   over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f bounded (normalized sigmoid): running sum
   over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
-};
-
-/// The elementwise operation of a built-in activation; the kernel implements each one in SIMD.
-enum class ActivationOp : std::uint8_t {
-  identity,  ///< f(s) = s
-  exp,       ///< softmax family: exp of (optionally soft-capped) scores
-  softcap,   ///< exp of C·tanh(s / C)
-  sigmoid,   ///< f(s) = sigmoid(s + bias)
-  relu,      ///< f(s) = max(s, 0)
-  custom,    ///< the activation's own map(s), per element (user-defined activations; not with
-             ///< over_heads); with over_keys_exp the kernel exponentiates map(s) as for softcap
 };
 
 /// The shapes of one attention call, given to policies when the call binds them.
@@ -61,25 +51,45 @@ concept activation_normalization = requires {
   requires std::is_same_v<std::remove_cv_t<decltype(A::normalization)>, Normalization>;
 };
 
-/// Requirements: `A::op` is a constexpr ActivationOp, the SIMD operation the kernel applies.
-template <class A>
-concept activation_op = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(A::op)>, ActivationOp>;
-};
-
-/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (documentation,
-/// tests and scalar fallbacks), and `a.bind(geometry)` returning the bound activation.
+/// Requirements: `a.map(s)` on a double, the scalar meaning of the elementwise map (the double
+/// references and scalar paths), `a.derivative(s)`, its derivative d map / d s (the backward
+/// pass), and `a.bind(geometry)` returning the bound activation.
 template <class A>
 concept activation_scalar_map = requires(const A& a, double s, const Geometry& g) {
   { a.map(s) } -> std::convertible_to<double>;
+  { a.derivative(s) } -> std::convertible_to<double>;
   { a.bind(g) } -> std::convertible_to<A>;
 };
 
+/// Requirements: `a.simd_map(s)` maps an xsimd batch of scores lane by lane, for float and double
+/// and any architecture (a member template over the batch; checked here on SSE2, which every
+/// x86-64 compiler enables). It is the kernel's hook: with Normalization::over_keys_exp and
+/// over_heads the map before the exponential (identity for softmax), otherwise the weight.
+template <class A>
+concept activation_simd_map =
+    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+             const xsimd::batch<double, xsimd::sse2>& d) {
+      { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+    };
+
 /// A score activation: maps scaled scores s to weights P.
-/// Requirements: activation_normalization, activation_op, activation_scalar_map, copyable.
+/// Requirements: activation_normalization, activation_scalar_map, activation_simd_map,
+/// copyable. Optional: `static constexpr bool identity_map = true` when map(s) = s, which lets
+/// the kernel skip the map (and, for an elementwise activation, the pass over full tiles).
 template <class A>
 concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
-                           activation_op<A> && activation_scalar_map<A>;
+                           activation_scalar_map<A> && activation_simd_map<A>;
+
+/// Whether activation A declares map(s) = s (`static constexpr bool identity_map = true`).
+template <class A>
+inline constexpr bool is_identity_map = [] {
+  if constexpr (requires { A::identity_map; }) {
+    return static_cast<bool>(A::identity_map);
+  } else {
+    return false;
+  }
+}();
 
 // ---------------------------------------------------------------------------------------------
 // score mod

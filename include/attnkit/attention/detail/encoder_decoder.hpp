@@ -118,8 +118,7 @@ void activate_rows(const Activation& activation, std::span<const index_t> length
       T* s = scores.data() + r * nk;
       std::fill(s + n, s + nk, T(0));
       if (n == 0) return;
-      if constexpr (Activation::op != policy::ActivationOp::identity &&
-                    Activation::op != policy::ActivationOp::exp)
+      if constexpr (!policy::is_identity_map<Activation>)
         for (index_t j = 0; j < n; ++j) s[j] = static_cast<T>(act.map(static_cast<double>(s[j])));
       if constexpr (Activation::normalization == Normalization::over_keys_exp) {
         const T sum = simd::exp_shift_sum<Arch>(s, simd::row_max<Arch>(s, n), n);

@@ -117,11 +117,9 @@ struct FusedKernel {
   using Activation = typename Policy::activation_type;
   static constexpr index_t W = static_cast<index_t>(B::size);
   static constexpr Normalization norm = Activation::normalization;
-  static constexpr policy::ActivationOp op = Activation::op;
+  /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
+  static constexpr bool identity_map = policy::is_identity_map<Activation>;
   static constexpr T log2e = T(1.4426950408889634);
-  static_assert(op != policy::ActivationOp::custom || norm != Normalization::over_heads,
-                "attnkit: a custom activation (ActivationOp::custom) cannot normalize over heads: "
-                "use Normalization::none, over_keys_sum or over_keys_exp");
 
   const Policy& pol;
   const Operands<T>& x;
@@ -179,33 +177,12 @@ struct FusedKernel {
     }
   }
 
-  /// A custom activation's scalar map(s) on each lane (the caller handles markers).
-  B map_custom(const B& t) const noexcept {
-    alignas(64) T lane[W];
-    t.store_aligned(lane);
-    for (index_t k = 0; k < W; ++k)
-      lane[k] = static_cast<T>(pol.activation.map(static_cast<double>(lane[k])));
-    return B::load_aligned(lane);
-  }
-
-  /// The elementwise map of a non-exp activation on one vector (markers handled by the caller).
-  B map_elementwise(const B& t, const B& nbl) const noexcept {
-    if constexpr (op == policy::ActivationOp::custom) {
-      return map_custom(t);
-    } else if constexpr (op == policy::ActivationOp::sigmoid) {
-      return sigmoid_batch<Arch, T>(t, nbl);
-    } else if constexpr (op == policy::ActivationOp::relu) {
-      return xsimd::max(t, B(T(0)));
-    } else {
-      return t;
-    }
-  }
-
   /// S^T -> P^T in place for one lane group; updates m, l and writes alpha (online softmax).
   /// Returns whether alpha is used.
   bool activate(index_t lanes, index_t bk, bool partial, T* st, T* m, T* l, T* alpha) const {
     const index_t nv = lanes / W;
     const B thr(marker_threshold<T>);
+    const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
     if constexpr (norm == Normalization::over_keys_exp) {
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
@@ -215,13 +192,8 @@ struct FusedKernel {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             B t = B::load_aligned(row + v * W);
-            if constexpr (op == policy::ActivationOp::softcap) {
-              const T c = static_cast<T>(pol.activation.cap);
-              const B capped = B(c) * tanh_batch<Arch, T>(t * B(T(1) / c));
-              t = partial ? xsimd::select(t > thr, capped, t) : capped;
-              t.store_aligned(row + v * W);
-            } else if constexpr (op == policy::ActivationOp::custom) {
-              const B mapped = map_custom(t);
+            if constexpr (!identity_map) {  // the map before the exponential (soft cap, ...)
+              const B mapped = act.simd_map(t);
               t = partial ? xsimd::select(t > thr, mapped, t) : mapped;
               t.store_aligned(row + v * W);
             }
@@ -256,9 +228,8 @@ struct FusedKernel {
       }
       return true;
     } else {
-      const B nbl(static_cast<T>(-bias() * double(log2e)));
-      if constexpr (op == policy::ActivationOp::identity) {
-        if (!partial) return false;
+      if constexpr (identity_map) {
+        if (!partial) return false;  // P = s: nothing to do but zero the invisible pairs
       }
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
@@ -268,10 +239,8 @@ struct FusedKernel {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             const B t = B::load_aligned(row + v * W);
-            B p = map_elementwise(t, nbl);
-            if constexpr (op != policy::ActivationOp::relu) {
-              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
-            }
+            B p = identity_map ? t : act.simd_map(t);
+            if (partial) p = xsimd::select(t > thr, p, B(T(0)));
             p.store_aligned(row + v * W);
             if constexpr (norm == Normalization::over_keys_sum) sum[v] += p;
           }
@@ -284,14 +253,6 @@ struct FusedKernel {
         }
       }
       return false;
-    }
-  }
-
-  double bias() const noexcept {
-    if constexpr (requires { pol.activation.bias; }) {
-      return pol.activation.bias;
-    } else {
-      return 0.0;
     }
   }
 
@@ -652,10 +613,22 @@ struct FusedKernel {
         });
   }
 
-  /// P_h = exp(s_h - max) / Σ over the heads whose class is not Empty and whose pair is visible.
+  /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
   void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const {
     const B thr(marker_threshold<T>);
     const index_t ts = key_tile * lanes;
+    if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
+      const Activation act = pol.activation;
+      for (index_t h = 0; h < hq; ++h) {
+        if (cls[h] == TileClass::empty) continue;
+        for (index_t j = 0; j < bk; ++j)
+          for (index_t v = 0; v < lanes / W; ++v) {
+            T* at = st + h * ts + j * lanes + v * W;
+            const B t = B::load_aligned(at);
+            xsimd::select(t > thr, act.simd_map(t), t).store_aligned(at);
+          }
+      }
+    }
     for (index_t j = 0; j < bk; ++j)
       for (index_t v = 0; v < lanes / W; ++v) {
         const index_t off = j * lanes + v * W;

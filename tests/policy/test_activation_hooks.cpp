@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The hooks of every built-in activation: simd_map on every kernel architecture the CPU runs
+// (AVX-512, AVX2, SSE2; float and double) against the scalar map, and derivative() against
+// central finite differences of the scalar map, in double.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "attnkit/policy/activation.hpp"
+
+using namespace attnkit;
+namespace pol = attnkit::policy;
+
+namespace {
+
+/// Scores from -60 to 60, the region the kernel sees (dense near 0).
+std::vector<double> scores() {
+  std::vector<double> s;
+  for (double x = -60; x <= 60; x += 0.37) s.push_back(x);
+  for (double x = -3; x <= 3; x += 0.0173) s.push_back(x);
+  return s;
+}
+
+template <class Arch, class T, class Act>
+void check_simd(const Act& act, const std::string& name, double tol) {
+  using B = xsimd::batch<T, Arch>;
+  const std::vector<double> s = scores();
+  double worst = 0;
+  for (std::size_t i = 0; i + B::size <= s.size(); i += B::size) {
+    alignas(64) T in[B::size], out[B::size];
+    for (std::size_t k = 0; k < B::size; ++k) in[k] = static_cast<T>(s[i + k]);
+    act.simd_map(B::load_aligned(in)).store_aligned(out);
+    for (std::size_t k = 0; k < B::size; ++k) {
+      const double want = act.map(double(in[k]));
+      worst = std::max(worst, std::abs(double(out[k]) - want) / std::max(1.0, std::abs(want)));
+    }
+  }
+  INFO(name << " on " << Arch::name() << " " << (sizeof(T) == 4 ? "float" : "double"));
+  CHECK(worst <= tol);
+}
+
+/// float_tol: relative to max(1, |map|); the soft cap's tanh is accurate to a few ulps of 1,
+/// times the cap C.
+template <class Act>
+void check_all_archs(const Act& act, const std::string& name, double float_tol = 2e-6) {
+  auto one = [&](auto arch) {
+    using Arch = decltype(arch);
+    if constexpr (simd::arch_compiled<Arch>) {
+      if (simd::arch_available<Arch>()) {
+        check_simd<Arch, float>(act, name, float_tol);
+        check_simd<Arch, double>(act, name, 1e-13);
+      }
+    }
+  };
+  one(simd::avx512{});
+  one(simd::avx2{});
+  one(simd::generic{});
+}
+
+template <class Act>
+void check_derivative(const Act& act, const std::string& name) {
+  const double h = 1e-6;
+  for (double s : {-7.3, -2.1, -0.6, -0.05, 0.05, 0.4, 1.3, 2.9, 8.7}) {
+    const double fd = (act.map(s + h) - act.map(s - h)) / (2 * h);
+    INFO(name << " at s = " << s);
+    CHECK(act.derivative(s) == Approx(fd).epsilon(1e-6).margin(1e-8));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("activation hooks: simd_map equals map on every architecture", "[policy][activation]") {
+  const pol::Geometry g{1, 1, 1, 4, 100, 8, 8};
+  check_all_archs(pol::Softmax{}, "softmax");
+  check_all_archs(pol::Softcap(1.5), "softcap");
+  check_all_archs(pol::Softcap(30.0), "softcap", 30 * 2e-7);
+  check_all_archs(pol::Sigmoid{}, "sigmoid");
+  check_all_archs(pol::SigmoidBias{}.bind(g), "sigmoid-bias");
+  check_all_archs(pol::SigmoidBias(2.5), "sigmoid-bias");
+  check_all_archs(pol::NormalizedSigmoid{}, "normalized-sigmoid");
+  check_all_archs(pol::NormalizedSigmoid(-1.75), "normalized-sigmoid");
+  check_all_archs(pol::HeadSoftmax{}, "head-softmax");
+  check_all_archs(pol::Linear{}, "linear");
+  check_all_archs(pol::ReLU{}, "relu");
+}
+
+TEST_CASE("activation hooks: derivative() against central finite differences",
+          "[policy][activation]") {
+  const pol::Geometry g{1, 1, 1, 4, 100, 8, 8};
+  check_derivative(pol::Softmax{}, "softmax");
+  check_derivative(pol::Softcap(1.5), "softcap");
+  check_derivative(pol::Sigmoid{}, "sigmoid");
+  check_derivative(pol::SigmoidBias{}.bind(g), "sigmoid-bias");
+  check_derivative(pol::NormalizedSigmoid(0.8), "normalized-sigmoid");
+  check_derivative(pol::HeadSoftmax{}, "head-softmax");
+  check_derivative(pol::Linear{}, "linear");
+  check_derivative(pol::ReLU{}, "relu");
+  CHECK(pol::is_identity_map<pol::Softmax>);
+  CHECK(pol::is_identity_map<pol::Linear>);
+  CHECK_FALSE(pol::is_identity_map<pol::Softcap>);
+  CHECK_FALSE(pol::is_identity_map<pol::ReLU>);
+}
