@@ -45,6 +45,7 @@
 #include "attnkit/policy/gate.hpp"
 #include "attnkit/policy/mask.hpp"
 #include "attnkit/policy/mask_spec.hpp"
+#include "attnkit/policy/registry.hpp"
 #include "attnkit/policy/score_mod.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/batch.hpp"

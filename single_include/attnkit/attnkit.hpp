@@ -2364,9 +2364,11 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 //   derivative(double) d map / d s (the backward pass);
 //   simd_map(batch)    the same map on an xsimd batch of any architecture: the kernel's hook.
 // The fused kernel calls these and never names an activation, so a user-defined activation
-// written the same way (docs/extending.md) runs on the same code path as the built-ins.
+// written the same way (docs/extending.md) runs on the same code path as the built-ins. The
+// built-ins also carry their registry name, parameter kind and help line (policy/registry.hpp).
 
 #include <cmath>
+#include <string_view>
 
 // ---- begin attnkit/simd/fast_math.hpp ----
 // SPDX-License-Identifier: MIT
@@ -2480,6 +2482,10 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 namespace attnkit::policy {
 
+/// What a named activation takes besides its name (policy/registry.hpp): nothing, an optional
+/// bias b (`--bias X`), or a required value (`softcap=C`).
+enum class ActivationParam : std::uint8_t { none, bias, cap };
+
 namespace detail {
 inline double sigmoid(double x) noexcept {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
@@ -2493,6 +2499,9 @@ inline T neg_bias_log2e(double b) noexcept {
 
 /// P = exp(s) / Σ_visible exp(s): online max and sum (FlashAttention-2).
 struct Softmax {
+  static constexpr std::string_view name = "softmax";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "exp(s) / sum over the visible keys";
   static constexpr Normalization normalization = Normalization::over_keys_exp;
   static constexpr bool identity_map = true;  ///< the kernel exponentiates s itself
   double map(double s) const noexcept { return s; }
@@ -2506,6 +2515,9 @@ struct Softmax {
 
 /// Softmax of C·tanh(s / C) (logit soft-capping, as in Gemma 2).
 struct Softcap {
+  static constexpr std::string_view name = "softcap";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::cap;
+  static constexpr std::string_view help = "softmax of C tanh(s / C) (spelled softcap=C, C > 0)";
   static constexpr Normalization normalization = Normalization::over_keys_exp;
   double cap = 50.0;  ///< C > 0
   Softcap() = default;
@@ -2530,6 +2542,9 @@ struct Softcap {
 
 /// P = sigmoid(s): elementwise, no running state.
 struct Sigmoid {
+  static constexpr std::string_view name = "sigmoid";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "sigmoid(s)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return detail::sigmoid(s); }
   double derivative(double s) const noexcept {
@@ -2545,6 +2560,9 @@ struct Sigmoid {
 
 /// P = sigmoid(s + b), b = -ln(Nk) unless given (sigmoid attention, Ramapuram et al. 2024).
 struct SigmoidBias {
+  static constexpr std::string_view name = "sigmoid-bias";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::bias;
+  static constexpr std::string_view help = "sigmoid(s + b), b = -ln Nk unless given";
   static constexpr Normalization normalization = Normalization::none;
   bool bias_given = false;  ///< false: b = -ln(Nk) when the call binds the policy
   double bias = 0.0;        ///< b (after bind, always the value in use)
@@ -2570,6 +2588,9 @@ struct SigmoidBias {
 /// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
 /// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
+  static constexpr std::string_view name = "normalized-sigmoid";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::bias;
+  static constexpr std::string_view help = "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
   static constexpr Normalization normalization = Normalization::over_keys_sum;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
@@ -2590,6 +2611,9 @@ struct NormalizedSigmoid {
 /// P_h = exp(s_h) / Σ_h' exp(s_h') over the Hq query heads of one batch entry, per (i, j),
 /// over the heads for which (i, j) is visible.
 struct HeadSoftmax {
+  static constexpr std::string_view name = "head-softmax";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "softmax over the Hq query heads, per (i, j)";
   static constexpr Normalization normalization = Normalization::over_heads;
   static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
@@ -2603,6 +2627,9 @@ struct HeadSoftmax {
 
 /// P = s (linear attention without a feature map; no normalization).
 struct Linear {
+  static constexpr std::string_view name = "linear";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "s";
   static constexpr Normalization normalization = Normalization::none;
   static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
@@ -2616,6 +2643,9 @@ struct Linear {
 
 /// P = max(s, 0).
 struct ReLU {
+  static constexpr std::string_view name = "relu";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "max(s, 0)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return s > 0 ? s : 0.0; }
   /// 1 for s > 0, else 0 (the subgradient 0 at s = 0).
@@ -3584,6 +3614,39 @@ struct KeyBias {
   }
 };
 
+/// Additive score bias: s += bias[b, h, i, j] with i the query row (an attention-bias tensor;
+/// -inf hides a pair: weight 0). Any strides, 0 to broadcast: a key bias [B, Nk] is the view of
+/// shape [B, Hq, Nq, Nk] with strides {Nk, 0, 0, 1}.
+/// \tparam V element type of the bias (float or double)
+template <class V = float>
+struct ScoreBias {
+  static constexpr bool is_identity = false;
+  TensorView<const V, 4> bias;  ///< [B, Hq, Nq, Nk]; must outlive the attention calls
+  index_t offset = 0;           ///< Nk - Nq of the bound call (row i = position i' - offset)
+
+  ScoreBias() = default;
+  /// \param b a [B, Hq, Nq, Nk] view of additive biases (any strides, 0 broadcasts)
+  explicit ScoreBias(TensorView<const V, 4> b) : bias(b) {}
+
+  template <class T>
+  T apply(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    return s + static_cast<T>(bias(b, h, i - offset, j));
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
+                     index_t n) const noexcept {
+    for (index_t r = 0; r < n; ++r) row[r] += static_cast<T>(bias(b, h, i0 - offset + r, j));
+  }
+  ScoreBias bind(const Geometry& g) const {
+    const Shape<4> want{g.batch, g.heads_q, g.nq, g.nk};
+    if (bias.shape() != want)
+      throw_shape_mismatch("attention", "ScoreBias bias", bias.shape(), want);
+    ScoreBias r = *this;
+    r.offset = g.query_offset();
+    return r;
+  }
+};
+
 /// Temperature: s /= tau.
 struct Temperature {
   static constexpr bool is_identity = false;
@@ -3633,6 +3696,7 @@ struct ScoreModChain {
 };
 
 static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
+              score_mod<ScoreBias<float>> && score_mod<ScoreBias<double>> &&
               score_mod<Temperature>);
 
 /// Whether a score mod encodes token positions itself (ALiBi, or a chain holding it), so the
@@ -3812,6 +3876,10 @@ struct FusedKernel {
   static constexpr Normalization norm = Activation::normalization;
   /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
   static constexpr bool identity_map = policy::is_identity_map<Activation>;
+  /// A score mod may give -inf (a key bias, a user's mod): the activation then tests every
+  /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
+  /// visible scores are all -inf gets a zero row, on every architecture.
+  static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
 
   const Policy& pol;
@@ -4058,8 +4126,8 @@ struct FusedKernel {
                          x.ks[3], d, bk, st);
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
-        const bool rescale = activate(lanes, bk, partial, st, m, ws.l.get() + gi * lanes,
-                                      ws.alpha.get());
+        const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
+                                      ws.l.get() + gi * lanes, ws.alpha.get());
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
         pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
@@ -12111,4 +12179,169 @@ inline MaskSpec parse_mask_spec(std::string_view spec,
 
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/mask_spec.hpp ----
+// ---- begin attnkit/policy/registry.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The registry of named activations: the names the attnkit program (`attend --activation`,
+// `generate --variant`, `inspect --variant`) and a model folder's `attnkit_activation` key use,
+// each mapped onto its policy type. The names, parameter kinds and help lines live in the policy
+// types themselves (static `name`, `param`, `help`); this file lists the types. Adding a named
+// activation is its policy plus one entry in `builtin_activations` (docs/extending.md).
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+
+namespace attnkit::policy {
+
+/// A list of activation policy types.
+template <class... A>
+struct activation_list {};
+
+/// Every named activation, in the order help texts list them.
+using builtin_activations = activation_list<Softmax, Sigmoid, SigmoidBias, NormalizedSigmoid,
+                                            HeadSoftmax, Linear, ReLU, Softcap>;
+
+/// A named activation with its value: `name` alone, `name` with a bias b (from `--bias`), or
+/// `softcap=C`.
+struct ActivationSpec {
+  std::string name = "softmax";
+  std::optional<double> value;  ///< b of a bias-taking activation, C of softcap
+};
+
+namespace detail {
+
+template <class F, class... A>
+void for_each_activation(activation_list<A...>, F&& f) {
+  (f(static_cast<const A*>(nullptr)), ...);
+}
+
+}  // namespace detail
+
+/// The registry's names as help texts and messages list them: "softmax, sigmoid, ...,
+/// softcap=C".
+inline std::string activation_names() {
+  std::string out;
+  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
+    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    if (!out.empty()) out += ", ";
+    out += A::name;
+    if (A::param == ActivationParam::cap) out += "=C";
+  });
+  return out;
+}
+
+/// One line per named activation ("  name        help"), for help texts.
+inline std::string activation_help(std::string_view indent = "  ") {
+  std::string out;
+  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
+    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    std::string n(A::name);
+    if (A::param == ActivationParam::cap) n += "=C";
+    out += std::string(indent) + n + std::string(n.size() < 20 ? 20 - n.size() : 1, ' ') +
+           std::string(A::help) + "\n";
+  });
+  return out;
+}
+
+/// Parses an activation name ("softmax", "softcap=2.5", ...) and an optional bias b (`--bias`).
+/// Throws attnkit::error naming what is wrong: an unknown name (listing the known ones), a
+/// softcap without its C or with C <= 0 or not a number, a value after a name that takes none,
+/// a bias for an activation that takes none.
+inline ActivationSpec parse_activation(std::string_view text, std::optional<double> bias = {}) {
+  const std::size_t eq = text.find('=');
+  const std::string name(text.substr(0, eq));
+  const bool has_value = eq != std::string_view::npos;
+  const std::string value_text = has_value ? std::string(text.substr(eq + 1)) : std::string();
+  ActivationSpec spec;
+  spec.name = name;
+  bool found = false;
+  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
+    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    if (found || A::name != name) return;
+    found = true;
+    if (A::param == ActivationParam::cap) {
+      if (!has_value)
+        throw error("attnkit: activation " + name + " needs its value, as in " + name + "=30");
+      std::size_t used = 0;
+      double c = 0;
+      try {
+        c = std::stod(value_text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != value_text.size())
+        throw error("attnkit: activation " + name + "=C: C must be a number, got '" +
+                    value_text + "'");
+      if (!(c > 0) || !std::isfinite(c))
+        throw error("attnkit: activation " + name + "=C needs C > 0, got '" + value_text + "'");
+      spec.value = c;
+    } else if (has_value) {
+      throw error("attnkit: activation " + name + " takes no value, got '" + std::string(text) +
+                  "'");
+    }
+    if (bias) {
+      if (A::param != ActivationParam::bias)
+        throw error("attnkit: a bias applies only to the activations that take one (" +
+                    [] {
+                      std::string b;
+                      detail::for_each_activation(builtin_activations{}, [&](const auto* t) {
+                        using X = std::remove_cv_t<std::remove_pointer_t<decltype(t)>>;
+                        if (X::param != ActivationParam::bias) return;
+                        b += (b.empty() ? "" : " and ") + std::string(X::name);
+                      });
+                      return b;
+                    }() +
+                    "), not " + name);
+      if (!std::isfinite(*bias)) throw error("attnkit: the bias b must be a finite number");
+      spec.value = bias;
+    }
+  });
+  if (!found)
+    throw error("attnkit: unknown activation '" + std::string(text) + "' (" +
+                activation_names() + ")");
+  return spec;
+}
+
+namespace detail {
+
+/// The policy object of a spec whose name is A's.
+template <class A>
+A make_activation(const ActivationSpec& spec) {
+  if constexpr (A::param == ActivationParam::none) {
+    return A{};
+  } else if constexpr (A::param == ActivationParam::bias) {
+    return spec.value ? A(*spec.value) : A{};
+  } else {
+    if (!spec.value) throw error("attnkit: activation " + spec.name + " needs its value");
+    return A(*spec.value);
+  }
+}
+
+template <class Fn, class A, class... Rest>
+decltype(auto) visit_activation_in(const ActivationSpec& spec, Fn& fn, activation_list<A, Rest...>) {
+  if (A::name == spec.name) return fn(make_activation<A>(spec));
+  if constexpr (sizeof...(Rest) > 0) {
+    return visit_activation_in(spec, fn, activation_list<Rest...>{});
+  } else {
+    throw error("attnkit: unknown activation '" + spec.name + "' (" + activation_names() + ")");
+  }
+}
+
+}  // namespace detail
+
+/// Calls fn(activation) with the policy object of a parsed spec and returns its result: the one
+/// place that maps a name onto a type. fn is instantiated for every registered activation and
+/// returns the same type for all.
+template <class Fn>
+decltype(auto) visit_activation(const ActivationSpec& spec, Fn&& fn) {
+  return detail::visit_activation_in(spec, fn, builtin_activations{});
+}
+
+}  // namespace attnkit::policy
+// ---- end attnkit/policy/registry.hpp ----
 // ---- end attnkit/attnkit.hpp ----

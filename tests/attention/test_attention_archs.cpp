@@ -8,6 +8,9 @@
 
 #include "attnkit/simd/arch.hpp"
 
+#include <limits>
+#include <vector>
+
 using namespace attnkit;
 using namespace attnkit::test;
 
@@ -103,6 +106,59 @@ TEST_CASE("every architecture: activations, masks, gates, decode, capture", "[at
       spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 200}};
       check<double>(pol::AttentionPolicy(pol::ReLU{}, pol::SlidingWindow(200)), spec, p, 12, false,
                     always);
+    }
+  }
+}
+
+namespace {
+
+/// A key bias with -inf on runs of keys (a whole 64-key tile and more in batch entry 0, every
+/// fifth key elsewhere) and on every key of the last batch entry when there are two.
+std::vector<float> neg_inf_bias(const Problem& p) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  std::vector<float> bias(static_cast<std::size_t>(p.b * p.nk), 0.25f);
+  for (index_t b = 0; b < p.b; ++b)
+    for (index_t j = 0; j < p.nk; ++j) {
+      float& x = bias[static_cast<std::size_t>(b * p.nk + j)];
+      if ((b == 0 && j < 70) || j % 5 == 2 || (p.b > 1 && b == p.b - 1)) x = ninf;
+    }
+  return bias;
+}
+
+}  // namespace
+
+TEST_CASE("every architecture: a score of -inf means weight 0, a row of them a zero row",
+          "[attention][arch][edge]") {
+  const auto ps = problems();
+  for (simd::ArchLevel level :
+       {simd::ArchLevel::generic, simd::ArchLevel::avx2, simd::ArchLevel::avx512}) {
+    ArchCap cap(level);
+    INFO("arch cap " << level_name(level) << " -> " << simd::dispatch_arch_name());
+    for (std::size_t pi : {1u, 2u, 5u, 8u}) {
+      const Problem& p = ps[pi];
+      const unsigned seed = 400 + static_cast<unsigned>(pi);
+      const std::vector<float> bias = neg_inf_bias(p);
+      const pol::KeyBias kb(TensorView<const float, 2>(bias.data(), {p.b, p.nk}));
+      ref::Spec spec;
+      spec.key_bias.assign(bias.begin(), bias.end());
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::none}};  // Full tiles: no mask test
+      spec.activation = "softmax";
+      check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::NoMask{}, kb), spec, p, seed, true);
+      AttentionOptions always;
+      always.decode = DecodeMode::always;
+      check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::NoMask{}, kb), spec, p, seed, true,
+                   always);
+      spec.activation = "linear";
+      check<float>(pol::AttentionPolicy(pol::Linear{}, pol::NoMask{}, kb), spec, p, seed + 1, true);
+      spec.activation = "normalized-sigmoid";
+      check<double>(pol::AttentionPolicy(pol::NormalizedSigmoid{}, pol::NoMask{}, kb), spec, p,
+                    seed + 2, true);
+      spec.activation = "head-softmax";
+      check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::NoMask{}, kb), spec, p, seed + 3,
+                   true);
+      spec.activation = "sigmoid";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::Causal{}, kb), spec, p, seed + 4, true);
     }
   }
 }

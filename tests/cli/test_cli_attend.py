@@ -100,8 +100,22 @@ def term_visible(t, b, h, i, ip, j):
     raise ValueError(kind)
 
 
-def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None):
-    """p: problem dict with flat q, k, v. Returns (O flat [B,Hq,Nq,Dv], P flat [B,Hq,Nq,Nk])."""
+def alibi_slopes(n):
+    """The ALiBi paper's get_slopes(n), as its reference code writes it."""
+    def power_of_2(m):
+        start = 2 ** (-2 ** -(math.log2(m) - 3))
+        return [start * start ** i for i in range(m)]
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][:n - closest]
+
+
+def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi=False,
+              kb=None):
+    """p: problem dict with flat q, k, v. Returns (O flat [B,Hq,Nq,Dv], P flat [B,Hq,Nq,Nk]).
+    alibi: s -= m_h |i' - j|; kb: (shape, flat values) of --key-bias, added to s; a score of
+    -inf gets weight 0 (the pair is not visible)."""
     B, Hq, Hkv, Nq, Nk, D, Dv = (p[x] for x in ("B", "Hq", "Hkv", "Nq", "Nk", "D", "Dv"))
     q, k, v = p["q"], p["k"], p["v"]
     grp = Hq // Hkv
@@ -116,8 +130,16 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None):
                 qo = ((b * Hq + h) * Nq + i) * D
                 for j in range(Nk):
                     ko = ((b * Hkv + kh) * Nk + j) * D
-                    s[b, h, i, j] = sc * sum(q[qo + c] * k[ko + c] for c in range(D))
-                    vis[b, h, i, j] = all(term_visible(t, b, h, i, ip, j) for t in terms)
+                    x = sc * sum(q[qo + c] * k[ko + c] for c in range(D))
+                    if alibi:
+                        x -= alibi_slopes(Hq)[h] * abs(ip - j)
+                    if kb is not None:
+                        kshape, kv = kb
+                        x += kv[b * Nk + j] if len(kshape) == 2 else \
+                            kv[((b * Hq + h) * Nq + i) * Nk + j]
+                    s[b, h, i, j] = x
+                    vis[b, h, i, j] = all(term_visible(t, b, h, i, ip, j) for t in terms) and \
+                        x != -math.inf
     P = [0.0] * (B * Hq * Nq * Nk)
     name = act.split("=")[0]
     cap = float(act.split("=")[1]) if name == "softcap" else None
@@ -226,7 +248,7 @@ def compare(name, got, want, dtype):
 
 
 def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None, bias=None,
-         gate=None, probs=True, extra=()):
+         gate=None, probs=True, extra=(), alibi=False, kb=None):
     out = os.path.join(tmp, "out.npy")
     pp = os.path.join(tmp, "probs.npy")
     for f in (out, pp):
@@ -238,6 +260,11 @@ def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None,
         args += ["--scale", repr(scale)]
     if bias is not None:
         args += ["--bias", repr(bias)]
+    if alibi:
+        args += ["--alibi"]
+    if kb is not None:
+        args += ["--key-bias", kb[2]]
+        kb = kb[:2]
     gvals = None
     if gate:
         shape = (p["B"], p["Hq"], p["Nq"]) + ((p["Dv"],) if gate == "elementwise" else ())
@@ -249,7 +276,7 @@ def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None,
     name = f"{name} [{act} | {spec} | {dtype}{' | ' + gate if gate else ''}]"
     if not check(name, r.returncode == 0, f"exit {r.returncode}: {r.stderr.strip()}"):
         return None
-    want_o, want_p = reference(p, act, terms, scale, bias, gate, gvals)
+    want_o, want_p = reference(p, act, terms, scale, bias, gate, gvals, alibi, kb)
     descr, shape, got = read_npy(out)
     check(name, descr == ("<f8" if dtype == "f64" else "<f4"), f"dtype {descr}")
     check(name, shape == (p["B"], p["Hq"], p["Nq"], p["Dv"]), f"shape {shape}")
@@ -334,6 +361,40 @@ case("bias", base, "sigmoid-bias", "none", [("none",)], bias=0.75)
 case("bias", base, "sigmoid-bias", "causal", [("causal",)], bias=-3.0, dtype="f64")
 case("bias", base, "normalized-sigmoid", "causal", [("causal",)], bias=-2.5)
 case("bias", base, "normalized-sigmoid", "sliding=3", [("sliding", 3)], bias=1.5, dtype="f64")
+
+# Score mods: --alibi (the paper's slopes, also for a head count that is not a power of two)
+# and --key-bias [B, Nk] or [B, Hq, Nq, Nk] holding -inf: those pairs get weight 0, a row whose
+# visible scores are all -inf outputs zeros (batch entry 1 of kb2 hides every key).
+def key_bias(p, full, tag, descr="<f4"):
+    B, Hq, Nq, Nk = p["B"], p["Hq"], p["Nq"], p["Nk"]
+    shape = (B, Hq, Nq, Nk) if full else (B, Nk)
+    vals = [round(rng.uniform(-2, 2), 3) for _ in range(math.prod(shape))]
+    for n in range(len(vals)):
+        j, b = n % Nk, n // math.prod(shape[1:])
+        if j % 4 == 1 or (not full and b == 1) or (full and rng.random() < 0.2):
+            vals[n] = -math.inf
+    f, vals = save(f"{tag}_kb.npy", shape, vals, descr)
+    return shape, vals, f
+
+
+kb2 = key_bias(base, False, "kb2")
+kb4 = key_bias(base, True, "kb4")
+for act in ACTIVATIONS:
+    case("key bias [B, Nk]", base, act, "causal", [("causal",)], kb=kb2)
+    case("key bias [B, Hq, Nq, Nk]", base, act, "none", [("none",)], kb=kb4)
+    case("alibi", base, act, "causal", [("causal",)], alibi=True)
+res = case("key bias -inf rows", base, "softmax", "none", [("none",)], kb=kb2)
+if res:
+    B, Hq, Nq, Dv = base["B"], base["Hq"], base["Nq"], base["Dv"]
+    tail = res[0][Hq * Nq * Dv:]  # batch entry 1: every key hidden
+    check("key bias: a row of -inf is a zero row", all(x == 0.0 for x in tail), tail[:8])
+h6 = problem(B=1, Hq=6, Hkv=3, Nq=4, Nk=7, D=3, Dv=2, tag="h6")
+case("alibi, 6 heads", h6, "softmax", "causal", [("causal",)], alibi=True)
+case("alibi, 6 heads", h6, "sigmoid", "none", [("none",)], alibi=True, dtype="f64")
+case("alibi + key bias + mask", base, "normalized-sigmoid", "sliding=4", [("sliding", 4)],
+     alibi=True, kb=kb4, dtype="f64")
+case("alibi + key bias, f64 file", base, "softcap=1.5", "causal=top-left",
+     [("causal-top-left",)], alibi=True, kb=key_bias(base, False, "kb64", "<f8"), dtype="f64")
 
 # float64 inputs and --dtype f64 (tight), float64 inputs computed in f32, float16 inputs.
 b64 = problem(descr="<f8", tag="b64")
@@ -454,13 +515,21 @@ attend_bad("gate values rank", "--gate", "headwise", "--gate-values", fge, expec
 attend_bad("gate without values", "--gate", "headwise", expect="--gate-values")
 attend_bad("values without gate", "--gate-values", fgh, expect="--gate")
 attend_bad("unknown gate", "--gate", "channel", "--gate-values", fgh, expect="'channel'")
-attend_bad("unknown activation", "--activation", "tanh", expect="unknown --activation 'tanh'")
+attend_bad("unknown activation", "--activation", "tanh", expect="unknown activation 'tanh'")
 attend_bad("softcap without C", "--activation", "softcap", expect="softcap=")
 attend_bad("softcap C <= 0", "--activation", "softcap=0", expect="C > 0")
 attend_bad("softcap C not a number", "--activation", "softcap=big", expect="'big'")
 attend_bad("--bias without sigmoid-bias", "--activation", "sigmoid", "--bias", "1",
            expect="--bias")
 attend_bad("--bias with softmax", "--bias", "1", expect="normalized-sigmoid")
+fkb_shape, _ = save("kb_shape.npy", (2, 8), [0.0] * 16)
+attend_bad("key bias shape", "--key-bias", fkb_shape, expect="[B, Nk] = [2, 9]")
+fkb_nan, _ = save("kb_nan.npy", (2, 9), [0.0] * 5 + [math.nan] + [0.0] * 12)
+attend_bad("key bias NaN", "--key-bias", fkb_nan, expect="element 5 is NaN")
+fkb_inf, _ = save("kb_inf.npy", (2, 9), [0.0] * 3 + [math.inf] + [0.0] * 14)
+attend_bad("key bias +inf", "--key-bias", fkb_inf, expect="element 3 is +inf")
+fkb_int, _ = save("kb_int.npy", (2, 9), [0] * 18, "<i4")
+attend_bad("key bias integer", "--key-bias", fkb_int, expect="int32")
 attend_bad("--bias not a number", "--activation", "sigmoid-bias", "--bias", "x", expect="--bias")
 attend_bad("unknown mask term", "--mask", "causal+diagonal", expect="unknown term 'diagonal'")
 attend_bad("empty mask term", "--mask", "causal++local=1", expect="empty term")

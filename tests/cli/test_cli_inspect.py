@@ -156,7 +156,7 @@ with tempfile.TemporaryDirectory() as tmp:
     bad_input("no model", "--model", os.path.join(tmp, "nope"), "--prompt-ids", ids,
               expect="not a directory")
     bad_input("variant", "--model", softmax, "--prompt-ids", ids, "--variant", "bogus",
-              expect="unknown --variant 'bogus'")
+              expect="unknown activation 'bogus'")
     bad_input("option", "--model", softmax, "--prompt-ids", ids, "--bogus", expect="--bogus")
     bad_input("missing ids", "--model", softmax, expect="--prompt-ids")
     out = os.path.join(tmp, "missing", "s.json")

@@ -6,10 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "attnkit/policy/activation.hpp"
+#include "attnkit/policy/registry.hpp"
 
 using namespace attnkit;
 namespace pol = attnkit::policy;
@@ -102,4 +104,42 @@ TEST_CASE("activation hooks: derivative() against central finite differences",
   CHECK(pol::is_identity_map<pol::Linear>);
   CHECK_FALSE(pol::is_identity_map<pol::Softcap>);
   CHECK_FALSE(pol::is_identity_map<pol::ReLU>);
+}
+
+TEST_CASE("activation registry: names, values, errors, visit", "[policy][registry]") {
+  CHECK(pol::activation_names() ==
+        "softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, relu, "
+        "softcap=C");
+  auto name_of = [](const pol::ActivationSpec& s) {
+    return pol::visit_activation(s, [](const auto& a) { return std::string(a.name); });
+  };
+  for (const char* n : {"softmax", "sigmoid", "sigmoid-bias", "normalized-sigmoid",
+                        "head-softmax", "linear", "relu"})
+    CHECK(name_of(pol::parse_activation(n)) == n);
+  const pol::ActivationSpec cap = pol::parse_activation("softcap=2.5");
+  CHECK(pol::visit_activation(cap, [](const auto& a) {
+          if constexpr (requires { a.cap; }) return a.cap;
+          return -1.0;
+        }) == 2.5);
+  const pol::ActivationSpec nb = pol::parse_activation("normalized-sigmoid", -1.5);
+  CHECK(pol::visit_activation(nb, [](const auto& a) { return a.map(1.5); }) == Approx(0.5));
+  const pol::Geometry g{1, 1, 1, 4, 100, 8, 8};
+  CHECK(pol::visit_activation(pol::parse_activation("sigmoid-bias"), [&](const auto& a) {
+          return a.bind(g).map(std::log(100.0));
+        }) == Approx(0.5));
+  auto error_of = [](const char* text, std::optional<double> bias = {}) {
+    try {
+      pol::parse_activation(text, bias);
+    } catch (const error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of("tanh"), Catch::Contains("unknown activation 'tanh'") &&
+                                   Catch::Contains("softcap=C"));
+  CHECK_THAT(error_of("softcap"), Catch::Contains("softcap=30"));
+  CHECK_THAT(error_of("softcap=0"), Catch::Contains("C > 0"));
+  CHECK_THAT(error_of("softcap=2x"), Catch::Contains("'2x'"));
+  CHECK_THAT(error_of("relu=1"), Catch::Contains("takes no value"));
+  CHECK_THAT(error_of("softmax", 1.0), Catch::Contains("sigmoid-bias and normalized-sigmoid"));
 }

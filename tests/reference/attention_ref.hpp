@@ -129,6 +129,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             visible = spec.any_term ? (visible || tv) : (visible && tv);
           }
           if (spec.terms.empty()) visible = true;
+          if (x == -std::numeric_limits<double>::infinity()) visible = false;  // weight 0
           vis[at(b, h, i, j)] = visible ? 1 : 0;
         }
       }

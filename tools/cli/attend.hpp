@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // attnkit attend: what the option parsing (cmd_attend.cpp) hands to the kernel TUs
-// (attend_f32.cpp, attend_f64.cpp), which instantiate attention() once per activation. Light on
-// purpose: cmd_attend.cpp does not parse the kernel headers.
+// (attend_f32.cpp, attend_f64.cpp), which instantiate attention() once per registered
+// activation. Light on purpose: cmd_attend.cpp does not parse the kernel headers.
 #pragma once
 
 #include <cstdint>
@@ -10,26 +10,9 @@
 
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/policy/mask_spec.hpp"
+#include "attnkit/policy/registry.hpp"
 
 namespace attnkit::cli {
-
-/// The activations of docs/CLI.md. sigmoid runs as sigmoid-bias with b = 0 (the same kernel).
-enum class ActivationKind : std::uint8_t {
-  softmax,
-  sigmoid_bias,
-  normalized_sigmoid,
-  head_softmax,
-  linear,
-  relu,
-  softcap,
-};
-
-/// An activation and its runtime value.
-struct ActivationChoice {
-  ActivationKind kind = ActivationKind::softmax;
-  bool value_given = false;  ///< sigmoid-bias: b given (else -ln Nk)
-  double value = 0.0;        ///< softcap: C; sigmoid-bias: b when given; normalized-sigmoid: b
-};
 
 /// The output gates of docs/CLI.md (the kernel TUs map them onto
 /// attnkit::SelectableSigmoidGate, one instantiation for all three).
@@ -43,12 +26,17 @@ struct AttendJob {
   Tensor<T, 4> out;      ///< [B, Hq, Nq, Dv]
   Tensor<T, 4> probs;    ///< [B, Hq, Nq, Nk] when capture
   bool capture = false;  ///< --probs given
-  ActivationChoice activation;
+  policy::ActivationSpec activation;  ///< a registered activation (policy/registry.hpp)
   policy::MaskSpec mask;
   GateChoice gate = GateChoice::none;
   Tensor<T, 3> gate_headwise;     ///< [B, Hq, Nq]
   Tensor<T, 4> gate_elementwise;  ///< [B, Hq, Nq, Dv]
   std::optional<double> scale;    ///< --scale; default 1/sqrt(D)
+  bool alibi = false;             ///< --alibi: ALiBi slopes of the paper for Hq heads
+  /// --key-bias: the bias [B, Nk] (key_bias) or [B, Hq, Nq, Nk] (score_bias); may hold -inf
+  Tensor<T, 2> key_bias;
+  Tensor<T, 4> score_bias;
+  bool has_bias() const noexcept { return key_bias.size() > 0 || score_bias.size() > 0; }
 };
 
 /// Runs the fused kernel of the job's activation once (defined in attend_f32.cpp and

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // attnkit attend: the activation dispatch, included by one TU per dtype (attend_f32.cpp,
-// attend_f64.cpp). Each TU instantiates attention() for 7 activation types with the runtime
-// mask (MaskSpec) and the runtime gate (SelectableSigmoidGate): 7 kernels per dtype, whatever
-// the mask terms and the gate kind.
+// attend_f64.cpp). Each TU instantiates attention() for every registered activation
+// (policy/registry.hpp) with the runtime mask (MaskSpec) and the runtime gate
+// (SelectableSigmoidGate), each without a score mod and with the chain ALiBi + ScoreBias
+// (--alibi, --key-bias; an absent part is zero): 16 kernels per dtype, whatever the mask terms,
+// the gate kind and the score mods.
 #pragma once
 
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/attention_policy.hpp"
+#include "attnkit/policy/registry.hpp"
 #include "attnkit/policy/score_mod.hpp"
 
 #include "attend.hpp"
@@ -18,17 +21,16 @@ namespace attnkit::cli {
 
 namespace attend_detail {
 
-template <class T, class Activation>
-void run_with(const Activation& act, AttendJob<T>& job) {
+template <class T, class Activation, class ScoreMod>
+void run_with_mod(const Activation& act, const ScoreMod& mod, AttendJob<T>& job) {
   SelectableSigmoidGate<T> gate;
   gate.kind = job.gate == GateChoice::headwise      ? GateKind::headwise
               : job.gate == GateChoice::elementwise ? GateKind::elementwise
                                                     : GateKind::none;
   gate.headwise = job.gate_headwise.view();
   gate.elementwise = job.gate_elementwise.view();
-  const policy::AttentionPolicy<Activation, policy::MaskSpec, policy::NoScoreMod,
-                                SelectableSigmoidGate<T>>
-      pol(act, job.mask, policy::NoScoreMod{}, gate);
+  const policy::AttentionPolicy<Activation, policy::MaskSpec, ScoreMod, SelectableSigmoidGate<T>>
+      pol(act, job.mask, mod, gate);
   AttentionOptions options;
   options.scale = job.scale;
   if (job.capture) {
@@ -39,26 +41,27 @@ void run_with(const Activation& act, AttendJob<T>& job) {
   }
 }
 
+/// Without score mods, or with ALiBi + ScoreBias (zero slopes or a zero bias for the part that
+/// was not asked for: adding 0 changes no score).
+template <class T, class Activation>
+void run_with(const Activation& act, AttendJob<T>& job) {
+  if (!job.alibi && !job.has_bias()) return run_with_mod(act, policy::NoScoreMod{}, job);
+  const index_t b = job.q.extent(0), hq = job.q.extent(1), nq = job.q.extent(2);
+  const index_t nk = job.k.extent(2);
+  const policy::ALiBi alibi = job.alibi ? policy::ALiBi::standard(hq)
+                                        : policy::ALiBi(std::vector<double>(std::size_t(hq), 0.0));
+  static const T zero = T(0);
+  TensorView<const T, 4> bias(&zero, Shape<4>{b, hq, nq, nk}, Strides<4>{0, 0, 0, 0});
+  if (job.key_bias.size() > 0)
+    bias = TensorView<const T, 4>(job.key_bias.data(), Shape<4>{b, hq, nq, nk},
+                                  Strides<4>{nk, 0, 0, 1});
+  if (job.score_bias.size() > 0) bias = job.score_bias.cview();
+  run_with_mod(act, policy::ScoreModChain(alibi, policy::ScoreBias<T>(bias)), job);
+}
+
 template <class T>
 void run_attend_impl(AttendJob<T>& job) {
-  namespace pol = policy;
-  const ActivationChoice& a = job.activation;
-  switch (a.kind) {
-    case ActivationKind::softmax:
-      return run_with(pol::Softmax{}, job);
-    case ActivationKind::sigmoid_bias:
-      return run_with(a.value_given ? pol::SigmoidBias(a.value) : pol::SigmoidBias{}, job);
-    case ActivationKind::normalized_sigmoid:
-      return run_with(pol::NormalizedSigmoid(a.value), job);
-    case ActivationKind::head_softmax:
-      return run_with(pol::HeadSoftmax{}, job);
-    case ActivationKind::linear:
-      return run_with(pol::Linear{}, job);
-    case ActivationKind::relu:
-      return run_with(pol::ReLU{}, job);
-    case ActivationKind::softcap:
-      return run_with(pol::Softcap(a.value), job);
-  }
+  policy::visit_activation(job.activation, [&](const auto& act) { run_with(act, job); });
 }
 
 }  // namespace attend_detail

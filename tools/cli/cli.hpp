@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "attnkit/core/error.hpp"
+#include "attnkit/policy/registry.hpp"
 #include "attnkit/core/parallel.hpp"
 
 namespace attnkit::cli {
@@ -165,5 +166,22 @@ struct Command {
   const char* summary;
   int (*run)(int argc, char** argv);
 };
+
+/// The activation named by option `option` (value `text`) of subcommand `command`, with the
+/// optional bias b: the registry's parse (policy/registry.hpp) with its errors as usage errors
+/// that name the option.
+inline policy::ActivationSpec parse_activation_option(const std::string& command,
+                                                      const std::string& option,
+                                                      const std::string& text,
+                                                      std::optional<double> bias = {}) {
+  try {
+    return policy::parse_activation(text, bias);
+  } catch (const error& e) {
+    std::string what = e.what();
+    if (what.rfind("attnkit: ", 0) == 0) what = what.substr(9);
+    throw usage_error(command + ": --" + option + " " + text + (bias ? " with --bias" : "") +
+                      ": " + what);
+  }
+}
 
 }  // namespace attnkit::cli

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,21 +32,26 @@ namespace {
 constexpr const char* attend_help =
     "usage: attnkit attend --q Q.npy --k K.npy --v V.npy --out O.npy\n"
     "                      [--activation NAME] [--bias X] [--mask SPEC] [--scale X]\n"
+    "                      [--alibi] [--key-bias KB.npy]\n"
     "                      [--gate KIND --gate-values G.npy] [--probs P.npy]\n"
     "                      [--dtype f32|f64] [--threads T] [--repeat R]\n\n"
     "Fused attention. Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv] (float16/32/64;\n"
     "Hq a multiple of Hkv: MHA, GQA, MQA); writes O [B, Hq, Nq, Dv]. Scores s = scale * q.k,\n"
-    "scale = 1/sqrt(D) unless --scale. Query row i sits at position i' = i + Nk - Nq.\n\n"
-    "--activation  softmax (default), sigmoid, sigmoid-bias (b = -ln Nk unless --bias X),\n"
-    "              normalized-sigmoid (b = 0 unless --bias X), head-softmax (over the Hq\n"
-    "              heads), linear, relu,\n"
-    "              softcap=C (softmax of C tanh(s/C))\n"
+    "scale = 1/sqrt(D) unless --scale, plus the score mods below. Query row i sits at\n"
+    "position i' = i + Nk - Nq.\n\n"
+    "--activation  one of the names below (default softmax); --bias X sets the b of those\n"
+    "              that take one.\n"
     "--mask        terms joined by '+', all required: none, causal (j <= i'; also spelled\n"
     "              causal=bottom-right), causal=top-left (j <= i, PyTorch's is_causal),\n"
-    "              sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE (integer [B]), keep=FILE (bool/uint8\n"
-    "              [B, Nk]), document=FILE (integer [B, Nk]), block-sparse=FILE,BQ,BK (bool/uint8\n"
+    "              sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE (integer [B]),\n"
+    "              keep=FILE (bool/uint8 [B, Nk]), document=FILE (integer [B, Nk]), block-sparse=FILE,BQ,BK (bool/uint8\n"
     "              [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]). File names must not contain '+'.\n"
     "              An invisible pair has weight 0; a row with no visible key outputs zeros.\n"
+    "--alibi       s -= m_h |i' - j| with the ALiBi paper's slope m_h for Hq heads (for Hq\n"
+    "              not a power of two, its interleaved second set).\n"
+    "--key-bias    KB.npy, float16/32/64 [B, Nk] (s += KB[b, j]) or [B, Hq, Nq, Nk]\n"
+    "              (s += KB[b, h, i, j]); -inf allowed: that pair gets weight 0, and a row\n"
+    "              whose visible scores are all -inf outputs zeros. NaN and +inf are errors.\n"
     "--gate        headwise (G [B, Hq, Nq]) or elementwise (G [B, Hq, Nq, Dv]) with\n"
     "              --gate-values G.npy: the output is multiplied by sigmoid(G).\n"
     "--probs       also writes the weights P [B, Hq, Nq, Nk] (N^2 memory).\n"
@@ -64,7 +70,8 @@ std::string describe(const Input& in) {
   return in.option + " " + in.path + " " + shape_string(in.array.shape());
 }
 
-/// Reads a floating-point array of the given rank (layout names the axes for the message).
+/// Reads a floating-point array of the given rank (0: any; layout names the axes for the
+/// message).
 Input read_floating(const std::string& option, const std::string& path, std::size_t rank,
                     const char* layout) {
   Input in{"--" + option, path, io::read_npy(path)};
@@ -72,7 +79,7 @@ Input read_floating(const std::string& option, const std::string& path, std::siz
     throw usage_error("attend: --" + option + " " + path + " holds " +
                       std::string(io::dtype_name(in.array.dtype())) +
                       "; it must be a float16, float32 or float64 array");
-  if (in.array.rank() != rank)
+  if (rank != 0 && in.array.rank() != rank)
     throw shape_error("attnkit: attend: --" + option + " " + path + " has shape " +
                       shape_string(in.array.shape()) + ", expected a rank-" + std::to_string(rank) +
                       " array " + layout);
@@ -94,6 +101,24 @@ Tensor<T, R> to_tensor(const Input& in) {
   return t;
 }
 
+/// The --key-bias array as T: finite values or -inf (a hidden pair); NaN or +inf is an error.
+template <class T, std::size_t R>
+Tensor<T, R> bias_tensor(const Input& in) {
+  Tensor<T, R> t = in.array.to_tensor<T, R>();
+  for (index_t n = 0; n < t.size(); ++n) {
+    const T x = t.data()[n];
+    if (std::isnan(x) || x == std::numeric_limits<T>::infinity())
+      throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
+                        " is " + (std::isnan(x) ? "NaN" : "+inf") +
+                        " (a bias is finite, or -inf to hide a pair)" +
+                        (std::is_same_v<T, float> && in.array.dtype() == io::DType::f64 &&
+                                 std::isinf(x)
+                             ? " in float32 (use --dtype f64)"
+                             : ""));
+  }
+  return t;
+}
+
 /// Loads the array of a file-backed mask term: integer dtypes for padding and document, bool
 /// or uint8 for keep and block-sparse.
 policy::MaskArray load_mask_array(std::string_view term, const std::string& file) {
@@ -111,48 +136,6 @@ policy::MaskArray load_mask_array(std::string_view term, const std::string& file
   io::convert_elements<index_t>(a.dtype(), a.bytes(), m.values.size(), m.values.data(),
                                 "--mask " + std::string(term) + "=" + file);
   return m;
-}
-
-ActivationChoice parse_activation(const Args& args) {
-  const std::string name = args.get("activation", "softmax");
-  ActivationChoice a;
-  if (name == "softmax") {
-    a.kind = ActivationKind::softmax;
-  } else if (name == "sigmoid") {
-    a.kind = ActivationKind::sigmoid_bias;
-    a.value_given = true;
-    a.value = 0.0;
-  } else if (name == "sigmoid-bias") {
-    a.kind = ActivationKind::sigmoid_bias;
-    if (args.has("bias")) {
-      a.value_given = true;
-      a.value = args.get_double("bias", 0.0);
-    }
-  } else if (name == "normalized-sigmoid") {
-    a.kind = ActivationKind::normalized_sigmoid;
-    a.value = args.has("bias") ? args.get_double("bias", 0.0) : 0.0;
-  } else if (name == "head-softmax") {
-    a.kind = ActivationKind::head_softmax;
-  } else if (name == "linear") {
-    a.kind = ActivationKind::linear;
-  } else if (name == "relu") {
-    a.kind = ActivationKind::relu;
-  } else if (name.rfind("softcap=", 0) == 0) {
-    a.kind = ActivationKind::softcap;
-    a.value = args.parse_double(name.substr(8), "C of --activation softcap=C");
-    if (!(a.value > 0))
-      throw usage_error("attend: --activation softcap=C needs C > 0, got '" + name.substr(8) + "'");
-  } else if (name == "softcap") {
-    throw usage_error("attend: --activation softcap needs the cap, as in softcap=30");
-  } else {
-    throw usage_error("attend: unknown --activation '" + name +
-                      "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, "
-                      "linear, relu, softcap=C)");
-  }
-  if (args.has("bias") && name != "sigmoid-bias" && name != "normalized-sigmoid")
-    throw usage_error("attend: --bias applies only to --activation sigmoid-bias and "
-                      "normalized-sigmoid (got --activation " + name + ")");
-  return a;
 }
 
 /// Number of visible (b, h, i, j) pairs, counted per 64x64 tile by the mask's classifier (only
@@ -201,10 +184,11 @@ void write_outputs(const std::vector<std::pair<std::string, const Tensor<T, 4>*>
 struct Request {
   std::string out_path, probs_path;
   long long repeat = 0;
-  ActivationChoice activation;
+  policy::ActivationSpec activation;
   GateChoice gate = GateChoice::none;
   std::optional<double> scale;
-  Input q, k, v, gate_values;
+  bool alibi = false;
+  Input q, k, v, gate_values, key_bias;
   policy::MaskSpec mask;
   policy::Geometry geom;
 };
@@ -225,6 +209,14 @@ int run(Request& r) {
   if (r.gate == GateChoice::headwise) job.gate_headwise = to_tensor<T, 3>(r.gate_values);
   if (r.gate == GateChoice::elementwise) job.gate_elementwise = to_tensor<T, 4>(r.gate_values);
   job.scale = r.scale;
+  job.alibi = r.alibi;
+  if (!r.key_bias.path.empty()) {
+    if (r.key_bias.array.rank() == 2) {
+      job.key_bias = bias_tensor<T, 2>(r.key_bias);
+    } else {
+      job.score_bias = bias_tensor<T, 4>(r.key_bias);
+    }
+  }
   if (r.repeat > 0) {
     const double all = double(g.batch) * double(g.heads_q) * double(g.nq) * double(g.nk);
     const double visible = all > 0 ? visible_pairs(r.mask.bind(g), g) / all : 0.0;
@@ -243,9 +235,12 @@ int run(Request& r) {
 }  // namespace
 
 int cmd_attend(int argc, char** argv) {
-  Args args("attend", attend_help, argc, argv,
+  Args args("attend", attend_help + std::string("\nActivations (--activation):\n") +
+                           policy::activation_help(),
+            argc, argv,
             {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
-             "probs", "dtype", "repeat"});
+             "probs", "dtype", "repeat", "key-bias"},
+            {"alibi"});
   if (!args.positional().empty())
     throw usage_error("attend: unexpected argument '" + args.positional().front() +
                       "' (inputs are given by --q, --k and --v)");
@@ -263,8 +258,12 @@ int cmd_attend(int argc, char** argv) {
   if (dtype != "f32" && dtype != "f64")
     throw usage_error("attend: --dtype must be f32 or f64, got '" + dtype + "'");
   r.repeat = args.get_int("repeat", 0, 1, 1000000);
-  r.activation = parse_activation(args);
+  std::optional<double> bias;
+  if (args.has("bias")) bias = args.get_double("bias", 0.0);
+  r.activation = parse_activation_option("attend", "activation", args.get("activation", "softmax"),
+                                         bias);
   if (args.has("scale")) r.scale = args.get_double("scale", 0.0);
+  r.alibi = args.has("alibi");
   const std::string gate = args.get("gate", "");
   if (args.has("gate")) {
     if (gate == "headwise") {
@@ -318,6 +317,14 @@ int cmd_attend(int argc, char** argv) {
       throw shape_error("attnkit: attend: " + describe(r.gate_values) + " must be " +
                         (head ? "[B, Hq, Nq] = " : "[B, Hq, Nq, Dv] = ") + shape_string(want) +
                         " for --gate " + gate);
+  }
+
+  if (args.has("key-bias")) {
+    r.key_bias = read_floating("key-bias", args.require("key-bias"), 0, "");
+    const std::vector<index_t> key{g.batch, g.nk}, full{g.batch, g.heads_q, g.nq, g.nk};
+    if (r.key_bias.array.shape() != key && r.key_bias.array.shape() != full)
+      throw shape_error("attnkit: attend: " + describe(r.key_bias) + " must be [B, Nk] = " +
+                        shape_string(key) + " or [B, Hq, Nq, Nk] = " + shape_string(full));
   }
 
   r.mask.bind(g);  // checks the arrays' shapes against B, Hq, Nq, Nk (shape_error)

@@ -32,8 +32,8 @@ constexpr const char* generate_help =
     "                        [--dump-logits L.npy] [--threads T]\n\n"
     "Continues the prompt with the LLaMA-style model in DIR (config.json + model.safetensors,\n"
     "F32/F16/BF16; an optional self_attn.g_proj gate). --variant picks the attention activation\n"
-    "(softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, relu,\n"
-    "softcap=C; default: config key attnkit_activation, else softmax); the mask is causal.\n"
+    "(one of the names below; default: config key attnkit_activation, else softmax); the mask\n"
+    "is causal.\n"
     "Greedy by default; --temperature T (> 0) samples, after --top-k K (0: all) and --top-p P\n"
     "(nucleus, default 1), from a generator seeded by --seed (default 0). --max-new-tokens\n"
     "defaults to 16. --dump-logits writes the prefill logits [Nprompt, vocab] as float32.\n"
@@ -83,7 +83,9 @@ int run_generate(const std::string& dir, const Activation& activation,
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
-  Args args("generate", generate_help, argc, argv,
+  Args args("generate", generate_help + std::string("\nActivations (--variant):\n") +
+                             policy::activation_help(),
+            argc, argv,
             {"model", "prompt-ids", "prompt", "variant", "max-new-tokens", "temperature", "top-k",
              "top-p", "seed", "cache", "memory", "dump-logits"},
             {"greedy"});
@@ -146,27 +148,10 @@ int cmd_generate(int argc, char** argv) {
     variant = model::DecoderConfig::load(dir + "/config.json").attnkit_activation;
   if (variant.empty()) variant = "softmax";
   const std::string dump = args.get("dump-logits", "");
-  namespace pol = policy;
-  if (variant == "softmax")
-    return run_generate(dir, pol::Softmax{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "sigmoid")
-    return run_generate(dir, pol::Sigmoid{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "sigmoid-bias")
-    return run_generate(dir, pol::SigmoidBias{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "normalized-sigmoid")
-    return run_generate(dir, pol::NormalizedSigmoid{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "head-softmax")
-    return run_generate(dir, pol::HeadSoftmax{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "linear")
-    return run_generate(dir, pol::Linear{}, prompt, max_new, sampler, cache, dump);
-  if (variant == "relu")
-    return run_generate(dir, pol::ReLU{}, prompt, max_new, sampler, cache, dump);
-  if (variant.rfind("softcap=", 0) == 0)
-    return run_generate(dir, pol::Softcap(args.parse_double(variant.substr(8), "softcap=C")),
-                        prompt, max_new, sampler, cache, dump);
-  throw usage_error("generate: unknown --variant '" + variant +
-                    "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, "
-                    "relu, softcap=C)");
+  const policy::ActivationSpec act = parse_activation_option("generate", "variant", variant);
+  return policy::visit_activation(act, [&](const auto& a) {
+    return run_generate(dir, a, prompt, max_new, sampler, cache, dump);
+  });
 }
 
 }  // namespace attnkit::cli

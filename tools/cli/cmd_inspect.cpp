@@ -153,7 +153,9 @@ int run_inspect(const Request& rq, const Activation& activation) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args("inspect", inspect_help, argc, argv,
+  Args args("inspect", inspect_help + std::string("\nActivations (--variant):\n") +
+                            policy::activation_help(),
+            argc, argv,
             {"model", "prompt-ids", "variant", "layers", "heads", "stats", "heatmaps"},
             {"leak-check"});
   if (!args.positional().empty())
@@ -181,20 +183,8 @@ int cmd_inspect(int argc, char** argv) {
   rq.variant = args.get("variant", "");
   if (rq.variant.empty()) rq.variant = cfg.attnkit_activation;
   if (rq.variant.empty()) rq.variant = "softmax";
-  namespace pol = policy;
-  const std::string& v = rq.variant;
-  if (v == "softmax") return run_inspect(rq, pol::Softmax{});
-  if (v == "sigmoid") return run_inspect(rq, pol::Sigmoid{});
-  if (v == "sigmoid-bias") return run_inspect(rq, pol::SigmoidBias{});
-  if (v == "normalized-sigmoid") return run_inspect(rq, pol::NormalizedSigmoid{});
-  if (v == "head-softmax") return run_inspect(rq, pol::HeadSoftmax{});
-  if (v == "linear") return run_inspect(rq, pol::Linear{});
-  if (v == "relu") return run_inspect(rq, pol::ReLU{});
-  if (v.rfind("softcap=", 0) == 0)
-    return run_inspect(rq, pol::Softcap(args.parse_double(v.substr(8), "softcap=C")));
-  throw usage_error("inspect: unknown --variant '" + v +
-                    "' (softmax, sigmoid, sigmoid-bias, normalized-sigmoid, head-softmax, linear, "
-                    "relu, softcap=C)");
+  const policy::ActivationSpec act = parse_activation_option("inspect", "variant", rq.variant);
+  return policy::visit_activation(act, [&](const auto& a) { return run_inspect(rq, a); });
 }
 
 }  // namespace attnkit::cli

@@ -8,16 +8,22 @@
 //   derivative(double) d map / d s (the backward pass);
 //   simd_map(batch)    the same map on an xsimd batch of any architecture: the kernel's hook.
 // The fused kernel calls these and never names an activation, so a user-defined activation
-// written the same way (docs/extending.md) runs on the same code path as the built-ins.
+// written the same way (docs/extending.md) runs on the same code path as the built-ins. The
+// built-ins also carry their registry name, parameter kind and help line (policy/registry.hpp).
 #pragma once
 
 #include <cmath>
+#include <string_view>
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/policy/concepts.hpp"
 #include "attnkit/simd/fast_math.hpp"
 
 namespace attnkit::policy {
+
+/// What a named activation takes besides its name (policy/registry.hpp): nothing, an optional
+/// bias b (`--bias X`), or a required value (`softcap=C`).
+enum class ActivationParam : std::uint8_t { none, bias, cap };
 
 namespace detail {
 inline double sigmoid(double x) noexcept {
@@ -32,6 +38,9 @@ inline T neg_bias_log2e(double b) noexcept {
 
 /// P = exp(s) / Σ_visible exp(s): online max and sum (FlashAttention-2).
 struct Softmax {
+  static constexpr std::string_view name = "softmax";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "exp(s) / sum over the visible keys";
   static constexpr Normalization normalization = Normalization::over_keys_exp;
   static constexpr bool identity_map = true;  ///< the kernel exponentiates s itself
   double map(double s) const noexcept { return s; }
@@ -45,6 +54,9 @@ struct Softmax {
 
 /// Softmax of C·tanh(s / C) (logit soft-capping, as in Gemma 2).
 struct Softcap {
+  static constexpr std::string_view name = "softcap";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::cap;
+  static constexpr std::string_view help = "softmax of C tanh(s / C) (spelled softcap=C, C > 0)";
   static constexpr Normalization normalization = Normalization::over_keys_exp;
   double cap = 50.0;  ///< C > 0
   Softcap() = default;
@@ -69,6 +81,9 @@ struct Softcap {
 
 /// P = sigmoid(s): elementwise, no running state.
 struct Sigmoid {
+  static constexpr std::string_view name = "sigmoid";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "sigmoid(s)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return detail::sigmoid(s); }
   double derivative(double s) const noexcept {
@@ -84,6 +99,9 @@ struct Sigmoid {
 
 /// P = sigmoid(s + b), b = -ln(Nk) unless given (sigmoid attention, Ramapuram et al. 2024).
 struct SigmoidBias {
+  static constexpr std::string_view name = "sigmoid-bias";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::bias;
+  static constexpr std::string_view help = "sigmoid(s + b), b = -ln Nk unless given";
   static constexpr Normalization normalization = Normalization::none;
   bool bias_given = false;  ///< false: b = -ln(Nk) when the call binds the policy
   double bias = 0.0;        ///< b (after bind, always the value in use)
@@ -109,6 +127,9 @@ struct SigmoidBias {
 /// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
 /// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
+  static constexpr std::string_view name = "normalized-sigmoid";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::bias;
+  static constexpr std::string_view help = "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
   static constexpr Normalization normalization = Normalization::over_keys_sum;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
@@ -129,6 +150,9 @@ struct NormalizedSigmoid {
 /// P_h = exp(s_h) / Σ_h' exp(s_h') over the Hq query heads of one batch entry, per (i, j),
 /// over the heads for which (i, j) is visible.
 struct HeadSoftmax {
+  static constexpr std::string_view name = "head-softmax";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "softmax over the Hq query heads, per (i, j)";
   static constexpr Normalization normalization = Normalization::over_heads;
   static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
@@ -142,6 +166,9 @@ struct HeadSoftmax {
 
 /// P = s (linear attention without a feature map; no normalization).
 struct Linear {
+  static constexpr std::string_view name = "linear";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "s";
   static constexpr Normalization normalization = Normalization::none;
   static constexpr bool identity_map = true;
   double map(double s) const noexcept { return s; }
@@ -155,6 +182,9 @@ struct Linear {
 
 /// P = max(s, 0).
 struct ReLU {
+  static constexpr std::string_view name = "relu";  ///< registry name (policy/registry.hpp)
+  static constexpr ActivationParam param = ActivationParam::none;
+  static constexpr std::string_view help = "max(s, 0)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return s > 0 ? s : 0.0; }
   /// 1 for s > 0, else 0 (the subgradient 0 at s = 0).

@@ -128,6 +128,39 @@ struct KeyBias {
   }
 };
 
+/// Additive score bias: s += bias[b, h, i, j] with i the query row (an attention-bias tensor;
+/// -inf hides a pair: weight 0). Any strides, 0 to broadcast: a key bias [B, Nk] is the view of
+/// shape [B, Hq, Nq, Nk] with strides {Nk, 0, 0, 1}.
+/// \tparam V element type of the bias (float or double)
+template <class V = float>
+struct ScoreBias {
+  static constexpr bool is_identity = false;
+  TensorView<const V, 4> bias;  ///< [B, Hq, Nq, Nk]; must outlive the attention calls
+  index_t offset = 0;           ///< Nk - Nq of the bound call (row i = position i' - offset)
+
+  ScoreBias() = default;
+  /// \param b a [B, Hq, Nq, Nk] view of additive biases (any strides, 0 broadcasts)
+  explicit ScoreBias(TensorView<const V, 4> b) : bias(b) {}
+
+  template <class T>
+  T apply(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    return s + static_cast<T>(bias(b, h, i - offset, j));
+  }
+  template <class T>
+  void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
+                     index_t n) const noexcept {
+    for (index_t r = 0; r < n; ++r) row[r] += static_cast<T>(bias(b, h, i0 - offset + r, j));
+  }
+  ScoreBias bind(const Geometry& g) const {
+    const Shape<4> want{g.batch, g.heads_q, g.nq, g.nk};
+    if (bias.shape() != want)
+      throw_shape_mismatch("attention", "ScoreBias bias", bias.shape(), want);
+    ScoreBias r = *this;
+    r.offset = g.query_offset();
+    return r;
+  }
+};
+
 /// Temperature: s /= tau.
 struct Temperature {
   static constexpr bool is_identity = false;
@@ -177,6 +210,7 @@ struct ScoreModChain {
 };
 
 static_assert(score_mod<NoScoreMod> && score_mod<ALiBi> && score_mod<KeyBias> &&
+              score_mod<ScoreBias<float>> && score_mod<ScoreBias<double>> &&
               score_mod<Temperature>);
 
 /// Whether a score mod encodes token positions itself (ALiBi, or a chain holding it), so the

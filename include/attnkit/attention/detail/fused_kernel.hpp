@@ -119,6 +119,10 @@ struct FusedKernel {
   static constexpr Normalization norm = Activation::normalization;
   /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
   static constexpr bool identity_map = policy::is_identity_map<Activation>;
+  /// A score mod may give -inf (a key bias, a user's mod): the activation then tests every
+  /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
+  /// visible scores are all -inf gets a zero row, on every architecture.
+  static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
 
   const Policy& pol;
@@ -365,8 +369,8 @@ struct FusedKernel {
                          x.ks[3], d, bk, st);
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
-        const bool rescale = activate(lanes, bk, partial, st, m, ws.l.get() + gi * lanes,
-                                      ws.alpha.get());
+        const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
+                                      ws.l.get() + gi * lanes, ws.alpha.get());
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
         pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
