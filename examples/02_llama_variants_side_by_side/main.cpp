@@ -83,14 +83,15 @@ int main(int argc, char** argv) {
                 cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
                 cfg.num_key_value_heads, cfg.vocab_size);
     std::vector<Row> rows;
-    rows.push_back(run<mdl::MyLlama>("MyLlama (softmax)", dir, prompt, long_prompt));
-    rows.push_back(run<mdl::MySigmoidLlama>("MySigmoidLlama", dir, prompt, long_prompt));
-    rows.push_back(run<mdl::MySigmoidWithBLlama>("MySigmoidWithBLlama", dir, prompt, long_prompt));
-    rows.push_back(run<mdl::MySoftmaxLlama>("MySoftmaxLlama (heads)", dir, prompt, long_prompt));
-    rows.push_back(run<mdl::MyLinearLlama>("MyLinearLlama", dir, prompt, long_prompt));
+    rows.push_back(run<mdl::SoftmaxLlama>("SoftmaxLlama (softmax)", dir, prompt, long_prompt));
+    rows.push_back(run<mdl::SigmoidLlama>("SigmoidLlama", dir, prompt, long_prompt));
+    rows.push_back(run<mdl::SigmoidBiasLlama>("SigmoidBiasLlama", dir, prompt, long_prompt));
     rows.push_back(
-        run<mdl::MyNormalizedSigmoidLlama>("MyNormalizedSigmoidLlama", dir, prompt, long_prompt));
-    rows.push_back(run<mdl::MyReluLlama>("MyReluLlama", dir, prompt, long_prompt));
+        run<mdl::HeadSoftmaxLlama>("HeadSoftmaxLlama (heads)", dir, prompt, long_prompt));
+    rows.push_back(run<mdl::LinearLlama>("LinearLlama", dir, prompt, long_prompt));
+    rows.push_back(
+        run<mdl::NormalizedSigmoidLlama>("NormalizedSigmoidLlama", dir, prompt, long_prompt));
+    rows.push_back(run<mdl::ReluLlama>("ReluLlama", dir, prompt, long_prompt));
     std::printf("\n%-26s %-34s %12s %9s %12s\n", "variant", "greedy continuation (8)", "prefill ms",
                 "vs soft", "logit range");
     for (const Row& r : rows) {

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   const long n = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 800;
   attnkit::set_threads(argc > 3 ? static_cast<int>(std::strtol(argv[3], nullptr, 10)) : 1);
   try {
-    const auto model = mdl::MyLlama::load(dir);
+    const auto model = mdl::SoftmaxLlama::load(dir);
     std::mt19937 rng(1);
     std::uniform_int_distribution<std::int64_t> tok(0, model.config.vocab_size - 1);
     std::vector<std::int64_t> prompt(48);

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   attnkit::set_threads(argc > 4 ? static_cast<int>(std::strtol(argv[4], nullptr, 10)) : 1);
   const index_t sinks = 4;
   try {
-    const auto model = mdl::MyLlama::load(dir);
+    const auto model = mdl::SoftmaxLlama::load(dir);
     const std::vector<std::int64_t> prompt{1, 2, 3, 4, 5, 6, 7, 8};
     for (const mdl::CachePolicy& policy :
          {mdl::CachePolicy(mdl::SinkCache{sinks, w}), mdl::CachePolicy(mdl::FullCache{})}) {

@@ -119,7 +119,7 @@ int main(int argc, char** argv) try {
 
   // 2. A LLaMA-style decoder with the clamp activation, on the softmax model's weights.
   using ClampLlama = attnkit::model::LlamaDecoder<Clamp>;
-  const auto soft = attnkit::model::MyLlama::load(dir);
+  const auto soft = attnkit::model::SoftmaxLlama::load(dir);
   const auto clamp = ClampLlama::load(dir);
   const std::vector<std::int64_t> prompt{12, 7, 43, 43, 90, 3, 18, 61, 5, 27, 33};
   const auto ls = soft.forward(prompt), lc = clamp.forward(prompt);

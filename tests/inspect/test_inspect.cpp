@@ -609,7 +609,7 @@ TEST_CASE("inspect: the leak checker on token models reports the position", "[in
 TEST_CASE("inspect: decoder capture, hidden states and leak check (golden softmax model)",
           "[inspect][model]") {
   namespace mdl = attnkit::model;
-  const auto m = mdl::MyLlama::load(golden_softmax_dir());
+  const auto m = mdl::SoftmaxLlama::load(golden_softmax_dir());
   const std::vector<std::int64_t> ids{1, 17, 5, 60, 2, 33, 8, 91, 12, 4, 70, 3};
   const index_t n = static_cast<index_t>(ids.size());
 

@@ -5,13 +5,13 @@
 
 namespace mdl = attnkit::model;
 
-TEST_CASE("golden: MyLinearLlama (tied embeddings)", "[model][golden]") {
-  golden::check_variant<mdl::MyLinearLlama>("linear");
-  const auto m = mdl::MyLinearLlama::load(golden::folder("linear"));
+TEST_CASE("golden: LinearLlama (tied embeddings)", "[model][golden]") {
+  golden::check_variant<mdl::LinearLlama>("linear");
+  const auto m = mdl::LinearLlama::load(golden::folder("linear"));
   CHECK(m.config.tie_word_embeddings);
   CHECK(m.lm_head.data() == m.embed_tokens.data());
 }
 
-TEST_CASE("golden: MyReluLlama (BF16 weights)", "[model][golden]") {
-  golden::check_variant<mdl::MyReluLlama>("relu");
+TEST_CASE("golden: ReluLlama (BF16 weights)", "[model][golden]") {
+  golden::check_variant<mdl::ReluLlama>("relu");
 }

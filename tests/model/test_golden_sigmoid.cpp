@@ -5,14 +5,14 @@
 
 namespace mdl = attnkit::model;
 
-TEST_CASE("golden: MySigmoidLlama", "[model][golden]") {
-  golden::check_variant<mdl::MySigmoidLlama>("sigmoid");
+TEST_CASE("golden: SigmoidLlama", "[model][golden]") {
+  golden::check_variant<mdl::SigmoidLlama>("sigmoid");
 }
 
-TEST_CASE("golden: MySigmoidWithBLlama (b = -ln n)", "[model][golden]") {
-  golden::check_variant<mdl::MySigmoidWithBLlama>("sigmoid-bias");
+TEST_CASE("golden: SigmoidBiasLlama (b = -ln n)", "[model][golden]") {
+  golden::check_variant<mdl::SigmoidBiasLlama>("sigmoid-bias");
 }
 
-TEST_CASE("golden: MyNormalizedSigmoidLlama", "[model][golden]") {
-  golden::check_variant<mdl::MyNormalizedSigmoidLlama>("normalized-sigmoid");
+TEST_CASE("golden: NormalizedSigmoidLlama", "[model][golden]") {
+  golden::check_variant<mdl::NormalizedSigmoidLlama>("normalized-sigmoid");
 }

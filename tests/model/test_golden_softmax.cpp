@@ -6,18 +6,18 @@
 
 namespace mdl = attnkit::model;
 
-TEST_CASE("golden: MyLlama (softmax, F32)", "[model][golden]") {
-  golden::check_variant<mdl::MyLlama>("softmax");
-  const auto m = mdl::MyLlama::load(golden::folder("softmax"));
+TEST_CASE("golden: SoftmaxLlama (softmax, F32)", "[model][golden]") {
+  golden::check_variant<mdl::SoftmaxLlama>("softmax");
+  const auto m = mdl::SoftmaxLlama::load(golden::folder("softmax"));
   CHECK(m.zero_copy());
 }
 
-TEST_CASE("golden: MyGatedLlama (headwise and elementwise gates, F16)", "[model][golden]") {
-  golden::check_variant<mdl::MyGatedLlama>("gated-headwise");
-  golden::check_variant<mdl::MyGatedLlama>("gated-elementwise");
-  CHECK_FALSE(mdl::MyGatedLlama::load(golden::folder("gated-headwise")).zero_copy());
+TEST_CASE("golden: GatedSoftmaxLlama (headwise and elementwise gates, F16)", "[model][golden]") {
+  golden::check_variant<mdl::GatedSoftmaxLlama>("gated-headwise");
+  golden::check_variant<mdl::GatedSoftmaxLlama>("gated-elementwise");
+  CHECK_FALSE(mdl::GatedSoftmaxLlama::load(golden::folder("gated-headwise")).zero_copy());
 }
 
-TEST_CASE("golden: MySoftmaxLlama (softmax across heads)", "[model][golden]") {
-  golden::check_variant<mdl::MySoftmaxLlama>("head-softmax");
+TEST_CASE("golden: HeadSoftmaxLlama (softmax across heads)", "[model][golden]") {
+  golden::check_variant<mdl::HeadSoftmaxLlama>("head-softmax");
 }

@@ -71,15 +71,16 @@ std::string config_text(const std::string& extra_or_replace) {
 
 TEST_CASE("loader: F32 is zero-copy when mapped; read mode and BF16/F16 convert",
           "[model][loader]") {
-  const auto mapped = mdl::MyLlama::load(golden::folder("softmax"));
+  const auto mapped = mdl::SoftmaxLlama::load(golden::folder("softmax"));
   CHECK(mapped.zero_copy());
-  const auto read = mdl::MyLlama::load(golden::folder("softmax"), {}, attnkit::io::LoadMode::read);
+  const auto read =
+      mdl::SoftmaxLlama::load(golden::folder("softmax"), {}, attnkit::io::LoadMode::read);
   CHECK_FALSE(read.zero_copy());
   const std::vector<std::int64_t> ids{1, 2, 3};
   const auto a = mapped.forward(ids), b = read.forward(ids);
   for (index_t j = 0; j < a.extent(1); ++j) CHECK(a(2, j) == b(2, j));
   // A copy shares the weights (the mapping outlives the original).
-  auto copy = std::make_unique<mdl::MyLlama>(mapped);
+  auto copy = std::make_unique<mdl::SoftmaxLlama>(mapped);
   const auto c = copy->forward(ids);
   CHECK(c(0, 5) == a(0, 5));
   // double precision loads the same folder (converted).
@@ -98,29 +99,29 @@ TEST_CASE("loader: F32 is zero-copy when mapped; read mode and BF16/F16 convert"
 TEST_CASE("loader: malformed config.json names the file and the key", "[model][loader]") {
   Scratch s("config");
   s.write_config("{\"hidden_size\": 64");
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("config.json"));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("config.json"));
   s.write_config("[1, 2]");
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("expected a JSON object"));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("expected a JSON object"));
   std::string t = config_text("");
   const auto pos = t.find("\"num_hidden_layers\"");
   s.write_config(t.substr(0, pos) + t.substr(t.find('\n', pos) + 1));
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
                     Catch::Contains("config.json") && Catch::Contains("num_hidden_layers"));
   std::string bad = config_text("");
   bad.replace(bad.find("\"num_key_value_heads\": 2"), 24, "\"num_key_value_heads\": 3");
   s.write_config(bad);
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
                     Catch::Contains("not a multiple of num_key_value_heads 3"));
   std::string neg = config_text("");
   neg.replace(neg.find("\"vocab_size\": 97"), 16, "\"vocab_size\": -97");
   s.write_config(neg);
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("vocab_size"));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("vocab_size"));
   std::string str = config_text("");
   str.replace(str.find("\"hidden_size\": 64"), 17, "\"hidden_size\": \"64\"");
   s.write_config(str);
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("hidden_size"));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("hidden_size"));
   fs::remove(s.dir / "config.json");
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("config.json: cannot open"));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("config.json: cannot open"));
 }
 
 TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file and key",
@@ -132,7 +133,7 @@ TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file a
     }));
   });
   CHECK_THROWS_WITH(
-      mdl::MyLlama::load(s.path()),
+      mdl::SoftmaxLlama::load(s.path()),
       Catch::Contains("model.safetensors") && Catch::Contains("model.layers.1.mlp.up_proj.weight"));
   attnkit::Tensor<float, 2> wrong({96, 63});
   s.rewrite_tensors([&](auto& e) {
@@ -140,7 +141,7 @@ TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file a
       if (x.name == "model.layers.0.mlp.gate_proj.weight")
         x = attnkit::io::SafetensorsEntry(x.name, wrong.cview());
   });
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
                     Catch::Contains("model.layers.0.mlp.gate_proj.weight") &&
                         Catch::Contains("[96, 63]") && Catch::Contains("expected [96, 64]"));
   attnkit::Tensor<std::int32_t, 1> ints({64});
@@ -148,26 +149,26 @@ TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file a
     for (auto& x : e)
       if (x.name == "model.norm.weight") x = attnkit::io::SafetensorsEntry(x.name, ints.cview());
   });
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()),
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
                     Catch::Contains("model.norm.weight") && Catch::Contains("I32"));
   // A gate in the file but a policy without one: an error, not a silently ungated model.
   attnkit::Tensor<float, 2> g({4, 64});
   s.rewrite_tensors(
       [&](auto& e) { e.emplace_back("model.layers.0.self_attn.g_proj.weight", g.cview()); });
-  CHECK_THROWS_WITH(mdl::MyLlama::load(s.path()), Catch::Contains("NoGate"));
-  CHECK_NOTHROW(mdl::MyGatedLlama::load(s.path()));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("NoGate"));
+  CHECK_NOTHROW(mdl::GatedSoftmaxLlama::load(s.path()));
   attnkit::Tensor<float, 2> g3({3, 64});
   s.rewrite_tensors(
       [&](auto& e) { e.emplace_back("model.layers.0.self_attn.g_proj.weight", g3.cview()); });
-  CHECK_THROWS_WITH(mdl::MyGatedLlama::load(s.path()),
+  CHECK_THROWS_WITH(mdl::GatedSoftmaxLlama::load(s.path()),
                     Catch::Contains("g_proj.weight' has shape [3, 64]"));
   // A truncated file.
   fs::resize_file(s.dir / "model.safetensors", 100);
-  CHECK_THROWS_AS(mdl::MyLlama::load(s.path()), attnkit::error);
+  CHECK_THROWS_AS(mdl::SoftmaxLlama::load(s.path()), attnkit::error);
 }
 
 TEST_CASE("Decoder::forward rejects empty prompts and ids outside the vocabulary", "[model]") {
-  const auto m = mdl::MyLlama::load(golden::folder("softmax"));
+  const auto m = mdl::SoftmaxLlama::load(golden::folder("softmax"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{}), Catch::Contains("empty prompt"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{1, 97}), Catch::Contains("token id 97"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{-1}), Catch::Contains("token id -1"));

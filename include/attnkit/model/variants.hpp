@@ -21,22 +21,22 @@ template <class Activation, class Gate = policy::NoGate>
 using LlamaDecoder = Decoder<LlamaPolicy<Activation, Gate>, float>;
 
 /// Standard LLaMA: softmax over keys.
-using MyLlama = LlamaDecoder<policy::Softmax>;
+using SoftmaxLlama = LlamaDecoder<policy::Softmax>;
 /// Sigmoid attention: P = sigmoid(s).
-using MySigmoidLlama = LlamaDecoder<policy::Sigmoid>;
+using SigmoidLlama = LlamaDecoder<policy::Sigmoid>;
 /// Sigmoid with bias: P = sigmoid(s + b), b = -ln n, n the key count of the attention call (the
 /// prompt length in the prefill, the cached keys in a decode step).
-using MySigmoidWithBLlama = LlamaDecoder<policy::SigmoidBias>;
-/// Softmax across the heads (dim=1 in the notes), over the heads for which (i, j) is visible.
-using MySoftmaxLlama = LlamaDecoder<policy::HeadSoftmax>;
+using SigmoidBiasLlama = LlamaDecoder<policy::SigmoidBias>;
+/// Softmax across the heads (dim=1 of [B, H, N, N]), over the heads for which (i, j) is visible.
+using HeadSoftmaxLlama = LlamaDecoder<policy::HeadSoftmax>;
 /// No activation: P = s.
-using MyLinearLlama = LlamaDecoder<policy::Linear>;
+using LinearLlama = LlamaDecoder<policy::Linear>;
 /// A fix for sigmoid: P = sigmoid(s) / Σ_visible sigmoid(s).
-using MyNormalizedSigmoidLlama = LlamaDecoder<policy::NormalizedSigmoid>;
+using NormalizedSigmoidLlama = LlamaDecoder<policy::NormalizedSigmoid>;
 /// A fix for linear attention: P = max(s, 0).
-using MyReluLlama = LlamaDecoder<policy::ReLU>;
+using ReluLlama = LlamaDecoder<policy::ReLU>;
 /// Gated attention (Qiu et al. 2025): softmax, then out *= sigmoid(g_proj · x) per head or per
 /// element, as the g_proj weight in the file says.
-using MyGatedLlama = LlamaDecoder<policy::Softmax, SelectableSigmoidGate<float>>;
+using GatedSoftmaxLlama = LlamaDecoder<policy::Softmax, SelectableSigmoidGate<float>>;
 
 }  // namespace attnkit::model
