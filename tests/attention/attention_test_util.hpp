@@ -73,7 +73,7 @@ struct MaskStore {
 /// Mask handling is one code path for every activation, so the activation tests run every
 /// mask type on one activation per kernel path (softmax, elementwise, normalized, across
 /// heads) and the core ones on the others; every activation also runs every term through the
-/// runtime MaskSpec (check_all_masks_runtime).
+/// runtime MaskSpec (check_masks with Via::mask_spec).
 enum class Masks { all, core };
 
 /// Calls fn(mask, ref_term, name) for every mask term of docs/CLI.md (and Custom, then
@@ -226,49 +226,45 @@ void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsign
 
 namespace attnkit::test {
 
-/// Checks activation `act` (reference name in `base.activation`) under every mask term (or the
-/// core ones) over the problems [first, last) of problems(); P capture on every
-/// `capture_every`-th check.
-template <class T, Masks which = Masks::all, class Act>
-void check_all_masks(const Act& act, const ref::Spec& base, std::size_t first, std::size_t last,
-                     unsigned seed, int capture_every = 3) {
-  const auto ps = problems();
-  int n = 0;
-  for (std::size_t pi = first; pi < last && pi < ps.size(); ++pi) {
-    MaskStore st;
-    for_each_mask<which>(ps[pi], st, seed + static_cast<unsigned>(pi),
-                         [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
-                           ref::Spec spec = base;
-                           spec.terms = {term};
-                           INFO("mask " << name);
-                           check<T>(pol::AttentionPolicy(act, mask), spec, ps[pi],
-                                    seed + static_cast<unsigned>(pi), ++n % capture_every == 0);
-                         });
-  }
-}
+/// How the mask terms reach the kernel in check_masks: as compile-time policies (one kernel
+/// instantiation per mask type), or through the runtime pol::MaskSpec (one instantiation for
+/// every term; tile classification at run time, Empty tiles still skipped).
+enum class Via { policy, mask_spec };
 
-/// Every mask term of docs/CLI.md (all but Custom) through the runtime pol::MaskSpec: one kernel
-/// instantiation for activation `act` and type T, each term checked against the reference over
-/// the problems [first, last), with tile classification (Empty tiles skipped) at run time.
-template <class T, class Act>
-void check_all_masks_runtime(const Act& act, const ref::Spec& base, std::size_t first,
-                             std::size_t last, unsigned seed, int capture_every = 3) {
+/// Which problems check_masks runs, with which seed.
+struct MaskRun {
+  std::size_t first = 0;                          ///< problems()[first, last)
+  std::size_t last = static_cast<std::size_t>(-1);  ///< past the end: every problem
+  unsigned seed = 1;                              ///< data seed (plus the problem index)
+  int capture_every = 3;                          ///< P capture on every n-th check
+};
+
+/// Checks activation `act` (reference name in `base.activation`) under every mask term (or the
+/// core ones, `which`) over the problems of `run`, the terms given `via` policies or the runtime
+/// MaskSpec (which holds every term of docs/CLI.md but Custom).
+template <class T, Via via = Via::policy, Masks which = Masks::all, class Act>
+void check_masks(const Act& act, const ref::Spec& base, const MaskRun& run) {
   const auto ps = problems();
   int n = 0;
-  for (std::size_t pi = first; pi < last && pi < ps.size(); ++pi) {
+  for (std::size_t pi = run.first; pi < run.last && pi < ps.size(); ++pi) {
     MaskStore st;
-    for_each_mask(ps[pi], st, seed + static_cast<unsigned>(pi),
-                  [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
-                    if constexpr (std::is_constructible_v<pol::MaskSpecTerm, decltype(mask)>) {
-                      ref::Spec spec = base;
-                      spec.terms = {term};
-                      INFO("runtime mask spec " << name);
-                      pol::MaskSpec ms;
-                      ms.add(mask, name);
-                      check<T>(pol::AttentionPolicy(act, ms), spec, ps[pi],
-                               seed + static_cast<unsigned>(pi), ++n % capture_every == 0);
-                    }
-                  });
+    const unsigned seed = run.seed + static_cast<unsigned>(pi);
+    for_each_mask<which>(
+        ps[pi], st, seed, [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
+          ref::Spec spec = base;
+          spec.terms = {term};
+          if constexpr (via == Via::policy) {
+            INFO("mask " << name);
+            check<T>(pol::AttentionPolicy(act, mask), spec, ps[pi], seed,
+                     ++n % run.capture_every == 0);
+          } else if constexpr (std::is_constructible_v<pol::MaskSpecTerm, decltype(mask)>) {
+            INFO("runtime mask spec " << name);
+            pol::MaskSpec ms;
+            ms.add(mask, name);
+            check<T>(pol::AttentionPolicy(act, ms), spec, ps[pi], seed,
+                     ++n % run.capture_every == 0);
+          }
+        });
   }
 }
 

@@ -10,9 +10,10 @@ using namespace attnkit::test;
 TEST_CASE("head-softmax: every mask term x shapes", "[attention][head-softmax]") {
   ref::Spec spec;
   spec.activation = "head-softmax";
-  check_all_masks<float>(pol::HeadSoftmax{}, spec, 0, problems().size(), 101);
-  check_all_masks<double, Masks::core>(pol::HeadSoftmax{}, spec, 2, 4, 102);
-  check_all_masks_runtime<float>(pol::HeadSoftmax{}, spec, 0, problems().size(), 103);
+  check_masks<float>(pol::HeadSoftmax{}, spec, {.seed = 101});
+  check_masks<double, Via::policy, Masks::core>(pol::HeadSoftmax{}, spec,
+                                                {.first = 2, .last = 4, .seed = 102});
+  check_masks<float, Via::mask_spec>(pol::HeadSoftmax{}, spec, {.seed = 103});
 }
 
 TEST_CASE("head-softmax: extreme scores and per-head masks", "[attention][head-softmax]") {

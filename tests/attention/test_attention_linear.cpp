@@ -12,18 +12,18 @@ TEST_CASE("linear: core mask types, and every term through the runtime MaskSpec"
           "[attention][linear]") {
   ref::Spec spec;
   spec.activation = "linear";
-  check_all_masks<float, Masks::core>(pol::Linear{}, spec, 0, problems().size(), 81);
-  check_all_masks_runtime<float>(pol::Linear{}, spec, 0, problems().size(), 83);
-  check_all_masks_runtime<double>(pol::Linear{}, spec, 1, 4, 82);
+  check_masks<float, Via::policy, Masks::core>(pol::Linear{}, spec, {.seed = 81});
+  check_masks<float, Via::mask_spec>(pol::Linear{}, spec, {.seed = 83});
+  check_masks<double, Via::mask_spec>(pol::Linear{}, spec, {.first = 1, .last = 4, .seed = 82});
 }
 
 TEST_CASE("relu: core mask types, and every term through the runtime MaskSpec",
           "[attention][relu]") {
   ref::Spec spec;
   spec.activation = "relu";
-  check_all_masks<float, Masks::core>(pol::ReLU{}, spec, 0, problems().size(), 91);
-  check_all_masks_runtime<float>(pol::ReLU{}, spec, 0, problems().size(), 93);
-  check_all_masks_runtime<double>(pol::ReLU{}, spec, 4, 6, 92);
+  check_masks<float, Via::policy, Masks::core>(pol::ReLU{}, spec, {.seed = 91});
+  check_masks<float, Via::mask_spec>(pol::ReLU{}, spec, {.seed = 93});
+  check_masks<double, Via::mask_spec>(pol::ReLU{}, spec, {.first = 4, .last = 6, .seed = 92});
 }
 
 TEST_CASE("linear: masked pairs leak nothing even with huge scores", "[attention][linear]") {

@@ -11,9 +11,10 @@ using namespace attnkit::test;
 TEST_CASE("normalized-sigmoid: every mask term x shapes", "[attention][sigmoid]") {
   ref::Spec spec;
   spec.activation = "normalized-sigmoid";
-  check_all_masks<float>(pol::NormalizedSigmoid{}, spec, 0, problems().size(), 71);
-  check_all_masks<double, Masks::core>(pol::NormalizedSigmoid{}, spec, 3, 5, 72);
-  check_all_masks_runtime<float>(pol::NormalizedSigmoid{}, spec, 0, problems().size(), 73);
+  check_masks<float>(pol::NormalizedSigmoid{}, spec, {.seed = 71});
+  check_masks<double, Via::policy, Masks::core>(pol::NormalizedSigmoid{}, spec,
+                                                {.first = 3, .last = 5, .seed = 72});
+  check_masks<float, Via::mask_spec>(pol::NormalizedSigmoid{}, spec, {.seed = 73});
 }
 
 TEST_CASE("normalized-sigmoid with a bias b: sigmoid(s + b) / sum", "[attention][sigmoid]") {
@@ -21,7 +22,8 @@ TEST_CASE("normalized-sigmoid with a bias b: sigmoid(s + b) / sum", "[attention]
   spec.activation = "normalized-sigmoid";
   spec.bias_given = true;
   spec.bias = -2.75;
-  check_all_masks_runtime<float>(pol::NormalizedSigmoid(-2.75), spec, 0, problems().size(), 74);
+  check_masks<float, Via::mask_spec>(pol::NormalizedSigmoid(-2.75), spec, {.seed = 74});
   spec.bias = 1.5;
-  check_all_masks_runtime<double>(pol::NormalizedSigmoid(1.5), spec, 1, 4, 75);
+  check_masks<double, Via::mask_spec>(pol::NormalizedSigmoid(1.5), spec,
+                                      {.first = 1, .last = 4, .seed = 75});
 }

@@ -11,19 +11,21 @@ using namespace attnkit::test;
 TEST_CASE("sigmoid: every mask term x shapes", "[attention][sigmoid]") {
   ref::Spec spec;
   spec.activation = "sigmoid";
-  check_all_masks<float>(pol::Sigmoid{}, spec, 0, problems().size(), 51);
-  check_all_masks<double, Masks::core>(pol::Sigmoid{}, spec, 1, 3, 52);
-  check_all_masks_runtime<float>(pol::Sigmoid{}, spec, 0, problems().size(), 53);
+  check_masks<float>(pol::Sigmoid{}, spec, {.seed = 51});
+  check_masks<double, Via::policy, Masks::core>(pol::Sigmoid{}, spec,
+                                                {.first = 1, .last = 3, .seed = 52});
+  check_masks<float, Via::mask_spec>(pol::Sigmoid{}, spec, {.seed = 53});
 }
 
 TEST_CASE("sigmoid-bias: b = -ln(Nk) by default, or given", "[attention][sigmoid]") {
   ref::Spec spec;
   spec.activation = "sigmoid-bias";
-  check_all_masks<float, Masks::core>(pol::SigmoidBias{}, spec, 0, problems().size(), 61);
-  check_all_masks_runtime<float>(pol::SigmoidBias{}, spec, 0, problems().size(), 63);
+  check_masks<float, Via::policy, Masks::core>(pol::SigmoidBias{}, spec, {.seed = 61});
+  check_masks<float, Via::mask_spec>(pol::SigmoidBias{}, spec, {.seed = 63});
   spec.bias_given = true;
   spec.bias = 1.25;
-  check_all_masks_runtime<double>(pol::SigmoidBias(1.25), spec, 2, 4, 62);
+  check_masks<double, Via::mask_spec>(pol::SigmoidBias(1.25), spec,
+                                      {.first = 2, .last = 4, .seed = 62});
 }
 
 TEST_CASE("sigmoid family: extreme scores give no inf or NaN", "[attention][sigmoid]") {

@@ -10,19 +10,19 @@ using namespace attnkit::test;
 TEST_CASE("softmax: every mask term x shapes (fp32)", "[attention][softmax]") {
   ref::Spec spec;
   spec.activation = "softmax";
-  check_all_masks<float>(pol::Softmax{}, spec, 0, problems().size(), 11);
+  check_masks<float>(pol::Softmax{}, spec, {.seed = 11});
 }
 
 TEST_CASE("softmax: every mask term x shapes (fp64)", "[attention][softmax]") {
   ref::Spec spec;
   spec.activation = "softmax";
-  check_all_masks<double>(pol::Softmax{}, spec, 1, 4, 21);
+  check_masks<double>(pol::Softmax{}, spec, {.first = 1, .last = 4, .seed = 21});
 }
 
 TEST_CASE("softmax: every mask term through the runtime MaskSpec", "[attention][softmax]") {
   ref::Spec spec;
   spec.activation = "softmax";
-  check_all_masks_runtime<float>(pol::Softmax{}, spec, 0, problems().size(), 23);
+  check_masks<float, Via::mask_spec>(pol::Softmax{}, spec, {.seed = 23});
 }
 
 TEST_CASE("softcap: core mask types, and every term through the runtime MaskSpec",
@@ -30,9 +30,9 @@ TEST_CASE("softcap: core mask types, and every term through the runtime MaskSpec
   ref::Spec spec;
   spec.activation = "softcap";
   spec.cap = 0.7;  // small, so the cap bends the scores
-  check_all_masks<float, Masks::core>(pol::Softcap(0.7), spec, 0, problems().size(), 31);
-  check_all_masks_runtime<float>(pol::Softcap(0.7), spec, 0, problems().size(), 33);
-  check_all_masks_runtime<double>(pol::Softcap(0.7), spec, 2, 4, 41);
+  check_masks<float, Via::policy, Masks::core>(pol::Softcap(0.7), spec, {.seed = 31});
+  check_masks<float, Via::mask_spec>(pol::Softcap(0.7), spec, {.seed = 33});
+  check_masks<double, Via::mask_spec>(pol::Softcap(0.7), spec, {.first = 2, .last = 4, .seed = 41});
 }
 
 TEST_CASE("softmax: extreme scores stay finite and correct", "[attention][softmax]") {
