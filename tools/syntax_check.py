@@ -29,7 +29,7 @@ import sys
 import time
 
 
-def syntax_only(command: str, codegen: bool = False) -> list:
+def check_command(command: str, codegen: bool = False) -> list:
     """The compile command with the output dropped and -fsyntax-only added (codegen: the
     compile command writing its object file to /dev/null)."""
     args = shlex.split(command)
@@ -88,7 +88,7 @@ def main() -> int:
         if key in seen:
             continue
         seen.add(key)
-        entries.append((e["directory"], e["file"], syntax_only(cmd, a.codegen)))
+        entries.append((e["directory"], e["file"], check_command(cmd, a.codegen)))
 
     if not entries:
         print(f"syntax_check: no translation unit of {db_path} matches the filters", file=sys.stderr)

@@ -2487,13 +2487,20 @@ namespace attnkit::policy {
 enum class ActivationParam : std::uint8_t { none, bias, cap };
 
 namespace detail {
+/// sigmoid(x), without overflow for either sign.
 inline double sigmoid(double x) noexcept {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
 }
-/// -b · log2(e) in T: the constant simd::sigmoid_batch takes for sigmoid(s + b).
-template <class T>
-inline T neg_bias_log2e(double b) noexcept {
-  return static_cast<T>(-b * 1.4426950408889634);
+/// d sigmoid(x) / dx = sigmoid(x) (1 - sigmoid(x)).
+inline double sigmoid_slope(double x) noexcept {
+  const double p = sigmoid(x);
+  return p * (1.0 - p);
+}
+/// sigmoid(s + b) lane by lane (simd::sigmoid_batch takes -b · log2 e).
+template <class T, class Arch>
+inline xsimd::batch<T, Arch> simd_sigmoid(const xsimd::batch<T, Arch>& s, double b) noexcept {
+  const xsimd::batch<T, Arch> neg_b_log2e(static_cast<T>(-b * 1.4426950408889634));
+  return simd::sigmoid_batch<Arch, T>(s, neg_b_log2e);
 }
 }  // namespace detail
 
@@ -2547,13 +2554,10 @@ struct Sigmoid {
   static constexpr std::string_view help = "sigmoid(s)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return detail::sigmoid(s); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(T(0)));
+    return detail::simd_sigmoid(s, 0.0);
   }
   Sigmoid bind(const Geometry&) const noexcept { return *this; }
 };
@@ -2570,13 +2574,10 @@ struct SigmoidBias {
   /// \param b the bias b
   explicit SigmoidBias(double b) : bias_given(true), bias(b) {}
   double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s + bias);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+    return detail::simd_sigmoid(s, bias);
   }
   SigmoidBias bind(const Geometry& g) const noexcept {
     SigmoidBias r = *this;
@@ -2588,22 +2589,21 @@ struct SigmoidBias {
 /// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
 /// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
-  static constexpr std::string_view name = "normalized-sigmoid";  ///< registry name (policy/registry.hpp)
+  /// registry name (policy/registry.hpp)
+  static constexpr std::string_view name = "normalized-sigmoid";
   static constexpr ActivationParam param = ActivationParam::bias;
-  static constexpr std::string_view help = "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
+  static constexpr std::string_view help =
+      "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
   static constexpr Normalization normalization = Normalization::over_keys_sum;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
   /// \param b the bias b
   explicit NormalizedSigmoid(double b) : bias(b) {}
   double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s + bias);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+    return detail::simd_sigmoid(s, bias);
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };
@@ -12215,9 +12215,26 @@ struct ActivationSpec {
 
 namespace detail {
 
+/// Calls f(std::type_identity<A>{}) for each registered activation A, in order.
 template <class F, class... A>
 void for_each_activation(activation_list<A...>, F&& f) {
-  (f(static_cast<const A*>(nullptr)), ...);
+  (f(std::type_identity<A>{}), ...);
+}
+
+/// How help texts and messages spell A: its name, with "=C" when it takes a required value.
+template <class A>
+std::string spelled() {
+  return std::string(A::name) + (A::param == ActivationParam::cap ? "=C" : "");
+}
+
+/// The names of the activations that take a bias: "sigmoid-bias and normalized-sigmoid".
+inline std::string bias_activation_names() {
+  std::string out;
+  for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (A::param == ActivationParam::bias) out += (out.empty() ? "" : " and ") + spelled<A>();
+  });
+  return out;
 }
 
 }  // namespace detail
@@ -12226,11 +12243,8 @@ void for_each_activation(activation_list<A...>, F&& f) {
 /// softcap=C".
 inline std::string activation_names() {
   std::string out;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    if (!out.empty()) out += ", ";
-    out += A::name;
-    if (A::param == ActivationParam::cap) out += "=C";
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    out += (out.empty() ? "" : ", ") + detail::spelled<typename decltype(tag)::type>();
   });
   return out;
 }
@@ -12238,10 +12252,9 @@ inline std::string activation_names() {
 /// One line per named activation ("  name        help"), for help texts.
 inline std::string activation_help(std::string_view indent = "  ") {
   std::string out;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    std::string n(A::name);
-    if (A::param == ActivationParam::cap) n += "=C";
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    const std::string n = detail::spelled<A>();
     out += std::string(indent) + n + std::string(n.size() < 20 ? 20 - n.size() : 1, ' ') +
            std::string(A::help) + "\n";
   });
@@ -12260,8 +12273,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
   ActivationSpec spec;
   spec.name = name;
   bool found = false;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
     if (found || A::name != name) return;
     found = true;
     if (A::param == ActivationParam::cap) {
@@ -12287,16 +12300,7 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
     if (bias) {
       if (A::param != ActivationParam::bias)
         throw error("attnkit: a bias applies only to the activations that take one (" +
-                    [] {
-                      std::string b;
-                      detail::for_each_activation(builtin_activations{}, [&](const auto* t) {
-                        using X = std::remove_cv_t<std::remove_pointer_t<decltype(t)>>;
-                        if (X::param != ActivationParam::bias) return;
-                        b += (b.empty() ? "" : " and ") + std::string(X::name);
-                      });
-                      return b;
-                    }() +
-                    "), not " + name);
+                    detail::bias_activation_names() + "), not " + name);
       if (!std::isfinite(*bias)) throw error("attnkit: the bias b must be a finite number");
       spec.value = bias;
     }
@@ -12323,7 +12327,8 @@ A make_activation(const ActivationSpec& spec) {
 }
 
 template <class Fn, class A, class... Rest>
-decltype(auto) visit_activation_in(const ActivationSpec& spec, Fn& fn, activation_list<A, Rest...>) {
+decltype(auto) visit_activation_in(const ActivationSpec& spec, Fn& fn,
+                                   activation_list<A, Rest...>) {
   if (A::name == spec.name) return fn(make_activation<A>(spec));
   if constexpr (sizeof...(Rest) > 0) {
     return visit_activation_in(spec, fn, activation_list<Rest...>{});

@@ -120,6 +120,7 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi
     q, k, v = p["q"], p["k"], p["v"]
     grp = Hq // Hkv
     sc = scale if scale is not None else 1.0 / math.sqrt(D)
+    slopes = alibi_slopes(Hq) if alibi else None
     s = {}
     vis = {}
     for b in range(B):
@@ -132,7 +133,7 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi
                     ko = ((b * Hkv + kh) * Nk + j) * D
                     x = sc * sum(q[qo + c] * k[ko + c] for c in range(D))
                     if alibi:
-                        x -= alibi_slopes(Hq)[h] * abs(ip - j)
+                        x -= slopes[h] * abs(ip - j)
                     if kb is not None:
                         kshape, kv = kb
                         x += kv[b * Nk + j] if len(kshape) == 2 else \

@@ -44,8 +44,9 @@ constexpr const char* attend_help =
     "--mask        terms joined by '+', all required: none, causal (j <= i'; also spelled\n"
     "              causal=bottom-right), causal=top-left (j <= i, PyTorch's is_causal),\n"
     "              sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE (integer [B]),\n"
-    "              keep=FILE (bool/uint8 [B, Nk]), document=FILE (integer [B, Nk]), block-sparse=FILE,BQ,BK (bool/uint8\n"
-    "              [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]). File names must not contain '+'.\n"
+    "              keep=FILE (bool/uint8 [B, Nk]), document=FILE (integer [B, Nk]),\n"
+    "              block-sparse=FILE,BQ,BK (bool/uint8 [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]).\n"
+    "              File names must not contain '+'.\n"
     "              An invisible pair has weight 0; a row with no visible key outputs zeros.\n"
     "--alibi       s -= m_h |i' - j| with the ALiBi paper's slope m_h for Hq heads (for Hq\n"
     "              not a power of two, its interleaved second set).\n"
@@ -87,34 +88,22 @@ Input read_floating(const std::string& option, const std::string& path, std::siz
 }
 
 /// The array as a Tensor<T, R>, every value finite (a NaN or inf input, or a float64 value
-/// that overflows float32, is an error rather than NaN in the output).
+/// that overflows float32, is an error rather than NaN in the output). With `neg_inf_ok` (the
+/// --key-bias array) -inf is allowed too: it hides a pair.
 template <class T, std::size_t R>
-Tensor<T, R> to_tensor(const Input& in) {
+Tensor<T, R> to_tensor(const Input& in, bool neg_inf_ok = false) {
   Tensor<T, R> t = in.array.to_tensor<T, R>();
-  for (index_t n = 0; n < t.size(); ++n)
-    if (!std::isfinite(t.data()[n]))
-      throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
-                        " is not finite" +
-                        (std::is_same_v<T, float> && in.array.dtype() == io::DType::f64
-                             ? " in float32 (use --dtype f64)"
-                             : ""));
-  return t;
-}
-
-/// The --key-bias array as T: finite values or -inf (a hidden pair); NaN or +inf is an error.
-template <class T, std::size_t R>
-Tensor<T, R> bias_tensor(const Input& in) {
-  Tensor<T, R> t = in.array.to_tensor<T, R>();
+  const bool narrowed = std::is_same_v<T, float> && in.array.dtype() == io::DType::f64;
   for (index_t n = 0; n < t.size(); ++n) {
     const T x = t.data()[n];
-    if (std::isnan(x) || x == std::numeric_limits<T>::infinity())
-      throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
-                        " is " + (std::isnan(x) ? "NaN" : "+inf") +
-                        " (a bias is finite, or -inf to hide a pair)" +
-                        (std::is_same_v<T, float> && in.array.dtype() == io::DType::f64 &&
-                                 std::isinf(x)
-                             ? " in float32 (use --dtype f64)"
-                             : ""));
+    if (std::isfinite(x) || (neg_inf_ok && x == -std::numeric_limits<T>::infinity())) continue;
+    const std::string what = !neg_inf_ok      ? "not finite"
+                             : std::isnan(x) ? "NaN (a bias is finite, or -inf to hide a pair)"
+                                             : "+inf (a bias is finite, or -inf to hide a pair)";
+    throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
+                      " is " + what +
+                      (narrowed && (!neg_inf_ok || std::isinf(x)) ? " in float32 (use --dtype f64)"
+                                                                  : ""));
   }
   return t;
 }
@@ -212,9 +201,9 @@ int run(Request& r) {
   job.alibi = r.alibi;
   if (!r.key_bias.path.empty()) {
     if (r.key_bias.array.rank() == 2) {
-      job.key_bias = bias_tensor<T, 2>(r.key_bias);
+      job.key_bias = to_tensor<T, 2>(r.key_bias, true);
     } else {
-      job.score_bias = bias_tensor<T, 4>(r.key_bias);
+      job.score_bias = to_tensor<T, 4>(r.key_bias, true);
     }
   }
   if (r.repeat > 0) {

@@ -26,13 +26,20 @@ namespace attnkit::policy {
 enum class ActivationParam : std::uint8_t { none, bias, cap };
 
 namespace detail {
+/// sigmoid(x), without overflow for either sign.
 inline double sigmoid(double x) noexcept {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
 }
-/// -b · log2(e) in T: the constant simd::sigmoid_batch takes for sigmoid(s + b).
-template <class T>
-inline T neg_bias_log2e(double b) noexcept {
-  return static_cast<T>(-b * 1.4426950408889634);
+/// d sigmoid(x) / dx = sigmoid(x) (1 - sigmoid(x)).
+inline double sigmoid_slope(double x) noexcept {
+  const double p = sigmoid(x);
+  return p * (1.0 - p);
+}
+/// sigmoid(s + b) lane by lane (simd::sigmoid_batch takes -b · log2 e).
+template <class T, class Arch>
+inline xsimd::batch<T, Arch> simd_sigmoid(const xsimd::batch<T, Arch>& s, double b) noexcept {
+  const xsimd::batch<T, Arch> neg_b_log2e(static_cast<T>(-b * 1.4426950408889634));
+  return simd::sigmoid_batch<Arch, T>(s, neg_b_log2e);
 }
 }  // namespace detail
 
@@ -86,13 +93,10 @@ struct Sigmoid {
   static constexpr std::string_view help = "sigmoid(s)";
   static constexpr Normalization normalization = Normalization::none;
   double map(double s) const noexcept { return detail::sigmoid(s); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(T(0)));
+    return detail::simd_sigmoid(s, 0.0);
   }
   Sigmoid bind(const Geometry&) const noexcept { return *this; }
 };
@@ -109,13 +113,10 @@ struct SigmoidBias {
   /// \param b the bias b
   explicit SigmoidBias(double b) : bias_given(true), bias(b) {}
   double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s + bias);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+    return detail::simd_sigmoid(s, bias);
   }
   SigmoidBias bind(const Geometry& g) const noexcept {
     SigmoidBias r = *this;
@@ -127,22 +128,21 @@ struct SigmoidBias {
 /// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
 /// (sigmoid is bounded, no max).
 struct NormalizedSigmoid {
-  static constexpr std::string_view name = "normalized-sigmoid";  ///< registry name (policy/registry.hpp)
+  /// registry name (policy/registry.hpp)
+  static constexpr std::string_view name = "normalized-sigmoid";
   static constexpr ActivationParam param = ActivationParam::bias;
-  static constexpr std::string_view help = "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
+  static constexpr std::string_view help =
+      "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
   static constexpr Normalization normalization = Normalization::over_keys_sum;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
   /// \param b the bias b
   explicit NormalizedSigmoid(double b) : bias(b) {}
   double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept {
-    const double p = detail::sigmoid(s + bias);
-    return p * (1.0 - p);
-  }
+  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(detail::neg_bias_log2e<T>(bias)));
+    return detail::simd_sigmoid(s, bias);
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };

@@ -36,9 +36,26 @@ struct ActivationSpec {
 
 namespace detail {
 
+/// Calls f(std::type_identity<A>{}) for each registered activation A, in order.
 template <class F, class... A>
 void for_each_activation(activation_list<A...>, F&& f) {
-  (f(static_cast<const A*>(nullptr)), ...);
+  (f(std::type_identity<A>{}), ...);
+}
+
+/// How help texts and messages spell A: its name, with "=C" when it takes a required value.
+template <class A>
+std::string spelled() {
+  return std::string(A::name) + (A::param == ActivationParam::cap ? "=C" : "");
+}
+
+/// The names of the activations that take a bias: "sigmoid-bias and normalized-sigmoid".
+inline std::string bias_activation_names() {
+  std::string out;
+  for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (A::param == ActivationParam::bias) out += (out.empty() ? "" : " and ") + spelled<A>();
+  });
+  return out;
 }
 
 }  // namespace detail
@@ -47,11 +64,8 @@ void for_each_activation(activation_list<A...>, F&& f) {
 /// softcap=C".
 inline std::string activation_names() {
   std::string out;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    if (!out.empty()) out += ", ";
-    out += A::name;
-    if (A::param == ActivationParam::cap) out += "=C";
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    out += (out.empty() ? "" : ", ") + detail::spelled<typename decltype(tag)::type>();
   });
   return out;
 }
@@ -59,10 +73,9 @@ inline std::string activation_names() {
 /// One line per named activation ("  name        help"), for help texts.
 inline std::string activation_help(std::string_view indent = "  ") {
   std::string out;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    std::string n(A::name);
-    if (A::param == ActivationParam::cap) n += "=C";
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    const std::string n = detail::spelled<A>();
     out += std::string(indent) + n + std::string(n.size() < 20 ? 20 - n.size() : 1, ' ') +
            std::string(A::help) + "\n";
   });
@@ -81,8 +94,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
   ActivationSpec spec;
   spec.name = name;
   bool found = false;
-  detail::for_each_activation(builtin_activations{}, [&](const auto* tag) {
-    using A = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
     if (found || A::name != name) return;
     found = true;
     if (A::param == ActivationParam::cap) {
@@ -108,16 +121,7 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
     if (bias) {
       if (A::param != ActivationParam::bias)
         throw error("attnkit: a bias applies only to the activations that take one (" +
-                    [] {
-                      std::string b;
-                      detail::for_each_activation(builtin_activations{}, [&](const auto* t) {
-                        using X = std::remove_cv_t<std::remove_pointer_t<decltype(t)>>;
-                        if (X::param != ActivationParam::bias) return;
-                        b += (b.empty() ? "" : " and ") + std::string(X::name);
-                      });
-                      return b;
-                    }() +
-                    "), not " + name);
+                    detail::bias_activation_names() + "), not " + name);
       if (!std::isfinite(*bias)) throw error("attnkit: the bias b must be a finite number");
       spec.value = bias;
     }
@@ -144,7 +148,8 @@ A make_activation(const ActivationSpec& spec) {
 }
 
 template <class Fn, class A, class... Rest>
-decltype(auto) visit_activation_in(const ActivationSpec& spec, Fn& fn, activation_list<A, Rest...>) {
+decltype(auto) visit_activation_in(const ActivationSpec& spec, Fn& fn,
+                                   activation_list<A, Rest...>) {
   if (A::name == spec.name) return fn(make_activation<A>(spec));
   if constexpr (sizeof...(Rest) > 0) {
     return visit_activation_in(spec, fn, activation_list<Rest...>{});
