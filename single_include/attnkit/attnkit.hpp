@@ -1577,8 +1577,9 @@ enum class TileClass : std::uint8_t {
 /// How an activation normalizes its weights.
 enum class Normalization : std::uint8_t {
   none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
-  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap): online max and sum
-  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f bounded (normalized sigmoid): running sum
+  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
+                 ///< with g = log sigmoid): online max and sum
+  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
   over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
 };
 
@@ -2298,8 +2299,8 @@ void additive_scores(const Tensor<T, 3>& qp, const Tensor<T, 3>& kp, TensorView<
 }
 
 /// Turns each score row [B, Nq, Nk] into weights in place: the activation over the visible keys
-/// j < lengths[b] (softmax: exp and normalize; normalized sigmoid: map and normalize; the
-/// elementwise ones: map), 0 for the others. A row with no visible key is all 0.
+/// j < lengths[b] (softmax family: map, exp and normalize; a running-sum kind: map and
+/// normalize; the elementwise ones: map), 0 for the others. A row with no visible key is all 0.
 template <class Activation, class T>
 void activate_rows(const Activation& activation, std::span<const index_t> lengths,
                    Tensor<T, 3>& scores) {
@@ -2367,6 +2368,7 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 // written the same way (docs/extending.md) runs on the same code path as the built-ins. The
 // built-ins also carry their registry name, parameter kind and help line (policy/registry.hpp).
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 
@@ -2374,7 +2376,7 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Elementwise SIMD math for the fused attention kernel and the activation policies' SIMD maps:
-// exp2, sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
+// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
 // relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef).
 // simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the special-value
 // handling the kernel does not need.
@@ -2463,6 +2465,23 @@ inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
   B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
   x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
   return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+}
+
+/// log sigmoid(s + bias) = min(x, 0) - log1p(e^-|x|), x = s + bias: never underflows (about x
+/// for very negative x), 0 for x = +inf, -inf for x = -inf. Absolute error of a few ulps of 1,
+/// which is what a score that is exponentiated afterwards needs (relative error of the weight).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> log_sigmoid_batch(const xsimd::batch<T, Arch>& s, T bias) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T log2e = T(1.4426950408889634);
+  constexpr T floor = std::is_same_v<T, float> ? T(-160) : T(-1100);  // e^-|x| is 0 below
+  const B x = s + B(bias);
+  const B u = exp2_batch<Arch, T>(xsimd::max(xsimd::abs(x) * B(-log2e), B(floor)));
+  // log1p(u) for u in [0, 1]: log(w) · u / (w - 1) with w = 1 + u (exact when w rounds to 1).
+  const B w = B(T(1)) + u;
+  const B wm1 = w - B(T(1));
+  const B l1p = xsimd::select(wm1 == B(T(0)), u, simd::log(w) * (u / wm1));
+  return xsimd::min(x, B(T(0))) - l1p;
 }
 
 /// tanh(y) = sign(y) (1 - t) / (1 + t) with t = e^(-2|y|) in (0, 1]: no overflow, absolute
@@ -2586,24 +2605,30 @@ struct SigmoidBias {
   }
 };
 
-/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
-/// (sigmoid is bounded, no max).
+/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given, computed as the softmax of
+/// log sigmoid(s + b): the same weights, and exact where every sigmoid underflows (scores near
+/// -1e4 give softmax(s), the limit, instead of 0 / 0).
 struct NormalizedSigmoid {
   /// registry name (policy/registry.hpp)
   static constexpr std::string_view name = "normalized-sigmoid";
   static constexpr ActivationParam param = ActivationParam::bias;
   static constexpr std::string_view help =
       "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
-  static constexpr Normalization normalization = Normalization::over_keys_sum;
+  static constexpr Normalization normalization = Normalization::over_keys_exp;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
   /// \param b the bias b
   explicit NormalizedSigmoid(double b) : bias(b) {}
-  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
+  /// log sigmoid(s + b), which the kernel then exponentiates and normalizes.
+  double map(double s) const noexcept {
+    const double x = s + bias;
+    return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x)));
+  }
+  /// d log sigmoid(x) / dx = sigmoid(-x).
+  double derivative(double s) const noexcept { return detail::sigmoid(-(s + bias)); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return detail::simd_sigmoid(s, bias);
+    return simd::log_sigmoid_batch<Arch, T>(s, static_cast<T>(bias));
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };

@@ -162,3 +162,34 @@ TEST_CASE("every architecture: a score of -inf means weight 0, a row of them a z
     }
   }
 }
+
+TEST_CASE("every architecture: normalized sigmoid where every sigmoid underflows",
+          "[attention][arch][edge]") {
+  // s + b near -1e4 (fp64) or -200 (fp32): sigmoid(s + b) is 0 in the type, the weights are
+  // still sigmoid / sum in the limit, softmax of s (the reference computes them in log space).
+  const auto ps = problems();
+  for (simd::ArchLevel level :
+       {simd::ArchLevel::generic, simd::ArchLevel::avx2, simd::ArchLevel::avx512}) {
+    ArchCap cap(level);
+    INFO("arch cap " << level_name(level) << " -> " << simd::dispatch_arch_name());
+    for (std::size_t pi : {1u, 3u, 5u, 8u}) {
+      const Problem& p = ps[pi];
+      const unsigned seed = 500 + static_cast<unsigned>(pi);
+      ref::Spec spec;
+      spec.activation = "normalized-sigmoid";
+      spec.bias_given = true;
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      spec.bias = -1e4;
+      check<double>(pol::AttentionPolicy(pol::NormalizedSigmoid(-1e4), pol::Causal{}), spec, p,
+                    seed, true);
+      spec.bias = -200;
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 7}};
+      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)),
+                   spec, p, seed + 1, true);
+      AttentionOptions always;
+      always.decode = DecodeMode::always;
+      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)),
+                   spec, p, seed + 2, true, always);
+    }
+  }
+}

@@ -72,6 +72,10 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def log_sigmoid(x):
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
 def term_visible(t, b, h, i, ip, j):
     kind = t[0]
     if kind == "none":
@@ -169,9 +173,13 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi
                             P[row + j] = math.exp(f(s[b, h, i, j]) - m) / tot
                 elif name == "normalized-sigmoid":
                     nb = bias if bias is not None else 0.0  # b = 0 unless --bias
-                    tot = sum(sigmoid(s[b, h, i, j] + nb) for j in js)
-                    for j in js:
-                        P[row + j] = sigmoid(s[b, h, i, j] + nb) / tot
+                    # sigmoid / sum as the softmax of log sigmoid: no 0 / 0 on underflow
+                    ls = {j: log_sigmoid(s[b, h, i, j] + nb) for j in js}
+                    if js:
+                        m = max(ls.values())
+                        tot = sum(math.exp(ls[j] - m) for j in js)
+                        for j in js:
+                            P[row + j] = math.exp(ls[j] - m) / tot
                 else:
                     for j in js:
                         x = s[b, h, i, j]
@@ -362,6 +370,9 @@ case("bias", base, "sigmoid-bias", "none", [("none",)], bias=0.75)
 case("bias", base, "sigmoid-bias", "causal", [("causal",)], bias=-3.0, dtype="f64")
 case("bias", base, "normalized-sigmoid", "causal", [("causal",)], bias=-2.5)
 case("bias", base, "normalized-sigmoid", "sliding=3", [("sliding", 3)], bias=1.5, dtype="f64")
+# Every sigmoid underflows (e^-1e4 = 0 in f64, e^-200 = 0 in f32): the limit, softmax of s.
+case("bias underflow", base, "normalized-sigmoid", "causal", [("causal",)], bias=-1e4, dtype="f64")
+case("bias underflow", base, "normalized-sigmoid", "sliding=3", [("sliding", 3)], bias=-200.0)
 
 # Score mods: --alibi (the paper's slopes, also for a head count that is not a power of two)
 # and --key-bias [B, Nk] or [B, Hq, Nq, Nk] holding -inf: those pairs get weight 0, a row whose

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -122,7 +123,8 @@ TEST_CASE("activation registry: names, values, errors, visit", "[policy][registr
           return -1.0;
         }) == 2.5);
   const pol::ActivationSpec nb = pol::parse_activation("normalized-sigmoid", -1.5);
-  CHECK(pol::visit_activation(nb, [](const auto& a) { return a.map(1.5); }) == Approx(0.5));
+  CHECK(pol::visit_activation(nb, [](const auto& a) { return a.map(1.5); }) ==
+        Approx(-std::log(2.0)));  // log sigmoid(1.5 - 1.5)
   const pol::Geometry g{1, 1, 1, 4, 100, 8, 8};
   CHECK(pol::visit_activation(pol::parse_activation("sigmoid-bias"), [&](const auto& a) {
           return a.bind(g).map(std::log(100.0));
@@ -142,4 +144,40 @@ TEST_CASE("activation registry: names, values, errors, visit", "[policy][registr
   CHECK_THAT(error_of("softcap=2x"), Catch::Contains("'2x'"));
   CHECK_THAT(error_of("relu=1"), Catch::Contains("takes no value"));
   CHECK_THAT(error_of("softmax", 1.0), Catch::Contains("sigmoid-bias and normalized-sigmoid"));
+}
+
+TEST_CASE("normalized sigmoid's map is log sigmoid: no underflow, exact at the ends",
+          "[policy][activation]") {
+  const pol::NormalizedSigmoid ns(-3.0);
+  CHECK(ns.map(-1e4) == Approx(-1e4 - 3.0).epsilon(1e-15));
+  CHECK(ns.map(3.0) == Approx(-std::log(2.0)));
+  CHECK(ns.map(1e4) == 0.0);
+  auto one = [&](auto arch) {
+    using Arch = decltype(arch);
+    if constexpr (simd::arch_compiled<Arch>) {
+      if (simd::arch_available<Arch>()) {
+        auto lanes = [&](auto zero, std::initializer_list<double> xs) {
+          using T = decltype(zero);
+          using B = xsimd::batch<T, Arch>;
+          for (double x : xs) {
+            alignas(64) T out[B::size];
+            ns.simd_map(B(static_cast<T>(x))).store_aligned(out);
+            INFO(Arch::name() << " " << sizeof(T) << "-byte, s = " << x);
+            if (std::isinf(x) && x < 0) {
+              CHECK(out[0] == -std::numeric_limits<T>::infinity());
+            } else {
+              CHECK(double(out[0]) ==
+                    Approx(ns.map(double(static_cast<T>(x)))).epsilon(1e-6).margin(1e-6));
+            }
+          }
+        };
+        const double inf = std::numeric_limits<double>::infinity();
+        lanes(float{}, {-inf, -1e30, -1e4, -300.0, -90.0, 0.0, 30.0, 1e4, inf});
+        lanes(double{}, {-inf, -1e30, -1e4, -800.0, 0.0, 30.0, 1e4, inf});
+      }
+    }
+  };
+  one(simd::avx512{});
+  one(simd::avx2{});
+  one(simd::generic{});
 }

@@ -147,6 +147,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
   const double bias = spec.bias_given ? spec.bias : -std::log(double(nk));
   const double ns_bias = spec.bias_given ? spec.bias : 0.0;  // normalized-sigmoid: b = 0 default
   auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  auto log_sigmoid = [](double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x))); };
   auto capped = [&](double y) { return act == Act::softcap ? spec.cap * std::tanh(y / spec.cap) : y; };
   double* pd = probs.data();
   for (index_t b = 0; b < nb; ++b)
@@ -160,8 +161,12 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
           for (index_t j = 0; j < nk; ++j)
             if (vis[at(b, h, i, j)]) sum += std::exp(capped(s[at(b, h, i, j)]) - m);
         } else if (act == Act::normalized_sigmoid) {
+          // sigmoid(x) / Σ sigmoid(x') = exp(log σ(x) - m) / Σ exp(log σ(x') - m): the same
+          // ratio, and no 0 / 0 where every sigmoid underflows.
           for (index_t j = 0; j < nk; ++j)
-            if (vis[at(b, h, i, j)]) sum += sigmoid(s[at(b, h, i, j)] + ns_bias);
+            if (vis[at(b, h, i, j)]) m = std::max(m, log_sigmoid(s[at(b, h, i, j)] + ns_bias));
+          for (index_t j = 0; j < nk; ++j)
+            if (vis[at(b, h, i, j)]) sum += std::exp(log_sigmoid(s[at(b, h, i, j)] + ns_bias) - m);
         }
         for (index_t j = 0; j < nk; ++j) {
           double p = 0;
@@ -170,7 +175,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             switch (act) {
               case Act::softmax:
               case Act::softcap: p = std::exp(capped(x) - m) / sum; break;
-              case Act::normalized_sigmoid: p = sigmoid(x + ns_bias) / sum; break;
+              case Act::normalized_sigmoid: p = std::exp(log_sigmoid(x + ns_bias) - m) / sum; break;
               case Act::sigmoid: p = sigmoid(x); break;
               case Act::sigmoid_bias: p = sigmoid(x + bias); break;
               case Act::linear: p = x; break;

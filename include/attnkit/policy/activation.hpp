@@ -12,6 +12,7 @@
 // built-ins also carry their registry name, parameter kind and help line (policy/registry.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 
@@ -125,24 +126,30 @@ struct SigmoidBias {
   }
 };
 
-/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given: a running sum only
-/// (sigmoid is bounded, no max).
+/// P = sigmoid(s + b) / Σ_visible sigmoid(s + b), b = 0 unless given, computed as the softmax of
+/// log sigmoid(s + b): the same weights, and exact where every sigmoid underflows (scores near
+/// -1e4 give softmax(s), the limit, instead of 0 / 0).
 struct NormalizedSigmoid {
   /// registry name (policy/registry.hpp)
   static constexpr std::string_view name = "normalized-sigmoid";
   static constexpr ActivationParam param = ActivationParam::bias;
   static constexpr std::string_view help =
       "sigmoid(s + b) / sum over the visible keys, b = 0 unless given";
-  static constexpr Normalization normalization = Normalization::over_keys_sum;
+  static constexpr Normalization normalization = Normalization::over_keys_exp;
   double bias = 0.0;  ///< b
   NormalizedSigmoid() = default;
   /// \param b the bias b
   explicit NormalizedSigmoid(double b) : bias(b) {}
-  double map(double s) const noexcept { return detail::sigmoid(s + bias); }
-  double derivative(double s) const noexcept { return detail::sigmoid_slope(s + bias); }
+  /// log sigmoid(s + b), which the kernel then exponentiates and normalizes.
+  double map(double s) const noexcept {
+    const double x = s + bias;
+    return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x)));
+  }
+  /// d log sigmoid(x) / dx = sigmoid(-x).
+  double derivative(double s) const noexcept { return detail::sigmoid(-(s + bias)); }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
-    return detail::simd_sigmoid(s, bias);
+    return simd::log_sigmoid_batch<Arch, T>(s, static_cast<T>(bias));
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };

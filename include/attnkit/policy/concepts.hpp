@@ -23,8 +23,9 @@ enum class TileClass : std::uint8_t {
 /// How an activation normalizes its weights.
 enum class Normalization : std::uint8_t {
   none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
-  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap): online max and sum
-  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f bounded (normalized sigmoid): running sum
+  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
+                 ///< with g = log sigmoid): online max and sum
+  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
   over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Elementwise SIMD math for the fused attention kernel and the activation policies' SIMD maps:
-// exp2, sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
+// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
 // relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef).
 // simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the special-value
 // handling the kernel does not need.
@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "attnkit/simd/arch.hpp"
+#include "attnkit/simd/math.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -92,6 +93,23 @@ inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
   B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
   x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
   return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+}
+
+/// log sigmoid(s + bias) = min(x, 0) - log1p(e^-|x|), x = s + bias: never underflows (about x
+/// for very negative x), 0 for x = +inf, -inf for x = -inf. Absolute error of a few ulps of 1,
+/// which is what a score that is exponentiated afterwards needs (relative error of the weight).
+template <class Arch, class T>
+inline xsimd::batch<T, Arch> log_sigmoid_batch(const xsimd::batch<T, Arch>& s, T bias) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr T log2e = T(1.4426950408889634);
+  constexpr T floor = std::is_same_v<T, float> ? T(-160) : T(-1100);  // e^-|x| is 0 below
+  const B x = s + B(bias);
+  const B u = exp2_batch<Arch, T>(xsimd::max(xsimd::abs(x) * B(-log2e), B(floor)));
+  // log1p(u) for u in [0, 1]: log(w) · u / (w - 1) with w = 1 + u (exact when w rounds to 1).
+  const B w = B(T(1)) + u;
+  const B wm1 = w - B(T(1));
+  const B l1p = xsimd::select(wm1 == B(T(0)), u, simd::log(w) * (u / wm1));
+  return xsimd::min(x, B(T(0))) - l1p;
 }
 
 /// tanh(y) = sign(y) (1 - t) / (1 + t) with t = e^(-2|y|) in (0, 1]: no overflow, absolute

@@ -103,8 +103,8 @@ void additive_scores(const Tensor<T, 3>& qp, const Tensor<T, 3>& kp, TensorView<
 }
 
 /// Turns each score row [B, Nq, Nk] into weights in place: the activation over the visible keys
-/// j < lengths[b] (softmax: exp and normalize; normalized sigmoid: map and normalize; the
-/// elementwise ones: map), 0 for the others. A row with no visible key is all 0.
+/// j < lengths[b] (softmax family: map, exp and normalize; a running-sum kind: map and
+/// normalize; the elementwise ones: map), 0 for the others. A row with no visible key is all 0.
 template <class Activation, class T>
 void activate_rows(const Activation& activation, std::span<const index_t> lengths,
                    Tensor<T, 3>& scores) {
