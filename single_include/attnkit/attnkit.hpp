@@ -3116,6 +3116,7 @@ static_assert(gate_policy<NoGate> && gate_policy<HeadwiseSigmoid<float>> &&
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -3136,6 +3137,15 @@ constexpr TileClass or_class(TileClass a, TileClass b) noexcept {
   if (a == TileClass::empty && b == TileClass::empty) return TileClass::empty;
   return TileClass::partial;
 }
+/// A runtime array of a mask whose shape does not fit the call: shape_error naming the array,
+/// its shape, and the expected layout with its extents ("expected [B, Nk] = [2, 9]").
+template <class Got, class Want>
+[[noreturn]] void layout_mismatch(std::string_view array, const Got& got, std::string_view layout,
+                                  const Want& want) {
+  throw shape_error("attnkit: attention: " + std::string(array) + " has shape " +
+                    shape_string(got) + ", expected " + std::string(layout) + " = " +
+                    shape_string(want));
+}
 /// Class of the tile for the causal condition j <= i.
 constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1) noexcept {
   if (j0 > i1 - 1) return TileClass::empty;
@@ -3146,6 +3156,14 @@ constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1)
 
 /// Every key is visible.
 struct NoMask {
+  static constexpr std::string_view spec_name = "none";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "none";
+  static constexpr std::string_view spec_help = "every key (changes nothing)";
+  template <class Args>
+  static NoMask from_spec(Args& a) {
+    a.no_value();
+    return {};
+  }
   bool visible(index_t, index_t, index_t, index_t) const noexcept { return true; }
   TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
     return TileClass::full;
@@ -3156,6 +3174,17 @@ struct NoMask {
 /// j <= i' (bottom-right alignment: the last query row sees every key; with a KV cache the new
 /// rows see the cache and themselves). `causal` and `causal=bottom-right` in a mask spec.
 struct Causal {
+  static constexpr std::string_view spec_name = "causal";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "causal";
+  static constexpr std::string_view spec_help =
+      "j <= i' (also spelled causal=bottom-right: the last row sees every key)";
+  template <class Args>
+  static Causal from_spec(Args& a) {
+    if (a.has_value() && a.value() != "bottom-right")
+      a.fail("the alignment of causal is bottom-right (the default) or top-left, not '" +
+             std::string(a.value()) + "'");
+    return {};
+  }
   bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
                      index_t j1) const noexcept {
@@ -3168,6 +3197,14 @@ struct Causal {
 /// scaled_dot_product_attention: row i sees keys 0..i whatever Nk - Nq). Differs from Causal
 /// only when Nq != Nk. `causal=top-left` in a mask spec.
 struct CausalTopLeft {
+  static constexpr std::string_view spec_name = "causal";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_value = "top-left";  ///< only `causal=top-left`
+  static constexpr std::string_view spec_form = "causal=top-left";
+  static constexpr std::string_view spec_help = "j <= i (PyTorch's is_causal)";
+  template <class Args>
+  static CausalTopLeft from_spec(Args&) {
+    return {};
+  }
   index_t offset = 0;  ///< Nk - Nq of the bound call: i = i' - offset (bind sets it)
   bool visible(index_t, index_t, index_t ip, index_t j) const noexcept { return j <= ip - offset; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
@@ -3183,6 +3220,13 @@ struct CausalTopLeft {
 
 /// j <= i' and i' - j < W.
 struct SlidingWindow {
+  static constexpr std::string_view spec_name = "sliding";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "sliding=W";
+  static constexpr std::string_view spec_help = "j <= i' and i' - j < W (W >= 1)";
+  template <class Args>
+  static SlidingWindow from_spec(Args& a) {
+    return SlidingWindow(a.integer(a.value(), "W", 1));
+  }
   index_t window = 1;  ///< W >= 1
   SlidingWindow() = default;
   /// \param w the window W (>= 1)
@@ -3204,6 +3248,13 @@ struct SlidingWindow {
 
 /// |i' - j| <= W (both sides).
 struct LocalWindow {
+  static constexpr std::string_view spec_name = "local";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "local=W";
+  static constexpr std::string_view spec_help = "|i' - j| <= W (W >= 0, both sides)";
+  template <class Args>
+  static LocalWindow from_spec(Args& a) {
+    return LocalWindow(a.integer(a.value(), "W", 0));
+  }
   index_t window = 0;  ///< W >= 0
   LocalWindow() = default;
   /// \param w the half width W (>= 0)
@@ -3224,6 +3275,14 @@ struct LocalWindow {
 
 /// StreamingLLM: j <= i' and (j < S or i' - j < W).
 struct Sinks {
+  static constexpr std::string_view spec_name = "sinks";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "sinks=S,W";
+  static constexpr std::string_view spec_help = "j <= i' and (j < S or i' - j < W) (StreamingLLM)";
+  template <class Args>
+  static Sinks from_spec(Args& a) {
+    const auto f = a.fields(2);
+    return Sinks(a.integer(f[0], "S", 0), a.integer(f[1], "W", 1));
+  }
   index_t sinks = 0;   ///< S >= 0
   index_t window = 1;  ///< W >= 1
   Sinks() = default;
@@ -3247,6 +3306,13 @@ struct Sinks {
 
 /// j < P or j <= i' (bidirectional prefix, causal after it).
 struct PrefixLM {
+  static constexpr std::string_view spec_name = "prefix-lm";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "prefix-lm=P";
+  static constexpr std::string_view spec_help = "j < P or j <= i' (P >= 0)";
+  template <class Args>
+  static PrefixLM from_spec(Args& a) {
+    return PrefixLM(a.integer(a.value(), "P", 0));
+  }
   index_t prefix = 0;  ///< P >= 0
   PrefixLM() = default;
   /// \param p the prefix length P
@@ -3268,6 +3334,13 @@ struct PrefixLM {
 
 /// j < len[b]: padded keys of a batch of sequences of different lengths.
 struct KeyPadding {
+  static constexpr std::string_view spec_name = "padding";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "padding=FILE";
+  static constexpr std::string_view spec_help = "j < len[b] (FILE: integer [B])";
+  template <class Args>
+  static KeyPadding from_spec(Args& a) {
+    return KeyPadding(a.integer_list(a.value(), "[B]"));
+  }
   std::shared_ptr<const std::vector<index_t>> lengths;  ///< [B]
   KeyPadding() = default;
   /// \param len the number of real keys of each batch entry
@@ -3284,8 +3357,8 @@ struct KeyPadding {
   }
   KeyPadding bind(const Geometry& g) const {
     const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
-    if (n != g.batch) throw_shape_mismatch("attention", "KeyPadding lengths", Shape<1>{n},
-                                           Shape<1>{g.batch});
+    if (n != g.batch) detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]",
+                                              Shape<1>{g.batch});
     return *this;
   }
 };
@@ -3293,6 +3366,13 @@ struct KeyPadding {
 /// keep[b, j] != 0: per-key keep flags (e.g. retention >= threshold). Classifies a tile in O(1)
 /// from per-row prefix counts built once at construction.
 struct KeepMask {
+  static constexpr std::string_view spec_name = "keep";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "keep=FILE";
+  static constexpr std::string_view spec_help = "keep[b, j] != 0 (FILE: bool/uint8 [B, Nk])";
+  template <class Args>
+  static KeepMask from_spec(Args& a) {
+    return KeepMask(a.template flags<2>(a.value(), "[B, Nk]"));
+  }
   TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
   KeepMask() = default;
@@ -3318,7 +3398,7 @@ struct KeepMask {
   }
   KeepMask bind(const Geometry& g) const {
     if (keep.extent(0) != g.batch || keep.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "KeepMask flags", keep.shape(), Shape<2>{g.batch, g.nk});
+      detail::layout_mismatch("KeepMask flags", keep.shape(), "[B, Nk]", Shape<2>{g.batch, g.nk});
     return *this;
   }
 };
@@ -3327,6 +3407,13 @@ struct KeepMask {
 /// classified in O(1) from the length of the run of equal ids at each position and, for
 /// non-decreasing ids, from the id range of each side.
 struct Document {
+  static constexpr std::string_view spec_name = "document";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "document=FILE";
+  static constexpr std::string_view spec_help = "seg[b, i'] == seg[b, j] (FILE: integer [B, Nk])";
+  template <class Args>
+  static Document from_spec(Args& a) {
+    return Document(a.template integers<2>(a.value(), "[B, Nk]"));
+  }
   TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
   std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
@@ -3367,8 +3454,8 @@ struct Document {
   }
   Document bind(const Geometry& g) const {
     if (segments.extent(0) != g.batch || segments.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "Document segment ids", segments.shape(),
-                           Shape<2>{g.batch, g.nk});
+      detail::layout_mismatch("Document segment ids", segments.shape(), "[B, Nk]",
+                              Shape<2>{g.batch, g.nk});
     return *this;
   }
 };
@@ -3377,6 +3464,17 @@ struct Document {
 /// block layout [B, Hq, ceil(Nq / BQ), ceil(Nk / BK)]. Tiles are classified in O(1) from 2-D
 /// prefix counts of the layout built once at construction.
 struct BlockSparse {
+  static constexpr std::string_view spec_name = "block-sparse";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "block-sparse=FILE,BQ,BK";
+  static constexpr std::string_view spec_help =
+      "layout[b, h, i / BQ, j / BK] != 0 (FILE: bool/uint8 [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)])";
+  template <class Args>
+  static BlockSparse from_spec(Args& a) {
+    const auto f = a.fields(3);  // FILE may hold commas: split at the last two
+    const index_t bq = a.integer(f[1], "BQ", 1), bk = a.integer(f[2], "BK", 1);
+    const auto layout = a.template flags<4>(f[0], "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]");
+    return BlockSparse(layout, bq, bk);
+  }
   TensorView<const std::uint8_t, 4> layout;  ///< [B, Hq, nbq, nbk]; must outlive the policy
   index_t block_q = 1;                       ///< BQ
   index_t block_k = 1;                       ///< BK
@@ -3423,7 +3521,8 @@ struct BlockSparse {
     const Shape<4> want{g.batch, g.heads_q, (g.nq + block_q - 1) / block_q,
                         (g.nk + block_k - 1) / block_k};
     if (layout.shape() != want)
-      throw_shape_mismatch("attention", "BlockSparse layout", layout.shape(), want);
+      detail::layout_mismatch("BlockSparse layout", layout.shape(),
+                              "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]", want);
     BlockSparse r = *this;
     r.row_offset = g.query_offset();
     return r;
@@ -11885,7 +11984,9 @@ GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::
 // SPDX-FileCopyrightText: attnkit contributors
 // MaskSpec: a mask composed at run time from a spec string of docs/CLI.md ("causal+sliding=128",
 // "padding=len.npy+document=seg.npy"): the AND of the terms of mask.hpp, one kernel
-// instantiation for every combination of terms.
+// instantiation for every combination of terms. The terms a spec may name form a registry, a
+// mask_term_list: each mask type carries its name, form, help and from_spec, so a new term is
+// its policy plus one list entry (BasicMaskSpec<your list> for a user's own terms).
 
 #include <algorithm>
 #include <charconv>
@@ -11894,9 +11995,11 @@ GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -11911,28 +12014,115 @@ struct MaskArray {
   std::vector<index_t> values;  ///< the elements in C order (bool arrays as 0 and 1)
 };
 
-/// Supplies the array of a file-backed term. Called with the term's name ("padding", "keep",
-/// "document" or "block-sparse") and the FILE text of the spec; may throw (the exception passes
-/// through parse_mask_spec unchanged, so its message should name the file).
-using MaskArrayLoader = std::function<MaskArray(std::string_view term, const std::string& file)>;
+/// What a file-backed term's array must hold.
+enum class MaskArrayKind : std::uint8_t {
+  integers,  ///< integers (padding lengths, document ids)
+  flags,     ///< booleans, any nonzero value true (keep flags, a block layout)
+};
 
-/// One term of a MaskSpec: a mask of mask.hpp chosen at run time.
-using MaskSpecTerm = std::variant<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow, Sinks,
-                                  PrefixLM, KeyPadding, KeepMask, Document, BlockSparse>;
+/// What a file-backed term asks the loader for.
+struct MaskArrayRequest {
+  std::string_view term;  ///< the term's name ("padding", "keep", "document", "block-sparse")
+  std::string file;       ///< the FILE text of the spec
+  MaskArrayKind kind;     ///< what the elements must be (a loader may reject other dtypes)
+};
+
+/// Supplies the array of a file-backed term; may throw (the exception passes through
+/// parse_mask_spec unchanged, so its message should name the file).
+using MaskArrayLoader = std::function<MaskArray(const MaskArrayRequest&)>;
+
+/// A list of mask types that a spec string may name: the mask-term registry. Each type carries
+/// its spec name, form, help line and a `from_spec` constructor (policy/mask.hpp); adding a term
+/// to `--mask` is its policy plus one entry in a list (docs/extending.md).
+template <class... M>
+struct mask_term_list {};
+
+/// Every built-in term, in the order help texts list them.
+using builtin_mask_terms = mask_term_list<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow,
+                                          Sinks, PrefixLM, KeyPadding, KeepMask, Document,
+                                          BlockSparse>;
+
+/// A list with more terms appended: `extend_mask_terms<builtin_mask_terms, MyTerm>`.
+template <class List, class... More>
+struct extend_mask_terms_t;
+template <class... M, class... More>
+struct extend_mask_terms_t<mask_term_list<M...>, More...> {
+  using type = mask_term_list<M..., More...>;
+};
+template <class List, class... More>
+using extend_mask_terms = typename extend_mask_terms_t<List, More...>::type;
+
+/// What a registered mask term supplies besides being a mask: `spec_name` (the text before
+/// '='), `spec_form` and `spec_help` for help texts, and `static M from_spec(Args&)` building the
+/// term from its value (detail::MaskTermArgs). `spec_value` (optional) makes the type match only
+/// `name=value` exactly (causal=top-left).
+template <class M>
+concept registered_mask_term = mask_policy<M> && requires {
+  { M::spec_name } -> std::convertible_to<std::string_view>;
+  { M::spec_form } -> std::convertible_to<std::string_view>;
+  { M::spec_help } -> std::convertible_to<std::string_view>;
+};
+
+namespace detail {
+template <class List>
+struct mask_term_variant;
+template <class... M>
+struct mask_term_variant<mask_term_list<M...>> {
+  static_assert((registered_mask_term<M> && ...),
+                "every type of a mask_term_list needs spec_name, spec_form, spec_help, from_spec");
+  using type = std::variant<M...>;
+};
+
+/// Calls f(std::type_identity<M>{}) for each term type M of the list, in order.
+template <class F, class... M>
+void for_each_mask_term(mask_term_list<M...>, F&& f) {
+  (f(std::type_identity<M>{}), ...);
+}
+}  // namespace detail
+
+/// The forms of the terms of a list, as messages list them ("none, causal, ...").
+template <class Terms = builtin_mask_terms>
+std::string mask_term_forms() {
+  std::string out;
+  detail::for_each_mask_term(Terms{}, [&](auto tag) {
+    using M = typename decltype(tag)::type;
+    out += (out.empty() ? "" : ", ") + std::string(M::spec_form);
+  });
+  return out;
+}
+
+/// One help line per term of a list: the form, padded to `width`, then the help text.
+template <class Terms = builtin_mask_terms>
+std::string mask_term_help(std::string_view indent = "  ", std::size_t width = 24) {
+  std::string out;
+  detail::for_each_mask_term(Terms{}, [&](auto tag) {
+    using M = typename decltype(tag)::type;
+    std::string form(M::spec_form);
+    if (form.size() < width) form.resize(width, ' ');
+    else form += ' ';
+    out += std::string(indent) + form + std::string(M::spec_help) + "\n";
+  });
+  return out;
+}
 
 /// A mask whose terms are chosen at run time: key j is visible when every term says so (the `+`
 /// of docs/CLI.md). classify() is the AND of the terms' tile classes, so a tile any term calls
 /// Empty is still skipped and a tile every term calls Full is still untested. An empty spec sees
 /// everything (NoMask). Copies share the arrays of file-backed terms.
-class MaskSpec {
+/// \tparam Terms the mask_term_list the spec may name (builtin_mask_terms for MaskSpec)
+template <class Terms>
+class BasicMaskSpec {
  public:
-  MaskSpec() = default;
+  /// One term: any type of the list.
+  using Term = typename detail::mask_term_variant<Terms>::type;
+
+  BasicMaskSpec() = default;
 
   /// Appends a term (NoMask terms are dropped: they change nothing).
   /// \param term the mask
   /// \param text how the term reads in the spec, for messages (e.g. "keep=flags.npy")
   /// \param storage keeps alive the arrays the term's views point into
-  void add(MaskSpecTerm term, std::string text, std::shared_ptr<const void> storage = {}) {
+  void add(Term term, std::string text, std::shared_ptr<const void> storage = {}) {
     if (std::holds_alternative<NoMask>(term)) return;
     terms_.push_back(std::move(term));
     texts_.push_back(std::move(text));
@@ -11944,13 +12134,13 @@ class MaskSpec {
   /// Whether the spec has no term (every key is visible).
   bool empty() const noexcept { return terms_.empty(); }
   /// The n-th term.
-  const MaskSpecTerm& term(std::size_t n) const { return terms_.at(n); }
+  const Term& term(std::size_t n) const { return terms_.at(n); }
   /// How the n-th term reads in the spec.
   const std::string& text(std::size_t n) const { return texts_.at(n); }
 
   /// Whether key j is visible to the query at absolute position i of head h, batch entry b.
   bool visible(index_t b, index_t h, index_t i, index_t j) const {
-    for (const MaskSpecTerm& t : terms_)
+    for (const Term& t : terms_)
       if (!std::visit([&](const auto& m) { return m.visible(b, h, i, j); }, t)) return false;
     return true;
   }
@@ -11958,7 +12148,7 @@ class MaskSpec {
   /// The AND of the terms' classes of the tile [i0, i1) x [j0, j1) (absolute query positions).
   TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     TileClass c = TileClass::full;
-    for (const MaskSpecTerm& t : terms_) {
+    for (const Term& t : terms_) {
       c = detail::and_class(
           c, std::visit([&](const auto& m) { return m.classify(b, h, i0, i1, j0, j1); }, t));
       if (c == TileClass::empty) break;
@@ -11966,68 +12156,172 @@ class MaskSpec {
     return c;
   }
 
-  /// Checks the arrays of the file-backed terms against the call's shapes (shape_error naming
-  /// the term, its shape and the expected one) and binds every term.
-  MaskSpec bind(const Geometry& g) const {
-    MaskSpec r = *this;
+  /// Binds every term; a term whose array does not fit the call's shapes throws shape_error
+  /// naming the term as the spec spells it ("mask term 'keep=flags.npy': ...").
+  BasicMaskSpec bind(const Geometry& g) const {
+    BasicMaskSpec r = *this;
     for (std::size_t n = 0; n < r.terms_.size(); ++n) {
-      check_shape(n, g);
-      std::visit([&](auto& m) { m = m.bind(g); }, r.terms_[n]);
+      try {
+        std::visit([&](auto& m) { m = m.bind(g); }, r.terms_[n]);
+      } catch (const shape_error& e) {
+        std::string_view what = e.what();
+        constexpr std::string_view prefix = "attnkit: attention: ";
+        if (what.starts_with(prefix)) what.remove_prefix(prefix.size());
+        throw shape_error("attnkit: mask term '" + texts_[n] + "': " + std::string(what));
+      }
     }
     return r;
   }
 
  private:
-  template <class GotShape, class WantShape>
-  [[noreturn]] void shape_mismatch(std::size_t n, const GotShape& got, const char* layout,
-                                   const WantShape& want) const {
-    throw shape_error("attnkit: mask term '" + texts_[n] + "': the array has shape " +
-                      shape_string(got) + ", expected " + layout + " = " + shape_string(want));
-  }
-
-  void check_shape(std::size_t n, const Geometry& g) const {
-    const MaskSpecTerm& t = terms_[n];
-    if (const auto* p = std::get_if<KeyPadding>(&t)) {
-      const index_t len = p->lengths ? static_cast<index_t>(p->lengths->size()) : 0;
-      if (len != g.batch) shape_mismatch(n, Shape<1>{len}, "[B]", Shape<1>{g.batch});
-    } else if (const auto* k = std::get_if<KeepMask>(&t)) {
-      if (k->keep.shape() != Shape<2>{g.batch, g.nk})
-        shape_mismatch(n, k->keep.shape(), "[B, Nk]", Shape<2>{g.batch, g.nk});
-    } else if (const auto* d = std::get_if<Document>(&t)) {
-      if (d->segments.shape() != Shape<2>{g.batch, g.nk})
-        shape_mismatch(n, d->segments.shape(), "[B, Nk]", Shape<2>{g.batch, g.nk});
-    } else if (const auto* s = std::get_if<BlockSparse>(&t)) {
-      const Shape<4> want{g.batch, g.heads_q, (g.nq + s->block_q - 1) / s->block_q,
-                          (g.nk + s->block_k - 1) / s->block_k};
-      if (s->layout.shape() != want)
-        shape_mismatch(n, s->layout.shape(), "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]", want);
-    }
-  }
-
-  std::vector<MaskSpecTerm> terms_;
+  std::vector<Term> terms_;
   std::vector<std::string> texts_;
   std::vector<std::shared_ptr<const void>> storage_;
 };
+
+/// The runtime mask of the built-in terms (`--mask`).
+using MaskSpec = BasicMaskSpec<builtin_mask_terms>;
+/// One term of a MaskSpec.
+using MaskSpecTerm = MaskSpec::Term;
 
 static_assert(mask_policy<MaskSpec>);
 
 namespace detail {
 
-/// The terms of docs/CLI.md's mask table, as the messages list them.
-inline constexpr const char* mask_spec_terms =
-    "none, causal (= causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, "
-    "prefix-lm=P, padding=FILE, keep=FILE, document=FILE, block-sparse=FILE,BQ,BK";
+/// What a term's `from_spec` reads its value with: the text after '=', numbers, fields, arrays.
+/// Every error names the spec and the term.
+class MaskTermArgs {
+ public:
+  MaskTermArgs(std::string where, std::string_view name, std::string_view form,
+               std::optional<std::string_view> value, const MaskArrayLoader& load)
+      : where_(std::move(where)), name_(name), form_(form), value_(value), load_(load) {}
 
-/// Parses one mask spec; every error names the spec and the term.
+  /// Throws attnkit::error naming the spec and the term.
+  [[noreturn]] void fail(const std::string& what) const { throw error(where_ + what); }
+
+  /// Whether the term has a value (`name=value`).
+  bool has_value() const noexcept { return value_.has_value(); }
+  /// The value; an error naming the form ("needs a value, as in sliding=W") when there is none.
+  std::string_view value() const {
+    if (!value_) fail("needs a value, as in " + std::string(form_));
+    return *value_;
+  }
+  /// An error when the term has a value.
+  void no_value() const {
+    if (value_) fail("'" + std::string(name_) + "' takes no value");
+  }
+
+  /// The value split into n comma-separated fields at its last n - 1 commas (the first field,
+  /// a file name, may hold commas).
+  std::vector<std::string_view> fields(std::size_t n) const {
+    std::string_view v = value();
+    std::vector<std::string_view> out(n);
+    for (std::size_t k = n; k-- > 1;) {
+      const std::size_t c = v.rfind(',');
+      if (c == std::string_view::npos || c == 0)
+        fail("needs " + std::to_string(n) + " comma-separated values, as in " +
+             std::string(form_));
+      out[k] = v.substr(c + 1);
+      v = v.substr(0, c);
+    }
+    out[0] = v;
+    return out;
+  }
+
+  /// A decimal integer >= lo; `what` names it ("W" of "sliding=W").
+  index_t integer(std::string_view txt, std::string_view what, index_t lo) const {
+    const std::string name = std::string(what) + " of " + std::string(form_);
+    if (txt.empty()) fail("missing " + name);
+    long long x = 0;
+    const auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), x);
+    if (ec == std::errc::result_out_of_range)
+      fail(name + " is out of range: '" + std::string(txt) + "'");
+    if (ec != std::errc() || p != txt.data() + txt.size())
+      fail(name + " must be an integer, got '" + std::string(txt) + "'");
+    if (x < lo)
+      fail(name + " must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
+    return static_cast<index_t>(x);
+  }
+
+  /// The array FILE names (from the loader), checked for rank and element count.
+  MaskArray array(std::string_view file, std::size_t rank, const char* layout,
+                  MaskArrayKind kind) const {
+    if (file.empty()) fail("missing FILE after '" + std::string(name_) + "='");
+    if (!load_) fail("a file-backed term needs a MaskArrayLoader or a map of arrays");
+    MaskArray a = load_(MaskArrayRequest{name_, std::string(file), kind});
+    if (a.shape.size() != rank)
+      throw shape_error(where_ + "expected a rank-" + std::to_string(rank) + " array " + layout +
+                        ", " + std::string(file) + " holds shape " + shape_string(a.shape));
+    index_t n = 1;
+    for (index_t e : a.shape) {
+      if (e < 0) throw shape_error(where_ + "negative extent in " + shape_string(a.shape));
+      if (e != 0 && n > std::numeric_limits<index_t>::max() / e)
+        throw shape_error(where_ + "the shape " + shape_string(a.shape) + " is too large");
+      n *= e;
+    }
+    if (static_cast<std::size_t>(n) != a.values.size())
+      throw shape_error(where_ + "the loader gave " + std::to_string(a.values.size()) +
+                        " values for shape " + shape_string(a.shape));
+    return a;
+  }
+
+  /// The flags array FILE names as a rank-R view (nonzero: 1), kept alive with the spec.
+  template <std::size_t R>
+  TensorView<const std::uint8_t, R> flags(std::string_view file, const char* layout) {
+    const MaskArray a = array(file, R, layout, MaskArrayKind::flags);
+    auto f = std::make_shared<std::vector<std::uint8_t>>(a.values.size());
+    for (std::size_t n = 0; n < a.values.size(); ++n) (*f)[n] = a.values[n] != 0 ? 1 : 0;
+    const TensorView<const std::uint8_t, R> v(f->data(), shape_of<R>(a));
+    storage_.push_back(std::move(f));
+    return v;
+  }
+  /// The rank-1 integer array FILE names, as values.
+  std::vector<index_t> integer_list(std::string_view file, const char* layout) const {
+    return array(file, 1, layout, MaskArrayKind::integers).values;
+  }
+  /// The integer array FILE names as a rank-R view, kept alive with the spec.
+  template <std::size_t R>
+  TensorView<const index_t, R> integers(std::string_view file, const char* layout) {
+    MaskArray a = array(file, R, layout, MaskArrayKind::integers);
+    const Shape<R> shape = shape_of<R>(a);
+    auto vals = std::make_shared<std::vector<index_t>>(std::move(a.values));
+    const TensorView<const index_t, R> v(vals->data(), shape);
+    storage_.push_back(std::move(vals));
+    return v;
+  }
+
+  /// What the views of flags() and integers() point into (null when there are none).
+  std::shared_ptr<const void> storage() const {
+    if (storage_.empty()) return {};
+    return std::make_shared<const std::vector<std::shared_ptr<const void>>>(storage_);
+  }
+
+ private:
+  template <std::size_t R>
+  static Shape<R> shape_of(const MaskArray& a) {
+    Shape<R> s{};
+    for (std::size_t d = 0; d < R; ++d) s[d] = a.shape.at(d);
+    return s;
+  }
+
+  std::string where_;
+  std::string_view name_, form_;
+  std::optional<std::string_view> value_;
+  const MaskArrayLoader& load_;
+  std::vector<std::shared_ptr<const void>> storage_;
+};
+
+/// Parses one mask spec against a mask_term_list; every error names the spec and the term.
+template <class Terms>
 class MaskSpecParser {
  public:
   MaskSpecParser(std::string_view spec, const MaskArrayLoader& load) : spec_(spec), load_(load) {}
 
-  MaskSpec parse() {
-    MaskSpec out;
+  BasicMaskSpec<Terms> parse() {
+    BasicMaskSpec<Terms> out;
     if (spec_.empty())
       throw error("attnkit: mask spec is empty (use 'none' for no mask; terms: " +
-                  std::string(mask_spec_terms) + ")");
+                  mask_term_forms<Terms>() + ")");
     std::size_t pos = 0;
     while (true) {
       const std::size_t end = std::min(spec_.find('+', pos), spec_.size());
@@ -12049,124 +12343,43 @@ class MaskSpecParser {
     return where_spec() + "term '" + std::string(term_) + "': ";
   }
 
-  /// An integer argument >= lo; `what` names it ("W of sliding=W").
-  index_t integer(std::string_view txt, const std::string& what, index_t lo) const {
-    if (txt.empty()) throw error(where() + "missing " + what);
-    long long x = 0;
-    const auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), x);
-    if (ec == std::errc::result_out_of_range)
-      throw error(where() + what + " is out of range: '" + std::string(txt) + "'");
-    if (ec != std::errc() || p != txt.data() + txt.size())
-      throw error(where() + what + " must be an integer, got '" + std::string(txt) + "'");
-    if (x < lo)
-      throw error(where() + what + " must be >= " + std::to_string(lo) + ", got " +
-                  std::to_string(x));
-    return static_cast<index_t>(x);
-  }
-
-  /// The array of a file-backed term, checked for rank and element count.
-  MaskArray array(std::string_view name, std::string_view file, std::size_t rank,
-                  const char* layout) const {
-    if (file.empty()) throw error(where() + "missing FILE after '" + std::string(name) + "='");
-    if (!load_)
-      throw error(where() + "a file-backed term needs a MaskArrayLoader or a map of arrays");
-    MaskArray a = load_(name, std::string(file));
-    if (a.shape.size() != rank)
-      throw shape_error(where() + "expected a rank-" + std::to_string(rank) + " array " + layout +
-                        ", " + std::string(file) + " holds shape " + shape_string(a.shape));
-    index_t n = 1;
-    for (index_t e : a.shape) {
-      if (e < 0) throw shape_error(where() + "negative extent in " + shape_string(a.shape));
-      if (e != 0 && n > std::numeric_limits<index_t>::max() / e)
-        throw shape_error(where() + "the shape " + shape_string(a.shape) + " is too large");
-      n *= e;
-    }
-    if (static_cast<std::size_t>(n) != a.values.size())
-      throw shape_error(where() + "the loader gave " + std::to_string(a.values.size()) +
-                        " values for shape " + shape_string(a.shape));
-    return a;
-  }
-
-  static std::shared_ptr<std::vector<std::uint8_t>> flags(const MaskArray& a) {
-    auto f = std::make_shared<std::vector<std::uint8_t>>(a.values.size());
-    for (std::size_t n = 0; n < a.values.size(); ++n) (*f)[n] = a.values[n] != 0 ? 1 : 0;
-    return f;
-  }
-
-  void parse_term(MaskSpec& out) const {
+  void parse_term(BasicMaskSpec<Terms>& out) const {
     const std::size_t eq = term_.find('=');
     const std::string_view name = term_.substr(0, eq);
-    const bool has_arg = eq != std::string_view::npos;
-    const std::string_view arg = has_arg ? term_.substr(eq + 1) : std::string_view{};
-    const std::string text(term_);
-    auto needs_arg = [&](const char* form) {
-      if (!has_arg) throw error(where() + "needs a value, as in " + form);
-    };
-    auto no_arg = [&] {
-      if (has_arg) throw error(where() + "'" + std::string(name) + "' takes no value");
-    };
-    if (name == "none") {
-      no_arg();
-    } else if (name == "causal") {
-      if (!has_arg || arg == "bottom-right") {
-        out.add(Causal{}, text);
-      } else if (arg == "top-left") {
-        out.add(CausalTopLeft{}, text);
-      } else {
-        throw error(where() + "the alignment of causal is bottom-right (the default) or "
-                              "top-left, not '" + std::string(arg) + "'");
-      }
-    } else if (name == "sliding") {
-      needs_arg("sliding=W");
-      out.add(SlidingWindow(integer(arg, "W of sliding=W", 1)), text);
-    } else if (name == "local") {
-      needs_arg("local=W");
-      out.add(LocalWindow(integer(arg, "W of local=W", 0)), text);
-    } else if (name == "sinks") {
-      needs_arg("sinks=S,W");
-      const std::size_t comma = arg.find(',');
-      if (comma == std::string_view::npos)
-        throw error(where() + "needs two numbers, as in sinks=S,W");
-      out.add(Sinks(integer(arg.substr(0, comma), "S of sinks=S,W", 0),
-                    integer(arg.substr(comma + 1), "W of sinks=S,W", 1)),
-              text);
-    } else if (name == "prefix-lm") {
-      needs_arg("prefix-lm=P");
-      out.add(PrefixLM(integer(arg, "P of prefix-lm=P", 0)), text);
-    } else if (name == "padding") {
-      needs_arg("padding=FILE");
-      MaskArray a = array(name, arg, 1, "[B]");
-      out.add(KeyPadding(std::move(a.values)), text);
-    } else if (name == "keep") {
-      needs_arg("keep=FILE");
-      const MaskArray a = array(name, arg, 2, "[B, Nk]");
-      auto f = flags(a);
-      const TensorView<const std::uint8_t, 2> view(f->data(), Shape<2>{a.shape[0], a.shape[1]});
-      out.add(KeepMask(view), text, std::move(f));
-    } else if (name == "document") {
-      needs_arg("document=FILE");
-      MaskArray a = array(name, arg, 2, "[B, Nk]");
-      auto seg = std::make_shared<std::vector<index_t>>(std::move(a.values));
-      const TensorView<const index_t, 2> view(seg->data(), Shape<2>{a.shape[0], a.shape[1]});
-      out.add(Document(view), text, std::move(seg));
-    } else if (name == "block-sparse") {
-      needs_arg("block-sparse=FILE,BQ,BK");
-      const std::size_t c2 = arg.rfind(',');
-      const std::size_t c1 =
-          c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : arg.rfind(',', c2 - 1);
-      if (c1 == std::string_view::npos)
-        throw error(where() + "needs a file and two block sizes, as in block-sparse=FILE,BQ,BK");
-      const index_t bq = integer(arg.substr(c1 + 1, c2 - c1 - 1), "BQ of block-sparse", 1);
-      const index_t bk = integer(arg.substr(c2 + 1), "BK of block-sparse", 1);
-      const MaskArray a = array(name, arg.substr(0, c1), 4, "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]");
-      auto f = flags(a);
-      const TensorView<const std::uint8_t, 4> view(
-          f->data(), Shape<4>{a.shape[0], a.shape[1], a.shape[2], a.shape[3]});
-      out.add(BlockSparse(view, bq, bk), text, std::move(f));
-    } else {
-      throw error(where_spec() + "unknown term '" + std::string(name) +
-                  "' (terms: " + mask_spec_terms + ")");
+    std::optional<std::string_view> value;
+    if (eq != std::string_view::npos) value = term_.substr(eq + 1);
+    // A type with a fixed spec_value matches `name=value` exactly (first pass); otherwise the
+    // first type of the name without one does (second pass).
+    for (const bool fixed : {true, false}) {
+      bool done = false;
+      detail::for_each_mask_term(Terms{}, [&](auto tag) {
+        using M = typename decltype(tag)::type;
+        if (!done && matches<M>(name, value, fixed)) {
+          add<M>(out, value);
+          done = true;
+        }
+      });
+      if (done) return;
     }
+    throw error(where_spec() + "unknown term '" + std::string(name) +
+                "' (terms: " + mask_term_forms<Terms>() + ")");
+  }
+
+  template <class M>
+  static bool matches(std::string_view name, const std::optional<std::string_view>& value,
+                      bool fixed) {
+    if (M::spec_name != name) return false;
+    if constexpr (requires { M::spec_value; }) {
+      return fixed && value && *value == M::spec_value;
+    } else {
+      return !fixed;
+    }
+  }
+  template <class M>
+  void add(BasicMaskSpec<Terms>& out, std::optional<std::string_view> value) const {
+    MaskTermArgs args(where(), M::spec_name, M::spec_form, value, load_);
+    M term = M::from_spec(args);
+    out.add(std::move(term), std::string(term_), args.storage());
   }
 
   std::string_view spec_;
@@ -12176,30 +12389,33 @@ class MaskSpecParser {
 
 }  // namespace detail
 
-/// Parses a mask spec of docs/CLI.md: terms joined by `+`, all required: none, causal (or
-/// causal=bottom-right), causal=top-left, sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
-/// block-sparse=FILE,BQ,BK. FILE may contain ',' (block-sparse splits at its last two commas)
+/// Parses a mask spec of docs/CLI.md: terms joined by `+`, all required, each a term of
+/// `Terms` (builtin_mask_terms: none, causal (or causal=bottom-right), causal=top-left,
+/// sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE, keep=FILE, document=FILE,
+/// block-sparse=FILE,BQ,BK). FILE may contain ',' (block-sparse splits at its last two commas)
 /// but not '+'. Throws attnkit::error naming the spec and the offending term (unknown term,
 /// missing or malformed number, W < 1, ...), shape_error for an array of the wrong rank. The
 /// arrays' extents are checked against the call's shapes when the mask is bound.
 /// \param spec the spec string
 /// \param load supplies the arrays of file-backed terms (may be empty when there are none)
-inline MaskSpec parse_mask_spec(std::string_view spec, const MaskArrayLoader& load = {}) {
-  return detail::MaskSpecParser(spec, load).parse();
+template <class Terms = builtin_mask_terms>
+BasicMaskSpec<Terms> parse_mask_spec(std::string_view spec, const MaskArrayLoader& load = {}) {
+  return detail::MaskSpecParser<Terms>(spec, load).parse();
 }
 
 /// parse_mask_spec with the arrays of file-backed terms given by FILE text.
 /// \param arrays FILE text -> array; a FILE missing from the map is an error naming it
-inline MaskSpec parse_mask_spec(std::string_view spec,
-                                const std::map<std::string, MaskArray, std::less<>>& arrays) {
-  const MaskArrayLoader load = [&](std::string_view term, const std::string& file) {
-    const auto it = arrays.find(file);
+template <class Terms = builtin_mask_terms>
+BasicMaskSpec<Terms> parse_mask_spec(std::string_view spec,
+                                     const std::map<std::string, MaskArray, std::less<>>& arrays) {
+  const MaskArrayLoader load = [&](const MaskArrayRequest& rq) {
+    const auto it = arrays.find(rq.file);
     if (it == arrays.end())
-      throw error("attnkit: mask term '" + std::string(term) + "=" + file + "': no array named '" +
-                  file + "' was given");
+      throw error("attnkit: mask term '" + std::string(rq.term) + "=" + rq.file +
+                  "': no array named '" + rq.file + "' was given");
     return it->second;
   };
-  return parse_mask_spec(spec, load);
+  return parse_mask_spec<Terms>(spec, load);
 }
 
 }  // namespace attnkit::policy

@@ -212,7 +212,7 @@ TEST_CASE("shape errors name the argument and both shapes", "[attention][errors]
   const auto kp = pol::AttentionPolicy(
       pol::Softmax{}, pol::KeepMask(TensorView<const std::uint8_t, 2>(keep.data(), {1, 7})));
   CHECK(msg([&] { attention(kp, q.cview(), k.cview(), v.cview(), o.view()); }) ==
-        "attnkit: attention: KeepMask flags has shape [1, 7], expected [1, 10]");
+        "attnkit: attention: KeepMask flags has shape [1, 7], expected [B, Nk] = [1, 10]");
   const auto al = pol::AttentionPolicy(pol::Softmax{}, pol::NoMask{}, pol::ALiBi::standard(3));
   CHECK_THROWS_AS(attention(al, q.cview(), k.cview(), v.cview(), o.view()), shape_error);
 }

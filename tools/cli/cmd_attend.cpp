@@ -41,11 +41,7 @@ constexpr const char* attend_help =
     "position i' = i + Nk - Nq.\n\n"
     "--activation  one of the names below (default softmax); --bias X sets the b of those\n"
     "              that take one.\n"
-    "--mask        terms joined by '+', all required: none, causal (j <= i'; also spelled\n"
-    "              causal=bottom-right), causal=top-left (j <= i, PyTorch's is_causal),\n"
-    "              sliding=W, local=W, sinks=S,W, prefix-lm=P, padding=FILE (integer [B]),\n"
-    "              keep=FILE (bool/uint8 [B, Nk]), document=FILE (integer [B, Nk]),\n"
-    "              block-sparse=FILE,BQ,BK (bool/uint8 [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]).\n"
+    "--mask        terms joined by '+', all required (the terms below; default none).\n"
     "              File names must not contain '+'.\n"
     "              An invisible pair has weight 0; a row with no visible key outputs zeros.\n"
     "--alibi       s -= m_h |i' - j| with the ALiBi paper's slope m_h for Hq heads (for Hq\n"
@@ -110,9 +106,11 @@ Tensor<T, R> to_tensor(const Input& in, bool neg_inf_ok = false) {
 
 /// Loads the array of a file-backed mask term: integer dtypes for padding and document, bool
 /// or uint8 for keep and block-sparse.
-policy::MaskArray load_mask_array(std::string_view term, const std::string& file) {
+policy::MaskArray load_mask_array(const policy::MaskArrayRequest& rq) {
+  const std::string& file = rq.file;
+  const std::string term(rq.term);
   const io::NpyArray a = io::read_npy(file);
-  const bool flags = term == "keep" || term == "block-sparse";
+  const bool flags = rq.kind == policy::MaskArrayKind::flags;
   const bool ok = flags ? (a.dtype() == io::DType::boolean || a.dtype() == io::DType::u8)
                         : io::is_integer(a.dtype());
   if (!ok)
@@ -225,7 +223,9 @@ int run(Request& r) {
 
 int cmd_attend(int argc, char** argv) {
   Args args("attend", attend_help + std::string("\nActivations (--activation):\n") +
-                           policy::activation_help(),
+                           policy::activation_help() +
+                           "\nMask terms (--mask), i' = i + Nk - Nq:\n" +
+                           policy::mask_term_help(),
             argc, argv,
             {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
              "probs", "dtype", "repeat", "key-bias"},

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -31,6 +32,15 @@ constexpr TileClass or_class(TileClass a, TileClass b) noexcept {
   if (a == TileClass::empty && b == TileClass::empty) return TileClass::empty;
   return TileClass::partial;
 }
+/// A runtime array of a mask whose shape does not fit the call: shape_error naming the array,
+/// its shape, and the expected layout with its extents ("expected [B, Nk] = [2, 9]").
+template <class Got, class Want>
+[[noreturn]] void layout_mismatch(std::string_view array, const Got& got, std::string_view layout,
+                                  const Want& want) {
+  throw shape_error("attnkit: attention: " + std::string(array) + " has shape " +
+                    shape_string(got) + ", expected " + std::string(layout) + " = " +
+                    shape_string(want));
+}
 /// Class of the tile for the causal condition j <= i.
 constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1) noexcept {
   if (j0 > i1 - 1) return TileClass::empty;
@@ -41,6 +51,14 @@ constexpr TileClass causal_class(index_t i0, index_t i1, index_t j0, index_t j1)
 
 /// Every key is visible.
 struct NoMask {
+  static constexpr std::string_view spec_name = "none";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "none";
+  static constexpr std::string_view spec_help = "every key (changes nothing)";
+  template <class Args>
+  static NoMask from_spec(Args& a) {
+    a.no_value();
+    return {};
+  }
   bool visible(index_t, index_t, index_t, index_t) const noexcept { return true; }
   TileClass classify(index_t, index_t, index_t, index_t, index_t, index_t) const noexcept {
     return TileClass::full;
@@ -51,6 +69,17 @@ struct NoMask {
 /// j <= i' (bottom-right alignment: the last query row sees every key; with a KV cache the new
 /// rows see the cache and themselves). `causal` and `causal=bottom-right` in a mask spec.
 struct Causal {
+  static constexpr std::string_view spec_name = "causal";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "causal";
+  static constexpr std::string_view spec_help =
+      "j <= i' (also spelled causal=bottom-right: the last row sees every key)";
+  template <class Args>
+  static Causal from_spec(Args& a) {
+    if (a.has_value() && a.value() != "bottom-right")
+      a.fail("the alignment of causal is bottom-right (the default) or top-left, not '" +
+             std::string(a.value()) + "'");
+    return {};
+  }
   bool visible(index_t, index_t, index_t i, index_t j) const noexcept { return j <= i; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
                      index_t j1) const noexcept {
@@ -63,6 +92,14 @@ struct Causal {
 /// scaled_dot_product_attention: row i sees keys 0..i whatever Nk - Nq). Differs from Causal
 /// only when Nq != Nk. `causal=top-left` in a mask spec.
 struct CausalTopLeft {
+  static constexpr std::string_view spec_name = "causal";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_value = "top-left";  ///< only `causal=top-left`
+  static constexpr std::string_view spec_form = "causal=top-left";
+  static constexpr std::string_view spec_help = "j <= i (PyTorch's is_causal)";
+  template <class Args>
+  static CausalTopLeft from_spec(Args&) {
+    return {};
+  }
   index_t offset = 0;  ///< Nk - Nq of the bound call: i = i' - offset (bind sets it)
   bool visible(index_t, index_t, index_t ip, index_t j) const noexcept { return j <= ip - offset; }
   TileClass classify(index_t, index_t, index_t i0, index_t i1, index_t j0,
@@ -78,6 +115,13 @@ struct CausalTopLeft {
 
 /// j <= i' and i' - j < W.
 struct SlidingWindow {
+  static constexpr std::string_view spec_name = "sliding";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "sliding=W";
+  static constexpr std::string_view spec_help = "j <= i' and i' - j < W (W >= 1)";
+  template <class Args>
+  static SlidingWindow from_spec(Args& a) {
+    return SlidingWindow(a.integer(a.value(), "W", 1));
+  }
   index_t window = 1;  ///< W >= 1
   SlidingWindow() = default;
   /// \param w the window W (>= 1)
@@ -99,6 +143,13 @@ struct SlidingWindow {
 
 /// |i' - j| <= W (both sides).
 struct LocalWindow {
+  static constexpr std::string_view spec_name = "local";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "local=W";
+  static constexpr std::string_view spec_help = "|i' - j| <= W (W >= 0, both sides)";
+  template <class Args>
+  static LocalWindow from_spec(Args& a) {
+    return LocalWindow(a.integer(a.value(), "W", 0));
+  }
   index_t window = 0;  ///< W >= 0
   LocalWindow() = default;
   /// \param w the half width W (>= 0)
@@ -119,6 +170,14 @@ struct LocalWindow {
 
 /// StreamingLLM: j <= i' and (j < S or i' - j < W).
 struct Sinks {
+  static constexpr std::string_view spec_name = "sinks";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "sinks=S,W";
+  static constexpr std::string_view spec_help = "j <= i' and (j < S or i' - j < W) (StreamingLLM)";
+  template <class Args>
+  static Sinks from_spec(Args& a) {
+    const auto f = a.fields(2);
+    return Sinks(a.integer(f[0], "S", 0), a.integer(f[1], "W", 1));
+  }
   index_t sinks = 0;   ///< S >= 0
   index_t window = 1;  ///< W >= 1
   Sinks() = default;
@@ -142,6 +201,13 @@ struct Sinks {
 
 /// j < P or j <= i' (bidirectional prefix, causal after it).
 struct PrefixLM {
+  static constexpr std::string_view spec_name = "prefix-lm";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "prefix-lm=P";
+  static constexpr std::string_view spec_help = "j < P or j <= i' (P >= 0)";
+  template <class Args>
+  static PrefixLM from_spec(Args& a) {
+    return PrefixLM(a.integer(a.value(), "P", 0));
+  }
   index_t prefix = 0;  ///< P >= 0
   PrefixLM() = default;
   /// \param p the prefix length P
@@ -163,6 +229,13 @@ struct PrefixLM {
 
 /// j < len[b]: padded keys of a batch of sequences of different lengths.
 struct KeyPadding {
+  static constexpr std::string_view spec_name = "padding";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "padding=FILE";
+  static constexpr std::string_view spec_help = "j < len[b] (FILE: integer [B])";
+  template <class Args>
+  static KeyPadding from_spec(Args& a) {
+    return KeyPadding(a.integer_list(a.value(), "[B]"));
+  }
   std::shared_ptr<const std::vector<index_t>> lengths;  ///< [B]
   KeyPadding() = default;
   /// \param len the number of real keys of each batch entry
@@ -179,8 +252,8 @@ struct KeyPadding {
   }
   KeyPadding bind(const Geometry& g) const {
     const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
-    if (n != g.batch) throw_shape_mismatch("attention", "KeyPadding lengths", Shape<1>{n},
-                                           Shape<1>{g.batch});
+    if (n != g.batch) detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]",
+                                              Shape<1>{g.batch});
     return *this;
   }
 };
@@ -188,6 +261,13 @@ struct KeyPadding {
 /// keep[b, j] != 0: per-key keep flags (e.g. retention >= threshold). Classifies a tile in O(1)
 /// from per-row prefix counts built once at construction.
 struct KeepMask {
+  static constexpr std::string_view spec_name = "keep";  ///< mask-term registry (mask_spec.hpp)
+  static constexpr std::string_view spec_form = "keep=FILE";
+  static constexpr std::string_view spec_help = "keep[b, j] != 0 (FILE: bool/uint8 [B, Nk])";
+  template <class Args>
+  static KeepMask from_spec(Args& a) {
+    return KeepMask(a.template flags<2>(a.value(), "[B, Nk]"));
+  }
   TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
   KeepMask() = default;
@@ -213,7 +293,7 @@ struct KeepMask {
   }
   KeepMask bind(const Geometry& g) const {
     if (keep.extent(0) != g.batch || keep.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "KeepMask flags", keep.shape(), Shape<2>{g.batch, g.nk});
+      detail::layout_mismatch("KeepMask flags", keep.shape(), "[B, Nk]", Shape<2>{g.batch, g.nk});
     return *this;
   }
 };
@@ -222,6 +302,13 @@ struct KeepMask {
 /// classified in O(1) from the length of the run of equal ids at each position and, for
 /// non-decreasing ids, from the id range of each side.
 struct Document {
+  static constexpr std::string_view spec_name = "document";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "document=FILE";
+  static constexpr std::string_view spec_help = "seg[b, i'] == seg[b, j] (FILE: integer [B, Nk])";
+  template <class Args>
+  static Document from_spec(Args& a) {
+    return Document(a.template integers<2>(a.value(), "[B, Nk]"));
+  }
   TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
   std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
@@ -262,8 +349,8 @@ struct Document {
   }
   Document bind(const Geometry& g) const {
     if (segments.extent(0) != g.batch || segments.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "Document segment ids", segments.shape(),
-                           Shape<2>{g.batch, g.nk});
+      detail::layout_mismatch("Document segment ids", segments.shape(), "[B, Nk]",
+                              Shape<2>{g.batch, g.nk});
     return *this;
   }
 };
@@ -272,6 +359,17 @@ struct Document {
 /// block layout [B, Hq, ceil(Nq / BQ), ceil(Nk / BK)]. Tiles are classified in O(1) from 2-D
 /// prefix counts of the layout built once at construction.
 struct BlockSparse {
+  static constexpr std::string_view spec_name = "block-sparse";  ///< mask-term registry
+  static constexpr std::string_view spec_form = "block-sparse=FILE,BQ,BK";
+  static constexpr std::string_view spec_help =
+      "layout[b, h, i / BQ, j / BK] != 0 (FILE: bool/uint8 [B, Hq, ceil(Nq/BQ), ceil(Nk/BK)])";
+  template <class Args>
+  static BlockSparse from_spec(Args& a) {
+    const auto f = a.fields(3);  // FILE may hold commas: split at the last two
+    const index_t bq = a.integer(f[1], "BQ", 1), bk = a.integer(f[2], "BK", 1);
+    const auto layout = a.template flags<4>(f[0], "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]");
+    return BlockSparse(layout, bq, bk);
+  }
   TensorView<const std::uint8_t, 4> layout;  ///< [B, Hq, nbq, nbk]; must outlive the policy
   index_t block_q = 1;                       ///< BQ
   index_t block_k = 1;                       ///< BK
@@ -318,7 +416,8 @@ struct BlockSparse {
     const Shape<4> want{g.batch, g.heads_q, (g.nq + block_q - 1) / block_q,
                         (g.nk + block_k - 1) / block_k};
     if (layout.shape() != want)
-      throw_shape_mismatch("attention", "BlockSparse layout", layout.shape(), want);
+      detail::layout_mismatch("BlockSparse layout", layout.shape(),
+                              "[B, Hq, ceil(Nq/BQ), ceil(Nk/BK)]", want);
     BlockSparse r = *this;
     r.row_offset = g.query_offset();
     return r;
