@@ -1646,6 +1646,25 @@ inline constexpr bool is_identity_map = [] {
   }
 }();
 
+/// Whether an over_keys_exp activation A computes its exponentiated weights itself (optional
+/// hooks, all three or none), a fast path for a map whose exponential is cheaper than the map:
+///   simd_exp_lead(s)        an upper bound of map(s) that is also within a constant of it
+///                           (the kernel keeps the running max m of the leads, natural units);
+///   simd_exp_prepare(m)     any per-row state derived from m (once per tile and row vector);
+///   simd_exp_weight(s, st)  exp(map(s) - m).
+/// Normalized sigmoid, the softmax of log sigmoid(x), has lead min(x, 0) and weight
+/// exp(min(x, 0) - m) · sigmoid(|x|), which it computes with one exponential and no logarithm.
+template <class A>
+inline constexpr bool has_exp_weight =
+    A::normalization == Normalization::over_keys_exp &&
+    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+             const xsimd::batch<double, xsimd::sse2>& d) {
+      { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+      { a.simd_exp_weight(d, a.simd_exp_prepare(d)) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+    };
+
 // ---------------------------------------------------------------------------------------------
 // score mod
 
@@ -2371,6 +2390,7 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
 #include <algorithm>
 #include <cmath>
 #include <string_view>
+#include <type_traits>
 
 // ---- begin attnkit/simd/fast_math.hpp ----
 // SPDX-License-Identifier: MIT
@@ -2629,6 +2649,50 @@ struct NormalizedSigmoid {
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return simd::log_sigmoid_batch<Arch, T>(s, static_cast<T>(bias));
+  }
+  // The kernel's path (concepts.hpp, has_exp_weight): with x = s + b, u = e^-|x| and m the
+  // running max of min(x, 0), exp(log sigmoid(x) - m) = exp(min(x, 0) - m) / (1 + u), and
+  // exp(min(x, 0) - m) = e^-m · (x < 0 ? u : 1), so the weight is e^-m · sigmoid(x): the
+  // sigmoid and one multiply per score. When m is so negative that e^-m could overflow (every
+  // sigmoid of the row underflows, which a running sum cannot represent), the row takes
+  // exp(min(x, 0) - m) / (1 + u) itself: a second exponential.
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_exp_lead(const xsimd::batch<T, Arch>& s) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    return xsimd::min(s + B(static_cast<T>(bias)), B(T(0)));
+  }
+  /// min(x, 0) <= 0: once a row's max is 0 it cannot move, and the kernel skips the max pass.
+  static constexpr double exp_lead_bound = 0.0;
+  /// The row state of simd_exp_weight: -m, e^-m, and whether e^-m is safe for every lane (a
+  /// lane with m below -1e29 has seen no visible key: its weights are all selected away).
+  template <class T, class Arch>
+  struct ExpRow {
+    xsimd::batch<T, Arch> neg_m, scale, neg_b_log2e;
+    bool fast;
+  };
+  template <class T, class Arch>
+  ExpRow<T, Arch> simd_exp_prepare(const xsimd::batch<T, Arch>& m) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    // e^-m below ~1e17 (fp32) / 1e260 (fp64); a key with x < m - 47 (fp32) or m - 108 (fp64)
+    // then has a weight below e^-47 or e^-108 of the row's largest, whatever u rounds to.
+    constexpr T floor = std::is_same_v<T, float> ? T(-40) : T(-600);
+    const bool fast = xsimd::all((m >= B(floor)) | (m < B(T(-1e29))));
+    constexpr T log2e = T(1.4426950408889634);
+    const B scale = simd::exp2_batch<Arch, T>(xsimd::min(-m, B(-floor)) * B(log2e));
+    return {-m, scale, B(static_cast<T>(-bias * 1.4426950408889634)), fast};
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_exp_weight(const xsimd::batch<T, Arch>& s,
+                                        const ExpRow<T, Arch>& row) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    // e^-m · (x < 0 ? u : 1) / (1 + u) = e^-m · sigmoid(x)
+    if (row.fast) return simd::sigmoid_batch<Arch, T>(s, row.neg_b_log2e) * row.scale;
+    constexpr T log2e = T(1.4426950408889634);
+    constexpr T floor = std::is_same_v<T, float> ? T(-160) : T(-1100);
+    const B x = s + B(static_cast<T>(bias));
+    const B u = simd::exp2_batch<Arch, T>(xsimd::max(xsimd::abs(x) * B(-log2e), B(floor)));
+    const B r = simd::reciprocal_batch<Arch, T>(B(T(1)) + u);
+    return simd::exp2_batch<Arch, T>((xsimd::min(x, B(T(0))) + row.neg_m) * B(log2e)) * r;
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };
@@ -3991,6 +4055,17 @@ void parallel_units(long n, MakeWs&& make_ws, Fn&& fn) {
   for (long u = 0; u < n; ++u) fn(ws, u);
 }
 
+/// The per-row state of an activation that exponentiates its own weights (policy::has_exp_weight);
+/// a placeholder for the others.
+template <class A, class B, bool = policy::has_exp_weight<A>>
+struct ExpRowOf {
+  using type = char;
+};
+template <class A, class B>
+struct ExpRowOf<A, B, true> {
+  using type = decltype(std::declval<const A&>().simd_exp_prepare(std::declval<const B&>()));
+};
+
 /// The kernel for one (Arch, T, Policy).
 template <class Arch, class T, class Policy>
 struct FusedKernel {
@@ -4000,11 +4075,18 @@ struct FusedKernel {
   static constexpr Normalization norm = Activation::normalization;
   /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
   static constexpr bool identity_map = policy::is_identity_map<Activation>;
+  /// The activation exponentiates its own weights, given the running max of its leads
+  /// (policy::has_exp_weight).
+  static constexpr bool exp_weight = policy::has_exp_weight<Activation>;
+  using ExpRowState = typename ExpRowOf<Activation, B, exp_weight>::type;
+  /// The leads never exceed Activation::exp_lead_bound (optional, with exp_weight).
+  static constexpr bool lead_bound = exp_weight && requires { Activation::exp_lead_bound; };
   /// A score mod may give -inf (a key bias, a user's mod): the activation then tests every
   /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
   /// visible scores are all -inf gets a zero row, on every architecture.
   static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
+  static constexpr T ln2 = T(0.69314718055994530942);
 
   const Policy& pol;
   const Operands<T>& x;
@@ -4063,21 +4145,34 @@ struct FusedKernel {
   }
 
   /// S^T -> P^T in place for one lane group; updates m, l and writes alpha (online softmax).
-  /// Returns whether alpha is used.
+  /// Returns whether O must be rescaled by alpha (some row's max moved).
   bool activate(index_t lanes, index_t bk, bool partial, T* st, T* m, T* l, T* alpha) const {
     const index_t nv = lanes / W;
     const B thr(marker_threshold<T>);
     const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
     if constexpr (norm == Normalization::over_keys_exp) {
+      bool moved = false;
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
         B mx[4];
         for (index_t v = 0; v < cnt; ++v) mx[v] = B(marker<T>);
-        for (index_t j = 0; j < bk; ++j) {
+        // Rows whose max already reached the leads' upper bound skip the max pass.
+        bool at_bound = false;
+        if constexpr (lead_bound) {
+          at_bound = true;
+          const B bound(static_cast<T>(Activation::exp_lead_bound * 1.4426950408889634));
+          for (index_t v = 0; v < cnt; ++v)
+            at_bound = at_bound && xsimd::all(B::load_aligned(m + (v0 + v) * W) >= bound);
+        }
+        for (index_t j = 0; j < (at_bound ? 0 : bk); ++j) {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             B t = B::load_aligned(row + v * W);
-            if constexpr (!identity_map) {  // the map before the exponential (soft cap, ...)
+            if constexpr (exp_weight) {  // the max of the leads; the scores stay for pass 2
+              const B lead = act.simd_exp_lead(t);
+              mx[v] = xsimd::max(mx[v], partial ? xsimd::select(t > thr, lead, t) : lead);
+              continue;
+            } else if constexpr (!identity_map) {  // the map before the exponential (soft cap)
               const B mapped = act.simd_map(t);
               t = partial ? xsimd::select(t > thr, mapped, t) : mapped;
               t.store_aligned(row + v * W);
@@ -4087,22 +4182,43 @@ struct FusedKernel {
         }
         B sum[4];
         B mnew[4];
+        ExpRowState rows[4];
         for (index_t v = 0; v < cnt; ++v) {
           const B mold = B::load_aligned(m + (v0 + v) * W);
           mnew[v] = xsimd::max(mold, mx[v] * B(log2e));
+          moved = moved || xsimd::any(mnew[v] != mold);
           const B a = exp2_batch<Arch, T>(mold - mnew[v]);
           a.store_aligned(alpha + (v0 + v) * W);
           mnew[v].store_aligned(m + (v0 + v) * W);
           sum[v] = B(T(0));
+          if constexpr (exp_weight) rows[v] = act.simd_exp_prepare(mnew[v] * B(T(ln2)));
         }
-        for (index_t j = 0; j < bk; ++j) {
-          T* row = st + j * lanes + v0 * W;
+        if constexpr (exp_weight) {
+          // One row vector at a time, its state in registers (the stores below could alias it
+          // in memory).
           for (index_t v = 0; v < cnt; ++v) {
-            const B t = B::load_aligned(row + v * W);
-            B p = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), mnew[v]));
-            if (partial) p = xsimd::select(t > thr, p, B(T(0)));
-            p.store_aligned(row + v * W);
-            sum[v] += p;
+            const ExpRowState rs = rows[v];
+            B s(T(0));
+            T* col = st + (v0 + v) * W;
+            for (index_t j = 0; j < bk; ++j) {
+              const B t = B::load_aligned(col + j * lanes);
+              B p = act.simd_exp_weight(t, rs);
+              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+              p.store_aligned(col + j * lanes);
+              s += p;
+            }
+            sum[v] = s;
+          }
+        } else {
+          for (index_t j = 0; j < bk; ++j) {
+            T* row = st + j * lanes + v0 * W;
+            for (index_t v = 0; v < cnt; ++v) {
+              const B t = B::load_aligned(row + v * W);
+              B p = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), mnew[v]));
+              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+              p.store_aligned(row + v * W);
+              sum[v] += p;
+            }
           }
         }
         for (index_t v = 0; v < cnt; ++v) {
@@ -4111,7 +4227,7 @@ struct FusedKernel {
           xsimd::fma(lv, a, sum[v]).store_aligned(l + (v0 + v) * W);
         }
       }
-      return true;
+      return moved;
     } else {
       if constexpr (identity_map) {
         if (!partial) return false;  // P = s: nothing to do but zero the invisible pairs

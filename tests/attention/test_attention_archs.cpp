@@ -190,6 +190,10 @@ TEST_CASE("every architecture: normalized sigmoid where every sigmoid underflows
       always.decode = DecodeMode::always;
       check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)),
                    spec, p, seed + 2, true, always);
+      // b = -40: rows on both sides of the kernel's fast range (e^-m representable).
+      spec.bias = -40;
+      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-40), pol::SlidingWindow(7)), spec,
+                   p, seed + 3, true);
     }
   }
 }

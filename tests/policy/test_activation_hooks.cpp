@@ -146,12 +146,14 @@ TEST_CASE("activation registry: names, values, errors, visit", "[policy][registr
   CHECK_THAT(error_of("softmax", 1.0), Catch::Contains("sigmoid-bias and normalized-sigmoid"));
 }
 
-TEST_CASE("normalized sigmoid's map is log sigmoid: no underflow, exact at the ends",
+TEST_CASE("normalized sigmoid: log sigmoid map, exponentiated weights, exact at the ends",
           "[policy][activation]") {
   const pol::NormalizedSigmoid ns(-3.0);
   CHECK(ns.map(-1e4) == Approx(-1e4 - 3.0).epsilon(1e-15));
   CHECK(ns.map(3.0) == Approx(-std::log(2.0)));
   CHECK(ns.map(1e4) == 0.0);
+  CHECK(pol::has_exp_weight<pol::NormalizedSigmoid>);
+  CHECK_FALSE(pol::has_exp_weight<pol::Softcap>);
   auto one = [&](auto arch) {
     using Arch = decltype(arch);
     if constexpr (simd::arch_compiled<Arch>) {
@@ -171,6 +173,30 @@ TEST_CASE("normalized sigmoid's map is log sigmoid: no underflow, exact at the e
             }
           }
         };
+        // The kernel's path: simd_exp_weight(s, simd_exp_prepare(m)) = exp(map(s) - m) for a
+        // running max m of the leads, in the fast range (e^-m small) and beyond it.
+        auto weights = [&](auto zero, double tol, std::initializer_list<double> maxima) {
+          using T = decltype(zero);
+          using B = xsimd::batch<T, Arch>;
+          for (double m : maxima) {
+            const auto row = ns.simd_exp_prepare(B(static_cast<T>(m)));
+            for (double x = m - 40; x <= (m == 0 ? 40.0 : m); x += 0.37) {
+              const T s = static_cast<T>(x + 3.0);  // lead = min(s + b, 0) with b = -3
+              alignas(64) T lead[B::size], w[B::size];
+              ns.simd_exp_lead(B(s)).store_aligned(lead);
+              ns.simd_exp_weight(B(s), row).store_aligned(w);
+              INFO(Arch::name() << " " << sizeof(T) << "-byte, m = " << m << ", s = " << s);
+              // Natural-log errors: s + b rounds in T, so a few ulps of |s| are expected.
+              const double slack = tol * std::max(1.0, std::abs(double(s)));
+              REQUIRE(w[0] > T(0));
+              CHECK(std::abs(std::log(double(w[0])) - (ns.map(double(s)) - m)) <= slack);
+              CHECK(double(lead[0]) >= ns.map(double(s)) - slack);
+              CHECK(double(lead[0]) <= ns.map(double(s)) + std::log(2.0) + slack);
+            }
+          }
+        };
+        weights(float{}, 2e-6, {0.0, -5.0, -39.0, -45.0, -80.0, -1e4});
+        weights(double{}, 1e-13, {0.0, -5.0, -500.0, -700.0, -1e4});
         const double inf = std::numeric_limits<double>::infinity();
         lanes(float{}, {-inf, -1e30, -1e4, -300.0, -90.0, 0.0, 30.0, 1e4, inf});
         lanes(double{}, {-inf, -1e30, -1e4, -800.0, 0.0, 30.0, 1e4, inf});

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string_view>
+#include <type_traits>
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/policy/concepts.hpp"
@@ -150,6 +151,50 @@ struct NormalizedSigmoid {
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return simd::log_sigmoid_batch<Arch, T>(s, static_cast<T>(bias));
+  }
+  // The kernel's path (concepts.hpp, has_exp_weight): with x = s + b, u = e^-|x| and m the
+  // running max of min(x, 0), exp(log sigmoid(x) - m) = exp(min(x, 0) - m) / (1 + u), and
+  // exp(min(x, 0) - m) = e^-m · (x < 0 ? u : 1), so the weight is e^-m · sigmoid(x): the
+  // sigmoid and one multiply per score. When m is so negative that e^-m could overflow (every
+  // sigmoid of the row underflows, which a running sum cannot represent), the row takes
+  // exp(min(x, 0) - m) / (1 + u) itself: a second exponential.
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_exp_lead(const xsimd::batch<T, Arch>& s) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    return xsimd::min(s + B(static_cast<T>(bias)), B(T(0)));
+  }
+  /// min(x, 0) <= 0: once a row's max is 0 it cannot move, and the kernel skips the max pass.
+  static constexpr double exp_lead_bound = 0.0;
+  /// The row state of simd_exp_weight: -m, e^-m, and whether e^-m is safe for every lane (a
+  /// lane with m below -1e29 has seen no visible key: its weights are all selected away).
+  template <class T, class Arch>
+  struct ExpRow {
+    xsimd::batch<T, Arch> neg_m, scale, neg_b_log2e;
+    bool fast;
+  };
+  template <class T, class Arch>
+  ExpRow<T, Arch> simd_exp_prepare(const xsimd::batch<T, Arch>& m) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    // e^-m below ~1e17 (fp32) / 1e260 (fp64); a key with x < m - 47 (fp32) or m - 108 (fp64)
+    // then has a weight below e^-47 or e^-108 of the row's largest, whatever u rounds to.
+    constexpr T floor = std::is_same_v<T, float> ? T(-40) : T(-600);
+    const bool fast = xsimd::all((m >= B(floor)) | (m < B(T(-1e29))));
+    constexpr T log2e = T(1.4426950408889634);
+    const B scale = simd::exp2_batch<Arch, T>(xsimd::min(-m, B(-floor)) * B(log2e));
+    return {-m, scale, B(static_cast<T>(-bias * 1.4426950408889634)), fast};
+  }
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_exp_weight(const xsimd::batch<T, Arch>& s,
+                                        const ExpRow<T, Arch>& row) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    // e^-m · (x < 0 ? u : 1) / (1 + u) = e^-m · sigmoid(x)
+    if (row.fast) return simd::sigmoid_batch<Arch, T>(s, row.neg_b_log2e) * row.scale;
+    constexpr T log2e = T(1.4426950408889634);
+    constexpr T floor = std::is_same_v<T, float> ? T(-160) : T(-1100);
+    const B x = s + B(static_cast<T>(bias));
+    const B u = simd::exp2_batch<Arch, T>(xsimd::max(xsimd::abs(x) * B(-log2e), B(floor)));
+    const B r = simd::reciprocal_batch<Arch, T>(B(T(1)) + u);
+    return simd::exp2_batch<Arch, T>((xsimd::min(x, B(T(0))) + row.neg_m) * B(log2e)) * r;
   }
   NormalizedSigmoid bind(const Geometry&) const noexcept { return *this; }
 };

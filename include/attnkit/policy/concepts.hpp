@@ -92,6 +92,25 @@ inline constexpr bool is_identity_map = [] {
   }
 }();
 
+/// Whether an over_keys_exp activation A computes its exponentiated weights itself (optional
+/// hooks, all three or none), a fast path for a map whose exponential is cheaper than the map:
+///   simd_exp_lead(s)        an upper bound of map(s) that is also within a constant of it
+///                           (the kernel keeps the running max m of the leads, natural units);
+///   simd_exp_prepare(m)     any per-row state derived from m (once per tile and row vector);
+///   simd_exp_weight(s, st)  exp(map(s) - m).
+/// Normalized sigmoid, the softmax of log sigmoid(x), has lead min(x, 0) and weight
+/// exp(min(x, 0) - m) · sigmoid(|x|), which it computes with one exponential and no logarithm.
+template <class A>
+inline constexpr bool has_exp_weight =
+    A::normalization == Normalization::over_keys_exp &&
+    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+             const xsimd::batch<double, xsimd::sse2>& d) {
+      { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+      { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+      { a.simd_exp_weight(d, a.simd_exp_prepare(d)) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+    };
+
 // ---------------------------------------------------------------------------------------------
 // score mod
 

@@ -110,6 +110,17 @@ void parallel_units(long n, MakeWs&& make_ws, Fn&& fn) {
   for (long u = 0; u < n; ++u) fn(ws, u);
 }
 
+/// The per-row state of an activation that exponentiates its own weights (policy::has_exp_weight);
+/// a placeholder for the others.
+template <class A, class B, bool = policy::has_exp_weight<A>>
+struct ExpRowOf {
+  using type = char;
+};
+template <class A, class B>
+struct ExpRowOf<A, B, true> {
+  using type = decltype(std::declval<const A&>().simd_exp_prepare(std::declval<const B&>()));
+};
+
 /// The kernel for one (Arch, T, Policy).
 template <class Arch, class T, class Policy>
 struct FusedKernel {
@@ -119,11 +130,18 @@ struct FusedKernel {
   static constexpr Normalization norm = Activation::normalization;
   /// map(s) = s: the kernel skips the activation's map (and, elementwise, full tiles' pass).
   static constexpr bool identity_map = policy::is_identity_map<Activation>;
+  /// The activation exponentiates its own weights, given the running max of its leads
+  /// (policy::has_exp_weight).
+  static constexpr bool exp_weight = policy::has_exp_weight<Activation>;
+  using ExpRowState = typename ExpRowOf<Activation, B, exp_weight>::type;
+  /// The leads never exceed Activation::exp_lead_bound (optional, with exp_weight).
+  static constexpr bool lead_bound = exp_weight && requires { Activation::exp_lead_bound; };
   /// A score mod may give -inf (a key bias, a user's mod): the activation then tests every
   /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
   /// visible scores are all -inf gets a zero row, on every architecture.
   static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
+  static constexpr T ln2 = T(0.69314718055994530942);
 
   const Policy& pol;
   const Operands<T>& x;
@@ -182,21 +200,34 @@ struct FusedKernel {
   }
 
   /// S^T -> P^T in place for one lane group; updates m, l and writes alpha (online softmax).
-  /// Returns whether alpha is used.
+  /// Returns whether O must be rescaled by alpha (some row's max moved).
   bool activate(index_t lanes, index_t bk, bool partial, T* st, T* m, T* l, T* alpha) const {
     const index_t nv = lanes / W;
     const B thr(marker_threshold<T>);
     const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
     if constexpr (norm == Normalization::over_keys_exp) {
+      bool moved = false;
       for (index_t v0 = 0; v0 < nv; v0 += 4) {
         const index_t cnt = std::min<index_t>(4, nv - v0);
         B mx[4];
         for (index_t v = 0; v < cnt; ++v) mx[v] = B(marker<T>);
-        for (index_t j = 0; j < bk; ++j) {
+        // Rows whose max already reached the leads' upper bound skip the max pass.
+        bool at_bound = false;
+        if constexpr (lead_bound) {
+          at_bound = true;
+          const B bound(static_cast<T>(Activation::exp_lead_bound * 1.4426950408889634));
+          for (index_t v = 0; v < cnt; ++v)
+            at_bound = at_bound && xsimd::all(B::load_aligned(m + (v0 + v) * W) >= bound);
+        }
+        for (index_t j = 0; j < (at_bound ? 0 : bk); ++j) {
           T* row = st + j * lanes + v0 * W;
           for (index_t v = 0; v < cnt; ++v) {
             B t = B::load_aligned(row + v * W);
-            if constexpr (!identity_map) {  // the map before the exponential (soft cap, ...)
+            if constexpr (exp_weight) {  // the max of the leads; the scores stay for pass 2
+              const B lead = act.simd_exp_lead(t);
+              mx[v] = xsimd::max(mx[v], partial ? xsimd::select(t > thr, lead, t) : lead);
+              continue;
+            } else if constexpr (!identity_map) {  // the map before the exponential (soft cap)
               const B mapped = act.simd_map(t);
               t = partial ? xsimd::select(t > thr, mapped, t) : mapped;
               t.store_aligned(row + v * W);
@@ -206,22 +237,43 @@ struct FusedKernel {
         }
         B sum[4];
         B mnew[4];
+        ExpRowState rows[4];
         for (index_t v = 0; v < cnt; ++v) {
           const B mold = B::load_aligned(m + (v0 + v) * W);
           mnew[v] = xsimd::max(mold, mx[v] * B(log2e));
+          moved = moved || xsimd::any(mnew[v] != mold);
           const B a = exp2_batch<Arch, T>(mold - mnew[v]);
           a.store_aligned(alpha + (v0 + v) * W);
           mnew[v].store_aligned(m + (v0 + v) * W);
           sum[v] = B(T(0));
+          if constexpr (exp_weight) rows[v] = act.simd_exp_prepare(mnew[v] * B(T(ln2)));
         }
-        for (index_t j = 0; j < bk; ++j) {
-          T* row = st + j * lanes + v0 * W;
+        if constexpr (exp_weight) {
+          // One row vector at a time, its state in registers (the stores below could alias it
+          // in memory).
           for (index_t v = 0; v < cnt; ++v) {
-            const B t = B::load_aligned(row + v * W);
-            B p = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), mnew[v]));
-            if (partial) p = xsimd::select(t > thr, p, B(T(0)));
-            p.store_aligned(row + v * W);
-            sum[v] += p;
+            const ExpRowState rs = rows[v];
+            B s(T(0));
+            T* col = st + (v0 + v) * W;
+            for (index_t j = 0; j < bk; ++j) {
+              const B t = B::load_aligned(col + j * lanes);
+              B p = act.simd_exp_weight(t, rs);
+              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+              p.store_aligned(col + j * lanes);
+              s += p;
+            }
+            sum[v] = s;
+          }
+        } else {
+          for (index_t j = 0; j < bk; ++j) {
+            T* row = st + j * lanes + v0 * W;
+            for (index_t v = 0; v < cnt; ++v) {
+              const B t = B::load_aligned(row + v * W);
+              B p = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), mnew[v]));
+              if (partial) p = xsimd::select(t > thr, p, B(T(0)));
+              p.store_aligned(row + v * W);
+              sum[v] += p;
+            }
           }
         }
         for (index_t v = 0; v < cnt; ++v) {
@@ -230,7 +282,7 @@ struct FusedKernel {
           xsimd::fma(lv, a, sum[v]).store_aligned(l + (v0 + v) * W);
         }
       }
-      return true;
+      return moved;
     } else {
       if constexpr (identity_map) {
         if (!partial) return false;  // P = s: nothing to do but zero the invisible pairs
