@@ -15,10 +15,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 
 #include "bench_main.hpp"
 #include "flop_count.hpp"
@@ -39,7 +39,7 @@ constexpr index_t timed_steps = 256;         // decode steps per repetition
 struct Layer {
   Tensor<float, 2> wq{{hq * d, hid}}, wk{{hkv * d, hid}}, wv{{hkv * d, hid}}, wo{{hid, hq*d}};
   Tensor<float, 3> rows{{1, 512, hid}};  // inputs, cycled
-  MultiHeadAttention<Policy, float> mha;
+  modules::MultiHeadAttention<Policy, float> mha;
   Layer() {
     std::mt19937 g(7);
     std::normal_distribution<float> n(0.0f, 1.0f);

@@ -65,7 +65,7 @@ model::Decoder<Policy, float> random_decoder(Weights& w, bool gated) {
     model::DecoderLayer<Policy, float> layer;
     layer.input_layernorm = w.ones(hidden);
     layer.post_attention_layernorm = w.ones(hidden);
-    MultiHeadAttention<Policy, float>& a = layer.self_attn;
+    modules::MultiHeadAttention<Policy, float>& a = layer.self_attn;
     a.heads = heads;
     a.kv_heads = kv_heads;
     a.head_dim = head_dim;
@@ -123,7 +123,7 @@ void BM_Prefill_Linear(benchmark::State& s) { prefill<pol::Linear>(s); }
 void BM_Prefill_NormalizedSigmoid(benchmark::State& s) { prefill<pol::NormalizedSigmoid>(s); }
 void BM_Prefill_ReLU(benchmark::State& s) { prefill<pol::ReLU>(s); }
 void BM_Prefill_Gated(benchmark::State& s) {
-  prefill<pol::Softmax, SelectableSigmoidGate<float>>(s);
+  prefill<pol::Softmax, modules::SelectableSigmoidGate<float>>(s);
 }
 
 }  // namespace

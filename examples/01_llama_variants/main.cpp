@@ -45,6 +45,7 @@ using attnkit::Tensor;
 using attnkit::TensorView;
 namespace ins = attnkit::inspect;
 namespace mdl = attnkit::model;
+using Gate = attnkit::modules::SelectableSigmoidGate<float>;
 namespace pol = attnkit::policy;
 
 /// A toy word list for the default model (vocab 97): token id = index. Only labels; the weights
@@ -71,8 +72,7 @@ struct Row {
 };
 
 template <class Activation>
-using Model =
-    mdl::Decoder<mdl::LlamaPolicy<Activation, attnkit::SelectableSigmoidGate<float>>, float>;
+using Model = mdl::Decoder<mdl::LlamaPolicy<Activation, Gate>, float>;
 
 /// Times the prefill of every variant in interleaved rounds (variant 1, 2, ..., then again), so
 /// that a busy spell of a shared machine hits every variant alike; the best round per variant.
@@ -95,7 +95,7 @@ void time_prefills(std::vector<Row>& rows, int rounds) {
 template <class Activation>
 Row run_variant(const Setup& s, const char* name, const char* activation, const char* folder,
                 Activation act = {}) {
-  using P = mdl::LlamaPolicy<Activation, attnkit::SelectableSigmoidGate<float>>;
+  using P = mdl::LlamaPolicy<Activation, Gate>;
   const auto model =
       std::make_shared<const Model<Activation>>(Model<Activation>::load(s.dir, P(act)));
   const auto& m = *model;
@@ -296,9 +296,8 @@ int main(int argc, char** argv) {
 
     // ---- keyword attention and attention boosting --------------------------------------------
     {
-      using Boosted = mdl::Decoder<pol::AttentionPolicy<pol::Softmax, pol::Causal, pol::KeyBias,
-                                                        attnkit::SelectableSigmoidGate<float>>,
-                                   float>;
+      using Boosted =
+          mdl::Decoder<pol::AttentionPolicy<pol::Softmax, pol::Causal, pol::KeyBias, Gate>, float>;
       const auto m = Boosted::load(s.dir);
       const std::vector<index_t> kw{kKeyword};
       std::printf(

@@ -16,11 +16,11 @@
 #include <random>
 #include <vector>
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/norm.hpp"
-#include "attnkit/block/transformer_block.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
+#include "attnkit/modules/transformer_block.hpp"
 
 namespace {
 
@@ -30,8 +30,9 @@ namespace pol = attnkit::policy;
 namespace blk = attnkit::block;
 
 using Policy = pol::AttentionPolicy<pol::Softmax, pol::Causal, pol::NoScoreMod,
-                                    attnkit::SelectableSigmoidGate<float>>;
-using Block = blk::TransformerBlock<Policy, blk::RMSNorm, blk::PreNorm, blk::SwiGLU<float>, float>;
+                                    attnkit::modules::SelectableSigmoidGate<float>>;
+using Block = attnkit::modules::TransformerBlock<Policy, blk::RMSNorm, blk::PreNorm,
+                                                 blk::SwiGLU<float>, float>;
 
 Tensor<float, 2> random_matrix(index_t rows, index_t cols, double stddev, unsigned seed) {
   Tensor<float, 2> m({rows, cols});

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "attnkit/attention/additive_attention.hpp"
-#include "attnkit/attention/luong_attention.hpp"
+#include "attnkit/modules/additive_attention.hpp"
+#include "attnkit/modules/luong_attention.hpp"
 
 namespace {
 
@@ -117,8 +117,8 @@ int main() try {
     Tensor<float, 2> w({dk, max_len}, 0.0f);
     for (index_t i = 0; i < max_len; ++i)
       w((reverse ? end_block : start_block) + i, i) = float(sharp);
-    attnkit::LuongAttention<> att;
-    att.score = attnkit::LuongScore::general;
+    attnkit::modules::LuongAttention<> att;
+    att.score = attnkit::modules::LuongScore::general;
     att.weight = w.cview();
     run("Luong general", reverse ? "reverse" : "copy", bt, [&](auto& ctx, auto& p) {
       att.forward(bt.steps.cview(), bt.memory.cview(), ctx.view(), bt.lengths, p.view());
@@ -130,7 +130,7 @@ int main() try {
     Tensor<float, 3> q({nb, max_len, dk}, 0.0f);
     for (index_t b = 0; b < nb; ++b)
       for (index_t i = 0; i < max_len; ++i) q(b, i, end_block + i) = float(sharp);
-    attnkit::LuongAttention<> att;  // LuongScore::dot
+    attnkit::modules::LuongAttention<> att;  // LuongScore::dot
     run("Luong dot", "reverse", bt, [&](auto& ctx, auto& p) {
       att.forward(q.cview(), bt.memory.cview(), ctx.view(), bt.lengths, p.view());
     });
@@ -148,8 +148,8 @@ int main() try {
       w(a, max_len + end_block + a) = c;      // the key's position from the end
       w(a, max_len + bias_unit) = -1.5f * c;  // the bias unit
     }
-    attnkit::LuongAttention<> att;
-    att.score = attnkit::LuongScore::concat;
+    attnkit::modules::LuongAttention<> att;
+    att.score = attnkit::modules::LuongScore::concat;
     att.weight = w.cview();
     att.v = v.cview();
     run("Luong concat", "reverse", bt, [&](auto& ctx, auto& p) {
@@ -163,7 +163,7 @@ int main() try {
       wq(a, a) = c;
       wk(a, start_block + a) = c;  // Bahdanau here copies: "from the start"
     }
-    attnkit::AdditiveAttention<> att;
+    attnkit::modules::AdditiveAttention<> att;
     att.query_proj = {wq.cview(), bq.cview()};
     att.memory_proj = {wk.cview(), {}};
     att.v = v.cview();

@@ -5,9 +5,7 @@
 // (include "attnkit/inspect/heatmap_png.hpp" for that).
 #pragma once
 
-#include "attnkit/attention/additive_attention.hpp"
 #include "attnkit/attention/attention.hpp"
-#include "attnkit/attention/luong_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/moe.hpp"
@@ -39,6 +37,8 @@
 #include "attnkit/model/generate.hpp"
 #include "attnkit/model/kv_cache.hpp"
 #include "attnkit/model/sampling.hpp"
+#include "attnkit/modules/additive_attention.hpp"
+#include "attnkit/modules/luong_attention.hpp"
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 #include "attnkit/policy/concepts.hpp"

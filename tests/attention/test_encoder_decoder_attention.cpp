@@ -11,9 +11,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "attnkit/attention/additive_attention.hpp"
-#include "attnkit/attention/luong_attention.hpp"
 #include "attnkit/core/parallel.hpp"
+#include "attnkit/modules/additive_attention.hpp"
+#include "attnkit/modules/luong_attention.hpp"
 
 using attnkit::index_t;
 using attnkit::Tensor;
@@ -107,7 +107,7 @@ void check_additive(const Case& c, const std::string& act, unsigned seed) {
              wk = random_tensor<T, 2>({c.a, c.dk}, seed + 3, 0.8);
   const auto bq = random_tensor<T, 1>({c.a}, seed + 4, 0.5),
              v = random_tensor<T, 1>({c.a}, seed + 5);
-  attnkit::AdditiveAttention<Act, T> att;
+  attnkit::modules::AdditiveAttention<Act, T> att;
   att.query_proj.weight = wq.cview();
   att.query_proj.bias = bq.cview();
   att.memory_proj.weight = wk.cview();
@@ -138,18 +138,19 @@ void check_additive(const Case& c, const std::string& act, unsigned seed) {
 }
 
 template <class T, class Act>
-void check_luong(const Case& c, attnkit::LuongScore score, const std::string& act, unsigned seed) {
-  const index_t dq = score == attnkit::LuongScore::dot ? c.dk : c.dq;
+void check_luong(const Case& c, attnkit::modules::LuongScore score, const std::string& act,
+                 unsigned seed) {
+  const index_t dq = score == attnkit::modules::LuongScore::dot ? c.dk : c.dq;
   const auto q = random_tensor<T, 3>({c.b, c.nq, dq}, seed);
   auto memory = random_tensor<T, 3>({c.b, c.nk, c.dk}, seed + 1);
   const auto wg = random_tensor<T, 2>({c.dk, dq}, seed + 2, 0.5);
   const auto wc = random_tensor<T, 2>({c.a, dq + c.dk}, seed + 3, 0.5);
   const auto vc = random_tensor<T, 1>({c.a}, seed + 4);
-  attnkit::LuongAttention<Act, T> att;
+  attnkit::modules::LuongAttention<Act, T> att;
   att.score = score;
   att.scale = 0.75;
-  if (score == attnkit::LuongScore::general) att.weight = wg.cview();
-  if (score == attnkit::LuongScore::concat) {
+  if (score == attnkit::modules::LuongScore::general) att.weight = wg.cview();
+  if (score == attnkit::modules::LuongScore::concat) {
     att.weight = wc.cview();
     att.v = vc.cview();
   }
@@ -160,9 +161,9 @@ void check_luong(const Case& c, attnkit::LuongScore score, const std::string& ac
     for (index_t i = 0; i < c.nq; ++i)
       for (index_t j = 0; j < c.nk; ++j) {
         double s = 0;
-        if (score == attnkit::LuongScore::dot) {
+        if (score == attnkit::modules::LuongScore::dot) {
           for (index_t d = 0; d < c.dk; ++d) s += double(q(b, i, d)) * double(memory(b, j, d));
-        } else if (score == attnkit::LuongScore::general) {
+        } else if (score == attnkit::modules::LuongScore::general) {
           for (index_t d = 0; d < c.dk; ++d) {
             double ws = 0;
             for (index_t k = 0; k < dq; ++k) ws += double(wg(d, k)) * double(q(b, i, k));
@@ -194,16 +195,16 @@ TEMPLATE_TEST_CASE("LuongAttention (dot, general, concat) against the double ref
                    "[attention][luong]", float, double) {
   unsigned seed = 20;
   for (const Case& c : cases())
-    for (const auto s :
-         {attnkit::LuongScore::dot, attnkit::LuongScore::general, attnkit::LuongScore::concat})
+    for (const auto s : {attnkit::modules::LuongScore::dot, attnkit::modules::LuongScore::general,
+                         attnkit::modules::LuongScore::concat})
       check_luong<TestType, pol::Softmax>(c, s, "softmax", seed += 10);
 }
 
 TEST_CASE("encoder-decoder attention with other activations", "[attention][bahdanau][luong]") {
   const Case c{2, 5, 9, 6, 6, 7, {9, 4}};
   check_additive<float, pol::Sigmoid>(c, "sigmoid", 3);
-  check_luong<float, pol::NormalizedSigmoid>(c, attnkit::LuongScore::general, "normalized-sigmoid",
-                                             4);
+  check_luong<float, pol::NormalizedSigmoid>(c, attnkit::modules::LuongScore::general,
+                                             "normalized-sigmoid", 4);
 }
 
 TEST_CASE("encoder-decoder attention: strided views, threads, errors", "[attention][luong]") {
@@ -214,7 +215,7 @@ TEST_CASE("encoder-decoder attention: strided views, threads, errors", "[attenti
   const auto qbuf = random_tensor<float, 3>({b, nq, d + 3}, 2);
   const TensorView<const float, 3> q = qbuf.cview().slice(0, d, 2);
   const Tensor<float, 3> mc(memory), qc(q);
-  attnkit::LuongAttention<pol::Softmax, float> att;  // dot
+  attnkit::modules::LuongAttention<pol::Softmax, float> att;  // dot
   Tensor<float, 3> c1({b, nq, d}), c2({b, nq, d});
   att.forward(q, memory, c1.view());
   att.forward(qc.cview(), mc.cview(), c2.view());
@@ -236,9 +237,9 @@ TEST_CASE("encoder-decoder attention: strided views, threads, errors", "[attenti
   CHECK_THROWS_AS(att.forward(qc.cview(), mc.cview(), c3.view(), too_long), attnkit::shape_error);
   const std::vector<index_t> one_length{3};
   CHECK_THROWS_AS(att.forward(qc.cview(), mc.cview(), c3.view(), one_length), attnkit::shape_error);
-  att.score = attnkit::LuongScore::general;  // no weight
+  att.score = attnkit::modules::LuongScore::general;  // no weight
   CHECK_THROWS_AS(att.forward(qc.cview(), mc.cview(), c3.view()), attnkit::shape_error);
   const auto q5 = random_tensor<float, 3>({b, nq, 5}, 3);
-  att.score = attnkit::LuongScore::dot;  // Dq != Dk
+  att.score = attnkit::modules::LuongScore::dot;  // Dq != Dk
   CHECK_THROWS_AS(att.forward(q5.cview(), mc.cview(), c3.view()), attnkit::shape_error);
 }

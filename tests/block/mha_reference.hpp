@@ -10,7 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "attnkit/attention/multi_head_attention.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 
 #include "block_reference.hpp"
 
@@ -113,7 +113,7 @@ void check_mha(const std::string& act, index_t nb, index_t n, index_t hid, index
   std::vector<attnkit::Tensor<T, 2>> keep;
   keep.reserve(5);
   for (const Mat* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.wg}) keep.push_back(to_tensor<T>(*m));
-  attnkit::MultiHeadAttention<Policy, T> mha;
+  attnkit::modules::MultiHeadAttention<Policy, T> mha;
   mha.heads = hq;
   mha.kv_heads = hkv;
   mha.head_dim = d;

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "attnkit/block/feed_forward.hpp"
-#include "attnkit/block/transformer_block.hpp"
 #include "attnkit/io/npy.hpp"
 #include "attnkit/model/decoder.hpp"
+#include "attnkit/modules/transformer_block.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 
 #include "block/mha_reference.hpp"
@@ -36,7 +36,7 @@ struct AlibiMha {
   index_t hid, hq, hkv, d;
   MhaWeights w;
   std::vector<Tensor<float, 2>> keep;
-  attnkit::MultiHeadAttention<AlibiPolicy, float> mha;
+  attnkit::modules::MultiHeadAttention<AlibiPolicy, float> mha;
 
   AlibiMha(index_t hid_, index_t hq_, index_t hkv_, index_t d_, pol::ALiBi alibi)
       : hid(hid_), hq(hq_), hkv(hkv_), d(d_), w(random_mha(hid_, hq_, hkv_, d_, 0, 31)) {
@@ -128,7 +128,7 @@ TEST_CASE("ALiBi MultiHeadAttention without RoPE: double reference, positions, c
           0);
 
     // A KV cache: the rows after the first ones see the cached keys at the right distances.
-    attnkit::KVCacheLayer<float> cache;
+    attnkit::modules::KVCacheLayer<float> cache;
     const index_t first = (n + 1) / 2;
     Tensor<float, 3> a({1, first, hid}), b({1, n - first, hid}), ya({1, first, hid}),
         yb({1, n - first, hid});
@@ -154,7 +154,9 @@ TEST_CASE("ALiBi TransformerBlock without RoPE", "[block][alibi]") {
   const auto gt = to_tensor<float>(g), ut = to_tensor<float>(u), dt = to_tensor<float>(dn);
   const Mat nw = rounded<float>(random_mat(1, hid, 10, 0.1, 1.0));
   const auto nwt = to_tensor1<float>(nw.v);
-  blk::TransformerBlock<AlibiPolicy, blk::RMSNorm, blk::PreNorm, blk::SwiGLU<float>, float> block{};
+  attnkit::modules::TransformerBlock<AlibiPolicy, blk::RMSNorm, blk::PreNorm, blk::SwiGLU<float>,
+                                     float>
+      block{};
   block.attn = m.mha;
   block.ffn = blk::SwiGLU<float>{gt.cview(), ut.cview(), dt.cview()};
   block.norm = blk::RMSNorm(1e-5);

@@ -9,8 +9,8 @@ namespace pol = attnkit::policy;
 
 namespace {
 template <class Act>
-using Gated =
-    pol::AttentionPolicy<Act, pol::Causal, pol::NoScoreMod, attnkit::SelectableSigmoidGate<float>>;
+using Gated = pol::AttentionPolicy<Act, pol::Causal, pol::NoScoreMod,
+                                   attnkit::modules::SelectableSigmoidGate<float>>;
 }
 
 TEST_CASE("MultiHeadAttention: sigmoid, sigmoid-bias, linear, relu, head-softmax",

@@ -10,8 +10,8 @@ namespace pol = attnkit::policy;
 
 namespace {
 template <class Act>
-using Gated =
-    pol::AttentionPolicy<Act, pol::Causal, pol::NoScoreMod, attnkit::SelectableSigmoidGate<float>>;
+using Gated = pol::AttentionPolicy<Act, pol::Causal, pol::NoScoreMod,
+                                   attnkit::modules::SelectableSigmoidGate<float>>;
 }
 
 TEST_CASE("MultiHeadAttention: softmax, normalized sigmoid; MHA/GQA/MQA; gates",
@@ -41,7 +41,7 @@ TEST_CASE("MultiHeadAttention: KV cache decoding equals the full pass", "[attent
   const MhaWeights w = random_mha(hid, hq, hkv, d, 1, 5);
   std::vector<attnkit::Tensor<float, 2>> keep;
   for (const Mat* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.wg}) keep.push_back(to_tensor<float>(*m));
-  attnkit::MultiHeadAttention<P, float> mha;
+  attnkit::modules::MultiHeadAttention<P, float> mha;
   mha.heads = hq;
   mha.kv_heads = hkv;
   mha.head_dim = d;
@@ -58,7 +58,7 @@ TEST_CASE("MultiHeadAttention: KV cache decoding equals the full pass", "[attent
   std::vector<index_t> pos(static_cast<std::size_t>(n));
   for (index_t i = 0; i < n; ++i) pos[static_cast<std::size_t>(i)] = i;
   mha.forward(x.cview(), pos, full.view());
-  attnkit::KVCacheLayer<float> cache;
+  attnkit::modules::KVCacheLayer<float> cache;
   const index_t prefill = 5;
   attnkit::Tensor<float, 3> part({1, prefill, hid});
   mha.forward(x.cview().slice(0, prefill, 1), std::span<const index_t>(pos.data(), prefill),
@@ -80,7 +80,7 @@ TEST_CASE("MultiHeadAttention: KV cache decoding equals the full pass", "[attent
 
 TEST_CASE("MultiHeadAttention: shape and gate errors", "[attention][mha]") {
   attnkit::Tensor<float, 2> wq({32, 16}), wk({16, 16}), wo({16, 32}), g4({4, 16}), g5({5, 16});
-  attnkit::MultiHeadAttention<pol::AttentionPolicy<pol::Softmax, pol::Causal>, float> mha;
+  attnkit::modules::MultiHeadAttention<pol::AttentionPolicy<pol::Softmax, pol::Causal>, float> mha;
   mha.heads = 4;
   mha.kv_heads = 2;
   mha.head_dim = 8;

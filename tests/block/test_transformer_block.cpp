@@ -3,7 +3,7 @@
 // TransformerBlock with pre-norm and post-norm placement (RMSNorm + SwiGLU, LayerNorm + GELU MLP)
 // against the double references of the pieces.
 #include "attnkit/block/feed_forward.hpp"
-#include "attnkit/block/transformer_block.hpp"
+#include "attnkit/modules/transformer_block.hpp"
 
 #include "mha_reference.hpp"
 
@@ -27,7 +27,7 @@ void check_block(FFN ffn, const Mat& f1, const Mat& f2, bool swiglu_ffn, const M
   const auto n1t = to_tensor1<float>(n1.v), b1t = to_tensor1<float>(b1.v),
              n2t = to_tensor1<float>(n2.v), b2t = to_tensor1<float>(b2.v);
   constexpr bool layer = std::is_same_v<Norm, blk::LayerNorm>;
-  blk::TransformerBlock<P, Norm, Placement, FFN, float> block{};
+  attnkit::modules::TransformerBlock<P, Norm, Placement, FFN, float> block{};
   block.attn.heads = hq;
   block.attn.kv_heads = hkv;
   block.attn.head_dim = d;

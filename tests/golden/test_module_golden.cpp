@@ -9,12 +9,12 @@
 
 #include <catch2/catch.hpp>
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/moe.hpp"
 #include "attnkit/block/norm.hpp"
 #include "attnkit/block/rope.hpp"
 #include "attnkit/io/npy.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 
 using attnkit::index_t;
 using attnkit::Tensor;
@@ -103,12 +103,12 @@ TEMPLATE_TEST_CASE("golden modules: SwiGLU, GELU MLPs, Mixtral MoE", "[golden][f
 TEST_CASE("golden modules: gated attention (headwise, elementwise, none)", "[golden][gate]") {
   namespace pol = attnkit::policy;
   using P = pol::AttentionPolicy<pol::Softmax, pol::Causal, pol::NoScoreMod,
-                                 attnkit::SelectableSigmoidGate<float>>;
+                                 attnkit::modules::SelectableSigmoidGate<float>>;
   const auto x = load<float, 2>("gate_x");
   const auto wq = load<float, 2>("gate_wq"), wk = load<float, 2>("gate_wk"),
              wv = load<float, 2>("gate_wv"), wo = load<float, 2>("gate_wo");
   const auto wgh = load<float, 2>("gate_headwise_wg"), wge = load<float, 2>("gate_elementwise_wg");
-  attnkit::MultiHeadAttention<P, float> mha;
+  attnkit::modules::MultiHeadAttention<P, float> mha;
   mha.heads = 4;
   mha.kv_heads = 2;
   mha.head_dim = 8;

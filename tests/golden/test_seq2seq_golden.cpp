@@ -9,9 +9,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "attnkit/attention/additive_attention.hpp"
-#include "attnkit/attention/luong_attention.hpp"
 #include "attnkit/io/npy.hpp"
+#include "attnkit/modules/additive_attention.hpp"
+#include "attnkit/modules/luong_attention.hpp"
 
 using attnkit::index_t;
 using attnkit::Tensor;
@@ -58,24 +58,24 @@ TEMPLATE_TEST_CASE("golden modules: Bahdanau and Luong attention", "[golden][bah
   const auto wq = load<T, 2>("bahdanau_wq"), wk = load<T, 2>("bahdanau_wk");
   const auto bq = load<T, 1>("bahdanau_bq"), bk = load<T, 1>("bahdanau_bk"),
              v = load<T, 1>("bahdanau_v");
-  attnkit::AdditiveAttention<attnkit::policy::Softmax, T> bahdanau;
+  attnkit::modules::AdditiveAttention<attnkit::policy::Softmax, T> bahdanau;
   bahdanau.query_proj = {wq.cview(), bq.cview()};
   bahdanau.memory_proj = {wk.cview(), bk.cview()};
   bahdanau.v = v.cview();
   check<T>("bahdanau", b, nq, nk, dk,
            [&](auto ctx, auto w) { bahdanau.forward(q.cview(), mem.cview(), ctx, lengths, w); });
 
-  attnkit::LuongAttention<attnkit::policy::Softmax, T> luong;
+  attnkit::modules::LuongAttention<attnkit::policy::Softmax, T> luong;
   check<T>("luong_dot", b, nq, nk, dk,
            [&](auto ctx, auto w) { luong.forward(qd.cview(), mem.cview(), ctx, lengths, w); });
   const auto wg = load<T, 2>("luong_general_w");
-  luong.score = attnkit::LuongScore::general;
+  luong.score = attnkit::modules::LuongScore::general;
   luong.weight = wg.cview();
   check<T>("luong_general", b, nq, nk, dk,
            [&](auto ctx, auto w) { luong.forward(q.cview(), mem.cview(), ctx, lengths, w); });
   const auto wc = load<T, 2>("luong_concat_w");
   const auto vc = load<T, 1>("luong_concat_v");
-  luong.score = attnkit::LuongScore::concat;
+  luong.score = attnkit::modules::LuongScore::concat;
   luong.weight = wc.cview();
   luong.v = vc.cview();
   check<T>("luong_concat", b, nq, nk, dk,

@@ -12,9 +12,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 
 namespace memory_test {
 
@@ -43,9 +43,10 @@ struct Weights {
 
 /// A module over `w` with the given policy (mask), optional RoPE.
 template <class Policy, class T>
-attnkit::MultiHeadAttention<Policy, T> make_mha(const Weights<T>& w, index_t hq, index_t hkv,
-                                                index_t d, bool rope, const Policy& p = {}) {
-  attnkit::MultiHeadAttention<Policy, T> m;
+attnkit::modules::MultiHeadAttention<Policy, T> make_mha(const Weights<T>& w, index_t hq,
+                                                         index_t hkv, index_t d, bool rope,
+                                                         const Policy& p = {}) {
+  attnkit::modules::MultiHeadAttention<Policy, T> m;
   m.heads = hq;
   m.kv_heads = hkv;
   m.head_dim = d;

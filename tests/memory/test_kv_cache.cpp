@@ -11,7 +11,7 @@ namespace mdl = attnkit::model;
 
 namespace {
 
-using Gate = attnkit::SelectableSigmoidGate<double>;
+using Gate = attnkit::modules::SelectableSigmoidGate<double>;
 using GatedCausal = pol::AttentionPolicy<pol::Softmax, pol::Causal, pol::NoScoreMod, Gate>;
 using GatedWindow = pol::AttentionPolicy<pol::Softmax, pol::SlidingWindow, pol::NoScoreMod, Gate>;
 using GatedSinks = pol::AttentionPolicy<pol::Softmax, pol::Sinks, pol::NoScoreMod, Gate>;
@@ -28,7 +28,7 @@ struct Setup {
     for (auto& x : wg) x = u(g);
   }
   template <class Policy>
-  attnkit::MultiHeadAttention<Policy, double> mha(bool rope, const Policy& p = {}) const {
+  attnkit::modules::MultiHeadAttention<Policy, double> mha(bool rope, const Policy& p = {}) const {
     auto m = make_mha<Policy, double>(w, hq, hkv, d, rope, p);
     m.g_proj = wg.cview();
     return m;

@@ -15,7 +15,7 @@
 namespace attnkit::cli {
 
 /// The output gates of docs/CLI.md (the kernel TUs map them onto
-/// attnkit::SelectableSigmoidGate, one instantiation for all three).
+/// attnkit::modules::SelectableSigmoidGate, one instantiation for all three).
 enum class GateChoice : std::uint8_t { none, headwise, elementwise };
 
 /// Everything one attend computation needs, already loaded and checked.

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "attnkit/attention/attention.hpp"
-#include "attnkit/attention/multi_head_attention.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 #include "attnkit/policy/registry.hpp"
@@ -23,13 +23,14 @@ namespace attend_detail {
 
 template <class T, class Activation, class ScoreMod>
 void run_with_mod(const Activation& act, const ScoreMod& mod, AttendJob<T>& job) {
-  SelectableSigmoidGate<T> gate;
-  gate.kind = job.gate == GateChoice::headwise      ? GateKind::headwise
-              : job.gate == GateChoice::elementwise ? GateKind::elementwise
-                                                    : GateKind::none;
+  modules::SelectableSigmoidGate<T> gate;
+  gate.kind = job.gate == GateChoice::headwise      ? modules::GateKind::headwise
+              : job.gate == GateChoice::elementwise ? modules::GateKind::elementwise
+                                                    : modules::GateKind::none;
   gate.headwise = job.gate_headwise.view();
   gate.elementwise = job.gate_elementwise.view();
-  const policy::AttentionPolicy<Activation, policy::MaskSpec, ScoreMod, SelectableSigmoidGate<T>>
+  const policy::AttentionPolicy<Activation, policy::MaskSpec, ScoreMod,
+                                modules::SelectableSigmoidGate<T>>
       pol(act, job.mask, mod, gate);
   AttentionOptions options;
   options.scale = job.scale;

@@ -66,7 +66,7 @@ int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
                  model::Sampler<>& sampler, const model::CachePolicy& cache,
                  const std::string& dump) {
-  using Policy = model::LlamaPolicy<Activation, SelectableSigmoidGate<float>>;
+  using Policy = model::LlamaPolicy<Activation, modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
   model::DecoderState<float> state(cache);
   model::GenerateHooks<float> hooks;

@@ -86,7 +86,7 @@ struct Request {
 
 template <class Activation>
 int run_inspect(const Request& rq, const Activation& activation) {
-  using Policy = model::LlamaPolicy<Activation, SelectableSigmoidGate<float>>;
+  using Policy = model::LlamaPolicy<Activation, modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(rq.dir, Policy(activation));
   const index_t n = static_cast<index_t>(rq.ids.size());
   const std::vector<index_t> layers =

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "attnkit/attention/attention.hpp"
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/model/decoder.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 
 namespace attnkit::inspect {
@@ -205,7 +205,7 @@ PrefillCapture<T> capture_prefill(
   PrefillCapture<T> result;
   Tensor<T, 4> buffer;
   index_t current = -1;
-  AttentionCapture<T> capture;
+  modules::AttentionCapture<T> capture;
   capture.probs = [&](const Shape<4>& shape) {
     detail::check_buffer<T>(shape, 1, sel);
     if (buffer.shape() != shape) buffer = Tensor<T, 4>(shape);
@@ -218,7 +218,7 @@ PrefillCapture<T> capture_prefill(
                                result.heads);
   };
   model::DecoderHooks<T> hooks;
-  hooks.attention = [&](index_t l) -> const AttentionCapture<T>* {
+  hooks.attention = [&](index_t l) -> const modules::AttentionCapture<T>* {
     if (!std::binary_search(layers.begin(), layers.end(), l)) return nullptr;
     current = l;
     return &capture;

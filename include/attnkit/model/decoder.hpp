@@ -13,7 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "attnkit/attention/multi_head_attention.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/norm.hpp"
@@ -33,7 +33,7 @@ namespace attnkit::model {
 template <class Policy, class T>
 struct DecoderLayer {
   TensorView<const T, 1> input_layernorm;           ///< [H]
-  MultiHeadAttention<Policy, T> self_attn;          ///< q/k/v/o (+ g) projections
+  modules::MultiHeadAttention<Policy, T> self_attn;          ///< q/k/v/o (+ g) projections
   TensorView<const T, 1> post_attention_layernorm;  ///< [H]
   block::SwiGLU<T> mlp;                             ///< gate/up [I, H], down [H, I]
 };
@@ -65,7 +65,7 @@ struct DecoderState {
 template <class T>
 struct DecoderHooks {
   /// The attention capture of layer l (see AttentionCapture), or nullptr for none.
-  std::function<const AttentionCapture<T>*(index_t layer)> attention;
+  std::function<const modules::AttentionCapture<T>*(index_t layer)> attention;
   /// Called after layer l with its output hidden state (the residual stream) [n, hidden].
   std::function<void(index_t layer, TensorView<const T, 2> hidden)> hidden;
 };
@@ -115,7 +115,7 @@ class Decoder {
       layer.input_layernorm = m.template get<1>(*file, p + "input_layernorm.weight", {h});
       layer.post_attention_layernorm =
           m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
-      MultiHeadAttention<Policy, T>& a = layer.self_attn;
+      modules::MultiHeadAttention<Policy, T>& a = layer.self_attn;
       a.heads = hq;
       a.kv_heads = hkv;
       a.head_dim = d;
@@ -235,7 +235,7 @@ class Decoder {
     for (std::size_t l = 0; l < layers.size(); ++l) {
       const DecoderLayer<Policy, T>& layer = layers[l];
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
-      const AttentionCapture<T>* capture =
+      const modules::AttentionCapture<T>* capture =
           hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
       if (state != nullptr) {
         layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l]);

@@ -4,8 +4,8 @@
 // the fixes (normalized sigmoid, relu) and a gated-attention variant.
 #pragma once
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/model/decoder.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 
 namespace attnkit::model {
@@ -37,6 +37,6 @@ using NormalizedSigmoidLlama = LlamaDecoder<policy::NormalizedSigmoid>;
 using ReluLlama = LlamaDecoder<policy::ReLU>;
 /// Gated attention (Qiu et al. 2025): softmax, then out *= sigmoid(g_proj · x) per head or per
 /// element, as the g_proj weight in the file says.
-using GatedSoftmaxLlama = LlamaDecoder<policy::Softmax, SelectableSigmoidGate<float>>;
+using GatedSoftmaxLlama = LlamaDecoder<policy::Softmax, modules::SelectableSigmoidGate<float>>;
 
 }  // namespace attnkit::model

@@ -7,12 +7,12 @@
 #include <span>
 #include <type_traits>
 
-#include "attnkit/attention/multi_head_attention.hpp"
 #include "attnkit/block/norm.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
 
-namespace attnkit::block {
+namespace attnkit::modules {
 
 /// A transformer block over x [B, N, H]:
 ///   PreNorm:  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
@@ -25,9 +25,10 @@ namespace attnkit::block {
 /// \tparam T float or double
 template <class Policy, class Norm, class Placement, class FFN, class T = float>
 struct TransformerBlock {
-  static_assert(norm_policy<Norm>,
+  static_assert(block::norm_policy<Norm>,
                 "attnkit: Norm of TransformerBlock must model attnkit::block::norm_policy");
-  static_assert(std::is_same_v<Placement, PreNorm> || std::is_same_v<Placement, PostNorm>,
+  static_assert(std::is_same_v<Placement, block::PreNorm> ||
+                    std::is_same_v<Placement, block::PostNorm>,
                 "attnkit: Placement of TransformerBlock must be PreNorm or PostNorm");
   static_assert(std::is_invocable_v<const FFN&, TensorView<const T, 2>, TensorView<T, 2>>,
                 "attnkit: FFN of TransformerBlock must be callable as ffn(x [M, H], y [M, H])");
@@ -48,22 +49,22 @@ struct TransformerBlock {
     auto add = [&] {
       for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
     };
-    if constexpr (std::is_same_v<Placement, PreNorm>) {
-      normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
+    if constexpr (std::is_same_v<Placement, block::PreNorm>) {
+      block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
       attn.forward(t.cview(), positions, y.view(), cache);
       add();
-      normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
+      block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
       ffn(TensorView<const T, 2>(t2), y2);
       add();
     } else {
       attn.forward(TensorView<const T, 3>(x), positions, y.view(), cache);
       add();
-      normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
+      block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
       ffn(TensorView<const T, 2>(x2), y2);
       add();
-      normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, x2);
+      block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, x2);
     }
   }
 };
 
-}  // namespace attnkit::block
+}  // namespace attnkit::modules

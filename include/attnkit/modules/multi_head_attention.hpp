@@ -23,7 +23,7 @@
 #include "attnkit/policy/attention_policy.hpp"
 #include "attnkit/policy/gate.hpp"
 
-namespace attnkit {
+namespace attnkit::modules {
 
 /// The shape of an output gate, read off the gate projection's weight.
 enum class GateKind : std::uint8_t {
@@ -356,4 +356,4 @@ class MultiHeadAttention {
   }
 };
 
-}  // namespace attnkit
+}  // namespace attnkit::modules

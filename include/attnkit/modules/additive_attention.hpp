@@ -9,14 +9,14 @@
 #include <span>
 #include <type_traits>
 
-#include "attnkit/attention/detail/encoder_decoder.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
+#include "attnkit/modules/detail/encoder_decoder.hpp"
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/concepts.hpp"
 
-namespace attnkit {
+namespace attnkit::modules {
 
 /// Bahdanau additive attention (Bahdanau, Cho & Bengio 2015):
 ///   e[b, i, j] = vᵀ tanh(W_q · query[b, i] + b_q + W_k · memory[b, j] + b_k)
@@ -54,7 +54,7 @@ class AdditiveAttention {
   /// and pass it to forward() at every decoding step.
   Tensor<T, 3> project_memory(TensorView<const T, 3> memory) const {
     Tensor<T, 3> kp;
-    encoder_decoder_detail::project<T>(memory, memory_proj.weight, memory_proj.bias, kp);
+    detail::project<T>(memory, memory_proj.weight, memory_proj.bias, kp);
     return kp;
   }
 
@@ -63,8 +63,7 @@ class AdditiveAttention {
   void forward(TensorView<const T, 3> query, TensorView<const T, 3> memory,
                TensorView<T, 3> context, std::span<const index_t> lengths = {},
                TensorView<T, 3> weights = {}) const {
-    encoder_decoder_detail::check_call<T>("AdditiveAttention", query, memory, context, lengths,
-                                          weights);
+    detail::check_call<T>("AdditiveAttention", query, memory, context, lengths, weights);
     const Tensor<T, 3> kp = project_memory(memory);
     run(query, memory, kp, context, lengths, weights);
   }
@@ -73,8 +72,7 @@ class AdditiveAttention {
   void forward(TensorView<const T, 3> query, TensorView<const T, 3> memory,
                const Tensor<T, 3>& projected_memory, TensorView<T, 3> context,
                std::span<const index_t> lengths = {}, TensorView<T, 3> weights = {}) const {
-    encoder_decoder_detail::check_call<T>("AdditiveAttention", query, memory, context, lengths,
-                                          weights);
+    detail::check_call<T>("AdditiveAttention", query, memory, context, lengths, weights);
     const Shape<3> want{memory.extent(0), memory.extent(1), memory_proj.out_features()};
     if (projected_memory.shape() != want)
       throw_shape_mismatch("AdditiveAttention", "projected_memory", projected_memory.shape(), want);
@@ -85,7 +83,7 @@ class AdditiveAttention {
   void run(TensorView<const T, 3> query, TensorView<const T, 3> memory, const Tensor<T, 3>& kp,
            TensorView<T, 3> context, std::span<const index_t> lengths,
            TensorView<T, 3> weights) const {
-    namespace ed = encoder_decoder_detail;
+    namespace ed = detail;
     Tensor<T, 3> qp;
     ed::project<T>(query, query_proj.weight, query_proj.bias, qp);         // [B, Nq, A]
     Tensor<T, 3> p({query.extent(0), query.extent(1), memory.extent(1)});  // [B, Nq, Nk]
@@ -95,4 +93,4 @@ class AdditiveAttention {
   }
 };
 
-}  // namespace attnkit
+}  // namespace attnkit::modules

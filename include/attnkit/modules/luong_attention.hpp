@@ -11,15 +11,15 @@
 #include <string>
 #include <type_traits>
 
-#include "attnkit/attention/detail/encoder_decoder.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/kernel/gemm.hpp"
+#include "attnkit/modules/detail/encoder_decoder.hpp"
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/concepts.hpp"
 
-namespace attnkit {
+namespace attnkit::modules {
 
 /// The score functions of Luong, Pham & Manning (2015), for a decoder state s and an encoder
 /// state h.
@@ -66,7 +66,7 @@ class LuongAttention {
   void forward(TensorView<const T, 3> query, TensorView<const T, 3> memory,
                TensorView<T, 3> context, std::span<const index_t> lengths = {},
                TensorView<T, 3> weights = {}) const {
-    namespace ed = encoder_decoder_detail;
+    namespace ed = detail;
     ed::check_call<T>("LuongAttention", query, memory, context, lengths, weights);
     const index_t nb = query.extent(0), nq = query.extent(1), dq = query.extent(2);
     const index_t nk = memory.extent(1), dk = memory.extent(2);
@@ -107,4 +107,4 @@ class LuongAttention {
   }
 };
 
-}  // namespace attnkit
+}  // namespace attnkit::modules

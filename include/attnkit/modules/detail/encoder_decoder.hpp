@@ -21,7 +21,7 @@
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/rows.hpp"
 
-namespace attnkit::encoder_decoder_detail {
+namespace attnkit::modules::detail {
 
 /// Checks query [B, Nq, Dq], memory [B, Nk, Dk], context [B, Nq, Dk], weights (empty or
 /// [B, Nq, Nk]) and lengths (empty or B values in [0, Nk]); throws shape_error naming them.
@@ -156,4 +156,4 @@ void weighted_memory(const Tensor<T, 3>& p, TensorView<const T, 3> memory,
         for (index_t j = 0; j < nk; ++j) weights(b, i, j) = p(b, i, j);
 }
 
-}  // namespace attnkit::encoder_decoder_detail
+}  // namespace attnkit::modules::detail
