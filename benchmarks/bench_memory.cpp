@@ -17,7 +17,7 @@
 
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/tensor.hpp"
-#include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/modules/multi_head_attention.hpp"
 
 #include "bench_main.hpp"
@@ -26,7 +26,6 @@
 namespace {
 
 using namespace attnkit;
-namespace mdl = attnkit::model;
 namespace pol = attnkit::policy;
 using Policy = pol::AttentionPolicy<pol::Softmax, pol::Causal>;
 
@@ -56,7 +55,7 @@ struct Layer {
     mha.rope.emplace(d, 10000.0);
   }
   /// Feeds one token (input rows cycled) at the cache's next position.
-  void feed(mdl::KVCache<float>& cache) const {
+  void feed(attnkit::modules::KVCache<float>& cache) const {
     Tensor<float, 3> x({1, 1, hid}), y({1, 1, hid});
     const index_t pos[1] = {cache.seen()};
     for (index_t c = 0; c < hid; ++c) x(0, 0, c) = rows(0, pos[0] % 512, c);
@@ -72,12 +71,13 @@ const Layer& layer() {
 /// A cache that has seen `tokens` tokens, prepared once per name. The prompt's keys and values
 /// (random, RoPE applied by the cache) go in through KVCache::step with no attention: only the
 /// decode steps are measured, and an 8k causal prefill would dominate the run time.
-const mdl::KVCache<float>& prepared(const std::string& name, const mdl::CachePolicy& policy,
-                                    index_t tokens) {
-  static std::map<std::string, mdl::KVCache<float>> done;
+const attnkit::modules::KVCache<float>& prepared(const std::string& name,
+                                                 const attnkit::modules::CachePolicy& policy,
+                                                 index_t tokens) {
+  static std::map<std::string, attnkit::modules::KVCache<float>> done;
   auto it = done.find(name);
   if (it != done.end()) return it->second;
-  mdl::KVCache<float> c(policy);
+  attnkit::modules::KVCache<float> c(policy);
   Tensor<float, 4> k({1, hkv, tokens, d}), v({1, hkv, tokens, d});
   std::mt19937 g(3);
   std::normal_distribution<float> n(0.0f, 1.0f);
@@ -91,7 +91,7 @@ const mdl::KVCache<float>& prepared(const std::string& name, const mdl::CachePol
 }
 
 /// Times decode steps from a copy of the prepared cache; range(0) is the thread count.
-void run_steps(benchmark::State& state, mdl::KVCache<float> cache, int warmup) {
+void run_steps(benchmark::State& state, attnkit::modules::KVCache<float> cache, int warmup) {
   const Layer& l = layer();
   set_threads(static_cast<int>(state.range(0)));
   for (int i = 0; i < warmup; ++i) l.feed(cache);
@@ -105,7 +105,7 @@ void run_steps(benchmark::State& state, mdl::KVCache<float> cache, int warmup) {
     benchmark::DoNotOptimize(y.data());
     kept += double(cache.length());
   }
-  const mdl::CacheStats st = cache.stats();
+  const attnkit::modules::CacheStats st = cache.stats();
   const double mean_kept = kept / double(state.iterations());
   state.counters["tok/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["kept"] = mean_kept;
@@ -116,44 +116,51 @@ void run_steps(benchmark::State& state, mdl::KVCache<float> cache, int warmup) {
   state.counters["threads"] = max_threads();
 }
 
-mdl::RetentionCache retention(mdl::MemoryMode m, double keep_fraction = 0) {
-  mdl::RetentionCache r{m, {}};
+attnkit::modules::RetentionCache retention(attnkit::modules::MemoryMode m,
+                                           double keep_fraction = 0) {
+  attnkit::modules::RetentionCache r{m, {}};
   r.params.keep_fraction = keep_fraction;
   return r;
 }
 
 /// Baseline: the full cache (no forgetting) over the 8k context.
 void BM_DecodeStep_Baseline(benchmark::State& state) {
-  run_steps(state, prepared("baseline", retention(mdl::MemoryMode::baseline), context), 2);
+  run_steps(state, prepared("baseline", retention(attnkit::modules::MemoryMode::baseline), context),
+            2);
 }
 
 /// Sparse with the default parameters right after the prompt: nothing has faded below 0.01 yet
 /// (that takes 461 unreinforced steps), so all the retention work is done and nothing skipped.
 void BM_DecodeStep_Sparse0(benchmark::State& state) {
-  run_steps(state, prepared("sparse0", retention(mdl::MemoryMode::sparse), context), 2);
+  run_steps(state, prepared("sparse0", retention(attnkit::modules::MemoryMode::sparse), context),
+            2);
 }
 
 /// Sparse with the dynamic threshold keeping half the tokens seen (the most retained).
 void BM_DecodeStep_Sparse50(benchmark::State& state) {
-  run_steps(state, prepared("sparse50", retention(mdl::MemoryMode::sparse, 0.5), context), 2);
+  run_steps(state,
+            prepared("sparse50", retention(attnkit::modules::MemoryMode::sparse, 0.5), context), 2);
 }
 
 /// Soft-delete (keys scaled by retention each step; nothing skipped), for reference.
 void BM_DecodeStep_SoftDelete(benchmark::State& state) {
-  run_steps(state, prepared("soft", retention(mdl::MemoryMode::soft_delete), context), 2);
+  run_steps(state, prepared("soft", retention(attnkit::modules::MemoryMode::soft_delete), context),
+            2);
 }
 
 /// The sink cache after range(1) x W tokens: it holds S + W whatever the step.
 void BM_SinkDecode(benchmark::State& state) {
   const index_t step = state.range(1) * window;
-  run_steps(state, prepared("sinks" + std::to_string(step), mdl::SinkCache{sinks, window}, step),
-            2);
+  run_steps(
+      state,
+      prepared("sinks" + std::to_string(step), attnkit::modules::SinkCache{sinks, window}, step),
+      2);
 }
 
 /// The full cache at the same steps: its cost grows with the step.
 void BM_FullDecode(benchmark::State& state) {
   const index_t step = state.range(1) * window;
-  run_steps(state, prepared("full" + std::to_string(step), mdl::FullCache{}, step), 2);
+  run_steps(state, prepared("full" + std::to_string(step), attnkit::modules::FullCache{}, step), 2);
 }
 
 /// Fixed steps per repetition (so sparse-0 stays within the 461 steps in which nothing fades).

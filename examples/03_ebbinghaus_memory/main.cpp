@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The Ebbinghaus retention memory (model/kv_cache.hpp): the same model and prompt generated
+// The Ebbinghaus retention memory (modules/kv_cache.hpp): the same model and prompt generated
 // under each memory mode
 // - baseline (no forgetting), soft-delete (keys scaled by retention R = exp(-dt/S)) and sparse
 // (tokens with R < 0.01 dropped, their attention work skipped) - plus sparse with the dynamic
@@ -39,13 +39,13 @@ int main(int argc, char** argv) {
 
     struct Run {
       const char* label;
-      mdl::MemoryMode mode;
+      attnkit::modules::MemoryMode mode;
       double keep_fraction;
     };
-    const Run runs[] = {{"baseline", mdl::MemoryMode::baseline, 0.0},
-                        {"soft-delete", mdl::MemoryMode::soft_delete, 0.0},
-                        {"sparse", mdl::MemoryMode::sparse, 0.0},
-                        {"sparse", mdl::MemoryMode::sparse, 0.5}};
+    const Run runs[] = {{"baseline", attnkit::modules::MemoryMode::baseline, 0.0},
+                        {"soft-delete", attnkit::modules::MemoryMode::soft_delete, 0.0},
+                        {"sparse", attnkit::modules::MemoryMode::sparse, 0.0},
+                        {"sparse", attnkit::modules::MemoryMode::sparse, 0.5}};
     {  // warm-up (page faults of the weights, first allocations), not reported
       mdl::DecoderState<float> state;
       mdl::Sampler<> greedy;
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::int64_t> baseline;
     for (const Run& run : runs) {
-      mdl::RetentionCache cache{run.mode, {}};
+      attnkit::modules::RetentionCache cache{run.mode, {}};
       cache.params.keep_fraction = run.keep_fraction;
       mdl::DecoderState<float> state(cache);
       mdl::Sampler<> greedy;

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "attnkit/core/parallel.hpp"
-#include "attnkit/model/kv_cache.hpp"
 #include "attnkit/model/sampling.hpp"
 #include "attnkit/model/variants.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 
 int main(int argc, char** argv) {
   namespace mdl = attnkit::model;
@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
   try {
     const auto model = mdl::SoftmaxLlama::load(dir);
     const std::vector<std::int64_t> prompt{1, 2, 3, 4, 5, 6, 7, 8};
-    for (const mdl::CachePolicy& policy :
-         {mdl::CachePolicy(mdl::SinkCache{sinks, w}), mdl::CachePolicy(mdl::FullCache{})}) {
-      const std::string name = mdl::cache_policy_name(policy);
+    for (const attnkit::modules::CachePolicy& policy :
+         {attnkit::modules::CachePolicy(attnkit::modules::SinkCache{sinks, w}),
+          attnkit::modules::CachePolicy(attnkit::modules::FullCache{})}) {
+      const std::string name = attnkit::modules::cache_policy_name(policy);
       mdl::DecoderState<float> state(policy);
       auto logits = model.forward(prompt, state);
       std::vector<double> cpu;

@@ -6578,6 +6578,627 @@ void einsum(std::string_view spec, Out&& out,
 #include <string>
 #include <type_traits>
 
+// ---- begin attnkit/modules/kv_cache.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
+// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
+// retention cache with its three memory modes (baseline, soft-delete, sparse).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+
+namespace attnkit::modules {
+
+// ---- the cache policies ----------------------------------------------------------------------
+//
+// A cache policy decides which keys each query row sees by what the cache *holds*, not by a
+// mask: every policy runs the same attention<Policy> instantiation (the decoder's causal one)
+// over the held keys, so choosing a policy at run time (`attnkit generate --cache`) costs no
+// extra kernel, and dropped tokens cost no work at all.
+
+/// Keeps every token (the attention of the full causal pass).
+struct FullCache {};
+
+/// Keeps the last `window` tokens: the SlidingWindow(window) mask of a full recomputation.
+struct WindowCache {
+  index_t window = 1;  ///< W >= 1 (a row sees itself and the W - 1 tokens before it)
+};
+
+/// StreamingLLM (Xiao et al. 2023): keeps the first `sinks` tokens and the last `window`, the
+/// Sinks(sinks, window) mask of a full recomputation. Positions are assigned inside the cache as
+/// StreamingLLM does (sink s at s, the window right after them, the query last), so relative
+/// RoPE distances never exceed sinks + window - 1 however long the generation runs.
+///
+/// How (keys are re-rotated, only the sinks): RoPE scores depend only on the difference of the
+/// query's and the key's positions. Window keys are rotated once, at their absolute position p,
+/// and queries at their absolute position q; the difference q - p is the same as StreamingLLM's
+/// in-cache difference because both are shifted by the same count of evicted tokens e. Sink s
+/// must appear at distance (q - e) - s, so its key is kept un-rotated beside the cache and
+/// re-rotated at position s + e whenever e changes: S rows per step, not the whole cache. The
+/// scores equal StreamingLLM's exactly in real arithmetic; in floating point they differ only by
+/// the rounding of the rotations.
+struct SinkCache {
+  index_t sinks = 4;   ///< S >= 0 (StreamingLLM uses 4)
+  index_t window = 1;  ///< W >= 1
+};
+
+/// What a retention cache does with the retention of its tokens (three modes).
+enum class MemoryMode : std::uint8_t {
+  baseline,     ///< no forgetting: retention is not tracked, the full cache
+  soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
+  sparse,       ///< tokens with R < forget_threshold are dropped from the cache (compacted)
+};
+
+/// Parameters of the Ebbinghaus retention model. Every cached token (per layer) has a strength
+/// S and a last-reinforced step; its retention at step t is R = exp(-Δt / S) with
+/// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
+/// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
+/// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
+/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
+/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
+/// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
+struct RetentionParams {
+  double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
+  double time_per_step = 0.05;        ///< Δt units per step (>= 0)
+  double reinforce_threshold = 0.01;  ///< head-mean attention weight that reinforces (in [0, 1])
+  double strength_gain = 1.0;         ///< S += strength_gain on reinforcement (>= 0)
+  /// sparse: a token with R < forget_threshold is forgotten (dropped); 0 never forgets.
+  double forget_threshold = 0.01;
+  /// sparse, dynamic threshold: when > 0, replaces forget_threshold by the retention of the
+  /// least retained token that still fits a budget of ceil(keep_fraction · tokens seen): the
+  /// cache keeps the most retained tokens (ties: the newer), so sparsity tends to
+  /// 1 - keep_fraction. In (0, 1]; 0 is off.
+  double keep_fraction = 0.0;
+};
+
+/// The Ebbinghaus retention cache: a full cache whose tokens fade.
+///
+/// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
+/// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
+/// (prefill) add tokens at full strength without reinforcing. Sparse mode drops a forgotten token
+/// for good: it could only come back through attention weight, which a dropped token cannot
+/// receive, so dropping it is the same as masking it from then on - and the cache moves the
+/// last held token into its slot (O(D) per token) so the cost of a step follows the kept tokens.
+/// The order of held tokens is then not chronological; attention does not depend on it (every
+/// held token precedes every new row), only its rounding does.
+///
+/// soft-delete and sparse need batch 1 (the retention state is per token, per layer).
+struct RetentionCache {
+  MemoryMode mode = MemoryMode::baseline;
+  RetentionParams params{};
+};
+
+/// A cache policy chosen at run time.
+using CachePolicy = std::variant<FullCache, WindowCache, SinkCache, RetentionCache>;
+
+/// "baseline", "soft-delete" or "sparse".
+inline std::string memory_mode_name(MemoryMode m) {
+  switch (m) {
+    case MemoryMode::soft_delete:
+      return "soft-delete";
+    case MemoryMode::sparse:
+      return "sparse";
+    default:
+      return "baseline";
+  }
+}
+
+/// The mode named as by memory_mode_name(); throws attnkit::error naming the choices.
+inline MemoryMode parse_memory_mode(std::string_view name) {
+  if (name == "baseline") return MemoryMode::baseline;
+  if (name == "soft-delete") return MemoryMode::soft_delete;
+  if (name == "sparse") return MemoryMode::sparse;
+  throw error("attnkit: unknown memory mode '" + std::string(name) +
+              "' (baseline, soft-delete, sparse)");
+}
+
+/// The CLI spelling of a policy: "full", "window=W", "sinks=S,W", "retention:MODE".
+inline std::string cache_policy_name(const CachePolicy& p) {
+  if (const auto* w = std::get_if<WindowCache>(&p)) return "window=" + std::to_string(w->window);
+  if (const auto* s = std::get_if<SinkCache>(&p))
+    return "sinks=" + std::to_string(s->sinks) + "," + std::to_string(s->window);
+  if (const auto* r = std::get_if<RetentionCache>(&p))
+    return "retention:" + memory_mode_name(r->mode);
+  return "full";
+}
+
+/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
+inline CachePolicy parse_cache_policy(std::string_view spec) {
+  auto number = [&](std::string_view s) -> index_t {
+    index_t v = 0;
+    if (s.empty() || s.size() > 12) v = -1;
+    for (char c : s) {
+      if (c < '0' || c > '9') {
+        v = -1;
+        break;
+      }
+      v = v * 10 + (c - '0');
+    }
+    if (v < 0)
+      throw error("attnkit: cache '" + std::string(spec) + "': '" + std::string(s) +
+                  "' is not a non-negative integer");
+    return v;
+  };
+  if (spec == "full") return FullCache{};
+  if (spec.substr(0, 7) == "window=") {
+    const index_t w = number(spec.substr(7));
+    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
+    return WindowCache{w};
+  }
+  if (spec.substr(0, 6) == "sinks=") {
+    const std::string_view rest = spec.substr(6);
+    const std::size_t comma = rest.find(',');
+    if (comma == std::string_view::npos)
+      throw error("attnkit: cache '" + std::string(spec) + "': expected sinks=S,W");
+    const index_t s = number(rest.substr(0, comma)), w = number(rest.substr(comma + 1));
+    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
+    return SinkCache{s, w};
+  }
+  throw error("attnkit: unknown cache '" + std::string(spec) + "' (full, window=W, sinks=S,W)");
+}
+
+/// Statistics of one layer's cache.
+struct CacheStats {
+  index_t memory_tokens = 0;  ///< tokens held (what the next attention reads)
+  index_t seen = 0;           ///< tokens ever appended
+  double mean_retention = 1;  ///< mean R of the held tokens at the last step (1 when untracked)
+  double sparsity = 0;  ///< 1 - memory_tokens / seen: the share of tokens whose work is skipped
+};
+
+// ---- the cache ---------------------------------------------------------------------------------
+
+/// Keys and values of one attention layer under a CachePolicy, [B, Hkv, capacity, D] storage.
+/// MultiHeadAttention::forward(x, positions, y, cache) drives it through step().
+/// \tparam T float or double
+template <class T>
+class KVCache {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of KVCache must be float or double");
+
+ public:
+  /// Marks the type as a cache policy object for MultiHeadAttention::forward.
+  using kv_cache_tag = void;
+
+  /// \param policy the cache policy (checked: throws attnkit::error for bad parameters)
+  explicit KVCache(CachePolicy policy = FullCache{}) : policy_(std::move(policy)) {
+    if (const auto* w = std::get_if<WindowCache>(&policy_)) {
+      if (w->window < 1) throw error("attnkit: KVCache: WindowCache needs window >= 1");
+      bounded_ = true;
+      window_ = w->window;
+    } else if (const auto* s = std::get_if<SinkCache>(&policy_)) {
+      if (s->sinks < 0 || s->window < 1)
+        throw error("attnkit: KVCache: SinkCache needs sinks >= 0 and window >= 1");
+      bounded_ = true;
+      sinks_ = s->sinks;
+      window_ = s->window;
+    } else if (const auto* r = std::get_if<RetentionCache>(&policy_)) {
+      const RetentionParams& p = r->params;
+      auto unit = [](double v) { return v >= 0 && v <= 1; };
+      if (!(p.initial_strength > 0) || !std::isfinite(p.initial_strength) ||
+          !(p.time_per_step >= 0) || !std::isfinite(p.time_per_step) || !(p.strength_gain >= 0) ||
+          !std::isfinite(p.strength_gain) || !unit(p.reinforce_threshold) ||
+          !unit(p.forget_threshold) || !unit(p.keep_fraction))
+        throw error(
+            "attnkit: KVCache: RetentionParams need initial_strength > 0, time_per_step >= 0, "
+            "strength_gain >= 0 and reinforce_threshold, forget_threshold, keep_fraction in "
+            "[0, 1]");
+      mode_ = r->mode;
+      params_ = p;
+    }
+  }
+
+  const CachePolicy& policy() const noexcept { return policy_; }
+  /// The memory mode (baseline for caches other than RetentionCache).
+  MemoryMode mode() const noexcept { return mode_; }
+  /// Tokens held: the keys the next attention call reads (besides the new rows).
+  index_t length() const noexcept { return end_ - begin_; }
+  /// Tokens appended so far.
+  index_t seen() const noexcept { return seen_; }
+  /// Steps (step() calls) so far: the retention clock.
+  index_t steps() const noexcept { return steps_; }
+  /// Tokens dropped so far (window and sink caches: the shift of in-cache positions).
+  index_t evicted() const noexcept { return evicted_; }
+  /// Whether slot distances are token distances (window, sinks: in-cache distances as in
+  /// StreamingLLM), so a positional score mod such as ALiBi may read them. Sparse mode moves
+  /// tokens into the holes of forgotten ones: RoPE on the keys is fine, ALiBi is not.
+  bool preserves_distances() const noexcept { return mode_ != MemoryMode::sparse; }
+
+  /// The held keys [B, Hkv, length, D] (rotated; soft-delete: before scaling by retention) and
+  /// values, in slot order.
+  TensorView<const T, 4> keys() const { return k_.cview().slice(begin_, end_, 2); }
+  TensorView<const T, 4> values() const { return v_.cview().slice(begin_, end_, 2); }
+  /// Absolute position (as given to step()) of the token in held slot j.
+  index_t position(index_t j) const { return pos_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention cache (soft-delete, sparse): strength S of held slot j.
+  double strength(index_t j) const { return strength_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention cache (soft-delete, sparse): the step that last reinforced (or added) slot j.
+  index_t last_reinforced(index_t j) const { return last_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention R = exp(-Δt / S) of held slot j at step t (default: the last step); 1 when
+  /// retention is not tracked.
+  double retention(index_t j, index_t t = -1) const {
+    if (!tracked()) return 1.0;
+    if (t < 0) t = std::max<index_t>(steps_ - 1, 0);
+    return retention_at(static_cast<std::size_t>(begin_ + j), t);
+  }
+
+  /// Statistics of the cache now (retention at the last step).
+  CacheStats stats() const {
+    CacheStats s;
+    s.memory_tokens = length();
+    s.seen = seen_;
+    s.sparsity = seen_ > 0 ? 1.0 - double(length()) / double(seen_) : 0.0;
+    if (tracked() && length() > 0) {
+      double sum = 0;
+      for (index_t j = 0; j < length(); ++j) sum += retention(j);
+      s.mean_retention = sum / double(length());
+    }
+    return s;
+  }
+
+  /// Forgets everything (keeps the policy and the storage).
+  void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
+
+  /// One forward call of a layer: takes the new rows' keys k [B, Hkv, N, D] (not rotated) and
+  /// values v [B, Hkv, N, Dv] at `positions` [N], rotates the keys with `rope` (may be null),
+  /// evicts as the policy says and calls `attend(r0, r1, keys, values, probs)` for consecutive
+  /// row ranges covering [0, N): attention of those query rows over the given keys/values
+  /// (bottom-right aligned: the last r1 - r0 keys are those rows' own), writing the weights
+  /// into probs [B, Hq, r1 - r0, Nk] when probs is not empty (retention decode steps ask).
+  /// Window and sink caches run the rows that would evict one at a time; the rest in one call.
+  /// Throws shape_error when the shapes disagree with each other or with earlier steps.
+  /// \param query_heads Hq (a multiple of Hkv), for the weights' shape
+  template <class Attend>
+  void step(TensorView<const T, 4> k, TensorView<const T, 4> v, std::span<const index_t> positions,
+            const block::RoPE* rope, index_t query_heads, Attend&& attend) {
+    const index_t nb = k.extent(0), hkv = k.extent(1), n = k.extent(2), d = k.extent(3);
+    const index_t dv = v.extent(3);
+    if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != n)
+      throw_shape_mismatch("KVCache", "v", v.shape(), Shape<4>{nb, hkv, n, dv});
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: KVCache: " + std::to_string(positions.size()) +
+                        " positions for " + std::to_string(n) + " rows");
+    if (hkv < 1 || query_heads < 1 || query_heads % hkv != 0)
+      throw shape_error("attnkit: KVCache: " + std::to_string(query_heads) +
+                        " query heads are not a multiple of " + std::to_string(hkv) + " kv heads");
+    if (k_.size() != 0 &&
+        (k_.extent(0) != nb || k_.extent(1) != hkv || k_.extent(3) != d || v_.extent(3) != dv))
+      throw shape_error("attnkit: KVCache: the cache holds keys " + shape_string(k_.shape()) +
+                        " and values " + shape_string(v_.shape()) + ", the step brings " +
+                        shape_string(k.shape()) + " and " + shape_string(v.shape()));
+    if (tracked() && nb != 1)
+      throw shape_error(
+          "attnkit: KVCache: the retention modes soft-delete and sparse need batch "
+          "1, got keys " +
+          shape_string(k.shape()));
+    if (n == 0) return;
+    nb_ = nb;
+    hkv_ = hkv;
+    d_ = d;
+    dv_ = dv;
+    if (bounded_) {
+      step_bounded(k, v, positions, rope, attend);
+    } else if (tracked()) {
+      step_retention(k, v, positions, rope, query_heads, attend);
+    } else {
+      append(k, v, positions, rope, 0, n);
+      attend(index_t{0}, n, keys(), values(), TensorView<T, 4>{});
+    }
+    ++steps_;
+  }
+
+ private:
+  CachePolicy policy_;
+  bool bounded_ = false;
+  index_t sinks_ = 0, window_ = 0;
+  MemoryMode mode_ = MemoryMode::baseline;
+  RetentionParams params_{};
+
+  index_t nb_ = 0, hkv_ = 0, d_ = 0, dv_ = 0;
+  Tensor<T, 4> k_, v_;           // [B, Hkv, cap, D], [B, Hkv, cap, Dv]
+  index_t cap_ = 0;              // slots of the storage
+  index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
+  index_t seen_ = 0, steps_ = 0, evicted_ = 0;
+  std::vector<index_t> pos_;  // [cap] absolute position per slot
+  // Sink caches: the first S tokens, keys not rotated, and their positions.
+  Tensor<T, 4> sink_k_, sink_v_;  // [B, Hkv, S, D], [B, Hkv, S, Dv]
+  std::vector<index_t> sink_pos_;
+  // Retention (soft-delete, sparse): per slot.
+  std::vector<double> strength_;
+  std::vector<index_t> last_;
+  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
+  Tensor<T, 4> scaled_k_;             // soft-delete: R-scaled keys [1, Hkv, cap, D]
+  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
+  std::vector<double> weight_;        // head-mean weights of a decode step
+  std::vector<index_t> order_;        // dynamic threshold scratch
+  std::vector<double> decay_;         // dynamic threshold scratch
+  std::vector<index_t> dropped_;      // slots forgotten this step, ascending
+
+  bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
+
+  double retention_at(std::size_t slot, index_t t) const {
+    const double dt = double(t - last_[slot]) * params_.time_per_step;
+    return std::exp(-dt / strength_[slot]);
+  }
+
+  /// Steps without reinforcement after which R < forget_threshold (infinite when it never is).
+  double forget_after(double strength) const {
+    if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
+      return std::numeric_limits<double>::infinity();
+    return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
+  }
+
+  T* krow(Tensor<T, 4>& t, index_t b, index_t h, index_t slot) {
+    return t.data() + ((b * t.extent(1) + h) * t.extent(2) + slot) * t.extent(3);
+  }
+
+  /// Moves held slots [begin_, end_) to [0, length) of a storage of `cap` slots.
+  void relocate(index_t cap) {
+    const index_t len = length();
+    const bool same = cap == cap_ && k_.size() != 0;
+    if (same && begin_ == 0) return;
+    Tensor<T, 4> nk = same ? std::move(k_) : Tensor<T, 4>({nb_, hkv_, cap, d_});
+    Tensor<T, 4> nv = same ? std::move(v_) : Tensor<T, 4>({nb_, hkv_, cap, dv_});
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h) {
+        if (len == 0) break;
+        if (same) {
+          std::memmove(krow(nk, b, h, 0), krow(nk, b, h, begin_),
+                       sizeof(T) * std::size_t(len * d_));
+          std::memmove(krow(nv, b, h, 0), krow(nv, b, h, begin_),
+                       sizeof(T) * std::size_t(len * dv_));
+        } else {
+          std::memcpy(krow(nk, b, h, 0), krow(k_, b, h, begin_), sizeof(T) * std::size_t(len * d_));
+          std::memcpy(krow(nv, b, h, 0), krow(v_, b, h, begin_),
+                      sizeof(T) * std::size_t(len * dv_));
+        }
+      }
+    auto move_meta = [&](auto& vec, auto fill) {
+      vec.erase(vec.begin(), vec.begin() + begin_);
+      vec.resize(static_cast<std::size_t>(cap), fill);
+    };
+    move_meta(pos_, index_t{0});
+    if (tracked()) {
+      move_meta(strength_, 0.0);
+      move_meta(last_, index_t{0});
+      move_meta(forget_after_, 0.0);
+    }
+    k_ = std::move(nk);
+    v_ = std::move(nv);
+    cap_ = cap;
+    begin_ = 0;
+    end_ = len;
+  }
+
+  /// Room for m more slots at the end: compacts when that suffices, else grows by doubling.
+  /// Window and sink caches grow to at least twice what they hold, so their compactions (every
+  /// capacity - held steps) cost amortized O(D) per step.
+  void make_room(index_t m) {
+    if (end_ + m <= cap_) return;
+    const index_t need = length() + m, want = bounded_ ? 2 * need : need;
+    if (begin_ > 0 && want <= cap_) {
+      relocate(cap_);
+      return;
+    }
+    index_t cap = std::max<index_t>(cap_, 16);
+    while (cap < want) cap *= 2;
+    relocate(cap);
+  }
+
+  /// Appends rows [r0, r1) of k, v at the end, keys rotated at their positions.
+  void append(TensorView<const T, 4> k, TensorView<const T, 4> v,
+              std::span<const index_t> positions, const block::RoPE* rope, index_t r0, index_t r1) {
+    const index_t m = r1 - r0;
+    make_room(m);
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t r = 0; r < m; ++r) {
+          T* kd = krow(k_, b, h, end_ + r);
+          T* vd = krow(v_, b, h, end_ + r);
+          for (index_t c = 0; c < d_; ++c) kd[c] = k(b, h, r0 + r, c);
+          for (index_t c = 0; c < dv_; ++c) vd[c] = v(b, h, r0 + r, c);
+        }
+    // The first S tokens ever seen are the sinks: keep them un-rotated too.
+    if (sinks_ > 0 && seen_ < sinks_) {
+      if (sink_k_.size() == 0) {
+        sink_k_ = Tensor<T, 4>({nb_, hkv_, sinks_, d_});
+        sink_v_ = Tensor<T, 4>({nb_, hkv_, sinks_, dv_});
+        sink_pos_.assign(static_cast<std::size_t>(sinks_), 0);
+      }
+      for (index_t r = 0; r < m && seen_ + r < sinks_; ++r) {
+        const index_t s = seen_ + r;
+        sink_pos_[static_cast<std::size_t>(s)] = positions[static_cast<std::size_t>(r0 + r)];
+        for (index_t b = 0; b < nb_; ++b)
+          for (index_t h = 0; h < hkv_; ++h) {
+            for (index_t c = 0; c < d_; ++c) sink_k_(b, h, s, c) = k(b, h, r0 + r, c);
+            for (index_t c = 0; c < dv_; ++c) sink_v_(b, h, s, c) = v(b, h, r0 + r, c);
+          }
+      }
+    }
+    if (rope != nullptr)
+      rope->apply<T>(k_.view().slice(end_, end_ + m, 2), positions.subspan(r0, m));
+    for (index_t r = 0; r < m; ++r)
+      pos_[static_cast<std::size_t>(end_ + r)] = positions[static_cast<std::size_t>(r0 + r)];
+    end_ += m;
+    seen_ += m;
+  }
+
+  /// Writes the sinks into slots [begin_, begin_ + S), rotated at their position + evicted.
+  void write_sinks(const block::RoPE* rope) {
+    const index_t s = std::min(sinks_, seen_);
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t j = 0; j < s; ++j) {
+          std::memcpy(krow(k_, b, h, begin_ + j), &sink_k_(b, h, j, 0),
+                      sizeof(T) * std::size_t(d_));
+          std::memcpy(krow(v_, b, h, begin_ + j), &sink_v_(b, h, j, 0),
+                      sizeof(T) * std::size_t(dv_));
+        }
+    std::vector<index_t> at(static_cast<std::size_t>(s));
+    for (index_t j = 0; j < s; ++j) {
+      at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
+      pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
+    }
+    if (rope != nullptr && s > 0) rope->apply<T>(k_.view().slice(begin_, begin_ + s, 2), at);
+  }
+
+  template <class Attend>
+  void step_bounded(TensorView<const T, 4> k, TensorView<const T, 4> v,
+                    std::span<const index_t> positions, const block::RoPE* rope, Attend& attend) {
+    const index_t n = k.extent(2), cap = sinks_ + window_;
+    index_t r = 0;
+    while (r < n) {
+      if (length() < cap) {  // rows that fit without evicting: one call, causal among them
+        const index_t m = std::min(n - r, cap - length());
+        append(k, v, positions, rope, r, r + m);
+        attend(r, r + m, keys(), values(), TensorView<T, 4>{});
+        r += m;
+        continue;
+      }
+      // Full: the oldest window token (slot begin_ + S) leaves; the sinks move up one slot,
+      // re-rotated for the new shift.
+      ++begin_;
+      ++evicted_;
+      if (sinks_ > 0) write_sinks(rope);
+      append(k, v, positions, rope, r, r + 1);
+      attend(r, r + 1, keys(), values(), TensorView<T, 4>{});
+      ++r;
+    }
+  }
+
+  /// Grows the per-slot retention state with the storage.
+  void sync_meta() {
+    const auto cap = static_cast<std::size_t>(cap_);
+    if (strength_.size() != cap) {
+      strength_.resize(cap, 0.0);
+      last_.resize(cap, 0);
+      forget_after_.resize(cap, 0.0);
+    }
+  }
+
+  /// Sparse: drops the tokens forgotten at step t (fixed or dynamic threshold), compacting by
+  /// moving the last held slot into each hole. `incoming` rows are about to be added.
+  void forget(index_t t, index_t incoming) {
+    const index_t len = length();
+    dropped_.clear();
+    if (params_.keep_fraction > 0) {
+      const double budget = std::ceil(params_.keep_fraction * double(seen_ + incoming));
+      const index_t keep = std::max<index_t>(0, static_cast<index_t>(budget) - incoming);
+      if (len > keep) {
+        // The len - keep least retained: largest Δt / S first, then the older position.
+        order_.resize(static_cast<std::size_t>(len));
+        decay_.resize(static_cast<std::size_t>(len));
+        for (index_t j = 0; j < len; ++j) {
+          const auto s = static_cast<std::size_t>(j);
+          order_[s] = j;
+          decay_[s] = double(t - last_[s]) / strength_[s];  // -ln R / time_per_step
+        }
+        const auto nth = order_.begin() + (len - keep);
+        std::nth_element(order_.begin(), nth - 1, order_.end(), [&](index_t a, index_t b) {
+          const auto sa = static_cast<std::size_t>(a), sb = static_cast<std::size_t>(b);
+          if (decay_[sa] != decay_[sb]) return decay_[sa] > decay_[sb];
+          return pos_[sa] < pos_[sb];
+        });
+        dropped_.assign(order_.begin(), nth);
+        std::sort(dropped_.begin(), dropped_.end());
+      }
+    } else {
+      for (index_t j = 0; j < len; ++j) {
+        const auto s = static_cast<std::size_t>(j);
+        // Cheap test first (Δsteps against the precomputed bound), the formula near the bound.
+        if (double(t - last_[s]) + 1.0 >= forget_after_[s] &&
+            retention_at(s, t) < params_.forget_threshold)
+          dropped_.push_back(j);
+      }
+    }
+    // Highest slot first: the slot moved into a hole is then always a kept one.
+    for (auto it = dropped_.rbegin(); it != dropped_.rend(); ++it) {
+      const index_t j = *it, last = end_ - 1;
+      if (j != last) {
+        for (index_t b = 0; b < nb_; ++b)
+          for (index_t h = 0; h < hkv_; ++h) {
+            std::memcpy(krow(k_, b, h, j), krow(k_, b, h, last), sizeof(T) * std::size_t(d_));
+            std::memcpy(krow(v_, b, h, j), krow(v_, b, h, last), sizeof(T) * std::size_t(dv_));
+          }
+        const auto a = static_cast<std::size_t>(j), z = static_cast<std::size_t>(last);
+        pos_[a] = pos_[z];
+        strength_[a] = strength_[z];
+        last_[a] = last_[z];
+        forget_after_[a] = forget_after_[z];
+      }
+      --end_;
+    }
+    evicted_ += static_cast<index_t>(dropped_.size());
+  }
+
+  template <class Attend>
+  void step_retention(TensorView<const T, 4> k, TensorView<const T, 4> v,
+                      std::span<const index_t> positions, const block::RoPE* rope,
+                      index_t query_heads, Attend& attend) {
+    const index_t n = k.extent(2), t = steps_;
+    if (mode_ == MemoryMode::sparse) forget(t, n);
+    const index_t old = end_;
+    append(k, v, positions, rope, 0, n);
+    sync_meta();
+    for (index_t j = old; j < end_; ++j) {
+      const auto s = static_cast<std::size_t>(j);
+      strength_[s] = params_.initial_strength;
+      last_[s] = t;
+      forget_after_[s] = forget_after(params_.initial_strength);
+    }
+    const index_t len = length();
+    TensorView<const T, 4> kview = keys();
+    if (mode_ == MemoryMode::soft_delete) {
+      if (scaled_k_.size() == 0 || scaled_k_.extent(2) != cap_)
+        scaled_k_ = Tensor<T, 4>({1, hkv_, cap_, d_});
+      for (index_t j = 0; j < len; ++j) {
+        const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
+        for (index_t h = 0; h < hkv_; ++h) {
+          const T* src = krow(k_, 0, h, j);
+          T* dst = krow(scaled_k_, 0, h, j);
+          for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
+        }
+      }
+      kview = scaled_k_.cview().slice(0, len, 2);
+    }
+    if (n != 1) {
+      attend(index_t{0}, n, kview, values(), TensorView<T, 4>{});
+      return;
+    }
+    if (probs_.size() == 0 || probs_.extent(1) != query_heads || probs_.extent(3) < len)
+      probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
+    const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
+    attend(index_t{0}, index_t{1}, kview, values(), probs);
+    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
+    weight_.assign(static_cast<std::size_t>(len), 0.0);
+    for (index_t h = 0; h < query_heads; ++h) {
+      const T* p = &probs_(0, h, 0, 0);
+      for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
+    }
+    const double thr = params_.reinforce_threshold * double(query_heads);
+    for (index_t j = 0; j < len; ++j) {
+      const auto s = static_cast<std::size_t>(j);
+      if (weight_[s] >= thr) {
+        strength_[s] += params_.strength_gain;
+        last_[s] = t;
+        forget_after_[s] = forget_after(strength_[s]);
+      }
+    }
+  }
+};
+
+}  // namespace attnkit::modules
+// ---- end attnkit/modules/kv_cache.hpp ----
 
 namespace attnkit::modules {
 
@@ -6630,40 +7251,6 @@ struct AttentionCapture {
   std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
                      TensorView<const T, 4> probs)>
       observe;
-};
-
-/// Keys and values of one attention layer for incremental decoding: [B, Hkv, capacity, D], the
-/// first `length` positions filled. Grows by doubling.
-/// \tparam T float or double
-template <class T>
-struct KVCacheLayer {
-  Tensor<T, 4> k;  ///< [B, Hkv, capacity, D]
-  Tensor<T, 4> v;  ///< [B, Hkv, capacity, D]
-  index_t length = 0;
-
-  /// Makes room for `extra` more positions (keeps the filled ones).
-  void reserve(index_t batch, index_t heads, index_t extra, index_t d) {
-    const index_t need = length + extra;
-    if (k.size() != 0 && k.extent(0) == batch && k.extent(1) == heads && k.extent(3) == d &&
-        k.extent(2) >= need)
-      return;
-    if (k.size() != 0 && (k.extent(0) != batch || k.extent(1) != heads || k.extent(3) != d))
-      throw shape_error("attnkit: KVCacheLayer: the cache holds shape " + shape_string(k.shape()) +
-                        ", the layer needs [" + std::to_string(batch) + ", " +
-                        std::to_string(heads) + ", *, " + std::to_string(d) + "]");
-    index_t cap = k.size() != 0 ? k.extent(2) : 16;
-    while (cap < need) cap *= 2;
-    Tensor<T, 4> nk({batch, heads, cap, d}), nv({batch, heads, cap, d});
-    for (index_t b = 0; b < batch; ++b)
-      for (index_t h = 0; h < heads; ++h)
-        for (index_t p = 0; p < length; ++p)
-          for (index_t c = 0; c < d; ++c) {
-            nk(b, h, p, c) = k(b, h, p, c);
-            nv(b, h, p, c) = v(b, h, p, c);
-          }
-    k = std::move(nk);
-    v = std::move(nv);
-  }
 };
 
 /// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
@@ -6754,43 +7341,17 @@ class MultiHeadAttention {
   }
 
   /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
-  /// rows). With a cache, the new keys and values are appended to it and the rows attend to
-  /// every cached key (bottom-right alignment). y must not alias x. With a capture, the weights
-  /// go to its buffer and its observer sees q, k, v and P (see AttentionCapture).
+  /// rows). y must not alias x. With a capture, the weights go to its buffer and its observer
+  /// sees q, k, v and P (see AttentionCapture).
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               KVCacheLayer<T>* cache = nullptr,
                const AttentionCapture<T>* capture = nullptr) const {
     Projected p = project(x, positions, y, true);
-    const index_t nb = p.nb, n = p.n, d = head_dim, hkv = kv_heads;
-    const Policy pol = policy_for_rows(p, 0, n);
-    TensorView<const T, 4> kc = p.k, vc = p.v;
-    if (cache != nullptr) {
-      cache->reserve(nb, hkv, n, d);
-      const index_t l0 = cache->length;
-      for (index_t b = 0; b < nb; ++b)
-        for (index_t h = 0; h < hkv; ++h)
-          for (index_t r = 0; r < n; ++r)
-            for (index_t c = 0; c < d; ++c) {
-              cache->k(b, h, l0 + r, c) = p.k(b, h, r, c);
-              cache->v(b, h, l0 + r, c) = p.v(b, h, r, c);
-            }
-      cache->length = l0 + n;
-      kc = cache->k.cview().slice(0, cache->length, 2);
-      vc = cache->v.cview().slice(0, cache->length, 2);
-    }
-    TensorView<T, 4> probs;
-    if (capture != nullptr && capture->probs)
-      probs = capture->probs(Shape<4>{nb, heads, n, kc.extent(2)});
-    if (probs.empty()) {
-      attention<Policy, T>(pol, p.q, kc, vc, p.o, options);
-    } else {
-      attention<Policy, T>(pol, p.q, kc, vc, p.o, probs, options);
-    }
-    if (capture != nullptr && capture->observe) capture->observe(p.q, kc, vc, probs);
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {nb * n, hidden()}));
+    const Policy pol = policy_for_rows(p, 0, p.n);
+    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
-  /// forward() through a cache policy object (e.g. attnkit::model::KVCache: full, sliding
+  /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
   /// window, attention sinks, retention), which decides which keys each row sees. The protocol:
   /// the module projects x, rotates q (RoPE at `positions`) and calls
   /// `cache.step(k, v, positions, rope, Hq, attend)` with the new keys k [B, Hkv, N, D] *not
@@ -6802,10 +7363,13 @@ class MultiHeadAttention {
   /// `cache.preserves_distances()` says whether held slots keep the distances i' - j a
   /// positional score mod (ALiBi) reads; forward throws error when it does not.
   /// \tparam Cache a type with a `kv_cache_tag` member type, step() and preserves_distances()
+  /// With a capture, each attend call of the step puts its rows' weights [B, Hq, r1 - r0, Nk]
+  /// in the capture's buffer (and copies them to the cache's when it asks for them too) and
+  /// calls the observer with those rows' q and the keys and values the cache holds.
   template <class Cache>
   requires requires { typename Cache::kv_cache_tag; }
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               Cache& cache) const {
+               Cache& cache, const AttentionCapture<T>* capture = nullptr) const {
     if constexpr (policy::encodes_positions<typename Policy::score_mod_type>) {
       if (!cache.preserves_distances())
         throw error(
@@ -6822,12 +7386,7 @@ class MultiHeadAttention {
                  AttentionOptions o = options;
                  if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
                    o.decode = DecodeMode::always;
-                 const TensorView<const T, 4> q = p.q.slice(r0, r1, 2);
-                 if (probs.empty()) {
-                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), o);
-                 } else {
-                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), probs, o);
-                 }
+                 run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
                });
     o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
@@ -6886,6 +7445,33 @@ class MultiHeadAttention {
       block::linear<T>(x2, g_proj, p.gb.view());
     }
     return p;
+  }
+
+  /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
+  /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
+  /// capture's observer.
+  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
+           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
+           const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
+    TensorView<T, 4> cap;
+    if (capture != nullptr && capture->probs)
+      cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
+    const TensorView<T, 4> w = cap.empty() ? probs : cap;
+    if (w.empty()) {
+      attention<Policy, T>(pol, q, kc, vc, o, opts);
+    } else {
+      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
+      if (!cap.empty() && !probs.empty()) copy_probs(cap, probs);
+    }
+    if (capture != nullptr && capture->observe)
+      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+  }
+
+  static void copy_probs(TensorView<const T, 4> from, TensorView<T, 4> to) {
+    for (index_t b = 0; b < from.extent(0); ++b)
+      for (index_t h = 0; h < from.extent(1); ++h)
+        for (index_t i = 0; i < from.extent(2); ++i)
+          for (index_t j = 0; j < from.extent(3); ++j) to(b, h, i, j) = from(b, h, i, j);
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.
@@ -8846,627 +9432,6 @@ struct DecoderConfig {
 
 }  // namespace attnkit::model
 // ---- end attnkit/model/config.hpp ----
-// ---- begin attnkit/model/kv_cache.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
-// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
-// retention cache with its three memory modes (baseline, soft-delete, sparse).
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <variant>
-#include <vector>
-
-
-namespace attnkit::model {
-
-// ---- the cache policies ----------------------------------------------------------------------
-//
-// A cache policy decides which keys each query row sees by what the cache *holds*, not by a
-// mask: every policy runs the same attention<Policy> instantiation (the decoder's causal one)
-// over the held keys, so choosing a policy at run time (`attnkit generate --cache`) costs no
-// extra kernel, and dropped tokens cost no work at all.
-
-/// Keeps every token (the attention of the full causal pass).
-struct FullCache {};
-
-/// Keeps the last `window` tokens: the SlidingWindow(window) mask of a full recomputation.
-struct WindowCache {
-  index_t window = 1;  ///< W >= 1 (a row sees itself and the W - 1 tokens before it)
-};
-
-/// StreamingLLM (Xiao et al. 2023): keeps the first `sinks` tokens and the last `window`, the
-/// Sinks(sinks, window) mask of a full recomputation. Positions are assigned inside the cache as
-/// StreamingLLM does (sink s at s, the window right after them, the query last), so relative
-/// RoPE distances never exceed sinks + window - 1 however long the generation runs.
-///
-/// How (keys are re-rotated, only the sinks): RoPE scores depend only on the difference of the
-/// query's and the key's positions. Window keys are rotated once, at their absolute position p,
-/// and queries at their absolute position q; the difference q - p is the same as StreamingLLM's
-/// in-cache difference because both are shifted by the same count of evicted tokens e. Sink s
-/// must appear at distance (q - e) - s, so its key is kept un-rotated beside the cache and
-/// re-rotated at position s + e whenever e changes: S rows per step, not the whole cache. The
-/// scores equal StreamingLLM's exactly in real arithmetic; in floating point they differ only by
-/// the rounding of the rotations.
-struct SinkCache {
-  index_t sinks = 4;   ///< S >= 0 (StreamingLLM uses 4)
-  index_t window = 1;  ///< W >= 1
-};
-
-/// What a retention cache does with the retention of its tokens (three modes).
-enum class MemoryMode : std::uint8_t {
-  baseline,     ///< no forgetting: retention is not tracked, the full cache
-  soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
-  sparse,       ///< tokens with R < forget_threshold are dropped from the cache (compacted)
-};
-
-/// Parameters of the Ebbinghaus retention model. Every cached token (per layer) has a strength
-/// S and a last-reinforced step; its retention at step t is R = exp(-Δt / S) with
-/// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
-/// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
-/// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
-/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
-/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
-/// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
-struct RetentionParams {
-  double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
-  double time_per_step = 0.05;        ///< Δt units per step (>= 0)
-  double reinforce_threshold = 0.01;  ///< head-mean attention weight that reinforces (in [0, 1])
-  double strength_gain = 1.0;         ///< S += strength_gain on reinforcement (>= 0)
-  /// sparse: a token with R < forget_threshold is forgotten (dropped); 0 never forgets.
-  double forget_threshold = 0.01;
-  /// sparse, dynamic threshold: when > 0, replaces forget_threshold by the retention of the
-  /// least retained token that still fits a budget of ceil(keep_fraction · tokens seen): the
-  /// cache keeps the most retained tokens (ties: the newer), so sparsity tends to
-  /// 1 - keep_fraction. In (0, 1]; 0 is off.
-  double keep_fraction = 0.0;
-};
-
-/// The Ebbinghaus retention cache: a full cache whose tokens fade.
-///
-/// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
-/// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
-/// (prefill) add tokens at full strength without reinforcing. Sparse mode drops a forgotten token
-/// for good: it could only come back through attention weight, which a dropped token cannot
-/// receive, so dropping it is the same as masking it from then on - and the cache moves the
-/// last held token into its slot (O(D) per token) so the cost of a step follows the kept tokens.
-/// The order of held tokens is then not chronological; attention does not depend on it (every
-/// held token precedes every new row), only its rounding does.
-///
-/// soft-delete and sparse need batch 1 (the retention state is per token, per layer).
-struct RetentionCache {
-  MemoryMode mode = MemoryMode::baseline;
-  RetentionParams params{};
-};
-
-/// A cache policy chosen at run time.
-using CachePolicy = std::variant<FullCache, WindowCache, SinkCache, RetentionCache>;
-
-/// "baseline", "soft-delete" or "sparse".
-inline std::string memory_mode_name(MemoryMode m) {
-  switch (m) {
-    case MemoryMode::soft_delete:
-      return "soft-delete";
-    case MemoryMode::sparse:
-      return "sparse";
-    default:
-      return "baseline";
-  }
-}
-
-/// The mode named as by memory_mode_name(); throws attnkit::error naming the choices.
-inline MemoryMode parse_memory_mode(std::string_view name) {
-  if (name == "baseline") return MemoryMode::baseline;
-  if (name == "soft-delete") return MemoryMode::soft_delete;
-  if (name == "sparse") return MemoryMode::sparse;
-  throw error("attnkit: unknown memory mode '" + std::string(name) +
-              "' (baseline, soft-delete, sparse)");
-}
-
-/// The CLI spelling of a policy: "full", "window=W", "sinks=S,W", "retention:MODE".
-inline std::string cache_policy_name(const CachePolicy& p) {
-  if (const auto* w = std::get_if<WindowCache>(&p)) return "window=" + std::to_string(w->window);
-  if (const auto* s = std::get_if<SinkCache>(&p))
-    return "sinks=" + std::to_string(s->sinks) + "," + std::to_string(s->window);
-  if (const auto* r = std::get_if<RetentionCache>(&p))
-    return "retention:" + memory_mode_name(r->mode);
-  return "full";
-}
-
-/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
-inline CachePolicy parse_cache_policy(std::string_view spec) {
-  auto number = [&](std::string_view s) -> index_t {
-    index_t v = 0;
-    if (s.empty() || s.size() > 12) v = -1;
-    for (char c : s) {
-      if (c < '0' || c > '9') {
-        v = -1;
-        break;
-      }
-      v = v * 10 + (c - '0');
-    }
-    if (v < 0)
-      throw error("attnkit: cache '" + std::string(spec) + "': '" + std::string(s) +
-                  "' is not a non-negative integer");
-    return v;
-  };
-  if (spec == "full") return FullCache{};
-  if (spec.substr(0, 7) == "window=") {
-    const index_t w = number(spec.substr(7));
-    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
-    return WindowCache{w};
-  }
-  if (spec.substr(0, 6) == "sinks=") {
-    const std::string_view rest = spec.substr(6);
-    const std::size_t comma = rest.find(',');
-    if (comma == std::string_view::npos)
-      throw error("attnkit: cache '" + std::string(spec) + "': expected sinks=S,W");
-    const index_t s = number(rest.substr(0, comma)), w = number(rest.substr(comma + 1));
-    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
-    return SinkCache{s, w};
-  }
-  throw error("attnkit: unknown cache '" + std::string(spec) + "' (full, window=W, sinks=S,W)");
-}
-
-/// Statistics of one layer's cache.
-struct CacheStats {
-  index_t memory_tokens = 0;  ///< tokens held (what the next attention reads)
-  index_t seen = 0;           ///< tokens ever appended
-  double mean_retention = 1;  ///< mean R of the held tokens at the last step (1 when untracked)
-  double sparsity = 0;  ///< 1 - memory_tokens / seen: the share of tokens whose work is skipped
-};
-
-// ---- the cache ---------------------------------------------------------------------------------
-
-/// Keys and values of one attention layer under a CachePolicy, [B, Hkv, capacity, D] storage.
-/// MultiHeadAttention::forward(x, positions, y, cache) drives it through step().
-/// \tparam T float or double
-template <class T>
-class KVCache {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "attnkit: T of KVCache must be float or double");
-
- public:
-  /// Marks the type as a cache policy object for MultiHeadAttention::forward.
-  using kv_cache_tag = void;
-
-  /// \param policy the cache policy (checked: throws attnkit::error for bad parameters)
-  explicit KVCache(CachePolicy policy = FullCache{}) : policy_(std::move(policy)) {
-    if (const auto* w = std::get_if<WindowCache>(&policy_)) {
-      if (w->window < 1) throw error("attnkit: KVCache: WindowCache needs window >= 1");
-      bounded_ = true;
-      window_ = w->window;
-    } else if (const auto* s = std::get_if<SinkCache>(&policy_)) {
-      if (s->sinks < 0 || s->window < 1)
-        throw error("attnkit: KVCache: SinkCache needs sinks >= 0 and window >= 1");
-      bounded_ = true;
-      sinks_ = s->sinks;
-      window_ = s->window;
-    } else if (const auto* r = std::get_if<RetentionCache>(&policy_)) {
-      const RetentionParams& p = r->params;
-      auto unit = [](double v) { return v >= 0 && v <= 1; };
-      if (!(p.initial_strength > 0) || !std::isfinite(p.initial_strength) ||
-          !(p.time_per_step >= 0) || !std::isfinite(p.time_per_step) || !(p.strength_gain >= 0) ||
-          !std::isfinite(p.strength_gain) || !unit(p.reinforce_threshold) ||
-          !unit(p.forget_threshold) || !unit(p.keep_fraction))
-        throw error(
-            "attnkit: KVCache: RetentionParams need initial_strength > 0, time_per_step >= 0, "
-            "strength_gain >= 0 and reinforce_threshold, forget_threshold, keep_fraction in "
-            "[0, 1]");
-      mode_ = r->mode;
-      params_ = p;
-    }
-  }
-
-  const CachePolicy& policy() const noexcept { return policy_; }
-  /// The memory mode (baseline for caches other than RetentionCache).
-  MemoryMode mode() const noexcept { return mode_; }
-  /// Tokens held: the keys the next attention call reads (besides the new rows).
-  index_t length() const noexcept { return end_ - begin_; }
-  /// Tokens appended so far.
-  index_t seen() const noexcept { return seen_; }
-  /// Steps (step() calls) so far: the retention clock.
-  index_t steps() const noexcept { return steps_; }
-  /// Tokens dropped so far (window and sink caches: the shift of in-cache positions).
-  index_t evicted() const noexcept { return evicted_; }
-  /// Whether slot distances are token distances (window, sinks: in-cache distances as in
-  /// StreamingLLM), so a positional score mod such as ALiBi may read them. Sparse mode moves
-  /// tokens into the holes of forgotten ones: RoPE on the keys is fine, ALiBi is not.
-  bool preserves_distances() const noexcept { return mode_ != MemoryMode::sparse; }
-
-  /// The held keys [B, Hkv, length, D] (rotated; soft-delete: before scaling by retention) and
-  /// values, in slot order.
-  TensorView<const T, 4> keys() const { return k_.cview().slice(begin_, end_, 2); }
-  TensorView<const T, 4> values() const { return v_.cview().slice(begin_, end_, 2); }
-  /// Absolute position (as given to step()) of the token in held slot j.
-  index_t position(index_t j) const { return pos_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention cache (soft-delete, sparse): strength S of held slot j.
-  double strength(index_t j) const { return strength_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention cache (soft-delete, sparse): the step that last reinforced (or added) slot j.
-  index_t last_reinforced(index_t j) const { return last_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention R = exp(-Δt / S) of held slot j at step t (default: the last step); 1 when
-  /// retention is not tracked.
-  double retention(index_t j, index_t t = -1) const {
-    if (!tracked()) return 1.0;
-    if (t < 0) t = std::max<index_t>(steps_ - 1, 0);
-    return retention_at(static_cast<std::size_t>(begin_ + j), t);
-  }
-
-  /// Statistics of the cache now (retention at the last step).
-  CacheStats stats() const {
-    CacheStats s;
-    s.memory_tokens = length();
-    s.seen = seen_;
-    s.sparsity = seen_ > 0 ? 1.0 - double(length()) / double(seen_) : 0.0;
-    if (tracked() && length() > 0) {
-      double sum = 0;
-      for (index_t j = 0; j < length(); ++j) sum += retention(j);
-      s.mean_retention = sum / double(length());
-    }
-    return s;
-  }
-
-  /// Forgets everything (keeps the policy and the storage).
-  void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
-
-  /// One forward call of a layer: takes the new rows' keys k [B, Hkv, N, D] (not rotated) and
-  /// values v [B, Hkv, N, Dv] at `positions` [N], rotates the keys with `rope` (may be null),
-  /// evicts as the policy says and calls `attend(r0, r1, keys, values, probs)` for consecutive
-  /// row ranges covering [0, N): attention of those query rows over the given keys/values
-  /// (bottom-right aligned: the last r1 - r0 keys are those rows' own), writing the weights
-  /// into probs [B, Hq, r1 - r0, Nk] when probs is not empty (retention decode steps ask).
-  /// Window and sink caches run the rows that would evict one at a time; the rest in one call.
-  /// Throws shape_error when the shapes disagree with each other or with earlier steps.
-  /// \param query_heads Hq (a multiple of Hkv), for the weights' shape
-  template <class Attend>
-  void step(TensorView<const T, 4> k, TensorView<const T, 4> v, std::span<const index_t> positions,
-            const block::RoPE* rope, index_t query_heads, Attend&& attend) {
-    const index_t nb = k.extent(0), hkv = k.extent(1), n = k.extent(2), d = k.extent(3);
-    const index_t dv = v.extent(3);
-    if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != n)
-      throw_shape_mismatch("KVCache", "v", v.shape(), Shape<4>{nb, hkv, n, dv});
-    if (static_cast<index_t>(positions.size()) != n)
-      throw shape_error("attnkit: KVCache: " + std::to_string(positions.size()) +
-                        " positions for " + std::to_string(n) + " rows");
-    if (hkv < 1 || query_heads < 1 || query_heads % hkv != 0)
-      throw shape_error("attnkit: KVCache: " + std::to_string(query_heads) +
-                        " query heads are not a multiple of " + std::to_string(hkv) + " kv heads");
-    if (k_.size() != 0 &&
-        (k_.extent(0) != nb || k_.extent(1) != hkv || k_.extent(3) != d || v_.extent(3) != dv))
-      throw shape_error("attnkit: KVCache: the cache holds keys " + shape_string(k_.shape()) +
-                        " and values " + shape_string(v_.shape()) + ", the step brings " +
-                        shape_string(k.shape()) + " and " + shape_string(v.shape()));
-    if (tracked() && nb != 1)
-      throw shape_error(
-          "attnkit: KVCache: the retention modes soft-delete and sparse need batch "
-          "1, got keys " +
-          shape_string(k.shape()));
-    if (n == 0) return;
-    nb_ = nb;
-    hkv_ = hkv;
-    d_ = d;
-    dv_ = dv;
-    if (bounded_) {
-      step_bounded(k, v, positions, rope, attend);
-    } else if (tracked()) {
-      step_retention(k, v, positions, rope, query_heads, attend);
-    } else {
-      append(k, v, positions, rope, 0, n);
-      attend(index_t{0}, n, keys(), values(), TensorView<T, 4>{});
-    }
-    ++steps_;
-  }
-
- private:
-  CachePolicy policy_;
-  bool bounded_ = false;
-  index_t sinks_ = 0, window_ = 0;
-  MemoryMode mode_ = MemoryMode::baseline;
-  RetentionParams params_{};
-
-  index_t nb_ = 0, hkv_ = 0, d_ = 0, dv_ = 0;
-  Tensor<T, 4> k_, v_;           // [B, Hkv, cap, D], [B, Hkv, cap, Dv]
-  index_t cap_ = 0;              // slots of the storage
-  index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
-  index_t seen_ = 0, steps_ = 0, evicted_ = 0;
-  std::vector<index_t> pos_;  // [cap] absolute position per slot
-  // Sink caches: the first S tokens, keys not rotated, and their positions.
-  Tensor<T, 4> sink_k_, sink_v_;  // [B, Hkv, S, D], [B, Hkv, S, Dv]
-  std::vector<index_t> sink_pos_;
-  // Retention (soft-delete, sparse): per slot.
-  std::vector<double> strength_;
-  std::vector<index_t> last_;
-  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
-  Tensor<T, 4> scaled_k_;             // soft-delete: R-scaled keys [1, Hkv, cap, D]
-  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
-  std::vector<double> weight_;        // head-mean weights of a decode step
-  std::vector<index_t> order_;        // dynamic threshold scratch
-  std::vector<double> decay_;         // dynamic threshold scratch
-  std::vector<index_t> dropped_;      // slots forgotten this step, ascending
-
-  bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
-
-  double retention_at(std::size_t slot, index_t t) const {
-    const double dt = double(t - last_[slot]) * params_.time_per_step;
-    return std::exp(-dt / strength_[slot]);
-  }
-
-  /// Steps without reinforcement after which R < forget_threshold (infinite when it never is).
-  double forget_after(double strength) const {
-    if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
-      return std::numeric_limits<double>::infinity();
-    return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
-  }
-
-  T* krow(Tensor<T, 4>& t, index_t b, index_t h, index_t slot) {
-    return t.data() + ((b * t.extent(1) + h) * t.extent(2) + slot) * t.extent(3);
-  }
-
-  /// Moves held slots [begin_, end_) to [0, length) of a storage of `cap` slots.
-  void relocate(index_t cap) {
-    const index_t len = length();
-    const bool same = cap == cap_ && k_.size() != 0;
-    if (same && begin_ == 0) return;
-    Tensor<T, 4> nk = same ? std::move(k_) : Tensor<T, 4>({nb_, hkv_, cap, d_});
-    Tensor<T, 4> nv = same ? std::move(v_) : Tensor<T, 4>({nb_, hkv_, cap, dv_});
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h) {
-        if (len == 0) break;
-        if (same) {
-          std::memmove(krow(nk, b, h, 0), krow(nk, b, h, begin_),
-                       sizeof(T) * std::size_t(len * d_));
-          std::memmove(krow(nv, b, h, 0), krow(nv, b, h, begin_),
-                       sizeof(T) * std::size_t(len * dv_));
-        } else {
-          std::memcpy(krow(nk, b, h, 0), krow(k_, b, h, begin_), sizeof(T) * std::size_t(len * d_));
-          std::memcpy(krow(nv, b, h, 0), krow(v_, b, h, begin_),
-                      sizeof(T) * std::size_t(len * dv_));
-        }
-      }
-    auto move_meta = [&](auto& vec, auto fill) {
-      vec.erase(vec.begin(), vec.begin() + begin_);
-      vec.resize(static_cast<std::size_t>(cap), fill);
-    };
-    move_meta(pos_, index_t{0});
-    if (tracked()) {
-      move_meta(strength_, 0.0);
-      move_meta(last_, index_t{0});
-      move_meta(forget_after_, 0.0);
-    }
-    k_ = std::move(nk);
-    v_ = std::move(nv);
-    cap_ = cap;
-    begin_ = 0;
-    end_ = len;
-  }
-
-  /// Room for m more slots at the end: compacts when that suffices, else grows by doubling.
-  /// Window and sink caches grow to at least twice what they hold, so their compactions (every
-  /// capacity - held steps) cost amortized O(D) per step.
-  void make_room(index_t m) {
-    if (end_ + m <= cap_) return;
-    const index_t need = length() + m, want = bounded_ ? 2 * need : need;
-    if (begin_ > 0 && want <= cap_) {
-      relocate(cap_);
-      return;
-    }
-    index_t cap = std::max<index_t>(cap_, 16);
-    while (cap < want) cap *= 2;
-    relocate(cap);
-  }
-
-  /// Appends rows [r0, r1) of k, v at the end, keys rotated at their positions.
-  void append(TensorView<const T, 4> k, TensorView<const T, 4> v,
-              std::span<const index_t> positions, const block::RoPE* rope, index_t r0, index_t r1) {
-    const index_t m = r1 - r0;
-    make_room(m);
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h)
-        for (index_t r = 0; r < m; ++r) {
-          T* kd = krow(k_, b, h, end_ + r);
-          T* vd = krow(v_, b, h, end_ + r);
-          for (index_t c = 0; c < d_; ++c) kd[c] = k(b, h, r0 + r, c);
-          for (index_t c = 0; c < dv_; ++c) vd[c] = v(b, h, r0 + r, c);
-        }
-    // The first S tokens ever seen are the sinks: keep them un-rotated too.
-    if (sinks_ > 0 && seen_ < sinks_) {
-      if (sink_k_.size() == 0) {
-        sink_k_ = Tensor<T, 4>({nb_, hkv_, sinks_, d_});
-        sink_v_ = Tensor<T, 4>({nb_, hkv_, sinks_, dv_});
-        sink_pos_.assign(static_cast<std::size_t>(sinks_), 0);
-      }
-      for (index_t r = 0; r < m && seen_ + r < sinks_; ++r) {
-        const index_t s = seen_ + r;
-        sink_pos_[static_cast<std::size_t>(s)] = positions[static_cast<std::size_t>(r0 + r)];
-        for (index_t b = 0; b < nb_; ++b)
-          for (index_t h = 0; h < hkv_; ++h) {
-            for (index_t c = 0; c < d_; ++c) sink_k_(b, h, s, c) = k(b, h, r0 + r, c);
-            for (index_t c = 0; c < dv_; ++c) sink_v_(b, h, s, c) = v(b, h, r0 + r, c);
-          }
-      }
-    }
-    if (rope != nullptr)
-      rope->apply<T>(k_.view().slice(end_, end_ + m, 2), positions.subspan(r0, m));
-    for (index_t r = 0; r < m; ++r)
-      pos_[static_cast<std::size_t>(end_ + r)] = positions[static_cast<std::size_t>(r0 + r)];
-    end_ += m;
-    seen_ += m;
-  }
-
-  /// Writes the sinks into slots [begin_, begin_ + S), rotated at their position + evicted.
-  void write_sinks(const block::RoPE* rope) {
-    const index_t s = std::min(sinks_, seen_);
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h)
-        for (index_t j = 0; j < s; ++j) {
-          std::memcpy(krow(k_, b, h, begin_ + j), &sink_k_(b, h, j, 0),
-                      sizeof(T) * std::size_t(d_));
-          std::memcpy(krow(v_, b, h, begin_ + j), &sink_v_(b, h, j, 0),
-                      sizeof(T) * std::size_t(dv_));
-        }
-    std::vector<index_t> at(static_cast<std::size_t>(s));
-    for (index_t j = 0; j < s; ++j) {
-      at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
-      pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
-    }
-    if (rope != nullptr && s > 0) rope->apply<T>(k_.view().slice(begin_, begin_ + s, 2), at);
-  }
-
-  template <class Attend>
-  void step_bounded(TensorView<const T, 4> k, TensorView<const T, 4> v,
-                    std::span<const index_t> positions, const block::RoPE* rope, Attend& attend) {
-    const index_t n = k.extent(2), cap = sinks_ + window_;
-    index_t r = 0;
-    while (r < n) {
-      if (length() < cap) {  // rows that fit without evicting: one call, causal among them
-        const index_t m = std::min(n - r, cap - length());
-        append(k, v, positions, rope, r, r + m);
-        attend(r, r + m, keys(), values(), TensorView<T, 4>{});
-        r += m;
-        continue;
-      }
-      // Full: the oldest window token (slot begin_ + S) leaves; the sinks move up one slot,
-      // re-rotated for the new shift.
-      ++begin_;
-      ++evicted_;
-      if (sinks_ > 0) write_sinks(rope);
-      append(k, v, positions, rope, r, r + 1);
-      attend(r, r + 1, keys(), values(), TensorView<T, 4>{});
-      ++r;
-    }
-  }
-
-  /// Grows the per-slot retention state with the storage.
-  void sync_meta() {
-    const auto cap = static_cast<std::size_t>(cap_);
-    if (strength_.size() != cap) {
-      strength_.resize(cap, 0.0);
-      last_.resize(cap, 0);
-      forget_after_.resize(cap, 0.0);
-    }
-  }
-
-  /// Sparse: drops the tokens forgotten at step t (fixed or dynamic threshold), compacting by
-  /// moving the last held slot into each hole. `incoming` rows are about to be added.
-  void forget(index_t t, index_t incoming) {
-    const index_t len = length();
-    dropped_.clear();
-    if (params_.keep_fraction > 0) {
-      const double budget = std::ceil(params_.keep_fraction * double(seen_ + incoming));
-      const index_t keep = std::max<index_t>(0, static_cast<index_t>(budget) - incoming);
-      if (len > keep) {
-        // The len - keep least retained: largest Δt / S first, then the older position.
-        order_.resize(static_cast<std::size_t>(len));
-        decay_.resize(static_cast<std::size_t>(len));
-        for (index_t j = 0; j < len; ++j) {
-          const auto s = static_cast<std::size_t>(j);
-          order_[s] = j;
-          decay_[s] = double(t - last_[s]) / strength_[s];  // -ln R / time_per_step
-        }
-        const auto nth = order_.begin() + (len - keep);
-        std::nth_element(order_.begin(), nth - 1, order_.end(), [&](index_t a, index_t b) {
-          const auto sa = static_cast<std::size_t>(a), sb = static_cast<std::size_t>(b);
-          if (decay_[sa] != decay_[sb]) return decay_[sa] > decay_[sb];
-          return pos_[sa] < pos_[sb];
-        });
-        dropped_.assign(order_.begin(), nth);
-        std::sort(dropped_.begin(), dropped_.end());
-      }
-    } else {
-      for (index_t j = 0; j < len; ++j) {
-        const auto s = static_cast<std::size_t>(j);
-        // Cheap test first (Δsteps against the precomputed bound), the formula near the bound.
-        if (double(t - last_[s]) + 1.0 >= forget_after_[s] &&
-            retention_at(s, t) < params_.forget_threshold)
-          dropped_.push_back(j);
-      }
-    }
-    // Highest slot first: the slot moved into a hole is then always a kept one.
-    for (auto it = dropped_.rbegin(); it != dropped_.rend(); ++it) {
-      const index_t j = *it, last = end_ - 1;
-      if (j != last) {
-        for (index_t b = 0; b < nb_; ++b)
-          for (index_t h = 0; h < hkv_; ++h) {
-            std::memcpy(krow(k_, b, h, j), krow(k_, b, h, last), sizeof(T) * std::size_t(d_));
-            std::memcpy(krow(v_, b, h, j), krow(v_, b, h, last), sizeof(T) * std::size_t(dv_));
-          }
-        const auto a = static_cast<std::size_t>(j), z = static_cast<std::size_t>(last);
-        pos_[a] = pos_[z];
-        strength_[a] = strength_[z];
-        last_[a] = last_[z];
-        forget_after_[a] = forget_after_[z];
-      }
-      --end_;
-    }
-    evicted_ += static_cast<index_t>(dropped_.size());
-  }
-
-  template <class Attend>
-  void step_retention(TensorView<const T, 4> k, TensorView<const T, 4> v,
-                      std::span<const index_t> positions, const block::RoPE* rope,
-                      index_t query_heads, Attend& attend) {
-    const index_t n = k.extent(2), t = steps_;
-    if (mode_ == MemoryMode::sparse) forget(t, n);
-    const index_t old = end_;
-    append(k, v, positions, rope, 0, n);
-    sync_meta();
-    for (index_t j = old; j < end_; ++j) {
-      const auto s = static_cast<std::size_t>(j);
-      strength_[s] = params_.initial_strength;
-      last_[s] = t;
-      forget_after_[s] = forget_after(params_.initial_strength);
-    }
-    const index_t len = length();
-    TensorView<const T, 4> kview = keys();
-    if (mode_ == MemoryMode::soft_delete) {
-      if (scaled_k_.size() == 0 || scaled_k_.extent(2) != cap_)
-        scaled_k_ = Tensor<T, 4>({1, hkv_, cap_, d_});
-      for (index_t j = 0; j < len; ++j) {
-        const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
-        for (index_t h = 0; h < hkv_; ++h) {
-          const T* src = krow(k_, 0, h, j);
-          T* dst = krow(scaled_k_, 0, h, j);
-          for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
-        }
-      }
-      kview = scaled_k_.cview().slice(0, len, 2);
-    }
-    if (n != 1) {
-      attend(index_t{0}, n, kview, values(), TensorView<T, 4>{});
-      return;
-    }
-    if (probs_.size() == 0 || probs_.extent(1) != query_heads || probs_.extent(3) < len)
-      probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
-    const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
-    attend(index_t{0}, index_t{1}, kview, values(), probs);
-    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
-    weight_.assign(static_cast<std::size_t>(len), 0.0);
-    for (index_t h = 0; h < query_heads; ++h) {
-      const T* p = &probs_(0, h, 0, 0);
-      for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
-    }
-    const double thr = params_.reinforce_threshold * double(query_heads);
-    for (index_t j = 0; j < len; ++j) {
-      const auto s = static_cast<std::size_t>(j);
-      if (weight_[s] >= thr) {
-        strength_[s] += params_.strength_gain;
-        last_[s] = t;
-        forget_after_[s] = forget_after(strength_[s]);
-      }
-    }
-  }
-};
-
-}  // namespace attnkit::model
-// ---- end attnkit/model/kv_cache.hpp ----
 
 namespace attnkit::model {
 
@@ -9483,21 +9448,22 @@ struct DecoderLayer {
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
-/// model/kv_cache.hpp) and the next position.
+/// modules/kv_cache.hpp) and the next position.
 template <class T>
 struct DecoderState {
-  CachePolicy cache = FullCache{};  ///< the policy of the layers' caches (made on first use)
-  std::vector<KVCache<T>> layers;
+  /// The policy of the layers' caches (made on first use).
+  modules::CachePolicy cache = modules::FullCache{};
+  std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
 
   DecoderState() = default;
   /// \param policy the cache policy of every layer
-  explicit DecoderState(CachePolicy policy) : cache(std::move(policy)) {}
+  explicit DecoderState(modules::CachePolicy policy) : cache(std::move(policy)) {}
 
   /// Statistics of each layer's cache.
-  std::vector<CacheStats> stats() const {
-    std::vector<CacheStats> s;
-    for (const KVCache<T>& l : layers) s.push_back(l.stats());
+  std::vector<modules::CacheStats> stats() const {
+    std::vector<modules::CacheStats> s;
+    for (const modules::KVCache<T>& l : layers) s.push_back(l.stats());
     return s;
   }
 };
@@ -9625,6 +9591,14 @@ class Decoder {
     return run(ids, none, &hooks);
   }
 
+  /// forward(ids, state) with observers: each layer's capture sees the weights of the new rows
+  /// over every key its cache holds (cached decoding step by step, under any cache policy).
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
+                       const DecoderHooks<T>& hooks) const {
+    DecoderState<T>* s = &state;
+    return run(ids, s, &hooks);
+  }
+
  private:
   std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
   index_t converted_ = 0;
@@ -9666,7 +9640,7 @@ class Decoder {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
     if (state != nullptr && state->layers.size() != layers.size())
-      state->layers.assign(layers.size(), KVCache<T>(state->cache));
+      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
@@ -9681,9 +9655,9 @@ class Decoder {
       const modules::AttentionCapture<T>* capture =
           hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
       if (state != nullptr) {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l]);
+        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l], capture);
       } else {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), nullptr, capture);
+        layer.self_attn.forward(xn.cview(), pos, y.view(), capture);
       }
       add_inplace(x, y);
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
@@ -11637,12 +11611,12 @@ namespace attnkit::model {
 struct GenerationResult {
   std::vector<std::int64_t> ids;  ///< the generated tokens only
   index_t prompt_tokens = 0;
-  double prefill_ms = 0;           ///< the prompt's forward pass
-  double decode_s = 0;             ///< the forward passes after the prefill
-  index_t decode_steps = 0;        ///< forward passes after the prefill (new tokens - 1)
-  std::string mode;                ///< the memory mode (baseline for the plain caches)
-  std::string cache;               ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
-  std::vector<CacheStats> layers;  ///< per layer, at the end
+  double prefill_ms = 0;     ///< the prompt's forward pass
+  double decode_s = 0;       ///< the forward passes after the prefill
+  index_t decode_steps = 0;  ///< forward passes after the prefill (new tokens - 1)
+  std::string mode;          ///< the memory mode (baseline for the plain caches)
+  std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
+  std::vector<modules::CacheStats> layers;  ///< per layer, at the end
 
   /// Decode steps per second (0 without any).
   double tokens_per_s() const {
@@ -11650,15 +11624,15 @@ struct GenerationResult {
   }
   /// Tokens held at the end, mean over layers.
   double memory_tokens() const {
-    return mean([](const CacheStats& s) { return double(s.memory_tokens); });
+    return mean([](const modules::CacheStats& s) { return double(s.memory_tokens); });
   }
   /// Mean retention of the held tokens, mean over layers (1 when retention is not tracked).
   double mean_retention() const {
-    return mean([](const CacheStats& s) { return s.mean_retention; });
+    return mean([](const modules::CacheStats& s) { return s.mean_retention; });
   }
   /// 1 - held / seen, mean over layers.
   double sparsity() const {
-    return mean([](const CacheStats& s) { return s.sparsity; });
+    return mean([](const modules::CacheStats& s) { return s.sparsity; });
   }
 
   /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
@@ -11690,7 +11664,7 @@ struct GenerationResult {
   double mean(F f) const {
     if (layers.empty()) return 0;
     double sum = 0;
-    for (const CacheStats& s : layers) sum += f(s);
+    for (const modules::CacheStats& s : layers) sum += f(s);
     return sum / double(layers.size());
   }
 };
@@ -11716,9 +11690,9 @@ GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());
-  const auto* ret = std::get_if<RetentionCache>(&state.cache);
-  r.mode = memory_mode_name(ret != nullptr ? ret->mode : MemoryMode::baseline);
-  r.cache = ret != nullptr ? "full" : cache_policy_name(state.cache);
+  const auto* ret = std::get_if<modules::RetentionCache>(&state.cache);
+  r.mode = modules::memory_mode_name(ret != nullptr ? ret->mode : modules::MemoryMode::baseline);
+  r.cache = ret != nullptr ? "full" : modules::cache_policy_name(state.cache);
   std::vector<std::int64_t> context(prompt.begin(), prompt.end());
   const auto t0 = clock::now();
   Tensor<T, 2> logits = model.forward(prompt, state);

@@ -128,14 +128,14 @@ TEST_CASE("ALiBi MultiHeadAttention without RoPE: double reference, positions, c
           0);
 
     // A KV cache: the rows after the first ones see the cached keys at the right distances.
-    attnkit::modules::KVCacheLayer<float> cache;
+    attnkit::modules::KVCache<float> cache;
     const index_t first = (n + 1) / 2;
     Tensor<float, 3> a({1, first, hid}), b({1, n - first, hid}), ya({1, first, hid}),
         yb({1, n - first, hid});
     for (index_t i = 0; i < n; ++i)
       for (index_t c = 0; c < hid; ++c) (i < first ? a(0, i, c) : b(0, i - first, c)) = xt(0, i, c);
-    given.mha.forward(a.cview(), iota(first), ya.view(), &cache);
-    if (n > first) given.mha.forward(b.cview(), iota(n - first, first), yb.view(), &cache);
+    given.mha.forward(a.cview(), iota(first), ya.view(), cache);
+    if (n > first) given.mha.forward(b.cview(), iota(n - first, first), yb.view(), cache);
     double err = 0;
     for (index_t i = 0; i < n; ++i)
       for (index_t c = 0; c < hid; ++c)

@@ -58,24 +58,57 @@ TEST_CASE("MultiHeadAttention: KV cache decoding equals the full pass", "[attent
   std::vector<index_t> pos(static_cast<std::size_t>(n));
   for (index_t i = 0; i < n; ++i) pos[static_cast<std::size_t>(i)] = i;
   mha.forward(x.cview(), pos, full.view());
-  attnkit::modules::KVCacheLayer<float> cache;
+  attnkit::modules::KVCache<float> cache;
   const index_t prefill = 5;
   attnkit::Tensor<float, 3> part({1, prefill, hid});
   mha.forward(x.cview().slice(0, prefill, 1), std::span<const index_t>(pos.data(), prefill),
-              part.view(), &cache);
+              part.view(), cache);
   double err = 0;
   for (index_t i = 0; i < prefill; ++i)
     for (index_t c = 0; c < hid; ++c)
       err = std::max(err, double(std::abs(part(0, i, c) - full(0, i, c))));
-  for (index_t t = prefill; t < n; ++t) {  // crosses the cache's initial capacity of 16? no: grows
+  for (index_t t = prefill; t < n; ++t) {
     attnkit::Tensor<float, 3> one({1, 1, hid});
     mha.forward(x.cview().slice(t, t + 1, 1), std::span<const index_t>(pos.data() + t, 1),
-                one.view(), &cache);
+                one.view(), cache);
     for (index_t c = 0; c < hid; ++c)
       err = std::max(err, double(std::abs(one(0, 0, c) - full(0, t, c))));
   }
-  CHECK(cache.length == n);
+  CHECK(cache.length() == n);
   CHECK(err <= 1e-5);
+
+  // Weight capture during cached decoding: each step's row of P equals the full pass's row.
+  attnkit::Tensor<float, 4> pfull({1, hq, n, n});
+  attnkit::modules::AttentionCapture<float> cap_full;
+  cap_full.probs = [&](const attnkit::Shape<4>&) { return pfull.view(); };
+  mha.forward(x.cview(), pos, full.view(), &cap_full);
+  attnkit::modules::KVCache<float> cache2;
+  attnkit::Tensor<float, 4> pstep;
+  index_t observed = 0;
+  attnkit::modules::AttentionCapture<float> cap_step;
+  cap_step.probs = [&](const attnkit::Shape<4>& s) {
+    pstep = attnkit::Tensor<float, 4>(s);
+    return pstep.view();
+  };
+  cap_step.observe = [&](attnkit::TensorView<const float, 4> q,
+                         attnkit::TensorView<const float, 4> k, attnkit::TensorView<const float, 4>,
+                         attnkit::TensorView<const float, 4> p) {
+    CHECK(q.extent(2) == p.extent(2));
+    CHECK(k.extent(2) == p.extent(3));
+    ++observed;
+  };
+  double perr = 0;
+  for (index_t t = 0; t < n; ++t) {
+    attnkit::Tensor<float, 3> one({1, 1, hid});
+    mha.forward(x.cview().slice(t, t + 1, 1), std::span<const index_t>(pos.data() + t, 1),
+                one.view(), cache2, &cap_step);
+    REQUIRE(pstep.extent(3) == t + 1);
+    for (index_t h = 0; h < hq; ++h)
+      for (index_t j = 0; j <= t; ++j)
+        perr = std::max(perr, double(std::abs(pstep(0, h, 0, j) - pfull(0, h, t, j))));
+  }
+  CHECK(observed == n);
+  CHECK(perr <= 1e-5);
 }
 
 TEST_CASE("MultiHeadAttention: shape and gate errors", "[attention][mha]") {

@@ -13,7 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "attnkit/core/tensor.hpp"
-#include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/modules/multi_head_attention.hpp"
 
 namespace memory_test {
@@ -89,7 +89,7 @@ Tensor<T, 3> rows(const Tensor<T, 3>& x, index_t r0, index_t r1) {
 /// Runs x [B, N, hid] through `mha` with `cache` in calls of the given sizes (summing to N);
 /// returns y [B, N, hid].
 template <class Mha, class T>
-Tensor<T, 3> run_calls(const Mha& mha, attnkit::model::KVCache<T>& cache, const Tensor<T, 3>& x,
+Tensor<T, 3> run_calls(const Mha& mha, attnkit::modules::KVCache<T>& cache, const Tensor<T, 3>& x,
                        const std::vector<index_t>& calls) {
   Tensor<T, 3> y({x.extent(0), x.extent(1), x.extent(2)});
   index_t r = 0;

@@ -7,7 +7,6 @@
 #include "memory_test_util.hpp"
 
 using namespace memory_test;
-namespace mdl = attnkit::model;
 
 namespace {
 
@@ -58,7 +57,7 @@ TEST_CASE("KVCache: full cache decoding equals the causal pass", "[model][cache]
   Tensor<double, 3> want({2, n, hid});
   const auto pos = iota(n);
   mha.forward(x.cview(), pos, want.view());
-  mdl::KVCache<double> cache;
+  attnkit::modules::KVCache<double> cache;
   const auto got = run_calls(mha, cache, x, calls(n, 7, 5));
   CHECK(max_diff(got, want) <= 1e-12);
   CHECK(cache.length() == n);
@@ -79,7 +78,7 @@ TEST_CASE("KVCache: window cache equals the SlidingWindow mask (RoPE, gate)", "[
     s.mha<GatedWindow>(true, GatedWindow(pol::Softmax{}, pol::SlidingWindow(w)))
         .forward(x.cview(), pos, want.view());
     for (index_t first : {3, 13}) {
-      mdl::KVCache<double> cache(mdl::WindowCache{w});
+      attnkit::modules::KVCache<double> cache(attnkit::modules::WindowCache{w});
       const auto got = run_calls(s.mha<GatedCausal>(true), cache, x, calls(n, first, 4));
       INFO("window " << w << ", prefill " << first);
       CHECK(max_diff(got, want) <= 1e-12);
@@ -101,7 +100,7 @@ TEST_CASE("KVCache: sink cache equals the Sinks mask (no RoPE)", "[model][cache]
     s.mha<GatedSinks>(false, GatedSinks(pol::Softmax{}, pol::Sinks(sinks, w)))
         .forward(x.cview(), pos, want.view());
     for (index_t first : {2, 11, 30}) {
-      mdl::KVCache<double> cache(mdl::SinkCache{sinks, w});
+      attnkit::modules::KVCache<double> cache(attnkit::modules::SinkCache{sinks, w});
       const auto got = run_calls(s.mha<GatedCausal>(false), cache, x, calls(n, first, 6));
       INFO("sinks " << sinks << ", window " << w << ", prefill " << first);
       CHECK(max_diff(got, want) <= 1e-12);
@@ -120,7 +119,7 @@ TEST_CASE("KVCache: sink cache with RoPE uses StreamingLLM's in-cache positions"
   const index_t sinks = 4, w = 7, n = 90;
   const auto x = random_x<double>(1, n, hid, 31);
   const auto causal = s.mha<GatedCausal>(true);
-  mdl::KVCache<double> cache(mdl::SinkCache{sinks, w});
+  attnkit::modules::KVCache<double> cache(attnkit::modules::SinkCache{sinks, w});
   const auto got = run_calls(causal, cache, x, calls(n, 15, 5));
   double err = 0;
   for (index_t t = 0; t < n; ++t) {
@@ -147,30 +146,37 @@ TEST_CASE("KVCache: sink cache with RoPE uses StreamingLLM's in-cache positions"
 }
 
 TEST_CASE("KVCache: policies parse and print as in docs/CLI.md", "[model][cache]") {
-  CHECK(std::holds_alternative<mdl::FullCache>(mdl::parse_cache_policy("full")));
-  CHECK(std::get<mdl::WindowCache>(mdl::parse_cache_policy("window=128")).window == 128);
-  const auto sk = std::get<mdl::SinkCache>(mdl::parse_cache_policy("sinks=4,252"));
+  CHECK(std::holds_alternative<attnkit::modules::FullCache>(
+      attnkit::modules::parse_cache_policy("full")));
+  CHECK(std::get<attnkit::modules::WindowCache>(attnkit::modules::parse_cache_policy("window=128"))
+            .window == 128);
+  const auto sk =
+      std::get<attnkit::modules::SinkCache>(attnkit::modules::parse_cache_policy("sinks=4,252"));
   CHECK(sk.sinks == 4);
   CHECK(sk.window == 252);
-  CHECK(mdl::cache_policy_name(mdl::SinkCache{4, 252}) == "sinks=4,252");
-  CHECK(mdl::cache_policy_name(mdl::WindowCache{9}) == "window=9");
-  CHECK(mdl::cache_policy_name(mdl::FullCache{}) == "full");
-  CHECK_THROWS_WITH(mdl::parse_cache_policy("window=0"), Catch::Contains("window must be >= 1"));
-  CHECK_THROWS_WITH(mdl::parse_cache_policy("window=x"), Catch::Contains("'x'"));
-  CHECK_THROWS_WITH(mdl::parse_cache_policy("sinks=4"), Catch::Contains("sinks=S,W"));
-  CHECK_THROWS_WITH(mdl::parse_cache_policy("ring=4"), Catch::Contains("unknown cache 'ring=4'"));
-  CHECK(mdl::parse_memory_mode("soft-delete") == mdl::MemoryMode::soft_delete);
-  CHECK(mdl::memory_mode_name(mdl::MemoryMode::sparse) == "sparse");
-  CHECK_THROWS_WITH(mdl::parse_memory_mode("forget"),
+  CHECK(attnkit::modules::cache_policy_name(attnkit::modules::SinkCache{4, 252}) == "sinks=4,252");
+  CHECK(attnkit::modules::cache_policy_name(attnkit::modules::WindowCache{9}) == "window=9");
+  CHECK(attnkit::modules::cache_policy_name(attnkit::modules::FullCache{}) == "full");
+  CHECK_THROWS_WITH(attnkit::modules::parse_cache_policy("window=0"),
+                    Catch::Contains("window must be >= 1"));
+  CHECK_THROWS_WITH(attnkit::modules::parse_cache_policy("window=x"), Catch::Contains("'x'"));
+  CHECK_THROWS_WITH(attnkit::modules::parse_cache_policy("sinks=4"), Catch::Contains("sinks=S,W"));
+  CHECK_THROWS_WITH(attnkit::modules::parse_cache_policy("ring=4"),
+                    Catch::Contains("unknown cache 'ring=4'"));
+  CHECK(attnkit::modules::parse_memory_mode("soft-delete") ==
+        attnkit::modules::MemoryMode::soft_delete);
+  CHECK(attnkit::modules::memory_mode_name(attnkit::modules::MemoryMode::sparse) == "sparse");
+  CHECK_THROWS_WITH(attnkit::modules::parse_memory_mode("forget"),
                     Catch::Contains("baseline, soft-delete, sparse"));
-  CHECK_THROWS_AS(mdl::KVCache<float>(mdl::SinkCache{-1, 4}), attnkit::error);
-  mdl::RetentionCache bad;
+  CHECK_THROWS_AS(attnkit::modules::KVCache<float>(attnkit::modules::SinkCache{-1, 4}),
+                  attnkit::error);
+  attnkit::modules::RetentionCache bad;
   bad.params.forget_threshold = 2;
-  CHECK_THROWS_WITH(mdl::KVCache<float>(bad), Catch::Contains("RetentionParams"));
+  CHECK_THROWS_WITH(attnkit::modules::KVCache<float>(bad), Catch::Contains("RetentionParams"));
 }
 
 TEST_CASE("KVCache: shape errors", "[model][cache]") {
-  mdl::KVCache<double> cache;
+  attnkit::modules::KVCache<double> cache;
   Tensor<double, 4> k({1, 2, 3, 8}), v({1, 2, 3, 8}), k4({1, 2, 1, 4}), v4({1, 2, 1, 4});
   const auto pos = iota(3);
   auto none = [](index_t, index_t, auto, auto, auto) {};
@@ -180,7 +186,8 @@ TEST_CASE("KVCache: shape errors", "[model][cache]") {
   CHECK_THROWS_WITH(cache.step(k.cview(), v.cview(), iota(2), nullptr, 4, none),
                     Catch::Contains("2 positions for 3 rows"));
   CHECK_THROWS_AS(cache.step(k.cview(), v.cview(), pos, nullptr, 3, none), attnkit::shape_error);
-  mdl::KVCache<double> sparse(mdl::RetentionCache{mdl::MemoryMode::sparse, {}});
+  attnkit::modules::KVCache<double> sparse(
+      attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, {}});
   Tensor<double, 4> k2({2, 2, 3, 8});
   CHECK_THROWS_WITH(sparse.step(k2.cview(), k2.cview(), pos, nullptr, 4, none),
                     Catch::Contains("need batch 1"));

@@ -7,20 +7,18 @@
 #include <map>
 
 #include "memory_test_util.hpp"
-
 using namespace memory_test;
-namespace mdl = attnkit::model;
 
 namespace {
 
 /// Drives a retention cache with 1 kv head of dimension 2 and 2 query heads; the weights of each
 /// decode step come from a map position -> head-mean weight (head 0 gets +0.05, head 1 -0.05).
 struct Driver {
-  mdl::KVCache<double> cache;
+  attnkit::modules::KVCache<double> cache;
   index_t next = 0;
   std::vector<std::vector<double>> seen_keys;  // keys passed to attend at the last call
 
-  explicit Driver(mdl::RetentionCache p) : cache(p) {}
+  explicit Driver(attnkit::modules::RetentionCache p) : cache(p) {}
 
   void call(index_t n, const std::map<index_t, double>& w = {}) {
     Tensor<double, 4> k({1, 1, n, 2}), v({1, 1, n, 2});
@@ -60,8 +58,8 @@ struct Driver {
   double strength(index_t position) const { return cache.strength(slot(position)); }
 };
 
-mdl::RetentionParams hand_params() {
-  mdl::RetentionParams p;
+attnkit::modules::RetentionParams hand_params() {
+  attnkit::modules::RetentionParams p;
   p.initial_strength = 2.0;
   p.time_per_step = 1.0;
   p.reinforce_threshold = 0.3;
@@ -74,7 +72,7 @@ mdl::RetentionParams hand_params() {
 
 TEST_CASE("retention: R = exp(-dt/S), reinforcement and forgetting on hand-computed steps",
           "[model][memory]") {
-  Driver dr(mdl::RetentionCache{mdl::MemoryMode::sparse, hand_params()});
+  Driver dr(attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, hand_params()});
   // Step 0: the prompt (3 tokens) enters at S = 2, last = 0; a prefill reinforces nothing.
   dr.call(3);
   CHECK(dr.cache.length() == 3);
@@ -116,7 +114,7 @@ TEST_CASE("retention: R = exp(-dt/S), reinforcement and forgetting on hand-compu
     mean += want[i] / 6;
   }
   CHECK(dr.strength(6) == 5.0);
-  const mdl::CacheStats st = dr.cache.stats();
+  const attnkit::modules::CacheStats st = dr.cache.stats();
   CHECK(st.memory_tokens == 6);
   CHECK(st.seen == 7);
   CHECK(st.mean_retention == Approx(mean).epsilon(1e-14));
@@ -126,7 +124,8 @@ TEST_CASE("retention: R = exp(-dt/S), reinforcement and forgetting on hand-compu
 }
 
 TEST_CASE("retention: soft-delete scales the keys by R and drops nothing", "[model][memory]") {
-  Driver dr(mdl::RetentionCache{mdl::MemoryMode::soft_delete, hand_params()});
+  Driver dr(
+      attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::soft_delete, hand_params()});
   dr.call(3);
   for (int s = 0; s < 6; ++s) dr.call(1, {{0, 0.9}});
   // Step 6: 0 was reinforced at every step (R = 1); 1 and 2 decayed for 6 steps at S = 2.
@@ -146,10 +145,10 @@ TEST_CASE("retention: soft-delete scales the keys by R and drops nothing", "[mod
 
 TEST_CASE("retention: the dynamic threshold keeps a target fraction, the most retained",
           "[model][memory]") {
-  mdl::RetentionParams p = hand_params();
+  attnkit::modules::RetentionParams p = hand_params();
   p.keep_fraction = 0.5;
   p.reinforce_threshold = 0.95;  // only the head-mean weight 1 reinforces
-  Driver dr(mdl::RetentionCache{mdl::MemoryMode::sparse, p});
+  Driver dr(attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, p});
   dr.call(4);
   for (int s = 0; s < 9; ++s) {
     // Token 3 is always attended, so always the most retained (at the first step all four
@@ -181,13 +180,14 @@ TEST_CASE("retention: sparse decoding equals attention with the explicit keep ma
   const Weights<double> w(hid, hq, hkv, d, 7);
   const auto mha = make_mha<Causal, double>(w, hq, hkv, d, true);
   auto ref = make_mha<Keep, double>(w, hq, hkv, d, true);
-  mdl::RetentionParams p;
+  attnkit::modules::RetentionParams p;
   p.initial_strength = 1.0;
   p.time_per_step = 1.0;
   p.reinforce_threshold = 0.15;
   p.strength_gain = 2.0;
   p.forget_threshold = 0.05;
-  mdl::KVCache<double> cache(mdl::RetentionCache{mdl::MemoryMode::sparse, p});
+  attnkit::modules::KVCache<double> cache(
+      attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, p});
   const auto x = random_x<double>(1, n, hid, 9);
   {
     const Tensor<double, 3> xi = rows(x, 0, prompt);

@@ -2,9 +2,13 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // Golden models of tests/golden/data: softmax (F32, zero-copy), gated (headwise, elementwise) and
 // softmax across heads against PyTorch's logits and greedy continuations.
+#include <algorithm>
+#include <span>
+
 #include "golden_util.hpp"
 
 namespace mdl = attnkit::model;
+using attnkit::index_t;
 
 TEST_CASE("golden: SoftmaxLlama (softmax, F32)", "[model][golden]") {
   golden::check_variant<mdl::SoftmaxLlama>("softmax");
@@ -20,4 +24,46 @@ TEST_CASE("golden: GatedSoftmaxLlama (headwise and elementwise gates, F16)", "[m
 
 TEST_CASE("golden: HeadSoftmaxLlama (softmax across heads)", "[model][golden]") {
   golden::check_variant<mdl::HeadSoftmaxLlama>("head-softmax");
+}
+
+TEST_CASE("Decoder: weight capture during cached decoding equals the prefill's rows",
+          "[model][capture][cache]") {
+  const auto m = mdl::GatedSoftmaxLlama::load(golden::folder("gated-headwise"));
+  const std::vector<std::int64_t> ids = {3, 17, 5, 60, 2, 41, 9};
+  const index_t n = static_cast<index_t>(ids.size()), hq = m.config.num_attention_heads;
+  const index_t layers = m.config.num_hidden_layers;
+  // Prefill with hooks: P [1, Hq, N, N] of every layer.
+  std::vector<attnkit::Tensor<float, 4>> full(static_cast<std::size_t>(layers));
+  std::vector<attnkit::modules::AttentionCapture<float>> caps(static_cast<std::size_t>(layers));
+  for (index_t l = 0; l < layers; ++l)
+    caps[static_cast<std::size_t>(l)].probs = [&full, l](const attnkit::Shape<4>& s) {
+      full[static_cast<std::size_t>(l)] = attnkit::Tensor<float, 4>(s);
+      return full[static_cast<std::size_t>(l)].view();
+    };
+  mdl::DecoderHooks<float> hooks;
+  hooks.attention = [&](index_t l) { return &caps[static_cast<std::size_t>(l)]; };
+  const attnkit::Tensor<float, 2> logits = m.forward(ids, hooks);
+  REQUIRE(full[0].extent(2) == n);
+  // Token by token through a KV cache, the same hooks: each step's row over the held keys.
+  mdl::DecoderState<float> state;
+  std::vector<attnkit::Tensor<float, 4>> full_rows = std::move(full);
+  full.assign(static_cast<std::size_t>(layers), {});
+  double err = 0, lerr = 0;
+  for (index_t t = 0; t < n; ++t) {
+    const attnkit::Tensor<float, 2> step =
+        m.forward(std::span<const std::int64_t>(ids.data() + t, 1), state, hooks);
+    for (index_t c = 0; c < logits.extent(1); ++c)
+      lerr = std::max(lerr, double(std::abs(step(0, c) - logits(t, c))));
+    for (index_t l = 0; l < layers; ++l) {
+      const auto& p = full[static_cast<std::size_t>(l)];
+      REQUIRE(p.extent(2) == 1);
+      REQUIRE(p.extent(3) == t + 1);
+      for (index_t h = 0; h < hq; ++h)
+        for (index_t j = 0; j <= t; ++j)
+          err = std::max(err, double(std::abs(p(0, h, 0, j) -
+                                              full_rows[static_cast<std::size_t>(l)](0, h, t, j))));
+    }
+  }
+  CHECK(lerr <= 1e-4);
+  CHECK(err <= 1e-5);
 }

@@ -13,7 +13,7 @@
 
 #include "attnkit/io/npy.hpp"
 #include "attnkit/model/generate.hpp"
-#include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/model/sampling.hpp"
 #include "attnkit/model/variants.hpp"
 
@@ -64,7 +64,7 @@ std::vector<std::int64_t> parse_ids(const std::string& s) {
 template <class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
-                 model::Sampler<>& sampler, const model::CachePolicy& cache,
+                 model::Sampler<>& sampler, const attnkit::modules::CachePolicy& cache,
                  const std::string& dump) {
   using Policy = model::LlamaPolicy<Activation, modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
@@ -108,23 +108,23 @@ int cmd_generate(int argc, char** argv) {
   const long long max_new = args.get_int("max-new-tokens", 16, 0, 1 << 20);
   const std::string cache_spec = args.get("cache", "full");
   const std::string memory = args.get("memory", "baseline");
-  model::CachePolicy cache;
-  model::MemoryMode mode = model::MemoryMode::baseline;
+  attnkit::modules::CachePolicy cache;
+  attnkit::modules::MemoryMode mode = attnkit::modules::MemoryMode::baseline;
   try {
-    cache = model::parse_cache_policy(cache_spec);
+    cache = attnkit::modules::parse_cache_policy(cache_spec);
   } catch (const error& e) {
     throw usage_error("generate: --cache: " + std::string(e.what()).substr(9));
   }
   try {
-    mode = model::parse_memory_mode(memory);
+    mode = attnkit::modules::parse_memory_mode(memory);
   } catch (const error& e) {
     throw usage_error("generate: --memory: " + std::string(e.what()).substr(9));
   }
-  if (mode != model::MemoryMode::baseline) {
-    if (!std::holds_alternative<model::FullCache>(cache))
+  if (mode != attnkit::modules::MemoryMode::baseline) {
+    if (!std::holds_alternative<attnkit::modules::FullCache>(cache))
       throw usage_error("generate: --memory " + memory + " works on the full cache, not --cache " +
                         cache_spec);
-    cache = model::RetentionCache{mode, {}};
+    cache = attnkit::modules::RetentionCache{mode, {}};
   }
   model::Sampler<> sampler;
   const bool sampled = args.has("temperature") || args.has("top-k") || args.has("top-p");

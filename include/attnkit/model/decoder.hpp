@@ -23,7 +23,7 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/model/config.hpp"
-#include "attnkit/model/kv_cache.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 
 namespace attnkit::model {
 
@@ -40,21 +40,22 @@ struct DecoderLayer {
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
-/// model/kv_cache.hpp) and the next position.
+/// modules/kv_cache.hpp) and the next position.
 template <class T>
 struct DecoderState {
-  CachePolicy cache = FullCache{};  ///< the policy of the layers' caches (made on first use)
-  std::vector<KVCache<T>> layers;
+  /// The policy of the layers' caches (made on first use).
+  modules::CachePolicy cache = modules::FullCache{};
+  std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
 
   DecoderState() = default;
   /// \param policy the cache policy of every layer
-  explicit DecoderState(CachePolicy policy) : cache(std::move(policy)) {}
+  explicit DecoderState(modules::CachePolicy policy) : cache(std::move(policy)) {}
 
   /// Statistics of each layer's cache.
-  std::vector<CacheStats> stats() const {
-    std::vector<CacheStats> s;
-    for (const KVCache<T>& l : layers) s.push_back(l.stats());
+  std::vector<modules::CacheStats> stats() const {
+    std::vector<modules::CacheStats> s;
+    for (const modules::KVCache<T>& l : layers) s.push_back(l.stats());
     return s;
   }
 };
@@ -182,6 +183,14 @@ class Decoder {
     return run(ids, none, &hooks);
   }
 
+  /// forward(ids, state) with observers: each layer's capture sees the weights of the new rows
+  /// over every key its cache holds (cached decoding step by step, under any cache policy).
+  Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
+                       const DecoderHooks<T>& hooks) const {
+    DecoderState<T>* s = &state;
+    return run(ids, s, &hooks);
+  }
+
  private:
   std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
   index_t converted_ = 0;
@@ -223,7 +232,7 @@ class Decoder {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
     if (state != nullptr && state->layers.size() != layers.size())
-      state->layers.assign(layers.size(), KVCache<T>(state->cache));
+      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
@@ -238,9 +247,9 @@ class Decoder {
       const modules::AttentionCapture<T>* capture =
           hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
       if (state != nullptr) {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l]);
+        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l], capture);
       } else {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), nullptr, capture);
+        layer.self_attn.forward(xn.cview(), pos, y.view(), capture);
       }
       add_inplace(x, y);
       block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);

@@ -15,8 +15,8 @@
 
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/model/decoder.hpp"
-#include "attnkit/model/kv_cache.hpp"
 #include "attnkit/model/sampling.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 
 namespace attnkit::model {
 
@@ -24,12 +24,12 @@ namespace attnkit::model {
 struct GenerationResult {
   std::vector<std::int64_t> ids;  ///< the generated tokens only
   index_t prompt_tokens = 0;
-  double prefill_ms = 0;           ///< the prompt's forward pass
-  double decode_s = 0;             ///< the forward passes after the prefill
-  index_t decode_steps = 0;        ///< forward passes after the prefill (new tokens - 1)
-  std::string mode;                ///< the memory mode (baseline for the plain caches)
-  std::string cache;               ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
-  std::vector<CacheStats> layers;  ///< per layer, at the end
+  double prefill_ms = 0;     ///< the prompt's forward pass
+  double decode_s = 0;       ///< the forward passes after the prefill
+  index_t decode_steps = 0;  ///< forward passes after the prefill (new tokens - 1)
+  std::string mode;          ///< the memory mode (baseline for the plain caches)
+  std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
+  std::vector<modules::CacheStats> layers;  ///< per layer, at the end
 
   /// Decode steps per second (0 without any).
   double tokens_per_s() const {
@@ -37,15 +37,15 @@ struct GenerationResult {
   }
   /// Tokens held at the end, mean over layers.
   double memory_tokens() const {
-    return mean([](const CacheStats& s) { return double(s.memory_tokens); });
+    return mean([](const modules::CacheStats& s) { return double(s.memory_tokens); });
   }
   /// Mean retention of the held tokens, mean over layers (1 when retention is not tracked).
   double mean_retention() const {
-    return mean([](const CacheStats& s) { return s.mean_retention; });
+    return mean([](const modules::CacheStats& s) { return s.mean_retention; });
   }
   /// 1 - held / seen, mean over layers.
   double sparsity() const {
-    return mean([](const CacheStats& s) { return s.sparsity; });
+    return mean([](const modules::CacheStats& s) { return s.sparsity; });
   }
 
   /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
@@ -77,7 +77,7 @@ struct GenerationResult {
   double mean(F f) const {
     if (layers.empty()) return 0;
     double sum = 0;
-    for (const CacheStats& s : layers) sum += f(s);
+    for (const modules::CacheStats& s : layers) sum += f(s);
     return sum / double(layers.size());
   }
 };
@@ -103,9 +103,9 @@ GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());
-  const auto* ret = std::get_if<RetentionCache>(&state.cache);
-  r.mode = memory_mode_name(ret != nullptr ? ret->mode : MemoryMode::baseline);
-  r.cache = ret != nullptr ? "full" : cache_policy_name(state.cache);
+  const auto* ret = std::get_if<modules::RetentionCache>(&state.cache);
+  r.mode = modules::memory_mode_name(ret != nullptr ? ret->mode : modules::MemoryMode::baseline);
+  r.cache = ret != nullptr ? "full" : modules::cache_policy_name(state.cache);
   std::vector<std::int64_t> context(prompt.begin(), prompt.end());
   const auto t0 = clock::now();
   Tensor<T, 2> logits = model.forward(prompt, state);

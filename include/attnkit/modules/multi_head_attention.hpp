@@ -20,6 +20,7 @@
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 #include "attnkit/policy/gate.hpp"
 
@@ -74,40 +75,6 @@ struct AttentionCapture {
   std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
                      TensorView<const T, 4> probs)>
       observe;
-};
-
-/// Keys and values of one attention layer for incremental decoding: [B, Hkv, capacity, D], the
-/// first `length` positions filled. Grows by doubling.
-/// \tparam T float or double
-template <class T>
-struct KVCacheLayer {
-  Tensor<T, 4> k;  ///< [B, Hkv, capacity, D]
-  Tensor<T, 4> v;  ///< [B, Hkv, capacity, D]
-  index_t length = 0;
-
-  /// Makes room for `extra` more positions (keeps the filled ones).
-  void reserve(index_t batch, index_t heads, index_t extra, index_t d) {
-    const index_t need = length + extra;
-    if (k.size() != 0 && k.extent(0) == batch && k.extent(1) == heads && k.extent(3) == d &&
-        k.extent(2) >= need)
-      return;
-    if (k.size() != 0 && (k.extent(0) != batch || k.extent(1) != heads || k.extent(3) != d))
-      throw shape_error("attnkit: KVCacheLayer: the cache holds shape " + shape_string(k.shape()) +
-                        ", the layer needs [" + std::to_string(batch) + ", " +
-                        std::to_string(heads) + ", *, " + std::to_string(d) + "]");
-    index_t cap = k.size() != 0 ? k.extent(2) : 16;
-    while (cap < need) cap *= 2;
-    Tensor<T, 4> nk({batch, heads, cap, d}), nv({batch, heads, cap, d});
-    for (index_t b = 0; b < batch; ++b)
-      for (index_t h = 0; h < heads; ++h)
-        for (index_t p = 0; p < length; ++p)
-          for (index_t c = 0; c < d; ++c) {
-            nk(b, h, p, c) = k(b, h, p, c);
-            nv(b, h, p, c) = v(b, h, p, c);
-          }
-    k = std::move(nk);
-    v = std::move(nv);
-  }
 };
 
 /// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
@@ -198,43 +165,17 @@ class MultiHeadAttention {
   }
 
   /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
-  /// rows). With a cache, the new keys and values are appended to it and the rows attend to
-  /// every cached key (bottom-right alignment). y must not alias x. With a capture, the weights
-  /// go to its buffer and its observer sees q, k, v and P (see AttentionCapture).
+  /// rows). y must not alias x. With a capture, the weights go to its buffer and its observer
+  /// sees q, k, v and P (see AttentionCapture).
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               KVCacheLayer<T>* cache = nullptr,
                const AttentionCapture<T>* capture = nullptr) const {
     Projected p = project(x, positions, y, true);
-    const index_t nb = p.nb, n = p.n, d = head_dim, hkv = kv_heads;
-    const Policy pol = policy_for_rows(p, 0, n);
-    TensorView<const T, 4> kc = p.k, vc = p.v;
-    if (cache != nullptr) {
-      cache->reserve(nb, hkv, n, d);
-      const index_t l0 = cache->length;
-      for (index_t b = 0; b < nb; ++b)
-        for (index_t h = 0; h < hkv; ++h)
-          for (index_t r = 0; r < n; ++r)
-            for (index_t c = 0; c < d; ++c) {
-              cache->k(b, h, l0 + r, c) = p.k(b, h, r, c);
-              cache->v(b, h, l0 + r, c) = p.v(b, h, r, c);
-            }
-      cache->length = l0 + n;
-      kc = cache->k.cview().slice(0, cache->length, 2);
-      vc = cache->v.cview().slice(0, cache->length, 2);
-    }
-    TensorView<T, 4> probs;
-    if (capture != nullptr && capture->probs)
-      probs = capture->probs(Shape<4>{nb, heads, n, kc.extent(2)});
-    if (probs.empty()) {
-      attention<Policy, T>(pol, p.q, kc, vc, p.o, options);
-    } else {
-      attention<Policy, T>(pol, p.q, kc, vc, p.o, probs, options);
-    }
-    if (capture != nullptr && capture->observe) capture->observe(p.q, kc, vc, probs);
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {nb * n, hidden()}));
+    const Policy pol = policy_for_rows(p, 0, p.n);
+    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
-  /// forward() through a cache policy object (e.g. attnkit::model::KVCache: full, sliding
+  /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
   /// window, attention sinks, retention), which decides which keys each row sees. The protocol:
   /// the module projects x, rotates q (RoPE at `positions`) and calls
   /// `cache.step(k, v, positions, rope, Hq, attend)` with the new keys k [B, Hkv, N, D] *not
@@ -246,10 +187,13 @@ class MultiHeadAttention {
   /// `cache.preserves_distances()` says whether held slots keep the distances i' - j a
   /// positional score mod (ALiBi) reads; forward throws error when it does not.
   /// \tparam Cache a type with a `kv_cache_tag` member type, step() and preserves_distances()
+  /// With a capture, each attend call of the step puts its rows' weights [B, Hq, r1 - r0, Nk]
+  /// in the capture's buffer (and copies them to the cache's when it asks for them too) and
+  /// calls the observer with those rows' q and the keys and values the cache holds.
   template <class Cache>
   requires requires { typename Cache::kv_cache_tag; }
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               Cache& cache) const {
+               Cache& cache, const AttentionCapture<T>* capture = nullptr) const {
     if constexpr (policy::encodes_positions<typename Policy::score_mod_type>) {
       if (!cache.preserves_distances())
         throw error(
@@ -266,12 +210,7 @@ class MultiHeadAttention {
                  AttentionOptions o = options;
                  if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
                    o.decode = DecodeMode::always;
-                 const TensorView<const T, 4> q = p.q.slice(r0, r1, 2);
-                 if (probs.empty()) {
-                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), o);
-                 } else {
-                   attention<Policy, T>(pol, q, kc, vc, p.o.slice(r0, r1, 2), probs, o);
-                 }
+                 run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
                });
     o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
@@ -330,6 +269,33 @@ class MultiHeadAttention {
       block::linear<T>(x2, g_proj, p.gb.view());
     }
     return p;
+  }
+
+  /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
+  /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
+  /// capture's observer.
+  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
+           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
+           const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
+    TensorView<T, 4> cap;
+    if (capture != nullptr && capture->probs)
+      cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
+    const TensorView<T, 4> w = cap.empty() ? probs : cap;
+    if (w.empty()) {
+      attention<Policy, T>(pol, q, kc, vc, o, opts);
+    } else {
+      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
+      if (!cap.empty() && !probs.empty()) copy_probs(cap, probs);
+    }
+    if (capture != nullptr && capture->observe)
+      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+  }
+
+  static void copy_probs(TensorView<const T, 4> from, TensorView<T, 4> to) {
+    for (index_t b = 0; b < from.extent(0); ++b)
+      for (index_t h = 0; h < from.extent(1); ++h)
+        for (index_t i = 0; i < from.extent(2); ++i)
+          for (index_t j = 0; j < from.extent(3); ++j) to(b, h, i, j) = from(b, h, i, j);
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.

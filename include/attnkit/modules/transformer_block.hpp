@@ -40,8 +40,25 @@ struct TransformerBlock {
   TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
 
   /// Applies the block to x [B, N, H] in place; positions [N] for RoPE.
-  void forward(TensorView<T, 3> x, std::span<const index_t> positions,
-               KVCacheLayer<T>* cache = nullptr) const {
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions) const {
+    apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
+      attn.forward(in, positions, out);
+    });
+  }
+
+  /// The same through a cache policy object (modules::KVCache: full, window, sinks, retention):
+  /// x holds the new rows, which attend to what the cache holds (MultiHeadAttention::forward).
+  template <class Cache>
+  requires requires { typename Cache::kv_cache_tag; }
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions, Cache& cache) const {
+    apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
+      attn.forward(in, positions, out, cache);
+    });
+  }
+
+ private:
+  template <class Attend>
+  void apply(TensorView<T, 3> x, Attend&& attend) const {
     if (!x.is_contiguous()) throw shape_error("attnkit: TransformerBlock: x must be contiguous");
     const index_t nb = x.extent(0), n = x.extent(1), h = x.extent(2), m = nb * n;
     Tensor<T, 3> t({nb, n, h}), y({nb, n, h});
@@ -51,13 +68,13 @@ struct TransformerBlock {
     };
     if constexpr (std::is_same_v<Placement, block::PreNorm>) {
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
-      attn.forward(t.cview(), positions, y.view(), cache);
+      attend(t.cview(), y.view());
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
       ffn(TensorView<const T, 2>(t2), y2);
       add();
     } else {
-      attn.forward(TensorView<const T, 3>(x), positions, y.view(), cache);
+      attend(TensorView<const T, 3>(x), y.view());
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
       ffn(TensorView<const T, 2>(x2), y2);

@@ -22,7 +22,7 @@
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
-namespace attnkit::model {
+namespace attnkit::modules {
 
 // ---- the cache policies ----------------------------------------------------------------------
 //
@@ -621,4 +621,4 @@ class KVCache {
   }
 };
 
-}  // namespace attnkit::model
+}  // namespace attnkit::modules
