@@ -63,9 +63,10 @@ model::Decoder<Policy, float> random_decoder(Weights& w, bool gated) {
   m.embed_tokens = w.mat(vocab, hidden, 1.0);
   for (index_t l = 0; l < layers; ++l) {
     model::DecoderLayer<Policy, float> layer;
-    layer.input_layernorm = w.ones(hidden);
-    layer.post_attention_layernorm = w.ones(hidden);
-    modules::MultiHeadAttention<Policy, float>& a = layer.self_attn;
+    layer.norm = attnkit::block::RMSNorm(c.rms_norm_eps);
+    layer.norm1_weight = w.ones(hidden);
+    layer.norm2_weight = w.ones(hidden);
+    modules::MultiHeadAttention<Policy, float>& a = layer.attn;
     a.heads = heads;
     a.kv_heads = kv_heads;
     a.head_dim = head_dim;
@@ -75,9 +76,9 @@ model::Decoder<Policy, float> random_decoder(Weights& w, bool gated) {
     a.o_proj.weight = w.mat(hidden, heads * head_dim, s);
     if (gated) a.g_proj = w.mat(heads, hidden, s);  // headwise gate
     a.rope.emplace(head_dim, 10000.0);
-    layer.mlp.gate = w.mat(inter, hidden, s);
-    layer.mlp.up = w.mat(inter, hidden, s);
-    layer.mlp.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
+    layer.ffn.gate = w.mat(inter, hidden, s);
+    layer.ffn.up = w.mat(inter, hidden, s);
+    layer.ffn.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
     m.layers.push_back(std::move(layer));
   }
   m.norm = w.ones(hidden);

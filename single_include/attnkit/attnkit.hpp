@@ -9432,19 +9432,105 @@ struct DecoderConfig {
 
 }  // namespace attnkit::model
 // ---- end attnkit/model/config.hpp ----
+// ---- begin attnkit/modules/transformer_block.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// TransformerBlock: self-attention and a feed-forward module, each in a residual branch with a
+// norm before it (PreNorm: LLaMA, GPT-2) or after the sum (PostNorm: the original Transformer).
+
+#include <span>
+#include <type_traits>
+
+
+namespace attnkit::modules {
+
+/// A transformer block over x [B, N, H]:
+///   PreNorm:  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
+///   PostNorm: x = norm1(x + attn(x));  x = norm2(x + ffn(x))
+/// \tparam Policy the attention policy of the MultiHeadAttention
+/// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
+/// \tparam Placement PreNorm or PostNorm
+/// \tparam FFN a feed-forward module callable as ffn(TensorView<const T, 2> x, TensorView<T, 2> y)
+///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>)
+/// \tparam T float or double
+template <class Policy, class Norm, class Placement, class FFN, class T = float>
+struct TransformerBlock {
+  static_assert(block::norm_policy<Norm>,
+                "attnkit: Norm of TransformerBlock must model attnkit::block::norm_policy");
+  static_assert(std::is_same_v<Placement, block::PreNorm> ||
+                    std::is_same_v<Placement, block::PostNorm>,
+                "attnkit: Placement of TransformerBlock must be PreNorm or PostNorm");
+  static_assert(std::is_invocable_v<const FFN&, TensorView<const T, 2>, TensorView<T, 2>>,
+                "attnkit: FFN of TransformerBlock must be callable as ffn(x [M, H], y [M, H])");
+
+  MultiHeadAttention<Policy, T> attn;
+  FFN ffn;
+  Norm norm{};
+  TensorView<const T, 1> norm1_weight, norm1_bias;  ///< [H]; the bias may be empty
+  TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
+
+  /// Applies the block to x [B, N, H] in place; positions [N] for RoPE; an optional capture of
+  /// the attention weights (MultiHeadAttention::forward).
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions,
+               const AttentionCapture<T>* capture = nullptr) const {
+    apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
+      attn.forward(in, positions, out, capture);
+    });
+  }
+
+  /// The same through a cache policy object (modules::KVCache: full, window, sinks, retention):
+  /// x holds the new rows, which attend to what the cache holds (MultiHeadAttention::forward).
+  template <class Cache>
+  requires requires { typename Cache::kv_cache_tag; }
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions, Cache& cache,
+               const AttentionCapture<T>* capture = nullptr) const {
+    apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
+      attn.forward(in, positions, out, cache, capture);
+    });
+  }
+
+ private:
+  template <class Attend>
+  void apply(TensorView<T, 3> x, Attend&& attend) const {
+    if (!x.is_contiguous()) throw shape_error("attnkit: TransformerBlock: x must be contiguous");
+    const index_t nb = x.extent(0), n = x.extent(1), h = x.extent(2), m = nb * n;
+    Tensor<T, 3> t({nb, n, h}), y({nb, n, h});
+    const TensorView<T, 2> x2(x.data(), {m, h}), t2(t.data(), {m, h}), y2(y.data(), {m, h});
+    auto add = [&] {
+      for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
+    };
+    if constexpr (std::is_same_v<Placement, block::PreNorm>) {
+      block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
+      attend(t.cview(), y.view());
+      add();
+      block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
+      ffn(TensorView<const T, 2>(t2), y2);
+      add();
+    } else {
+      attend(TensorView<const T, 3>(x), y.view());
+      add();
+      block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
+      ffn(TensorView<const T, 2>(x2), y2);
+      add();
+      block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, x2);
+    }
+  }
+};
+
+}  // namespace attnkit::modules
+// ---- end attnkit/modules/transformer_block.hpp ----
 
 namespace attnkit::model {
 
-/// One pre-norm block: h += attn(norm1(h)); h += mlp(norm2(h)).
+/// One layer of the LLaMA recipe: a pre-norm modules::TransformerBlock with RMSNorm and a
+/// SwiGLU MLP, h += attn(rms1(h)); h += mlp(rms2(h)). Its members: `attn` (the q/k/v/o (+ g)
+/// projections), `ffn` (gate/up [I, H], down [H, I]), `norm` (RMSNorm, the config's eps),
+/// `norm1_weight` (input_layernorm [H]) and `norm2_weight` (post_attention_layernorm [H]).
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-struct DecoderLayer {
-  TensorView<const T, 1> input_layernorm;           ///< [H]
-  modules::MultiHeadAttention<Policy, T> self_attn;          ///< q/k/v/o (+ g) projections
-  TensorView<const T, 1> post_attention_layernorm;  ///< [H]
-  block::SwiGLU<T> mlp;                             ///< gate/up [I, H], down [H, I]
-};
+using DecoderLayer =
+    modules::TransformerBlock<Policy, block::RMSNorm, block::PreNorm, block::SwiGLU<T>, T>;
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
@@ -9521,10 +9607,10 @@ class Decoder {
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       DecoderLayer<Policy, T> layer;
-      layer.input_layernorm = m.template get<1>(*file, p + "input_layernorm.weight", {h});
-      layer.post_attention_layernorm =
-          m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
-      modules::MultiHeadAttention<Policy, T>& a = layer.self_attn;
+      layer.norm = block::RMSNorm(c.rms_norm_eps);
+      layer.norm1_weight = m.template get<1>(*file, p + "input_layernorm.weight", {h});
+      layer.norm2_weight = m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
+      modules::MultiHeadAttention<Policy, T>& a = layer.attn;
       a.heads = hq;
       a.kv_heads = hkv;
       a.head_dim = d;
@@ -9555,9 +9641,9 @@ class Decoder {
         throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
-      layer.mlp.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
-      layer.mlp.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
-      layer.mlp.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
+      layer.ffn.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
+      layer.ffn.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
+      layer.ffn.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
       m.layers.push_back(std::move(layer));
     }
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
@@ -9643,28 +9729,25 @@ class Decoder {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
-    Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
+    Tensor<T, 3> x({1, n, h});
     for (index_t r = 0; r < n; ++r)
       for (index_t k = 0; k < h; ++k)
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
-    const block::RMSNorm rms(c.rms_norm_eps);
-    const TensorView<T, 2> x2(x.data(), {n, h}), xn2(xn.data(), {n, h}), y2(y.data(), {n, h});
+    const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
-      const DecoderLayer<Policy, T>& layer = layers[l];
-      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
       const modules::AttentionCapture<T>* capture =
-          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
+          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l))
+                                               : nullptr;
       if (state != nullptr) {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l], capture);
+        layers[l].forward(x.view(), pos, state->layers[l], capture);
       } else {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), capture);
+        layers[l].forward(x.view(), pos, capture);
       }
-      add_inplace(x, y);
-      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
-      layer.mlp(xn2, y2);
-      add_inplace(x, y);
       if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
     }
+    Tensor<T, 2> xn({n, h});
+    const TensorView<T, 2> xn2 = xn.view();
+    const block::RMSNorm rms(c.rms_norm_eps);
     block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());
@@ -9672,11 +9755,6 @@ class Decoder {
     return logits;
   }
 
-  static void add_inplace(Tensor<T, 3>& x, const Tensor<T, 3>& y) noexcept {
-    T* a = x.data();
-    const T* b = y.data();
-    for (index_t k = 0; k < x.size(); ++k) a[k] += b[k];
-  }
 };
 
 }  // namespace attnkit::model
@@ -9872,7 +9950,7 @@ PrefillCapture<T> capture_prefill(
   };
   capture.observe = [&](TensorView<const T, 4> q, TensorView<const T, 4> k,
                         TensorView<const T, 4> v, TensorView<const T, 4> probs) {
-    const auto& attn = model.layers[static_cast<std::size_t>(current)].self_attn;
+    const auto& attn = model.layers[static_cast<std::size_t>(current)].attn;
     detail::collect<Policy, T>(attn.policy, attn.options, current, q, k, v, probs, sel,
                                result.heads);
   };
@@ -10143,7 +10221,7 @@ std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
   sel.softmax_reference = false;
   const index_t n = static_cast<index_t>(ids.size());
   auto set = [&](const policy::KeyBias& kb) {
-    for (auto& layer : model.layers) layer.self_attn.policy.score_mod = kb;
+    for (auto& layer : model.layers) layer.attn.policy.score_mod = kb;
   };
   set(policy::KeyBias::boost(n, {}, 0.0f));
   const auto before = capture_prefill(model, ids, sel);

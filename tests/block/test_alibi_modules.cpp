@@ -193,7 +193,7 @@ TEST_CASE("ALiBi Decoder: no RoPE, prefill equals cached decoding", "[model][ali
   const std::string dir = std::string(ATTNKIT_GOLDEN_DIR) + "/softmax";
   const Model m = Model::load(dir);  // ALiBi{}: the paper's slopes for the file's head count
   REQUIRE(!m.layers.empty());
-  for (const auto& layer : m.layers) CHECK_FALSE(layer.self_attn.rope.has_value());
+  for (const auto& layer : m.layers) CHECK_FALSE(layer.attn.rope.has_value());
   const std::vector<std::int64_t> ids{5, 17, 3, 88, 41, 0, 96, 23, 23, 7, 61, 2, 34};
   const Tensor<float, 2> full = m.forward(ids);
   attnkit::model::DecoderState<float> state;

@@ -88,7 +88,7 @@ std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
   sel.softmax_reference = false;
   const index_t n = static_cast<index_t>(ids.size());
   auto set = [&](const policy::KeyBias& kb) {
-    for (auto& layer : model.layers) layer.self_attn.policy.score_mod = kb;
+    for (auto& layer : model.layers) layer.attn.policy.score_mod = kb;
   };
   set(policy::KeyBias::boost(n, {}, 0.0f));
   const auto before = capture_prefill(model, ids, sel);

@@ -213,7 +213,7 @@ PrefillCapture<T> capture_prefill(
   };
   capture.observe = [&](TensorView<const T, 4> q, TensorView<const T, 4> k,
                         TensorView<const T, 4> v, TensorView<const T, 4> probs) {
-    const auto& attn = model.layers[static_cast<std::size_t>(current)].self_attn;
+    const auto& attn = model.layers[static_cast<std::size_t>(current)].attn;
     detail::collect<Policy, T>(attn.policy, attn.options, current, q, k, v, probs, sel,
                                result.heads);
   };

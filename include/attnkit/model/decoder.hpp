@@ -23,20 +23,20 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/model/config.hpp"
+#include "attnkit/modules/transformer_block.hpp"
 #include "attnkit/modules/kv_cache.hpp"
 
 namespace attnkit::model {
 
-/// One pre-norm block: h += attn(norm1(h)); h += mlp(norm2(h)).
+/// One layer of the LLaMA recipe: a pre-norm modules::TransformerBlock with RMSNorm and a
+/// SwiGLU MLP, h += attn(rms1(h)); h += mlp(rms2(h)). Its members: `attn` (the q/k/v/o (+ g)
+/// projections), `ffn` (gate/up [I, H], down [H, I]), `norm` (RMSNorm, the config's eps),
+/// `norm1_weight` (input_layernorm [H]) and `norm2_weight` (post_attention_layernorm [H]).
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-struct DecoderLayer {
-  TensorView<const T, 1> input_layernorm;           ///< [H]
-  modules::MultiHeadAttention<Policy, T> self_attn;          ///< q/k/v/o (+ g) projections
-  TensorView<const T, 1> post_attention_layernorm;  ///< [H]
-  block::SwiGLU<T> mlp;                             ///< gate/up [I, H], down [H, I]
-};
+using DecoderLayer =
+    modules::TransformerBlock<Policy, block::RMSNorm, block::PreNorm, block::SwiGLU<T>, T>;
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
@@ -113,10 +113,10 @@ class Decoder {
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       DecoderLayer<Policy, T> layer;
-      layer.input_layernorm = m.template get<1>(*file, p + "input_layernorm.weight", {h});
-      layer.post_attention_layernorm =
-          m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
-      modules::MultiHeadAttention<Policy, T>& a = layer.self_attn;
+      layer.norm = block::RMSNorm(c.rms_norm_eps);
+      layer.norm1_weight = m.template get<1>(*file, p + "input_layernorm.weight", {h});
+      layer.norm2_weight = m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
+      modules::MultiHeadAttention<Policy, T>& a = layer.attn;
       a.heads = hq;
       a.kv_heads = hkv;
       a.head_dim = d;
@@ -147,9 +147,9 @@ class Decoder {
         throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
-      layer.mlp.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
-      layer.mlp.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
-      layer.mlp.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
+      layer.ffn.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
+      layer.ffn.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
+      layer.ffn.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
       m.layers.push_back(std::move(layer));
     }
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
@@ -235,28 +235,25 @@ class Decoder {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
-    Tensor<T, 3> x({1, n, h}), xn({1, n, h}), y({1, n, h});
+    Tensor<T, 3> x({1, n, h});
     for (index_t r = 0; r < n; ++r)
       for (index_t k = 0; k < h; ++k)
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
-    const block::RMSNorm rms(c.rms_norm_eps);
-    const TensorView<T, 2> x2(x.data(), {n, h}), xn2(xn.data(), {n, h}), y2(y.data(), {n, h});
+    const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
-      const DecoderLayer<Policy, T>& layer = layers[l];
-      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.input_layernorm, xn2);
       const modules::AttentionCapture<T>* capture =
-          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l)) : nullptr;
+          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l))
+                                               : nullptr;
       if (state != nullptr) {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), state->layers[l], capture);
+        layers[l].forward(x.view(), pos, state->layers[l], capture);
       } else {
-        layer.self_attn.forward(xn.cview(), pos, y.view(), capture);
+        layers[l].forward(x.view(), pos, capture);
       }
-      add_inplace(x, y);
-      block::normalize_rows<block::RMSNorm, T>(rms, x2, layer.post_attention_layernorm, xn2);
-      layer.mlp(xn2, y2);
-      add_inplace(x, y);
       if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
     }
+    Tensor<T, 2> xn({n, h});
+    const TensorView<T, 2> xn2 = xn.view();
+    const block::RMSNorm rms(c.rms_norm_eps);
     block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());
@@ -264,11 +261,6 @@ class Decoder {
     return logits;
   }
 
-  static void add_inplace(Tensor<T, 3>& x, const Tensor<T, 3>& y) noexcept {
-    T* a = x.data();
-    const T* b = y.data();
-    for (index_t k = 0; k < x.size(); ++k) a[k] += b[k];
-  }
 };
 
 }  // namespace attnkit::model

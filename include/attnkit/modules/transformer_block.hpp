@@ -39,10 +39,12 @@ struct TransformerBlock {
   TensorView<const T, 1> norm1_weight, norm1_bias;  ///< [H]; the bias may be empty
   TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
 
-  /// Applies the block to x [B, N, H] in place; positions [N] for RoPE.
-  void forward(TensorView<T, 3> x, std::span<const index_t> positions) const {
+  /// Applies the block to x [B, N, H] in place; positions [N] for RoPE; an optional capture of
+  /// the attention weights (MultiHeadAttention::forward).
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions,
+               const AttentionCapture<T>* capture = nullptr) const {
     apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
-      attn.forward(in, positions, out);
+      attn.forward(in, positions, out, capture);
     });
   }
 
@@ -50,9 +52,10 @@ struct TransformerBlock {
   /// x holds the new rows, which attend to what the cache holds (MultiHeadAttention::forward).
   template <class Cache>
   requires requires { typename Cache::kv_cache_tag; }
-  void forward(TensorView<T, 3> x, std::span<const index_t> positions, Cache& cache) const {
+  void forward(TensorView<T, 3> x, std::span<const index_t> positions, Cache& cache,
+               const AttentionCapture<T>* capture = nullptr) const {
     apply(x, [&](TensorView<const T, 3> in, TensorView<T, 3> out) {
-      attn.forward(in, positions, out, cache);
+      attn.forward(in, positions, out, cache, capture);
     });
   }
 
