@@ -21,13 +21,21 @@
 #include <string>
 #include <type_traits>
 
+// ---- begin attnkit/attention/detail/capture.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// P capture of FusedKernel: the unnormalized P^T tiles go to the caller's buffer as they are
+// applied; finalize (or the decode merge) rescales them once per tile.
+
 // ---- begin attnkit/attention/detail/fused_kernel.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The fused attention kernel: one work unit = (batch, kv head, query tile) with the query heads
 // of that kv head; per key tile the mask classifies (Empty skipped, Full untested, Partial
 // tested), S^T = K Q^T on the micro-kernel, score mod, activation (online softmax, running sum
-// or none), O += P V, then finalize and gate. Also the head-softmax and decode variants.
+// or none), O += P V, then finalize and gate. This file holds the operands, the workspace and
+// the per-tile pieces; the drivers are in prefill.hpp, decode.hpp (split-KV and its merge) and
+// head_softmax.hpp, the P capture in capture.hpp (attention.hpp includes them all).
 
 #include <algorithm>
 #include <cmath>
@@ -3048,32 +3056,13 @@ struct FusedKernel {
 
   /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
   void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
-                    index_t bk, const T* st) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-      }
-    }
-  }
+                    index_t bk, const T* st) const;
 
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
-  void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
-        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
-      }
-    }
-  }
+  void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
 
   /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-  void capture_scale(index_t b, index_t h, index_t i, index_t kb, index_t ke, T f) const {
-    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
-    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
-  }
+  void capture_scale(index_t b, index_t h, index_t i, index_t kb, index_t ke, T f) const;
 
   // ---- the key-normalized / elementwise work unit -----------------------------------------
 
@@ -3178,38 +3167,120 @@ struct FusedKernel {
   }
 
   /// The prefill path: units (b, kvh, query tile), one lane group per query head.
-  void run_prefill() const {
-    const Geometry& g = x.g;
-    const index_t nqt = (g.nq + query_tile - 1) / query_tile;
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
-    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
-    parallel_units(
-        units,
-        [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          // Largest query tiles first: they carry the most keys under causal masks.
-          const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
-          const index_t bh = static_cast<index_t>(u / nqt);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
-          for (index_t gi = 0; gi < x.group; ++gi) {
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
-            begin[static_cast<std::size_t>(gi)] = gi;
-          }
-          begin[static_cast<std::size_t>(x.group)] = x.group;
-          run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
-          finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
-        });
-  }
+  void run_prefill() const;
 
   /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
   /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
   /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
   /// the captured P once per tile by exp2(tile max - final max) / sum.
-  void run_decode() const {
+  void run_decode() const;
+
+  // ---- head softmax -------------------------------------------------------------------------
+
+  /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
+  /// then normalized across heads per (i, j), then multiplied with V.
+  void run_head_softmax() const;
+
+  /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
+  void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const;
+};
+
+}  // namespace attnkit::attention_detail
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/attention/detail/fused_kernel.hpp ----
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+    namespace attnkit::attention_detail {
+  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
+                                                  index_t lanes, index_t j0, index_t bk,
+                                                  const T* st) const {
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
+      }
+    }
+  }
+
+  /// Zeroes the capture rows of the segments over the keys [kb, ke).
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
+                                                  index_t kb, index_t ke) const {
+    for (index_t s = 0; s < nseg; ++s) {
+      const Segment& sg = segs[s];
+      for (index_t r = 0; r < sg.count; ++r) {
+        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
+        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
+      }
+    }
+  }
+
+  /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
+                                                   index_t ke, T f) const {
+    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
+    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
+  }
+
+}  // namespace attnkit::attention_detail
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/attention/detail/capture.hpp ----
+// ---- begin attnkit/attention/detail/decode.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The decode driver of FusedKernel (flash-decoding): the query rows of the G heads of a kv head
+// share one lane group; the keys are split into fixed chunks of decode_chunk keys (never by the
+// thread count), each chunk leaves its partial result in DecodePartials, and the merge combines
+// them in chunk order, so the result has the same bits for any thread count.
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+    namespace attnkit::attention_detail {
+  /// The partial results of the decode path, one record per work unit u = (b · Hkv + kvh) · nsplit
+  /// + chunk, each over the `rows` query rows of the unit's lane group:
+  ///   o(u)         [rows, dvp]    unnormalized O = Σ_j p_ij v_j over the chunk's keys;
+  ///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
+  ///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
+  ///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
+  ///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
+  template <class T>
+  class DecodePartials {
+   public:
+    DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
+        : rows_(rows),
+          dvp_(dvp),
+          tiles_(tiles),
+          stride_(rows * dvp + 2 * rows + rows * tiles),
+          data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
+    T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
+    T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
+    T* l(index_t u) const noexcept { return m(u) + rows_; }
+    /// The tile maxima of row r of unit u: tiles values.
+    T* tile_max(index_t u, index_t r) const noexcept { return l(u) + rows_ + r * tiles_; }
+
+   private:
+    index_t rows_, dvp_, tiles_, stride_;
+    aligned_ptr<T> data_;
+  };
+
+  /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
+  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
+  /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
+  /// the captured P once per tile by exp2(tile max - final max) / sum.
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::run_decode() const {
     const Geometry& g = x.g;
     const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
     const index_t rows = x.group * g.nq;
@@ -3218,11 +3289,9 @@ struct FusedKernel {
     const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
     const index_t nkt = (g.nk + key_tile - 1) / key_tile;
     const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-    // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l, with exp capture
-    // rows x tiles-per-chunk running maxima).
     constexpr index_t chunk_tiles = decode_chunk / key_tile;
-    const index_t per_unit = rows * dvp + 2 * rows + (hist > 0 ? rows * chunk_tiles : 0);
-    auto part = make_aligned<T>(static_cast<std::size_t>(units * per_unit));
+    const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp,
+                                  hist > 0 ? chunk_tiles : 0);
     parallel_units(
         units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
         [&](Workspace<T>& ws, long u) {
@@ -3235,16 +3304,16 @@ struct FusedKernel {
           const index_t begin[2] = {0, x.group};
           const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
           run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
-          T* dst = part.get() + u * per_unit;
+          const index_t unit = static_cast<index_t>(u);
           if (hist > 0)
             for (index_t r = 0; r < rows; ++r)
               for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
-                dst[rows * dvp + 2 * rows + r * chunk_tiles + t] =
+                parts.tile_max(unit, r)[t] =
                     ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
           for (index_t r = 0; r < rows; ++r)
-            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, dst + r * dvp);
-          std::copy(ws.m.get(), ws.m.get() + rows, dst + rows * dvp);
-          std::copy(ws.l.get(), ws.l.get() + rows, dst + rows * dvp + rows);
+            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
+          std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
+          std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
         });
     // Merge in split order, serially per (b, kvh) in parallel: deterministic.
     parallel_units(
@@ -3255,20 +3324,20 @@ struct FusedKernel {
           const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
           T* acc = tmp.get();
           for (index_t r = 0; r < rows; ++r) {
-            const T* first = part.get() + bh * nsplit * per_unit;
+            const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
             T mmax = marker<T> * log2e;
             if constexpr (norm == Normalization::over_keys_exp)
-              for (index_t sp = 0; sp < nsplit; ++sp)
-                mmax = std::max(mmax, first[sp * per_unit + rows * dvp + r]);
+              for (index_t sp = 0; sp < nsplit; ++sp) mmax = std::max(mmax, parts.m(first + sp)[r]);
             std::fill(acc, acc + dvp, T(0));
             T lsum = 0;
             for (index_t sp = 0; sp < nsplit; ++sp) {
-              const T* pu = first + sp * per_unit;
+              const index_t unit = first + sp;
               T f = T(1);
               if constexpr (norm == Normalization::over_keys_exp)
-                f = static_cast<T>(std::exp2(pu[rows * dvp + r] - mmax));
-              for (index_t c = 0; c < dvp; ++c) acc[c] += f * pu[r * dvp + c];
-              lsum += f * pu[rows * dvp + rows + r];
+                f = static_cast<T>(std::exp2(parts.m(unit)[r] - mmax));
+              const T* o = parts.o(unit) + r * dvp;
+              for (index_t c = 0; c < dvp; ++c) acc[c] += f * o[c];
+              lsum += f * parts.l(unit)[r];
             }
             T inv = T(1);
             if constexpr (norm == Normalization::over_keys_exp ||
@@ -3282,8 +3351,7 @@ struct FusedKernel {
                 for (index_t sp = 0; sp < nsplit; ++sp) {
                   const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
                   if constexpr (norm == Normalization::over_keys_exp) {
-                    const T* tile_max =
-                        first + sp * per_unit + rows * dvp + 2 * rows + r * chunk_tiles;
+                    const T* tile_max = parts.tile_max(first + sp, r);
                     for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
                       const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
                       capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
@@ -3298,11 +3366,28 @@ struct FusedKernel {
         });
   }
 
-  // ---- head softmax -------------------------------------------------------------------------
+}  // namespace attnkit::attention_detail
 
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/attention/detail/decode.hpp ----
+// ---- begin attnkit/attention/detail/head_softmax.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The head-softmax driver of FusedKernel: work units (batch, query tile of 32 rows) with every
+// query head; per key tile the scores of all heads, then the softmax across heads per (i, j),
+// then O += P V per head.
+
+#include <algorithm>
+#include <vector>
+
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+    namespace attnkit::attention_detail {
   /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
   /// then normalized across heads per (i, j), then multiplied with V.
-  void run_head_softmax() const {
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
     const Geometry& g = x.g;
     constexpr index_t lanes = head_softmax_query_tile;
     const index_t nqt = (g.nq + lanes - 1) / lanes;
@@ -3326,7 +3411,8 @@ struct FusedKernel {
             const index_t bk = std::min(key_tile, g.nk - j0);
             bool any = false;
             for (index_t h = 0; h < hq; ++h) {
-              cls[static_cast<std::size_t>(h)] = classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
+              cls[static_cast<std::size_t>(h)] =
+                  classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
               any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
             }
             if (!any) continue;
@@ -3355,7 +3441,8 @@ struct FusedKernel {
                 const T* st = ws.st.get() + h * key_tile * lanes;
                 pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
                                  ws.o.get() + h * lanes * dvp);
-                if (x.probs) capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
+                if (x.probs)
+                  capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
               }
             }
           }
@@ -3366,7 +3453,9 @@ struct FusedKernel {
   }
 
   /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
-  void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const {
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::normalize_heads(const TileClass* cls, index_t hq,
+                                                     index_t lanes, index_t bk, T* st) const {
     const B thr(marker_threshold<T>);
     const index_t ts = key_tile * lanes;
     if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
@@ -3403,12 +3492,57 @@ struct FusedKernel {
             (B::load_aligned(st + h * ts + off) * inv).store_aligned(st + h * ts + off);
       }
   }
-};
 
 }  // namespace attnkit::attention_detail
 
 ATTNKIT_SIMD_WARNINGS_POP
-// ---- end attnkit/attention/detail/fused_kernel.hpp ----
+// ---- end attnkit/attention/detail/head_softmax.hpp ----
+// ---- begin attnkit/attention/detail/prefill.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The prefill driver of FusedKernel: work units (batch, kv head, query tile of 64 rows), one lane
+// group per query head of the kv head, over every key tile the mask does not call Empty.
+
+#include <algorithm>
+#include <vector>
+
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+    namespace attnkit::attention_detail {
+  /// The prefill path: units (b, kvh, query tile), one lane group per query head.
+  template <class Arch, class T, class Policy>
+  void FusedKernel<Arch, T, Policy>::run_prefill() const {
+    const Geometry& g = x.g;
+    const index_t nqt = (g.nq + query_tile - 1) / query_tile;
+    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+    const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
+    const index_t hist =
+        x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
+    parallel_units(
+        units, [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
+        [&](Workspace<T>& ws, long u) {
+          // Largest query tiles first: they carry the most keys under causal masks.
+          const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
+          const index_t bh = static_cast<index_t>(u / nqt);
+          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+          const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
+          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+          std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
+          for (index_t gi = 0; gi < x.group; ++gi) {
+            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
+            begin[static_cast<std::size_t>(gi)] = gi;
+          }
+          begin[static_cast<std::size_t>(x.group)] = x.group;
+          run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
+          finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
+        });
+  }
+
+}  // namespace attnkit::attention_detail
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/attention/detail/prefill.hpp ----
 
 namespace attnkit {
 

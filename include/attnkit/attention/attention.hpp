@@ -9,7 +9,11 @@
 #include <string>
 #include <type_traits>
 
+#include "attnkit/attention/detail/capture.hpp"
+#include "attnkit/attention/detail/decode.hpp"
 #include "attnkit/attention/detail/fused_kernel.hpp"
+#include "attnkit/attention/detail/head_softmax.hpp"
+#include "attnkit/attention/detail/prefill.hpp"
 #include "attnkit/attention/dropout.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor_view.hpp"

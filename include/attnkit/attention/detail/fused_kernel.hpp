@@ -3,7 +3,9 @@
 // The fused attention kernel: one work unit = (batch, kv head, query tile) with the query heads
 // of that kv head; per key tile the mask classifies (Empty skipped, Full untested, Partial
 // tested), S^T = K Q^T on the micro-kernel, score mod, activation (online softmax, running sum
-// or none), O += P V, then finalize and gate. Also the head-softmax and decode variants.
+// or none), O += P V, then finalize and gate. This file holds the operands, the workspace and
+// the per-tile pieces; the drivers are in prefill.hpp, decode.hpp (split-KV and its merge) and
+// head_softmax.hpp, the P capture in capture.hpp (attention.hpp includes them all).
 #pragma once
 
 #include <algorithm>
@@ -352,32 +354,13 @@ struct FusedKernel {
 
   /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
   void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
-                    index_t bk, const T* st) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-      }
-    }
-  }
+                    index_t bk, const T* st) const;
 
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
-  void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
-        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
-      }
-    }
-  }
+  void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
 
   /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-  void capture_scale(index_t b, index_t h, index_t i, index_t kb, index_t ke, T f) const {
-    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
-    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
-  }
+  void capture_scale(index_t b, index_t h, index_t i, index_t kb, index_t ke, T f) const;
 
   // ---- the key-normalized / elementwise work unit -----------------------------------------
 
@@ -482,231 +465,22 @@ struct FusedKernel {
   }
 
   /// The prefill path: units (b, kvh, query tile), one lane group per query head.
-  void run_prefill() const {
-    const Geometry& g = x.g;
-    const index_t nqt = (g.nq + query_tile - 1) / query_tile;
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
-    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
-    parallel_units(
-        units,
-        [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          // Largest query tiles first: they carry the most keys under causal masks.
-          const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
-          const index_t bh = static_cast<index_t>(u / nqt);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
-          for (index_t gi = 0; gi < x.group; ++gi) {
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
-            begin[static_cast<std::size_t>(gi)] = gi;
-          }
-          begin[static_cast<std::size_t>(x.group)] = x.group;
-          run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
-          finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
-        });
-  }
+  void run_prefill() const;
 
   /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
   /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
   /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
   /// the captured P once per tile by exp2(tile max - final max) / sum.
-  void run_decode() const {
-    const Geometry& g = x.g;
-    const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
-    const index_t rows = x.group * g.nq;
-    const index_t lanes = (rows + W - 1) / W * W;
-    const index_t dvp = x.dvp;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-    // Partial results: [B, Hkv, nsplit] x (rows x dvp O, rows m, rows l, with exp capture
-    // rows x tiles-per-chunk running maxima).
-    constexpr index_t chunk_tiles = decode_chunk / key_tile;
-    const index_t per_unit = rows * dvp + 2 * rows + (hist > 0 ? rows * chunk_tiles : 0);
-    auto part = make_aligned<T>(static_cast<std::size_t>(units * per_unit));
-    parallel_units(
-        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          const index_t sp = static_cast<index_t>(u % nsplit);
-          const index_t bh = static_cast<index_t>(u / nsplit);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          for (index_t gi = 0; gi < x.group; ++gi)
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
-          const index_t begin[2] = {0, x.group};
-          const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-          run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
-          T* dst = part.get() + u * per_unit;
-          if (hist > 0)
-            for (index_t r = 0; r < rows; ++r)
-              for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
-                dst[rows * dvp + 2 * rows + r * chunk_tiles + t] =
-                    ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
-          for (index_t r = 0; r < rows; ++r)
-            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, dst + r * dvp);
-          std::copy(ws.m.get(), ws.m.get() + rows, dst + rows * dvp);
-          std::copy(ws.l.get(), ws.l.get() + rows, dst + rows * dvp + rows);
-        });
-    // Merge in split order, serially per (b, kvh) in parallel: deterministic.
-    parallel_units(
-        static_cast<long>(g.batch * g.heads_kv),
-        [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
-        [&](aligned_ptr<T>& tmp, long bh) {
-          const index_t b = static_cast<index_t>(bh) / g.heads_kv;
-          const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
-          T* acc = tmp.get();
-          for (index_t r = 0; r < rows; ++r) {
-            const T* first = part.get() + bh * nsplit * per_unit;
-            T mmax = marker<T> * log2e;
-            if constexpr (norm == Normalization::over_keys_exp)
-              for (index_t sp = 0; sp < nsplit; ++sp)
-                mmax = std::max(mmax, first[sp * per_unit + rows * dvp + r]);
-            std::fill(acc, acc + dvp, T(0));
-            T lsum = 0;
-            for (index_t sp = 0; sp < nsplit; ++sp) {
-              const T* pu = first + sp * per_unit;
-              T f = T(1);
-              if constexpr (norm == Normalization::over_keys_exp)
-                f = static_cast<T>(std::exp2(pu[rows * dvp + r] - mmax));
-              for (index_t c = 0; c < dvp; ++c) acc[c] += f * pu[r * dvp + c];
-              lsum += f * pu[rows * dvp + rows + r];
-            }
-            T inv = T(1);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum)
-              inv = lsum > T(0) ? T(1) / lsum : T(0);
-            const index_t gi = r / g.nq, i = r % g.nq;
-            store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum) {
-              if (x.probs)
-                for (index_t sp = 0; sp < nsplit; ++sp) {
-                  const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-                  if constexpr (norm == Normalization::over_keys_exp) {
-                    const T* tile_max =
-                        first + sp * per_unit + rows * dvp + 2 * rows + r * chunk_tiles;
-                    for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
-                      const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
-                      capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
-                                    inv == T(0) ? T(0) : f * inv);
-                    }
-                  } else {
-                    capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
-                  }
-                }
-            }
-          }
-        });
-  }
+  void run_decode() const;
 
   // ---- head softmax -------------------------------------------------------------------------
 
   /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
   /// then normalized across heads per (i, j), then multiplied with V.
-  void run_head_softmax() const {
-    const Geometry& g = x.g;
-    constexpr index_t lanes = head_softmax_query_tile;
-    const index_t nqt = (g.nq + lanes - 1) / lanes;
-    const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
-    const long units = static_cast<long>(g.batch * nqt);
-    parallel_units(
-        units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
-        [&](Workspace<T>& ws, long u) {
-          const index_t b = static_cast<index_t>(u) / nqt;
-          const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
-          const index_t cnt = std::min(lanes, g.nq - q0);
-          std::vector<Segment> segs(static_cast<std::size_t>(hq));
-          std::vector<TileClass> cls(static_cast<std::size_t>(hq));
-          for (index_t h = 0; h < hq; ++h) {
-            segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
-            pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
-            if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
-          }
-          std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
-          for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
-            const index_t bk = std::min(key_tile, g.nk - j0);
-            bool any = false;
-            for (index_t h = 0; h < hq; ++h) {
-              cls[static_cast<std::size_t>(h)] = classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
-              any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
-            }
-            if (!any) continue;
-            for (index_t h = 0; h < hq; ++h) {
-              T* st = ws.st.get() + h * key_tile * lanes;
-              const TileClass c = cls[static_cast<std::size_t>(h)];
-              if (c == TileClass::empty) continue;
-              qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
-                               x.ks[2], x.ks[3], d, bk, st);
-              mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                           c == TileClass::partial, st);
-            }
-            normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
-            if (x.dropout.enabled())
-              for (index_t h = 0; h < hq; ++h)
-                if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
-                  dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                               ws.st.get() + h * key_tile * lanes);
-            for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
-              const T* vrows = nullptr;
-              index_t vstride = 0;
-              for (index_t gi = 0; gi < x.group; ++gi) {
-                const index_t h = kvh * x.group + gi;
-                if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
-                if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-                const T* st = ws.st.get() + h * key_tile * lanes;
-                pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
-                                 ws.o.get() + h * lanes * dvp);
-                if (x.probs) capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
-              }
-            }
-          }
-          for (index_t h = 0; h < hq; ++h)
-            for (index_t r = 0; r < cnt; ++r)
-              store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
-        });
-  }
+  void run_head_softmax() const;
 
   /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
-  void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const {
-    const B thr(marker_threshold<T>);
-    const index_t ts = key_tile * lanes;
-    if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
-      const Activation act = pol.activation;
-      for (index_t h = 0; h < hq; ++h) {
-        if (cls[h] == TileClass::empty) continue;
-        for (index_t j = 0; j < bk; ++j)
-          for (index_t v = 0; v < lanes / W; ++v) {
-            T* at = st + h * ts + j * lanes + v * W;
-            const B t = B::load_aligned(at);
-            xsimd::select(t > thr, act.simd_map(t), t).store_aligned(at);
-          }
-      }
-    }
-    for (index_t j = 0; j < bk; ++j)
-      for (index_t v = 0; v < lanes / W; ++v) {
-        const index_t off = j * lanes + v * W;
-        B mx(marker<T>);
-        for (index_t h = 0; h < hq; ++h)
-          if (cls[h] != TileClass::empty) mx = xsimd::max(mx, B::load_aligned(st + h * ts + off));
-        const B m2 = mx * B(log2e);
-        B sum(T(0));
-        for (index_t h = 0; h < hq; ++h) {
-          if (cls[h] == TileClass::empty) continue;
-          const B t = B::load_aligned(st + h * ts + off);
-          B e = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), m2));
-          e = xsimd::select(t > thr, e, B(T(0)));
-          e.store_aligned(st + h * ts + off);
-          sum += e;
-        }
-        const B inv = xsimd::select(sum > B(T(0)), B(T(1)) / sum, B(T(0)));
-        for (index_t h = 0; h < hq; ++h)
-          if (cls[h] != TileClass::empty)
-            (B::load_aligned(st + h * ts + off) * inv).store_aligned(st + h * ts + off);
-      }
-  }
+  void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const;
 };
 
 }  // namespace attnkit::attention_detail
