@@ -12,7 +12,7 @@
 
 #include "attnkit/modules/multi_head_attention.hpp"
 
-#include "block_reference.hpp"
+#include "block/block_reference.hpp"
 
 namespace block_test {
 

@@ -16,7 +16,7 @@
 #include "attnkit/modules/transformer_block.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 
-#include "block/mha_reference.hpp"
+#include "modules/mha_reference.hpp"
 #include "reference/attention_ref.hpp"
 
 using namespace block_test;
