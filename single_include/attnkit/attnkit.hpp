@@ -6700,10 +6700,9 @@ void einsum(std::string_view spec, Out&& out,
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
-// output gate (Gated Attention), an optional KV cache, around the fused attention<Policy> kernel.
-//
-// Layering note: this file uses block/rope.hpp and block/linear.hpp (RoPE and projections are
-// leaf modules with no attention knowledge; block/ otherwise sits above attention/).
+// output gate (Gated Attention), an optional KV cache (modules/kv_cache.hpp) and weight capture,
+// around the fused attention<Policy> kernel. modules/ sits above attention/ and block/ (the
+// projections and RoPE).
 
 #include <cstdint>
 #include <functional>
@@ -11978,8 +11977,6 @@ using GatedSoftmaxLlama = LlamaDecoder<policy::Softmax, modules::SelectableSigmo
 // SPDX-FileCopyrightText: attnkit contributors
 // AdditiveAttention<Activation, T>: Bahdanau (additive) attention of decoder states over an
 // encoder memory, e_ij = vᵀ tanh(W_q s_i + W_k h_j + b), for encoder–decoder models.
-//
-// Layering note: like MultiHeadAttention, this file uses block/linear.hpp (a leaf module).
 
 #include <span>
 #include <type_traits>
@@ -12220,8 +12217,6 @@ class AdditiveAttention {
 // SPDX-FileCopyrightText: attnkit contributors
 // LuongAttention<Activation, T>: Luong's global attention of decoder states over an encoder
 // memory with the dot, general and concat scores, for encoder–decoder models.
-//
-// Layering note: like MultiHeadAttention, this file uses block/linear.hpp (a leaf module).
 
 #include <cstdint>
 #include <span>

@@ -2,8 +2,6 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // AdditiveAttention<Activation, T>: Bahdanau (additive) attention of decoder states over an
 // encoder memory, e_ij = vᵀ tanh(W_q s_i + W_k h_j + b), for encoder–decoder models.
-//
-// Layering note: like MultiHeadAttention, this file uses block/linear.hpp (a leaf module).
 #pragma once
 
 #include <span>

@@ -2,8 +2,6 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // LuongAttention<Activation, T>: Luong's global attention of decoder states over an encoder
 // memory with the dot, general and concat scores, for encoder–decoder models.
-//
-// Layering note: like MultiHeadAttention, this file uses block/linear.hpp (a leaf module).
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
-// output gate (Gated Attention), an optional KV cache, around the fused attention<Policy> kernel.
-//
-// Layering note: this file uses block/rope.hpp and block/linear.hpp (RoPE and projections are
-// leaf modules with no attention knowledge; block/ otherwise sits above attention/).
+// output gate (Gated Attention), an optional KV cache (modules/kv_cache.hpp) and weight capture,
+// around the fused attention<Policy> kernel. modules/ sits above attention/ and block/ (the
+// projections and RoPE).
 #pragma once
 
 #include <cstdint>
