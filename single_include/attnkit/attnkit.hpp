@@ -1465,6 +1465,12 @@ namespace attnkit::policy {
 enum class ActivationParam : std::uint8_t { none, bias, cap };
 
 namespace detail {
+inline constexpr double log2e = 1.4426950408889634;
+/// -b · log2 e in T: the constant simd::sigmoid_batch takes for sigmoid(s + b).
+template <class T>
+inline T neg_bias_log2e(double b) noexcept {
+  return static_cast<T>(-b * log2e);
+}
 /// sigmoid(x), without overflow for either sign.
 inline double sigmoid(double x) noexcept {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
@@ -1477,8 +1483,7 @@ inline double sigmoid_slope(double x) noexcept {
 /// sigmoid(s + b) lane by lane (simd::sigmoid_batch takes -b · log2 e).
 template <class T, class Arch>
 inline xsimd::batch<T, Arch> simd_sigmoid(const xsimd::batch<T, Arch>& s, double b) noexcept {
-  const xsimd::batch<T, Arch> neg_b_log2e(static_cast<T>(-b * 1.4426950408889634));
-  return simd::sigmoid_batch<Arch, T>(s, neg_b_log2e);
+  return simd::sigmoid_batch<Arch, T>(s, xsimd::batch<T, Arch>(neg_bias_log2e<T>(b)));
 }
 }  // namespace detail
 
@@ -1616,9 +1621,9 @@ struct NormalizedSigmoid {
     // then has a weight below e^-47 or e^-108 of the row's largest, whatever u rounds to.
     constexpr T floor = std::is_same_v<T, float> ? T(-40) : T(-600);
     const bool fast = xsimd::all((m >= B(floor)) | (m < B(T(-1e29))));
-    constexpr T log2e = T(1.4426950408889634);
+    constexpr T log2e = T(detail::log2e);
     const B scale = simd::exp2_batch<Arch, T>(xsimd::min(-m, B(-floor)) * B(log2e));
-    return {-m, scale, B(static_cast<T>(-bias * 1.4426950408889634)), fast};
+    return {-m, scale, B(detail::neg_bias_log2e<T>(bias)), fast};
   }
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_exp_weight(const xsimd::batch<T, Arch>& s,
@@ -1626,7 +1631,7 @@ struct NormalizedSigmoid {
     using B = xsimd::batch<T, Arch>;
     // e^-m · (x < 0 ? u : 1) / (1 + u) = e^-m · sigmoid(x)
     if (row.fast) return simd::sigmoid_batch<Arch, T>(s, row.neg_b_log2e) * row.scale;
-    constexpr T log2e = T(1.4426950408889634);
+    constexpr T log2e = T(detail::log2e);
     constexpr T floor = std::is_same_v<T, float> ? T(-160) : T(-1100);
     const B x = s + B(static_cast<T>(bias));
     const B u = simd::exp2_batch<Arch, T>(xsimd::max(xsimd::abs(x) * B(-log2e), B(floor)));
@@ -2919,7 +2924,7 @@ struct FusedKernel {
         bool at_bound = false;
         if constexpr (lead_bound) {
           at_bound = true;
-          const B bound(static_cast<T>(Activation::exp_lead_bound * 1.4426950408889634));
+          const B bound(static_cast<T>(Activation::exp_lead_bound) * log2e);
           for (index_t v = 0; v < cnt; ++v)
             at_bound = at_bound && xsimd::all(B::load_aligned(m + (v0 + v) * W) >= bound);
         }
@@ -7594,17 +7599,10 @@ class MultiHeadAttention {
       attention<Policy, T>(pol, q, kc, vc, o, opts);
     } else {
       attention<Policy, T>(pol, q, kc, vc, o, w, opts);
-      if (!cap.empty() && !probs.empty()) copy_probs(cap, probs);
+      if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
     }
     if (capture != nullptr && capture->observe)
       capture->observe(q, kc, vc, TensorView<const T, 4>(w));
-  }
-
-  static void copy_probs(TensorView<const T, 4> from, TensorView<T, 4> to) {
-    for (index_t b = 0; b < from.extent(0); ++b)
-      for (index_t h = 0; h < from.extent(1); ++h)
-        for (index_t i = 0; i < from.extent(2); ++i)
-          for (index_t j = 0; j < from.extent(3); ++j) to(b, h, i, j) = from(b, h, i, j);
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.

@@ -284,17 +284,10 @@ class MultiHeadAttention {
       attention<Policy, T>(pol, q, kc, vc, o, opts);
     } else {
       attention<Policy, T>(pol, q, kc, vc, o, w, opts);
-      if (!cap.empty() && !probs.empty()) copy_probs(cap, probs);
+      if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
     }
     if (capture != nullptr && capture->observe)
       capture->observe(q, kc, vc, TensorView<const T, 4>(w));
-  }
-
-  static void copy_probs(TensorView<const T, 4> from, TensorView<T, 4> to) {
-    for (index_t b = 0; b < from.extent(0); ++b)
-      for (index_t h = 0; h < from.extent(1); ++h)
-        for (index_t i = 0; i < from.extent(2); ++i)
-          for (index_t j = 0; j < from.extent(3); ++j) to(b, h, i, j) = from(b, h, i, j);
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.

@@ -217,7 +217,7 @@ struct FusedKernel {
         bool at_bound = false;
         if constexpr (lead_bound) {
           at_bound = true;
-          const B bound(static_cast<T>(Activation::exp_lead_bound * 1.4426950408889634));
+          const B bound(static_cast<T>(Activation::exp_lead_bound) * log2e);
           for (index_t v = 0; v < cnt; ++v)
             at_bound = at_bound && xsimd::all(B::load_aligned(m + (v0 + v) * W) >= bound);
         }
