@@ -4951,6 +4951,7 @@ struct MixtureOfExperts {
 #include <concepts>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
@@ -5098,6 +5099,50 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
   static_assert(norm_policy<RMSNorm> && norm_policy<LayerNorm>);
 
+  /// A norm chosen at run time, as a model folder's config.json chooses it: RMSNorm (default) or
+  /// LayerNorm, with its eps. A norm_policy, so it plugs into TransformerBlock like the fixed
+  /// ones; the choice is read once per row. A bias is accepted only by LayerNorm (takes_bias()).
+  struct SelectableNorm {
+    static constexpr bool has_bias = true;  ///< may take one; normalize_rows asks takes_bias()
+    std::variant<RMSNorm, LayerNorm> norm = RMSNorm{};
+
+    SelectableNorm() = default;
+    /// \param n the norm to apply
+    SelectableNorm(RMSNorm n) : norm(n) {}
+    SelectableNorm(LayerNorm n) : norm(n) {}
+
+    /// Whether the norm is LayerNorm (which reads a bias) rather than RMSNorm.
+    bool takes_bias() const noexcept { return std::holds_alternative<LayerNorm>(norm); }
+    /// The norm's epsilon.
+    double eps() const noexcept {
+      return std::visit([](const auto& n) { return n.eps; }, norm);
+    }
+    /// "rms_norm" or "layer_norm" (the config.json spelling).
+    const char* name() const noexcept { return takes_bias() ? "layer_norm" : "rms_norm"; }
+
+    /// Normalizes one row with the chosen norm (`b` only for LayerNorm).
+    /// \tparam Arch an xsimd architecture tag
+    /// \tparam T float or double
+    template <class Arch, std::floating_point T>
+    void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
+      if (const LayerNorm* l = std::get_if<LayerNorm>(&norm)) {
+        l->template row<Arch>(x, w, b, y, n);
+      } else if (const RMSNorm* r = std::get_if<RMSNorm>(&norm)) {
+        r->template row<Arch>(x, w, static_cast<const T*>(nullptr), y, n);
+      }
+    }
+  };
+
+  static_assert(norm_policy<SelectableNorm>);
+
+  /// Norm placement chosen at run time (config.json's `attnkit_norm_placement`): pre (default)
+  /// or post. TransformerBlock takes it in place of the PreNorm / PostNorm tags.
+  struct SelectablePlacement {
+    bool post = false;  ///< PostNorm when true, else PreNorm
+    /// "pre" or "post" (the config.json spelling).
+    const char* name() const noexcept { return post ? "post" : "pre"; }
+  };
+
   /// y[r, :] = norm(x[r, :]) for every row of x [M, n]; weight [n], bias [n] or empty (none).
   /// Rows must be contiguous (stride 1 within a row); y may alias x exactly (in place).
   /// Rows are spread over OpenMP threads (results do not depend on the thread count).
@@ -5117,7 +5162,9 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
       throw_shape_mismatch("normalize_rows", "weight", weight.shape(), Shape<1>{n});
     if (!bias.empty() && bias.shape() != Shape<1>{n})
       throw_shape_mismatch("normalize_rows", "bias", bias.shape(), Shape<1>{n});
-    if (!bias.empty() && !Norm::has_bias)
+    bool takes_bias = Norm::has_bias;
+    if constexpr (requires { norm.takes_bias(); }) takes_bias = norm.takes_bias();
+    if (!bias.empty() && !takes_bias)
       throw error("attnkit: normalize_rows: this norm takes no bias, got one of shape " +
                   shape_string(bias.shape()));
     if (m == 0 || n == 0) return;
@@ -6689,16 +6736,21 @@ void einsum(std::string_view spec, Out&& out,
 // ---- begin attnkit/model/decoder.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Decoder<Policy>: a LLaMA-style decoder-only transformer (embedding, pre-norm blocks of
-// attention + SwiGLU MLP with residuals, final RMSNorm, LM head or tied embeddings) and its
-// loader for Hugging Face style model folders (config.json + model.safetensors).
+// Decoder<Policy>: a decoder-only transformer (embedding, TransformerBlocks of attention and an
+// MLP with residuals, final norm, LM head or tied embeddings) and its loader for Hugging Face
+// style model folders (config.json + model.safetensors), whose config chooses the layer recipe:
+// RMSNorm or LayerNorm, pre or post placement, SwiGLU, GELU MLP or MoE, RoPE, ALiBi or none.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 // ---- begin attnkit/modules/multi_head_attention.hpp ----
@@ -7631,6 +7683,52 @@ class MultiHeadAttention {
 
 }  // namespace attnkit::modules
 // ---- end attnkit/modules/multi_head_attention.hpp ----
+// ---- begin attnkit/block/selectable_feed_forward.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// SelectableFeedForward: a feed-forward module chosen at run time (SwiGLU, the GELU MLP or a
+// top-k mixture of experts), as a model folder's config.json chooses it.
+
+#include <concepts>
+#include <variant>
+
+
+namespace attnkit::block {
+
+/// One of SwiGLU<T> (default), GeluMLP<T> or MixtureOfExperts<T>, chosen at run time. Callable
+/// as ffn(x [M, H], y [M, H]) like each of them, so TransformerBlock takes it as its FFN; the
+/// choice is read once per call.
+/// \tparam T float or double
+template <std::floating_point T>
+struct SelectableFeedForward {
+  std::variant<SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>> module;
+
+  SelectableFeedForward() = default;
+  /// \param m the module to run
+  SelectableFeedForward(SwiGLU<T> m) : module(std::move(m)) {}
+  SelectableFeedForward(GeluMLP<T> m) : module(std::move(m)) {}
+  SelectableFeedForward(MixtureOfExperts<T> m) : module(std::move(m)) {}
+
+  /// "swiglu", "gelu" or "moe" (the config.json spelling of `attnkit_mlp`).
+  const char* name() const noexcept {
+    switch (module.index()) {
+      case 1:
+        return "gelu";
+      case 2:
+        return "moe";
+      default:
+        return "swiglu";
+    }
+  }
+
+  /// y [M, H] = the chosen module applied to x [M, H]. y must not alias x.
+  void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+    std::visit([&](const auto& m) { m(x, y); }, module);
+  }
+};
+
+}  // namespace attnkit::block
+// ---- end attnkit/block/selectable_feed_forward.hpp ----
 // ---- begin attnkit/io/safetensors.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -9480,9 +9578,11 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 // ---- begin attnkit/model/config.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// DecoderConfig: the Hugging Face LLaMA config.json keys a Decoder needs, checked on load.
+// DecoderConfig: the config.json keys a Decoder needs (Hugging Face's LLaMA keys, Mixtral's MoE
+// keys and attnkit's layer-recipe keys), checked on load.
 
 #include <cstdint>
+#include <initializer_list>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -9490,7 +9590,32 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 
 namespace attnkit::model {
 
-/// The architecture of a LLaMA-style decoder (config.json of a Hugging Face model folder).
+/// The norm of every layer and of the final norm (config.json's `attnkit_norm`).
+enum class NormKind : std::uint8_t { rms_norm, layer_norm };
+/// The feed-forward module of every layer (config.json's `attnkit_mlp`).
+enum class MlpKind : std::uint8_t { swiglu, gelu, moe };
+/// The position signal (config.json's `attnkit_positions`).
+enum class PositionKind : std::uint8_t {
+  rope,   ///< rotary embeddings on q and k (LLaMA)
+  alibi,  ///< the policy's ALiBi score mod (its attention policy must carry one)
+  none,   ///< no position signal beyond the causal mask
+};
+
+/// The config.json spelling of a NormKind, MlpKind or PositionKind.
+inline const char* kind_name(NormKind k) noexcept {
+  return k == NormKind::layer_norm ? "layer_norm" : "rms_norm";
+}
+inline const char* kind_name(MlpKind k) noexcept {
+  return k == MlpKind::gelu ? "gelu" : k == MlpKind::moe ? "moe" : "swiglu";
+}
+inline const char* kind_name(PositionKind k) noexcept {
+  return k == PositionKind::alibi ? "alibi" : k == PositionKind::none ? "none" : "rope";
+}
+
+/// The architecture of a decoder (config.json of a Hugging Face style model folder): the LLaMA
+/// keys, and the layer recipe (norm, its placement, the MLP, the position signal; docs/CLI.md,
+/// "Model folders"). Keys that would change the computation in a way the decoder does not
+/// implement (rope_scaling, attention_bias, mlp_bias, an active sliding_window) are errors.
 struct DecoderConfig {
   index_t hidden_size = 0;          ///< H
   index_t intermediate_size = 0;    ///< I of the SwiGLU MLP
@@ -9503,6 +9628,16 @@ struct DecoderConfig {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   std::string attnkit_activation;  ///< the CLI's default --variant ("" when absent)
+  NormKind norm = NormKind::rms_norm;  ///< attnkit_norm
+  double norm_eps = 1e-6;              ///< rms_norm_eps or layer_norm_eps, as `norm` says
+  bool post_norm = false;              ///< attnkit_norm_placement is "post"
+  MlpKind mlp = MlpKind::swiglu;       ///< attnkit_mlp
+  block::GeluKind gelu = block::GeluKind::exact;  ///< from hidden_act, for MlpKind::gelu
+  index_t num_local_experts = 0;                  ///< E, for MlpKind::moe
+  index_t num_experts_per_tok = 0;                ///< k, for MlpKind::moe
+  bool norm_topk_prob = true;  ///< MoE: renormalize the top-k router weights
+  PositionKind positions = PositionKind::rope;  ///< attnkit_positions
+  bool positions_given = false;                 ///< whether config.json names the positions
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -9529,6 +9664,58 @@ struct DecoderConfig {
       c.rope_theta = doc.get_double("rope_theta", 10000.0);
       c.tie_word_embeddings = doc.get_bool("tie_word_embeddings", false);
       c.attnkit_activation = doc.get_string("attnkit_activation", "");
+      auto present = [&](const char* key) { return doc.contains(key) && !doc.at(key).is_null(); };
+      auto choice = [&](const char* key, const std::string& fallback,
+                        std::initializer_list<const char*> allowed) {
+        const std::string v = doc.get_string(key, fallback);
+        std::string list;
+        for (const char* a : allowed) {
+          if (v == a) return v;
+          list += std::string(list.empty() ? "" : ", ") + a;
+        }
+        fail(std::string("key \"") + key + "\" must be one of " + list + ", got \"" + v + "\"");
+        return v;
+      };
+      c.norm = choice("attnkit_norm", "rms_norm", {"rms_norm", "layer_norm"}) == "layer_norm"
+                   ? NormKind::layer_norm
+                   : NormKind::rms_norm;
+      c.norm_eps = c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5)
+                                                  : c.rms_norm_eps;
+      c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
+      const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
+      c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
+      if (c.mlp == MlpKind::gelu) {
+        const std::string act =
+            choice("hidden_act", "gelu", {"gelu", "gelu_new", "gelu_pytorch_tanh"});
+        c.gelu = act == "gelu" ? block::GeluKind::exact : block::GeluKind::tanh;
+      } else {
+        choice("hidden_act", "silu", {"silu"});
+      }
+      if (c.mlp == MlpKind::moe) {
+        c.num_local_experts = positive("num_local_experts", doc.get_int("num_local_experts"));
+        c.num_experts_per_tok = positive("num_experts_per_tok", doc.get_int("num_experts_per_tok"));
+        if (c.num_experts_per_tok > c.num_local_experts)
+          fail("num_experts_per_tok " + std::to_string(c.num_experts_per_tok) +
+               " exceeds num_local_experts " + std::to_string(c.num_local_experts));
+        c.norm_topk_prob = doc.get_bool("norm_topk_prob", true);
+      }
+      c.positions_given = present("attnkit_positions");
+      const std::string pos = choice("attnkit_positions", "rope", {"rope", "alibi", "none"});
+      c.positions = pos == "alibi"  ? PositionKind::alibi
+                    : pos == "none" ? PositionKind::none
+                                    : PositionKind::rope;
+      // Keys whose meaning the decoder does not implement: refuse rather than compute another
+      // model.
+      if (present("rope_scaling"))
+        fail("key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
+             "if the model was trained without it)");
+      for (const char* key : {"attention_bias", "mlp_bias"})
+        if (doc.get_bool(key, false))
+          fail(std::string("key \"") + key + "\" is true; projections with biases are not "
+               "implemented");
+      if (present("sliding_window") && doc.get_bool("use_sliding_window", true))
+        fail("key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
+             "folders (set \"use_sliding_window\": false if the model does not use it)");
       if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
         c.head_dim = positive("head_dim", doc.get_int("head_dim"));
       } else {
@@ -9545,10 +9732,13 @@ struct DecoderConfig {
     if (c.num_attention_heads % c.num_key_value_heads != 0)
       fail("num_attention_heads " + std::to_string(c.num_attention_heads) +
            " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
-    if (!(c.rms_norm_eps >= 0) || c.rms_norm_eps > 1)
-      fail("key \"rms_norm_eps\" must be in [0, 1], got " + std::to_string(c.rms_norm_eps));
+    if (!(c.norm_eps >= 0) || c.norm_eps > 1)
+      fail(std::string("key \"") +
+           (c.norm == NormKind::layer_norm ? "layer_norm_eps" : "rms_norm_eps") +
+           "\" must be in [0, 1], got " + std::to_string(c.norm_eps));
     if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
-    if (c.head_dim % 2 != 0) fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE)");
+    if (c.positions_given && c.positions == PositionKind::rope && c.head_dim % 2 != 0)
+      fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
     return c;
   }
 
@@ -9579,24 +9769,27 @@ namespace attnkit::modules {
 ///   PreNorm:  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
 ///   PostNorm: x = norm1(x + attn(x));  x = norm2(x + ffn(x))
 /// \tparam Policy the attention policy of the MultiHeadAttention
-/// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
-/// \tparam Placement PreNorm or PostNorm
+/// \tparam Norm a norm_policy (RMSNorm, LayerNorm, or SelectableNorm: either, chosen at run time)
+/// \tparam Placement PreNorm or PostNorm, or SelectablePlacement (chosen at run time)
 /// \tparam FFN a feed-forward module callable as ffn(TensorView<const T, 2> x, TensorView<T, 2> y)
-///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>)
+///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>, or SelectableFeedForward<T>: one of them)
 /// \tparam T float or double
 template <class Policy, class Norm, class Placement, class FFN, class T = float>
 struct TransformerBlock {
   static_assert(block::norm_policy<Norm>,
                 "attnkit: Norm of TransformerBlock must model attnkit::block::norm_policy");
   static_assert(std::is_same_v<Placement, block::PreNorm> ||
-                    std::is_same_v<Placement, block::PostNorm>,
-                "attnkit: Placement of TransformerBlock must be PreNorm or PostNorm");
+                    std::is_same_v<Placement, block::PostNorm> ||
+                    std::is_same_v<Placement, block::SelectablePlacement>,
+                "attnkit: Placement of TransformerBlock must be PreNorm, PostNorm or "
+                "SelectablePlacement");
   static_assert(std::is_invocable_v<const FFN&, TensorView<const T, 2>, TensorView<T, 2>>,
                 "attnkit: FFN of TransformerBlock must be callable as ffn(x [M, H], y [M, H])");
 
   MultiHeadAttention<Policy, T> attn;
   FFN ffn;
   Norm norm{};
+  Placement placement{};  ///< a tag, or SelectablePlacement's run-time choice
   TensorView<const T, 1> norm1_weight, norm1_bias;  ///< [H]; the bias may be empty
   TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
 
@@ -9630,7 +9823,9 @@ struct TransformerBlock {
     auto add = [&] {
       for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
     };
-    if constexpr (std::is_same_v<Placement, block::PreNorm>) {
+    bool post = std::is_same_v<Placement, block::PostNorm>;
+    if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) post = placement.post;
+    if (!post) {
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
       attend(t.cview(), y.view());
       add();
@@ -9653,15 +9848,88 @@ struct TransformerBlock {
 
 namespace attnkit::model {
 
-/// One layer of the LLaMA recipe: a pre-norm modules::TransformerBlock with RMSNorm and a
-/// SwiGLU MLP, h += attn(rms1(h)); h += mlp(rms2(h)). Its members: `attn` (the q/k/v/o (+ g)
-/// projections), `ffn` (gate/up [I, H], down [H, I]), `norm` (RMSNorm, the config's eps),
-/// `norm1_weight` (input_layernorm [H]) and `norm2_weight` (post_attention_layernorm [H]).
+/// One decoder layer as a model folder describes it: a modules::TransformerBlock whose norm
+/// (RMSNorm or LayerNorm), placement (pre or post) and feed-forward module (SwiGLU, GELU MLP or
+/// top-k MoE) are chosen at run time from config.json (DecoderConfig). Its members: `attn` (the
+/// q/k/v/o (+ g) projections, RoPE unless the positions are ALiBi or none), `ffn`, `norm`,
+/// `placement`, `norm1_weight`/`norm1_bias` (input_layernorm) and `norm2_weight`/`norm2_bias`
+/// (post_attention_layernorm; the biases only with LayerNorm).
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-using DecoderLayer =
+using DecoderLayer = modules::TransformerBlock<Policy, block::SelectableNorm,
+                                               block::SelectablePlacement,
+                                               block::SelectableFeedForward<T>, T>;
+
+/// The LLaMA layer fixed at compile time: pre-norm RMSNorm and SwiGLU,
+/// h += attn(rms1(h)); h += mlp(rms2(h)). Decoder<Policy, T, LlamaLayer<Policy, T>> loads only
+/// folders whose config.json asks for that recipe (the default keys), and throws for others.
+template <class Policy, class T>
+using LlamaLayer =
     modules::TransformerBlock<Policy, block::RMSNorm, block::PreNorm, block::SwiGLU<T>, T>;
+
+namespace detail {
+
+/// The norm type `Norm` of a layer, set from the config: SelectableNorm takes any; RMSNorm and
+/// LayerNorm only their own kind (else error naming `where`).
+template <class Norm>
+Norm config_norm(const DecoderConfig& c, const std::string& where) {
+  const block::SelectableNorm chosen = c.norm == NormKind::layer_norm
+                                           ? block::SelectableNorm(block::LayerNorm(c.norm_eps))
+                                           : block::SelectableNorm(block::RMSNorm(c.norm_eps));
+  if constexpr (std::is_same_v<Norm, block::SelectableNorm>) {
+    return chosen;
+  } else {
+    static_assert(std::is_same_v<Norm, block::RMSNorm> || std::is_same_v<Norm, block::LayerNorm>,
+                  "attnkit: Decoder::load sets a layer norm of type RMSNorm, LayerNorm or "
+                  "SelectableNorm");
+    if (const Norm* n = std::get_if<Norm>(&chosen.norm)) return *n;
+    throw error("attnkit: " + where + ": \"attnkit_norm\" is \"" + kind_name(c.norm) +
+                "\", but this Decoder's layer type fixes " +
+                (std::is_same_v<Norm, block::RMSNorm> ? "rms_norm" : "layer_norm") +
+                " (model::DecoderLayer follows the config)");
+  }
+}
+
+/// The placement of a layer, set from the config (a fixed tag must agree with it).
+template <class Placement>
+Placement config_placement(const DecoderConfig& c, const std::string& where) {
+  if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) {
+    return Placement{c.post_norm};
+  } else {
+    static_assert(std::is_same_v<Placement, block::PreNorm> ||
+                  std::is_same_v<Placement, block::PostNorm>);
+    const bool post = std::is_same_v<Placement, block::PostNorm>;
+    if (post != c.post_norm)
+      throw error("attnkit: " + where + ": \"attnkit_norm_placement\" is \"" +
+                  (c.post_norm ? "post" : "pre") + "\", but this Decoder's layer type fixes " +
+                  (post ? "post" : "pre") + " (model::DecoderLayer follows the config)");
+    return Placement{};
+  }
+}
+
+/// The feed-forward module of a layer from the loaded one (a fixed type must agree with it).
+template <class FFN, class T>
+FFN config_ffn(block::SelectableFeedForward<T> chosen, const DecoderConfig& c,
+               const std::string& where) {
+  if constexpr (std::is_same_v<FFN, block::SelectableFeedForward<T>>) {
+    return chosen;
+  } else {
+    static_assert(std::is_same_v<FFN, block::SwiGLU<T>> || std::is_same_v<FFN, block::GeluMLP<T>> ||
+                      std::is_same_v<FFN, block::MixtureOfExperts<T>>,
+                  "attnkit: Decoder::load sets a feed-forward module of type SwiGLU, GeluMLP, "
+                  "MixtureOfExperts or SelectableFeedForward");
+    if (FFN* f = std::get_if<FFN>(&chosen.module)) return std::move(*f);
+    const char* fixed = std::is_same_v<FFN, block::SwiGLU<T>>    ? "swiglu"
+                        : std::is_same_v<FFN, block::GeluMLP<T>> ? "gelu"
+                                                                 : "moe";
+    throw error("attnkit: " + where + ": \"attnkit_mlp\" is \"" + kind_name(c.mlp) +
+                "\", but this Decoder's layer type fixes " + fixed +
+                " (model::DecoderLayer follows the config)");
+  }
+}
+
+}  // namespace detail
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
@@ -9696,9 +9964,10 @@ struct DecoderHooks {
   std::function<void(index_t layer, TensorView<const T, 2> hidden)> hidden;
 };
 
-/// A LLaMA-style decoder. Weights are views: into the memory-mapped safetensors file for F32
-/// weights and T = float (zero-copy), else into tensors converted on load; the decoder keeps
-/// both alive (copies share them).
+/// A decoder-only transformer: token embedding, a stack of TransformerBlocks, a final norm and
+/// the LM head (or the tied embeddings). Weights are views: into the memory-mapped safetensors
+/// file for F32 weights and T = float (zero-copy), else into tensors converted on load; the
+/// decoder keeps both alive (copies share them).
 ///
 /// forward(ids) runs the prefill pass of one sequence and returns the logits [N, V] of every
 /// position; forward(ids, state) appends ids to a KV-cached sequence and returns their logits.
@@ -9706,41 +9975,73 @@ struct DecoderHooks {
 ///   decoder —, score mod, gate; see model/variants.hpp for the named variants). A score mod
 ///   that encodes positions (policy::ALiBi; see policy::encodes_positions) replaces RoPE.
 /// \tparam T float or double
-template <class Policy, class T = float>
+/// \tparam Layer the layer type: DecoderLayer (default; the recipe follows config.json) or a
+///   modules::TransformerBlock over the same Policy and T with fixed norm, placement and
+///   feed-forward types (e.g. LlamaLayer), which load() checks against config.json
+template <class Policy, class T = float, class Layer = DecoderLayer<Policy, T>>
 class Decoder {
+  static_assert(std::is_same_v<decltype(Layer::attn), modules::MultiHeadAttention<Policy, T>>,
+                "attnkit: Layer of Decoder must be a modules::TransformerBlock over the "
+                "decoder's Policy and T");
+
  public:
   using policy_type = Policy;
   using value_type = T;
+  using layer_type = Layer;
 
   DecoderConfig config;
   TensorView<const T, 2> embed_tokens;  ///< [V, H]
-  std::vector<DecoderLayer<Policy, T>> layers;
-  TensorView<const T, 1> norm;     ///< [H], the final RMSNorm
-  TensorView<const T, 2> lm_head;  ///< [V, H] (embed_tokens when tied)
+  std::vector<Layer> layers;
+  TensorView<const T, 1> norm;       ///< [H], the final norm's weight
+  TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
+  block::SelectableNorm final_norm;  ///< the final norm (the config's kind and eps)
+  TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
 
-  /// Loads DIR/config.json and DIR/model.safetensors (the key names of docs/CLI.md, F32/F16/BF16).
-  /// Throws attnkit::error (file_error, shape_error) naming the file and the key for a malformed
-  /// config, a missing tensor or a tensor of the wrong shape or dtype.
+  /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
+  /// "Model folders"; F32, F16, BF16 or F64). The layer recipe (norm, placement, MLP, positions)
+  /// follows the config; a fixed Layer type must agree with it. Throws attnkit::error
+  /// (file_error, shape_error) naming the file and the key for a malformed config, a missing
+  /// tensor, a tensor of the wrong shape or dtype, or a tensor the described model does not use.
   /// \param dir the model folder
   /// \param policy the attention policy every layer uses (runtime values)
   /// \param mode memory-map (default) or read the safetensors file
   static Decoder load(const std::string& dir, const Policy& policy = Policy{},
                       io::LoadMode mode = io::LoadMode::map) {
     Decoder m;
-    m.config = DecoderConfig::load(dir + "/config.json");
+    const std::string config_path = dir + "/config.json";
+    m.config = DecoderConfig::load(config_path);
+    DecoderConfig& c = m.config;
+    constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
+    if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
+    if (alibi && c.positions != PositionKind::alibi)
+      throw error("attnkit: " + config_path + ": \"attnkit_positions\" is \"" +
+                  kind_name(c.positions) +
+                  "\", but the attention policy's score mod encodes positions (ALiBi)");
+    if (!alibi && c.positions == PositionKind::alibi)
+      throw error("attnkit: " + config_path +
+                  ": \"attnkit_positions\" is \"alibi\", but the attention policy has no "
+                  "positional score mod (use one with policy::ALiBi)");
+    if (c.positions == PositionKind::rope && c.head_dim % 2 != 0)
+      throw error("attnkit: " + config_path + ": head_dim " + std::to_string(c.head_dim) +
+                  " is odd (RoPE rotates pairs)");
     auto file = std::make_shared<io::SafetensorsFile>(
         io::SafetensorsFile::open(dir + "/model.safetensors", mode));
     m.keep_.push_back(file);
-    const DecoderConfig& c = m.config;
-    const index_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+    const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
+    const bool layer_norm = c.norm == NormKind::layer_norm;
     m.embed_tokens = m.template get<2>(*file, "model.embed_tokens.weight", {c.vocab_size, h});
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
-      DecoderLayer<Policy, T> layer;
-      layer.norm = block::RMSNorm(c.rms_norm_eps);
+      Layer layer;
+      layer.norm = detail::config_norm<decltype(layer.norm)>(c, config_path);
+      layer.placement = detail::config_placement<decltype(layer.placement)>(c, config_path);
       layer.norm1_weight = m.template get<1>(*file, p + "input_layernorm.weight", {h});
       layer.norm2_weight = m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
+      if (layer_norm) {
+        layer.norm1_bias = m.template optional<1>(*file, p + "input_layernorm.bias", {h});
+        layer.norm2_bias = m.template optional<1>(*file, p + "post_attention_layernorm.bias", {h});
+      }
       modules::MultiHeadAttention<Policy, T>& a = layer.attn;
       a.heads = hq;
       a.kv_heads = hkv;
@@ -9761,7 +10062,7 @@ class Decoder {
                             ", " + std::to_string(h) + "] (elementwise gate)");
         a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
       }
-      if constexpr (!policy::encodes_positions<typename Policy::score_mod_type>)
+      if (c.positions == PositionKind::rope)
         a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
       a.policy = policy;
       try {
@@ -9772,17 +10073,37 @@ class Decoder {
         throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
-      layer.ffn.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
-      layer.ffn.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
-      layer.ffn.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
+      layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
       m.layers.push_back(std::move(layer));
     }
+    m.final_norm = detail::config_norm<block::SelectableNorm>(c, config_path);
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
+    if (layer_norm) m.norm_bias = m.template optional<1>(*file, "model.norm.bias", {h});
     if (c.tie_word_embeddings) {
       m.lm_head = m.embed_tokens;
+      // A tied checkpoint may also store the head; it must then equal the embeddings.
+      if (file->contains("lm_head.weight")) {
+        const auto head = file->raw("lm_head.weight"), emb = file->raw("model.embed_tokens.weight");
+        if (file->info("lm_head.weight").dtype != file->info("model.embed_tokens.weight").dtype ||
+            !std::equal(head.begin(), head.end(), emb.begin(), emb.end()))
+          throw io::file_error("attnkit: " + file->path() +
+                               ": tensor 'lm_head.weight' differs from 'model.embed_tokens.weight' "
+                               "though config.json says tie_word_embeddings");
+        m.used_.insert("lm_head.weight");
+      }
     } else {
       m.lm_head = m.template get<2>(*file, "lm_head.weight", {c.vocab_size, h});
     }
+    // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
+    // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
+    for (const std::string& name : file->names()) {
+      if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
+      throw io::file_error("attnkit: " + file->path() + ": tensor '" + name +
+                           "' is not part of the model config.json describes (norm " +
+                           kind_name(c.norm) + ", mlp " + kind_name(c.mlp) + ", positions " +
+                           kind_name(c.positions) + "); refusing to ignore it");
+    }
+    m.used_.clear();
     return m;
   }
 
@@ -9820,12 +10141,61 @@ class Decoder {
   std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
   index_t converted_ = 0;
   bool mapped_ = true;
+  std::set<std::string> used_;  // the tensors load() has read (empty after it)
+
+  /// get() when the file holds the tensor, else an empty view.
+  template <std::size_t R>
+  TensorView<const T, R> optional(const io::SafetensorsFile& file, const std::string& name,
+                                  const Shape<R>& want) {
+    return file.contains(name) ? get<R>(file, name, want) : TensorView<const T, R>{};
+  }
+
+  /// The feed-forward module of the layer whose tensors start with prefix p, as config says.
+  block::SelectableFeedForward<T> load_ffn(const io::SafetensorsFile& file, const std::string& p) {
+    const DecoderConfig& c = config;
+    const index_t h = c.hidden_size, i = c.intermediate_size;
+    auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
+      block::SwiGLU<T> f;
+      f.gate = get<2>(file, gate, {i, h});
+      f.up = get<2>(file, up, {i, h});
+      f.down = get<2>(file, down, {h, i});
+      return f;
+    };
+    switch (c.mlp) {
+      case MlpKind::gelu: {
+        block::GeluMLP<T> f;
+        f.fc1 = get<2>(file, p + "mlp.fc1.weight", {i, h});
+        f.fc1_bias = optional<1>(file, p + "mlp.fc1.bias", {i});
+        f.fc2 = get<2>(file, p + "mlp.fc2.weight", {h, i});
+        f.fc2_bias = optional<1>(file, p + "mlp.fc2.bias", {h});
+        f.kind = c.gelu;
+        return f;
+      }
+      case MlpKind::moe: {
+        block::MixtureOfExperts<T> f;
+        const std::string q = p + "block_sparse_moe.";
+        f.router = get<2>(file, q + "gate.weight", {c.num_local_experts, h});
+        for (index_t e = 0; e < c.num_local_experts; ++e) {
+          const std::string x = q + "experts." + std::to_string(e) + ".";
+          f.experts.push_back(swiglu(x + "w1.weight", x + "w3.weight", x + "w2.weight"));
+        }
+        f.top_k = c.num_experts_per_tok;
+        f.renormalize = c.norm_topk_prob;
+        f.check();
+        return f;
+      }
+      default:
+        return swiglu(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight",
+                      p + "mlp.down_proj.weight");
+    }
+  }
 
   /// A weight of exactly `want` shape, zero-copy when possible.
   template <std::size_t R>
   TensorView<const T, R> get(const io::SafetensorsFile& file, const std::string& name,
                              const Shape<R>& want) {
     const io::TensorInfo& ti = file.info(name);  // file_error naming the file and tensor
+    used_.insert(name);
     if (ti.shape != std::vector<index_t>(want.begin(), want.end()))
       throw shape_error("attnkit: " + file.path() + ": tensor '" + name + "' has shape " +
                         shape_string(ti.shape) + ", expected " + shape_string(want));
@@ -9878,8 +10248,7 @@ class Decoder {
     }
     Tensor<T, 2> xn({n, h});
     const TensorView<T, 2> xn2 = xn.view();
-    const block::RMSNorm rms(c.rms_norm_eps);
-    block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
+    block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());
     if (state != nullptr) state->position = p0 + n;
@@ -10060,9 +10429,9 @@ std::vector<HeadCapture<T>> capture_attention(const Policy& policy,
 /// (e.g. a MassiveActivationDetector), in the same pass.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
+template <class Policy, class T, class Layer>
 PrefillCapture<T> capture_prefill(
-    const model::Decoder<Policy, T>& model, std::span<const std::int64_t> ids,
+    const model::Decoder<Policy, T, Layer>& model, std::span<const std::int64_t> ids,
     const Selection& sel = {},
     const std::type_identity_t<std::function<void(index_t, TensorView<const T, 2>)>>& hidden = {}) {
   const index_t n = static_cast<index_t>(ids.size());
@@ -10341,8 +10710,8 @@ std::vector<BoostEffect> boost_effect(const Policy& policy,
 /// (layer, head) before and after.
 /// \tparam Policy a decoder policy whose score mod is policy::KeyBias (its bias is replaced)
 /// \tparam T float or double
-template <class Policy, class T>
-std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
+template <class Policy, class T, class Layer>
+std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T, Layer> model,
                                       std::span<const std::int64_t> ids,
                                       std::span<const index_t> keys, float bias,
                                       Selection sel = {}) {
@@ -10538,8 +10907,8 @@ LeakReport check_causality_tokens(Fn&& fn, std::span<const std::int64_t> ids, in
 /// leak is reported with the first layer where it shows.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
-LeakReport check_causality(const model::Decoder<Policy, T>& model,
+template <class Policy, class T, class Layer>
+LeakReport check_causality(const model::Decoder<Policy, T, Layer>& model,
                            std::span<const std::int64_t> ids, const LeakOptions& opts = {}) {
   return check_causality_tokens(
       [&](std::span<const std::int64_t> x) {
@@ -10976,8 +11345,8 @@ class MassiveActivationDetector {
 /// Runs the prefill pass of `model` on `ids` and returns the detector that saw every layer.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
-MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, T>& model,
+template <class Policy, class T, class Layer>
+MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, T, Layer>& model,
                                                    std::span<const std::int64_t> ids,
                                                    const MassiveOptions& opts = {}) {
   MassiveActivationDetector det(opts);
@@ -11891,9 +12260,10 @@ struct GenerateHooks {
 /// Prefills `prompt` into `state` (its cache policy decides what the layers keep), then chooses
 /// `max_new_tokens` tokens with `sampler` (whose processors see the prompt and the tokens so far
 /// as context), running one forward step per token after the first. Timings use a steady clock.
-/// \tparam Policy, T the decoder's \tparam Processors the sampler's
-template <class Policy, class T, class Processors>
-GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::int64_t> prompt,
+/// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
+template <class Policy, class T, class Layer, class Processors>
+GenerationResult generate(const Decoder<Policy, T, Layer>& model,
+                          std::span<const std::int64_t> prompt,
                           index_t max_new_tokens, Sampler<Processors>& sampler,
                           DecoderState<T>& state, const GenerateHooks<T>& hooks = {}) {
   using clock = std::chrono::steady_clock;

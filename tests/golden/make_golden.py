@@ -12,6 +12,13 @@ and the greedy continuation of 8 tokens (greedy.json: recomputing the whole pref
 with a KV cache, which differs for sigmoid-bias only).
 The forward pass is a faithful Hugging Face LlamaForCausalLM forward written out here, with the
 attention weights P defined as docs/CLI.md's activation table says (an invisible pair has P = 0).
+With the KV cache, the logits of every cached step are stored too (cached_logits.npy, [8, V]).
+
+Layer recipes (recipe-*): the same model with the config keys of docs/CLI.md's "Model folders"
+choosing another layer: LayerNorm (F.layer_norm, with biases) or RMSNorm, pre or post placement,
+the GELU MLP (F.gelu, exact or tanh, with biases) or a Mixtral-style MoE (softmax router,
+torch.topk, renormalized) instead of SwiGLU, and RoPE, ALiBi (the paper's slopes, computed here
+for a head count that is not a power of two) or no positions.
 
 Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
 GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
@@ -34,8 +41,13 @@ DATA = os.path.join(HERE, "data")
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, VOCAB, INTER = 64, 2, 4, 2, 97, 96
 HEAD_DIM = HIDDEN // HEADS
-EPS, THETA = 1e-5, 10000.0
+EPS, LN_EPS, THETA = 1e-5, 1e-5, 10000.0
 NEW_TOKENS = 8
+
+# The LLaMA recipe; RECIPES override it.
+LLAMA = {"norm": "rms_norm", "placement": "pre", "mlp": "swiglu", "hidden_act": "silu",
+         "positions": "rope", "heads": HEADS, "kv_heads": KV_HEADS, "head_dim": HEAD_DIM,
+         "experts": 0, "top_k": 0}
 
 # folder name -> (activation, gate, dtype, tied, seed)
 VARIANTS = {
@@ -48,6 +60,19 @@ VARIANTS = {
     "relu": ("relu", "none", "BF16", False, 7),
     "gated-headwise": ("softmax", "headwise", "F16", False, 8),
     "gated-elementwise": ("softmax", "elementwise", "F16", False, 9),
+}
+
+# folder name -> (activation, dtype, seed, recipe keys over LLAMA); the gate is none, untied.
+RECIPES = {
+    "recipe-layernorm-post-gelu": ("softmax", "F32", 21,
+                                   {"norm": "layer_norm", "placement": "post", "mlp": "gelu",
+                                    "hidden_act": "gelu"}),
+    "recipe-moe": ("sigmoid-bias", "F16", 22, {"mlp": "moe", "experts": 4, "top_k": 2}),
+    "recipe-alibi-gelu-tanh": ("softmax", "BF16", 23,
+                               {"norm": "layer_norm", "mlp": "gelu", "hidden_act": "gelu_new",
+                                "positions": "alibi", "heads": 6, "kv_heads": 3}),
+    "recipe-nopos-post-rms": ("normalized-sigmoid", "F16", 24,
+                              {"placement": "post", "positions": "none"}),
 }
 
 
@@ -103,30 +128,52 @@ def save_npy(path, a):
 # the model
 
 
-def make_weights(seed, gate, tied):
+def make_weights(seed, gate, tied, r=LLAMA):
     g = torch.Generator().manual_seed(seed)
 
     def normal(*shape, std):
         return torch.randn(*shape, generator=g, dtype=torch.float64) * std
 
+    hq, hkv, d = r["heads"], r["kv_heads"], r["head_dim"]
+    layer_norm = r["norm"] == "layer_norm"
     w = {"model.embed_tokens.weight": normal(VOCAB, HIDDEN, std=1.0)}
     s = 1.0 / math.sqrt(HIDDEN)
     for l in range(LAYERS):
         p = f"model.layers.{l}."
         w[p + "input_layernorm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
-        w[p + "self_attn.q_proj.weight"] = normal(HEADS * HEAD_DIM, HIDDEN, std=2 * s)
-        w[p + "self_attn.k_proj.weight"] = normal(KV_HEADS * HEAD_DIM, HIDDEN, std=2 * s)
-        w[p + "self_attn.v_proj.weight"] = normal(KV_HEADS * HEAD_DIM, HIDDEN, std=s)
-        w[p + "self_attn.o_proj.weight"] = normal(HIDDEN, HEADS * HEAD_DIM, std=s)
+        if layer_norm:
+            w[p + "input_layernorm.bias"] = normal(HIDDEN, std=0.1)
+        w[p + "self_attn.q_proj.weight"] = normal(hq * d, HIDDEN, std=2 * s)
+        w[p + "self_attn.k_proj.weight"] = normal(hkv * d, HIDDEN, std=2 * s)
+        w[p + "self_attn.v_proj.weight"] = normal(hkv * d, HIDDEN, std=s)
+        w[p + "self_attn.o_proj.weight"] = normal(HIDDEN, hq * d, std=s)
         if gate == "headwise":
-            w[p + "self_attn.g_proj.weight"] = normal(HEADS, HIDDEN, std=2 * s)
+            w[p + "self_attn.g_proj.weight"] = normal(hq, HIDDEN, std=2 * s)
         elif gate == "elementwise":
-            w[p + "self_attn.g_proj.weight"] = normal(HEADS * HEAD_DIM, HIDDEN, std=2 * s)
+            w[p + "self_attn.g_proj.weight"] = normal(hq * d, HIDDEN, std=2 * s)
         w[p + "post_attention_layernorm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
-        w[p + "mlp.gate_proj.weight"] = normal(INTER, HIDDEN, std=s)
-        w[p + "mlp.up_proj.weight"] = normal(INTER, HIDDEN, std=s)
-        w[p + "mlp.down_proj.weight"] = normal(HIDDEN, INTER, std=1.0 / math.sqrt(INTER))
+        if layer_norm:
+            w[p + "post_attention_layernorm.bias"] = normal(HIDDEN, std=0.1)
+        if r["mlp"] == "swiglu":
+            w[p + "mlp.gate_proj.weight"] = normal(INTER, HIDDEN, std=s)
+            w[p + "mlp.up_proj.weight"] = normal(INTER, HIDDEN, std=s)
+            w[p + "mlp.down_proj.weight"] = normal(HIDDEN, INTER, std=1.0 / math.sqrt(INTER))
+        elif r["mlp"] == "gelu":
+            w[p + "mlp.fc1.weight"] = normal(INTER, HIDDEN, std=2 * s)
+            w[p + "mlp.fc1.bias"] = normal(INTER, std=0.1)
+            w[p + "mlp.fc2.weight"] = normal(HIDDEN, INTER, std=1.0 / math.sqrt(INTER))
+            w[p + "mlp.fc2.bias"] = normal(HIDDEN, std=0.1)
+        else:
+            q = p + "block_sparse_moe."
+            w[q + "gate.weight"] = normal(r["experts"], HIDDEN, std=2 * s)
+            for e in range(r["experts"]):
+                x = q + f"experts.{e}."
+                w[x + "w1.weight"] = normal(INTER, HIDDEN, std=s)
+                w[x + "w3.weight"] = normal(INTER, HIDDEN, std=s)
+                w[x + "w2.weight"] = normal(HIDDEN, INTER, std=1.0 / math.sqrt(INTER))
     w["model.norm.weight"] = 1.0 + normal(HIDDEN, std=0.1)
+    if layer_norm:
+        w["model.norm.bias"] = normal(HIDDEN, std=0.1)
     if not tied:
         w["lm_head.weight"] = normal(VOCAB, HIDDEN, std=2 * s)
     return w
@@ -136,6 +183,12 @@ def rms_norm(x, weight, eps):
     # LlamaRMSNorm
     variance = x.pow(2).mean(-1, keepdim=True)
     return weight * (x * torch.rsqrt(variance + eps))
+
+
+def norm(w, name, x, r):
+    if r["norm"] == "layer_norm":
+        return F.layer_norm(x, (x.shape[-1],), w[name + ".weight"], w[name + ".bias"], LN_EPS)
+    return rms_norm(x, w[name + ".weight"], EPS)
 
 
 def rotate_half(x):
@@ -149,6 +202,18 @@ def rope_cos_sin(positions, dim, theta):
     freqs = positions.to(torch.float64)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos(), emb.sin()
+
+
+def alibi_slopes(n):
+    """The ALiBi paper's get_slopes: a geometric sequence for a power of two, else the slopes of
+    the largest power of two below n, then every other slope of twice that many heads."""
+    def power_of_2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start ** i for i in range(n)]
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    c = 2 ** math.floor(math.log2(n))
+    return power_of_2(c) + alibi_slopes(2 * c)[0::2][: n - c]
 
 
 def attention_probs(scores, visible, activation):
@@ -176,118 +241,172 @@ def attention_probs(scores, visible, activation):
     return torch.where(vis, p, torch.zeros_like(p))
 
 
-def llama_forward(w, ids, activation, tied, cache=None):
-    """LlamaForCausalLM.forward in float64 for one sequence; returns logits [N, V] of `ids`.
-    With a cache (a dict filled by earlier calls) the ids continue the cached sequence: their
-    rows attend to every cached key (bottom-right causal alignment), and sigmoid-bias uses n =
-    the key count of this call, as docs/CLI.md defines it for decode steps."""
+def mlp(w, p, x, r, route_gaps):
+    if r["mlp"] == "swiglu":
+        return (F.silu(x @ w[p + "mlp.gate_proj.weight"].T) * (x @ w[p + "mlp.up_proj.weight"].T)) @ w[
+            p + "mlp.down_proj.weight"
+        ].T
+    if r["mlp"] == "gelu":
+        approximate = "none" if r["hidden_act"] == "gelu" else "tanh"
+        hid = F.gelu(x @ w[p + "mlp.fc1.weight"].T + w[p + "mlp.fc1.bias"], approximate=approximate)
+        return hid @ w[p + "mlp.fc2.weight"].T + w[p + "mlp.fc2.bias"]
+    # MixtralSparseMoeBlock: softmax router, top-k, weights renormalized over the chosen k
+    q = p + "block_sparse_moe."
+    probs = torch.softmax(x @ w[q + "gate.weight"].T, dim=-1)
+    top = torch.topk(probs, r["top_k"] + 1, dim=-1)
+    # the gap between the k-th and the next expert: a float32 model must route the same way
+    route_gaps.append(float((top.values[:, -2] - top.values[:, -1]).min()))
+    weights = top.values[:, :-1] / top.values[:, :-1].sum(-1, keepdim=True)
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(r["top_k"]):
+            e = int(top.indices[t, j])
+            xe = q + f"experts.{e}."
+            y = (F.silu(x[t] @ w[xe + "w1.weight"].T) * (x[t] @ w[xe + "w3.weight"].T)) @ w[
+                xe + "w2.weight"
+            ].T
+            out[t] += weights[t, j] * y
+    return out
+
+
+def llama_forward(w, ids, activation, tied, cache=None, r=LLAMA, route_gaps=None):
+    """LlamaForCausalLM.forward in float64 for one sequence, with the layer recipe r; returns
+    logits [N, V] of `ids`. With a cache (a dict filled by earlier calls) the ids continue the
+    cached sequence: their rows attend to every cached key (bottom-right causal alignment), and
+    sigmoid-bias uses n = the key count of this call, as docs/CLI.md defines it for decode steps."""
+    route_gaps = [] if route_gaps is None else route_gaps
+    hq, hkv, d = r["heads"], r["kv_heads"], r["head_dim"]
     n = len(ids)
     p0 = cache.get("length", 0) if cache is not None else 0
     h = w["model.embed_tokens.weight"][torch.tensor(ids)]
-    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), HEAD_DIM, THETA)
+    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), d, THETA)
     nk = p0 + n
-    visible = torch.arange(nk)[None, :] <= torch.arange(p0, p0 + n)[:, None]
+    qpos, kpos = torch.arange(p0, p0 + n), torch.arange(nk)
+    visible = kpos[None, :] <= qpos[:, None]
+    alibi = torch.tensor(alibi_slopes(hq), dtype=torch.float64)[:, None, None] * (
+        qpos[:, None] - kpos[None, :]
+    ).to(torch.float64)[None]
+    post = r["placement"] == "post"
     for l in range(LAYERS):
         p = f"model.layers.{l}."
         residual = h
-        x = rms_norm(h, w[p + "input_layernorm.weight"], EPS)
-        q = (x @ w[p + "self_attn.q_proj.weight"].T).view(n, HEADS, HEAD_DIM).transpose(0, 1)
-        k = (x @ w[p + "self_attn.k_proj.weight"].T).view(n, KV_HEADS, HEAD_DIM).transpose(0, 1)
-        v = (x @ w[p + "self_attn.v_proj.weight"].T).view(n, KV_HEADS, HEAD_DIM).transpose(0, 1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        x = h if post else norm(w, p + "input_layernorm", h, r)
+        q = (x @ w[p + "self_attn.q_proj.weight"].T).view(n, hq, d).transpose(0, 1)
+        k = (x @ w[p + "self_attn.k_proj.weight"].T).view(n, hkv, d).transpose(0, 1)
+        v = (x @ w[p + "self_attn.v_proj.weight"].T).view(n, hkv, d).transpose(0, 1)
+        if r["positions"] == "rope":
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
         if cache is not None:
             if l in cache:
                 k = torch.cat((cache[l][0], k), dim=1)
                 v = torch.cat((cache[l][1], v), dim=1)
             cache[l] = (k, v)
-        k = k.repeat_interleave(HEADS // KV_HEADS, dim=0)  # repeat_kv
-        v = v.repeat_interleave(HEADS // KV_HEADS, dim=0)
-        scores = q @ k.transpose(1, 2) / math.sqrt(HEAD_DIM)
+        k = k.repeat_interleave(hq // hkv, dim=0)  # repeat_kv
+        v = v.repeat_interleave(hq // hkv, dim=0)
+        scores = q @ k.transpose(1, 2) / math.sqrt(d)
+        if r["positions"] == "alibi":
+            scores = scores - alibi
         probs = attention_probs(scores, visible, activation)
         o = probs @ v  # [H, N, D]
         gk = p + "self_attn.g_proj.weight"
         if gk in w:
             g = x @ w[gk].T
-            if w[gk].shape[0] == HEADS:
+            if w[gk].shape[0] == hq:
                 o = o * torch.sigmoid(g).T[:, :, None]
             else:
-                o = o * torch.sigmoid(g.view(n, HEADS, HEAD_DIM).transpose(0, 1))
-        o = o.transpose(0, 1).reshape(n, HEADS * HEAD_DIM)
+                o = o * torch.sigmoid(g.view(n, hq, d).transpose(0, 1))
+        o = o.transpose(0, 1).reshape(n, hq * d)
         h = residual + o @ w[p + "self_attn.o_proj.weight"].T
+        if post:
+            h = norm(w, p + "input_layernorm", h, r)
         residual = h
-        x = rms_norm(h, w[p + "post_attention_layernorm.weight"], EPS)
-        mlp = (F.silu(x @ w[p + "mlp.gate_proj.weight"].T) * (x @ w[p + "mlp.up_proj.weight"].T)) @ w[
-            p + "mlp.down_proj.weight"
-        ].T
-        h = residual + mlp
+        x = h if post else norm(w, p + "post_attention_layernorm", h, r)
+        h = residual + mlp(w, p, x, r, route_gaps)
+        if post:
+            h = norm(w, p + "post_attention_layernorm", h, r)
     if cache is not None:
         cache["length"] = nk
-    h = rms_norm(h, w["model.norm.weight"], EPS)
+    h = norm(w, "model.norm", h, r)
     head = w["model.embed_tokens.weight"] if tied else w["lm_head.weight"]
     return h @ head.T
 
 
-def greedy_cached(w, prompt, activation, tied, steps):
-    """Greedy decoding with a KV cache: the prompt in one call, then one token per call."""
-    cache, out, margins = {}, [], []
-    logits = llama_forward(w, prompt, activation, tied, cache)[-1]
+def greedy_cached(w, prompt, activation, tied, steps, r=LLAMA, route_gaps=None):
+    """Greedy decoding with a KV cache: the prompt in one call, then one token per call.
+    Returns the tokens, the smallest top-2 margin and the logits of each step [steps, V]."""
+    cache, out, margins, rows = {}, [], [], []
+    logits = llama_forward(w, prompt, activation, tied, cache, r, route_gaps)[-1]
     for _ in range(steps):
+        rows.append(logits)
         top2 = torch.topk(logits, 2).values
         margins.append(float(top2[0] - top2[1]))
         out.append(int(torch.argmax(logits)))
-        logits = llama_forward(w, [out[-1]], activation, tied, cache)[-1]
-    return out, min(margins)
+        logits = llama_forward(w, [out[-1]], activation, tied, cache, r, route_gaps)[-1]
+    return out, min(margins), torch.stack(rows)
 
 
-def greedy(w, prompt, activation, tied, steps):
+def greedy(w, prompt, activation, tied, steps, r=LLAMA, route_gaps=None):
     ids, margins = list(prompt), []
     for _ in range(steps):
-        logits = llama_forward(w, ids, activation, tied)[-1]
+        logits = llama_forward(w, ids, activation, tied, None, r, route_gaps)[-1]
         top2 = torch.topk(logits, 2).values
         margins.append(float(top2[0] - top2[1]))
         ids.append(int(torch.argmax(logits)))
     return ids[len(prompt):], min(margins)
 
 
-def write_variant(name, activation, gate, dtype, tied, seed):
+def write_variant(name, activation, gate, dtype, tied, seed, recipe=None):
     out = os.path.join(DATA, name)
     os.makedirs(out, exist_ok=True)
-    w = {k: round_to(v, dtype) for k, v in make_weights(seed, gate, tied).items()}
+    r = dict(LLAMA, **(recipe or {}))
+    w = {k: round_to(v, dtype) for k, v in make_weights(seed, gate, tied, r).items()}
     config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "hidden_size": HIDDEN,
         "intermediate_size": INTER,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
+        "num_attention_heads": r["heads"],
+        "num_key_value_heads": r["kv_heads"],
         "num_hidden_layers": LAYERS,
         "rms_norm_eps": EPS,
         "rope_theta": THETA,
         "vocab_size": VOCAB,
         "tie_word_embeddings": tied,
-        "hidden_act": "silu",
+        "hidden_act": r["hidden_act"],
         "torch_dtype": {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype],
         "attnkit_activation": activation,
     }
+    if recipe is not None:
+        config.update({"head_dim": r["head_dim"], "attnkit_norm": r["norm"],
+                       "attnkit_norm_placement": r["placement"], "attnkit_mlp": r["mlp"],
+                       "attnkit_positions": r["positions"]})
+        if r["norm"] == "layer_norm":
+            config["layer_norm_eps"] = LN_EPS
+        if r["mlp"] == "moe":
+            config.update({"num_local_experts": r["experts"], "num_experts_per_tok": r["top_k"],
+                           "norm_topk_prob": True})
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
     write_safetensors(os.path.join(out, "model.safetensors"), w, dtype)
     # A prompt whose greedy continuation has a clear winner at every step (float32 rounding in
-    # the C++ model must not flip an argmax).
+    # the C++ model must not flip an argmax), and whose MoE routing has no near tie.
     g = torch.Generator().manual_seed(1000 + seed)
     for attempt in range(50):
         prompt = torch.randint(0, VOCAB, (11,), generator=g).tolist()
-        cont, margin = greedy(w, prompt, activation, tied, NEW_TOKENS)
-        cached, cmargin = greedy_cached(w, prompt, activation, tied, NEW_TOKENS)
-        if min(margin, cmargin) > 2e-3:
+        gaps = []
+        cont, margin = greedy(w, prompt, activation, tied, NEW_TOKENS, r, gaps)
+        cached, cmargin, cached_logits = greedy_cached(w, prompt, activation, tied, NEW_TOKENS, r,
+                                                       gaps)
+        if min(margin, cmargin) > 2e-3 and min(gaps, default=1.0) > 1e-4:
             break
     else:
         sys.exit(f"{name}: no prompt with a clear greedy margin")
-    logits = llama_forward(w, prompt, activation, tied)
+    logits = llama_forward(w, prompt, activation, tied, None, r)
     save_npy(os.path.join(out, "input_ids.npy"), np.array(prompt, dtype=np.int64))
     save_npy(os.path.join(out, "logits.npy"), logits.numpy().astype(np.float32))
+    save_npy(os.path.join(out, "cached_logits.npy"), cached_logits.numpy().astype(np.float32))
     with open(os.path.join(out, "greedy.json"), "w") as f:
         # greedy: recomputing the whole prefix each step; greedy_cached: with a KV cache. They
         # differ only for sigmoid-bias, whose b = -ln n depends on each call's key count.
@@ -295,8 +414,9 @@ def write_variant(name, activation, gate, dtype, tied, seed):
                    "min_margin": min(margin, cmargin),
                    "activation": activation, "gate": gate, "dtype": dtype, "tied": tied}, f)
         f.write("\n")
-    print(f"{name:20s} dtype {dtype:4s} tied {tied!s:5s} logits std {float(logits.std()):.3f} "
-          f"greedy {cont} cached {cached} margin {min(margin, cmargin):.4f}")
+    print(f"{name:26s} dtype {dtype:4s} tied {tied!s:5s} logits std {float(logits.std()):.3f} "
+          f"greedy {cont} cached {cached} margin {min(margin, cmargin):.4f}"
+          + (f" route gap {min(gaps):.2e}" if gaps else ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,6 +561,8 @@ def main():
     torch.set_num_threads(1)
     for name, spec in VARIANTS.items():
         write_variant(name, *spec)
+    for name, (activation, dtype, seed, recipe) in RECIPES.items():
+        write_variant(name, activation, "none", dtype, False, seed, recipe)
     write_modules()
     write_seq2seq()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)

@@ -46,9 +46,9 @@ inline std::size_t argmax(const float* p, index_t n) {
 }
 
 /// Loads the folder as Model, compares the prefill logits with logits.npy (max abs error
-/// <= 1e-4) and the greedy continuations of greedy.json: recomputing the prefix ("greedy") and
+/// <= 1e-4), the greedy continuations of greedy.json: recomputing the prefix ("greedy") and
 /// through the KV cache ("greedy_cached"; differs for sigmoid-bias, whose b = -ln n follows each
-/// call's key count).
+/// call's key count), and the logits of every cached step with cached_logits.npy (<= 1e-4).
 template <class Model>
 void check_variant(const std::string& variant) {
   const std::string dir = folder(variant);
@@ -81,16 +81,25 @@ void check_variant(const std::string& variant) {
   }
   CHECK(cont == expected);
   // The KV cache: prefill, then one token per step.
+  const auto want_cached = attnkit::io::read_npy_as<double, 2>(dir + "/cached_logits.npy");
+  REQUIRE(want_cached.extent(0) == static_cast<index_t>(expected.size()));
+  REQUIRE(want_cached.extent(1) == got.extent(1));
   attnkit::model::DecoderState<float> state;
   std::vector<std::int64_t> cached;
   attnkit::Tensor<float, 2> l = m.forward(prompt, state);
+  double cached_err = 0;
   for (std::size_t s = 0; s < expected.size(); ++s) {
+    for (index_t j = 0; j < l.extent(1); ++j)
+      cached_err = std::max(cached_err, std::abs(double(l(l.extent(0) - 1, j)) -
+                                                 want_cached(static_cast<index_t>(s), j)));
     const auto next = static_cast<std::int64_t>(argmax(&l(l.extent(0) - 1, 0), l.extent(1)));
     cached.push_back(next);
     const std::vector<std::int64_t> one{next};
     l = m.forward(one, state);
   }
   CHECK(cached == ids_of(g.at("greedy_cached")));
+  INFO(variant << ": cached steps, max abs error " << cached_err);
+  CHECK(cached_err <= 1e-4);
   CHECK(state.position == static_cast<index_t>(prompt.size() + expected.size()));
 }
 

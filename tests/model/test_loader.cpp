@@ -167,6 +167,70 @@ TEST_CASE("loader: missing, mis-shaped and wrongly typed tensors name the file a
   CHECK_THROWS_AS(mdl::SoftmaxLlama::load(s.path()), attnkit::error);
 }
 
+TEST_CASE("loader: recipe keys are checked, and unsupported keys and unused tensors fail loudly",
+          "[model][loader]") {
+  Scratch s("recipe");
+  const std::string base = config_text("");
+  auto with = [&](const std::string& keys) {
+    std::string t = base;
+    t.insert(t.find('{') + 1, "\n  " + keys + ",");
+    s.write_config(t);
+  };
+  auto fails = [&](const std::string& keys, const std::string& a, const std::string& b) {
+    with(keys);
+    INFO(keys);
+    CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                      Catch::Contains("config.json") && Catch::Contains(a) && Catch::Contains(b));
+  };
+  fails("\"attnkit_norm\": \"batch_norm\"", "attnkit_norm", "rms_norm, layer_norm");
+  fails("\"attnkit_norm_placement\": \"sandwich\"", "attnkit_norm_placement", "\"sandwich\"");
+  fails("\"attnkit_mlp\": \"glu\"", "attnkit_mlp", "swiglu, gelu, moe");
+  fails("\"attnkit_positions\": \"sinusoidal\"", "attnkit_positions", "rope, alibi, none");
+  fails("\"attnkit_positions\": \"alibi\"", "alibi", "no positional score mod");
+  fails("\"attnkit_mlp\": \"moe\"", "num_local_experts", "");
+  fails("\"attnkit_mlp\": \"moe\", \"num_local_experts\": 2, \"num_experts_per_tok\": 3",
+        "num_experts_per_tok 3", "exceeds num_local_experts 2");
+  fails("\"attnkit_norm\": \"layer_norm\", \"layer_norm_eps\": 2", "layer_norm_eps", "[0, 1]");
+  fails("\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}", "rope_scaling", "not");
+  fails("\"attention_bias\": true", "attention_bias", "biases");
+  fails("\"mlp_bias\": true", "mlp_bias", "biases");
+  fails("\"sliding_window\": 4096", "sliding_window", "not implemented");
+  std::string gelu = base;
+  gelu.replace(gelu.find("\"hidden_act\": \"silu\""), 20, "\"hidden_act\": \"relu\"");
+  s.write_config(gelu);
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                    Catch::Contains("hidden_act") && Catch::Contains("silu"));
+  // Keys that do not change the model are accepted: a sliding window that is off, null scaling.
+  with("\"sliding_window\": 4096, \"use_sliding_window\": false, \"rope_scaling\": null");
+  CHECK_NOTHROW(mdl::SoftmaxLlama::load(s.path()));
+  // The config asks for the GELU MLP: the file's SwiGLU tensors do not stand in for it.
+  std::string gelu_mlp = gelu;
+  gelu_mlp.replace(gelu_mlp.find("\"hidden_act\": \"relu\""), 20,
+                   "\"hidden_act\": \"gelu\", \"attnkit_mlp\": \"gelu\"");
+  s.write_config(gelu_mlp);
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()), Catch::Contains("mlp.fc1.weight"));
+  s.write_config(base);
+  // A tensor the described model does not use (a bias) is an error, not silently ignored.
+  attnkit::Tensor<float, 1> bias({96});
+  s.rewrite_tensors(
+      [&](auto& e) { e.emplace_back("model.layers.1.mlp.down_proj.bias", bias.cview()); });
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                    Catch::Contains("model.safetensors") &&
+                        Catch::Contains("'model.layers.1.mlp.down_proj.bias' is not part of") &&
+                        Catch::Contains("mlp swiglu"));
+  // A LayerNorm bias under an RMSNorm config, likewise.
+  attnkit::Tensor<float, 1> nb({64});
+  s.rewrite_tensors([&](auto& e) { e.emplace_back("model.norm.bias", nb.cview()); });
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                    Catch::Contains("'model.norm.bias' is not part of"));
+  // RoPE's cached inverse frequencies (older checkpoints) are recomputed, so they may be present.
+  attnkit::Tensor<float, 1> inv({8});
+  s.rewrite_tensors([&](auto& e) {
+    e.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", inv.cview());
+  });
+  CHECK_NOTHROW(mdl::SoftmaxLlama::load(s.path()));
+}
+
 TEST_CASE("Decoder::forward rejects empty prompts and ids outside the vocabulary", "[model]") {
   const auto m = mdl::SoftmaxLlama::load(golden::folder("softmax"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{}), Catch::Contains("empty prompt"));

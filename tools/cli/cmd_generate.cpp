@@ -61,12 +61,13 @@ std::vector<std::int64_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-template <class Activation>
+template <class ScoreMod, class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
                  model::Sampler<>& sampler, const attnkit::modules::CachePolicy& cache,
                  const std::string& dump) {
-  using Policy = model::LlamaPolicy<Activation, modules::SelectableSigmoidGate<float>>;
+  using Policy = policy::AttentionPolicy<Activation, policy::Causal, ScoreMod,
+                                         modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
   model::DecoderState<float> state(cache);
   model::GenerateHooks<float> hooks;
@@ -143,14 +144,16 @@ int cmd_generate(int argc, char** argv) {
     if (!(top_p.p > 0 && top_p.p <= 1)) throw usage_error("generate: --top-p must be in (0, 1]");
     sampler.seed(static_cast<std::uint64_t>(args.get_int("seed", 0, 0, 1LL << 62)));
   }
-  std::string variant = args.get("variant", "");
-  if (variant.empty())
-    variant = model::DecoderConfig::load(dir + "/config.json").attnkit_activation;
+  const model::DecoderConfig config = model::DecoderConfig::load(dir + "/config.json");
+  std::string variant = args.get("variant", config.attnkit_activation);
   if (variant.empty()) variant = "softmax";
   const std::string dump = args.get("dump-logits", "");
   const policy::ActivationSpec act = parse_activation_option("generate", "variant", variant);
+  // The folder's positions choose the score mod: ALiBi, or none (RoPE or no positions).
   return policy::visit_activation(act, [&](const auto& a) {
-    return run_generate(dir, a, prompt, max_new, sampler, cache, dump);
+    if (config.positions == model::PositionKind::alibi)
+      return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, dump);
+    return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, dump);
   });
 }
 

@@ -84,9 +84,10 @@ struct Request {
   bool leak_check = false;
 };
 
-template <class Activation>
+template <class ScoreMod, class Activation>
 int run_inspect(const Request& rq, const Activation& activation) {
-  using Policy = model::LlamaPolicy<Activation, modules::SelectableSigmoidGate<float>>;
+  using Policy = policy::AttentionPolicy<Activation, policy::Causal, ScoreMod,
+                                         modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(rq.dir, Policy(activation));
   const index_t n = static_cast<index_t>(rq.ids.size());
   const std::vector<index_t> layers =
@@ -184,7 +185,12 @@ int cmd_inspect(int argc, char** argv) {
   if (rq.variant.empty()) rq.variant = cfg.attnkit_activation;
   if (rq.variant.empty()) rq.variant = "softmax";
   const policy::ActivationSpec act = parse_activation_option("inspect", "variant", rq.variant);
-  return policy::visit_activation(act, [&](const auto& a) { return run_inspect(rq, a); });
+  // The folder's positions choose the score mod: ALiBi, or none (RoPE or no positions).
+  return policy::visit_activation(act, [&](const auto& a) {
+    if (cfg.positions == model::PositionKind::alibi)
+      return run_inspect<policy::ALiBi>(rq, a);
+    return run_inspect<policy::NoScoreMod>(rq, a);
+  });
 }
 
 }  // namespace attnkit::cli

@@ -8,6 +8,7 @@
 #include <concepts>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/parallel.hpp"
@@ -159,6 +160,50 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
   static_assert(norm_policy<RMSNorm> && norm_policy<LayerNorm>);
 
+  /// A norm chosen at run time, as a model folder's config.json chooses it: RMSNorm (default) or
+  /// LayerNorm, with its eps. A norm_policy, so it plugs into TransformerBlock like the fixed
+  /// ones; the choice is read once per row. A bias is accepted only by LayerNorm (takes_bias()).
+  struct SelectableNorm {
+    static constexpr bool has_bias = true;  ///< may take one; normalize_rows asks takes_bias()
+    std::variant<RMSNorm, LayerNorm> norm = RMSNorm{};
+
+    SelectableNorm() = default;
+    /// \param n the norm to apply
+    SelectableNorm(RMSNorm n) : norm(n) {}
+    SelectableNorm(LayerNorm n) : norm(n) {}
+
+    /// Whether the norm is LayerNorm (which reads a bias) rather than RMSNorm.
+    bool takes_bias() const noexcept { return std::holds_alternative<LayerNorm>(norm); }
+    /// The norm's epsilon.
+    double eps() const noexcept {
+      return std::visit([](const auto& n) { return n.eps; }, norm);
+    }
+    /// "rms_norm" or "layer_norm" (the config.json spelling).
+    const char* name() const noexcept { return takes_bias() ? "layer_norm" : "rms_norm"; }
+
+    /// Normalizes one row with the chosen norm (`b` only for LayerNorm).
+    /// \tparam Arch an xsimd architecture tag
+    /// \tparam T float or double
+    template <class Arch, std::floating_point T>
+    void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
+      if (const LayerNorm* l = std::get_if<LayerNorm>(&norm)) {
+        l->template row<Arch>(x, w, b, y, n);
+      } else if (const RMSNorm* r = std::get_if<RMSNorm>(&norm)) {
+        r->template row<Arch>(x, w, static_cast<const T*>(nullptr), y, n);
+      }
+    }
+  };
+
+  static_assert(norm_policy<SelectableNorm>);
+
+  /// Norm placement chosen at run time (config.json's `attnkit_norm_placement`): pre (default)
+  /// or post. TransformerBlock takes it in place of the PreNorm / PostNorm tags.
+  struct SelectablePlacement {
+    bool post = false;  ///< PostNorm when true, else PreNorm
+    /// "pre" or "post" (the config.json spelling).
+    const char* name() const noexcept { return post ? "post" : "pre"; }
+  };
+
   /// y[r, :] = norm(x[r, :]) for every row of x [M, n]; weight [n], bias [n] or empty (none).
   /// Rows must be contiguous (stride 1 within a row); y may alias x exactly (in place).
   /// Rows are spread over OpenMP threads (results do not depend on the thread count).
@@ -178,7 +223,9 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
       throw_shape_mismatch("normalize_rows", "weight", weight.shape(), Shape<1>{n});
     if (!bias.empty() && bias.shape() != Shape<1>{n})
       throw_shape_mismatch("normalize_rows", "bias", bias.shape(), Shape<1>{n});
-    if (!bias.empty() && !Norm::has_bias)
+    bool takes_bias = Norm::has_bias;
+    if constexpr (requires { norm.takes_bias(); }) takes_bias = norm.takes_bias();
+    if (!bias.empty() && !takes_bias)
       throw error("attnkit: normalize_rows: this norm takes no bias, got one of shape " +
                   shape_string(bias.shape()));
     if (m == 0 || n == 0) return;

@@ -77,8 +77,8 @@ std::vector<BoostEffect> boost_effect(const Policy& policy,
 /// (layer, head) before and after.
 /// \tparam Policy a decoder policy whose score mod is policy::KeyBias (its bias is replaced)
 /// \tparam T float or double
-template <class Policy, class T>
-std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T> model,
+template <class Policy, class T, class Layer>
+std::vector<BoostEffect> boost_effect(model::Decoder<Policy, T, Layer> model,
                                       std::span<const std::int64_t> ids,
                                       std::span<const index_t> keys, float bias,
                                       Selection sel = {}) {

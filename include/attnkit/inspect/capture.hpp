@@ -192,9 +192,9 @@ std::vector<HeadCapture<T>> capture_attention(const Policy& policy,
 /// (e.g. a MassiveActivationDetector), in the same pass.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
+template <class Policy, class T, class Layer>
 PrefillCapture<T> capture_prefill(
-    const model::Decoder<Policy, T>& model, std::span<const std::int64_t> ids,
+    const model::Decoder<Policy, T, Layer>& model, std::span<const std::int64_t> ids,
     const Selection& sel = {},
     const std::type_identity_t<std::function<void(index_t, TensorView<const T, 2>)>>& hidden = {}) {
   const index_t n = static_cast<index_t>(ids.size());

@@ -177,8 +177,8 @@ LeakReport check_causality_tokens(Fn&& fn, std::span<const std::int64_t> ids, in
 /// leak is reported with the first layer where it shows.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
-LeakReport check_causality(const model::Decoder<Policy, T>& model,
+template <class Policy, class T, class Layer>
+LeakReport check_causality(const model::Decoder<Policy, T, Layer>& model,
                            std::span<const std::int64_t> ids, const LeakOptions& opts = {}) {
   return check_causality_tokens(
       [&](std::span<const std::int64_t> x) {

@@ -86,8 +86,8 @@ class MassiveActivationDetector {
 /// Runs the prefill pass of `model` on `ids` and returns the detector that saw every layer.
 /// \tparam Policy the decoder's attention policy
 /// \tparam T float or double
-template <class Policy, class T>
-MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, T>& model,
+template <class Policy, class T, class Layer>
+MassiveActivationDetector find_massive_activations(const model::Decoder<Policy, T, Layer>& model,
                                                    std::span<const std::int64_t> ids,
                                                    const MassiveOptions& opts = {}) {
   MassiveActivationDetector det(opts);

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Decoder<Policy>: a LLaMA-style decoder-only transformer (embedding, pre-norm blocks of
-// attention + SwiGLU MLP with residuals, final RMSNorm, LM head or tied embeddings) and its
-// loader for Hugging Face style model folders (config.json + model.safetensors).
+// Decoder<Policy>: a decoder-only transformer (embedding, TransformerBlocks of attention and an
+// MLP with residuals, final norm, LM head or tied embeddings) and its loader for Hugging Face
+// style model folders (config.json + model.safetensors), whose config chooses the layer recipe:
+// RMSNorm or LayerNorm, pre or post placement, SwiGLU, GELU MLP or MoE, RoPE, ALiBi or none.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "attnkit/modules/multi_head_attention.hpp"
@@ -18,6 +23,7 @@
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/norm.hpp"
 #include "attnkit/block/rope.hpp"
+#include "attnkit/block/selectable_feed_forward.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
@@ -28,15 +34,88 @@
 
 namespace attnkit::model {
 
-/// One layer of the LLaMA recipe: a pre-norm modules::TransformerBlock with RMSNorm and a
-/// SwiGLU MLP, h += attn(rms1(h)); h += mlp(rms2(h)). Its members: `attn` (the q/k/v/o (+ g)
-/// projections), `ffn` (gate/up [I, H], down [H, I]), `norm` (RMSNorm, the config's eps),
-/// `norm1_weight` (input_layernorm [H]) and `norm2_weight` (post_attention_layernorm [H]).
+/// One decoder layer as a model folder describes it: a modules::TransformerBlock whose norm
+/// (RMSNorm or LayerNorm), placement (pre or post) and feed-forward module (SwiGLU, GELU MLP or
+/// top-k MoE) are chosen at run time from config.json (DecoderConfig). Its members: `attn` (the
+/// q/k/v/o (+ g) projections, RoPE unless the positions are ALiBi or none), `ffn`, `norm`,
+/// `placement`, `norm1_weight`/`norm1_bias` (input_layernorm) and `norm2_weight`/`norm2_bias`
+/// (post_attention_layernorm; the biases only with LayerNorm).
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-using DecoderLayer =
+using DecoderLayer = modules::TransformerBlock<Policy, block::SelectableNorm,
+                                               block::SelectablePlacement,
+                                               block::SelectableFeedForward<T>, T>;
+
+/// The LLaMA layer fixed at compile time: pre-norm RMSNorm and SwiGLU,
+/// h += attn(rms1(h)); h += mlp(rms2(h)). Decoder<Policy, T, LlamaLayer<Policy, T>> loads only
+/// folders whose config.json asks for that recipe (the default keys), and throws for others.
+template <class Policy, class T>
+using LlamaLayer =
     modules::TransformerBlock<Policy, block::RMSNorm, block::PreNorm, block::SwiGLU<T>, T>;
+
+namespace detail {
+
+/// The norm type `Norm` of a layer, set from the config: SelectableNorm takes any; RMSNorm and
+/// LayerNorm only their own kind (else error naming `where`).
+template <class Norm>
+Norm config_norm(const DecoderConfig& c, const std::string& where) {
+  const block::SelectableNorm chosen = c.norm == NormKind::layer_norm
+                                           ? block::SelectableNorm(block::LayerNorm(c.norm_eps))
+                                           : block::SelectableNorm(block::RMSNorm(c.norm_eps));
+  if constexpr (std::is_same_v<Norm, block::SelectableNorm>) {
+    return chosen;
+  } else {
+    static_assert(std::is_same_v<Norm, block::RMSNorm> || std::is_same_v<Norm, block::LayerNorm>,
+                  "attnkit: Decoder::load sets a layer norm of type RMSNorm, LayerNorm or "
+                  "SelectableNorm");
+    if (const Norm* n = std::get_if<Norm>(&chosen.norm)) return *n;
+    throw error("attnkit: " + where + ": \"attnkit_norm\" is \"" + kind_name(c.norm) +
+                "\", but this Decoder's layer type fixes " +
+                (std::is_same_v<Norm, block::RMSNorm> ? "rms_norm" : "layer_norm") +
+                " (model::DecoderLayer follows the config)");
+  }
+}
+
+/// The placement of a layer, set from the config (a fixed tag must agree with it).
+template <class Placement>
+Placement config_placement(const DecoderConfig& c, const std::string& where) {
+  if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) {
+    return Placement{c.post_norm};
+  } else {
+    static_assert(std::is_same_v<Placement, block::PreNorm> ||
+                  std::is_same_v<Placement, block::PostNorm>);
+    const bool post = std::is_same_v<Placement, block::PostNorm>;
+    if (post != c.post_norm)
+      throw error("attnkit: " + where + ": \"attnkit_norm_placement\" is \"" +
+                  (c.post_norm ? "post" : "pre") + "\", but this Decoder's layer type fixes " +
+                  (post ? "post" : "pre") + " (model::DecoderLayer follows the config)");
+    return Placement{};
+  }
+}
+
+/// The feed-forward module of a layer from the loaded one (a fixed type must agree with it).
+template <class FFN, class T>
+FFN config_ffn(block::SelectableFeedForward<T> chosen, const DecoderConfig& c,
+               const std::string& where) {
+  if constexpr (std::is_same_v<FFN, block::SelectableFeedForward<T>>) {
+    return chosen;
+  } else {
+    static_assert(std::is_same_v<FFN, block::SwiGLU<T>> || std::is_same_v<FFN, block::GeluMLP<T>> ||
+                      std::is_same_v<FFN, block::MixtureOfExperts<T>>,
+                  "attnkit: Decoder::load sets a feed-forward module of type SwiGLU, GeluMLP, "
+                  "MixtureOfExperts or SelectableFeedForward");
+    if (FFN* f = std::get_if<FFN>(&chosen.module)) return std::move(*f);
+    const char* fixed = std::is_same_v<FFN, block::SwiGLU<T>>    ? "swiglu"
+                        : std::is_same_v<FFN, block::GeluMLP<T>> ? "gelu"
+                                                                 : "moe";
+    throw error("attnkit: " + where + ": \"attnkit_mlp\" is \"" + kind_name(c.mlp) +
+                "\", but this Decoder's layer type fixes " + fixed +
+                " (model::DecoderLayer follows the config)");
+  }
+}
+
+}  // namespace detail
 
 /// Per-sequence state of incremental decoding: one KV cache per layer (all under the same cache
 /// policy: full by default, or a window, attention sinks, an Ebbinghaus retention mode; see
@@ -71,9 +150,10 @@ struct DecoderHooks {
   std::function<void(index_t layer, TensorView<const T, 2> hidden)> hidden;
 };
 
-/// A LLaMA-style decoder. Weights are views: into the memory-mapped safetensors file for F32
-/// weights and T = float (zero-copy), else into tensors converted on load; the decoder keeps
-/// both alive (copies share them).
+/// A decoder-only transformer: token embedding, a stack of TransformerBlocks, a final norm and
+/// the LM head (or the tied embeddings). Weights are views: into the memory-mapped safetensors
+/// file for F32 weights and T = float (zero-copy), else into tensors converted on load; the
+/// decoder keeps both alive (copies share them).
 ///
 /// forward(ids) runs the prefill pass of one sequence and returns the logits [N, V] of every
 /// position; forward(ids, state) appends ids to a KV-cached sequence and returns their logits.
@@ -81,41 +161,73 @@ struct DecoderHooks {
 ///   decoder —, score mod, gate; see model/variants.hpp for the named variants). A score mod
 ///   that encodes positions (policy::ALiBi; see policy::encodes_positions) replaces RoPE.
 /// \tparam T float or double
-template <class Policy, class T = float>
+/// \tparam Layer the layer type: DecoderLayer (default; the recipe follows config.json) or a
+///   modules::TransformerBlock over the same Policy and T with fixed norm, placement and
+///   feed-forward types (e.g. LlamaLayer), which load() checks against config.json
+template <class Policy, class T = float, class Layer = DecoderLayer<Policy, T>>
 class Decoder {
+  static_assert(std::is_same_v<decltype(Layer::attn), modules::MultiHeadAttention<Policy, T>>,
+                "attnkit: Layer of Decoder must be a modules::TransformerBlock over the "
+                "decoder's Policy and T");
+
  public:
   using policy_type = Policy;
   using value_type = T;
+  using layer_type = Layer;
 
   DecoderConfig config;
   TensorView<const T, 2> embed_tokens;  ///< [V, H]
-  std::vector<DecoderLayer<Policy, T>> layers;
-  TensorView<const T, 1> norm;     ///< [H], the final RMSNorm
-  TensorView<const T, 2> lm_head;  ///< [V, H] (embed_tokens when tied)
+  std::vector<Layer> layers;
+  TensorView<const T, 1> norm;       ///< [H], the final norm's weight
+  TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
+  block::SelectableNorm final_norm;  ///< the final norm (the config's kind and eps)
+  TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
 
-  /// Loads DIR/config.json and DIR/model.safetensors (the key names of docs/CLI.md, F32/F16/BF16).
-  /// Throws attnkit::error (file_error, shape_error) naming the file and the key for a malformed
-  /// config, a missing tensor or a tensor of the wrong shape or dtype.
+  /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
+  /// "Model folders"; F32, F16, BF16 or F64). The layer recipe (norm, placement, MLP, positions)
+  /// follows the config; a fixed Layer type must agree with it. Throws attnkit::error
+  /// (file_error, shape_error) naming the file and the key for a malformed config, a missing
+  /// tensor, a tensor of the wrong shape or dtype, or a tensor the described model does not use.
   /// \param dir the model folder
   /// \param policy the attention policy every layer uses (runtime values)
   /// \param mode memory-map (default) or read the safetensors file
   static Decoder load(const std::string& dir, const Policy& policy = Policy{},
                       io::LoadMode mode = io::LoadMode::map) {
     Decoder m;
-    m.config = DecoderConfig::load(dir + "/config.json");
+    const std::string config_path = dir + "/config.json";
+    m.config = DecoderConfig::load(config_path);
+    DecoderConfig& c = m.config;
+    constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
+    if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
+    if (alibi && c.positions != PositionKind::alibi)
+      throw error("attnkit: " + config_path + ": \"attnkit_positions\" is \"" +
+                  kind_name(c.positions) +
+                  "\", but the attention policy's score mod encodes positions (ALiBi)");
+    if (!alibi && c.positions == PositionKind::alibi)
+      throw error("attnkit: " + config_path +
+                  ": \"attnkit_positions\" is \"alibi\", but the attention policy has no "
+                  "positional score mod (use one with policy::ALiBi)");
+    if (c.positions == PositionKind::rope && c.head_dim % 2 != 0)
+      throw error("attnkit: " + config_path + ": head_dim " + std::to_string(c.head_dim) +
+                  " is odd (RoPE rotates pairs)");
     auto file = std::make_shared<io::SafetensorsFile>(
         io::SafetensorsFile::open(dir + "/model.safetensors", mode));
     m.keep_.push_back(file);
-    const DecoderConfig& c = m.config;
-    const index_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+    const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
+    const bool layer_norm = c.norm == NormKind::layer_norm;
     m.embed_tokens = m.template get<2>(*file, "model.embed_tokens.weight", {c.vocab_size, h});
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
-      DecoderLayer<Policy, T> layer;
-      layer.norm = block::RMSNorm(c.rms_norm_eps);
+      Layer layer;
+      layer.norm = detail::config_norm<decltype(layer.norm)>(c, config_path);
+      layer.placement = detail::config_placement<decltype(layer.placement)>(c, config_path);
       layer.norm1_weight = m.template get<1>(*file, p + "input_layernorm.weight", {h});
       layer.norm2_weight = m.template get<1>(*file, p + "post_attention_layernorm.weight", {h});
+      if (layer_norm) {
+        layer.norm1_bias = m.template optional<1>(*file, p + "input_layernorm.bias", {h});
+        layer.norm2_bias = m.template optional<1>(*file, p + "post_attention_layernorm.bias", {h});
+      }
       modules::MultiHeadAttention<Policy, T>& a = layer.attn;
       a.heads = hq;
       a.kv_heads = hkv;
@@ -136,7 +248,7 @@ class Decoder {
                             ", " + std::to_string(h) + "] (elementwise gate)");
         a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
       }
-      if constexpr (!policy::encodes_positions<typename Policy::score_mod_type>)
+      if (c.positions == PositionKind::rope)
         a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
       a.policy = policy;
       try {
@@ -147,17 +259,37 @@ class Decoder {
         throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
-      layer.ffn.gate = m.template get<2>(*file, p + "mlp.gate_proj.weight", {i, h});
-      layer.ffn.up = m.template get<2>(*file, p + "mlp.up_proj.weight", {i, h});
-      layer.ffn.down = m.template get<2>(*file, p + "mlp.down_proj.weight", {h, i});
+      layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
       m.layers.push_back(std::move(layer));
     }
+    m.final_norm = detail::config_norm<block::SelectableNorm>(c, config_path);
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
+    if (layer_norm) m.norm_bias = m.template optional<1>(*file, "model.norm.bias", {h});
     if (c.tie_word_embeddings) {
       m.lm_head = m.embed_tokens;
+      // A tied checkpoint may also store the head; it must then equal the embeddings.
+      if (file->contains("lm_head.weight")) {
+        const auto head = file->raw("lm_head.weight"), emb = file->raw("model.embed_tokens.weight");
+        if (file->info("lm_head.weight").dtype != file->info("model.embed_tokens.weight").dtype ||
+            !std::equal(head.begin(), head.end(), emb.begin(), emb.end()))
+          throw io::file_error("attnkit: " + file->path() +
+                               ": tensor 'lm_head.weight' differs from 'model.embed_tokens.weight' "
+                               "though config.json says tie_word_embeddings");
+        m.used_.insert("lm_head.weight");
+      }
     } else {
       m.lm_head = m.template get<2>(*file, "lm_head.weight", {c.vocab_size, h});
     }
+    // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
+    // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
+    for (const std::string& name : file->names()) {
+      if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
+      throw io::file_error("attnkit: " + file->path() + ": tensor '" + name +
+                           "' is not part of the model config.json describes (norm " +
+                           kind_name(c.norm) + ", mlp " + kind_name(c.mlp) + ", positions " +
+                           kind_name(c.positions) + "); refusing to ignore it");
+    }
+    m.used_.clear();
     return m;
   }
 
@@ -195,12 +327,61 @@ class Decoder {
   std::vector<std::shared_ptr<const void>> keep_;  // the file and converted tensors
   index_t converted_ = 0;
   bool mapped_ = true;
+  std::set<std::string> used_;  // the tensors load() has read (empty after it)
+
+  /// get() when the file holds the tensor, else an empty view.
+  template <std::size_t R>
+  TensorView<const T, R> optional(const io::SafetensorsFile& file, const std::string& name,
+                                  const Shape<R>& want) {
+    return file.contains(name) ? get<R>(file, name, want) : TensorView<const T, R>{};
+  }
+
+  /// The feed-forward module of the layer whose tensors start with prefix p, as config says.
+  block::SelectableFeedForward<T> load_ffn(const io::SafetensorsFile& file, const std::string& p) {
+    const DecoderConfig& c = config;
+    const index_t h = c.hidden_size, i = c.intermediate_size;
+    auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
+      block::SwiGLU<T> f;
+      f.gate = get<2>(file, gate, {i, h});
+      f.up = get<2>(file, up, {i, h});
+      f.down = get<2>(file, down, {h, i});
+      return f;
+    };
+    switch (c.mlp) {
+      case MlpKind::gelu: {
+        block::GeluMLP<T> f;
+        f.fc1 = get<2>(file, p + "mlp.fc1.weight", {i, h});
+        f.fc1_bias = optional<1>(file, p + "mlp.fc1.bias", {i});
+        f.fc2 = get<2>(file, p + "mlp.fc2.weight", {h, i});
+        f.fc2_bias = optional<1>(file, p + "mlp.fc2.bias", {h});
+        f.kind = c.gelu;
+        return f;
+      }
+      case MlpKind::moe: {
+        block::MixtureOfExperts<T> f;
+        const std::string q = p + "block_sparse_moe.";
+        f.router = get<2>(file, q + "gate.weight", {c.num_local_experts, h});
+        for (index_t e = 0; e < c.num_local_experts; ++e) {
+          const std::string x = q + "experts." + std::to_string(e) + ".";
+          f.experts.push_back(swiglu(x + "w1.weight", x + "w3.weight", x + "w2.weight"));
+        }
+        f.top_k = c.num_experts_per_tok;
+        f.renormalize = c.norm_topk_prob;
+        f.check();
+        return f;
+      }
+      default:
+        return swiglu(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight",
+                      p + "mlp.down_proj.weight");
+    }
+  }
 
   /// A weight of exactly `want` shape, zero-copy when possible.
   template <std::size_t R>
   TensorView<const T, R> get(const io::SafetensorsFile& file, const std::string& name,
                              const Shape<R>& want) {
     const io::TensorInfo& ti = file.info(name);  // file_error naming the file and tensor
+    used_.insert(name);
     if (ti.shape != std::vector<index_t>(want.begin(), want.end()))
       throw shape_error("attnkit: " + file.path() + ": tensor '" + name + "' has shape " +
                         shape_string(ti.shape) + ", expected " + shape_string(want));
@@ -253,8 +434,7 @@ class Decoder {
     }
     Tensor<T, 2> xn({n, h});
     const TensorView<T, 2> xn2 = xn.view();
-    const block::RMSNorm rms(c.rms_norm_eps);
-    block::normalize_rows<block::RMSNorm, T>(rms, x2, norm, xn2);
+    block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());
     if (state != nullptr) state->position = p0 + n;

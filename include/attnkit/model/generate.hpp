@@ -95,9 +95,10 @@ struct GenerateHooks {
 /// Prefills `prompt` into `state` (its cache policy decides what the layers keep), then chooses
 /// `max_new_tokens` tokens with `sampler` (whose processors see the prompt and the tokens so far
 /// as context), running one forward step per token after the first. Timings use a steady clock.
-/// \tparam Policy, T the decoder's \tparam Processors the sampler's
-template <class Policy, class T, class Processors>
-GenerationResult generate(const Decoder<Policy, T>& model, std::span<const std::int64_t> prompt,
+/// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
+template <class Policy, class T, class Layer, class Processors>
+GenerationResult generate(const Decoder<Policy, T, Layer>& model,
+                          std::span<const std::int64_t> prompt,
                           index_t max_new_tokens, Sampler<Processors>& sampler,
                           DecoderState<T>& state, const GenerateHooks<T>& hooks = {}) {
   using clock = std::chrono::steady_clock;

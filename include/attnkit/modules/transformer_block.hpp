@@ -18,24 +18,27 @@ namespace attnkit::modules {
 ///   PreNorm:  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
 ///   PostNorm: x = norm1(x + attn(x));  x = norm2(x + ffn(x))
 /// \tparam Policy the attention policy of the MultiHeadAttention
-/// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
-/// \tparam Placement PreNorm or PostNorm
+/// \tparam Norm a norm_policy (RMSNorm, LayerNorm, or SelectableNorm: either, chosen at run time)
+/// \tparam Placement PreNorm or PostNorm, or SelectablePlacement (chosen at run time)
 /// \tparam FFN a feed-forward module callable as ffn(TensorView<const T, 2> x, TensorView<T, 2> y)
-///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>)
+///   (SwiGLU<T>, GeluMLP<T>, MixtureOfExperts<T>, or SelectableFeedForward<T>: one of them)
 /// \tparam T float or double
 template <class Policy, class Norm, class Placement, class FFN, class T = float>
 struct TransformerBlock {
   static_assert(block::norm_policy<Norm>,
                 "attnkit: Norm of TransformerBlock must model attnkit::block::norm_policy");
   static_assert(std::is_same_v<Placement, block::PreNorm> ||
-                    std::is_same_v<Placement, block::PostNorm>,
-                "attnkit: Placement of TransformerBlock must be PreNorm or PostNorm");
+                    std::is_same_v<Placement, block::PostNorm> ||
+                    std::is_same_v<Placement, block::SelectablePlacement>,
+                "attnkit: Placement of TransformerBlock must be PreNorm, PostNorm or "
+                "SelectablePlacement");
   static_assert(std::is_invocable_v<const FFN&, TensorView<const T, 2>, TensorView<T, 2>>,
                 "attnkit: FFN of TransformerBlock must be callable as ffn(x [M, H], y [M, H])");
 
   MultiHeadAttention<Policy, T> attn;
   FFN ffn;
   Norm norm{};
+  Placement placement{};  ///< a tag, or SelectablePlacement's run-time choice
   TensorView<const T, 1> norm1_weight, norm1_bias;  ///< [H]; the bias may be empty
   TensorView<const T, 1> norm2_weight, norm2_bias;  ///< [H]; the bias may be empty
 
@@ -69,7 +72,9 @@ struct TransformerBlock {
     auto add = [&] {
       for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
     };
-    if constexpr (std::is_same_v<Placement, block::PreNorm>) {
+    bool post = std::is_same_v<Placement, block::PostNorm>;
+    if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) post = placement.post;
+    if (!post) {
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
       attend(t.cview(), y.view());
       add();
