@@ -11955,10 +11955,12 @@ inline void write_npy(const std::string& path, const NpyArray& a) {
 // generate(): prefill then one token per step through the decoder's caches, with a sampler, and
 // the statistics of the run and of each layer (tokens/s, memory kept, retention, sparsity).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -12247,6 +12249,36 @@ struct GenerationResult {
   }
 };
 
+/// The attention weights of a generate() run, per forward call and layer (a
+/// `return_attention_weights` for generation), kept within a memory budget the caller sets.
+/// \tparam T the decoder's element type
+template <class T>
+struct AttentionTrace {
+  /// The weights of one layer's attention in one forward call.
+  struct Record {
+    index_t step = 0;       ///< 0: the prefill; s >= 1: the s-th decode step
+    index_t layer = 0;      ///< the layer
+    index_t first_row = 0;  ///< the sequence position of the first row
+    /// P [Hq, rows, keys]: the call's rows (the prompt's N at step 0, the new token after) over
+    /// the keys the layer's cache held, in the cache's order (a window or sink cache holds
+    /// fewer than the sequence; a sparse retention cache its kept tokens).
+    Tensor<T, 3> weights;
+  };
+
+  std::size_t budget_bytes = std::size_t{64} << 20;  ///< the most `records` may hold
+  std::vector<index_t> layers;                       ///< the layers to record (empty: all)
+  bool prefill = true;  ///< record the prefill's [Hq, N, N] weights (the largest) too
+
+  std::vector<Record> records;  ///< in call order, then layer order
+  std::size_t bytes = 0;        ///< the bytes `records` hold (<= budget_bytes)
+  /// Records not kept: the first that would have passed the budget and every one after it
+  /// (the kernel then runs its usual path, without capture, for them).
+  index_t dropped = 0;
+
+  /// Whether every wanted record was kept.
+  bool complete() const noexcept { return dropped == 0; }
+};
+
 /// Callbacks of generate(); empty members are not called.
 /// \tparam T the decoder's element type
 template <class T>
@@ -12255,11 +12287,68 @@ struct GenerateHooks {
   std::function<void(const Tensor<T, 2>& logits)> prefill;
   /// Each new token, as soon as it is chosen (e.g. to stream text).
   std::function<void(std::int64_t id)> token;
+  /// When set, filled with the attention weights of every step (see AttentionTrace).
+  AttentionTrace<T>* attention = nullptr;
 };
+
+namespace detail {
+
+/// The decoder hooks that fill an AttentionTrace: the kernel writes each wanted call's weights
+/// straight into a new record while the budget allows.
+template <class T>
+class TraceRecorder {
+ public:
+  TraceRecorder(AttentionTrace<T>& trace, index_t layers)
+      : trace_(trace), caps_(static_cast<std::size_t>(layers)),
+        rows_(static_cast<std::size_t>(layers), 0) {
+    for (index_t l = 0; l < layers; ++l)
+      caps_[static_cast<std::size_t>(l)].probs = [this, l](const Shape<4>& s) {
+        return buffer(l, s);
+      };
+    hooks_.attention = [this](index_t l) { return &caps_[static_cast<std::size_t>(l)]; };
+  }
+
+  /// The hooks of the forward call of `step` whose first row is at `position`.
+  const DecoderHooks<T>& begin(index_t step, index_t position) {
+    step_ = step;
+    position_ = position;
+    std::fill(rows_.begin(), rows_.end(), index_t{0});
+    return hooks_;
+  }
+
+ private:
+  TensorView<T, 4> buffer(index_t l, const Shape<4>& s) {
+    AttentionTrace<T>& t = trace_;
+    const index_t first = position_ + rows_[static_cast<std::size_t>(l)];
+    rows_[static_cast<std::size_t>(l)] += s[2];
+    const bool wanted =
+        (step_ > 0 || t.prefill) &&
+        (t.layers.empty() || std::find(t.layers.begin(), t.layers.end(), l) != t.layers.end());
+    if (!wanted) return {};
+    const std::size_t need = static_cast<std::size_t>(s[1] * s[2] * s[3]) * sizeof(T);
+    if (t.dropped > 0 || need > t.budget_bytes - t.bytes) {
+      ++t.dropped;
+      return {};
+    }
+    t.records.push_back({step_, l, first, Tensor<T, 3>({s[1], s[2], s[3]})});
+    t.bytes += need;
+    return TensorView<T, 4>(t.records.back().weights.data(), s);
+  }
+
+  AttentionTrace<T>& trace_;
+  std::vector<modules::AttentionCapture<T>> caps_;
+  std::vector<index_t> rows_;  // rows of the current call seen so far, per layer
+  DecoderHooks<T> hooks_;
+  index_t step_ = 0, position_ = 0;
+};
+
+}  // namespace detail
 
 /// Prefills `prompt` into `state` (its cache policy decides what the layers keep), then chooses
 /// `max_new_tokens` tokens with `sampler` (whose processors see the prompt and the tokens so far
 /// as context), running one forward step per token after the first. Timings use a steady clock.
+/// With `hooks.attention` set, the attention weights of every call are recorded into it (batch
+/// 1: the records are [Hq, rows, keys]) within its budget.
 /// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
 template <class Policy, class T, class Layer, class Processors>
 GenerationResult generate(const Decoder<Policy, T, Layer>& model,
@@ -12273,8 +12362,15 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
   r.mode = modules::memory_mode_name(ret != nullptr ? ret->mode : modules::MemoryMode::baseline);
   r.cache = ret != nullptr ? "full" : modules::cache_policy_name(state.cache);
   std::vector<std::int64_t> context(prompt.begin(), prompt.end());
+  std::optional<detail::TraceRecorder<T>> trace;
+  if (hooks.attention != nullptr)
+    trace.emplace(*hooks.attention, static_cast<index_t>(model.layers.size()));
+  auto step = [&](std::span<const std::int64_t> ids, index_t s) {
+    return trace ? model.forward(ids, state, trace->begin(s, state.position))
+                 : model.forward(ids, state);
+  };
   const auto t0 = clock::now();
-  Tensor<T, 2> logits = model.forward(prompt, state);
+  Tensor<T, 2> logits = step(prompt, 0);
   const auto t1 = clock::now();
   if (hooks.prefill) hooks.prefill(logits);
   for (index_t s = 0; s < max_new_tokens; ++s) {
@@ -12287,8 +12383,8 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
     if (hooks.token) hooks.token(id);
     if (s + 1 < max_new_tokens) {
       const std::int64_t one[1] = {id};
-      logits = model.forward(std::span<const std::int64_t>(one, 1), state);
       ++r.decode_steps;
+      logits = step(std::span<const std::int64_t>(one, 1), r.decode_steps);
     }
   }
   const auto t2 = clock::now();
