@@ -5,18 +5,19 @@
 // twins (user_relu vs relu, user_sigmoid vs sigmoid), two unfused baselines (a naive loop; and
 // S = QKᵀ -> row softmax -> PV on kernel::gemm with the N² buffer), and the decode path.
 // Args: H (query heads), Hkv, N, D, threads. B = 1.
-#include <benchmark/benchmark.h>
-
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/kernel/gemm.hpp"
 #include "attnkit/simd/fast_math.hpp"
 #include "attnkit/simd/rows.hpp"
+
 #include "bench_main.hpp"
 #include "flop_count.hpp"
 
@@ -86,7 +87,8 @@ void BM_Attention(benchmark::State& state, Act act, Mask mask) {
   }
   const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
                                               double(d), visible_fraction(mask, n));
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = threads;
 }
 
@@ -123,7 +125,8 @@ void BM_AttentionUnfusedGemm(benchmark::State& state, bool causal) {
   }
   const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
                                               double(d), causal ? 0.5 : 1.0);
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = threads;
 }
 
@@ -145,7 +148,8 @@ void BM_AttentionNaive(benchmark::State& state, bool causal) {
           m = std::max(m, s[std::size_t(j)]);
         }
         float sum = 0;
-        for (index_t j = 0; j < len; ++j) sum += (s[std::size_t(j)] = std::exp(s[std::size_t(j)] - m));
+        for (index_t j = 0; j < len; ++j)
+          sum += (s[std::size_t(j)] = std::exp(s[std::size_t(j)] - m));
         for (index_t c = 0; c < d; ++c) {
           float a = 0;
           for (index_t j = 0; j < len; ++j) a += s[std::size_t(j)] * in.v(0, h / (hq / hkv), j, c);
@@ -156,7 +160,8 @@ void BM_AttentionNaive(benchmark::State& state, bool causal) {
   }
   const double flops = bench::attention_flops(1, double(hq), double(n), double(n), double(d),
                                               double(d), causal ? 0.5 : 1.0);
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 /// Decode: 1 query row per head, Nk cached keys; bytes/s counts K, V (and q, out) once.
@@ -175,9 +180,9 @@ void BM_AttentionDecode(benchmark::State& state, Act act) {
   state.SetBytesProcessed(static_cast<int64_t>(
       double(state.iterations()) *
       bench::attention_bytes(1, double(hq), double(hkv), 1, double(nk), double(d), double(d), 4)));
-  state.counters["FLOP/s"] = benchmark::Counter(
-      bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
-      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
+                         benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = threads;
 }
 
@@ -229,8 +234,9 @@ const bool registered = [] {
   register_activation("user_sigmoid", UserSigmoid{});  // vs sigmoid
   for (bool causal : {false, true}) {
     const std::string m = causal ? "_causal" : "_none";
-    benchmark::RegisterBenchmark(("BM_AttentionUnfusedGemm_softmax" + m).c_str(),
-                                 [causal](benchmark::State& s) { BM_AttentionUnfusedGemm(s, causal); })
+    benchmark::RegisterBenchmark(
+        ("BM_AttentionUnfusedGemm_softmax" + m).c_str(),
+        [causal](benchmark::State& s) { BM_AttentionUnfusedGemm(s, causal); })
         ->Apply(prefill_args);
     benchmark::RegisterBenchmark(("BM_AttentionNaive_softmax" + m).c_str(),
                                  [causal](benchmark::State& s) { BM_AttentionNaive(s, causal); })

@@ -19,11 +19,11 @@ ATTNKIT_SIMD_WARNINGS_POP
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
-#include <unistd.h>
-
 #include "attnkit/kernel/gemm.hpp"
+
 #include "bench_main.hpp"
 #include "flop_count.hpp"
 
@@ -87,8 +87,9 @@ Operands make_operands(const benchmark::State& state, Shape shape) {
 }
 
 void set_counters(benchmark::State& state, const Operands& o) {
-  state.counters["FLOP/s"] = benchmark::Counter(attnkit::bench::gemm_flops(double(o.m), double(o.n), double(o.k)),
-                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(attnkit::bench::gemm_flops(double(o.m), double(o.n), double(o.k)),
+                         benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = double(state.range(3));
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(sizeof(float)) *
                           int64_t(o.m * o.k + o.k * o.n + o.m * o.n));
@@ -140,11 +141,11 @@ void bm_openblas(benchmark::State& state, Shape shape) {
   const int m = int(o.m), n = int(o.n), k = int(o.k);
   for (auto _ : state) {
     if (o.b_transposed) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, o.a.data(), k, o.b.data(), k,
-                  0.0f, o.c.data(), n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, o.a.data(), k, o.b.data(),
+                  k, 0.0f, o.c.data(), n);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, o.a.data(), k, o.b.data(),
-                  n, 0.0f, o.c.data(), n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, o.a.data(), k,
+                  o.b.data(), n, 0.0f, o.c.data(), n);
     }
     benchmark::DoNotOptimize(o.c.data());
     benchmark::ClobberMemory();
@@ -173,14 +174,38 @@ void pv_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(bm_attnkit, Square, Shape::square)->Name("BM_Gemm_Attnkit_Square")->Apply(square_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_eigen, Square, Shape::square)->Name("BM_Gemm_Eigen_Square")->Apply(square_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_openblas, Square, Shape::square)->Name("BM_Gemm_OpenBLAS_Square")->Apply(square_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_attnkit, QKt, Shape::qkt)->Name("BM_Gemm_Attnkit_QKt")->Apply(qkt_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_eigen, QKt, Shape::qkt)->Name("BM_Gemm_Eigen_QKt")->Apply(qkt_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_openblas, QKt, Shape::qkt)->Name("BM_Gemm_OpenBLAS_QKt")->Apply(qkt_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_attnkit, PV, Shape::pv)->Name("BM_Gemm_Attnkit_PV")->Apply(pv_args)->UseRealTime();
+BENCHMARK_CAPTURE(bm_attnkit, Square, Shape::square)
+    ->Name("BM_Gemm_Attnkit_Square")
+    ->Apply(square_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_eigen, Square, Shape::square)
+    ->Name("BM_Gemm_Eigen_Square")
+    ->Apply(square_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_openblas, Square, Shape::square)
+    ->Name("BM_Gemm_OpenBLAS_Square")
+    ->Apply(square_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_attnkit, QKt, Shape::qkt)
+    ->Name("BM_Gemm_Attnkit_QKt")
+    ->Apply(qkt_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_eigen, QKt, Shape::qkt)
+    ->Name("BM_Gemm_Eigen_QKt")
+    ->Apply(qkt_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_openblas, QKt, Shape::qkt)
+    ->Name("BM_Gemm_OpenBLAS_QKt")
+    ->Apply(qkt_args)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(bm_attnkit, PV, Shape::pv)
+    ->Name("BM_Gemm_Attnkit_PV")
+    ->Apply(pv_args)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(bm_eigen, PV, Shape::pv)->Name("BM_Gemm_Eigen_PV")->Apply(pv_args)->UseRealTime();
-BENCHMARK_CAPTURE(bm_openblas, PV, Shape::pv)->Name("BM_Gemm_OpenBLAS_PV")->Apply(pv_args)->UseRealTime();
+BENCHMARK_CAPTURE(bm_openblas, PV, Shape::pv)
+    ->Name("BM_Gemm_OpenBLAS_PV")
+    ->Apply(pv_args)
+    ->UseRealTime();
 
 ATTNKIT_BENCHMARK_MAIN();

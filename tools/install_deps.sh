@@ -4,7 +4,7 @@
 # Installs the Debian packages attnkit's build needs, only those missing; silent when all are
 # present. Usage: tools/install_deps.sh [extra packages...]
 set -euo pipefail
-packages=(cmake ninja-build g++ clang-14 libomp-dev libeigen3-dev libxsimd-dev xtl-dev catch2
+packages=(cmake ninja-build g++ clang-14 clang-format-14 libomp-dev libeigen3-dev libxsimd-dev xtl-dev catch2
           libbenchmark-dev libopenblas-dev libstb-dev python3 "$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # SPDX-FileCopyrightText: attnkit contributors
-# The test command: installs what is missing, checks the single header, then
+# The test command: installs what is missing, checks the single header and the house format
+# (tools/format.sh --check), then
 #   build/test   g++-12 -Werror, every target. The tests and the attnkit program are built with
 #                AddressSanitizer + UndefinedBehaviorSanitizer at -Og (-O1 compiled the
 #                instrumented kernels 2-3 times slower for tests that ran 1.3 times faster);
@@ -29,6 +30,9 @@ step() { printf '\n==== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*
 
 step "single header is in sync"
 python3 tools/amalgamate.py --check
+
+step "house format (.clang-format, clang-format 14)"
+tools/format.sh --check
 
 # The native build's instruction set, and the other one for the cross-ISA step.
 if g++ -march=native -dM -E -x c++ /dev/null | grep -q '__AVX512F__'; then

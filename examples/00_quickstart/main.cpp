@@ -59,9 +59,10 @@ int main() {
     for (index_t j = 0; j < N; ++j) std::printf(" %5.3f", double(probs(0, 0, i, j)));
     std::printf("\n");
   }
-  std::printf("max |P - reference| = %.2e, max |out - reference| = %.2e, "
-              "max |out - gate * einsum(P, V)| = %.2e\n",
-              err_p, err_out, err_einsum);
+  std::printf(
+      "max |P - reference| = %.2e, max |out - reference| = %.2e, "
+      "max |out - gate * einsum(P, V)| = %.2e\n",
+      err_p, err_out, err_einsum);
   const bool ok = err_p < 1e-5 && err_out < 1e-5 && err_einsum < 1e-5;
   std::printf("%s\n", ok ? "ok" : "MISMATCH");
   return ok ? 0 : 1;

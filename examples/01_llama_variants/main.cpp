@@ -140,8 +140,8 @@ Row run_variant(const Setup& s, const char* name, const char* activation, const 
 }
 
 /// A head-softmax LLaMA (HeadSoftmaxLlama) as naive PyTorch code writes it: scores plus an
-/// additive -1e9 causal mask, then softmax over the head dimension (dim=1), in fp32. For a masked pair
-/// every head has the score -1e9 (fp32 absorbs the small dot product), so each gets 1/H.
+/// additive -1e9 causal mask, then softmax over the head dimension (dim=1), in fp32. For a masked
+/// pair every head has the score -1e9 (fp32 absorbs the small dot product), so each gets 1/H.
 void naive_head_softmax(TensorView<const float, 4> q, TensorView<const float, 4> k,
                         TensorView<const float, 4> v, TensorView<float, 4> out,
                         float* masked_weight = nullptr) {
@@ -240,13 +240,13 @@ int main(int argc, char** argv) {
     std::vector<Row> rows;
     rows.push_back(run_variant<pol::Softmax>(s, "SoftmaxLlama", "softmax", "softmax"));
     rows.push_back(run_variant<pol::Sigmoid>(s, "SigmoidLlama", "sigmoid", "sigmoid"));
-    rows.push_back(run_variant<pol::SigmoidBias>(s, "SigmoidBiasLlama", "sigmoid, b=-ln n",
-                                                 "sigmoid-bias"));
+    rows.push_back(
+        run_variant<pol::SigmoidBias>(s, "SigmoidBiasLlama", "sigmoid, b=-ln n", "sigmoid-bias"));
     rows.push_back(
         run_variant<pol::HeadSoftmax>(s, "HeadSoftmaxLlama", "softmax over heads", "head-softmax"));
     rows.push_back(run_variant<pol::Linear>(s, "LinearLlama", "linear (none)", "linear"));
-    rows.push_back(run_variant<pol::NormalizedSigmoid>(s, "NormalizedSigmoidLlama",
-                                                       "sigmoid / sum", "normalized-sigmoid"));
+    rows.push_back(run_variant<pol::NormalizedSigmoid>(s, "NormalizedSigmoidLlama", "sigmoid / sum",
+                                                       "normalized-sigmoid"));
     rows.push_back(run_variant<pol::ReLU>(s, "ReluLlama", "relu", "relu"));
     constexpr int rounds = 9;
     time_prefills(rows, rounds);

@@ -64,10 +64,10 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Elementwise SIMD math for the fused attention kernel and the activation policies' SIMD maps:
-// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
-// relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef).
-// simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the special-value
-// handling the kernel does not need.
+// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax
+// exp2, max relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512:
+// vscalef). simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the
+// special-value handling the kernel does not need.
 
 #include <cstdint>
 #include <type_traits>
@@ -102,10 +102,9 @@
 // to kernel definitions. Other compilers: no effect.
 
 #if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH                                  \
-  _Pragma("GCC diagnostic push")                                    \
-      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
-          _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_PUSH                                                           \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
 #else
 #define ATTNKIT_SIMD_WARNINGS_PUSH
@@ -271,6 +270,10 @@ inline std::string arch_hint() {
 //
 // NaN inputs give NaN. The tests assert these bounds (see tests/simd/test_math_*.cpp).
 
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
 // ---- begin attnkit/simd/batch.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -280,6 +283,13 @@ inline std::string arch_hint() {
 // simd::generic) so each ISA gets its own instantiation. xsimd 8.1 has no masked load/store and
 // no horizontal max: they are implemented here (AVX-512 mask intrinsics, AVX2/SSE2 shuffles or a
 // stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 
 // ---- begin attnkit/core/shape.hpp ----
 // SPDX-License-Identifier: MIT
@@ -422,13 +432,6 @@ constexpr bool is_contiguous(const Shape<R>& shape, const Strides<R>& strides) {
 }  // namespace attnkit
 // ---- end attnkit/core/shape.hpp ----
 
-#include <xsimd/xsimd.hpp>
-
-#include <algorithm>
-#include <cstddef>
-#include <cstring>
-#include <type_traits>
-
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::simd {
@@ -488,7 +491,7 @@ inline T reduce_max(const batch<T, Arch>& x) noexcept {
   } else
 #endif
 #if defined(__AVX__)
-  if constexpr (has_avx<Arch>) {
+      if constexpr (has_avx<Arch>) {
     if constexpr (std::is_same_v<T, float>) {
       __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
       m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -525,9 +528,11 @@ template <class Arch, class T>
 inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
 #if defined(__AVX512F__)
   if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
-    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill),
+                                static_cast<__mmask16>(detail::mask_low_bits(n)), p);
   } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
-    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill),
+                                static_cast<__mmask8>(detail::mask_low_bits(n)), p);
   } else
 #endif
   {
@@ -577,10 +582,6 @@ inline void storeu(T* p, const batch<T, Arch>& x) noexcept {
 
 ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/simd/batch.hpp ----
-
-#include <cstdint>
-#include <limits>
-#include <type_traits>
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -648,18 +649,10 @@ inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
   bd r = xsimd::fnma(nf, bd(6.93147180369123816490e-01), xc);
   r = xsimd::fnma(nf, bd(1.90821492927058770002e-10), r);
   // Taylor series of e^r - 1 - r, divided by r^2, to degree 13 (|r| <= 0.35: error < 2^-56).
-  static constexpr double c[] = {1.0 / 2,
-                                 1.0 / 6,
-                                 1.0 / 24,
-                                 1.0 / 120,
-                                 1.0 / 720,
-                                 1.0 / 5040,
-                                 1.0 / 40320,
-                                 1.0 / 362880,
-                                 1.0 / 3628800,
-                                 1.0 / 39916800,
-                                 1.0 / 479001600,
-                                 1.0 / 6227020800.0};
+  static constexpr double c[] = {1.0 / 2,        1.0 / 6,         1.0 / 24,
+                                 1.0 / 120,      1.0 / 720,       1.0 / 5040,
+                                 1.0 / 40320,    1.0 / 362880,    1.0 / 3628800,
+                                 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
   const bd p = detail::horner(r, c);
   const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
 #if defined(__AVX512F__)
@@ -770,12 +763,22 @@ inline batch<T, Arch> tanh(const batch<T, Arch>& x) noexcept {
     small = xsimd::fma(detail::horner(z, c) * z, ax, ax);
   } else {
     // sinh/cosh Taylor series on |x| < 0.625 (terms to x^17: error < 2^-60), then divide.
-    static constexpr double cs[] = {1.0 / 6,         1.0 / 120,          1.0 / 5040,
-                                    1.0 / 362880,    1.0 / 39916800,     1.0 / 6227020800.0,
-                                    1.0 / 1307674368000.0, 1.0 / 355687428096000.0};
-    static constexpr double cc[] = {1.0 / 2,           1.0 / 24,          1.0 / 720,
-                                    1.0 / 40320,       1.0 / 3628800,     1.0 / 479001600,
-                                    1.0 / 87178291200.0, 1.0 / 20922789888000.0,
+    static constexpr double cs[] = {1.0 / 6,
+                                    1.0 / 120,
+                                    1.0 / 5040,
+                                    1.0 / 362880,
+                                    1.0 / 39916800,
+                                    1.0 / 6227020800.0,
+                                    1.0 / 1307674368000.0,
+                                    1.0 / 355687428096000.0};
+    static constexpr double cc[] = {1.0 / 2,
+                                    1.0 / 24,
+                                    1.0 / 720,
+                                    1.0 / 40320,
+                                    1.0 / 3628800,
+                                    1.0 / 479001600,
+                                    1.0 / 87178291200.0,
+                                    1.0 / 20922789888000.0,
                                     1.0 / 6402373705728000.0};
     const b sh = xsimd::fma(detail::horner(z, cs) * z, ax, ax);
     const b ch = xsimd::fma(detail::horner(z, cc), z, b(1.0));
@@ -805,7 +808,8 @@ inline constexpr bool is_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
 template <class Arch, class T>
 inline xsimd::batch<T, Arch> exp2_batch(xsimd::batch<T, Arch> x) noexcept {
   using B = xsimd::batch<T, Arch>;
-  if constexpr (!is_avx512<Arch>) x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
+  if constexpr (!is_avx512<Arch>)
+    x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
   const B n = xsimd::nearbyint(x);
   const B f = x - n;
   B p;
@@ -970,7 +974,8 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
     auto run = [&](auto nv_tag) {
       constexpr int NV = decltype(nv_tag)::value;
       index_t j = 0;
-      for (; j + MK <= bk; j += MK) qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      for (; j + MK <= bk; j += MK)
+        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
       for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
       return index_t{NV};
     };
@@ -987,8 +992,8 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
 /// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
 template <class Arch, class T, int MR, int NV>
-inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk,
-                     const T* alpha, T* o, index_t ldo) noexcept {
+inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk, const T* alpha,
+                     T* o, index_t ldo) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MR][NV];
@@ -1016,8 +1021,8 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
 /// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
 /// the SIMD width and O's row stride.
 template <class Arch, class T>
-inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs,
-                    index_t bk, index_t dvp, const T* alpha, T* o) noexcept {
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs, index_t bk,
+                    index_t dvp, const T* alpha, T* o) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
   constexpr int MR = Bl::pv_rows;
@@ -1283,11 +1288,11 @@ enum class TileClass : std::uint8_t {
 
 /// How an activation normalizes its weights.
 enum class Normalization : std::uint8_t {
-  none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
-  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
-                 ///< with g = log sigmoid): online max and sum
-  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
-  over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
+  none,           ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
+  over_keys_exp,  ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
+                  ///< with g = log sigmoid): online max and sum
+  over_keys_sum,  ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
+  over_heads,     ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
 };
 
 /// The shapes of one attention call, given to policies when the call binds them.
@@ -1328,12 +1333,11 @@ concept activation_scalar_map = requires(const A& a, double s, const Geometry& g
 /// x86-64 compiler enables). It is the kernel's hook: with Normalization::over_keys_exp and
 /// over_heads the map before the exponential (identity for softmax), otherwise the weight.
 template <class A>
-concept activation_simd_map =
-    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
-             const xsimd::batch<double, xsimd::sse2>& d) {
-      { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-    };
+concept activation_simd_map = requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+                                       const xsimd::batch<double, xsimd::sse2>& d) {
+  { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
 
 /// A score activation: maps scaled scores s to weights P.
 /// Requirements: activation_normalization, activation_scalar_map, activation_simd_map,
@@ -1341,7 +1345,7 @@ concept activation_simd_map =
 /// the kernel skip the map (and, for an elementwise activation, the pass over full tiles).
 template <class A>
 concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
-                           activation_scalar_map<A> && activation_simd_map<A>;
+    activation_scalar_map<A> && activation_simd_map<A>;
 
 /// Whether activation A declares map(s) = s (`static constexpr bool identity_map = true`).
 template <class A>
@@ -1363,14 +1367,16 @@ inline constexpr bool is_identity_map = [] {
 /// exp(min(x, 0) - m) · sigmoid(|x|), which it computes with one exponential and no logarithm.
 template <class A>
 inline constexpr bool has_exp_weight =
-    A::normalization == Normalization::over_keys_exp &&
-    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
-             const xsimd::batch<double, xsimd::sse2>& d) {
-      { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-      { a.simd_exp_weight(d, a.simd_exp_prepare(d)) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-    };
+    A::normalization ==
+    Normalization::over_keys_exp&& requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+                                            const xsimd::batch<double, xsimd::sse2>& d) {
+  { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+  {
+    a.simd_exp_weight(d, a.simd_exp_prepare(d))
+    } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // score mod
@@ -1378,21 +1384,21 @@ inline constexpr bool has_exp_weight =
 /// Requirements: `M::is_identity` is a constexpr bool (true: the kernel skips the mod).
 template <class M>
 concept score_mod_identity_trait = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(M::is_identity)>, bool>;
+  requires std::is_same_v < std::remove_cv_t<decltype(M::is_identity)>,
+  bool > ;
 };
 
 /// Requirements: `m.apply(b, h, i_abs, j, s)` returns the modified score (float and double), and
 /// `m.apply_queries(b, h, i0_abs, j, row, n)` modifies in place row[r], the score of key j for
 /// the query at absolute position i0_abs + r, r in [0, n) (the kernel's S^T layout).
 template <class M>
-concept score_mod_elementwise =
-    requires(const M& m, index_t b, index_t h, index_t i, index_t j, float sf, double sd,
-             float* rf, double* rd, index_t n) {
-      { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
-      { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
-      m.apply_queries(b, h, i, j, rf, n);
-      m.apply_queries(b, h, i, j, rd, n);
-    };
+concept score_mod_elementwise = requires(const M& m, index_t b, index_t h, index_t i, index_t j,
+                                         float sf, double sd, float* rf, double* rd, index_t n) {
+  { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
+  { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
+  m.apply_queries(b, h, i, j, rf, n);
+  m.apply_queries(b, h, i, j, rd, n);
+};
 
 /// Requirements: `m.bind(geometry)` validates the runtime values against the call's shapes
 /// (throws shape_error) and returns the bound mod.
@@ -1405,7 +1411,7 @@ concept bindable = requires(const P& p, const Geometry& g) {
 /// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
 template <class M>
 concept score_mod = std::copy_constructible<M> && score_mod_identity_trait<M> &&
-                    score_mod_elementwise<M> && bindable<M>;
+    score_mod_elementwise<M> && bindable<M>;
 
 // ---------------------------------------------------------------------------------------------
 // mask
@@ -1420,10 +1426,10 @@ concept mask_visibility = requires(const M& m, index_t b, index_t h, index_t i, 
 /// Requirements: `m.classify(b, h, i0, i1, j0, j1)` returns a TileClass for the absolute query
 /// positions [i0, i1) and keys [j0, j1): Empty only if no pair is visible, Full only if all are.
 template <class M>
-concept mask_tile_classifier =
-    requires(const M& m, index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) {
-      { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
-    };
+concept mask_tile_classifier = requires(const M& m, index_t b, index_t h, index_t i0, index_t i1,
+                                        index_t j0, index_t j1) {
+  { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
+};
 
 /// A mask: a visible set per (batch, head, query, key) with a tile classifier.
 /// Requirements: mask_visibility, mask_tile_classifier, bindable, copyable.
@@ -1437,14 +1443,15 @@ concept mask_policy =
 /// Requirements: `G::is_identity` is a constexpr bool (true: no epilogue).
 template <class G>
 concept gate_identity_trait = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(G::is_identity)>, bool>;
+  requires std::is_same_v < std::remove_cv_t<decltype(G::is_identity)>,
+  bool > ;
 };
 
 /// Requirements: `g.apply_row(b, h, i, row, dv)` multiplies the output row of query row i in
 /// place (float and double rows).
 template <class G>
-concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf,
-                                 double* rd, index_t n) {
+concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf, double* rd,
+                                 index_t n) {
   g.apply_row(b, h, i, rf, n);
   g.apply_row(b, h, i, rd, n);
 };
@@ -1690,10 +1697,9 @@ struct ReLU {
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
-static_assert(score_activation<Softmax> && score_activation<Softcap> &&
-              score_activation<Sigmoid> && score_activation<SigmoidBias> &&
-              score_activation<NormalizedSigmoid> && score_activation<HeadSoftmax> &&
-              score_activation<Linear> && score_activation<ReLU>);
+static_assert(score_activation<Softmax> && score_activation<Softcap> && score_activation<Sigmoid> &&
+              score_activation<SigmoidBias> && score_activation<NormalizedSigmoid> &&
+              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU>);
 
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/activation.hpp ----
@@ -2176,8 +2182,7 @@ struct KeyPadding {
       : lengths(std::make_shared<const std::vector<index_t>>(std::move(len))) {}
   index_t length(index_t b) const noexcept { return (*lengths)[static_cast<std::size_t>(b)]; }
   bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return j < length(b); }
-  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
-                     index_t j1) const noexcept {
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0, index_t j1) const noexcept {
     const index_t len = length(b);
     if (j1 <= len) return TileClass::full;
     if (j0 >= len) return TileClass::empty;
@@ -2185,8 +2190,8 @@ struct KeyPadding {
   }
   KeyPadding bind(const Geometry& g) const {
     const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
-    if (n != g.batch) detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]",
-                                              Shape<1>{g.batch});
+    if (n != g.batch)
+      detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]", Shape<1>{g.batch});
     return *this;
   }
 };
@@ -2201,7 +2206,7 @@ struct KeepMask {
   static KeepMask from_spec(Args& a) {
     return KeepMask(a.template flags<2>(a.value(), "[B, Nk]"));
   }
-  TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
+  TensorView<const std::uint8_t, 2> keep;                  ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
   KeepMask() = default;
   /// \param flags a [B, Nk] view of keep flags
@@ -2216,8 +2221,7 @@ struct KeepMask {
     count = std::move(c);
   }
   bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return keep(b, j) != 0; }
-  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
-                     index_t j1) const noexcept {
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0, index_t j1) const noexcept {
     const std::int32_t* row = count->data() + b * (keep.extent(1) + 1);
     const std::int32_t n = row[j1] - row[j0];
     if (n == 0) return TileClass::empty;
@@ -2242,8 +2246,8 @@ struct Document {
   static Document from_spec(Args& a) {
     return Document(a.template integers<2>(a.value(), "[B, Nk]"));
   }
-  TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
-  std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
+  TensorView<const index_t, 2> segments;                    ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<index_t>> run_end;      ///< [B, Nk]: end of the run at j
   std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
   Document() = default;
   /// \param seg a [B, Nk] view of segment ids per absolute position
@@ -2314,8 +2318,8 @@ struct BlockSparse {
       : layout(lay), block_q(bq), block_k(bk) {
     if (bq < 1 || bk < 1) throw error("attnkit: BlockSparse: block sizes must be >= 1");
     const index_t nb = lay.extent(0), nh = lay.extent(1), r = lay.extent(2), c = lay.extent(3);
-    auto cnt =
-        std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
+    auto cnt = std::make_shared<std::vector<std::int32_t>>(
+        static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
     for (index_t b = 0; b < nb; ++b)
       for (index_t h = 0; h < nh; ++h) {
         std::int32_t* p = cnt->data() + (b * nh + h) * (r + 1) * (c + 1);
@@ -2339,8 +2343,8 @@ struct BlockSparse {
     const index_t c = layout.extent(3);
     const std::int32_t* p =
         count->data() + (b * layout.extent(1) + h) * (layout.extent(2) + 1) * (c + 1);
-    const index_t n = p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] +
-                      p[x0 * (c + 1) + y0];
+    const index_t n =
+        p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] + p[x0 * (c + 1) + y0];
     if (n == 0) return TileClass::empty;
     if (n == (x1 - x0) * (y1 - y0)) return TileClass::full;
     return TileClass::partial;
@@ -2386,13 +2390,14 @@ struct And {
   bool visible(index_t b, index_t h, index_t i, index_t j) const {
     return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) && ...); }, terms);
   }
-  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     TileClass c = TileClass::full;
-    std::apply([&](const auto&... m) {
-      ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
-       ...);
-    }, terms);
+    std::apply(
+        [&](const auto&... m) {
+          ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
+           ...);
+        },
+        terms);
     return c;
   }
   And bind(const Geometry& g) const {
@@ -2416,13 +2421,14 @@ struct Or {
   bool visible(index_t b, index_t h, index_t i, index_t j) const {
     return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) || ...); }, terms);
   }
-  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
-    std::apply([&](const auto&... m) {
-      ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
-       ...);
-    }, terms);
+    std::apply(
+        [&](const auto&... m) {
+          ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
+           ...);
+        },
+        terms);
     return c;
   }
   Or bind(const Geometry& g) const {
@@ -2539,8 +2545,8 @@ struct KeyBias {
     auto v = std::make_shared<std::vector<float>>(static_cast<std::size_t>(nk), 0.0f);
     for (index_t p : positions) {
       if (p < 0 || p >= nk)
-        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) +
-                    " is outside [0, " + std::to_string(nk) + ")");
+        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) + " is outside [0, " +
+                    std::to_string(nk) + ")");
       (*v)[static_cast<std::size_t>(p)] += value;
     }
     KeyBias k;
@@ -2560,8 +2566,7 @@ struct KeyBias {
   }
   KeyBias bind(const Geometry& g) const {
     if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(),
-                           Shape<2>{g.batch, g.nk});
+      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(), Shape<2>{g.batch, g.nk});
     return *this;
   }
 };
@@ -2703,8 +2708,7 @@ struct AttentionPolicy {
 
   AttentionPolicy() = default;
   explicit AttentionPolicy(Activation a, Mask m = {}, ScoreMod s = {}, Gate g = {})
-      : activation(std::move(a)), mask(std::move(m)), score_mod(std::move(s)),
-        gate(std::move(g)) {}
+      : activation(std::move(a)), mask(std::move(m)), score_mod(std::move(s)), gate(std::move(g)) {}
 
   /// The policy with every part bound to (and checked against) the shapes of one call.
   AttentionPolicy bind(const Geometry& g) const {
@@ -2866,17 +2870,18 @@ struct FusedKernel {
       const Segment& sg = segs[s];
       for (index_t r = 0; r < sg.count; ++r) {
         const T* src = x.q + b * x.qs[0] + sg.h * x.qs[1] + (sg.q0 + r) * x.qs[2];
-        for (index_t p = 0; p < x.g.d; ++p) qt[p * lanes + sg.lane0 + r] = src[p * x.qs[3]] * x.scale;
+        for (index_t p = 0; p < x.g.d; ++p)
+          qt[p * lanes + sg.lane0 + r] = src[p * x.qs[3]] * x.scale;
       }
     }
   }
 
-  TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
-      const TileClass cs = pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
+      const TileClass cs =
+          pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
       if (s == 0) {
         c = cs;
       } else if (c != cs) {
@@ -2893,8 +2898,8 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j)
         for (index_t s = 0; s < nseg; ++s) {
           const Segment& sg = segs[s];
-          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j,
-                                      st + j * lanes + sg.lane0, sg.count);
+          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j, st + j * lanes + sg.lane0,
+                                      sg.count);
         }
     }
     if (!partial) return;
@@ -3107,8 +3112,8 @@ struct FusedKernel {
         const bool partial = cls == TileClass::partial;
         const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
         T* st = ws.st.get();
-        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
-                         x.ks[3], d, bk, st);
+        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2], x.ks[3],
+                         d, bk, st);
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
@@ -3127,8 +3132,8 @@ struct FusedKernel {
   }
 
   /// Normalizes O (and the captured P) of the groups, applies the gate, stores to out.
-  void finalize_groups(Workspace<T>& ws, index_t b, const Segment* segs,
-                       const index_t* seg_begin, index_t ngroups, index_t lanes) const {
+  void finalize_groups(Workspace<T>& ws, index_t b, const Segment* segs, const index_t* seg_begin,
+                       index_t ngroups, index_t lanes) const {
     const index_t dvp = x.dvp;
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     for (index_t gi = 0; gi < ngroups; ++gi) {
@@ -3144,16 +3149,18 @@ struct FusedKernel {
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
           store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
-          if (x.probs && (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum)) {
+          if (x.probs &&
+              (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
             T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
             for (index_t t = 0; t < nkt; ++t) {
               T f = inv;
               if constexpr (norm == Normalization::over_keys_exp)
-                f = inv == T(0) ? T(0)
-                                : static_cast<T>(std::exp2(
-                                      ws.mhist[static_cast<std::size_t>((gi * nkt + t) * lanes + lane)] -
-                                      m[lane])) * inv;
+                f = inv == T(0)
+                        ? T(0)
+                        : static_cast<T>(std::exp2(
+                              ws.mhist[static_cast<std::size_t>((gi * nkt + t) * lanes + lane)] -
+                              m[lane])) *
+                              inv;
               const index_t je = std::min(x.g.nk, (t + 1) * key_tile);
               for (index_t j = t * key_tile; j < je; ++j) dst[j * x.ps[3]] *= f;
             }
@@ -3197,41 +3204,41 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                  index_t lanes, index_t j0, index_t bk,
-                                                  const T* st) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-      }
+namespace attnkit::attention_detail {
+/// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
+                                                index_t lanes, index_t j0, index_t bk,
+                                                const T* st) const {
+  for (index_t s = 0; s < nseg; ++s) {
+    const Segment& sg = segs[s];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
     }
   }
+}
 
-  /// Zeroes the capture rows of the segments over the keys [kb, ke).
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
-                                                  index_t kb, index_t ke) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
-        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
-      }
+/// Zeroes the capture rows of the segments over the keys [kb, ke).
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
+                                                index_t kb, index_t ke) const {
+  for (index_t s = 0; s < nseg; ++s) {
+    const Segment& sg = segs[s];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
+      for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
     }
   }
+}
 
-  /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
-                                                   index_t ke, T f) const {
-    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
-    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
-  }
+/// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
+                                                 index_t ke, T f) const {
+  T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
+  for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
+}
 
 }  // namespace attnkit::attention_detail
 
@@ -3252,124 +3259,123 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// The partial results of the decode path, one record per work unit u = (b · Hkv + kvh) · nsplit
-  /// + chunk, each over the `rows` query rows of the unit's lane group:
-  ///   o(u)         [rows, dvp]    unnormalized O = Σ_j p_ij v_j over the chunk's keys;
-  ///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
-  ///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
-  ///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
-  ///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
-  template <class T>
-  class DecodePartials {
-   public:
-    DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
-        : rows_(rows),
-          dvp_(dvp),
-          tiles_(tiles),
-          stride_(rows * dvp + 2 * rows + rows * tiles),
-          data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
-    T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
-    T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
-    T* l(index_t u) const noexcept { return m(u) + rows_; }
-    /// The tile maxima of row r of unit u: tiles values.
-    T* tile_max(index_t u, index_t r) const noexcept { return l(u) + rows_ + r * tiles_; }
+namespace attnkit::attention_detail {
+/// The partial results of the decode path, one record per work unit u = (b · Hkv + kvh) · nsplit
+/// + chunk, each over the `rows` query rows of the unit's lane group:
+///   o(u)         [rows, dvp]    unnormalized O = Σ_j p_ij v_j over the chunk's keys;
+///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
+///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
+///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
+///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
+template <class T>
+class DecodePartials {
+ public:
+  DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
+      : rows_(rows),
+        dvp_(dvp),
+        tiles_(tiles),
+        stride_(rows * dvp + 2 * rows + rows * tiles),
+        data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
+  T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
+  T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
+  T* l(index_t u) const noexcept { return m(u) + rows_; }
+  /// The tile maxima of row r of unit u: tiles values.
+  T* tile_max(index_t u, index_t r) const noexcept { return l(u) + rows_ + r * tiles_; }
 
-   private:
-    index_t rows_, dvp_, tiles_, stride_;
-    aligned_ptr<T> data_;
-  };
+ private:
+  index_t rows_, dvp_, tiles_, stride_;
+  aligned_ptr<T> data_;
+};
 
-  /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
-  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
-  /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
-  /// the captured P once per tile by exp2(tile max - final max) / sum.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::run_decode() const {
-    const Geometry& g = x.g;
-    const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
-    const index_t rows = x.group * g.nq;
-    const index_t lanes = (rows + W - 1) / W * W;
-    const index_t dvp = x.dvp;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-    constexpr index_t chunk_tiles = decode_chunk / key_tile;
-    const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp,
-                                  hist > 0 ? chunk_tiles : 0);
-    parallel_units(
-        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          const index_t sp = static_cast<index_t>(u % nsplit);
-          const index_t bh = static_cast<index_t>(u / nsplit);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          for (index_t gi = 0; gi < x.group; ++gi)
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
-          const index_t begin[2] = {0, x.group};
-          const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-          run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
-          const index_t unit = static_cast<index_t>(u);
-          if (hist > 0)
-            for (index_t r = 0; r < rows; ++r)
-              for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
-                parts.tile_max(unit, r)[t] =
-                    ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
+/// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
+/// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
+/// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
+/// the captured P once per tile by exp2(tile max - final max) / sum.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::run_decode() const {
+  const Geometry& g = x.g;
+  const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
+  const index_t rows = x.group * g.nq;
+  const index_t lanes = (rows + W - 1) / W * W;
+  const index_t dvp = x.dvp;
+  const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
+  const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+  const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
+  constexpr index_t chunk_tiles = decode_chunk / key_tile;
+  const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
+  parallel_units(
+      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
+      [&](Workspace<T>& ws, long u) {
+        const index_t sp = static_cast<index_t>(u % nsplit);
+        const index_t bh = static_cast<index_t>(u / nsplit);
+        const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+        for (index_t gi = 0; gi < x.group; ++gi)
+          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+        const index_t begin[2] = {0, x.group};
+        const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+        run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+        const index_t unit = static_cast<index_t>(u);
+        if (hist > 0)
           for (index_t r = 0; r < rows; ++r)
-            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
-          std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
-          std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
-        });
-    // Merge in split order, serially per (b, kvh) in parallel: deterministic.
-    parallel_units(
-        static_cast<long>(g.batch * g.heads_kv),
-        [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
-        [&](aligned_ptr<T>& tmp, long bh) {
-          const index_t b = static_cast<index_t>(bh) / g.heads_kv;
-          const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
-          T* acc = tmp.get();
-          for (index_t r = 0; r < rows; ++r) {
-            const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
-            T mmax = marker<T> * log2e;
+            for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
+              parts.tile_max(unit, r)[t] =
+                  ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
+        for (index_t r = 0; r < rows; ++r)
+          std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
+        std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
+        std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
+      });
+  // Merge in split order, serially per (b, kvh) in parallel: deterministic.
+  parallel_units(
+      static_cast<long>(g.batch * g.heads_kv),
+      [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
+      [&](aligned_ptr<T>& tmp, long bh) {
+        const index_t b = static_cast<index_t>(bh) / g.heads_kv;
+        const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
+        T* acc = tmp.get();
+        for (index_t r = 0; r < rows; ++r) {
+          const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
+          T mmax = marker<T> * log2e;
+          if constexpr (norm == Normalization::over_keys_exp)
+            for (index_t sp = 0; sp < nsplit; ++sp) mmax = std::max(mmax, parts.m(first + sp)[r]);
+          std::fill(acc, acc + dvp, T(0));
+          T lsum = 0;
+          for (index_t sp = 0; sp < nsplit; ++sp) {
+            const index_t unit = first + sp;
+            T f = T(1);
             if constexpr (norm == Normalization::over_keys_exp)
-              for (index_t sp = 0; sp < nsplit; ++sp) mmax = std::max(mmax, parts.m(first + sp)[r]);
-            std::fill(acc, acc + dvp, T(0));
-            T lsum = 0;
-            for (index_t sp = 0; sp < nsplit; ++sp) {
-              const index_t unit = first + sp;
-              T f = T(1);
-              if constexpr (norm == Normalization::over_keys_exp)
-                f = static_cast<T>(std::exp2(parts.m(unit)[r] - mmax));
-              const T* o = parts.o(unit) + r * dvp;
-              for (index_t c = 0; c < dvp; ++c) acc[c] += f * o[c];
-              lsum += f * parts.l(unit)[r];
-            }
-            T inv = T(1);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum)
-              inv = lsum > T(0) ? T(1) / lsum : T(0);
-            const index_t gi = r / g.nq, i = r % g.nq;
-            store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum) {
-              if (x.probs)
-                for (index_t sp = 0; sp < nsplit; ++sp) {
-                  const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-                  if constexpr (norm == Normalization::over_keys_exp) {
-                    const T* tile_max = parts.tile_max(first + sp, r);
-                    for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
-                      const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
-                      capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
-                                    inv == T(0) ? T(0) : f * inv);
-                    }
-                  } else {
-                    capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
-                  }
-                }
-            }
+              f = static_cast<T>(std::exp2(parts.m(unit)[r] - mmax));
+            const T* o = parts.o(unit) + r * dvp;
+            for (index_t c = 0; c < dvp; ++c) acc[c] += f * o[c];
+            lsum += f * parts.l(unit)[r];
           }
-        });
-  }
+          T inv = T(1);
+          if constexpr (norm == Normalization::over_keys_exp ||
+                        norm == Normalization::over_keys_sum)
+            inv = lsum > T(0) ? T(1) / lsum : T(0);
+          const index_t gi = r / g.nq, i = r % g.nq;
+          store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+          if constexpr (norm == Normalization::over_keys_exp ||
+                        norm == Normalization::over_keys_sum) {
+            if (x.probs)
+              for (index_t sp = 0; sp < nsplit; ++sp) {
+                const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+                if constexpr (norm == Normalization::over_keys_exp) {
+                  const T* tile_max = parts.tile_max(first + sp, r);
+                  for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
+                    const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
+                    capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
+                                  inv == T(0) ? T(0) : f * inv);
+                  }
+                } else {
+                  capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
+                }
+              }
+          }
+        }
+      });
+}
 
 }  // namespace attnkit::attention_detail
 
@@ -3388,115 +3394,115 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
-  /// then normalized across heads per (i, j), then multiplied with V.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
-    const Geometry& g = x.g;
-    constexpr index_t lanes = head_softmax_query_tile;
-    const index_t nqt = (g.nq + lanes - 1) / lanes;
-    const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
-    const long units = static_cast<long>(g.batch * nqt);
-    parallel_units(
-        units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
-        [&](Workspace<T>& ws, long u) {
-          const index_t b = static_cast<index_t>(u) / nqt;
-          const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
-          const index_t cnt = std::min(lanes, g.nq - q0);
-          std::vector<Segment> segs(static_cast<std::size_t>(hq));
-          std::vector<TileClass> cls(static_cast<std::size_t>(hq));
+namespace attnkit::attention_detail {
+/// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
+/// then normalized across heads per (i, j), then multiplied with V.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
+  const Geometry& g = x.g;
+  constexpr index_t lanes = head_softmax_query_tile;
+  const index_t nqt = (g.nq + lanes - 1) / lanes;
+  const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
+  const long units = static_cast<long>(g.batch * nqt);
+  parallel_units(
+      units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
+      [&](Workspace<T>& ws, long u) {
+        const index_t b = static_cast<index_t>(u) / nqt;
+        const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
+        const index_t cnt = std::min(lanes, g.nq - q0);
+        std::vector<Segment> segs(static_cast<std::size_t>(hq));
+        std::vector<TileClass> cls(static_cast<std::size_t>(hq));
+        for (index_t h = 0; h < hq; ++h) {
+          segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
+          pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
+          if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
+        }
+        std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
+        for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
+          const index_t bk = std::min(key_tile, g.nk - j0);
+          bool any = false;
           for (index_t h = 0; h < hq; ++h) {
-            segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
-            pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
-            if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
+            cls[static_cast<std::size_t>(h)] =
+                classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
+            any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
           }
-          std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
-          for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
-            const index_t bk = std::min(key_tile, g.nk - j0);
-            bool any = false;
-            for (index_t h = 0; h < hq; ++h) {
-              cls[static_cast<std::size_t>(h)] =
-                  classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
-              any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
-            }
-            if (!any) continue;
-            for (index_t h = 0; h < hq; ++h) {
-              T* st = ws.st.get() + h * key_tile * lanes;
-              const TileClass c = cls[static_cast<std::size_t>(h)];
-              if (c == TileClass::empty) continue;
-              qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
-                               x.ks[2], x.ks[3], d, bk, st);
-              mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                           c == TileClass::partial, st);
-            }
-            normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
-            if (x.dropout.enabled())
-              for (index_t h = 0; h < hq; ++h)
-                if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
-                  dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                               ws.st.get() + h * key_tile * lanes);
-            for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
-              const T* vrows = nullptr;
-              index_t vstride = 0;
-              for (index_t gi = 0; gi < x.group; ++gi) {
-                const index_t h = kvh * x.group + gi;
-                if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
-                if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-                const T* st = ws.st.get() + h * key_tile * lanes;
-                pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
-                                 ws.o.get() + h * lanes * dvp);
-                if (x.probs)
-                  capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
-              }
+          if (!any) continue;
+          for (index_t h = 0; h < hq; ++h) {
+            T* st = ws.st.get() + h * key_tile * lanes;
+            const TileClass c = cls[static_cast<std::size_t>(h)];
+            if (c == TileClass::empty) continue;
+            qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
+                             x.ks[2], x.ks[3], d, bk, st);
+            mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
+                         c == TileClass::partial, st);
+          }
+          normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+          if (x.dropout.enabled())
+            for (index_t h = 0; h < hq; ++h)
+              if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
+                dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
+                             ws.st.get() + h * key_tile * lanes);
+          for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
+            const T* vrows = nullptr;
+            index_t vstride = 0;
+            for (index_t gi = 0; gi < x.group; ++gi) {
+              const index_t h = kvh * x.group + gi;
+              if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
+              if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
+              const T* st = ws.st.get() + h * key_tile * lanes;
+              pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
+                               ws.o.get() + h * lanes * dvp);
+              if (x.probs)
+                capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
             }
           }
-          for (index_t h = 0; h < hq; ++h)
-            for (index_t r = 0; r < cnt; ++r)
-              store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
-        });
-  }
+        }
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t r = 0; r < cnt; ++r)
+            store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+      });
+}
 
-  /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::normalize_heads(const TileClass* cls, index_t hq,
-                                                     index_t lanes, index_t bk, T* st) const {
-    const B thr(marker_threshold<T>);
-    const index_t ts = key_tile * lanes;
-    if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
-      const Activation act = pol.activation;
+/// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::normalize_heads(const TileClass* cls, index_t hq, index_t lanes,
+                                                   index_t bk, T* st) const {
+  const B thr(marker_threshold<T>);
+  const index_t ts = key_tile * lanes;
+  if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
+    const Activation act = pol.activation;
+    for (index_t h = 0; h < hq; ++h) {
+      if (cls[h] == TileClass::empty) continue;
+      for (index_t j = 0; j < bk; ++j)
+        for (index_t v = 0; v < lanes / W; ++v) {
+          T* at = st + h * ts + j * lanes + v * W;
+          const B t = B::load_aligned(at);
+          xsimd::select(t > thr, act.simd_map(t), t).store_aligned(at);
+        }
+    }
+  }
+  for (index_t j = 0; j < bk; ++j)
+    for (index_t v = 0; v < lanes / W; ++v) {
+      const index_t off = j * lanes + v * W;
+      B mx(marker<T>);
+      for (index_t h = 0; h < hq; ++h)
+        if (cls[h] != TileClass::empty) mx = xsimd::max(mx, B::load_aligned(st + h * ts + off));
+      const B m2 = mx * B(log2e);
+      B sum(T(0));
       for (index_t h = 0; h < hq; ++h) {
         if (cls[h] == TileClass::empty) continue;
-        for (index_t j = 0; j < bk; ++j)
-          for (index_t v = 0; v < lanes / W; ++v) {
-            T* at = st + h * ts + j * lanes + v * W;
-            const B t = B::load_aligned(at);
-            xsimd::select(t > thr, act.simd_map(t), t).store_aligned(at);
-          }
+        const B t = B::load_aligned(st + h * ts + off);
+        B e = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), m2));
+        e = xsimd::select(t > thr, e, B(T(0)));
+        e.store_aligned(st + h * ts + off);
+        sum += e;
       }
+      const B inv = xsimd::select(sum > B(T(0)), B(T(1)) / sum, B(T(0)));
+      for (index_t h = 0; h < hq; ++h)
+        if (cls[h] != TileClass::empty)
+          (B::load_aligned(st + h * ts + off) * inv).store_aligned(st + h * ts + off);
     }
-    for (index_t j = 0; j < bk; ++j)
-      for (index_t v = 0; v < lanes / W; ++v) {
-        const index_t off = j * lanes + v * W;
-        B mx(marker<T>);
-        for (index_t h = 0; h < hq; ++h)
-          if (cls[h] != TileClass::empty) mx = xsimd::max(mx, B::load_aligned(st + h * ts + off));
-        const B m2 = mx * B(log2e);
-        B sum(T(0));
-        for (index_t h = 0; h < hq; ++h) {
-          if (cls[h] == TileClass::empty) continue;
-          const B t = B::load_aligned(st + h * ts + off);
-          B e = exp2_batch<Arch, T>(xsimd::fms(t, B(log2e), m2));
-          e = xsimd::select(t > thr, e, B(T(0)));
-          e.store_aligned(st + h * ts + off);
-          sum += e;
-        }
-        const B inv = xsimd::select(sum > B(T(0)), B(T(1)) / sum, B(T(0)));
-        for (index_t h = 0; h < hq; ++h)
-          if (cls[h] != TileClass::empty)
-            (B::load_aligned(st + h * ts + off) * inv).store_aligned(st + h * ts + off);
-      }
-  }
+}
 
 }  // namespace attnkit::attention_detail
 
@@ -3514,35 +3520,35 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// The prefill path: units (b, kvh, query tile), one lane group per query head.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::run_prefill() const {
-    const Geometry& g = x.g;
-    const index_t nqt = (g.nq + query_tile - 1) / query_tile;
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
-    const index_t hist =
-        x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
-    parallel_units(
-        units, [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          // Largest query tiles first: they carry the most keys under causal masks.
-          const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
-          const index_t bh = static_cast<index_t>(u / nqt);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
-          for (index_t gi = 0; gi < x.group; ++gi) {
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
-            begin[static_cast<std::size_t>(gi)] = gi;
-          }
-          begin[static_cast<std::size_t>(x.group)] = x.group;
-          run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
-          finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
-        });
-  }
+namespace attnkit::attention_detail {
+/// The prefill path: units (b, kvh, query tile), one lane group per query head.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::run_prefill() const {
+  const Geometry& g = x.g;
+  const index_t nqt = (g.nq + query_tile - 1) / query_tile;
+  const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+  const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
+  const index_t hist =
+      x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
+  parallel_units(
+      units, [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
+      [&](Workspace<T>& ws, long u) {
+        // Largest query tiles first: they carry the most keys under causal masks.
+        const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
+        const index_t bh = static_cast<index_t>(u / nqt);
+        const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+        const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
+        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+        std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
+        for (index_t gi = 0; gi < x.group; ++gi) {
+          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
+          begin[static_cast<std::size_t>(gi)] = gi;
+        }
+        begin[static_cast<std::size_t>(x.group)] = x.group;
+        run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
+        finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
+      });
+}
 
 }  // namespace attnkit::attention_detail
 
@@ -3572,8 +3578,8 @@ namespace attention_detail {
 
 template <class T, class Policy>
 void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
-         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs,
-         bool capture, const AttentionOptions& opts) {
+         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
+         const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
   static_assert(policy::is_attention_policy<Policy>,
@@ -3585,9 +3591,8 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "k", k.shape(), Shape<4>{nb, hkv, nk, d});
   if (hkv < 1 || hq % hkv != 0)
     throw shape_error("attnkit: attention: q has " + std::to_string(hq) +
-                      " heads, not a multiple of the " + std::to_string(hkv) +
-                      " heads of k (q " + shape_string(q.shape()) + ", k " +
-                      shape_string(k.shape()) + ")");
+                      " heads, not a multiple of the " + std::to_string(hkv) + " heads of k (q " +
+                      shape_string(q.shape()) + ", k " + shape_string(k.shape()) + ")");
   if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
     throw_shape_mismatch("attention", "v", v.shape(), Shape<4>{nb, hkv, nk, dv});
   if (out.shape() != Shape<4>{nb, hq, nq, dv})
@@ -3624,8 +3629,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
 
   using Activation = typename Policy::activation_type;
   constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
-  const bool decode = !heads && opts.decode != DecodeMode::never &&
-                      x.group * nq <= query_tile &&
+  const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
                       (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
   simd::dispatch([&](auto arch) {
     using Arch = decltype(arch);
@@ -3674,7 +3678,7 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
 
 /// attention<Policy>(q, k, v, out): a default-constructed policy (no runtime values).
 template <class Policy, class T>
-  requires policy::is_attention_policy<Policy>
+requires policy::is_attention_policy<Policy>
 void attention(std::type_identity_t<TensorView<const T, 4>> q,
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
@@ -3714,6 +3718,10 @@ void attention(std::type_identity_t<TensorView<const T, 4>> q,
 // contiguous rows. The architecture (AVX-512, AVX2+FMA, SSE2) is picked once per call.
 // Results are bit-identical whatever the thread count.
 
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
 // ---- begin attnkit/kernel/packed_gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -3732,11 +3740,11 @@ void attention(std::type_identity_t<TensorView<const T, 4>> q,
 // them without synchronisation; the k loop is never split, so every C element is summed in the
 // same k order whatever the thread count (results are bit-identical for 1 or N threads).
 
-
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -3763,9 +3771,8 @@ namespace detail {
 /// the compiler unrolls for sure, so register arrays indexed by I stay in registers.
 template <int N, class F>
 [[gnu::always_inline]] inline void static_for(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
+  (std::make_integer_sequence<int, N>{});
 }
 
 /// A per-thread growable scratch buffer (slot 0: packed A, 1: packed B, 2: tile_gemm_nt), aligned,
@@ -3807,9 +3814,8 @@ template <class T, class Arch, int MR, int NV, bool PackedA>
   constexpr int w = static_cast<int>(B::size);
   constexpr int nr = NV * w;
   B acc[MR][NV];
-  detail::static_for<MR>([&](auto i) {
-    detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); });
-  });
+  detail::static_for<MR>(
+      [&](auto i) { detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); }); });
   for (index_t p = 0; p < kc; ++p) {
     B bv[NV];
     detail::static_for<NV>([&](auto v) { bv[v] = B::load_aligned(b + v * w); });
@@ -3824,7 +3830,8 @@ template <class T, class Arch, int MR, int NV, bool PackedA>
   if (cs_c == 1 && m_rem == MR && n_rem == nr) {
     if (beta == T(0)) {
       detail::static_for<MR>([&](auto i) {
-        detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
+        detail::static_for<NV>(
+            [&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
       });
     } else {
       const B bv(beta);
@@ -3880,8 +3887,8 @@ inline void pack_a(index_t mc, index_t kc, const T* a0, index_t rs, index_t cs, 
 /// \tparam T float or double
 /// \tparam NR micro-panel width
 template <class T, int NR>
-inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst,
-                   index_t q0, index_t q1) noexcept {
+inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst, index_t q0,
+                   index_t q1) noexcept {
   for (index_t q = q0; q < q1; ++q) {
     const index_t j0 = q * NR;
     const index_t nr = std::min<index_t>(NR, nc - j0);
@@ -3918,8 +3925,7 @@ inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, 
 template <class T, class Arch>
 [[gnu::noinline]] void packed_gemm_serial(index_t m, index_t n, index_t k, T alpha, const T* a,
                                           index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
-                                          index_t cs_b, T beta, T* c, index_t rs_c,
-                                          index_t cs_c) {
+                                          index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c) {
   using Blk = GemmBlocking<T, Arch>;
   constexpr int MR = Blk::mr;
   constexpr int NR = Blk::nr;
@@ -3960,9 +3966,9 @@ template <class T, class Arch>
                                                              bpack + jr * kc, alpha, beta_eff,
                                                              c_tile, rs_c, cs_c, m_rem, n_rem);
             } else {
-              gemm_micro_kernel<T, Arch, MR, Blk::nv, true>(kc, apack + ir * kc, 1,
-                                                            bpack + jr * kc, alpha, beta_eff,
-                                                            c_tile, rs_c, cs_c, m_rem, n_rem);
+              gemm_micro_kernel<T, Arch, MR, Blk::nv, true>(kc, apack + ir * kc, 1, bpack + jr * kc,
+                                                            alpha, beta_eff, c_tile, rs_c, cs_c,
+                                                            m_rem, n_rem);
             }
           }
         }
@@ -3979,9 +3985,9 @@ template <class T, class Arch>
 /// \tparam T float or double
 /// \tparam Arch an xsimd architecture tag
 template <class T, class Arch>
-void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a,
-                 index_t cs_a, const T* b, index_t rs_b, index_t cs_b, T beta, T* c,
-                 index_t rs_c, index_t cs_c, int threads) {
+void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a,
+                 const T* b, index_t rs_b, index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c,
+                 int threads) {
   using Blk = GemmBlocking<T, Arch>;
   const index_t row_tiles = (m + Blk::mr - 1) / Blk::mr;
   const index_t col_tiles = (n + Blk::nr - 1) / Blk::nr;
@@ -4020,8 +4026,9 @@ ATTNKIT_SIMD_WARNINGS_POP
 // ---- begin attnkit/kernel/tile_gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The small-tile GEMM the fused attention kernel calls inside its tiles: no packing, no
-// threads, no allocation (except tile_gemm_nt's per-thread transpose buffer).
+// The small-tile GEMM kernel::gemm uses for tiny products (the fused attention kernel has its
+// own micro-kernels): no packing, no threads, no allocation (except tile_gemm_nt's per-thread
+// transpose buffer).
 //
 //   tile_gemm<Arch>(m, n, k, alpha, a, rs_a, cs_a, b, ldb, beta, c, ldc)
 //       C[m, n] = alpha · A[m, k] · B[k, n] + beta · C[m, n]
@@ -4039,8 +4046,8 @@ ATTNKIT_SIMD_WARNINGS_POP
 // Templated only on (T, Arch) at the entry and (T, Arch, MR, NV, partial) inside, so every
 // attention policy shares one instantiation.
 
-
 #include <algorithm>
+
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -4168,10 +4175,6 @@ inline void tile_gemm_nt(index_t m, index_t n, index_t k, T alpha, const T* a, i
 ATTNKIT_SIMD_WARNINGS_POP
 // ---- end attnkit/kernel/tile_gemm.hpp ----
 
-#include <algorithm>
-#include <string>
-#include <type_traits>
-
 namespace attnkit::kernel {
 
 /// A strided matrix operand: element (i, j) is data[i * row_stride + j * col_stride].
@@ -4224,18 +4227,17 @@ void gemm_run(index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, Ma
       tile_gemm<Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data, b.row_stride,
                       beta, c.data, c.row_stride);
     } else {
-      packed_gemm<T, Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data,
-                           b.row_stride, b.col_stride, beta, c.data, c.row_stride, c.col_stride,
-                           threads);
+      packed_gemm<T, Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data, b.row_stride,
+                           b.col_stride, beta, c.data, c.row_stride, c.col_stride, threads);
     }
   });
 }
 
 inline void check_gemm_extents(const char* where, index_t m, index_t n, index_t k) {
   if (m < 0 || n < 0 || k < 0)
-    throw shape_error(std::string("attnkit: ") + where + ": extents must be >= 0, got m = " +
-                      std::to_string(m) + ", n = " + std::to_string(n) +
-                      ", k = " + std::to_string(k));
+    throw shape_error(std::string("attnkit: ") + where +
+                      ": extents must be >= 0, got m = " + std::to_string(m) +
+                      ", n = " + std::to_string(n) + ", k = " + std::to_string(k));
 }
 
 }  // namespace detail
@@ -4466,9 +4468,9 @@ class Tensor {
 //   simd::exp_inplace(x, n)        dispatches once at run time (simd::dispatch) and runs it.
 // The last n mod width elements go through load_partial/store_partial, never past x[n - 1].
 
-
 #include <concepts>
 #include <limits>
+
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -4544,11 +4546,12 @@ inline void scale_add(T* y, T a, const T* x, index_t n) noexcept {
   constexpr index_t w = width<T, Arch>;
   const batch<T, Arch> av(a);
   index_t i = 0;
-  for (; i + w <= n; i += w) storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
+  for (; i + w <= n; i += w)
+    storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
   if (i < n) {
     const index_t r = n - i;
-    store_partial<Arch>(y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)),
-                        r);
+    store_partial<Arch>(
+        y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)), r);
   }
 }
 
@@ -4565,7 +4568,8 @@ inline T dot(const T* x, const T* y, index_t n) noexcept {
     acc1 = xsimd::fma(loadu<Arch>(x + i + w), loadu<Arch>(y + i + w), acc1);
   }
   for (; i + w <= n; i += w) acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
-  if (i < n) acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
+  if (i < n)
+    acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
   return reduce_add(acc0 + acc1);
 }
 
@@ -4701,118 +4705,118 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::block {
+namespace attnkit::block {
 
-  /// The GELU of a GELU MLP.
-  enum class GeluKind : std::uint8_t {
-    exact,  ///< 0.5 x (1 + erf(x / sqrt 2)), torch.nn.GELU() and F.gelu default
-    tanh,   ///< 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), GPT-2's "gelu_new"
-  };
+/// The GELU of a GELU MLP.
+enum class GeluKind : std::uint8_t {
+  exact,  ///< 0.5 x (1 + erf(x / sqrt 2)), torch.nn.GELU() and F.gelu default
+  tanh,   ///< 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), GPT-2's "gelu_new"
+};
 
-  namespace detail {
+namespace detail {
 
-  /// g[i] = silu(g[i]) · u[i] = g[i] · sigmoid(g[i]) · u[i] for i in [0, n).
-  template <class Arch, class T>
-  inline void silu_mul(T* g, const T* u, index_t n) noexcept {
-    using B = simd::batch<T, Arch>;
-    constexpr index_t w = simd::width<T, Arch>;
-    index_t i = 0;
-    for (; i + w <= n; i += w) {
-      const B gv = simd::loadu<Arch>(g + i);
-      simd::storeu<Arch>(g + i, gv * simd::sigmoid(gv) * simd::loadu<Arch>(u + i));
-    }
-    if (i < n) {
-      const B gv = simd::load_partial<Arch>(g + i, n - i);
-      simd::store_partial<Arch>(
-          g + i, gv * simd::sigmoid(gv) * simd::load_partial<Arch>(u + i, n - i), n - i);
-    }
+/// g[i] = silu(g[i]) · u[i] = g[i] · sigmoid(g[i]) · u[i] for i in [0, n).
+template <class Arch, class T>
+inline void silu_mul(T* g, const T* u, index_t n) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr index_t w = simd::width<T, Arch>;
+  index_t i = 0;
+  for (; i + w <= n; i += w) {
+    const B gv = simd::loadu<Arch>(g + i);
+    simd::storeu<Arch>(g + i, gv * simd::sigmoid(gv) * simd::loadu<Arch>(u + i));
+  }
+  if (i < n) {
+    const B gv = simd::load_partial<Arch>(g + i, n - i);
+    simd::store_partial<Arch>(
+        g + i, gv * simd::sigmoid(gv) * simd::load_partial<Arch>(u + i, n - i), n - i);
+  }
+}
+
+/// x[i] = gelu(x[i]); the tanh form in SIMD, the exact form with std::erf.
+template <class Arch, class T>
+inline void gelu_inplace(T* x, index_t n, GeluKind kind) noexcept {
+  if (kind == GeluKind::exact) {
+    const T r = T(1) / std::sqrt(T(2));
+    for (index_t i = 0; i < n; ++i) x[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * r));
+    return;
+  }
+  using B = simd::batch<T, Arch>;
+  constexpr index_t w = simd::width<T, Arch>;
+  const B k0(static_cast<T>(0.7978845608028654)), k1(static_cast<T>(0.044715)), half(T(0.5)),
+      one(T(1));
+  auto f = [&](const B& v) { return half * v * (one + simd::tanh(k0 * (v + k1 * v * v * v))); };
+  index_t i = 0;
+  for (; i + w <= n; i += w) simd::storeu<Arch>(x + i, f(simd::loadu<Arch>(x + i)));
+  if (i < n) simd::store_partial<Arch>(x + i, f(simd::load_partial<Arch>(x + i, n - i)), n - i);
+}
+
+}  // namespace detail
+
+/// y = silu(x) · u elementwise over rows of g [M, I] (in place into g), u [M, I]; contiguous.
+template <std::floating_point T>
+void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const T, 2>> u) {
+  if (u.shape() != g.shape()) throw_shape_mismatch("silu_mul_inplace", "u", u.shape(), g.shape());
+  if (!g.is_contiguous() || !u.is_contiguous())
+    throw shape_error("attnkit: silu_mul_inplace: g and u must be contiguous");
+  simd::dispatch([&](auto a) { detail::silu_mul<decltype(a)>(g.data(), u.data(), g.size()); });
+}
+
+/// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
+/// Weights as torch.nn.Linear stores them: gate and up [I, H], down [H, I]; no biases.
+/// \tparam T float or double
+template <std::floating_point T>
+struct SwiGLU {
+  TensorView<const T, 2> gate;  ///< [I, H]
+  TensorView<const T, 2> up;    ///< [I, H]
+  TensorView<const T, 2> down;  ///< [H, I]
+
+  index_t hidden() const noexcept { return gate.extent(1); }
+  index_t intermediate() const noexcept { return gate.extent(0); }
+
+  /// Throws shape_error when the three weights do not fit together.
+  void check() const {
+    const index_t i = gate.extent(0), h = gate.extent(1);
+    if (up.shape() != Shape<2>{i, h})
+      throw_shape_mismatch("SwiGLU", "up", up.shape(), Shape<2>{i, h});
+    if (down.shape() != Shape<2>{h, i})
+      throw_shape_mismatch("SwiGLU", "down", down.shape(), Shape<2>{h, i});
   }
 
-  /// x[i] = gelu(x[i]); the tanh form in SIMD, the exact form with std::erf.
-  template <class Arch, class T>
-  inline void gelu_inplace(T* x, index_t n, GeluKind kind) noexcept {
-    if (kind == GeluKind::exact) {
-      const T r = T(1) / std::sqrt(T(2));
-      for (index_t i = 0; i < n; ++i) x[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * r));
-      return;
-    }
-    using B = simd::batch<T, Arch>;
-    constexpr index_t w = simd::width<T, Arch>;
-    const B k0(static_cast<T>(0.7978845608028654)), k1(static_cast<T>(0.044715)), half(T(0.5)),
-        one(T(1));
-    auto f = [&](const B& v) { return half * v * (one + simd::tanh(k0 * (v + k1 * v * v * v))); };
-    index_t i = 0;
-    for (; i + w <= n; i += w) simd::storeu<Arch>(x + i, f(simd::loadu<Arch>(x + i)));
-    if (i < n) simd::store_partial<Arch>(x + i, f(simd::load_partial<Arch>(x + i, n - i)), n - i);
+  /// y [M, H] = SwiGLU(x [M, H]). y must not alias x.
+  void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+    check();
+    const index_t m = x.extent(0);
+    Tensor<T, 2> g({m, intermediate()}), u({m, intermediate()});
+    linear<T>(x, gate, g.view());
+    linear<T>(x, up, u.view());
+    silu_mul_inplace<T>(g.view(), u.cview());
+    linear<T>(g.cview(), down, y);
   }
+};
 
-  }  // namespace detail
+/// GELU MLP (GPT-2, BERT, ViT): y = fc2(gelu(fc1(x) + b1)) + b2. fc1 [I, H], fc2 [H, I]; the
+/// biases [I] and [H] may be empty.
+/// \tparam T float or double
+template <std::floating_point T>
+struct GeluMLP {
+  TensorView<const T, 2> fc1;       ///< [I, H]
+  TensorView<const T, 1> fc1_bias;  ///< [I] or empty
+  TensorView<const T, 2> fc2;       ///< [H, I]
+  TensorView<const T, 1> fc2_bias;  ///< [H] or empty
+  GeluKind kind = GeluKind::exact;
 
-  /// y = silu(x) · u elementwise over rows of g [M, I] (in place into g), u [M, I]; contiguous.
-  template <std::floating_point T>
-  void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const T, 2>> u) {
-    if (u.shape() != g.shape()) throw_shape_mismatch("silu_mul_inplace", "u", u.shape(), g.shape());
-    if (!g.is_contiguous() || !u.is_contiguous())
-      throw shape_error("attnkit: silu_mul_inplace: g and u must be contiguous");
-    simd::dispatch([&](auto a) { detail::silu_mul<decltype(a)>(g.data(), u.data(), g.size()); });
+  /// y [M, H] = MLP(x [M, H]). y must not alias x.
+  void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
+    const index_t m = x.extent(0), i = fc1.extent(0);
+    if (fc2.extent(1) != i)
+      throw_shape_mismatch("GeluMLP", "fc2", fc2.shape(), Shape<2>{fc1.extent(1), i});
+    Tensor<T, 2> hbuf({m, i});
+    linear<T>(x, fc1, fc1_bias, hbuf.view());
+    simd::dispatch(
+        [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
+    linear<T>(hbuf.cview(), fc2, fc2_bias, y);
   }
-
-  /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
-  /// Weights as torch.nn.Linear stores them: gate and up [I, H], down [H, I]; no biases.
-  /// \tparam T float or double
-  template <std::floating_point T>
-  struct SwiGLU {
-    TensorView<const T, 2> gate;  ///< [I, H]
-    TensorView<const T, 2> up;    ///< [I, H]
-    TensorView<const T, 2> down;  ///< [H, I]
-
-    index_t hidden() const noexcept { return gate.extent(1); }
-    index_t intermediate() const noexcept { return gate.extent(0); }
-
-    /// Throws shape_error when the three weights do not fit together.
-    void check() const {
-      const index_t i = gate.extent(0), h = gate.extent(1);
-      if (up.shape() != Shape<2>{i, h})
-        throw_shape_mismatch("SwiGLU", "up", up.shape(), Shape<2>{i, h});
-      if (down.shape() != Shape<2>{h, i})
-        throw_shape_mismatch("SwiGLU", "down", down.shape(), Shape<2>{h, i});
-    }
-
-    /// y [M, H] = SwiGLU(x [M, H]). y must not alias x.
-    void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
-      check();
-      const index_t m = x.extent(0);
-      Tensor<T, 2> g({m, intermediate()}), u({m, intermediate()});
-      linear<T>(x, gate, g.view());
-      linear<T>(x, up, u.view());
-      silu_mul_inplace<T>(g.view(), u.cview());
-      linear<T>(g.cview(), down, y);
-    }
-  };
-
-  /// GELU MLP (GPT-2, BERT, ViT): y = fc2(gelu(fc1(x) + b1)) + b2. fc1 [I, H], fc2 [H, I]; the
-  /// biases [I] and [H] may be empty.
-  /// \tparam T float or double
-  template <std::floating_point T>
-  struct GeluMLP {
-    TensorView<const T, 2> fc1;       ///< [I, H]
-    TensorView<const T, 1> fc1_bias;  ///< [I] or empty
-    TensorView<const T, 2> fc2;       ///< [H, I]
-    TensorView<const T, 1> fc2_bias;  ///< [H] or empty
-    GeluKind kind = GeluKind::exact;
-
-    /// y [M, H] = MLP(x [M, H]). y must not alias x.
-    void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
-      const index_t m = x.extent(0), i = fc1.extent(0);
-      if (fc2.extent(1) != i)
-        throw_shape_mismatch("GeluMLP", "fc2", fc2.shape(), Shape<2>{fc1.extent(1), i});
-      Tensor<T, 2> hbuf({m, i});
-      linear<T>(x, fc1, fc1_bias, hbuf.view());
-      simd::dispatch(
-          [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
-      linear<T>(hbuf.cview(), fc2, fc2_bias, y);
-    }
-  };
+};
 
 }  // namespace attnkit::block
 
@@ -4944,8 +4948,9 @@ struct MixtureOfExperts {
 // ---- begin attnkit/block/norm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// Row normalizations (RMSNorm, LayerNorm, identity) as norm policies with a SIMD row kernel, and
-// the PreNorm / PostNorm placement tags of a residual block.
+// Row normalizations (RMSNorm, LayerNorm, and SelectableNorm: either, chosen at run time) as norm
+// policies with a SIMD row kernel, and the placement of a residual block's norm (the PreNorm and
+// PostNorm tags, SelectablePlacement).
 
 #include <cmath>
 #include <concepts>
@@ -4956,243 +4961,240 @@ struct MixtureOfExperts {
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::block {
+namespace attnkit::block {
 
-  /// Norm before the sublayer: x + f(norm(x)) (LLaMA, GPT-2).
-  struct PreNorm {};
-  /// Norm after the residual sum: norm(x + f(x)) (the original Transformer, BERT).
-  struct PostNorm {};
+/// Norm before the sublayer: x + f(norm(x)) (LLaMA, GPT-2).
+struct PreNorm {};
+/// Norm after the residual sum: norm(x + f(x)) (the original Transformer, BERT).
+struct PostNorm {};
 
-  namespace detail {
+namespace detail {
 
-  /// Sum of the lanes of v in lane order. (Not simd::reduce_add: xsimd's hadd of a double AVX-512
-  /// batch trips GCC 12's -Wuninitialized inside its intrinsics headers, see the report.)
-  template <class Arch, class T>
-  inline T lane_sum(const simd::batch<T, Arch>& v) noexcept {
-    alignas(64) T lanes[simd::batch<T, Arch>::size];
-    v.store_aligned(lanes);
-    T s = 0;
-    for (std::size_t i = 0; i < simd::batch<T, Arch>::size; ++i) s += lanes[i];
-    return s;
+/// Sum of the lanes of v in lane order. (Not simd::reduce_add: xsimd's hadd of a double AVX-512
+/// batch trips GCC 12's -Wuninitialized inside its intrinsics headers, see the report.)
+template <class Arch, class T>
+inline T lane_sum(const simd::batch<T, Arch>& v) noexcept {
+  alignas(64) T lanes[simd::batch<T, Arch>::size];
+  v.store_aligned(lanes);
+  T s = 0;
+  for (std::size_t i = 0; i < simd::batch<T, Arch>::size; ++i) s += lanes[i];
+  return s;
+}
+
+/// Σ x[i] and Σ x[i]² over [0, n) (either may be skipped), SIMD with a partial tail.
+template <class Arch, class T>
+inline void sums(const T* x, index_t n, T* sum, T* sum_sq) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr index_t width = simd::width<T, Arch>;
+  B s(T(0)), q(T(0));
+  index_t i = 0;
+  for (; i + width <= n; i += width) {
+    const B v = simd::loadu<Arch>(x + i);
+    s += v;
+    q = xsimd::fma(v, v, q);
   }
-
-  /// Σ x[i] and Σ x[i]² over [0, n) (either may be skipped), SIMD with a partial tail.
-  template <class Arch, class T>
-  inline void sums(const T* x, index_t n, T* sum, T* sum_sq) noexcept {
-    using B = simd::batch<T, Arch>;
-    constexpr index_t width = simd::width<T, Arch>;
-    B s(T(0)), q(T(0));
-    index_t i = 0;
-    for (; i + width <= n; i += width) {
-      const B v = simd::loadu<Arch>(x + i);
-      s += v;
-      q = xsimd::fma(v, v, q);
-    }
-    if (i < n) {
-      const B v = simd::load_partial<Arch>(x + i, n - i);
-      s += v;
-      q = xsimd::fma(v, v, q);
-    }
-    if (sum != nullptr) *sum = lane_sum<Arch>(s);
-    if (sum_sq != nullptr) *sum_sq = lane_sum<Arch>(q);
+  if (i < n) {
+    const B v = simd::load_partial<Arch>(x + i, n - i);
+    s += v;
+    q = xsimd::fma(v, v, q);
   }
+  if (sum != nullptr) *sum = lane_sum<Arch>(s);
+  if (sum_sq != nullptr) *sum_sq = lane_sum<Arch>(q);
+}
 
-  /// y[i] = (x[i] - shift) · scale · w[i] (+ b[i] when b is not null), SIMD with a partial tail.
-  template <class Arch, class T>
-  inline void scale_shift_row(const T* x, T shift, T scale, const T* w, const T* b, T* y,
-                              index_t n) noexcept {
-    using B = simd::batch<T, Arch>;
-    constexpr index_t width = simd::width<T, Arch>;
-    const B sh(shift), sc(scale);
-    auto one = [&](const B& xv, const B& wv, const B& bv) {
-      return xsimd::fma((xv - sh) * sc, wv, bv);
-    };
-    index_t i = 0;
-    for (; i + width <= n; i += width) {
-      const B bv = b != nullptr ? simd::loadu<Arch>(b + i) : B(T(0));
-      simd::storeu<Arch>(y + i, one(simd::loadu<Arch>(x + i), simd::loadu<Arch>(w + i), bv));
-    }
-    if (i < n) {
-      const index_t r = n - i;
-      const B bv = b != nullptr ? simd::load_partial<Arch>(b + i, r) : B(T(0));
-      simd::store_partial<Arch>(
-          y + i, one(simd::load_partial<Arch>(x + i, r), simd::load_partial<Arch>(w + i, r), bv),
-          r);
-    }
+/// y[i] = (x[i] - shift) · scale · w[i] (+ b[i] when b is not null), SIMD with a partial tail.
+template <class Arch, class T>
+inline void scale_shift_row(const T* x, T shift, T scale, const T* w, const T* b, T* y,
+                            index_t n) noexcept {
+  using B = simd::batch<T, Arch>;
+  constexpr index_t width = simd::width<T, Arch>;
+  const B sh(shift), sc(scale);
+  auto one = [&](const B& xv, const B& wv, const B& bv) {
+    return xsimd::fma((xv - sh) * sc, wv, bv);
+  };
+  index_t i = 0;
+  for (; i + width <= n; i += width) {
+    const B bv = b != nullptr ? simd::loadu<Arch>(b + i) : B(T(0));
+    simd::storeu<Arch>(y + i, one(simd::loadu<Arch>(x + i), simd::loadu<Arch>(w + i), bv));
   }
+  if (i < n) {
+    const index_t r = n - i;
+    const B bv = b != nullptr ? simd::load_partial<Arch>(b + i, r) : B(T(0));
+    simd::store_partial<Arch>(
+        y + i, one(simd::load_partial<Arch>(x + i, r), simd::load_partial<Arch>(w + i, r), bv), r);
+  }
+}
 
-  }  // namespace detail
+}  // namespace detail
 
-  /// y = x / sqrt(mean(x²) + eps) · weight (Zhang & Sennrich 2019; LLaMA's LlamaRMSNorm, computed
-  /// in the working type T). No bias.
-  struct RMSNorm {
-    static constexpr bool has_bias = false;
-    double eps = 1e-6;  ///< added to the mean square
-    RMSNorm() = default;
-    /// \param e epsilon (>= 0)
-    explicit RMSNorm(double e) : eps(e) {
-      if (!(e >= 0) || !std::isfinite(e))
-        throw error("attnkit: RMSNorm: eps must be finite and >= 0");
-    }
-    /// Normalizes one row of n elements (n >= 1); `b` is ignored.
-    /// \tparam Arch an xsimd architecture tag
-    /// \tparam T float or double
-    template <class Arch, std::floating_point T>
-    void row(const T* x, const T* w, const T* /*b*/, T* y, index_t n) const noexcept {
-      T sq = 0;
-      detail::sums<Arch>(x, n, static_cast<T*>(nullptr), &sq);
-      const T ms = sq / static_cast<T>(n);
-      const T r = T(1) / std::sqrt(ms + static_cast<T>(eps));
-      detail::scale_shift_row<Arch>(x, T(0), r, w, static_cast<const T*>(nullptr), y, n);
-    }
-  };
-
-  /// y = (x - mean(x)) / sqrt(var(x) + eps) · weight + bias, var the biased (population) variance
-  /// computed in two passes as torch.nn.LayerNorm does. The bias is optional.
-  struct LayerNorm {
-    static constexpr bool has_bias = true;
-    double eps = 1e-5;  ///< added to the variance
-    LayerNorm() = default;
-    /// \param e epsilon (>= 0)
-    explicit LayerNorm(double e) : eps(e) {
-      if (!(e >= 0) || !std::isfinite(e))
-        throw error("attnkit: LayerNorm: eps must be finite and >= 0");
-    }
-    /// Normalizes one row of n elements (n >= 1); `b` may be null (no bias).
-    /// \tparam Arch an xsimd architecture tag
-    /// \tparam T float or double
-    template <class Arch, std::floating_point T>
-    void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
-      using B = simd::batch<T, Arch>;
-      constexpr index_t width = simd::width<T, Arch>;
-      T total = 0;
-      detail::sums<Arch>(x, n, &total, static_cast<T*>(nullptr));
-      const T mean = total / static_cast<T>(n);
-      const B mv(mean);
-      B acc(T(0));
-      index_t i = 0;
-      for (; i + width <= n; i += width) {
-        const B d = simd::loadu<Arch>(x + i) - mv;
-        acc = xsimd::fma(d, d, acc);
-      }
-      if (i < n) {
-        const B d = simd::load_partial<Arch>(x + i, n - i, mean) - mv;  // tail lanes give 0
-        acc = xsimd::fma(d, d, acc);
-      }
-      const T var = detail::lane_sum<Arch>(acc) / static_cast<T>(n);
-      detail::scale_shift_row<Arch>(x, mean, T(1) / std::sqrt(var + static_cast<T>(eps)), w, b, y,
-                                    n);
-    }
-  };
-
-  /// A norm policy: normalizes one row given its weight (and optional bias).
-  /// Requirements: `N::has_bias` is a constexpr bool; `n.template row<Arch>(x, w, b, y, n)` for
-  /// float and double rows.
-  template <class N>
-  concept norm_policy = std::copy_constructible<N> &&
-      requires(const N& p, const float* xf, float* yf, const double* xd, double* yd, index_t n) {
-    requires std::is_same_v < std::remove_cv_t<decltype(N::has_bias)>,
-    bool > ;
-    p.template row<simd::generic>(xf, xf, xf, yf, n);
-    p.template row<simd::generic>(xd, xd, xd, yd, n);
-  };
-
-  static_assert(norm_policy<RMSNorm> && norm_policy<LayerNorm>);
-
-  /// A norm chosen at run time, as a model folder's config.json chooses it: RMSNorm (default) or
-  /// LayerNorm, with its eps. A norm_policy, so it plugs into TransformerBlock like the fixed
-  /// ones; the choice is read once per row. A bias is accepted only by LayerNorm (takes_bias()).
-  struct SelectableNorm {
-    static constexpr bool has_bias = true;  ///< may take one; normalize_rows asks takes_bias()
-    std::variant<RMSNorm, LayerNorm> norm = RMSNorm{};
-
-    SelectableNorm() = default;
-    /// \param n the norm to apply
-    SelectableNorm(RMSNorm n) : norm(n) {}
-    SelectableNorm(LayerNorm n) : norm(n) {}
-
-    /// Whether the norm is LayerNorm (which reads a bias) rather than RMSNorm.
-    bool takes_bias() const noexcept { return std::holds_alternative<LayerNorm>(norm); }
-    /// The norm's epsilon.
-    double eps() const noexcept {
-      return std::visit([](const auto& n) { return n.eps; }, norm);
-    }
-    /// "rms_norm" or "layer_norm" (the config.json spelling).
-    const char* name() const noexcept { return takes_bias() ? "layer_norm" : "rms_norm"; }
-
-    /// Normalizes one row with the chosen norm (`b` only for LayerNorm).
-    /// \tparam Arch an xsimd architecture tag
-    /// \tparam T float or double
-    template <class Arch, std::floating_point T>
-    void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
-      if (const LayerNorm* l = std::get_if<LayerNorm>(&norm)) {
-        l->template row<Arch>(x, w, b, y, n);
-      } else if (const RMSNorm* r = std::get_if<RMSNorm>(&norm)) {
-        r->template row<Arch>(x, w, static_cast<const T*>(nullptr), y, n);
-      }
-    }
-  };
-
-  static_assert(norm_policy<SelectableNorm>);
-
-  /// Norm placement chosen at run time (config.json's `attnkit_norm_placement`): pre (default)
-  /// or post. TransformerBlock takes it in place of the PreNorm / PostNorm tags.
-  struct SelectablePlacement {
-    bool post = false;  ///< PostNorm when true, else PreNorm
-    /// "pre" or "post" (the config.json spelling).
-    const char* name() const noexcept { return post ? "post" : "pre"; }
-  };
-
-  /// y[r, :] = norm(x[r, :]) for every row of x [M, n]; weight [n], bias [n] or empty (none).
-  /// Rows must be contiguous (stride 1 within a row); y may alias x exactly (in place).
-  /// Rows are spread over OpenMP threads (results do not depend on the thread count).
-  /// Throws shape_error naming the argument and both shapes.
-  /// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
+/// y = x / sqrt(mean(x²) + eps) · weight (Zhang & Sennrich 2019; LLaMA's LlamaRMSNorm, computed
+/// in the working type T). No bias.
+struct RMSNorm {
+  static constexpr bool has_bias = false;
+  double eps = 1e-6;  ///< added to the mean square
+  RMSNorm() = default;
+  /// \param e epsilon (>= 0)
+  explicit RMSNorm(double e) : eps(e) {
+    if (!(e >= 0) || !std::isfinite(e))
+      throw error("attnkit: RMSNorm: eps must be finite and >= 0");
+  }
+  /// Normalizes one row of n elements (n >= 1); `b` is ignored.
+  /// \tparam Arch an xsimd architecture tag
   /// \tparam T float or double
-  template <class Norm, std::floating_point T>
-  void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
-                      std::type_identity_t<TensorView<const T, 1>> weight,
-                      std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
-    static_assert(norm_policy<Norm>,
-                  "attnkit: Norm of normalize_rows must model attnkit::block::norm_policy: needs "
-                  "static has_bias and row<Arch>(x, w, b, y, n)");
-    const index_t m = x.extent(0), n = x.extent(1);
-    if (y.shape() != x.shape()) throw_shape_mismatch("normalize_rows", "y", y.shape(), x.shape());
-    if (weight.shape() != Shape<1>{n})
-      throw_shape_mismatch("normalize_rows", "weight", weight.shape(), Shape<1>{n});
-    if (!bias.empty() && bias.shape() != Shape<1>{n})
-      throw_shape_mismatch("normalize_rows", "bias", bias.shape(), Shape<1>{n});
-    bool takes_bias = Norm::has_bias;
-    if constexpr (requires { norm.takes_bias(); }) takes_bias = norm.takes_bias();
-    if (!bias.empty() && !takes_bias)
-      throw error("attnkit: normalize_rows: this norm takes no bias, got one of shape " +
-                  shape_string(bias.shape()));
-    if (m == 0 || n == 0) return;
-    if ((n > 1 && (x.stride(1) != 1 || y.stride(1) != 1)) || weight.stride(0) != 1 ||
-        (!bias.empty() && bias.stride(0) != 1))
-      throw shape_error(
-          "attnkit: normalize_rows: rows of x, y, weight and bias must be contiguous");
-    const T* b = bias.empty() ? nullptr : bias.data();
-    simd::dispatch([&](auto arch) {
-      using Arch = decltype(arch);
-      auto one = [&](long r) {
-        norm.template row<Arch>(x.data() + r * x.stride(0), weight.data(), b,
-                                y.data() + r * y.stride(0), n);
-      };
-      if (m * n >= 16384) {
-        parallel_for(static_cast<long>(m), one);
-      } else {
-        for (long r = 0; r < m; ++r) one(r);
-      }
-    });
+  template <class Arch, std::floating_point T>
+  void row(const T* x, const T* w, const T* /*b*/, T* y, index_t n) const noexcept {
+    T sq = 0;
+    detail::sums<Arch>(x, n, static_cast<T*>(nullptr), &sq);
+    const T ms = sq / static_cast<T>(n);
+    const T r = T(1) / std::sqrt(ms + static_cast<T>(eps));
+    detail::scale_shift_row<Arch>(x, T(0), r, w, static_cast<const T*>(nullptr), y, n);
   }
+};
 
-  /// normalize_rows without a bias.
-  template <class Norm, std::floating_point T>
-  void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
-                      std::type_identity_t<TensorView<const T, 1>> weight, TensorView<T, 2> y) {
-    normalize_rows<Norm, T>(norm, x, weight, TensorView<const T, 1>{}, y);
+/// y = (x - mean(x)) / sqrt(var(x) + eps) · weight + bias, var the biased (population) variance
+/// computed in two passes as torch.nn.LayerNorm does. The bias is optional.
+struct LayerNorm {
+  static constexpr bool has_bias = true;
+  double eps = 1e-5;  ///< added to the variance
+  LayerNorm() = default;
+  /// \param e epsilon (>= 0)
+  explicit LayerNorm(double e) : eps(e) {
+    if (!(e >= 0) || !std::isfinite(e))
+      throw error("attnkit: LayerNorm: eps must be finite and >= 0");
   }
+  /// Normalizes one row of n elements (n >= 1); `b` may be null (no bias).
+  /// \tparam Arch an xsimd architecture tag
+  /// \tparam T float or double
+  template <class Arch, std::floating_point T>
+  void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
+    using B = simd::batch<T, Arch>;
+    constexpr index_t width = simd::width<T, Arch>;
+    T total = 0;
+    detail::sums<Arch>(x, n, &total, static_cast<T*>(nullptr));
+    const T mean = total / static_cast<T>(n);
+    const B mv(mean);
+    B acc(T(0));
+    index_t i = 0;
+    for (; i + width <= n; i += width) {
+      const B d = simd::loadu<Arch>(x + i) - mv;
+      acc = xsimd::fma(d, d, acc);
+    }
+    if (i < n) {
+      const B d = simd::load_partial<Arch>(x + i, n - i, mean) - mv;  // tail lanes give 0
+      acc = xsimd::fma(d, d, acc);
+    }
+    const T var = detail::lane_sum<Arch>(acc) / static_cast<T>(n);
+    detail::scale_shift_row<Arch>(x, mean, T(1) / std::sqrt(var + static_cast<T>(eps)), w, b, y, n);
+  }
+};
+
+/// A norm policy: normalizes one row given its weight (and optional bias).
+/// Requirements: `N::has_bias` is a constexpr bool; `n.template row<Arch>(x, w, b, y, n)` for
+/// float and double rows.
+template <class N>
+concept norm_policy = std::copy_constructible<N> &&
+    requires(const N& p, const float* xf, float* yf, const double* xd, double* yd, index_t n) {
+  requires std::is_same_v < std::remove_cv_t<decltype(N::has_bias)>,
+  bool > ;
+  p.template row<simd::generic>(xf, xf, xf, yf, n);
+  p.template row<simd::generic>(xd, xd, xd, yd, n);
+};
+
+static_assert(norm_policy<RMSNorm> && norm_policy<LayerNorm>);
+
+/// A norm chosen at run time, as a model folder's config.json chooses it: RMSNorm (default) or
+/// LayerNorm, with its eps. A norm_policy, so it plugs into TransformerBlock like the fixed
+/// ones; the choice is read once per row. A bias is accepted only by LayerNorm (takes_bias()).
+struct SelectableNorm {
+  static constexpr bool has_bias = true;  ///< may take one; normalize_rows asks takes_bias()
+  std::variant<RMSNorm, LayerNorm> norm = RMSNorm{};
+
+  SelectableNorm() = default;
+  /// \param n the norm to apply
+  SelectableNorm(RMSNorm n) : norm(n) {}
+  SelectableNorm(LayerNorm n) : norm(n) {}
+
+  /// Whether the norm is LayerNorm (which reads a bias) rather than RMSNorm.
+  bool takes_bias() const noexcept { return std::holds_alternative<LayerNorm>(norm); }
+  /// The norm's epsilon.
+  double eps() const noexcept {
+    return std::visit([](const auto& n) { return n.eps; }, norm);
+  }
+  /// "rms_norm" or "layer_norm" (the config.json spelling).
+  const char* name() const noexcept { return takes_bias() ? "layer_norm" : "rms_norm"; }
+
+  /// Normalizes one row with the chosen norm (`b` only for LayerNorm).
+  /// \tparam Arch an xsimd architecture tag
+  /// \tparam T float or double
+  template <class Arch, std::floating_point T>
+  void row(const T* x, const T* w, const T* b, T* y, index_t n) const noexcept {
+    if (const LayerNorm* l = std::get_if<LayerNorm>(&norm)) {
+      l->template row<Arch>(x, w, b, y, n);
+    } else if (const RMSNorm* r = std::get_if<RMSNorm>(&norm)) {
+      r->template row<Arch>(x, w, static_cast<const T*>(nullptr), y, n);
+    }
+  }
+};
+
+static_assert(norm_policy<SelectableNorm>);
+
+/// Norm placement chosen at run time (config.json's `attnkit_norm_placement`): pre (default)
+/// or post. TransformerBlock takes it in place of the PreNorm / PostNorm tags.
+struct SelectablePlacement {
+  bool post = false;  ///< PostNorm when true, else PreNorm
+  /// "pre" or "post" (the config.json spelling).
+  const char* name() const noexcept { return post ? "post" : "pre"; }
+};
+
+/// y[r, :] = norm(x[r, :]) for every row of x [M, n]; weight [n], bias [n] or empty (none).
+/// Rows must be contiguous (stride 1 within a row); y may alias x exactly (in place).
+/// Rows are spread over OpenMP threads (results do not depend on the thread count).
+/// Throws shape_error naming the argument and both shapes.
+/// \tparam Norm a norm_policy (RMSNorm, LayerNorm)
+/// \tparam T float or double
+template <class Norm, std::floating_point T>
+void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
+                    std::type_identity_t<TensorView<const T, 1>> weight,
+                    std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
+  static_assert(norm_policy<Norm>,
+                "attnkit: Norm of normalize_rows must model attnkit::block::norm_policy: needs "
+                "static has_bias and row<Arch>(x, w, b, y, n)");
+  const index_t m = x.extent(0), n = x.extent(1);
+  if (y.shape() != x.shape()) throw_shape_mismatch("normalize_rows", "y", y.shape(), x.shape());
+  if (weight.shape() != Shape<1>{n})
+    throw_shape_mismatch("normalize_rows", "weight", weight.shape(), Shape<1>{n});
+  if (!bias.empty() && bias.shape() != Shape<1>{n})
+    throw_shape_mismatch("normalize_rows", "bias", bias.shape(), Shape<1>{n});
+  bool takes_bias = Norm::has_bias;
+  if constexpr (requires { norm.takes_bias(); }) takes_bias = norm.takes_bias();
+  if (!bias.empty() && !takes_bias)
+    throw error("attnkit: normalize_rows: this norm takes no bias, got one of shape " +
+                shape_string(bias.shape()));
+  if (m == 0 || n == 0) return;
+  if ((n > 1 && (x.stride(1) != 1 || y.stride(1) != 1)) || weight.stride(0) != 1 ||
+      (!bias.empty() && bias.stride(0) != 1))
+    throw shape_error("attnkit: normalize_rows: rows of x, y, weight and bias must be contiguous");
+  const T* b = bias.empty() ? nullptr : bias.data();
+  simd::dispatch([&](auto arch) {
+    using Arch = decltype(arch);
+    auto one = [&](long r) {
+      norm.template row<Arch>(x.data() + r * x.stride(0), weight.data(), b,
+                              y.data() + r * y.stride(0), n);
+    };
+    if (m * n >= 16384) {
+      parallel_for(static_cast<long>(m), one);
+    } else {
+      for (long r = 0; r < m; ++r) one(r);
+    }
+  });
+}
+
+/// normalize_rows without a bias.
+template <class Norm, std::floating_point T>
+void normalize_rows(const Norm& norm, std::type_identity_t<TensorView<const T, 2>> x,
+                    std::type_identity_t<TensorView<const T, 1>> weight, TensorView<T, 2> y) {
+  normalize_rows<Norm, T>(norm, x, weight, TensorView<const T, 1>{}, y);
+}
 
 }  // namespace attnkit::block
 
@@ -6753,936 +6755,6 @@ void einsum(std::string_view spec, Out&& out,
 #include <variant>
 #include <vector>
 
-// ---- begin attnkit/modules/multi_head_attention.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
-// output gate (Gated Attention), an optional KV cache (modules/kv_cache.hpp) and weight capture,
-// around the fused attention<Policy> kernel. modules/ sits above attention/ and block/ (the
-// projections and RoPE).
-
-#include <cstdint>
-#include <functional>
-#include <optional>
-#include <span>
-#include <string>
-#include <type_traits>
-
-// ---- begin attnkit/modules/kv_cache.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
-// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
-// retention cache with its three memory modes (baseline, soft-delete, sparse).
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <variant>
-#include <vector>
-
-
-namespace attnkit::modules {
-
-// ---- the cache policies ----------------------------------------------------------------------
-//
-// A cache policy decides which keys each query row sees by what the cache *holds*, not by a
-// mask: every policy runs the same attention<Policy> instantiation (the decoder's causal one)
-// over the held keys, so choosing a policy at run time (`attnkit generate --cache`) costs no
-// extra kernel, and dropped tokens cost no work at all.
-
-/// Keeps every token (the attention of the full causal pass).
-struct FullCache {};
-
-/// Keeps the last `window` tokens: the SlidingWindow(window) mask of a full recomputation.
-struct WindowCache {
-  index_t window = 1;  ///< W >= 1 (a row sees itself and the W - 1 tokens before it)
-};
-
-/// StreamingLLM (Xiao et al. 2023): keeps the first `sinks` tokens and the last `window`, the
-/// Sinks(sinks, window) mask of a full recomputation. Positions are assigned inside the cache as
-/// StreamingLLM does (sink s at s, the window right after them, the query last), so relative
-/// RoPE distances never exceed sinks + window - 1 however long the generation runs.
-///
-/// How (keys are re-rotated, only the sinks): RoPE scores depend only on the difference of the
-/// query's and the key's positions. Window keys are rotated once, at their absolute position p,
-/// and queries at their absolute position q; the difference q - p is the same as StreamingLLM's
-/// in-cache difference because both are shifted by the same count of evicted tokens e. Sink s
-/// must appear at distance (q - e) - s, so its key is kept un-rotated beside the cache and
-/// re-rotated at position s + e whenever e changes: S rows per step, not the whole cache. The
-/// scores equal StreamingLLM's exactly in real arithmetic; in floating point they differ only by
-/// the rounding of the rotations.
-struct SinkCache {
-  index_t sinks = 4;   ///< S >= 0 (StreamingLLM uses 4)
-  index_t window = 1;  ///< W >= 1
-};
-
-/// What a retention cache does with the retention of its tokens (three modes).
-enum class MemoryMode : std::uint8_t {
-  baseline,     ///< no forgetting: retention is not tracked, the full cache
-  soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
-  sparse,       ///< tokens with R < forget_threshold are dropped from the cache (compacted)
-};
-
-/// Parameters of the Ebbinghaus retention model. Every cached token (per layer) has a strength
-/// S and a last-reinforced step; its retention at step t is R = exp(-Δt / S) with
-/// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
-/// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
-/// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
-/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
-/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
-/// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
-struct RetentionParams {
-  double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
-  double time_per_step = 0.05;        ///< Δt units per step (>= 0)
-  double reinforce_threshold = 0.01;  ///< head-mean attention weight that reinforces (in [0, 1])
-  double strength_gain = 1.0;         ///< S += strength_gain on reinforcement (>= 0)
-  /// sparse: a token with R < forget_threshold is forgotten (dropped); 0 never forgets.
-  double forget_threshold = 0.01;
-  /// sparse, dynamic threshold: when > 0, replaces forget_threshold by the retention of the
-  /// least retained token that still fits a budget of ceil(keep_fraction · tokens seen): the
-  /// cache keeps the most retained tokens (ties: the newer), so sparsity tends to
-  /// 1 - keep_fraction. In (0, 1]; 0 is off.
-  double keep_fraction = 0.0;
-};
-
-/// The Ebbinghaus retention cache: a full cache whose tokens fade.
-///
-/// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
-/// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
-/// (prefill) add tokens at full strength without reinforcing. Sparse mode drops a forgotten token
-/// for good: it could only come back through attention weight, which a dropped token cannot
-/// receive, so dropping it is the same as masking it from then on - and the cache moves the
-/// last held token into its slot (O(D) per token) so the cost of a step follows the kept tokens.
-/// The order of held tokens is then not chronological; attention does not depend on it (every
-/// held token precedes every new row), only its rounding does.
-///
-/// soft-delete and sparse need batch 1 (the retention state is per token, per layer).
-struct RetentionCache {
-  MemoryMode mode = MemoryMode::baseline;
-  RetentionParams params{};
-};
-
-/// A cache policy chosen at run time.
-using CachePolicy = std::variant<FullCache, WindowCache, SinkCache, RetentionCache>;
-
-/// "baseline", "soft-delete" or "sparse".
-inline std::string memory_mode_name(MemoryMode m) {
-  switch (m) {
-    case MemoryMode::soft_delete:
-      return "soft-delete";
-    case MemoryMode::sparse:
-      return "sparse";
-    default:
-      return "baseline";
-  }
-}
-
-/// The mode named as by memory_mode_name(); throws attnkit::error naming the choices.
-inline MemoryMode parse_memory_mode(std::string_view name) {
-  if (name == "baseline") return MemoryMode::baseline;
-  if (name == "soft-delete") return MemoryMode::soft_delete;
-  if (name == "sparse") return MemoryMode::sparse;
-  throw error("attnkit: unknown memory mode '" + std::string(name) +
-              "' (baseline, soft-delete, sparse)");
-}
-
-/// The CLI spelling of a policy: "full", "window=W", "sinks=S,W", "retention:MODE".
-inline std::string cache_policy_name(const CachePolicy& p) {
-  if (const auto* w = std::get_if<WindowCache>(&p)) return "window=" + std::to_string(w->window);
-  if (const auto* s = std::get_if<SinkCache>(&p))
-    return "sinks=" + std::to_string(s->sinks) + "," + std::to_string(s->window);
-  if (const auto* r = std::get_if<RetentionCache>(&p))
-    return "retention:" + memory_mode_name(r->mode);
-  return "full";
-}
-
-/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
-inline CachePolicy parse_cache_policy(std::string_view spec) {
-  auto number = [&](std::string_view s) -> index_t {
-    index_t v = 0;
-    if (s.empty() || s.size() > 12) v = -1;
-    for (char c : s) {
-      if (c < '0' || c > '9') {
-        v = -1;
-        break;
-      }
-      v = v * 10 + (c - '0');
-    }
-    if (v < 0)
-      throw error("attnkit: cache '" + std::string(spec) + "': '" + std::string(s) +
-                  "' is not a non-negative integer");
-    return v;
-  };
-  if (spec == "full") return FullCache{};
-  if (spec.substr(0, 7) == "window=") {
-    const index_t w = number(spec.substr(7));
-    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
-    return WindowCache{w};
-  }
-  if (spec.substr(0, 6) == "sinks=") {
-    const std::string_view rest = spec.substr(6);
-    const std::size_t comma = rest.find(',');
-    if (comma == std::string_view::npos)
-      throw error("attnkit: cache '" + std::string(spec) + "': expected sinks=S,W");
-    const index_t s = number(rest.substr(0, comma)), w = number(rest.substr(comma + 1));
-    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
-    return SinkCache{s, w};
-  }
-  throw error("attnkit: unknown cache '" + std::string(spec) + "' (full, window=W, sinks=S,W)");
-}
-
-/// Statistics of one layer's cache.
-struct CacheStats {
-  index_t memory_tokens = 0;  ///< tokens held (what the next attention reads)
-  index_t seen = 0;           ///< tokens ever appended
-  double mean_retention = 1;  ///< mean R of the held tokens at the last step (1 when untracked)
-  double sparsity = 0;  ///< 1 - memory_tokens / seen: the share of tokens whose work is skipped
-};
-
-// ---- the cache ---------------------------------------------------------------------------------
-
-/// Keys and values of one attention layer under a CachePolicy, [B, Hkv, capacity, D] storage.
-/// MultiHeadAttention::forward(x, positions, y, cache) drives it through step().
-/// \tparam T float or double
-template <class T>
-class KVCache {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "attnkit: T of KVCache must be float or double");
-
- public:
-  /// Marks the type as a cache policy object for MultiHeadAttention::forward.
-  using kv_cache_tag = void;
-
-  /// \param policy the cache policy (checked: throws attnkit::error for bad parameters)
-  explicit KVCache(CachePolicy policy = FullCache{}) : policy_(std::move(policy)) {
-    if (const auto* w = std::get_if<WindowCache>(&policy_)) {
-      if (w->window < 1) throw error("attnkit: KVCache: WindowCache needs window >= 1");
-      bounded_ = true;
-      window_ = w->window;
-    } else if (const auto* s = std::get_if<SinkCache>(&policy_)) {
-      if (s->sinks < 0 || s->window < 1)
-        throw error("attnkit: KVCache: SinkCache needs sinks >= 0 and window >= 1");
-      bounded_ = true;
-      sinks_ = s->sinks;
-      window_ = s->window;
-    } else if (const auto* r = std::get_if<RetentionCache>(&policy_)) {
-      const RetentionParams& p = r->params;
-      auto unit = [](double v) { return v >= 0 && v <= 1; };
-      if (!(p.initial_strength > 0) || !std::isfinite(p.initial_strength) ||
-          !(p.time_per_step >= 0) || !std::isfinite(p.time_per_step) || !(p.strength_gain >= 0) ||
-          !std::isfinite(p.strength_gain) || !unit(p.reinforce_threshold) ||
-          !unit(p.forget_threshold) || !unit(p.keep_fraction))
-        throw error(
-            "attnkit: KVCache: RetentionParams need initial_strength > 0, time_per_step >= 0, "
-            "strength_gain >= 0 and reinforce_threshold, forget_threshold, keep_fraction in "
-            "[0, 1]");
-      mode_ = r->mode;
-      params_ = p;
-    }
-  }
-
-  const CachePolicy& policy() const noexcept { return policy_; }
-  /// The memory mode (baseline for caches other than RetentionCache).
-  MemoryMode mode() const noexcept { return mode_; }
-  /// Tokens held: the keys the next attention call reads (besides the new rows).
-  index_t length() const noexcept { return end_ - begin_; }
-  /// Tokens appended so far.
-  index_t seen() const noexcept { return seen_; }
-  /// Steps (step() calls) so far: the retention clock.
-  index_t steps() const noexcept { return steps_; }
-  /// Tokens dropped so far (window and sink caches: the shift of in-cache positions).
-  index_t evicted() const noexcept { return evicted_; }
-  /// Whether slot distances are token distances (window, sinks: in-cache distances as in
-  /// StreamingLLM), so a positional score mod such as ALiBi may read them. Sparse mode moves
-  /// tokens into the holes of forgotten ones: RoPE on the keys is fine, ALiBi is not.
-  bool preserves_distances() const noexcept { return mode_ != MemoryMode::sparse; }
-
-  /// The held keys [B, Hkv, length, D] (rotated; soft-delete: before scaling by retention) and
-  /// values, in slot order.
-  TensorView<const T, 4> keys() const { return k_.cview().slice(begin_, end_, 2); }
-  TensorView<const T, 4> values() const { return v_.cview().slice(begin_, end_, 2); }
-  /// Absolute position (as given to step()) of the token in held slot j.
-  index_t position(index_t j) const { return pos_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention cache (soft-delete, sparse): strength S of held slot j.
-  double strength(index_t j) const { return strength_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention cache (soft-delete, sparse): the step that last reinforced (or added) slot j.
-  index_t last_reinforced(index_t j) const { return last_[static_cast<std::size_t>(begin_ + j)]; }
-  /// Retention R = exp(-Δt / S) of held slot j at step t (default: the last step); 1 when
-  /// retention is not tracked.
-  double retention(index_t j, index_t t = -1) const {
-    if (!tracked()) return 1.0;
-    if (t < 0) t = std::max<index_t>(steps_ - 1, 0);
-    return retention_at(static_cast<std::size_t>(begin_ + j), t);
-  }
-
-  /// Statistics of the cache now (retention at the last step).
-  CacheStats stats() const {
-    CacheStats s;
-    s.memory_tokens = length();
-    s.seen = seen_;
-    s.sparsity = seen_ > 0 ? 1.0 - double(length()) / double(seen_) : 0.0;
-    if (tracked() && length() > 0) {
-      double sum = 0;
-      for (index_t j = 0; j < length(); ++j) sum += retention(j);
-      s.mean_retention = sum / double(length());
-    }
-    return s;
-  }
-
-  /// Forgets everything (keeps the policy and the storage).
-  void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
-
-  /// One forward call of a layer: takes the new rows' keys k [B, Hkv, N, D] (not rotated) and
-  /// values v [B, Hkv, N, Dv] at `positions` [N], rotates the keys with `rope` (may be null),
-  /// evicts as the policy says and calls `attend(r0, r1, keys, values, probs)` for consecutive
-  /// row ranges covering [0, N): attention of those query rows over the given keys/values
-  /// (bottom-right aligned: the last r1 - r0 keys are those rows' own), writing the weights
-  /// into probs [B, Hq, r1 - r0, Nk] when probs is not empty (retention decode steps ask).
-  /// Window and sink caches run the rows that would evict one at a time; the rest in one call.
-  /// Throws shape_error when the shapes disagree with each other or with earlier steps.
-  /// \param query_heads Hq (a multiple of Hkv), for the weights' shape
-  template <class Attend>
-  void step(TensorView<const T, 4> k, TensorView<const T, 4> v, std::span<const index_t> positions,
-            const block::RoPE* rope, index_t query_heads, Attend&& attend) {
-    const index_t nb = k.extent(0), hkv = k.extent(1), n = k.extent(2), d = k.extent(3);
-    const index_t dv = v.extent(3);
-    if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != n)
-      throw_shape_mismatch("KVCache", "v", v.shape(), Shape<4>{nb, hkv, n, dv});
-    if (static_cast<index_t>(positions.size()) != n)
-      throw shape_error("attnkit: KVCache: " + std::to_string(positions.size()) +
-                        " positions for " + std::to_string(n) + " rows");
-    if (hkv < 1 || query_heads < 1 || query_heads % hkv != 0)
-      throw shape_error("attnkit: KVCache: " + std::to_string(query_heads) +
-                        " query heads are not a multiple of " + std::to_string(hkv) + " kv heads");
-    if (k_.size() != 0 &&
-        (k_.extent(0) != nb || k_.extent(1) != hkv || k_.extent(3) != d || v_.extent(3) != dv))
-      throw shape_error("attnkit: KVCache: the cache holds keys " + shape_string(k_.shape()) +
-                        " and values " + shape_string(v_.shape()) + ", the step brings " +
-                        shape_string(k.shape()) + " and " + shape_string(v.shape()));
-    if (tracked() && nb != 1)
-      throw shape_error(
-          "attnkit: KVCache: the retention modes soft-delete and sparse need batch "
-          "1, got keys " +
-          shape_string(k.shape()));
-    if (n == 0) return;
-    nb_ = nb;
-    hkv_ = hkv;
-    d_ = d;
-    dv_ = dv;
-    if (bounded_) {
-      step_bounded(k, v, positions, rope, attend);
-    } else if (tracked()) {
-      step_retention(k, v, positions, rope, query_heads, attend);
-    } else {
-      append(k, v, positions, rope, 0, n);
-      attend(index_t{0}, n, keys(), values(), TensorView<T, 4>{});
-    }
-    ++steps_;
-  }
-
- private:
-  CachePolicy policy_;
-  bool bounded_ = false;
-  index_t sinks_ = 0, window_ = 0;
-  MemoryMode mode_ = MemoryMode::baseline;
-  RetentionParams params_{};
-
-  index_t nb_ = 0, hkv_ = 0, d_ = 0, dv_ = 0;
-  Tensor<T, 4> k_, v_;           // [B, Hkv, cap, D], [B, Hkv, cap, Dv]
-  index_t cap_ = 0;              // slots of the storage
-  index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
-  index_t seen_ = 0, steps_ = 0, evicted_ = 0;
-  std::vector<index_t> pos_;  // [cap] absolute position per slot
-  // Sink caches: the first S tokens, keys not rotated, and their positions.
-  Tensor<T, 4> sink_k_, sink_v_;  // [B, Hkv, S, D], [B, Hkv, S, Dv]
-  std::vector<index_t> sink_pos_;
-  // Retention (soft-delete, sparse): per slot.
-  std::vector<double> strength_;
-  std::vector<index_t> last_;
-  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
-  Tensor<T, 4> scaled_k_;             // soft-delete: R-scaled keys [1, Hkv, cap, D]
-  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
-  std::vector<double> weight_;        // head-mean weights of a decode step
-  std::vector<index_t> order_;        // dynamic threshold scratch
-  std::vector<double> decay_;         // dynamic threshold scratch
-  std::vector<index_t> dropped_;      // slots forgotten this step, ascending
-
-  bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
-
-  double retention_at(std::size_t slot, index_t t) const {
-    const double dt = double(t - last_[slot]) * params_.time_per_step;
-    return std::exp(-dt / strength_[slot]);
-  }
-
-  /// Steps without reinforcement after which R < forget_threshold (infinite when it never is).
-  double forget_after(double strength) const {
-    if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
-      return std::numeric_limits<double>::infinity();
-    return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
-  }
-
-  T* krow(Tensor<T, 4>& t, index_t b, index_t h, index_t slot) {
-    return t.data() + ((b * t.extent(1) + h) * t.extent(2) + slot) * t.extent(3);
-  }
-
-  /// Moves held slots [begin_, end_) to [0, length) of a storage of `cap` slots.
-  void relocate(index_t cap) {
-    const index_t len = length();
-    const bool same = cap == cap_ && k_.size() != 0;
-    if (same && begin_ == 0) return;
-    Tensor<T, 4> nk = same ? std::move(k_) : Tensor<T, 4>({nb_, hkv_, cap, d_});
-    Tensor<T, 4> nv = same ? std::move(v_) : Tensor<T, 4>({nb_, hkv_, cap, dv_});
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h) {
-        if (len == 0) break;
-        if (same) {
-          std::memmove(krow(nk, b, h, 0), krow(nk, b, h, begin_),
-                       sizeof(T) * std::size_t(len * d_));
-          std::memmove(krow(nv, b, h, 0), krow(nv, b, h, begin_),
-                       sizeof(T) * std::size_t(len * dv_));
-        } else {
-          std::memcpy(krow(nk, b, h, 0), krow(k_, b, h, begin_), sizeof(T) * std::size_t(len * d_));
-          std::memcpy(krow(nv, b, h, 0), krow(v_, b, h, begin_),
-                      sizeof(T) * std::size_t(len * dv_));
-        }
-      }
-    auto move_meta = [&](auto& vec, auto fill) {
-      vec.erase(vec.begin(), vec.begin() + begin_);
-      vec.resize(static_cast<std::size_t>(cap), fill);
-    };
-    move_meta(pos_, index_t{0});
-    if (tracked()) {
-      move_meta(strength_, 0.0);
-      move_meta(last_, index_t{0});
-      move_meta(forget_after_, 0.0);
-    }
-    k_ = std::move(nk);
-    v_ = std::move(nv);
-    cap_ = cap;
-    begin_ = 0;
-    end_ = len;
-  }
-
-  /// Room for m more slots at the end: compacts when that suffices, else grows by doubling.
-  /// Window and sink caches grow to at least twice what they hold, so their compactions (every
-  /// capacity - held steps) cost amortized O(D) per step.
-  void make_room(index_t m) {
-    if (end_ + m <= cap_) return;
-    const index_t need = length() + m, want = bounded_ ? 2 * need : need;
-    if (begin_ > 0 && want <= cap_) {
-      relocate(cap_);
-      return;
-    }
-    index_t cap = std::max<index_t>(cap_, 16);
-    while (cap < want) cap *= 2;
-    relocate(cap);
-  }
-
-  /// Appends rows [r0, r1) of k, v at the end, keys rotated at their positions.
-  void append(TensorView<const T, 4> k, TensorView<const T, 4> v,
-              std::span<const index_t> positions, const block::RoPE* rope, index_t r0, index_t r1) {
-    const index_t m = r1 - r0;
-    make_room(m);
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h)
-        for (index_t r = 0; r < m; ++r) {
-          T* kd = krow(k_, b, h, end_ + r);
-          T* vd = krow(v_, b, h, end_ + r);
-          for (index_t c = 0; c < d_; ++c) kd[c] = k(b, h, r0 + r, c);
-          for (index_t c = 0; c < dv_; ++c) vd[c] = v(b, h, r0 + r, c);
-        }
-    // The first S tokens ever seen are the sinks: keep them un-rotated too.
-    if (sinks_ > 0 && seen_ < sinks_) {
-      if (sink_k_.size() == 0) {
-        sink_k_ = Tensor<T, 4>({nb_, hkv_, sinks_, d_});
-        sink_v_ = Tensor<T, 4>({nb_, hkv_, sinks_, dv_});
-        sink_pos_.assign(static_cast<std::size_t>(sinks_), 0);
-      }
-      for (index_t r = 0; r < m && seen_ + r < sinks_; ++r) {
-        const index_t s = seen_ + r;
-        sink_pos_[static_cast<std::size_t>(s)] = positions[static_cast<std::size_t>(r0 + r)];
-        for (index_t b = 0; b < nb_; ++b)
-          for (index_t h = 0; h < hkv_; ++h) {
-            for (index_t c = 0; c < d_; ++c) sink_k_(b, h, s, c) = k(b, h, r0 + r, c);
-            for (index_t c = 0; c < dv_; ++c) sink_v_(b, h, s, c) = v(b, h, r0 + r, c);
-          }
-      }
-    }
-    if (rope != nullptr)
-      rope->apply<T>(k_.view().slice(end_, end_ + m, 2), positions.subspan(r0, m));
-    for (index_t r = 0; r < m; ++r)
-      pos_[static_cast<std::size_t>(end_ + r)] = positions[static_cast<std::size_t>(r0 + r)];
-    end_ += m;
-    seen_ += m;
-  }
-
-  /// Writes the sinks into slots [begin_, begin_ + S), rotated at their position + evicted.
-  void write_sinks(const block::RoPE* rope) {
-    const index_t s = std::min(sinks_, seen_);
-    for (index_t b = 0; b < nb_; ++b)
-      for (index_t h = 0; h < hkv_; ++h)
-        for (index_t j = 0; j < s; ++j) {
-          std::memcpy(krow(k_, b, h, begin_ + j), &sink_k_(b, h, j, 0),
-                      sizeof(T) * std::size_t(d_));
-          std::memcpy(krow(v_, b, h, begin_ + j), &sink_v_(b, h, j, 0),
-                      sizeof(T) * std::size_t(dv_));
-        }
-    std::vector<index_t> at(static_cast<std::size_t>(s));
-    for (index_t j = 0; j < s; ++j) {
-      at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
-      pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
-    }
-    if (rope != nullptr && s > 0) rope->apply<T>(k_.view().slice(begin_, begin_ + s, 2), at);
-  }
-
-  template <class Attend>
-  void step_bounded(TensorView<const T, 4> k, TensorView<const T, 4> v,
-                    std::span<const index_t> positions, const block::RoPE* rope, Attend& attend) {
-    const index_t n = k.extent(2), cap = sinks_ + window_;
-    index_t r = 0;
-    while (r < n) {
-      if (length() < cap) {  // rows that fit without evicting: one call, causal among them
-        const index_t m = std::min(n - r, cap - length());
-        append(k, v, positions, rope, r, r + m);
-        attend(r, r + m, keys(), values(), TensorView<T, 4>{});
-        r += m;
-        continue;
-      }
-      // Full: the oldest window token (slot begin_ + S) leaves; the sinks move up one slot,
-      // re-rotated for the new shift.
-      ++begin_;
-      ++evicted_;
-      if (sinks_ > 0) write_sinks(rope);
-      append(k, v, positions, rope, r, r + 1);
-      attend(r, r + 1, keys(), values(), TensorView<T, 4>{});
-      ++r;
-    }
-  }
-
-  /// Grows the per-slot retention state with the storage.
-  void sync_meta() {
-    const auto cap = static_cast<std::size_t>(cap_);
-    if (strength_.size() != cap) {
-      strength_.resize(cap, 0.0);
-      last_.resize(cap, 0);
-      forget_after_.resize(cap, 0.0);
-    }
-  }
-
-  /// Sparse: drops the tokens forgotten at step t (fixed or dynamic threshold), compacting by
-  /// moving the last held slot into each hole. `incoming` rows are about to be added.
-  void forget(index_t t, index_t incoming) {
-    const index_t len = length();
-    dropped_.clear();
-    if (params_.keep_fraction > 0) {
-      const double budget = std::ceil(params_.keep_fraction * double(seen_ + incoming));
-      const index_t keep = std::max<index_t>(0, static_cast<index_t>(budget) - incoming);
-      if (len > keep) {
-        // The len - keep least retained: largest Δt / S first, then the older position.
-        order_.resize(static_cast<std::size_t>(len));
-        decay_.resize(static_cast<std::size_t>(len));
-        for (index_t j = 0; j < len; ++j) {
-          const auto s = static_cast<std::size_t>(j);
-          order_[s] = j;
-          decay_[s] = double(t - last_[s]) / strength_[s];  // -ln R / time_per_step
-        }
-        const auto nth = order_.begin() + (len - keep);
-        std::nth_element(order_.begin(), nth - 1, order_.end(), [&](index_t a, index_t b) {
-          const auto sa = static_cast<std::size_t>(a), sb = static_cast<std::size_t>(b);
-          if (decay_[sa] != decay_[sb]) return decay_[sa] > decay_[sb];
-          return pos_[sa] < pos_[sb];
-        });
-        dropped_.assign(order_.begin(), nth);
-        std::sort(dropped_.begin(), dropped_.end());
-      }
-    } else {
-      for (index_t j = 0; j < len; ++j) {
-        const auto s = static_cast<std::size_t>(j);
-        // Cheap test first (Δsteps against the precomputed bound), the formula near the bound.
-        if (double(t - last_[s]) + 1.0 >= forget_after_[s] &&
-            retention_at(s, t) < params_.forget_threshold)
-          dropped_.push_back(j);
-      }
-    }
-    // Highest slot first: the slot moved into a hole is then always a kept one.
-    for (auto it = dropped_.rbegin(); it != dropped_.rend(); ++it) {
-      const index_t j = *it, last = end_ - 1;
-      if (j != last) {
-        for (index_t b = 0; b < nb_; ++b)
-          for (index_t h = 0; h < hkv_; ++h) {
-            std::memcpy(krow(k_, b, h, j), krow(k_, b, h, last), sizeof(T) * std::size_t(d_));
-            std::memcpy(krow(v_, b, h, j), krow(v_, b, h, last), sizeof(T) * std::size_t(dv_));
-          }
-        const auto a = static_cast<std::size_t>(j), z = static_cast<std::size_t>(last);
-        pos_[a] = pos_[z];
-        strength_[a] = strength_[z];
-        last_[a] = last_[z];
-        forget_after_[a] = forget_after_[z];
-      }
-      --end_;
-    }
-    evicted_ += static_cast<index_t>(dropped_.size());
-  }
-
-  template <class Attend>
-  void step_retention(TensorView<const T, 4> k, TensorView<const T, 4> v,
-                      std::span<const index_t> positions, const block::RoPE* rope,
-                      index_t query_heads, Attend& attend) {
-    const index_t n = k.extent(2), t = steps_;
-    if (mode_ == MemoryMode::sparse) forget(t, n);
-    const index_t old = end_;
-    append(k, v, positions, rope, 0, n);
-    sync_meta();
-    for (index_t j = old; j < end_; ++j) {
-      const auto s = static_cast<std::size_t>(j);
-      strength_[s] = params_.initial_strength;
-      last_[s] = t;
-      forget_after_[s] = forget_after(params_.initial_strength);
-    }
-    const index_t len = length();
-    TensorView<const T, 4> kview = keys();
-    if (mode_ == MemoryMode::soft_delete) {
-      if (scaled_k_.size() == 0 || scaled_k_.extent(2) != cap_)
-        scaled_k_ = Tensor<T, 4>({1, hkv_, cap_, d_});
-      for (index_t j = 0; j < len; ++j) {
-        const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
-        for (index_t h = 0; h < hkv_; ++h) {
-          const T* src = krow(k_, 0, h, j);
-          T* dst = krow(scaled_k_, 0, h, j);
-          for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
-        }
-      }
-      kview = scaled_k_.cview().slice(0, len, 2);
-    }
-    if (n != 1) {
-      attend(index_t{0}, n, kview, values(), TensorView<T, 4>{});
-      return;
-    }
-    if (probs_.size() == 0 || probs_.extent(1) != query_heads || probs_.extent(3) < len)
-      probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
-    const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
-    attend(index_t{0}, index_t{1}, kview, values(), probs);
-    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
-    weight_.assign(static_cast<std::size_t>(len), 0.0);
-    for (index_t h = 0; h < query_heads; ++h) {
-      const T* p = &probs_(0, h, 0, 0);
-      for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
-    }
-    const double thr = params_.reinforce_threshold * double(query_heads);
-    for (index_t j = 0; j < len; ++j) {
-      const auto s = static_cast<std::size_t>(j);
-      if (weight_[s] >= thr) {
-        strength_[s] += params_.strength_gain;
-        last_[s] = t;
-        forget_after_[s] = forget_after(strength_[s]);
-      }
-    }
-  }
-};
-
-}  // namespace attnkit::modules
-// ---- end attnkit/modules/kv_cache.hpp ----
-
-namespace attnkit::modules {
-
-/// The shape of an output gate, read off the gate projection's weight.
-enum class GateKind : std::uint8_t {
-  none,         ///< no gate
-  headwise,     ///< g_proj [Hq, hidden]: one gate logit per head and token
-  elementwise,  ///< g_proj [Hq·D, hidden]: one gate logit per output element
-};
-
-/// A sigmoid output gate whose kind (none, headwise, elementwise) is chosen at run time, for
-/// models whose files decide whether they are gated. Models attnkit::policy::gate_policy.
-/// \tparam V element type of the gate logits (float or double)
-template <class V = float>
-struct SelectableSigmoidGate {
-  static constexpr bool is_identity = false;
-  GateKind kind = GateKind::none;
-  TensorView<const V, 3> headwise;     ///< [B, Hq, Nq] when kind is headwise
-  TensorView<const V, 4> elementwise;  ///< [B, Hq, Nq, Dv] when kind is elementwise
-
-  template <class T>
-  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
-    if (kind == GateKind::headwise) {
-      policy::HeadwiseSigmoid<V>(headwise).apply_row(b, h, i, row, n);
-    } else if (kind == GateKind::elementwise) {
-      policy::ElementwiseSigmoid<V>(elementwise).apply_row(b, h, i, row, n);
-    }
-  }
-  SelectableSigmoidGate bind(const policy::Geometry& g) const {
-    if (kind == GateKind::headwise) policy::HeadwiseSigmoid<V>(headwise).bind(g);
-    if (kind == GateKind::elementwise) policy::ElementwiseSigmoid<V>(elementwise).bind(g);
-    return *this;
-  }
-};
-
-static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);
-
-/// An observer of one MultiHeadAttention::forward call (attnkit/inspect/ is built on it). With no
-/// capture (a null pointer, the default) forward runs exactly as before; empty members do
-/// nothing.
-/// \tparam T float or double
-template <class T>
-struct AttentionCapture {
-  /// Given the shape [B, Hq, n, Nk] of the call's weights P, returns the caller's buffer of that
-  /// shape for the kernel's own capture (attention() with `probs`), or an empty view for none
-  /// (then the kernel takes its usual path). The buffer is N² memory: reuse it across layers.
-  std::function<TensorView<T, 4>(const Shape<4>& shape)> probs;
-  /// Called after the kernel with the call's q [B, Hq, n, D] (after RoPE), k and v
-  /// [B, Hkv, Nk, D] (with a cache: every cached key) and P (empty when not captured).
-  std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
-                     TensorView<const T, 4> probs)>
-      observe;
-};
-
-/// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
-/// q_proj [Hq·D, hidden], k_proj and v_proj [Hkv·D, hidden], o_proj [hidden, Hq·D] (biases
-/// optional, in the Linear modules), optional g_proj [Hq, hidden] (headwise) or
-/// [Hq·D, hidden] (elementwise). Hq a multiple of Hkv: MHA (Hkv = Hq), GQA, MQA (Hkv = 1).
-///
-/// forward: q, k, v = projections of x; RoPE (if set) on q and k at the given positions; the
-/// fused attention<Policy> kernel (the policy's mask, e.g. Causal for a decoder; bottom-right
-/// aligned, so with a cache the new rows sit after the cached keys); when gated,
-/// out_h *= sigmoid(g_proj · x) per head (headwise) or per element, inside the kernel's gate
-/// epilogue, before o_proj. The gate reads the same x as q_proj (the normalized block input).
-///
-/// The gate comes from the policy's gate type: NoGate (g_proj must be empty),
-/// policy::HeadwiseSigmoid<T>, policy::ElementwiseSigmoid<T>, or SelectableSigmoidGate<T>
-/// (follows g_proj's shape; empty means none).
-/// \tparam Policy an attnkit::policy::AttentionPolicy (its gate values are filled per call)
-/// \tparam T float or double
-template <class Policy, class T = float>
-class MultiHeadAttention {
-  static_assert(policy::is_attention_policy<Policy>,
-                "attnkit: Policy of MultiHeadAttention must be an "
-                "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "attnkit: T of MultiHeadAttention must be float or double");
-  using Gate = typename Policy::gate_type;
-  static constexpr bool gate_none = std::is_same_v<Gate, policy::NoGate>;
-  static constexpr bool gate_headwise = std::is_same_v<Gate, policy::HeadwiseSigmoid<T>>;
-  static constexpr bool gate_elementwise = std::is_same_v<Gate, policy::ElementwiseSigmoid<T>>;
-  static constexpr bool gate_selectable = std::is_same_v<Gate, SelectableSigmoidGate<T>>;
-  static_assert(gate_none || gate_headwise || gate_elementwise || gate_selectable,
-                "attnkit: the gate of MultiHeadAttention's Policy must be NoGate, "
-                "HeadwiseSigmoid<T>, ElementwiseSigmoid<T> or SelectableSigmoidGate<T> with the "
-                "same T as the module");
-
- public:
-  index_t heads = 1;     ///< Hq
-  index_t kv_heads = 1;  ///< Hkv
-  index_t head_dim = 1;  ///< D
-  block::Linear<T> q_proj, k_proj, v_proj, o_proj;
-  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
-  std::optional<block::RoPE> rope;
-  Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
-  AttentionOptions options{};
-
-  index_t hidden() const noexcept { return q_proj.in_features(); }
-
-  /// The gate kind g_proj's shape gives (throws shape_error for any other shape).
-  GateKind gate_kind() const {
-    if (g_proj.empty()) return GateKind::none;
-    const index_t hid = hidden();
-    if (g_proj.shape() == Shape<2>{heads, hid}) return GateKind::headwise;
-    if (g_proj.shape() == Shape<2>{heads * head_dim, hid}) return GateKind::elementwise;
-    throw shape_error("attnkit: MultiHeadAttention: g_proj has shape " +
-                      shape_string(g_proj.shape()) + ", expected [" + std::to_string(heads) + ", " +
-                      std::to_string(hid) + "] (headwise) or [" + std::to_string(heads * head_dim) +
-                      ", " + std::to_string(hid) + "] (elementwise)");
-  }
-
-  /// Checks every weight against heads, kv_heads and head_dim; throws shape_error naming the
-  /// projection and both shapes, or error when the gate does not match the policy.
-  void check() const {
-    const index_t hid = hidden();
-    if (heads < 1 || kv_heads < 1 || head_dim < 1 || heads % kv_heads != 0)
-      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
-                        " query heads are not a multiple of " + std::to_string(kv_heads) +
-                        " kv heads (head_dim " + std::to_string(head_dim) + ")");
-    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
-      if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
-    };
-    want("q_proj", q_proj.weight, {heads * head_dim, hid});
-    want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
-    want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
-    want("o_proj", o_proj.weight, {hid, heads * head_dim});
-    const GateKind g = gate_kind();
-    if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
-        (gate_elementwise && g != GateKind::elementwise))
-      throw error(std::string("attnkit: MultiHeadAttention: the policy's gate is ") +
-                  (gate_none       ? "NoGate"
-                   : gate_headwise ? "HeadwiseSigmoid"
-                                   : "ElementwiseSigmoid") +
-                  " but g_proj has shape " + shape_string(g_proj.shape()) +
-                  " (use SelectableSigmoidGate to follow the weights)");
-    if (rope && rope->rotary_dim() > head_dim)
-      throw shape_error("attnkit: MultiHeadAttention: RoPE rotary_dim " +
-                        std::to_string(rope->rotary_dim()) + " > head_dim " +
-                        std::to_string(head_dim));
-  }
-
-  /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
-  /// rows). y must not alias x. With a capture, the weights go to its buffer and its observer
-  /// sees q, k, v and P (see AttentionCapture).
-  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               const AttentionCapture<T>* capture = nullptr) const {
-    Projected p = project(x, positions, y, true);
-    const Policy pol = policy_for_rows(p, 0, p.n);
-    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
-  }
-
-  /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
-  /// window, attention sinks, retention), which decides which keys each row sees. The protocol:
-  /// the module projects x, rotates q (RoPE at `positions`) and calls
-  /// `cache.step(k, v, positions, rope, Hq, attend)` with the new keys k [B, Hkv, N, D] *not
-  /// rotated* (the cache rotates them at the positions it assigns), v [B, Hkv, N, Dv], and
-  /// `attend(r0, r1, keys, values, probs)`, which runs attention<Policy> for the query rows
-  /// [r0, r1) of this call over keys/values [B, Hkv, Nk, ·] (bottom-right aligned under the
-  /// policy's mask) and also writes the weights into probs [B, Hq, r1 - r0, Nk] when probs is
-  /// not empty. One-row calls take the split-KV decode path unless `options` says never.
-  /// `cache.preserves_distances()` says whether held slots keep the distances i' - j a
-  /// positional score mod (ALiBi) reads; forward throws error when it does not.
-  /// \tparam Cache a type with a `kv_cache_tag` member type, step() and preserves_distances()
-  /// With a capture, each attend call of the step puts its rows' weights [B, Hq, r1 - r0, Nk]
-  /// in the capture's buffer (and copies them to the cache's when it asks for them too) and
-  /// calls the observer with those rows' q and the keys and values the cache holds.
-  template <class Cache>
-  requires requires { typename Cache::kv_cache_tag; }
-  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
-               Cache& cache, const AttentionCapture<T>* capture = nullptr) const {
-    if constexpr (policy::encodes_positions<typename Policy::score_mod_type>) {
-      if (!cache.preserves_distances())
-        throw error(
-            "attnkit: MultiHeadAttention: the cache reorders its tokens (the sparse "
-            "memory mode), which a positional score mod such as ALiBi cannot follow; use "
-            "RoPE positions or another cache policy");
-    }
-    Projected p = project(x, positions, y, false);
-    const block::RoPE* r = rope ? &*rope : nullptr;
-    cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
-               [&](index_t r0, index_t r1, TensorView<const T, 4> kc, TensorView<const T, 4> vc,
-                   TensorView<T, 4> probs) {
-                 const Policy pol = policy_for_rows(p, r0, r1);
-                 AttentionOptions o = options;
-                 if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
-                   o.decode = DecodeMode::always;
-                 run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
-               });
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
-  }
-
- private:
-  /// The projections of one call: [B·N, H·D] buffers seen as [B, H, N, D] by strides (no
-  /// transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
-  struct Projected {
-    index_t nb = 0, n = 0;
-    Tensor<T, 2> qb, kb, vb, ob, gb;
-    TensorView<T, 4> q, k, v, o;
-    GateKind gate = GateKind::none;
-  };
-
-  /// Checks shapes, projects x, applies RoPE to q (and to k when rotate_k).
-  Projected project(TensorView<const T, 3> x, std::span<const index_t> positions,
-                    TensorView<T, 3> y, bool rotate_k) const {
-    check();
-    const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
-    const index_t d = head_dim, hq = heads, hkv = kv_heads;
-    if (x.extent(2) != hid)
-      throw_shape_mismatch("MultiHeadAttention", "x", x.shape(), Shape<3>{nb, n, hid});
-    if (y.shape() != x.shape())
-      throw_shape_mismatch("MultiHeadAttention", "y", y.shape(), x.shape());
-    if (static_cast<index_t>(positions.size()) != n)
-      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(positions.size()) +
-                        " positions for " + std::to_string(n) + " rows");
-    if (!x.is_contiguous() || !y.is_contiguous())
-      throw shape_error("attnkit: MultiHeadAttention: x and y must be contiguous");
-    const index_t m = nb * n;
-    const TensorView<const T, 2> x2(x.data(), {m, hid});
-    Projected p;
-    p.nb = nb;
-    p.n = n;
-    p.qb = Tensor<T, 2>({m, hq * d});
-    p.kb = Tensor<T, 2>({m, hkv * d});
-    p.vb = Tensor<T, 2>({m, hkv * d});
-    p.ob = Tensor<T, 2>({m, hq * d});
-    q_proj(x2, p.qb.view());
-    k_proj(x2, p.kb.view());
-    v_proj(x2, p.vb.view());
-    auto heads_view = [&](T* ptr, index_t h) {
-      return TensorView<T, 4>(ptr, {nb, h, n, d}, {n * h * d, d, h * d, 1});
-    };
-    p.q = heads_view(p.qb.data(), hq);
-    p.k = heads_view(p.kb.data(), hkv);
-    p.v = heads_view(p.vb.data(), hkv);
-    p.o = heads_view(p.ob.data(), hq);
-    if (rope) {
-      rope->apply<T>(p.q, positions);
-      if (rotate_k) rope->apply<T>(p.k, positions);
-    }
-    p.gate = gate_kind();
-    if (p.gate != GateKind::none) {
-      p.gb = Tensor<T, 2>({m, g_proj.extent(0)});
-      block::linear<T>(x2, g_proj, p.gb.view());
-    }
-    return p;
-  }
-
-  /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
-  /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
-  /// capture's observer.
-  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
-           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
-           const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
-    TensorView<T, 4> cap;
-    if (capture != nullptr && capture->probs)
-      cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
-    const TensorView<T, 4> w = cap.empty() ? probs : cap;
-    if (w.empty()) {
-      attention<Policy, T>(pol, q, kc, vc, o, opts);
-    } else {
-      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
-      if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
-    }
-    if (capture != nullptr && capture->observe)
-      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
-  }
-
-  /// The policy with the gate values of the query rows [r0, r1) of a call.
-  Policy policy_for_rows(const Projected& p, index_t r0, index_t r1) const {
-    Policy pol = policy;
-    const index_t nb = p.nb, n = p.n, hq = heads, d = head_dim;
-    if (p.gate != GateKind::none) {
-      const TensorView<const T, 3> hw =
-          TensorView<const T, 3>(p.gb.data(), {nb, hq, n}, {n * hq, 1, hq}).slice(r0, r1, 2);
-      const TensorView<const T, 4> ew =
-          TensorView<const T, 4>(p.gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1})
-              .slice(r0, r1, 2);
-      if constexpr (gate_headwise) pol.gate = policy::HeadwiseSigmoid<T>(hw);
-      if constexpr (gate_elementwise) pol.gate = policy::ElementwiseSigmoid<T>(ew);
-      if constexpr (gate_selectable) {
-        pol.gate.kind = p.gate;
-        pol.gate.headwise = hw;
-        pol.gate.elementwise = ew;
-      }
-    } else if constexpr (gate_selectable) {
-      pol.gate.kind = GateKind::none;
-    }
-    return pol;
-  }
-};
-
-}  // namespace attnkit::modules
-// ---- end attnkit/modules/multi_head_attention.hpp ----
 // ---- begin attnkit/block/selectable_feed_forward.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -9582,8 +8654,8 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 // keys and attnkit's layer-recipe keys), checked on load.
 
 #include <cstdint>
-#include <initializer_list>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 
@@ -9627,7 +8699,7 @@ struct DecoderConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
-  std::string attnkit_activation;  ///< the CLI's default --variant ("" when absent)
+  std::string attnkit_activation;      ///< the CLI's default --variant ("" when absent)
   NormKind norm = NormKind::rms_norm;  ///< attnkit_norm
   double norm_eps = 1e-6;              ///< rms_norm_eps or layer_norm_eps, as `norm` says
   bool post_norm = false;              ///< attnkit_norm_placement is "post"
@@ -9635,9 +8707,9 @@ struct DecoderConfig {
   block::GeluKind gelu = block::GeluKind::exact;  ///< from hidden_act, for MlpKind::gelu
   index_t num_local_experts = 0;                  ///< E, for MlpKind::moe
   index_t num_experts_per_tok = 0;                ///< k, for MlpKind::moe
-  bool norm_topk_prob = true;  ///< MoE: renormalize the top-k router weights
-  PositionKind positions = PositionKind::rope;  ///< attnkit_positions
-  bool positions_given = false;                 ///< whether config.json names the positions
+  bool norm_topk_prob = true;                     ///< MoE: renormalize the top-k router weights
+  PositionKind positions = PositionKind::rope;    ///< attnkit_positions
+  bool positions_given = false;                   ///< whether config.json names the positions
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -9679,8 +8751,8 @@ struct DecoderConfig {
       c.norm = choice("attnkit_norm", "rms_norm", {"rms_norm", "layer_norm"}) == "layer_norm"
                    ? NormKind::layer_norm
                    : NormKind::rms_norm;
-      c.norm_eps = c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5)
-                                                  : c.rms_norm_eps;
+      c.norm_eps =
+          c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5) : c.rms_norm_eps;
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
       const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
@@ -9707,15 +8779,18 @@ struct DecoderConfig {
       // Keys whose meaning the decoder does not implement: refuse rather than compute another
       // model.
       if (present("rope_scaling"))
-        fail("key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
-             "if the model was trained without it)");
+        fail(
+            "key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
+            "if the model was trained without it)");
       for (const char* key : {"attention_bias", "mlp_bias"})
         if (doc.get_bool(key, false))
-          fail(std::string("key \"") + key + "\" is true; projections with biases are not "
+          fail(std::string("key \"") + key +
+               "\" is true; projections with biases are not "
                "implemented");
       if (present("sliding_window") && doc.get_bool("use_sliding_window", true))
-        fail("key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
-             "folders (set \"use_sliding_window\": false if the model does not use it)");
+        fail(
+            "key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
+            "folders (set \"use_sliding_window\": false if the model does not use it)");
       if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
         c.head_dim = positive("head_dim", doc.get_int("head_dim"));
       } else {
@@ -9753,6 +8828,936 @@ struct DecoderConfig {
 
 }  // namespace attnkit::model
 // ---- end attnkit/model/config.hpp ----
+// ---- begin attnkit/modules/kv_cache.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// KVCache<T>: the keys and values of one attention layer during incremental decoding, under a
+// cache policy: full, sliding window, StreamingLLM attention sinks, or the Ebbinghaus
+// retention cache with its three memory modes (baseline, soft-delete, sparse).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+
+namespace attnkit::modules {
+
+// ---- the cache policies ----------------------------------------------------------------------
+//
+// A cache policy decides which keys each query row sees by what the cache *holds*, not by a
+// mask: every policy runs the same attention<Policy> instantiation (the decoder's causal one)
+// over the held keys, so choosing a policy at run time (`attnkit generate --cache`) costs no
+// extra kernel, and dropped tokens cost no work at all.
+
+/// Keeps every token (the attention of the full causal pass).
+struct FullCache {};
+
+/// Keeps the last `window` tokens: the SlidingWindow(window) mask of a full recomputation.
+struct WindowCache {
+  index_t window = 1;  ///< W >= 1 (a row sees itself and the W - 1 tokens before it)
+};
+
+/// StreamingLLM (Xiao et al. 2023): keeps the first `sinks` tokens and the last `window`, the
+/// Sinks(sinks, window) mask of a full recomputation. Positions are assigned inside the cache as
+/// StreamingLLM does (sink s at s, the window right after them, the query last), so relative
+/// RoPE distances never exceed sinks + window - 1 however long the generation runs.
+///
+/// How (keys are re-rotated, only the sinks): RoPE scores depend only on the difference of the
+/// query's and the key's positions. Window keys are rotated once, at their absolute position p,
+/// and queries at their absolute position q; the difference q - p is the same as StreamingLLM's
+/// in-cache difference because both are shifted by the same count of evicted tokens e. Sink s
+/// must appear at distance (q - e) - s, so its key is kept un-rotated beside the cache and
+/// re-rotated at position s + e whenever e changes: S rows per step, not the whole cache. The
+/// scores equal StreamingLLM's exactly in real arithmetic; in floating point they differ only by
+/// the rounding of the rotations.
+struct SinkCache {
+  index_t sinks = 4;   ///< S >= 0 (StreamingLLM uses 4)
+  index_t window = 1;  ///< W >= 1
+};
+
+/// What a retention cache does with the retention of its tokens (three modes).
+enum class MemoryMode : std::uint8_t {
+  baseline,     ///< no forgetting: retention is not tracked, the full cache
+  soft_delete,  ///< every key is scaled by its retention R before attention (nothing dropped)
+  sparse,       ///< tokens with R < forget_threshold are dropped from the cache (compacted)
+};
+
+/// Parameters of the Ebbinghaus retention model. Every cached token (per layer) has a strength
+/// S and a last-reinforced step; its retention at step t is R = exp(-Δt / S) with
+/// Δt = (t - last) · time_per_step. A decode step whose attention weight on the token, averaged
+/// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
+/// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
+/// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
+/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change:
+/// memollm adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
+struct RetentionParams {
+  double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
+  double time_per_step = 0.05;        ///< Δt units per step (>= 0)
+  double reinforce_threshold = 0.01;  ///< head-mean attention weight that reinforces (in [0, 1])
+  double strength_gain = 1.0;         ///< S += strength_gain on reinforcement (>= 0)
+  /// sparse: a token with R < forget_threshold is forgotten (dropped); 0 never forgets.
+  double forget_threshold = 0.01;
+  /// sparse, dynamic threshold: when > 0, replaces forget_threshold by the retention of the
+  /// least retained token that still fits a budget of ceil(keep_fraction · tokens seen): the
+  /// cache keeps the most retained tokens (ties: the newer), so sparsity tends to
+  /// 1 - keep_fraction. In (0, 1]; 0 is off.
+  double keep_fraction = 0.0;
+};
+
+/// The Ebbinghaus retention cache: a full cache whose tokens fade.
+///
+/// Only decode steps (calls with one query row) read attention weights to reinforce tokens: the
+/// kernel captures P for that row (Hq x cached keys: small; no recomputation). Multi-row calls
+/// (prefill) add tokens at full strength without reinforcing. Sparse mode drops a forgotten token
+/// for good: it could only come back through attention weight, which a dropped token cannot
+/// receive, so dropping it is the same as masking it from then on - and the cache moves the
+/// last held token into its slot (O(D) per token) so the cost of a step follows the kept tokens.
+/// The order of held tokens is then not chronological; attention does not depend on it (every
+/// held token precedes every new row), only its rounding does.
+///
+/// soft-delete and sparse need batch 1 (the retention state is per token, per layer).
+struct RetentionCache {
+  MemoryMode mode = MemoryMode::baseline;
+  RetentionParams params{};
+};
+
+/// A cache policy chosen at run time.
+using CachePolicy = std::variant<FullCache, WindowCache, SinkCache, RetentionCache>;
+
+/// "baseline", "soft-delete" or "sparse".
+inline std::string memory_mode_name(MemoryMode m) {
+  switch (m) {
+    case MemoryMode::soft_delete:
+      return "soft-delete";
+    case MemoryMode::sparse:
+      return "sparse";
+    default:
+      return "baseline";
+  }
+}
+
+/// The mode named as by memory_mode_name(); throws attnkit::error naming the choices.
+inline MemoryMode parse_memory_mode(std::string_view name) {
+  if (name == "baseline") return MemoryMode::baseline;
+  if (name == "soft-delete") return MemoryMode::soft_delete;
+  if (name == "sparse") return MemoryMode::sparse;
+  throw error("attnkit: unknown memory mode '" + std::string(name) +
+              "' (baseline, soft-delete, sparse)");
+}
+
+/// The CLI spelling of a policy: "full", "window=W", "sinks=S,W", "retention:MODE".
+inline std::string cache_policy_name(const CachePolicy& p) {
+  if (const auto* w = std::get_if<WindowCache>(&p)) return "window=" + std::to_string(w->window);
+  if (const auto* s = std::get_if<SinkCache>(&p))
+    return "sinks=" + std::to_string(s->sinks) + "," + std::to_string(s->window);
+  if (const auto* r = std::get_if<RetentionCache>(&p))
+    return "retention:" + memory_mode_name(r->mode);
+  return "full";
+}
+
+/// Parses "full", "window=W" or "sinks=S,W" (docs/CLI.md `--cache`); throws attnkit::error.
+inline CachePolicy parse_cache_policy(std::string_view spec) {
+  auto number = [&](std::string_view s) -> index_t {
+    index_t v = 0;
+    if (s.empty() || s.size() > 12) v = -1;
+    for (char c : s) {
+      if (c < '0' || c > '9') {
+        v = -1;
+        break;
+      }
+      v = v * 10 + (c - '0');
+    }
+    if (v < 0)
+      throw error("attnkit: cache '" + std::string(spec) + "': '" + std::string(s) +
+                  "' is not a non-negative integer");
+    return v;
+  };
+  if (spec == "full") return FullCache{};
+  if (spec.substr(0, 7) == "window=") {
+    const index_t w = number(spec.substr(7));
+    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
+    return WindowCache{w};
+  }
+  if (spec.substr(0, 6) == "sinks=") {
+    const std::string_view rest = spec.substr(6);
+    const std::size_t comma = rest.find(',');
+    if (comma == std::string_view::npos)
+      throw error("attnkit: cache '" + std::string(spec) + "': expected sinks=S,W");
+    const index_t s = number(rest.substr(0, comma)), w = number(rest.substr(comma + 1));
+    if (w < 1) throw error("attnkit: cache '" + std::string(spec) + "': the window must be >= 1");
+    return SinkCache{s, w};
+  }
+  throw error("attnkit: unknown cache '" + std::string(spec) + "' (full, window=W, sinks=S,W)");
+}
+
+/// Statistics of one layer's cache.
+struct CacheStats {
+  index_t memory_tokens = 0;  ///< tokens held (what the next attention reads)
+  index_t seen = 0;           ///< tokens ever appended
+  double mean_retention = 1;  ///< mean R of the held tokens at the last step (1 when untracked)
+  double sparsity = 0;  ///< 1 - memory_tokens / seen: the share of tokens whose work is skipped
+};
+
+// ---- the cache ---------------------------------------------------------------------------------
+
+/// Keys and values of one attention layer under a CachePolicy, [B, Hkv, capacity, D] storage.
+/// MultiHeadAttention::forward(x, positions, y, cache) drives it through step().
+/// \tparam T float or double
+template <class T>
+class KVCache {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of KVCache must be float or double");
+
+ public:
+  /// Marks the type as a cache policy object for MultiHeadAttention::forward.
+  using kv_cache_tag = void;
+
+  /// \param policy the cache policy (checked: throws attnkit::error for bad parameters)
+  explicit KVCache(CachePolicy policy = FullCache{}) : policy_(std::move(policy)) {
+    if (const auto* w = std::get_if<WindowCache>(&policy_)) {
+      if (w->window < 1) throw error("attnkit: KVCache: WindowCache needs window >= 1");
+      bounded_ = true;
+      window_ = w->window;
+    } else if (const auto* s = std::get_if<SinkCache>(&policy_)) {
+      if (s->sinks < 0 || s->window < 1)
+        throw error("attnkit: KVCache: SinkCache needs sinks >= 0 and window >= 1");
+      bounded_ = true;
+      sinks_ = s->sinks;
+      window_ = s->window;
+    } else if (const auto* r = std::get_if<RetentionCache>(&policy_)) {
+      const RetentionParams& p = r->params;
+      auto unit = [](double v) { return v >= 0 && v <= 1; };
+      if (!(p.initial_strength > 0) || !std::isfinite(p.initial_strength) ||
+          !(p.time_per_step >= 0) || !std::isfinite(p.time_per_step) || !(p.strength_gain >= 0) ||
+          !std::isfinite(p.strength_gain) || !unit(p.reinforce_threshold) ||
+          !unit(p.forget_threshold) || !unit(p.keep_fraction))
+        throw error(
+            "attnkit: KVCache: RetentionParams need initial_strength > 0, time_per_step >= 0, "
+            "strength_gain >= 0 and reinforce_threshold, forget_threshold, keep_fraction in "
+            "[0, 1]");
+      mode_ = r->mode;
+      params_ = p;
+    }
+  }
+
+  const CachePolicy& policy() const noexcept { return policy_; }
+  /// The memory mode (baseline for caches other than RetentionCache).
+  MemoryMode mode() const noexcept { return mode_; }
+  /// Tokens held: the keys the next attention call reads (besides the new rows).
+  index_t length() const noexcept { return end_ - begin_; }
+  /// Tokens appended so far.
+  index_t seen() const noexcept { return seen_; }
+  /// Steps (step() calls) so far: the retention clock.
+  index_t steps() const noexcept { return steps_; }
+  /// Tokens dropped so far (window and sink caches: the shift of in-cache positions).
+  index_t evicted() const noexcept { return evicted_; }
+  /// Whether slot distances are token distances (window, sinks: in-cache distances as in
+  /// StreamingLLM), so a positional score mod such as ALiBi may read them. Sparse mode moves
+  /// tokens into the holes of forgotten ones: RoPE on the keys is fine, ALiBi is not.
+  bool preserves_distances() const noexcept { return mode_ != MemoryMode::sparse; }
+
+  /// The held keys [B, Hkv, length, D] (rotated; soft-delete: before scaling by retention) and
+  /// values, in slot order.
+  TensorView<const T, 4> keys() const { return k_.cview().slice(begin_, end_, 2); }
+  TensorView<const T, 4> values() const { return v_.cview().slice(begin_, end_, 2); }
+  /// Absolute position (as given to step()) of the token in held slot j.
+  index_t position(index_t j) const { return pos_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention cache (soft-delete, sparse): strength S of held slot j.
+  double strength(index_t j) const { return strength_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention cache (soft-delete, sparse): the step that last reinforced (or added) slot j.
+  index_t last_reinforced(index_t j) const { return last_[static_cast<std::size_t>(begin_ + j)]; }
+  /// Retention R = exp(-Δt / S) of held slot j at step t (default: the last step); 1 when
+  /// retention is not tracked.
+  double retention(index_t j, index_t t = -1) const {
+    if (!tracked()) return 1.0;
+    if (t < 0) t = std::max<index_t>(steps_ - 1, 0);
+    return retention_at(static_cast<std::size_t>(begin_ + j), t);
+  }
+
+  /// Statistics of the cache now (retention at the last step).
+  CacheStats stats() const {
+    CacheStats s;
+    s.memory_tokens = length();
+    s.seen = seen_;
+    s.sparsity = seen_ > 0 ? 1.0 - double(length()) / double(seen_) : 0.0;
+    if (tracked() && length() > 0) {
+      double sum = 0;
+      for (index_t j = 0; j < length(); ++j) sum += retention(j);
+      s.mean_retention = sum / double(length());
+    }
+    return s;
+  }
+
+  /// Forgets everything (keeps the policy and the storage).
+  void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
+
+  /// One forward call of a layer: takes the new rows' keys k [B, Hkv, N, D] (not rotated) and
+  /// values v [B, Hkv, N, Dv] at `positions` [N], rotates the keys with `rope` (may be null),
+  /// evicts as the policy says and calls `attend(r0, r1, keys, values, probs)` for consecutive
+  /// row ranges covering [0, N): attention of those query rows over the given keys/values
+  /// (bottom-right aligned: the last r1 - r0 keys are those rows' own), writing the weights
+  /// into probs [B, Hq, r1 - r0, Nk] when probs is not empty (retention decode steps ask).
+  /// Window and sink caches run the rows that would evict one at a time; the rest in one call.
+  /// Throws shape_error when the shapes disagree with each other or with earlier steps.
+  /// \param query_heads Hq (a multiple of Hkv), for the weights' shape
+  template <class Attend>
+  void step(TensorView<const T, 4> k, TensorView<const T, 4> v, std::span<const index_t> positions,
+            const block::RoPE* rope, index_t query_heads, Attend&& attend) {
+    const index_t nb = k.extent(0), hkv = k.extent(1), n = k.extent(2), d = k.extent(3);
+    const index_t dv = v.extent(3);
+    if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != n)
+      throw_shape_mismatch("KVCache", "v", v.shape(), Shape<4>{nb, hkv, n, dv});
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: KVCache: " + std::to_string(positions.size()) +
+                        " positions for " + std::to_string(n) + " rows");
+    if (hkv < 1 || query_heads < 1 || query_heads % hkv != 0)
+      throw shape_error("attnkit: KVCache: " + std::to_string(query_heads) +
+                        " query heads are not a multiple of " + std::to_string(hkv) + " kv heads");
+    if (k_.size() != 0 &&
+        (k_.extent(0) != nb || k_.extent(1) != hkv || k_.extent(3) != d || v_.extent(3) != dv))
+      throw shape_error("attnkit: KVCache: the cache holds keys " + shape_string(k_.shape()) +
+                        " and values " + shape_string(v_.shape()) + ", the step brings " +
+                        shape_string(k.shape()) + " and " + shape_string(v.shape()));
+    if (tracked() && nb != 1)
+      throw shape_error(
+          "attnkit: KVCache: the retention modes soft-delete and sparse need batch "
+          "1, got keys " +
+          shape_string(k.shape()));
+    if (n == 0) return;
+    nb_ = nb;
+    hkv_ = hkv;
+    d_ = d;
+    dv_ = dv;
+    if (bounded_) {
+      step_bounded(k, v, positions, rope, attend);
+    } else if (tracked()) {
+      step_retention(k, v, positions, rope, query_heads, attend);
+    } else {
+      append(k, v, positions, rope, 0, n);
+      attend(index_t{0}, n, keys(), values(), TensorView<T, 4>{});
+    }
+    ++steps_;
+  }
+
+ private:
+  CachePolicy policy_;
+  bool bounded_ = false;
+  index_t sinks_ = 0, window_ = 0;
+  MemoryMode mode_ = MemoryMode::baseline;
+  RetentionParams params_{};
+
+  index_t nb_ = 0, hkv_ = 0, d_ = 0, dv_ = 0;
+  Tensor<T, 4> k_, v_;           // [B, Hkv, cap, D], [B, Hkv, cap, Dv]
+  index_t cap_ = 0;              // slots of the storage
+  index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
+  index_t seen_ = 0, steps_ = 0, evicted_ = 0;
+  std::vector<index_t> pos_;  // [cap] absolute position per slot
+  // Sink caches: the first S tokens, keys not rotated, and their positions.
+  Tensor<T, 4> sink_k_, sink_v_;  // [B, Hkv, S, D], [B, Hkv, S, Dv]
+  std::vector<index_t> sink_pos_;
+  // Retention (soft-delete, sparse): per slot.
+  std::vector<double> strength_;
+  std::vector<index_t> last_;
+  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
+  Tensor<T, 4> scaled_k_;             // soft-delete: R-scaled keys [1, Hkv, cap, D]
+  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
+  std::vector<double> weight_;        // head-mean weights of a decode step
+  std::vector<index_t> order_;        // dynamic threshold scratch
+  std::vector<double> decay_;         // dynamic threshold scratch
+  std::vector<index_t> dropped_;      // slots forgotten this step, ascending
+
+  bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
+
+  double retention_at(std::size_t slot, index_t t) const {
+    const double dt = double(t - last_[slot]) * params_.time_per_step;
+    return std::exp(-dt / strength_[slot]);
+  }
+
+  /// Steps without reinforcement after which R < forget_threshold (infinite when it never is).
+  double forget_after(double strength) const {
+    if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
+      return std::numeric_limits<double>::infinity();
+    return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
+  }
+
+  T* krow(Tensor<T, 4>& t, index_t b, index_t h, index_t slot) {
+    return t.data() + ((b * t.extent(1) + h) * t.extent(2) + slot) * t.extent(3);
+  }
+
+  /// Moves held slots [begin_, end_) to [0, length) of a storage of `cap` slots.
+  void relocate(index_t cap) {
+    const index_t len = length();
+    const bool same = cap == cap_ && k_.size() != 0;
+    if (same && begin_ == 0) return;
+    Tensor<T, 4> nk = same ? std::move(k_) : Tensor<T, 4>({nb_, hkv_, cap, d_});
+    Tensor<T, 4> nv = same ? std::move(v_) : Tensor<T, 4>({nb_, hkv_, cap, dv_});
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h) {
+        if (len == 0) break;
+        if (same) {
+          std::memmove(krow(nk, b, h, 0), krow(nk, b, h, begin_),
+                       sizeof(T) * std::size_t(len * d_));
+          std::memmove(krow(nv, b, h, 0), krow(nv, b, h, begin_),
+                       sizeof(T) * std::size_t(len * dv_));
+        } else {
+          std::memcpy(krow(nk, b, h, 0), krow(k_, b, h, begin_), sizeof(T) * std::size_t(len * d_));
+          std::memcpy(krow(nv, b, h, 0), krow(v_, b, h, begin_),
+                      sizeof(T) * std::size_t(len * dv_));
+        }
+      }
+    auto move_meta = [&](auto& vec, auto fill) {
+      vec.erase(vec.begin(), vec.begin() + begin_);
+      vec.resize(static_cast<std::size_t>(cap), fill);
+    };
+    move_meta(pos_, index_t{0});
+    if (tracked()) {
+      move_meta(strength_, 0.0);
+      move_meta(last_, index_t{0});
+      move_meta(forget_after_, 0.0);
+    }
+    k_ = std::move(nk);
+    v_ = std::move(nv);
+    cap_ = cap;
+    begin_ = 0;
+    end_ = len;
+  }
+
+  /// Room for m more slots at the end: compacts when that suffices, else grows by doubling.
+  /// Window and sink caches grow to at least twice what they hold, so their compactions (every
+  /// capacity - held steps) cost amortized O(D) per step.
+  void make_room(index_t m) {
+    if (end_ + m <= cap_) return;
+    const index_t need = length() + m, want = bounded_ ? 2 * need : need;
+    if (begin_ > 0 && want <= cap_) {
+      relocate(cap_);
+      return;
+    }
+    index_t cap = std::max<index_t>(cap_, 16);
+    while (cap < want) cap *= 2;
+    relocate(cap);
+  }
+
+  /// Appends rows [r0, r1) of k, v at the end, keys rotated at their positions.
+  void append(TensorView<const T, 4> k, TensorView<const T, 4> v,
+              std::span<const index_t> positions, const block::RoPE* rope, index_t r0, index_t r1) {
+    const index_t m = r1 - r0;
+    make_room(m);
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t r = 0; r < m; ++r) {
+          T* kd = krow(k_, b, h, end_ + r);
+          T* vd = krow(v_, b, h, end_ + r);
+          for (index_t c = 0; c < d_; ++c) kd[c] = k(b, h, r0 + r, c);
+          for (index_t c = 0; c < dv_; ++c) vd[c] = v(b, h, r0 + r, c);
+        }
+    // The first S tokens ever seen are the sinks: keep them un-rotated too.
+    if (sinks_ > 0 && seen_ < sinks_) {
+      if (sink_k_.size() == 0) {
+        sink_k_ = Tensor<T, 4>({nb_, hkv_, sinks_, d_});
+        sink_v_ = Tensor<T, 4>({nb_, hkv_, sinks_, dv_});
+        sink_pos_.assign(static_cast<std::size_t>(sinks_), 0);
+      }
+      for (index_t r = 0; r < m && seen_ + r < sinks_; ++r) {
+        const index_t s = seen_ + r;
+        sink_pos_[static_cast<std::size_t>(s)] = positions[static_cast<std::size_t>(r0 + r)];
+        for (index_t b = 0; b < nb_; ++b)
+          for (index_t h = 0; h < hkv_; ++h) {
+            for (index_t c = 0; c < d_; ++c) sink_k_(b, h, s, c) = k(b, h, r0 + r, c);
+            for (index_t c = 0; c < dv_; ++c) sink_v_(b, h, s, c) = v(b, h, r0 + r, c);
+          }
+      }
+    }
+    if (rope != nullptr)
+      rope->apply<T>(k_.view().slice(end_, end_ + m, 2), positions.subspan(r0, m));
+    for (index_t r = 0; r < m; ++r)
+      pos_[static_cast<std::size_t>(end_ + r)] = positions[static_cast<std::size_t>(r0 + r)];
+    end_ += m;
+    seen_ += m;
+  }
+
+  /// Writes the sinks into slots [begin_, begin_ + S), rotated at their position + evicted.
+  void write_sinks(const block::RoPE* rope) {
+    const index_t s = std::min(sinks_, seen_);
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t j = 0; j < s; ++j) {
+          std::memcpy(krow(k_, b, h, begin_ + j), &sink_k_(b, h, j, 0),
+                      sizeof(T) * std::size_t(d_));
+          std::memcpy(krow(v_, b, h, begin_ + j), &sink_v_(b, h, j, 0),
+                      sizeof(T) * std::size_t(dv_));
+        }
+    std::vector<index_t> at(static_cast<std::size_t>(s));
+    for (index_t j = 0; j < s; ++j) {
+      at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
+      pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
+    }
+    if (rope != nullptr && s > 0) rope->apply<T>(k_.view().slice(begin_, begin_ + s, 2), at);
+  }
+
+  template <class Attend>
+  void step_bounded(TensorView<const T, 4> k, TensorView<const T, 4> v,
+                    std::span<const index_t> positions, const block::RoPE* rope, Attend& attend) {
+    const index_t n = k.extent(2), cap = sinks_ + window_;
+    index_t r = 0;
+    while (r < n) {
+      if (length() < cap) {  // rows that fit without evicting: one call, causal among them
+        const index_t m = std::min(n - r, cap - length());
+        append(k, v, positions, rope, r, r + m);
+        attend(r, r + m, keys(), values(), TensorView<T, 4>{});
+        r += m;
+        continue;
+      }
+      // Full: the oldest window token (slot begin_ + S) leaves; the sinks move up one slot,
+      // re-rotated for the new shift.
+      ++begin_;
+      ++evicted_;
+      if (sinks_ > 0) write_sinks(rope);
+      append(k, v, positions, rope, r, r + 1);
+      attend(r, r + 1, keys(), values(), TensorView<T, 4>{});
+      ++r;
+    }
+  }
+
+  /// Grows the per-slot retention state with the storage.
+  void sync_meta() {
+    const auto cap = static_cast<std::size_t>(cap_);
+    if (strength_.size() != cap) {
+      strength_.resize(cap, 0.0);
+      last_.resize(cap, 0);
+      forget_after_.resize(cap, 0.0);
+    }
+  }
+
+  /// Sparse: drops the tokens forgotten at step t (fixed or dynamic threshold), compacting by
+  /// moving the last held slot into each hole. `incoming` rows are about to be added.
+  void forget(index_t t, index_t incoming) {
+    const index_t len = length();
+    dropped_.clear();
+    if (params_.keep_fraction > 0) {
+      const double budget = std::ceil(params_.keep_fraction * double(seen_ + incoming));
+      const index_t keep = std::max<index_t>(0, static_cast<index_t>(budget) - incoming);
+      if (len > keep) {
+        // The len - keep least retained: largest Δt / S first, then the older position.
+        order_.resize(static_cast<std::size_t>(len));
+        decay_.resize(static_cast<std::size_t>(len));
+        for (index_t j = 0; j < len; ++j) {
+          const auto s = static_cast<std::size_t>(j);
+          order_[s] = j;
+          decay_[s] = double(t - last_[s]) / strength_[s];  // -ln R / time_per_step
+        }
+        const auto nth = order_.begin() + (len - keep);
+        std::nth_element(order_.begin(), nth - 1, order_.end(), [&](index_t a, index_t b) {
+          const auto sa = static_cast<std::size_t>(a), sb = static_cast<std::size_t>(b);
+          if (decay_[sa] != decay_[sb]) return decay_[sa] > decay_[sb];
+          return pos_[sa] < pos_[sb];
+        });
+        dropped_.assign(order_.begin(), nth);
+        std::sort(dropped_.begin(), dropped_.end());
+      }
+    } else {
+      for (index_t j = 0; j < len; ++j) {
+        const auto s = static_cast<std::size_t>(j);
+        // Cheap test first (Δsteps against the precomputed bound), the formula near the bound.
+        if (double(t - last_[s]) + 1.0 >= forget_after_[s] &&
+            retention_at(s, t) < params_.forget_threshold)
+          dropped_.push_back(j);
+      }
+    }
+    // Highest slot first: the slot moved into a hole is then always a kept one.
+    for (auto it = dropped_.rbegin(); it != dropped_.rend(); ++it) {
+      const index_t j = *it, last = end_ - 1;
+      if (j != last) {
+        for (index_t b = 0; b < nb_; ++b)
+          for (index_t h = 0; h < hkv_; ++h) {
+            std::memcpy(krow(k_, b, h, j), krow(k_, b, h, last), sizeof(T) * std::size_t(d_));
+            std::memcpy(krow(v_, b, h, j), krow(v_, b, h, last), sizeof(T) * std::size_t(dv_));
+          }
+        const auto a = static_cast<std::size_t>(j), z = static_cast<std::size_t>(last);
+        pos_[a] = pos_[z];
+        strength_[a] = strength_[z];
+        last_[a] = last_[z];
+        forget_after_[a] = forget_after_[z];
+      }
+      --end_;
+    }
+    evicted_ += static_cast<index_t>(dropped_.size());
+  }
+
+  template <class Attend>
+  void step_retention(TensorView<const T, 4> k, TensorView<const T, 4> v,
+                      std::span<const index_t> positions, const block::RoPE* rope,
+                      index_t query_heads, Attend& attend) {
+    const index_t n = k.extent(2), t = steps_;
+    if (mode_ == MemoryMode::sparse) forget(t, n);
+    const index_t old = end_;
+    append(k, v, positions, rope, 0, n);
+    sync_meta();
+    for (index_t j = old; j < end_; ++j) {
+      const auto s = static_cast<std::size_t>(j);
+      strength_[s] = params_.initial_strength;
+      last_[s] = t;
+      forget_after_[s] = forget_after(params_.initial_strength);
+    }
+    const index_t len = length();
+    TensorView<const T, 4> kview = keys();
+    if (mode_ == MemoryMode::soft_delete) {
+      if (scaled_k_.size() == 0 || scaled_k_.extent(2) != cap_)
+        scaled_k_ = Tensor<T, 4>({1, hkv_, cap_, d_});
+      for (index_t j = 0; j < len; ++j) {
+        const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
+        for (index_t h = 0; h < hkv_; ++h) {
+          const T* src = krow(k_, 0, h, j);
+          T* dst = krow(scaled_k_, 0, h, j);
+          for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
+        }
+      }
+      kview = scaled_k_.cview().slice(0, len, 2);
+    }
+    if (n != 1) {
+      attend(index_t{0}, n, kview, values(), TensorView<T, 4>{});
+      return;
+    }
+    if (probs_.size() == 0 || probs_.extent(1) != query_heads || probs_.extent(3) < len)
+      probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
+    const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
+    attend(index_t{0}, index_t{1}, kview, values(), probs);
+    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
+    weight_.assign(static_cast<std::size_t>(len), 0.0);
+    for (index_t h = 0; h < query_heads; ++h) {
+      const T* p = &probs_(0, h, 0, 0);
+      for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
+    }
+    const double thr = params_.reinforce_threshold * double(query_heads);
+    for (index_t j = 0; j < len; ++j) {
+      const auto s = static_cast<std::size_t>(j);
+      if (weight_[s] >= thr) {
+        strength_[s] += params_.strength_gain;
+        last_[s] = t;
+        forget_after_[s] = forget_after(strength_[s]);
+      }
+    }
+  }
+};
+
+}  // namespace attnkit::modules
+// ---- end attnkit/modules/kv_cache.hpp ----
+// ---- begin attnkit/modules/multi_head_attention.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// MultiHeadAttention<Policy>: q/k/v/o projections, MHA / GQA / MQA, RoPE, an optional sigmoid
+// output gate (Gated Attention), an optional KV cache (modules/kv_cache.hpp) and weight capture,
+// around the fused attention<Policy> kernel. modules/ sits above attention/ and block/ (the
+// projections and RoPE).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+
+
+namespace attnkit::modules {
+
+/// The shape of an output gate, read off the gate projection's weight.
+enum class GateKind : std::uint8_t {
+  none,         ///< no gate
+  headwise,     ///< g_proj [Hq, hidden]: one gate logit per head and token
+  elementwise,  ///< g_proj [Hq·D, hidden]: one gate logit per output element
+};
+
+/// A sigmoid output gate whose kind (none, headwise, elementwise) is chosen at run time, for
+/// models whose files decide whether they are gated. Models attnkit::policy::gate_policy.
+/// \tparam V element type of the gate logits (float or double)
+template <class V = float>
+struct SelectableSigmoidGate {
+  static constexpr bool is_identity = false;
+  GateKind kind = GateKind::none;
+  TensorView<const V, 3> headwise;     ///< [B, Hq, Nq] when kind is headwise
+  TensorView<const V, 4> elementwise;  ///< [B, Hq, Nq, Dv] when kind is elementwise
+
+  template <class T>
+  void apply_row(index_t b, index_t h, index_t i, T* row, index_t n) const noexcept {
+    if (kind == GateKind::headwise) {
+      policy::HeadwiseSigmoid<V>(headwise).apply_row(b, h, i, row, n);
+    } else if (kind == GateKind::elementwise) {
+      policy::ElementwiseSigmoid<V>(elementwise).apply_row(b, h, i, row, n);
+    }
+  }
+  SelectableSigmoidGate bind(const policy::Geometry& g) const {
+    if (kind == GateKind::headwise) policy::HeadwiseSigmoid<V>(headwise).bind(g);
+    if (kind == GateKind::elementwise) policy::ElementwiseSigmoid<V>(elementwise).bind(g);
+    return *this;
+  }
+};
+
+static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);
+
+/// An observer of one MultiHeadAttention::forward call (attnkit/inspect/ is built on it). With no
+/// capture (a null pointer, the default) forward runs exactly as before; empty members do
+/// nothing.
+/// \tparam T float or double
+template <class T>
+struct AttentionCapture {
+  /// Given the shape [B, Hq, n, Nk] of the call's weights P, returns the caller's buffer of that
+  /// shape for the kernel's own capture (attention() with `probs`), or an empty view for none
+  /// (then the kernel takes its usual path). The buffer is N² memory: reuse it across layers.
+  std::function<TensorView<T, 4>(const Shape<4>& shape)> probs;
+  /// Called after the kernel with the call's q [B, Hq, n, D] (after RoPE), k and v
+  /// [B, Hkv, Nk, D] (with a cache: every cached key) and P (empty when not captured).
+  std::function<void(TensorView<const T, 4> q, TensorView<const T, 4> k, TensorView<const T, 4> v,
+                     TensorView<const T, 4> probs)>
+      observe;
+};
+
+/// Multi-head self-attention with PyTorch/Hugging Face weight layouts:
+/// q_proj [Hq·D, hidden], k_proj and v_proj [Hkv·D, hidden], o_proj [hidden, Hq·D] (biases
+/// optional, in the Linear modules), optional g_proj [Hq, hidden] (headwise) or
+/// [Hq·D, hidden] (elementwise). Hq a multiple of Hkv: MHA (Hkv = Hq), GQA, MQA (Hkv = 1).
+///
+/// forward: q, k, v = projections of x; RoPE (if set) on q and k at the given positions; the
+/// fused attention<Policy> kernel (the policy's mask, e.g. Causal for a decoder; bottom-right
+/// aligned, so with a cache the new rows sit after the cached keys); when gated,
+/// out_h *= sigmoid(g_proj · x) per head (headwise) or per element, inside the kernel's gate
+/// epilogue, before o_proj. The gate reads the same x as q_proj (the normalized block input).
+///
+/// The gate comes from the policy's gate type: NoGate (g_proj must be empty),
+/// policy::HeadwiseSigmoid<T>, policy::ElementwiseSigmoid<T>, or SelectableSigmoidGate<T>
+/// (follows g_proj's shape; empty means none).
+/// \tparam Policy an attnkit::policy::AttentionPolicy (its gate values are filled per call)
+/// \tparam T float or double
+template <class Policy, class T = float>
+class MultiHeadAttention {
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: Policy of MultiHeadAttention must be an "
+                "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "attnkit: T of MultiHeadAttention must be float or double");
+  using Gate = typename Policy::gate_type;
+  static constexpr bool gate_none = std::is_same_v<Gate, policy::NoGate>;
+  static constexpr bool gate_headwise = std::is_same_v<Gate, policy::HeadwiseSigmoid<T>>;
+  static constexpr bool gate_elementwise = std::is_same_v<Gate, policy::ElementwiseSigmoid<T>>;
+  static constexpr bool gate_selectable = std::is_same_v<Gate, SelectableSigmoidGate<T>>;
+  static_assert(gate_none || gate_headwise || gate_elementwise || gate_selectable,
+                "attnkit: the gate of MultiHeadAttention's Policy must be NoGate, "
+                "HeadwiseSigmoid<T>, ElementwiseSigmoid<T> or SelectableSigmoidGate<T> with the "
+                "same T as the module");
+
+ public:
+  index_t heads = 1;     ///< Hq
+  index_t kv_heads = 1;  ///< Hkv
+  index_t head_dim = 1;  ///< D
+  block::Linear<T> q_proj, k_proj, v_proj, o_proj;
+  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
+  std::optional<block::RoPE> rope;
+  Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
+  AttentionOptions options{};
+
+  index_t hidden() const noexcept { return q_proj.in_features(); }
+
+  /// The gate kind g_proj's shape gives (throws shape_error for any other shape).
+  GateKind gate_kind() const {
+    if (g_proj.empty()) return GateKind::none;
+    const index_t hid = hidden();
+    if (g_proj.shape() == Shape<2>{heads, hid}) return GateKind::headwise;
+    if (g_proj.shape() == Shape<2>{heads * head_dim, hid}) return GateKind::elementwise;
+    throw shape_error("attnkit: MultiHeadAttention: g_proj has shape " +
+                      shape_string(g_proj.shape()) + ", expected [" + std::to_string(heads) + ", " +
+                      std::to_string(hid) + "] (headwise) or [" + std::to_string(heads * head_dim) +
+                      ", " + std::to_string(hid) + "] (elementwise)");
+  }
+
+  /// Checks every weight against heads, kv_heads and head_dim; throws shape_error naming the
+  /// projection and both shapes, or error when the gate does not match the policy.
+  void check() const {
+    const index_t hid = hidden();
+    if (heads < 1 || kv_heads < 1 || head_dim < 1 || heads % kv_heads != 0)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
+                        " query heads are not a multiple of " + std::to_string(kv_heads) +
+                        " kv heads (head_dim " + std::to_string(head_dim) + ")");
+    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
+      if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
+    };
+    want("q_proj", q_proj.weight, {heads * head_dim, hid});
+    want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
+    want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
+    want("o_proj", o_proj.weight, {hid, heads * head_dim});
+    const GateKind g = gate_kind();
+    if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
+        (gate_elementwise && g != GateKind::elementwise))
+      throw error(std::string("attnkit: MultiHeadAttention: the policy's gate is ") +
+                  (gate_none       ? "NoGate"
+                   : gate_headwise ? "HeadwiseSigmoid"
+                                   : "ElementwiseSigmoid") +
+                  " but g_proj has shape " + shape_string(g_proj.shape()) +
+                  " (use SelectableSigmoidGate to follow the weights)");
+    if (rope && rope->rotary_dim() > head_dim)
+      throw shape_error("attnkit: MultiHeadAttention: RoPE rotary_dim " +
+                        std::to_string(rope->rotary_dim()) + " > head_dim " +
+                        std::to_string(head_dim));
+  }
+
+  /// y [B, N, hidden] = attention over x [B, N, hidden]; positions [N] (RoPE positions of the
+  /// rows). y must not alias x. With a capture, the weights go to its buffer and its observer
+  /// sees q, k, v and P (see AttentionCapture).
+  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
+               const AttentionCapture<T>* capture = nullptr) const {
+    Projected p = project(x, positions, y, true);
+    const Policy pol = policy_for_rows(p, 0, p.n);
+    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+  }
+
+  /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
+  /// window, attention sinks, retention), which decides which keys each row sees. The protocol:
+  /// the module projects x, rotates q (RoPE at `positions`) and calls
+  /// `cache.step(k, v, positions, rope, Hq, attend)` with the new keys k [B, Hkv, N, D] *not
+  /// rotated* (the cache rotates them at the positions it assigns), v [B, Hkv, N, Dv], and
+  /// `attend(r0, r1, keys, values, probs)`, which runs attention<Policy> for the query rows
+  /// [r0, r1) of this call over keys/values [B, Hkv, Nk, ·] (bottom-right aligned under the
+  /// policy's mask) and also writes the weights into probs [B, Hq, r1 - r0, Nk] when probs is
+  /// not empty. One-row calls take the split-KV decode path unless `options` says never.
+  /// `cache.preserves_distances()` says whether held slots keep the distances i' - j a
+  /// positional score mod (ALiBi) reads; forward throws error when it does not.
+  /// \tparam Cache a type with a `kv_cache_tag` member type, step() and preserves_distances()
+  /// With a capture, each attend call of the step puts its rows' weights [B, Hq, r1 - r0, Nk]
+  /// in the capture's buffer (and copies them to the cache's when it asks for them too) and
+  /// calls the observer with those rows' q and the keys and values the cache holds.
+  template <class Cache>
+  requires requires { typename Cache::kv_cache_tag; }
+  void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
+               Cache& cache, const AttentionCapture<T>* capture = nullptr) const {
+    if constexpr (policy::encodes_positions<typename Policy::score_mod_type>) {
+      if (!cache.preserves_distances())
+        throw error(
+            "attnkit: MultiHeadAttention: the cache reorders its tokens (the sparse "
+            "memory mode), which a positional score mod such as ALiBi cannot follow; use "
+            "RoPE positions or another cache policy");
+    }
+    Projected p = project(x, positions, y, false);
+    const block::RoPE* r = rope ? &*rope : nullptr;
+    cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
+               [&](index_t r0, index_t r1, TensorView<const T, 4> kc, TensorView<const T, 4> vc,
+                   TensorView<T, 4> probs) {
+                 const Policy pol = policy_for_rows(p, r0, r1);
+                 AttentionOptions o = options;
+                 if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
+                   o.decode = DecodeMode::always;
+                 run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
+               });
+    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+  }
+
+ private:
+  /// The projections of one call: [B·N, H·D] buffers seen as [B, H, N, D] by strides (no
+  /// transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
+  struct Projected {
+    index_t nb = 0, n = 0;
+    Tensor<T, 2> qb, kb, vb, ob, gb;
+    TensorView<T, 4> q, k, v, o;
+    GateKind gate = GateKind::none;
+  };
+
+  /// Checks shapes, projects x, applies RoPE to q (and to k when rotate_k).
+  Projected project(TensorView<const T, 3> x, std::span<const index_t> positions,
+                    TensorView<T, 3> y, bool rotate_k) const {
+    check();
+    const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
+    const index_t d = head_dim, hq = heads, hkv = kv_heads;
+    if (x.extent(2) != hid)
+      throw_shape_mismatch("MultiHeadAttention", "x", x.shape(), Shape<3>{nb, n, hid});
+    if (y.shape() != x.shape())
+      throw_shape_mismatch("MultiHeadAttention", "y", y.shape(), x.shape());
+    if (static_cast<index_t>(positions.size()) != n)
+      throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(positions.size()) +
+                        " positions for " + std::to_string(n) + " rows");
+    if (!x.is_contiguous() || !y.is_contiguous())
+      throw shape_error("attnkit: MultiHeadAttention: x and y must be contiguous");
+    const index_t m = nb * n;
+    const TensorView<const T, 2> x2(x.data(), {m, hid});
+    Projected p;
+    p.nb = nb;
+    p.n = n;
+    p.qb = Tensor<T, 2>({m, hq * d});
+    p.kb = Tensor<T, 2>({m, hkv * d});
+    p.vb = Tensor<T, 2>({m, hkv * d});
+    p.ob = Tensor<T, 2>({m, hq * d});
+    q_proj(x2, p.qb.view());
+    k_proj(x2, p.kb.view());
+    v_proj(x2, p.vb.view());
+    auto heads_view = [&](T* ptr, index_t h) {
+      return TensorView<T, 4>(ptr, {nb, h, n, d}, {n * h * d, d, h * d, 1});
+    };
+    p.q = heads_view(p.qb.data(), hq);
+    p.k = heads_view(p.kb.data(), hkv);
+    p.v = heads_view(p.vb.data(), hkv);
+    p.o = heads_view(p.ob.data(), hq);
+    if (rope) {
+      rope->apply<T>(p.q, positions);
+      if (rotate_k) rope->apply<T>(p.k, positions);
+    }
+    p.gate = gate_kind();
+    if (p.gate != GateKind::none) {
+      p.gb = Tensor<T, 2>({m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, p.gb.view());
+    }
+    return p;
+  }
+
+  /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
+  /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
+  /// capture's observer.
+  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
+           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
+           const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
+    TensorView<T, 4> cap;
+    if (capture != nullptr && capture->probs)
+      cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
+    const TensorView<T, 4> w = cap.empty() ? probs : cap;
+    if (w.empty()) {
+      attention<Policy, T>(pol, q, kc, vc, o, opts);
+    } else {
+      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
+      if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
+    }
+    if (capture != nullptr && capture->observe)
+      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+  }
+
+  /// The policy with the gate values of the query rows [r0, r1) of a call.
+  Policy policy_for_rows(const Projected& p, index_t r0, index_t r1) const {
+    Policy pol = policy;
+    const index_t nb = p.nb, n = p.n, hq = heads, d = head_dim;
+    if (p.gate != GateKind::none) {
+      const TensorView<const T, 3> hw =
+          TensorView<const T, 3>(p.gb.data(), {nb, hq, n}, {n * hq, 1, hq}).slice(r0, r1, 2);
+      const TensorView<const T, 4> ew =
+          TensorView<const T, 4>(p.gb.data(), {nb, hq, n, d}, {n * hq * d, d, hq * d, 1})
+              .slice(r0, r1, 2);
+      if constexpr (gate_headwise) pol.gate = policy::HeadwiseSigmoid<T>(hw);
+      if constexpr (gate_elementwise) pol.gate = policy::ElementwiseSigmoid<T>(ew);
+      if constexpr (gate_selectable) {
+        pol.gate.kind = p.gate;
+        pol.gate.headwise = hw;
+        pol.gate.elementwise = ew;
+      }
+    } else if constexpr (gate_selectable) {
+      pol.gate.kind = GateKind::none;
+    }
+    return pol;
+  }
+};
+
+}  // namespace attnkit::modules
+// ---- end attnkit/modules/multi_head_attention.hpp ----
 // ---- begin attnkit/modules/transformer_block.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -9857,9 +9862,9 @@ namespace attnkit::model {
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-using DecoderLayer = modules::TransformerBlock<Policy, block::SelectableNorm,
-                                               block::SelectablePlacement,
-                                               block::SelectableFeedForward<T>, T>;
+using DecoderLayer =
+    modules::TransformerBlock<Policy, block::SelectableNorm, block::SelectablePlacement,
+                              block::SelectableFeedForward<T>, T>;
 
 /// The LLaMA layer fixed at compile time: pre-norm RMSNorm and SwiGLU,
 /// h += attn(rms1(h)); h += mlp(rms2(h)). Decoder<Policy, T, LlamaLayer<Policy, T>> loads only
@@ -10236,9 +10241,9 @@ class Decoder {
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
     const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
-      const modules::AttentionCapture<T>* capture =
-          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l))
-                                               : nullptr;
+      const modules::AttentionCapture<T>* capture = hooks != nullptr && hooks->attention
+                                                        ? hooks->attention(static_cast<index_t>(l))
+                                                        : nullptr;
       if (state != nullptr) {
         layers[l].forward(x.view(), pos, state->layers[l], capture);
       } else {
@@ -10254,7 +10259,6 @@ class Decoder {
     if (state != nullptr) state->position = p0 + n;
     return logits;
   }
-
 };
 
 }  // namespace attnkit::model
@@ -12299,7 +12303,8 @@ template <class T>
 class TraceRecorder {
  public:
   TraceRecorder(AttentionTrace<T>& trace, index_t layers)
-      : trace_(trace), caps_(static_cast<std::size_t>(layers)),
+      : trace_(trace),
+        caps_(static_cast<std::size_t>(layers)),
         rows_(static_cast<std::size_t>(layers), 0) {
     for (index_t l = 0; l < layers; ++l)
       caps_[static_cast<std::size_t>(l)].probs = [this, l](const Shape<4>& s) {
@@ -12352,9 +12357,9 @@ class TraceRecorder {
 /// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
 template <class Policy, class T, class Layer, class Processors>
 GenerationResult generate(const Decoder<Policy, T, Layer>& model,
-                          std::span<const std::int64_t> prompt,
-                          index_t max_new_tokens, Sampler<Processors>& sampler,
-                          DecoderState<T>& state, const GenerateHooks<T>& hooks = {}) {
+                          std::span<const std::int64_t> prompt, index_t max_new_tokens,
+                          Sampler<Processors>& sampler, DecoderState<T>& state,
+                          const GenerateHooks<T>& hooks = {}) {
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());
@@ -12837,9 +12842,9 @@ template <class... M>
 struct mask_term_list {};
 
 /// Every built-in term, in the order help texts list them.
-using builtin_mask_terms = mask_term_list<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow,
-                                          Sinks, PrefixLM, KeyPadding, KeepMask, Document,
-                                          BlockSparse>;
+using builtin_mask_terms =
+    mask_term_list<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow, Sinks, PrefixLM,
+                   KeyPadding, KeepMask, Document, BlockSparse>;
 
 /// A list with more terms appended: `extend_mask_terms<builtin_mask_terms, MyTerm>`.
 template <class List, class... More>
@@ -12897,8 +12902,10 @@ std::string mask_term_help(std::string_view indent = "  ", std::size_t width = 2
   detail::for_each_mask_term(Terms{}, [&](auto tag) {
     using M = typename decltype(tag)::type;
     std::string form(M::spec_form);
-    if (form.size() < width) form.resize(width, ' ');
-    else form += ' ';
+    if (form.size() < width)
+      form.resize(width, ' ');
+    else
+      form += ' ';
     out += std::string(indent) + form + std::string(M::spec_help) + "\n";
   });
   return out;
@@ -13018,8 +13025,7 @@ class MaskTermArgs {
     for (std::size_t k = n; k-- > 1;) {
       const std::size_t c = v.rfind(',');
       if (c == std::string_view::npos || c == 0)
-        fail("needs " + std::to_string(n) + " comma-separated values, as in " +
-             std::string(form_));
+        fail("needs " + std::to_string(n) + " comma-separated values, as in " + std::string(form_));
       out[k] = v.substr(c + 1);
       v = v.substr(0, c);
     }
@@ -13037,8 +13043,7 @@ class MaskTermArgs {
       fail(name + " is out of range: '" + std::string(txt) + "'");
     if (ec != std::errc() || p != txt.data() + txt.size())
       fail(name + " must be an integer, got '" + std::string(txt) + "'");
-    if (x < lo)
-      fail(name + " must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
+    if (x < lo) fail(name + " must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
     return static_cast<index_t>(x);
   }
 
@@ -13328,8 +13333,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
         used = 0;
       }
       if (used == 0 || used != value_text.size())
-        throw error("attnkit: activation " + name + "=C: C must be a number, got '" +
-                    value_text + "'");
+        throw error("attnkit: activation " + name + "=C: C must be a number, got '" + value_text +
+                    "'");
       if (!(c > 0) || !std::isfinite(c))
         throw error("attnkit: activation " + name + "=C needs C > 0, got '" + value_text + "'");
       spec.value = c;
@@ -13346,8 +13351,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
     }
   });
   if (!found)
-    throw error("attnkit: unknown activation '" + std::string(text) + "' (" +
-                activation_names() + ")");
+    throw error("attnkit: unknown activation '" + std::string(text) + "' (" + activation_names() +
+                ")");
   return spec;
 }
 

@@ -4,8 +4,6 @@
 // reference term) pairs, and the comparison with tests/reference/attention_ref.hpp.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -14,10 +12,13 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/policy/mask_spec.hpp"
+
 #include "reference/attention_ref.hpp"
 
 namespace attnkit::test {
@@ -29,8 +30,8 @@ struct Problem {
   index_t b, hq, hkv, nq, nk, d, dv;
   std::string str() const {
     std::ostringstream o;
-    o << "B=" << b << " Hq=" << hq << " Hkv=" << hkv << " Nq=" << nq << " Nk=" << nk
-      << " D=" << d << " Dv=" << dv;
+    o << "B=" << b << " Hq=" << hq << " Hkv=" << hkv << " Nq=" << nq << " Nk=" << nk << " D=" << d
+      << " Dv=" << dv;
     return o.str();
   }
 };
@@ -39,9 +40,9 @@ struct Problem {
 /// 64-row / 64-key tiles, the head layouts MHA, GQA and MQA (1/1, 4/4, 8/2, 8/1).
 inline std::vector<Problem> problems() {
   return {
-      {1, 1, 1, 1, 1, 1, 1},      {2, 4, 4, 17, 17, 16, 16},   {1, 8, 2, 37, 101, 64, 80},
-      {1, 8, 1, 5, 131, 3, 3},    {1, 1, 1, 130, 130, 128, 128}, {2, 4, 4, 67, 65, 80, 64},
-      {1, 8, 2, 64, 64, 16, 1},   {1, 4, 4, 97, 61, 1, 16},    {1, 8, 1, 71, 193, 16, 16},
+      {1, 1, 1, 1, 1, 1, 1},    {2, 4, 4, 17, 17, 16, 16},     {1, 8, 2, 37, 101, 64, 80},
+      {1, 8, 1, 5, 131, 3, 3},  {1, 1, 1, 130, 130, 128, 128}, {2, 4, 4, 67, 65, 80, 64},
+      {1, 8, 2, 64, 64, 16, 1}, {1, 4, 4, 97, 61, 1, 16},      {1, 8, 1, 71, 193, 16, 16},
   };
 }
 
@@ -209,13 +210,13 @@ void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsign
         for (index_t i = 0; i < p.nq; ++i)
           for (index_t j = 0; j < p.nk; ++j) {
             const double got = double(probs(b, h, i, j)), want = rprobs(b, h, i, j);
-            const bool ok = want == 0.0 ? got == 0.0
-                                        : std::abs(got - want) <= tol.rel * std::abs(want) * 10 +
-                                                                      tol.abs;
+            const bool ok = want == 0.0
+                                ? got == 0.0
+                                : std::abs(got - want) <= tol.rel * std::abs(want) * 10 + tol.abs;
             if (!ok && bad++ == 0)
-              first = "P(" + std::to_string(b) + "," + std::to_string(h) + "," +
-                      std::to_string(i) + "," + std::to_string(j) + ") = " +
-                      std::to_string(got) + ", reference " + std::to_string(want);
+              first = "P(" + std::to_string(b) + "," + std::to_string(h) + "," + std::to_string(i) +
+                      "," + std::to_string(j) + ") = " + std::to_string(got) + ", reference " +
+                      std::to_string(want);
           }
   }
   INFO(p.str() << " activation=" << spec.activation << " seed=" << seed << " first: " << first);
@@ -233,10 +234,10 @@ enum class Via { policy, mask_spec };
 
 /// Which problems check_masks runs, with which seed.
 struct MaskRun {
-  std::size_t first = 0;                          ///< problems()[first, last)
+  std::size_t first = 0;                            ///< problems()[first, last)
   std::size_t last = static_cast<std::size_t>(-1);  ///< past the end: every problem
-  unsigned seed = 1;                              ///< data seed (plus the problem index)
-  int capture_every = 3;                          ///< P capture on every n-th check
+  unsigned seed = 1;                                ///< data seed (plus the problem index)
+  int capture_every = 3;                            ///< P capture on every n-th check
 };
 
 /// Checks activation `act` (reference name in `base.activation`) under every mask term (or the

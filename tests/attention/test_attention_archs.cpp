@@ -4,12 +4,12 @@
 // sample of activations, masks, gates, the decode path and P capture is checked against the
 // double reference under every cap. Built without ATTNKIT_DISPATCH_COMPILED_BEST (the other
 // test executables instantiate the best compiled architecture only).
-#include "attention/attention_test_util.hpp"
+#include <limits>
+#include <vector>
 
 #include "attnkit/simd/arch.hpp"
 
-#include <limits>
-#include <vector>
+#include "attention/attention_test_util.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
@@ -27,9 +27,12 @@ struct ArchCap {
 
 const char* level_name(simd::ArchLevel l) {
   switch (l) {
-    case simd::ArchLevel::generic: return "generic";
-    case simd::ArchLevel::avx2: return "avx2";
-    default: return "avx512";
+    case simd::ArchLevel::generic:
+      return "generic";
+    case simd::ArchLevel::avx2:
+      return "avx2";
+    default:
+      return "avx512";
   }
 }
 
@@ -158,7 +161,8 @@ TEST_CASE("every architecture: a score of -inf means weight 0, a row of them a z
                    true);
       spec.activation = "sigmoid";
       spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
-      check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::Causal{}, kb), spec, p, seed + 4, true);
+      check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::Causal{}, kb), spec, p, seed + 4,
+                   true);
     }
   }
 }
@@ -184,12 +188,12 @@ TEST_CASE("every architecture: normalized sigmoid where every sigmoid underflows
                     seed, true);
       spec.bias = -200;
       spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 7}};
-      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)),
-                   spec, p, seed + 1, true);
+      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)), spec,
+                   p, seed + 1, true);
       AttentionOptions always;
       always.decode = DecodeMode::always;
-      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)),
-                   spec, p, seed + 2, true, always);
+      check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-200), pol::SlidingWindow(7)), spec,
+                   p, seed + 2, true, always);
       // b = -40: rows on both sides of the kernel's fast range (e^-m representable).
       spec.bias = -40;
       check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid(-40), pol::SlidingWindow(7)), spec,

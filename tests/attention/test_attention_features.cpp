@@ -2,9 +2,9 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // Mask combinations, score mods, gates, the decode path, explicit scale, strided views,
 // determinism across thread counts and shape errors.
-#include "attention/attention_test_util.hpp"
-
 #include <cstring>
+
+#include "attention/attention_test_util.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
@@ -29,9 +29,9 @@ TEST_CASE("mask combinations: And / Or", "[attention][mask]") {
     check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::And(pol::Causal{}, keeps[0])), spec, p,
                  1, true);
     spec.terms = {terms[2], terms[8]};
-    check<float>(pol::AttentionPolicy(pol::Softmax{},
-                                      pol::And(pol::SlidingWindow(terms[2].a), docs[0])),
-                 spec, p, 2);
+    check<float>(
+        pol::AttentionPolicy(pol::Softmax{}, pol::And(pol::SlidingWindow(terms[2].a), docs[0])),
+        spec, p, 2);
     spec.activation = "sigmoid";
     spec.terms = {terms[5], terms[7]};
     spec.any_term = true;
@@ -39,9 +39,8 @@ TEST_CASE("mask combinations: And / Or", "[attention][mask]") {
                  spec, p, 3, true);
     spec.activation = "softmax";
     spec.terms = {terms[4], terms[3]};
-    check<double>(pol::AttentionPolicy(pol::Softmax{},
-                                       pol::Or(pol::Sinks(terms[4].a, terms[4].c),
-                                               pol::LocalWindow(terms[3].a))),
+    check<double>(pol::AttentionPolicy(pol::Softmax{}, pol::Or(pol::Sinks(terms[4].a, terms[4].c),
+                                                               pol::LocalWindow(terms[3].a))),
                   spec, p, 4);
   }
 }
@@ -65,9 +64,10 @@ TEST_CASE("score mods: ALiBi, key bias, temperature, chains", "[attention][score
   for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<float>((i * 7) % 13) / 5.0f;
   spec.key_bias.assign(bias.begin(), bias.end());
   spec.activation = "sigmoid";
-  check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::Causal{},
-                                    pol::KeyBias(TensorView<const float, 2>(bias.data(), {p.b, p.nk}))),
-               spec, p, 3);
+  check<float>(
+      pol::AttentionPolicy(pol::Sigmoid{}, pol::Causal{},
+                           pol::KeyBias(TensorView<const float, 2>(bias.data(), {p.b, p.nk}))),
+      spec, p, 3);
   spec.key_bias.clear();
 
   spec.activation = "softmax";
@@ -92,15 +92,20 @@ TEST_CASE("gates: headwise and elementwise sigmoid", "[attention][gate]") {
   spec.gate = "headwise";
   spec.gate_values.assign(hw.begin(), hw.end());
   pol::HeadwiseSigmoid<float> hg(TensorView<const float, 3>(hw.data(), {p.b, p.hq, p.nq}));
-  check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}, pol::NoScoreMod{}, hg), spec, p, 1);
+  check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}, pol::NoScoreMod{}, hg), spec, p,
+               1);
   spec.activation = "linear";
-  check<double>(pol::AttentionPolicy(pol::Linear{}, pol::Causal{}, pol::NoScoreMod{}, hg), spec, p, 2);
+  check<double>(pol::AttentionPolicy(pol::Linear{}, pol::Causal{}, pol::NoScoreMod{}, hg), spec, p,
+                2);
   spec.gate = "elementwise";
   spec.gate_values = ew;
-  pol::ElementwiseSigmoid<double> eg(TensorView<const double, 4>(ew.data(), {p.b, p.hq, p.nq, p.dv}));
-  check<double>(pol::AttentionPolicy(pol::Linear{}, pol::Causal{}, pol::NoScoreMod{}, eg), spec, p, 3);
+  pol::ElementwiseSigmoid<double> eg(
+      TensorView<const double, 4>(ew.data(), {p.b, p.hq, p.nq, p.dv}));
+  check<double>(pol::AttentionPolicy(pol::Linear{}, pol::Causal{}, pol::NoScoreMod{}, eg), spec, p,
+                3);
   spec.activation = "head-softmax";
-  check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Causal{}, pol::NoScoreMod{}, eg), spec, p, 4);
+  check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Causal{}, pol::NoScoreMod{}, eg), spec,
+               p, 4);
 }
 
 TEST_CASE("decode path matches the reference", "[attention][decode]") {
@@ -113,15 +118,18 @@ TEST_CASE("decode path matches the reference", "[attention][decode]") {
     spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
     check<float>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), spec, p, 1, false, always);
     spec.terms = {ref::MaskTerm{ref::MaskTerm::sinks, 4, 300}};
-    check<double>(pol::AttentionPolicy(pol::Softmax{}, pol::Sinks(4, 300)), spec, p, 2, false, always);
+    check<double>(pol::AttentionPolicy(pol::Softmax{}, pol::Sinks(4, 300)), spec, p, 2, false,
+                  always);
     spec.activation = "sigmoid-bias";
-    check<float>(pol::AttentionPolicy(pol::SigmoidBias{}, pol::Sinks(4, 300)), spec, p, 3, false, always);
+    check<float>(pol::AttentionPolicy(pol::SigmoidBias{}, pol::Sinks(4, 300)), spec, p, 3, false,
+                 always);
     spec.activation = "normalized-sigmoid";
     spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 200}};
-    check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid{}, pol::SlidingWindow(200)), spec, p, 4,
-                 false, always);
+    check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid{}, pol::SlidingWindow(200)), spec, p,
+                 4, false, always);
     spec.activation = "relu";
-    check<double>(pol::AttentionPolicy(pol::ReLU{}, pol::SlidingWindow(200)), spec, p, 5, false, always);
+    check<double>(pol::AttentionPolicy(pol::ReLU{}, pol::SlidingWindow(200)), spec, p, 5, false,
+                  always);
   }
 }
 
@@ -135,7 +143,8 @@ TEST_CASE("explicit scale and strided views", "[attention]") {
   check<float>(pol::AttentionPolicy(pol::Softmax{}), spec, p, 1, false, o);
   // [B, N, H, D] storage viewed as [B, H, N, D] by a transpose: no copy needed.
   Data<float> data(p, 2);
-  Tensor<float, 4> qt({p.b, p.nq, p.hq, p.d}), kt({p.b, p.nk, p.hkv, p.d}), vt({p.b, p.nk, p.hkv, p.dv});
+  Tensor<float, 4> qt({p.b, p.nq, p.hq, p.d}), kt({p.b, p.nk, p.hkv, p.d}),
+      vt({p.b, p.nk, p.hkv, p.dv});
   for (index_t h = 0; h < p.hq; ++h)
     for (index_t i = 0; i < p.nq; ++i)
       for (index_t c = 0; c < p.d; ++c) qt(0, i, h, c) = data.q(0, h, i, c);
@@ -203,8 +212,9 @@ TEST_CASE("shape errors name the argument and both shapes", "[attention][errors]
   CHECK(msg([&] { attention(policy, q.cview(), k.cview(), v.cview(), bad_o.view()); }) ==
         "attnkit: attention: out has shape [1, 4, 8, 9], expected [1, 4, 8, 8]");
   Tensor<float, 4> k3({1, 3, 10, 16}), v3({1, 3, 10, 8});
-  CHECK(msg([&] { attention(policy, q.cview(), k3.cview(), v3.cview(), o.view()); })
-            .find("not a multiple") != std::string::npos);
+  CHECK(msg([&] {
+          attention(policy, q.cview(), k3.cview(), v3.cview(), o.view());
+        }).find("not a multiple") != std::string::npos);
   Tensor<float, 4> p({1, 4, 8, 11});
   CHECK(msg([&] { attention(policy, q.cview(), k.cview(), v.cview(), o.view(), p.view()); }) ==
         "attnkit: attention: probs has shape [1, 4, 8, 11], expected [1, 4, 8, 10]");

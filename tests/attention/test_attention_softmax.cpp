@@ -47,8 +47,8 @@ TEST_CASE("softmax: extreme scores stay finite and correct", "[attention][softma
   check<double>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), spec, p, 6, true, {}, 12.0);
   spec.activation = "softcap";
   spec.cap = 30.0;
-  check<float>(pol::AttentionPolicy(pol::Softcap(30.0), pol::Causal{}), spec, p, 7, true, {},
-               12.0, loose);
+  check<float>(pol::AttentionPolicy(pol::Softcap(30.0), pol::Causal{}), spec, p, 7, true, {}, 12.0,
+               loose);
   // No inf or NaN anywhere in the output.
   Data<float> data(p, 8, 12.0);
   Tensor<float, 4> out({p.b, p.hq, p.nq, p.dv});

@@ -10,8 +10,7 @@ struct EvenKeys {
   }
 #ifndef ATTNKIT_COMPILE_FAIL
   attnkit::policy::TileClass classify(attnkit::index_t, attnkit::index_t, attnkit::index_t,
-                                      attnkit::index_t, attnkit::index_t,
-                                      attnkit::index_t) const {
+                                      attnkit::index_t, attnkit::index_t, attnkit::index_t) const {
     return attnkit::policy::TileClass::partial;
   }
 #endif

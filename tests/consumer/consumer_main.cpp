@@ -63,9 +63,10 @@ int main() {
   const std::string runs = attnkit::simd::dispatch_arch_name();
   const std::string best = attnkit::simd::cpu_best_arch_name();
   const std::string hint = attnkit::simd::arch_hint();
-  std::printf("attnkit %s: kernels %s, CPU best %s, max |attention - reference| %.2e, "
-              "max |einsum - reference| %.2e\n",
-              attnkit::version_string, runs.c_str(), best.c_str(), err, err_einsum);
+  std::printf(
+      "attnkit %s: kernels %s, CPU best %s, max |attention - reference| %.2e, "
+      "max |einsum - reference| %.2e\n",
+      attnkit::version_string, runs.c_str(), best.c_str(), err, err_einsum);
   if (!hint.empty()) std::printf("%s\n", hint.c_str());
   bool ok = err < 1e-5 && err_einsum < 1e-4;
   ok = ok && (hint.empty() == (runs == best));

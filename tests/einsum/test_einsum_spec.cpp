@@ -60,8 +60,8 @@ TEST_CASE("einsum spec errors name the character and its position", "[einsum][sp
     // The runtime form throws a message with the spec, the character and the position.
     Tensor<float, 2> out({2, 2});
     const auto a = random_tensor<float, 2>({2, 2});
-    const std::string expected = std::string("'") + c.character + "' at position " +
-                                 std::to_string(c.position);
+    const std::string expected =
+        std::string("'") + c.character + "' at position " + std::to_string(c.position);
     REQUIRE_THROWS_AS(attnkit::einsum(c.spec, out, {a, a}), attnkit::einsum_spec_error);
     REQUIRE_THROWS_WITH(attnkit::einsum(c.spec, out, {a, a}),
                         Catch::StartsWith(std::string("attnkit: einsum spec '") + c.spec) &&
@@ -82,8 +82,7 @@ TEST_CASE("einsum spec limits", "[einsum][spec]") {
   REQUIRE(parse_einsum_spec_nothrow(std::string(64, 'a')).ok());
 }
 
-TEST_CASE("einsum shape errors name the index, the operands and the extents",
-          "[einsum][errors]") {
+TEST_CASE("einsum shape errors name the index, the operands and the extents", "[einsum][errors]") {
   const auto a = random_tensor<float, 2>({3, 4});
   const auto b = random_tensor<float, 2>({5, 6});
   Tensor<float, 2> out({3, 6});

@@ -5,19 +5,19 @@
 // tolerance, and the test bodies each type's TU instantiates.
 #pragma once
 
-#include "simd/arch_util.hpp"
-#include "reference/gemm_reference.hpp"
-
-#include "attnkit/kernel/gemm.hpp"
-#include "attnkit/kernel/packed_gemm.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/kernel/gemm.hpp"
+#include "attnkit/kernel/packed_gemm.hpp"
+
+#include "reference/gemm_reference.hpp"
+#include "simd/arch_util.hpp"
 
 namespace attnkit_test {
 
@@ -64,7 +64,7 @@ template <class T, class Run>
 void check_gemm(index_t m, index_t n, index_t k, T alpha, T beta, int la, int lb, int lc, Run run,
                 unsigned seed) {
   INFO("m = " << m << ", n = " << n << ", k = " << k << ", alpha = " << alpha << ", beta = " << beta
-               << ", layouts A/B/C = " << la << lb << lc);
+              << ", layouts A/B/C = " << la << lb << lc);
   std::mt19937 rng(seed);
   const T qnan = std::numeric_limits<T>::quiet_NaN();
   Operand<T> a(m, k, la, rng, qnan);
@@ -73,8 +73,8 @@ void check_gemm(index_t m, index_t n, index_t k, T alpha, T beta, int la, int lb
   if (beta == T(0))
     for (index_t i = 0; i < m; ++i)
       for (index_t j = 0; j < n; ++j) c.at(i, j) = qnan;
-  const auto ref = gemm_reference<T>(m, n, k, alpha, a.store.data(), a.rs, a.cs, b.store.data(), b.rs,
-                                     b.cs, beta, c.store.data(), c.rs, c.cs);
+  const auto ref = gemm_reference<T>(m, n, k, alpha, a.store.data(), a.rs, a.cs, b.store.data(),
+                                     b.rs, b.cs, beta, c.store.data(), c.rs, c.cs);
   std::vector<bool> inside(c.store.size(), false);
   for (index_t i = 0; i < m; ++i)
     for (index_t j = 0; j < n; ++j) inside[static_cast<std::size_t>(i * c.rs + j * c.cs)] = true;
@@ -89,8 +89,8 @@ void check_gemm(index_t m, index_t n, index_t k, T alpha, T beta, int la, int lb
       const bool ok = std::fabs(got - ref.value[r]) <= tol;
       if (!ok) {
         ++bad;
-        INFO("C(" << i << ", " << j << ") = " << double(got) << ", reference " << double(ref.value[r])
-                  << ", tolerance " << double(tol));
+        INFO("C(" << i << ", " << j << ") = " << double(got) << ", reference "
+                  << double(ref.value[r]) << ", tolerance " << double(tol));
         CHECK(ok);
       }
     }
@@ -107,10 +107,14 @@ void check_gemm(index_t m, index_t n, index_t k, T alpha, T beta, int la, int lb
 template <class T>
 std::pair<T, T> alpha_beta(int i) {
   switch (i % 4) {
-    case 0: return {T(1), T(0)};
-    case 1: return {T(-0.5), T(0.75)};
-    case 2: return {T(2), T(1)};
-    default: return {T(1.5), T(0)};
+    case 0:
+      return {T(1), T(0)};
+    case 1:
+      return {T(-0.5), T(0.75)};
+    case 2:
+      return {T(2), T(1)};
+    default:
+      return {T(1.5), T(0)};
   }
 }
 
@@ -120,11 +124,21 @@ template <class T, class A>
 std::vector<std::array<index_t, 3>> awkward_shapes() {
   using Blk = attnkit::kernel::GemmBlocking<T, A>;
   const index_t mr = Blk::mr, nr = Blk::nr, kc = Blk::kc, mc = Blk::mc, nc = Blk::nc;
-  return {{1, 1, 1},           {1, 7, 3},           {5, 1, 9},
-          {2, 3, 1},           {mr - 1, nr - 1, 7}, {mr, nr, kc},
-          {mr + 1, nr + 1, kc + 1}, {2 * mr + 3, 2 * nr + 3, kc - 1}, {13, 31, 61},
-          {97, 53, 37},        {mc - 1, 17, 29},    {mc + 1, nr + 5, 2 * kc + 3},
-          {3, nc + 1, 5},      {7, nc - 1, 3},      {mr + 1, 1, 2 * kc + 1}};
+  return {{1, 1, 1},
+          {1, 7, 3},
+          {5, 1, 9},
+          {2, 3, 1},
+          {mr - 1, nr - 1, 7},
+          {mr, nr, kc},
+          {mr + 1, nr + 1, kc + 1},
+          {2 * mr + 3, 2 * nr + 3, kc - 1},
+          {13, 31, 61},
+          {97, 53, 37},
+          {mc - 1, 17, 29},
+          {mc + 1, nr + 5, 2 * kc + 3},
+          {3, nc + 1, 5},
+          {7, nc - 1, 3},
+          {mr + 1, 1, 2 * kc + 1}};
 }
 
 /// packed_gemm<T, A> on one thread over the awkward shapes and all 8 row/column-major combos of
@@ -133,8 +147,8 @@ template <class T>
 void test_packed_all_archs() {
   const int ran = for_each_arch([](auto arch) {
     using A = decltype(arch);
-    auto run = [](index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, MatrixRef<const T> b,
-                  T beta, MatrixRef<T> c) {
+    auto run = [](index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a,
+                  MatrixRef<const T> b, T beta, MatrixRef<T> c) {
       attnkit::kernel::packed_gemm<T, A>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data,
                                          b.row_stride, b.col_stride, beta, c.data, c.row_stride,
                                          c.col_stride, 1);
@@ -158,11 +172,12 @@ void test_packed_all_archs() {
 /// empty extents) and gemm_batched.
 template <class T>
 void test_public_gemm() {
-  auto run = [](index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, MatrixRef<const T> b,
-                T beta, MatrixRef<T> c) { attnkit::kernel::gemm<T>(m, n, k, alpha, a, b, beta, c); };
+  auto run = [](index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a,
+                MatrixRef<const T> b, T beta,
+                MatrixRef<T> c) { attnkit::kernel::gemm<T>(m, n, k, alpha, a, b, beta, c); };
   const std::vector<std::array<index_t, 3>> shapes = {
-      {1, 1, 1}, {3, 5, 7}, {8, 8, 8}, {17, 16, 15}, {24, 24, 24}, {25, 24, 24}, {64, 65, 66},
-      {131, 67, 200}, {1, 300, 40}, {300, 1, 40}, {5, 6, 0}};
+      {1, 1, 1},    {3, 5, 7},      {8, 8, 8},    {17, 16, 15}, {24, 24, 24}, {25, 24, 24},
+      {64, 65, 66}, {131, 67, 200}, {1, 300, 40}, {300, 1, 40}, {5, 6, 0}};
   int idx = 0;
   for (const auto& s : shapes)
     for (int combo = 0; combo < 9; ++combo) {
@@ -170,21 +185,26 @@ void test_public_gemm() {
       const int lb = combo == 8 ? 2 : (combo >> 1) & 1;
       const int lc = combo == 8 ? 2 : (combo >> 2) & 1;
       const auto [alpha, beta] = alpha_beta<T>(idx);
-      check_gemm<T>(s[0], s[1], s[2], alpha, beta, la, lb, lc, run, static_cast<unsigned>(idx + 1000));
+      check_gemm<T>(s[0], s[1], s[2], alpha, beta, la, lb, lc, run,
+                    static_cast<unsigned>(idx + 1000));
       ++idx;
     }
   // alpha == 0: A and B are not read (NaN there does not leak), C = beta · C.
   {
-    std::vector<T> a(12, std::numeric_limits<T>::quiet_NaN()), b(12, std::numeric_limits<T>::quiet_NaN());
+    std::vector<T> a(12, std::numeric_limits<T>::quiet_NaN()),
+        b(12, std::numeric_limits<T>::quiet_NaN());
     std::vector<T> c = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    attnkit::kernel::gemm<T>(3, 3, 4, T(0), {a.data(), 4, 1}, {b.data(), 3, 1}, T(2), {c.data(), 3, 1});
+    attnkit::kernel::gemm<T>(3, 3, 4, T(0), {a.data(), 4, 1}, {b.data(), 3, 1}, T(2),
+                             {c.data(), 3, 1});
     for (int i = 0; i < 9; ++i) CHECK(c[static_cast<std::size_t>(i)] == T(2 * (i + 1)));
-    attnkit::kernel::gemm<T>(3, 3, 4, T(0), {a.data(), 4, 1}, {b.data(), 3, 1}, T(0), {c.data(), 3, 1});
+    attnkit::kernel::gemm<T>(3, 3, 4, T(0), {a.data(), 4, 1}, {b.data(), 3, 1}, T(0),
+                             {c.data(), 3, 1});
     for (int i = 0; i < 9; ++i) CHECK(c[static_cast<std::size_t>(i)] == T(0));
   }
   // Empty extents do nothing; negative extents throw.
   std::vector<T> c = {T(5)};
-  attnkit::kernel::gemm<T>(0, 1, 1, T(1), {c.data(), 1, 1}, {c.data(), 1, 1}, T(0), {c.data(), 1, 1});
+  attnkit::kernel::gemm<T>(0, 1, 1, T(1), {c.data(), 1, 1}, {c.data(), 1, 1}, T(0),
+                           {c.data(), 1, 1});
   CHECK(c[0] == T(5));
   CHECK_THROWS_AS(attnkit::kernel::gemm<T>(-1, 1, 1, T(1), {c.data(), 1, 1}, {c.data(), 1, 1}, T(0),
                                            {c.data(), 1, 1}),
@@ -197,23 +217,25 @@ void test_public_gemm() {
     const index_t m = s[0], n = s[1], k = s[2], batch = 5;
     std::mt19937 rng(7);
     std::uniform_real_distribution<double> d(-1, 1);
-    std::vector<T> a(static_cast<std::size_t>(batch * m * k)), b(static_cast<std::size_t>(batch * k * n));
+    std::vector<T> a(static_cast<std::size_t>(batch * m * k)),
+        b(static_cast<std::size_t>(batch * k * n));
     for (auto& x : a) x = static_cast<T>(d(rng));
     for (auto& x : b) x = static_cast<T>(d(rng));
     std::vector<T> c1(static_cast<std::size_t>(batch * m * n), T(1)), c2(c1);
-    attnkit::kernel::gemm_batched<T>(batch, m, n, k, T(1), {a.data(), k, 1}, m * k, {b.data(), 1, k},
-                                     k * n, T(0.5), {c1.data(), n, 1}, m * n);
+    attnkit::kernel::gemm_batched<T>(batch, m, n, k, T(1), {a.data(), k, 1}, m * k,
+                                     {b.data(), 1, k}, k * n, T(0.5), {c1.data(), n, 1}, m * n);
     for (index_t g = 0; g < batch; ++g)
-      attnkit::kernel::gemm<T>(m, n, k, T(1), {a.data() + g * m * k, k, 1}, {b.data() + g * k * n, 1, k},
-                               T(0.5), {c2.data() + g * m * n, n, 1});
+      attnkit::kernel::gemm<T>(m, n, k, T(1), {a.data() + g * m * k, k, 1},
+                               {b.data() + g * k * n, 1, k}, T(0.5), {c2.data() + g * m * n, n, 1});
     CHECK(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(T)) == 0);
     // And one matrix of the batch against the reference.
-    check_gemm<T>(m, n, k, T(1), T(0.5), 0, 1, 0,
-                  [](index_t mm, index_t nn, index_t kk, T al, MatrixRef<const T> aa, MatrixRef<const T> bb,
-                     T be, MatrixRef<T> cc) {
-                    attnkit::kernel::gemm_batched<T>(1, mm, nn, kk, al, aa, 0, bb, 0, be, cc, 0);
-                  },
-                  99);
+    check_gemm<T>(
+        m, n, k, T(1), T(0.5), 0, 1, 0,
+        [](index_t mm, index_t nn, index_t kk, T al, MatrixRef<const T> aa, MatrixRef<const T> bb,
+           T be, MatrixRef<T> cc) {
+          attnkit::kernel::gemm_batched<T>(1, mm, nn, kk, al, aa, 0, bb, 0, be, cc, 0);
+        },
+        99);
   }
 }
 
@@ -234,8 +256,9 @@ void test_threads_bit_identical() {
       Operand<T> c2 = c1;
       Operand<T> c3 = c1;
       auto run = [&](Operand<T>& c, int threads) {
-        attnkit::kernel::packed_gemm<T, A>(m, n, k, T(0.75), a.store.data(), a.rs, a.cs, b.store.data(),
-                                           b.rs, b.cs, T(0.5), c.store.data(), c.rs, c.cs, threads);
+        attnkit::kernel::packed_gemm<T, A>(m, n, k, T(0.75), a.store.data(), a.rs, a.cs,
+                                           b.store.data(), b.rs, b.cs, T(0.5), c.store.data(), c.rs,
+                                           c.cs, threads);
       };
       run(c1, 1);
       run(c2, 2);

@@ -2,9 +2,9 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // fp32 GEMM: packed kernel on every architecture over awkward shapes and layouts, the public
 // gemm/gemm_batched, and thread-count independence, against a long double reference.
-#include "gemm_test_util.hpp"
-
 #include <catch2/catch.hpp>
+
+#include "gemm_test_util.hpp"
 
 TEST_CASE("packed_gemm fp32: awkward shapes, all layouts, every architecture", "[kernel][gemm]") {
   attnkit_test::test_packed_all_archs<float>();

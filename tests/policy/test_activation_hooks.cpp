@@ -3,13 +3,13 @@
 // The hooks of every built-in activation: simd_map on every kernel architecture the CPU runs
 // (AVX-512, AVX2, SSE2; float and double) against the scalar map, and derivative() against
 // central finite differences of the scalar map, in double.
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "attnkit/policy/activation.hpp"
 #include "attnkit/policy/registry.hpp"
@@ -114,8 +114,8 @@ TEST_CASE("activation registry: names, values, errors, visit", "[policy][registr
   auto name_of = [](const pol::ActivationSpec& s) {
     return pol::visit_activation(s, [](const auto& a) { return std::string(a.name); });
   };
-  for (const char* n : {"softmax", "sigmoid", "sigmoid-bias", "normalized-sigmoid",
-                        "head-softmax", "linear", "relu"})
+  for (const char* n : {"softmax", "sigmoid", "sigmoid-bias", "normalized-sigmoid", "head-softmax",
+                        "linear", "relu"})
     CHECK(name_of(pol::parse_activation(n)) == n);
   const pol::ActivationSpec cap = pol::parse_activation("softcap=2.5");
   CHECK(pol::visit_activation(cap, [](const auto& a) {
@@ -137,8 +137,8 @@ TEST_CASE("activation registry: names, values, errors, visit", "[policy][registr
     }
     return std::string("no error");
   };
-  CHECK_THAT(error_of("tanh"), Catch::Contains("unknown activation 'tanh'") &&
-                                   Catch::Contains("softcap=C"));
+  CHECK_THAT(error_of("tanh"),
+             Catch::Contains("unknown activation 'tanh'") && Catch::Contains("softcap=C"));
   CHECK_THAT(error_of("softcap"), Catch::Contains("softcap=30"));
   CHECK_THAT(error_of("softcap=0"), Catch::Contains("C > 0"));
   CHECK_THAT(error_of("softcap=2x"), Catch::Contains("'2x'"));

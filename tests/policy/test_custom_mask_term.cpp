@@ -5,8 +5,9 @@
 // the term, and attention() through the runtime spec against the double reference.
 #include <string>
 
-#include "attention/attention_test_util.hpp"
 #include "attnkit/policy/mask_spec.hpp"
+
+#include "attention/attention_test_util.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
@@ -62,10 +63,10 @@ TEST_CASE("a user's mask term: parsed beside the built-ins, errors name it",
       CHECK(m.visible(0, 0, i, j) == (j <= i && (j % 5 == 0 || j == i)));
     }
   CHECK(pol::mask_term_forms<my_terms>().ends_with("block-sparse=FILE,BQ,BK, stride=K"));
-  CHECK_THAT(pol::mask_term_help<my_terms>(), Catch::Contains("stride=K") &&
-                                                  Catch::Contains("j % K == 0 or j == i'"));
-  CHECK_THAT(error_of("stride=0"), Catch::Contains("term 'stride=0'") ||
-                                       Catch::Contains("mask spec 'stride=0'"));
+  CHECK_THAT(pol::mask_term_help<my_terms>(),
+             Catch::Contains("stride=K") && Catch::Contains("j % K == 0 or j == i'"));
+  CHECK_THAT(error_of("stride=0"),
+             Catch::Contains("term 'stride=0'") || Catch::Contains("mask spec 'stride=0'"));
   CHECK_THAT(error_of("stride=0"), Catch::Contains("K of stride=K must be >= 1, got 0"));
   CHECK_THAT(error_of("causal+stride"), Catch::Contains("needs a value, as in stride=K"));
   CHECK_THAT(error_of("strides=2"),

@@ -95,9 +95,8 @@ TEST_CASE("MaskSpec: every term and '+' follow docs/CLI.md", "[policy][mask_spec
   check_spec("causal=bottom-right",
              [](index_t, index_t, index_t, index_t ip, index_t j) { return j <= ip; });
   // Top-left: the raw row i = i' - (Nk - Nq), as PyTorch's is_causal.
-  check_spec("causal=top-left", [](index_t, index_t, index_t i, index_t, index_t j) {
-    return j <= i;
-  });
+  check_spec("causal=top-left",
+             [](index_t, index_t, index_t i, index_t, index_t j) { return j <= i; });
   check_spec("sliding=20", [](index_t, index_t, index_t, index_t ip, index_t j) {
     return j <= ip && ip - j < 20;
   });

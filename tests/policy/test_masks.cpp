@@ -3,12 +3,13 @@
 // Masks: visible() follows docs/CLI.md's table (the reference terms), and classify() is sound on
 // random tiles (Empty only if nothing is visible, Full only if everything is) and finds Empty
 // and Full tiles where the structure makes them obvious.
-#include <catch2/catch.hpp>
-
 #include <random>
 
-#include "attention/attention_test_util.hpp"
+#include <catch2/catch.hpp>
+
 #include "attnkit/policy/mask.hpp"
+
+#include "attention/attention_test_util.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
@@ -29,8 +30,8 @@ void check_mask(const Mask& unbound, const ref::MaskTerm& term, const Problem& p
         for (index_t j = 0; j < p.nk; ++j) {
           bool want;
           if (term.kind == ref::MaskTerm::block_sparse)
-            want = term.ints[static_cast<std::size_t>(((b * p.hq + h) * term.nbq + i / term.a) *
-                                                          term.nbk + j / term.c)] != 0;
+            want = term.ints[static_cast<std::size_t>(
+                       ((b * p.hq + h) * term.nbq + i / term.a) * term.nbk + j / term.c)] != 0;
           else
             want = ref::term_visible(term, b, h, i + off, j, p.nk);
           if (m.visible(b, h, i + off, j) != want) {
@@ -49,7 +50,8 @@ void check_mask(const Mask& unbound, const ref::MaskTerm& term, const Problem& p
     for (index_t i = i0; i < i1; ++i)
       for (index_t j = j0; j < j1; ++j) vis += m.visible(b, h, i + off, j) ? 1 : 0;
     const TileClass c = m.classify(b, h, i0 + off, i1 + off, j0, j1);
-    INFO("tile rows [" << i0 << ", " << i1 << ") keys [" << j0 << ", " << j1 << ") visible " << vis);
+    INFO("tile rows [" << i0 << ", " << i1 << ") keys [" << j0 << ", " << j1 << ") visible "
+                       << vis);
     if (c == TileClass::empty) {
       REQUIRE(vis == 0);
       ++empties;

@@ -19,10 +19,23 @@ namespace attnkit::ref {
 
 /// One term of docs/CLI.md's mask table.
 struct MaskTerm {
-  enum Kind { none, causal, causal_top_left, sliding, local, sinks, prefix_lm, padding, keep, document, block_sparse, custom };
+  enum Kind {
+    none,
+    causal,
+    causal_top_left,
+    sliding,
+    local,
+    sinks,
+    prefix_lm,
+    padding,
+    keep,
+    document,
+    block_sparse,
+    custom
+  };
   Kind kind = none;
-  index_t a = 0;  ///< W, P, S, BQ, or Nk - Nq of causal_top_left
-  index_t c = 0;  ///< W of sinks, or BK
+  index_t a = 0;           ///< W, P, S, BQ, or Nk - Nq of causal_top_left
+  index_t c = 0;           ///< W of sinks, or BK
   std::vector<long> ints;  ///< lengths [B] / keep [B, Nk] / seg [B, Nk] / layout [B, Hq, nbq, nbk]
   index_t nbq = 0, nbk = 0;  ///< block-sparse layout extents
   std::function<bool(index_t, index_t, index_t, index_t)> predicate;  ///< custom (b, h, i', j)
@@ -51,20 +64,31 @@ struct Spec {
 inline bool term_visible(const MaskTerm& t, index_t b, index_t h, index_t ip, index_t j,
                          index_t nk) {
   switch (t.kind) {
-    case MaskTerm::none: return true;
-    case MaskTerm::causal: return j <= ip;
-    case MaskTerm::causal_top_left: return j <= ip - t.a;  // j <= i, the raw row
-    case MaskTerm::sliding: return j <= ip && ip - j < t.a;
-    case MaskTerm::local: return std::abs(ip - j) <= t.a;
-    case MaskTerm::sinks: return j <= ip && (j < t.a || ip - j < t.c);
-    case MaskTerm::prefix_lm: return j < t.a || j <= ip;
-    case MaskTerm::padding: return j < t.ints[static_cast<std::size_t>(b)];
-    case MaskTerm::keep: return t.ints[static_cast<std::size_t>(b * nk + j)] != 0;
+    case MaskTerm::none:
+      return true;
+    case MaskTerm::causal:
+      return j <= ip;
+    case MaskTerm::causal_top_left:
+      return j <= ip - t.a;  // j <= i, the raw row
+    case MaskTerm::sliding:
+      return j <= ip && ip - j < t.a;
+    case MaskTerm::local:
+      return std::abs(ip - j) <= t.a;
+    case MaskTerm::sinks:
+      return j <= ip && (j < t.a || ip - j < t.c);
+    case MaskTerm::prefix_lm:
+      return j < t.a || j <= ip;
+    case MaskTerm::padding:
+      return j < t.ints[static_cast<std::size_t>(b)];
+    case MaskTerm::keep:
+      return t.ints[static_cast<std::size_t>(b * nk + j)] != 0;
     case MaskTerm::document:
       return ip >= 0 && t.ints[static_cast<std::size_t>(b * nk + ip)] ==
                             t.ints[static_cast<std::size_t>(b * nk + j)];
-    case MaskTerm::block_sparse: return true;  // needs the raw row i: handled by attention()
-    case MaskTerm::custom: return t.predicate(b, h, ip, j);
+    case MaskTerm::block_sparse:
+      return true;  // needs the raw row i: handled by attention()
+    case MaskTerm::custom:
+      return t.predicate(b, h, ip, j);
   }
   return true;
 }
@@ -93,9 +117,15 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
   auto at = [&](index_t b, index_t h, index_t i, index_t j) {
     return static_cast<std::size_t>(((b * hq + h) * nq + i) * nk + j);
   };
-  auto qrow = [&](index_t b, index_t h, index_t i) { return &qd[static_cast<std::size_t>(((b * hq + h) * nq + i) * d)]; };
-  auto krow = [&](index_t b, index_t hk, index_t j) { return &kd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * d)]; };
-  auto vrow = [&](index_t b, index_t hk, index_t j) { return &vd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * dv)]; };
+  auto qrow = [&](index_t b, index_t h, index_t i) {
+    return &qd[static_cast<std::size_t>(((b * hq + h) * nq + i) * d)];
+  };
+  auto krow = [&](index_t b, index_t hk, index_t j) {
+    return &kd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * d)];
+  };
+  auto vrow = [&](index_t b, index_t hk, index_t j) {
+    return &vd[static_cast<std::size_t>(((b * hkv + hk) * nk + j) * dv)];
+  };
   out = Tensor<double, 4>({nb, hq, nq, dv});
   probs = Tensor<double, 4>({nb, hq, nq, nk});
   std::vector<double> s(static_cast<std::size_t>(nb * hq * nq * nk));
@@ -122,7 +152,8 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             bool tv;
             if (t.kind == MaskTerm::block_sparse) {
               const index_t nbq = t.nbq, nbk = t.nbk;
-              tv = t.ints[static_cast<std::size_t>(((b * hq + h) * nbq + i / t.a) * nbk + j / t.c)] != 0;
+              tv = t.ints[static_cast<std::size_t>(((b * hq + h) * nbq + i / t.a) * nbk +
+                                                   j / t.c)] != 0;
             } else {
               tv = term_visible(t, b, h, ip, j, nk);
             }
@@ -133,7 +164,16 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
           vis[at(b, h, i, j)] = visible ? 1 : 0;
         }
       }
-  enum class Act { softmax, softcap, normalized_sigmoid, sigmoid, sigmoid_bias, linear, relu, head_softmax };
+  enum class Act {
+    softmax,
+    softcap,
+    normalized_sigmoid,
+    sigmoid,
+    sigmoid_bias,
+    linear,
+    relu,
+    head_softmax
+  };
   const std::string& a = spec.activation;
   const Act act = a == "softmax"              ? Act::softmax
                   : a == "softcap"            ? Act::softcap
@@ -148,7 +188,9 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
   const double ns_bias = spec.bias_given ? spec.bias : 0.0;  // normalized-sigmoid: b = 0 default
   auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
   auto log_sigmoid = [](double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::abs(x))); };
-  auto capped = [&](double y) { return act == Act::softcap ? spec.cap * std::tanh(y / spec.cap) : y; };
+  auto capped = [&](double y) {
+    return act == Act::softcap ? spec.cap * std::tanh(y / spec.cap) : y;
+  };
   double* pd = probs.data();
   for (index_t b = 0; b < nb; ++b)
     for (index_t h = 0; h < hq; ++h)
@@ -174,12 +216,24 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
             const double x = s[at(b, h, i, j)];
             switch (act) {
               case Act::softmax:
-              case Act::softcap: p = std::exp(capped(x) - m) / sum; break;
-              case Act::normalized_sigmoid: p = std::exp(log_sigmoid(x + ns_bias) - m) / sum; break;
-              case Act::sigmoid: p = sigmoid(x); break;
-              case Act::sigmoid_bias: p = sigmoid(x + bias); break;
-              case Act::linear: p = x; break;
-              case Act::relu: p = std::max(x, 0.0); break;
+              case Act::softcap:
+                p = std::exp(capped(x) - m) / sum;
+                break;
+              case Act::normalized_sigmoid:
+                p = std::exp(log_sigmoid(x + ns_bias) - m) / sum;
+                break;
+              case Act::sigmoid:
+                p = sigmoid(x);
+                break;
+              case Act::sigmoid_bias:
+                p = sigmoid(x + bias);
+                break;
+              case Act::linear:
+                p = x;
+                break;
+              case Act::relu:
+                p = std::max(x, 0.0);
+                break;
               case Act::head_softmax: {
                 double mh = -std::numeric_limits<double>::infinity();
                 for (index_t hh = 0; hh < hq; ++hh)
@@ -206,7 +260,8 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
           if (spec.gate == "headwise")
             acc *= sigmoid(spec.gate_values[static_cast<std::size_t>((b * hq + h) * nq + i)]);
           else if (spec.gate == "elementwise")
-            acc *= sigmoid(spec.gate_values[static_cast<std::size_t>(((b * hq + h) * nq + i) * dv + c)]);
+            acc *= sigmoid(
+                spec.gate_values[static_cast<std::size_t>(((b * hq + h) * nq + i) * dv + c)]);
           od[static_cast<std::size_t>(((b * hq + h) * nq + i) * dv + c)] = acc;
         }
       }

@@ -32,15 +32,16 @@ GemmReference gemm_reference(std::ptrdiff_t m, std::ptrdiff_t n, std::ptrdiff_t 
     for (std::ptrdiff_t j = 0; j < n; ++j) {
       long double acc = 0, mag = 0;
       for (std::ptrdiff_t p = 0; p < k; ++p) {
-        const long double prod =
-            static_cast<long double>(a[i * rs_a + p * cs_a]) * static_cast<long double>(b[p * rs_b + j * cs_b]);
+        const long double prod = static_cast<long double>(a[i * rs_a + p * cs_a]) *
+                                 static_cast<long double>(b[p * rs_b + j * cs_b]);
         acc += prod;
         mag += std::fabs(prod);
       }
       long double v = static_cast<long double>(alpha) * acc;
       long double g = std::fabs(static_cast<long double>(alpha)) * mag;
       if (beta != T(0)) {
-        const long double cv = static_cast<long double>(beta) * static_cast<long double>(c[i * rs_c + j * cs_c]);
+        const long double cv =
+            static_cast<long double>(beta) * static_cast<long double>(c[i * rs_c + j * cs_c]);
         v += cv;
         g += std::fabs(cv);
       }

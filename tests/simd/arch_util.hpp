@@ -4,12 +4,12 @@
 // compiled into the test binary and supported by this CPU, and ulp distances.
 #pragma once
 
-#include "attnkit/simd/arch.hpp"
+#include <cmath>
+#include <limits>
 
 #include <catch2/catch.hpp>
 
-#include <cmath>
-#include <limits>
+#include "attnkit/simd/arch.hpp"
 
 namespace attnkit_test {
 
@@ -58,8 +58,10 @@ long double ulp_error(T y, long double ref) {
     const bool ok = (y > 0 && ref >= maxv) || (y < 0 && ref <= -maxv);
     return ok ? 0.0L : std::numeric_limits<long double>::infinity();
   }
-  if (std::isinf(ref)) return std::fabs(y) == std::numeric_limits<T>::max() ? 1.0L
-                                                                          : std::numeric_limits<long double>::infinity();
+  if (std::isinf(ref))
+    return std::fabs(y) == std::numeric_limits<T>::max()
+               ? 1.0L
+               : std::numeric_limits<long double>::infinity();
   return std::fabs(static_cast<long double>(y) - ref) / ulp_at<T>(ref);
 }
 

@@ -5,12 +5,6 @@
 // (or double, for fp32) reference.
 #pragma once
 
-#include "arch_util.hpp"
-
-#include "attnkit/core/shape.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +12,12 @@
 #include <random>
 #include <type_traits>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/core/shape.hpp"
+
+#include "arch_util.hpp"
 
 namespace attnkit_test {
 

@@ -2,15 +2,15 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // fp32 exp/log/sigmoid/tanh: accuracy over the whole float range and special values, for every
 // architecture compiled in and available.
-#include "math_accuracy.hpp"
-
-#include "attnkit/simd/rows.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/simd/rows.hpp"
+
+#include "math_accuracy.hpp"
 
 namespace simd = attnkit::simd;
 using attnkit_test::for_each_arch;
@@ -41,8 +41,8 @@ TEST_CASE("simd exp fp32: accuracy over the float range and specials", "[simd][e
         xs, kernel, [](float x) { return static_cast<long double>(std::exp(double(x))); }, &worst);
     INFO("max ulp error " << double(err) << " at x = " << worst);
     CHECK(err <= 1.5L);
-    const auto r = run(kernel, {-inf, inf, qnan, -1e30f, -200.0f, -103.0f, -88.0f, 1e30f, 89.0f,
-                                0.0f, -0.0f});
+    const auto r =
+        run(kernel, {-inf, inf, qnan, -1e30f, -200.0f, -103.0f, -88.0f, 1e30f, 89.0f, 0.0f, -0.0f});
     CHECK(r[0] == 0.0f);
     CHECK(r[1] == inf);
     CHECK(std::isnan(r[2]));

@@ -2,15 +2,15 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // fp64 exp/log/sigmoid/tanh: accuracy over the whole double range (random bit patterns plus
 // dense ranges) against long double references, and special values, for every architecture.
-#include "math_accuracy.hpp"
-
-#include "attnkit/simd/rows.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/simd/rows.hpp"
+
+#include "math_accuracy.hpp"
 
 namespace simd = attnkit::simd;
 using attnkit_test::for_each_arch;

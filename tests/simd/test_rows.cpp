@@ -2,18 +2,18 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // simd batch helpers and row kernels: partial loads/stores never touch past n, reductions, and
 // every row kernel against a double loop at awkward lengths and misalignments, per architecture.
-#include "arch_util.hpp"
-
-#include "attnkit/simd/batch.hpp"
-#include "attnkit/simd/rows.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "attnkit/simd/batch.hpp"
+#include "attnkit/simd/rows.hpp"
+
+#include "arch_util.hpp"
 
 namespace simd = attnkit::simd;
 using attnkit::index_t;
@@ -94,21 +94,25 @@ TEMPLATE_TEST_CASE("simd row kernels match a double loop at awkward lengths", "[
         INFO("n = " << n << ", offset = " << offset);
         const std::size_t total = static_cast<std::size_t>(n + offset + 1);
         const auto x0 = random_vector<T>(total, T(-3), T(3), static_cast<unsigned>(n * 7 + offset));
-        const auto y0 = random_vector<T>(total, T(-3), T(3), static_cast<unsigned>(n * 11 + offset));
+        const auto y0 =
+            random_vector<T>(total, T(-3), T(3), static_cast<unsigned>(n * 11 + offset));
         const T sentinel = T(12345);
         auto check_map = [&](auto kernel, auto ref) {
           std::vector<T> x(x0);
           x[static_cast<std::size_t>(n + offset)] = sentinel;
           kernel(x.data() + offset, n);
           for (index_t i = 0; i < n; ++i)
-            CHECK(double(x[i + offset]) == Approx(ref(double(x0[i + offset]))).epsilon(tol).margin(tol));
+            CHECK(double(x[i + offset]) ==
+                  Approx(ref(double(x0[i + offset]))).epsilon(tol).margin(tol));
           CHECK(x[static_cast<std::size_t>(n + offset)] == sentinel);
           for (index_t i = 0; i < offset; ++i) CHECK(x[i] == x0[i]);
         };
-        check_map([](T* p, index_t m) { simd::exp_inplace<A>(p, m); }, [](double v) { return std::exp(v); });
+        check_map([](T* p, index_t m) { simd::exp_inplace<A>(p, m); },
+                  [](double v) { return std::exp(v); });
         check_map([](T* p, index_t m) { simd::sigmoid_inplace<A>(p, m); },
                   [](double v) { return 1 / (1 + std::exp(-v)); });
-        check_map([](T* p, index_t m) { simd::tanh_inplace<A>(p, m); }, [](double v) { return std::tanh(v); });
+        check_map([](T* p, index_t m) { simd::tanh_inplace<A>(p, m); },
+                  [](double v) { return std::tanh(v); });
         check_map([](T* p, index_t m) { simd::scale_inplace<A>(p, T(-1.5), m); },
                   [](double v) { return -1.5 * v; });
 
@@ -118,7 +122,9 @@ TEMPLATE_TEST_CASE("simd row kernels match a double loop at awkward lengths", "[
         simd::scale_add<A>(y.data() + offset, T(0.25), x0.data() + offset, n);
         for (index_t i = 0; i < n; ++i)
           CHECK(double(y[i + offset]) ==
-                Approx(double(y0[i + offset]) + 0.25 * double(x0[i + offset])).epsilon(tol).margin(tol));
+                Approx(double(y0[i + offset]) + 0.25 * double(x0[i + offset]))
+                    .epsilon(tol)
+                    .margin(tol));
         CHECK(y[static_cast<std::size_t>(n + offset)] == sentinel);
 
         // dot, row_sum, row_max
@@ -129,7 +135,8 @@ TEMPLATE_TEST_CASE("simd row kernels match a double loop at awkward lengths", "[
           mx = std::max(mx, double(x0[i + offset]));
         }
         const double sum_tol = tol * 10 * double(n + 1);
-        CHECK(double(simd::dot<A>(x0.data() + offset, y0.data() + offset, n)) == Approx(d).margin(sum_tol));
+        CHECK(double(simd::dot<A>(x0.data() + offset, y0.data() + offset, n)) ==
+              Approx(d).margin(sum_tol));
         CHECK(double(simd::row_sum<A>(x0.data() + offset, n)) == Approx(s).margin(sum_tol));
         CHECK(double(simd::row_max<A>(x0.data() + offset, n)) == mx);
 

@@ -22,10 +22,10 @@ enum class GateChoice : std::uint8_t { none, headwise, elementwise };
 /// \tparam T float or double: the compute and output type
 template <class T>
 struct AttendJob {
-  Tensor<T, 4> q, k, v;  ///< [B, Hq, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, Dv]
-  Tensor<T, 4> out;      ///< [B, Hq, Nq, Dv]
-  Tensor<T, 4> probs;    ///< [B, Hq, Nq, Nk] when capture
-  bool capture = false;  ///< --probs given
+  Tensor<T, 4> q, k, v;               ///< [B, Hq, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, Dv]
+  Tensor<T, 4> out;                   ///< [B, Hq, Nq, Dv]
+  Tensor<T, 4> probs;                 ///< [B, Hq, Nq, Nk] when capture
+  bool capture = false;               ///< --probs given
   policy::ActivationSpec activation;  ///< a registered activation (policy/registry.hpp)
   policy::MaskSpec mask;
   GateChoice gate = GateChoice::none;

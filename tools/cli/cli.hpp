@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "attnkit/core/error.hpp"
-#include "attnkit/policy/registry.hpp"
 #include "attnkit/core/parallel.hpp"
+#include "attnkit/policy/registry.hpp"
 
 namespace attnkit::cli {
 
@@ -179,8 +179,8 @@ inline policy::ActivationSpec parse_activation_option(const std::string& command
   } catch (const error& e) {
     std::string what = e.what();
     if (what.rfind("attnkit: ", 0) == 0) what = what.substr(9);
-    throw usage_error(command + ": --" + option + " " + text + (bias ? " with --bias" : "") +
-                      ": " + what);
+    throw usage_error(command + ": --" + option + " " + text + (bias ? " with --bias" : "") + ": " +
+                      what);
   }
 }
 

@@ -93,13 +93,12 @@ Tensor<T, R> to_tensor(const Input& in, bool neg_inf_ok = false) {
   for (index_t n = 0; n < t.size(); ++n) {
     const T x = t.data()[n];
     if (std::isfinite(x) || (neg_inf_ok && x == -std::numeric_limits<T>::infinity())) continue;
-    const std::string what = !neg_inf_ok      ? "not finite"
+    const std::string what = !neg_inf_ok     ? "not finite"
                              : std::isnan(x) ? "NaN (a bias is finite, or -inf to hide a pair)"
                                              : "+inf (a bias is finite, or -inf to hide a pair)";
-    throw usage_error("attend: " + in.option + " " + in.path + ": element " + std::to_string(n) +
-                      " is " + what +
-                      (narrowed && (!neg_inf_ok || std::isinf(x)) ? " in float32 (use --dtype f64)"
-                                                                  : ""));
+    throw usage_error(
+        "attend: " + in.option + " " + in.path + ": element " + std::to_string(n) + " is " + what +
+        (narrowed && (!neg_inf_ok || std::isinf(x)) ? " in float32 (use --dtype f64)" : ""));
   }
   return t;
 }
@@ -222,10 +221,10 @@ int run(Request& r) {
 }  // namespace
 
 int cmd_attend(int argc, char** argv) {
-  Args args("attend", attend_help + std::string("\nActivations (--activation):\n") +
-                           policy::activation_help() +
-                           "\nMask terms (--mask), i' = i + Nk - Nq:\n" +
-                           policy::mask_term_help(),
+  Args args("attend",
+            attend_help + std::string("\nActivations (--activation):\n") +
+                policy::activation_help() + "\nMask terms (--mask), i' = i + Nk - Nq:\n" +
+                policy::mask_term_help(),
             argc, argv,
             {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
              "probs", "dtype", "repeat", "key-bias"},
@@ -249,8 +248,8 @@ int cmd_attend(int argc, char** argv) {
   r.repeat = args.get_int("repeat", 0, 1, 1000000);
   std::optional<double> bias;
   if (args.has("bias")) bias = args.get_double("bias", 0.0);
-  r.activation = parse_activation_option("attend", "activation", args.get("activation", "softmax"),
-                                         bias);
+  r.activation =
+      parse_activation_option("attend", "activation", args.get("activation", "softmax"), bias);
   if (args.has("scale")) r.scale = args.get_double("scale", 0.0);
   r.alibi = args.has("alibi");
   const std::string gate = args.get("gate", "");

@@ -13,9 +13,9 @@
 
 #include "attnkit/io/npy.hpp"
 #include "attnkit/model/generate.hpp"
-#include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/model/sampling.hpp"
 #include "attnkit/model/variants.hpp"
+#include "attnkit/modules/kv_cache.hpp"
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -84,8 +84,8 @@ int run_generate(const std::string& dir, const Activation& activation,
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
-  Args args("generate", generate_help + std::string("\nActivations (--variant):\n") +
-                             policy::activation_help(),
+  Args args("generate",
+            generate_help + std::string("\nActivations (--variant):\n") + policy::activation_help(),
             argc, argv,
             {"model", "prompt-ids", "prompt", "variant", "max-new-tokens", "temperature", "top-k",
              "top-p", "seed", "cache", "memory", "dump-logits"},

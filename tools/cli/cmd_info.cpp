@@ -29,15 +29,16 @@ int cmd_info(int argc, char** argv) {
     if (a.compiled) compiled += std::string(compiled.empty() ? "" : ", ") + "\"" + a.name + "\"";
     if (a.cpu) cpu += std::string(cpu.empty() ? "" : ", ") + "\"" + a.name + "\"";
   }
-  std::printf("{\"version\": \"%s\", \"simd_arch\": \"%s\", \"cpu_arch\": \"%s\", "
-              "\"compiled_archs\": [%s], \"cpu_archs\": [%s], \"threads\": %d, "
-              "\"openmp\": %s}\n",
-              version_string, simd::dispatch_arch_name(), simd::cpu_best_arch_name(),
-              compiled.c_str(), cpu.c_str(), max_threads(),
+  std::printf(
+      "{\"version\": \"%s\", \"simd_arch\": \"%s\", \"cpu_arch\": \"%s\", "
+      "\"compiled_archs\": [%s], \"cpu_archs\": [%s], \"threads\": %d, "
+      "\"openmp\": %s}\n",
+      version_string, simd::dispatch_arch_name(), simd::cpu_best_arch_name(), compiled.c_str(),
+      cpu.c_str(), max_threads(),
 #if defined(_OPENMP)
-              "true"
+      "true"
 #else
-              "false"
+      "false"
 #endif
   );
   const std::string hint = simd::arch_hint();

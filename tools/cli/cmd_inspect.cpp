@@ -154,10 +154,9 @@ int run_inspect(const Request& rq, const Activation& activation) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args("inspect", inspect_help + std::string("\nActivations (--variant):\n") +
-                            policy::activation_help(),
-            argc, argv,
-            {"model", "prompt-ids", "variant", "layers", "heads", "stats", "heatmaps"},
+  Args args("inspect",
+            inspect_help + std::string("\nActivations (--variant):\n") + policy::activation_help(),
+            argc, argv, {"model", "prompt-ids", "variant", "layers", "heads", "stats", "heatmaps"},
             {"leak-check"});
   if (!args.positional().empty())
     throw usage_error("inspect: unexpected argument '" + args.positional().front() + "'");
@@ -187,8 +186,7 @@ int cmd_inspect(int argc, char** argv) {
   const policy::ActivationSpec act = parse_activation_option("inspect", "variant", rq.variant);
   // The folder's positions choose the score mod: ALiBi, or none (RoPE or no positions).
   return policy::visit_activation(act, [&](const auto& a) {
-    if (cfg.positions == model::PositionKind::alibi)
-      return run_inspect<policy::ALiBi>(rq, a);
+    if (cfg.positions == model::PositionKind::alibi) return run_inspect<policy::ALiBi>(rq, a);
     return run_inspect<policy::NoScoreMod>(rq, a);
   });
 }

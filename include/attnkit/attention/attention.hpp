@@ -43,8 +43,8 @@ namespace attention_detail {
 
 template <class T, class Policy>
 void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
-         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs,
-         bool capture, const AttentionOptions& opts) {
+         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
+         const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
   static_assert(policy::is_attention_policy<Policy>,
@@ -56,9 +56,8 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "k", k.shape(), Shape<4>{nb, hkv, nk, d});
   if (hkv < 1 || hq % hkv != 0)
     throw shape_error("attnkit: attention: q has " + std::to_string(hq) +
-                      " heads, not a multiple of the " + std::to_string(hkv) +
-                      " heads of k (q " + shape_string(q.shape()) + ", k " +
-                      shape_string(k.shape()) + ")");
+                      " heads, not a multiple of the " + std::to_string(hkv) + " heads of k (q " +
+                      shape_string(q.shape()) + ", k " + shape_string(k.shape()) + ")");
   if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
     throw_shape_mismatch("attention", "v", v.shape(), Shape<4>{nb, hkv, nk, dv});
   if (out.shape() != Shape<4>{nb, hq, nq, dv})
@@ -95,8 +94,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
 
   using Activation = typename Policy::activation_type;
   constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
-  const bool decode = !heads && opts.decode != DecodeMode::never &&
-                      x.group * nq <= query_tile &&
+  const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
                       (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
   simd::dispatch([&](auto arch) {
     using Arch = decltype(arch);
@@ -145,7 +143,7 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
 
 /// attention<Policy>(q, k, v, out): a default-constructed policy (no runtime values).
 template <class Policy, class T>
-  requires policy::is_attention_policy<Policy>
+requires policy::is_attention_policy<Policy>
 void attention(std::type_identity_t<TensorView<const T, 4>> q,
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,

@@ -16,10 +16,9 @@
 #pragma once
 
 #if defined(__GNUC__) && !defined(__clang__)
-#define ATTNKIT_SIMD_WARNINGS_PUSH                                  \
-  _Pragma("GCC diagnostic push")                                    \
-      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
-          _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define ATTNKIT_SIMD_WARNINGS_PUSH                                                           \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define ATTNKIT_SIMD_WARNINGS_POP _Pragma("GCC diagnostic pop")
 #else
 #define ATTNKIT_SIMD_WARNINGS_PUSH

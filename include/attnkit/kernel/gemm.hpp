@@ -10,16 +10,16 @@
 // Results are bit-identical whatever the thread count.
 #pragma once
 
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/kernel/packed_gemm.hpp"
 #include "attnkit/kernel/tile_gemm.hpp"
 #include "attnkit/simd/arch.hpp"
-
-#include <algorithm>
-#include <string>
-#include <type_traits>
 
 namespace attnkit::kernel {
 
@@ -73,18 +73,17 @@ void gemm_run(index_t m, index_t n, index_t k, T alpha, MatrixRef<const T> a, Ma
       tile_gemm<Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data, b.row_stride,
                       beta, c.data, c.row_stride);
     } else {
-      packed_gemm<T, Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data,
-                           b.row_stride, b.col_stride, beta, c.data, c.row_stride, c.col_stride,
-                           threads);
+      packed_gemm<T, Arch>(m, n, k, alpha, a.data, a.row_stride, a.col_stride, b.data, b.row_stride,
+                           b.col_stride, beta, c.data, c.row_stride, c.col_stride, threads);
     }
   });
 }
 
 inline void check_gemm_extents(const char* where, index_t m, index_t n, index_t k) {
   if (m < 0 || n < 0 || k < 0)
-    throw shape_error(std::string("attnkit: ") + where + ": extents must be >= 0, got m = " +
-                      std::to_string(m) + ", n = " + std::to_string(n) +
-                      ", k = " + std::to_string(k));
+    throw shape_error(std::string("attnkit: ") + where +
+                      ": extents must be >= 0, got m = " + std::to_string(m) +
+                      ", n = " + std::to_string(n) + ", k = " + std::to_string(k));
 }
 
 }  // namespace detail

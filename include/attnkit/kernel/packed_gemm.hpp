@@ -16,15 +16,15 @@
 // same k order whatever the thread count (results are bit-identical for 1 or N threads).
 #pragma once
 
-#include "attnkit/core/aligned.hpp"
-#include "attnkit/core/parallel.hpp"
-#include "attnkit/core/shape.hpp"
-#include "attnkit/simd/batch.hpp"
-
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
+#include "attnkit/core/aligned.hpp"
+#include "attnkit/core/parallel.hpp"
+#include "attnkit/core/shape.hpp"
+#include "attnkit/simd/batch.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -51,9 +51,8 @@ namespace detail {
 /// the compiler unrolls for sure, so register arrays indexed by I stay in registers.
 template <int N, class F>
 [[gnu::always_inline]] inline void static_for(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }
+  (std::make_integer_sequence<int, N>{});
 }
 
 /// A per-thread growable scratch buffer (slot 0: packed A, 1: packed B, 2: tile_gemm_nt), aligned,
@@ -95,9 +94,8 @@ template <class T, class Arch, int MR, int NV, bool PackedA>
   constexpr int w = static_cast<int>(B::size);
   constexpr int nr = NV * w;
   B acc[MR][NV];
-  detail::static_for<MR>([&](auto i) {
-    detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); });
-  });
+  detail::static_for<MR>(
+      [&](auto i) { detail::static_for<NV>([&](auto v) { acc[i][v] = B(T(0)); }); });
   for (index_t p = 0; p < kc; ++p) {
     B bv[NV];
     detail::static_for<NV>([&](auto v) { bv[v] = B::load_aligned(b + v * w); });
@@ -112,7 +110,8 @@ template <class T, class Arch, int MR, int NV, bool PackedA>
   if (cs_c == 1 && m_rem == MR && n_rem == nr) {
     if (beta == T(0)) {
       detail::static_for<MR>([&](auto i) {
-        detail::static_for<NV>([&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
+        detail::static_for<NV>(
+            [&](auto v) { (acc[i][v] * av).store_unaligned(c + i * rs_c + v * w); });
       });
     } else {
       const B bv(beta);
@@ -168,8 +167,8 @@ inline void pack_a(index_t mc, index_t kc, const T* a0, index_t rs, index_t cs, 
 /// \tparam T float or double
 /// \tparam NR micro-panel width
 template <class T, int NR>
-inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst,
-                   index_t q0, index_t q1) noexcept {
+inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, T* dst, index_t q0,
+                   index_t q1) noexcept {
   for (index_t q = q0; q < q1; ++q) {
     const index_t j0 = q * NR;
     const index_t nr = std::min<index_t>(NR, nc - j0);
@@ -206,8 +205,7 @@ inline void pack_b(index_t kc, index_t nc, const T* b0, index_t rs, index_t cs, 
 template <class T, class Arch>
 [[gnu::noinline]] void packed_gemm_serial(index_t m, index_t n, index_t k, T alpha, const T* a,
                                           index_t rs_a, index_t cs_a, const T* b, index_t rs_b,
-                                          index_t cs_b, T beta, T* c, index_t rs_c,
-                                          index_t cs_c) {
+                                          index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c) {
   using Blk = GemmBlocking<T, Arch>;
   constexpr int MR = Blk::mr;
   constexpr int NR = Blk::nr;
@@ -248,9 +246,9 @@ template <class T, class Arch>
                                                              bpack + jr * kc, alpha, beta_eff,
                                                              c_tile, rs_c, cs_c, m_rem, n_rem);
             } else {
-              gemm_micro_kernel<T, Arch, MR, Blk::nv, true>(kc, apack + ir * kc, 1,
-                                                            bpack + jr * kc, alpha, beta_eff,
-                                                            c_tile, rs_c, cs_c, m_rem, n_rem);
+              gemm_micro_kernel<T, Arch, MR, Blk::nv, true>(kc, apack + ir * kc, 1, bpack + jr * kc,
+                                                            alpha, beta_eff, c_tile, rs_c, cs_c,
+                                                            m_rem, n_rem);
             }
           }
         }
@@ -267,9 +265,9 @@ template <class T, class Arch>
 /// \tparam T float or double
 /// \tparam Arch an xsimd architecture tag
 template <class T, class Arch>
-void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a,
-                 index_t cs_a, const T* b, index_t rs_b, index_t cs_b, T beta, T* c,
-                 index_t rs_c, index_t cs_c, int threads) {
+void packed_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t rs_a, index_t cs_a,
+                 const T* b, index_t rs_b, index_t cs_b, T beta, T* c, index_t rs_c, index_t cs_c,
+                 int threads) {
   using Blk = GemmBlocking<T, Arch>;
   const index_t row_tiles = (m + Blk::mr - 1) / Blk::mr;
   const index_t col_tiles = (n + Blk::nr - 1) / Blk::nr;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The small-tile GEMM the fused attention kernel calls inside its tiles: no packing, no
-// threads, no allocation (except tile_gemm_nt's per-thread transpose buffer).
+// The small-tile GEMM kernel::gemm uses for tiny products (the fused attention kernel has its
+// own micro-kernels): no packing, no threads, no allocation (except tile_gemm_nt's per-thread
+// transpose buffer).
 //
 //   tile_gemm<Arch>(m, n, k, alpha, a, rs_a, cs_a, b, ldb, beta, c, ldc)
 //       C[m, n] = alpha · A[m, k] · B[k, n] + beta · C[m, n]
@@ -20,11 +21,11 @@
 // attention policy shares one instantiation.
 #pragma once
 
+#include <algorithm>
+
 #include "attnkit/core/shape.hpp"
 #include "attnkit/kernel/packed_gemm.hpp"
 #include "attnkit/simd/batch.hpp"
-
-#include <algorithm>
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <cstdint>
-#include <initializer_list>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 
@@ -54,7 +54,7 @@ struct DecoderConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
-  std::string attnkit_activation;  ///< the CLI's default --variant ("" when absent)
+  std::string attnkit_activation;      ///< the CLI's default --variant ("" when absent)
   NormKind norm = NormKind::rms_norm;  ///< attnkit_norm
   double norm_eps = 1e-6;              ///< rms_norm_eps or layer_norm_eps, as `norm` says
   bool post_norm = false;              ///< attnkit_norm_placement is "post"
@@ -62,9 +62,9 @@ struct DecoderConfig {
   block::GeluKind gelu = block::GeluKind::exact;  ///< from hidden_act, for MlpKind::gelu
   index_t num_local_experts = 0;                  ///< E, for MlpKind::moe
   index_t num_experts_per_tok = 0;                ///< k, for MlpKind::moe
-  bool norm_topk_prob = true;  ///< MoE: renormalize the top-k router weights
-  PositionKind positions = PositionKind::rope;  ///< attnkit_positions
-  bool positions_given = false;                 ///< whether config.json names the positions
+  bool norm_topk_prob = true;                     ///< MoE: renormalize the top-k router weights
+  PositionKind positions = PositionKind::rope;    ///< attnkit_positions
+  bool positions_given = false;                   ///< whether config.json names the positions
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -106,8 +106,8 @@ struct DecoderConfig {
       c.norm = choice("attnkit_norm", "rms_norm", {"rms_norm", "layer_norm"}) == "layer_norm"
                    ? NormKind::layer_norm
                    : NormKind::rms_norm;
-      c.norm_eps = c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5)
-                                                  : c.rms_norm_eps;
+      c.norm_eps =
+          c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5) : c.rms_norm_eps;
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
       const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
@@ -134,15 +134,18 @@ struct DecoderConfig {
       // Keys whose meaning the decoder does not implement: refuse rather than compute another
       // model.
       if (present("rope_scaling"))
-        fail("key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
-             "if the model was trained without it)");
+        fail(
+            "key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
+            "if the model was trained without it)");
       for (const char* key : {"attention_bias", "mlp_bias"})
         if (doc.get_bool(key, false))
-          fail(std::string("key \"") + key + "\" is true; projections with biases are not "
+          fail(std::string("key \"") + key +
+               "\" is true; projections with biases are not "
                "implemented");
       if (present("sliding_window") && doc.get_bool("use_sliding_window", true))
-        fail("key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
-             "folders (set \"use_sliding_window\": false if the model does not use it)");
+        fail(
+            "key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
+            "folders (set \"use_sliding_window\": false if the model does not use it)");
       if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
         c.head_dim = positive("head_dim", doc.get_int("head_dim"));
       } else {

@@ -18,7 +18,6 @@
 #include <variant>
 #include <vector>
 
-#include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/norm.hpp"
@@ -29,8 +28,9 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/model/config.hpp"
-#include "attnkit/modules/transformer_block.hpp"
 #include "attnkit/modules/kv_cache.hpp"
+#include "attnkit/modules/multi_head_attention.hpp"
+#include "attnkit/modules/transformer_block.hpp"
 
 namespace attnkit::model {
 
@@ -43,9 +43,9 @@ namespace attnkit::model {
 /// \tparam Policy the attention policy
 /// \tparam T float or double
 template <class Policy, class T>
-using DecoderLayer = modules::TransformerBlock<Policy, block::SelectableNorm,
-                                               block::SelectablePlacement,
-                                               block::SelectableFeedForward<T>, T>;
+using DecoderLayer =
+    modules::TransformerBlock<Policy, block::SelectableNorm, block::SelectablePlacement,
+                              block::SelectableFeedForward<T>, T>;
 
 /// The LLaMA layer fixed at compile time: pre-norm RMSNorm and SwiGLU,
 /// h += attn(rms1(h)); h += mlp(rms2(h)). Decoder<Policy, T, LlamaLayer<Policy, T>> loads only
@@ -422,9 +422,9 @@ class Decoder {
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
     const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
-      const modules::AttentionCapture<T>* capture =
-          hooks != nullptr && hooks->attention ? hooks->attention(static_cast<index_t>(l))
-                                               : nullptr;
+      const modules::AttentionCapture<T>* capture = hooks != nullptr && hooks->attention
+                                                        ? hooks->attention(static_cast<index_t>(l))
+                                                        : nullptr;
       if (state != nullptr) {
         layers[l].forward(x.view(), pos, state->layers[l], capture);
       } else {
@@ -440,7 +440,6 @@ class Decoder {
     if (state != nullptr) state->position = p0 + n;
     return logits;
   }
-
 };
 
 }  // namespace attnkit::model

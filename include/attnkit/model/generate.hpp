@@ -136,7 +136,8 @@ template <class T>
 class TraceRecorder {
  public:
   TraceRecorder(AttentionTrace<T>& trace, index_t layers)
-      : trace_(trace), caps_(static_cast<std::size_t>(layers)),
+      : trace_(trace),
+        caps_(static_cast<std::size_t>(layers)),
         rows_(static_cast<std::size_t>(layers), 0) {
     for (index_t l = 0; l < layers; ++l)
       caps_[static_cast<std::size_t>(l)].probs = [this, l](const Shape<4>& s) {
@@ -189,9 +190,9 @@ class TraceRecorder {
 /// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
 template <class Policy, class T, class Layer, class Processors>
 GenerationResult generate(const Decoder<Policy, T, Layer>& model,
-                          std::span<const std::int64_t> prompt,
-                          index_t max_new_tokens, Sampler<Processors>& sampler,
-                          DecoderState<T>& state, const GenerateHooks<T>& hooks = {}) {
+                          std::span<const std::int64_t> prompt, index_t max_new_tokens,
+                          Sampler<Processors>& sampler, DecoderState<T>& state,
+                          const GenerateHooks<T>& hooks = {}) {
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());

@@ -70,8 +70,8 @@ enum class MemoryMode : std::uint8_t {
 /// over the query heads, is >= reinforce_threshold reinforces it: S += strength_gain and
 /// last = t (Δt resets). Steps count forward calls of the cache (one per generated token; a
 /// prefill is one step). The defaults are those of the memollm reference design (S0 = 5, 0.05
-/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change: memollm
-/// adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
+/// time units per token, a weight of 0.01 resets the clock, forget below 0.01), with one change:
+/// memollm adds the weight itself to S on every step; here S grows by a fixed gain when reinforced.
 struct RetentionParams {
   double initial_strength = 5.0;      ///< S of a token entering the cache (> 0)
   double time_per_step = 0.05;        ///< Δt units per step (>= 0)

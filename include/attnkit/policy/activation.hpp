@@ -253,9 +253,8 @@ struct ReLU {
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
-static_assert(score_activation<Softmax> && score_activation<Softcap> &&
-              score_activation<Sigmoid> && score_activation<SigmoidBias> &&
-              score_activation<NormalizedSigmoid> && score_activation<HeadSoftmax> &&
-              score_activation<Linear> && score_activation<ReLU>);
+static_assert(score_activation<Softmax> && score_activation<Softcap> && score_activation<Sigmoid> &&
+              score_activation<SigmoidBias> && score_activation<NormalizedSigmoid> &&
+              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU>);
 
 }  // namespace attnkit::policy

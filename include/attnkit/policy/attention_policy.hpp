@@ -49,8 +49,7 @@ struct AttentionPolicy {
 
   AttentionPolicy() = default;
   explicit AttentionPolicy(Activation a, Mask m = {}, ScoreMod s = {}, Gate g = {})
-      : activation(std::move(a)), mask(std::move(m)), score_mod(std::move(s)),
-        gate(std::move(g)) {}
+      : activation(std::move(a)), mask(std::move(m)), score_mod(std::move(s)), gate(std::move(g)) {}
 
   /// The policy with every part bound to (and checked against) the shapes of one call.
   AttentionPolicy bind(const Geometry& g) const {

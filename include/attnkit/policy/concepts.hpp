@@ -22,11 +22,11 @@ enum class TileClass : std::uint8_t {
 
 /// How an activation normalizes its weights.
 enum class Normalization : std::uint8_t {
-  none,          ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
-  over_keys_exp, ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
-                 ///< with g = log sigmoid): online max and sum
-  over_keys_sum, ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
-  over_heads,    ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
+  none,           ///< P = f(s) elementwise (sigmoid, linear, relu): no running state
+  over_keys_exp,  ///< P = exp(g(s)) / Σ_keys exp(g(s)) (softmax, softcap, normalized sigmoid
+                  ///< with g = log sigmoid): online max and sum
+  over_keys_sum,  ///< P = f(s) / Σ_keys f(s) with f >= 0 bounded (user types): running sum
+  over_heads,     ///< P = exp(s_h) / Σ_heads exp(s_h') (head softmax): per (i, j) across heads
 };
 
 /// The shapes of one attention call, given to policies when the call binds them.
@@ -67,12 +67,11 @@ concept activation_scalar_map = requires(const A& a, double s, const Geometry& g
 /// x86-64 compiler enables). It is the kernel's hook: with Normalization::over_keys_exp and
 /// over_heads the map before the exponential (identity for softmax), otherwise the weight.
 template <class A>
-concept activation_simd_map =
-    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
-             const xsimd::batch<double, xsimd::sse2>& d) {
-      { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-    };
+concept activation_simd_map = requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+                                       const xsimd::batch<double, xsimd::sse2>& d) {
+  { a.simd_map(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_map(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
 
 /// A score activation: maps scaled scores s to weights P.
 /// Requirements: activation_normalization, activation_scalar_map, activation_simd_map,
@@ -80,7 +79,7 @@ concept activation_simd_map =
 /// the kernel skip the map (and, for an elementwise activation, the pass over full tiles).
 template <class A>
 concept score_activation = std::copy_constructible<A> && activation_normalization<A> &&
-                           activation_scalar_map<A> && activation_simd_map<A>;
+    activation_scalar_map<A> && activation_simd_map<A>;
 
 /// Whether activation A declares map(s) = s (`static constexpr bool identity_map = true`).
 template <class A>
@@ -102,14 +101,16 @@ inline constexpr bool is_identity_map = [] {
 /// exp(min(x, 0) - m) · sigmoid(|x|), which it computes with one exponential and no logarithm.
 template <class A>
 inline constexpr bool has_exp_weight =
-    A::normalization == Normalization::over_keys_exp &&
-    requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
-             const xsimd::batch<double, xsimd::sse2>& d) {
-      { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
-      { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-      { a.simd_exp_weight(d, a.simd_exp_prepare(d)) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
-    };
+    A::normalization ==
+    Normalization::over_keys_exp&& requires(const A& a, const xsimd::batch<float, xsimd::sse2>& f,
+                                            const xsimd::batch<double, xsimd::sse2>& d) {
+  { a.simd_exp_lead(f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_exp_weight(f, a.simd_exp_prepare(f)) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_exp_lead(d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+  {
+    a.simd_exp_weight(d, a.simd_exp_prepare(d))
+    } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // score mod
@@ -117,21 +118,21 @@ inline constexpr bool has_exp_weight =
 /// Requirements: `M::is_identity` is a constexpr bool (true: the kernel skips the mod).
 template <class M>
 concept score_mod_identity_trait = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(M::is_identity)>, bool>;
+  requires std::is_same_v < std::remove_cv_t<decltype(M::is_identity)>,
+  bool > ;
 };
 
 /// Requirements: `m.apply(b, h, i_abs, j, s)` returns the modified score (float and double), and
 /// `m.apply_queries(b, h, i0_abs, j, row, n)` modifies in place row[r], the score of key j for
 /// the query at absolute position i0_abs + r, r in [0, n) (the kernel's S^T layout).
 template <class M>
-concept score_mod_elementwise =
-    requires(const M& m, index_t b, index_t h, index_t i, index_t j, float sf, double sd,
-             float* rf, double* rd, index_t n) {
-      { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
-      { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
-      m.apply_queries(b, h, i, j, rf, n);
-      m.apply_queries(b, h, i, j, rd, n);
-    };
+concept score_mod_elementwise = requires(const M& m, index_t b, index_t h, index_t i, index_t j,
+                                         float sf, double sd, float* rf, double* rd, index_t n) {
+  { m.apply(b, h, i, j, sf) } -> std::convertible_to<float>;
+  { m.apply(b, h, i, j, sd) } -> std::convertible_to<double>;
+  m.apply_queries(b, h, i, j, rf, n);
+  m.apply_queries(b, h, i, j, rd, n);
+};
 
 /// Requirements: `m.bind(geometry)` validates the runtime values against the call's shapes
 /// (throws shape_error) and returns the bound mod.
@@ -144,7 +145,7 @@ concept bindable = requires(const P& p, const Geometry& g) {
 /// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
 template <class M>
 concept score_mod = std::copy_constructible<M> && score_mod_identity_trait<M> &&
-                    score_mod_elementwise<M> && bindable<M>;
+    score_mod_elementwise<M> && bindable<M>;
 
 // ---------------------------------------------------------------------------------------------
 // mask
@@ -159,10 +160,10 @@ concept mask_visibility = requires(const M& m, index_t b, index_t h, index_t i, 
 /// Requirements: `m.classify(b, h, i0, i1, j0, j1)` returns a TileClass for the absolute query
 /// positions [i0, i1) and keys [j0, j1): Empty only if no pair is visible, Full only if all are.
 template <class M>
-concept mask_tile_classifier =
-    requires(const M& m, index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) {
-      { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
-    };
+concept mask_tile_classifier = requires(const M& m, index_t b, index_t h, index_t i0, index_t i1,
+                                        index_t j0, index_t j1) {
+  { m.classify(b, h, i0, i1, j0, j1) } -> std::same_as<TileClass>;
+};
 
 /// A mask: a visible set per (batch, head, query, key) with a tile classifier.
 /// Requirements: mask_visibility, mask_tile_classifier, bindable, copyable.
@@ -176,14 +177,15 @@ concept mask_policy =
 /// Requirements: `G::is_identity` is a constexpr bool (true: no epilogue).
 template <class G>
 concept gate_identity_trait = requires {
-  requires std::is_same_v<std::remove_cv_t<decltype(G::is_identity)>, bool>;
+  requires std::is_same_v < std::remove_cv_t<decltype(G::is_identity)>,
+  bool > ;
 };
 
 /// Requirements: `g.apply_row(b, h, i, row, dv)` multiplies the output row of query row i in
 /// place (float and double rows).
 template <class G>
-concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf,
-                                 double* rd, index_t n) {
+concept gate_epilogue = requires(const G& g, index_t b, index_t h, index_t i, float* rf, double* rd,
+                                 index_t n) {
   g.apply_row(b, h, i, rf, n);
   g.apply_row(b, h, i, rd, n);
 };

@@ -243,8 +243,7 @@ struct KeyPadding {
       : lengths(std::make_shared<const std::vector<index_t>>(std::move(len))) {}
   index_t length(index_t b) const noexcept { return (*lengths)[static_cast<std::size_t>(b)]; }
   bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return j < length(b); }
-  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
-                     index_t j1) const noexcept {
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0, index_t j1) const noexcept {
     const index_t len = length(b);
     if (j1 <= len) return TileClass::full;
     if (j0 >= len) return TileClass::empty;
@@ -252,8 +251,8 @@ struct KeyPadding {
   }
   KeyPadding bind(const Geometry& g) const {
     const index_t n = lengths ? static_cast<index_t>(lengths->size()) : 0;
-    if (n != g.batch) detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]",
-                                              Shape<1>{g.batch});
+    if (n != g.batch)
+      detail::layout_mismatch("KeyPadding lengths", Shape<1>{n}, "[B]", Shape<1>{g.batch});
     return *this;
   }
 };
@@ -268,7 +267,7 @@ struct KeepMask {
   static KeepMask from_spec(Args& a) {
     return KeepMask(a.template flags<2>(a.value(), "[B, Nk]"));
   }
-  TensorView<const std::uint8_t, 2> keep;               ///< [B, Nk]; must outlive the policy
+  TensorView<const std::uint8_t, 2> keep;                  ///< [B, Nk]; must outlive the policy
   std::shared_ptr<const std::vector<std::int32_t>> count;  ///< [B, Nk + 1] prefix counts
   KeepMask() = default;
   /// \param flags a [B, Nk] view of keep flags
@@ -283,8 +282,7 @@ struct KeepMask {
     count = std::move(c);
   }
   bool visible(index_t b, index_t, index_t, index_t j) const noexcept { return keep(b, j) != 0; }
-  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0,
-                     index_t j1) const noexcept {
+  TileClass classify(index_t b, index_t, index_t, index_t, index_t j0, index_t j1) const noexcept {
     const std::int32_t* row = count->data() + b * (keep.extent(1) + 1);
     const std::int32_t n = row[j1] - row[j0];
     if (n == 0) return TileClass::empty;
@@ -309,8 +307,8 @@ struct Document {
   static Document from_spec(Args& a) {
     return Document(a.template integers<2>(a.value(), "[B, Nk]"));
   }
-  TensorView<const index_t, 2> segments;  ///< [B, Nk]; must outlive the policy
-  std::shared_ptr<const std::vector<index_t>> run_end;  ///< [B, Nk]: end of the run at j
+  TensorView<const index_t, 2> segments;                    ///< [B, Nk]; must outlive the policy
+  std::shared_ptr<const std::vector<index_t>> run_end;      ///< [B, Nk]: end of the run at j
   std::shared_ptr<const std::vector<std::uint8_t>> sorted;  ///< [B]: ids non-decreasing
   Document() = default;
   /// \param seg a [B, Nk] view of segment ids per absolute position
@@ -381,8 +379,8 @@ struct BlockSparse {
       : layout(lay), block_q(bq), block_k(bk) {
     if (bq < 1 || bk < 1) throw error("attnkit: BlockSparse: block sizes must be >= 1");
     const index_t nb = lay.extent(0), nh = lay.extent(1), r = lay.extent(2), c = lay.extent(3);
-    auto cnt =
-        std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
+    auto cnt = std::make_shared<std::vector<std::int32_t>>(
+        static_cast<std::size_t>(nb * nh * (r + 1) * (c + 1)), 0);
     for (index_t b = 0; b < nb; ++b)
       for (index_t h = 0; h < nh; ++h) {
         std::int32_t* p = cnt->data() + (b * nh + h) * (r + 1) * (c + 1);
@@ -406,8 +404,8 @@ struct BlockSparse {
     const index_t c = layout.extent(3);
     const std::int32_t* p =
         count->data() + (b * layout.extent(1) + h) * (layout.extent(2) + 1) * (c + 1);
-    const index_t n = p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] +
-                      p[x0 * (c + 1) + y0];
+    const index_t n =
+        p[x1 * (c + 1) + y1] - p[x0 * (c + 1) + y1] - p[x1 * (c + 1) + y0] + p[x0 * (c + 1) + y0];
     if (n == 0) return TileClass::empty;
     if (n == (x1 - x0) * (y1 - y0)) return TileClass::full;
     return TileClass::partial;
@@ -453,13 +451,14 @@ struct And {
   bool visible(index_t b, index_t h, index_t i, index_t j) const {
     return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) && ...); }, terms);
   }
-  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     TileClass c = TileClass::full;
-    std::apply([&](const auto&... m) {
-      ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
-       ...);
-    }, terms);
+    std::apply(
+        [&](const auto&... m) {
+          ((c = c == TileClass::empty ? c : detail::and_class(c, m.classify(b, h, i0, i1, j0, j1))),
+           ...);
+        },
+        terms);
     return c;
   }
   And bind(const Geometry& g) const {
@@ -483,13 +482,14 @@ struct Or {
   bool visible(index_t b, index_t h, index_t i, index_t j) const {
     return std::apply([&](const auto&... m) { return (m.visible(b, h, i, j) || ...); }, terms);
   }
-  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
-    std::apply([&](const auto&... m) {
-      ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
-       ...);
-    }, terms);
+    std::apply(
+        [&](const auto&... m) {
+          ((c = c == TileClass::full ? c : detail::or_class(c, m.classify(b, h, i0, i1, j0, j1))),
+           ...);
+        },
+        terms);
     return c;
   }
   Or bind(const Geometry& g) const {

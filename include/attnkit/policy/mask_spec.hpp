@@ -62,9 +62,9 @@ template <class... M>
 struct mask_term_list {};
 
 /// Every built-in term, in the order help texts list them.
-using builtin_mask_terms = mask_term_list<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow,
-                                          Sinks, PrefixLM, KeyPadding, KeepMask, Document,
-                                          BlockSparse>;
+using builtin_mask_terms =
+    mask_term_list<NoMask, Causal, CausalTopLeft, SlidingWindow, LocalWindow, Sinks, PrefixLM,
+                   KeyPadding, KeepMask, Document, BlockSparse>;
 
 /// A list with more terms appended: `extend_mask_terms<builtin_mask_terms, MyTerm>`.
 template <class List, class... More>
@@ -122,8 +122,10 @@ std::string mask_term_help(std::string_view indent = "  ", std::size_t width = 2
   detail::for_each_mask_term(Terms{}, [&](auto tag) {
     using M = typename decltype(tag)::type;
     std::string form(M::spec_form);
-    if (form.size() < width) form.resize(width, ' ');
-    else form += ' ';
+    if (form.size() < width)
+      form.resize(width, ' ');
+    else
+      form += ' ';
     out += std::string(indent) + form + std::string(M::spec_help) + "\n";
   });
   return out;
@@ -243,8 +245,7 @@ class MaskTermArgs {
     for (std::size_t k = n; k-- > 1;) {
       const std::size_t c = v.rfind(',');
       if (c == std::string_view::npos || c == 0)
-        fail("needs " + std::to_string(n) + " comma-separated values, as in " +
-             std::string(form_));
+        fail("needs " + std::to_string(n) + " comma-separated values, as in " + std::string(form_));
       out[k] = v.substr(c + 1);
       v = v.substr(0, c);
     }
@@ -262,8 +263,7 @@ class MaskTermArgs {
       fail(name + " is out of range: '" + std::string(txt) + "'");
     if (ec != std::errc() || p != txt.data() + txt.size())
       fail(name + " must be an integer, got '" + std::string(txt) + "'");
-    if (x < lo)
-      fail(name + " must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
+    if (x < lo) fail(name + " must be >= " + std::to_string(lo) + ", got " + std::to_string(x));
     return static_cast<index_t>(x);
   }
 

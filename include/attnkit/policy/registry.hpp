@@ -109,8 +109,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
         used = 0;
       }
       if (used == 0 || used != value_text.size())
-        throw error("attnkit: activation " + name + "=C: C must be a number, got '" +
-                    value_text + "'");
+        throw error("attnkit: activation " + name + "=C: C must be a number, got '" + value_text +
+                    "'");
       if (!(c > 0) || !std::isfinite(c))
         throw error("attnkit: activation " + name + "=C needs C > 0, got '" + value_text + "'");
       spec.value = c;
@@ -127,8 +127,8 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
     }
   });
   if (!found)
-    throw error("attnkit: unknown activation '" + std::string(text) + "' (" +
-                activation_names() + ")");
+    throw error("attnkit: unknown activation '" + std::string(text) + "' (" + activation_names() +
+                ")");
   return spec;
 }
 

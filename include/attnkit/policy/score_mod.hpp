@@ -101,8 +101,8 @@ struct KeyBias {
     auto v = std::make_shared<std::vector<float>>(static_cast<std::size_t>(nk), 0.0f);
     for (index_t p : positions) {
       if (p < 0 || p >= nk)
-        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) +
-                    " is outside [0, " + std::to_string(nk) + ")");
+        throw error("attnkit: KeyBias::boost: position " + std::to_string(p) + " is outside [0, " +
+                    std::to_string(nk) + ")");
       (*v)[static_cast<std::size_t>(p)] += value;
     }
     KeyBias k;
@@ -122,8 +122,7 @@ struct KeyBias {
   }
   KeyBias bind(const Geometry& g) const {
     if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
-      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(),
-                           Shape<2>{g.batch, g.nk});
+      throw_shape_mismatch("attention", "KeyBias bias", bias.shape(), Shape<2>{g.batch, g.nk});
     return *this;
   }
 };

@@ -8,15 +8,15 @@
 // stack buffer) under attnkit's own names, so an xsimd upgrade touches this file only.
 #pragma once
 
-#include "attnkit/core/shape.hpp"
-#include "attnkit/simd/arch.hpp"
-
-#include <xsimd/xsimd.hpp>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "attnkit/core/shape.hpp"
+#include "attnkit/simd/arch.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -77,7 +77,7 @@ inline T reduce_max(const batch<T, Arch>& x) noexcept {
   } else
 #endif
 #if defined(__AVX__)
-  if constexpr (has_avx<Arch>) {
+      if constexpr (has_avx<Arch>) {
     if constexpr (std::is_same_v<T, float>) {
       __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
       m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -114,9 +114,11 @@ template <class Arch, class T>
 inline batch<T, Arch> load_partial(const T* p, index_t n, T fill = T(0)) noexcept {
 #if defined(__AVX512F__)
   if constexpr (has_avx512<Arch> && std::is_same_v<T, float>) {
-    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>(detail::mask_low_bits(n)), p);
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill),
+                                static_cast<__mmask16>(detail::mask_low_bits(n)), p);
   } else if constexpr (has_avx512<Arch> && std::is_same_v<T, double>) {
-    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>(detail::mask_low_bits(n)), p);
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill),
+                                static_cast<__mmask8>(detail::mask_low_bits(n)), p);
   } else
 #endif
   {

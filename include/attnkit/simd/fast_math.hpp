@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Elementwise SIMD math for the fused attention kernel and the activation policies' SIMD maps:
-// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax exp2, max
-// relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512: vscalef).
-// simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the special-value
-// handling the kernel does not need.
+// exp2, sigmoid, log sigmoid and tanh on batches, tuned for the inner loop (fp32: degree-5 minimax
+// exp2, max relative error 7.5e-8; fp64: degree-13 Taylor of e^r on |r| <= ln2/2; AVX-512:
+// vscalef). simd/math.hpp holds the general-purpose, ulp-accurate functions; these trade the
+// special-value handling the kernel does not need.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,8 @@ inline constexpr bool is_avx512 = std::is_base_of_v<xsimd::avx512f, Arch>;
 template <class Arch, class T>
 inline xsimd::batch<T, Arch> exp2_batch(xsimd::batch<T, Arch> x) noexcept {
   using B = xsimd::batch<T, Arch>;
-  if constexpr (!is_avx512<Arch>) x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
+  if constexpr (!is_avx512<Arch>)
+    x = xsimd::max(x, B(std::is_same_v<T, float> ? T(-126) : T(-1022)));
   const B n = xsimd::nearbyint(x);
   const B f = x - n;
   B p;

@@ -27,11 +27,11 @@
 // NaN inputs give NaN. The tests assert these bounds (see tests/simd/test_math_*.cpp).
 #pragma once
 
-#include "attnkit/simd/batch.hpp"
-
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+
+#include "attnkit/simd/batch.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -99,18 +99,10 @@ inline batch<double, Arch> exp(const batch<double, Arch>& x) noexcept {
   bd r = xsimd::fnma(nf, bd(6.93147180369123816490e-01), xc);
   r = xsimd::fnma(nf, bd(1.90821492927058770002e-10), r);
   // Taylor series of e^r - 1 - r, divided by r^2, to degree 13 (|r| <= 0.35: error < 2^-56).
-  static constexpr double c[] = {1.0 / 2,
-                                 1.0 / 6,
-                                 1.0 / 24,
-                                 1.0 / 120,
-                                 1.0 / 720,
-                                 1.0 / 5040,
-                                 1.0 / 40320,
-                                 1.0 / 362880,
-                                 1.0 / 3628800,
-                                 1.0 / 39916800,
-                                 1.0 / 479001600,
-                                 1.0 / 6227020800.0};
+  static constexpr double c[] = {1.0 / 2,        1.0 / 6,         1.0 / 24,
+                                 1.0 / 120,      1.0 / 720,       1.0 / 5040,
+                                 1.0 / 40320,    1.0 / 362880,    1.0 / 3628800,
+                                 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
   const bd p = detail::horner(r, c);
   const bd er = xsimd::fma(p, r * r, r) + bd(1.0);
 #if defined(__AVX512F__)
@@ -221,12 +213,22 @@ inline batch<T, Arch> tanh(const batch<T, Arch>& x) noexcept {
     small = xsimd::fma(detail::horner(z, c) * z, ax, ax);
   } else {
     // sinh/cosh Taylor series on |x| < 0.625 (terms to x^17: error < 2^-60), then divide.
-    static constexpr double cs[] = {1.0 / 6,         1.0 / 120,          1.0 / 5040,
-                                    1.0 / 362880,    1.0 / 39916800,     1.0 / 6227020800.0,
-                                    1.0 / 1307674368000.0, 1.0 / 355687428096000.0};
-    static constexpr double cc[] = {1.0 / 2,           1.0 / 24,          1.0 / 720,
-                                    1.0 / 40320,       1.0 / 3628800,     1.0 / 479001600,
-                                    1.0 / 87178291200.0, 1.0 / 20922789888000.0,
+    static constexpr double cs[] = {1.0 / 6,
+                                    1.0 / 120,
+                                    1.0 / 5040,
+                                    1.0 / 362880,
+                                    1.0 / 39916800,
+                                    1.0 / 6227020800.0,
+                                    1.0 / 1307674368000.0,
+                                    1.0 / 355687428096000.0};
+    static constexpr double cc[] = {1.0 / 2,
+                                    1.0 / 24,
+                                    1.0 / 720,
+                                    1.0 / 40320,
+                                    1.0 / 3628800,
+                                    1.0 / 479001600,
+                                    1.0 / 87178291200.0,
+                                    1.0 / 20922789888000.0,
                                     1.0 / 6402373705728000.0};
     const b sh = xsimd::fma(detail::horner(z, cs) * z, ax, ax);
     const b ch = xsimd::fma(detail::horner(z, cc), z, b(1.0));

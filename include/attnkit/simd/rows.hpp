@@ -10,11 +10,11 @@
 // The last n mod width elements go through load_partial/store_partial, never past x[n - 1].
 #pragma once
 
-#include "attnkit/simd/batch.hpp"
-#include "attnkit/simd/math.hpp"
-
 #include <concepts>
 #include <limits>
+
+#include "attnkit/simd/batch.hpp"
+#include "attnkit/simd/math.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -90,11 +90,12 @@ inline void scale_add(T* y, T a, const T* x, index_t n) noexcept {
   constexpr index_t w = width<T, Arch>;
   const batch<T, Arch> av(a);
   index_t i = 0;
-  for (; i + w <= n; i += w) storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
+  for (; i + w <= n; i += w)
+    storeu<Arch>(y + i, xsimd::fma(av, loadu<Arch>(x + i), loadu<Arch>(y + i)));
   if (i < n) {
     const index_t r = n - i;
-    store_partial<Arch>(y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)),
-                        r);
+    store_partial<Arch>(
+        y + i, xsimd::fma(av, load_partial<Arch>(x + i, r), load_partial<Arch>(y + i, r)), r);
   }
 }
 
@@ -111,7 +112,8 @@ inline T dot(const T* x, const T* y, index_t n) noexcept {
     acc1 = xsimd::fma(loadu<Arch>(x + i + w), loadu<Arch>(y + i + w), acc1);
   }
   for (; i + w <= n; i += w) acc0 = xsimd::fma(loadu<Arch>(x + i), loadu<Arch>(y + i), acc0);
-  if (i < n) acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
+  if (i < n)
+    acc1 = xsimd::fma(load_partial<Arch>(x + i, n - i), load_partial<Arch>(y + i, n - i), acc1);
   return reduce_add(acc0 + acc1);
 }
 

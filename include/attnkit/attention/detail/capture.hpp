@@ -8,41 +8,41 @@
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                  index_t lanes, index_t j0, index_t bk,
-                                                  const T* st) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-        for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-      }
+namespace attnkit::attention_detail {
+/// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
+                                                index_t lanes, index_t j0, index_t bk,
+                                                const T* st) const {
+  for (index_t s = 0; s < nseg; ++s) {
+    const Segment& sg = segs[s];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
     }
   }
+}
 
-  /// Zeroes the capture rows of the segments over the keys [kb, ke).
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
-                                                  index_t kb, index_t ke) const {
-    for (index_t s = 0; s < nseg; ++s) {
-      const Segment& sg = segs[s];
-      for (index_t r = 0; r < sg.count; ++r) {
-        T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
-        for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
-      }
+/// Zeroes the capture rows of the segments over the keys [kb, ke).
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
+                                                index_t kb, index_t ke) const {
+  for (index_t s = 0; s < nseg; ++s) {
+    const Segment& sg = segs[s];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
+      for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] = T(0);
     }
   }
+}
 
-  /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
-                                                   index_t ke, T f) const {
-    T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
-    for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
-  }
+/// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
+                                                 index_t ke, T f) const {
+  T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
+  for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
+}
 
 }  // namespace attnkit::attention_detail
 

@@ -14,124 +14,123 @@
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
-    namespace attnkit::attention_detail {
-  /// The partial results of the decode path, one record per work unit u = (b · Hkv + kvh) · nsplit
-  /// + chunk, each over the `rows` query rows of the unit's lane group:
-  ///   o(u)         [rows, dvp]    unnormalized O = Σ_j p_ij v_j over the chunk's keys;
-  ///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
-  ///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
-  ///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
-  ///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
-  template <class T>
-  class DecodePartials {
-   public:
-    DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
-        : rows_(rows),
-          dvp_(dvp),
-          tiles_(tiles),
-          stride_(rows * dvp + 2 * rows + rows * tiles),
-          data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
-    T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
-    T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
-    T* l(index_t u) const noexcept { return m(u) + rows_; }
-    /// The tile maxima of row r of unit u: tiles values.
-    T* tile_max(index_t u, index_t r) const noexcept { return l(u) + rows_ + r * tiles_; }
+namespace attnkit::attention_detail {
+/// The partial results of the decode path, one record per work unit u = (b · Hkv + kvh) · nsplit
+/// + chunk, each over the `rows` query rows of the unit's lane group:
+///   o(u)         [rows, dvp]    unnormalized O = Σ_j p_ij v_j over the chunk's keys;
+///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
+///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
+///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
+///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
+template <class T>
+class DecodePartials {
+ public:
+  DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
+      : rows_(rows),
+        dvp_(dvp),
+        tiles_(tiles),
+        stride_(rows * dvp + 2 * rows + rows * tiles),
+        data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
+  T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
+  T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
+  T* l(index_t u) const noexcept { return m(u) + rows_; }
+  /// The tile maxima of row r of unit u: tiles values.
+  T* tile_max(index_t u, index_t r) const noexcept { return l(u) + rows_ + r * tiles_; }
 
-   private:
-    index_t rows_, dvp_, tiles_, stride_;
-    aligned_ptr<T> data_;
-  };
+ private:
+  index_t rows_, dvp_, tiles_, stride_;
+  aligned_ptr<T> data_;
+};
 
-  /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
-  /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
-  /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
-  /// the captured P once per tile by exp2(tile max - final max) / sum.
-  template <class Arch, class T, class Policy>
-  void FusedKernel<Arch, T, Policy>::run_decode() const {
-    const Geometry& g = x.g;
-    const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
-    const index_t rows = x.group * g.nq;
-    const index_t lanes = (rows + W - 1) / W * W;
-    const index_t dvp = x.dvp;
-    const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
-    const index_t nkt = (g.nk + key_tile - 1) / key_tile;
-    const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-    constexpr index_t chunk_tiles = decode_chunk / key_tile;
-    const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp,
-                                  hist > 0 ? chunk_tiles : 0);
-    parallel_units(
-        units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
-        [&](Workspace<T>& ws, long u) {
-          const index_t sp = static_cast<index_t>(u % nsplit);
-          const index_t bh = static_cast<index_t>(u / nsplit);
-          const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-          std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-          for (index_t gi = 0; gi < x.group; ++gi)
-            segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
-          const index_t begin[2] = {0, x.group};
-          const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-          run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
-          const index_t unit = static_cast<index_t>(u);
-          if (hist > 0)
-            for (index_t r = 0; r < rows; ++r)
-              for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
-                parts.tile_max(unit, r)[t] =
-                    ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
+/// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
+/// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
+/// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
+/// the captured P once per tile by exp2(tile max - final max) / sum.
+template <class Arch, class T, class Policy>
+void FusedKernel<Arch, T, Policy>::run_decode() const {
+  const Geometry& g = x.g;
+  const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
+  const index_t rows = x.group * g.nq;
+  const index_t lanes = (rows + W - 1) / W * W;
+  const index_t dvp = x.dvp;
+  const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
+  const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+  const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
+  constexpr index_t chunk_tiles = decode_chunk / key_tile;
+  const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
+  parallel_units(
+      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
+      [&](Workspace<T>& ws, long u) {
+        const index_t sp = static_cast<index_t>(u % nsplit);
+        const index_t bh = static_cast<index_t>(u / nsplit);
+        const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
+        for (index_t gi = 0; gi < x.group; ++gi)
+          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+        const index_t begin[2] = {0, x.group};
+        const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+        run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+        const index_t unit = static_cast<index_t>(u);
+        if (hist > 0)
           for (index_t r = 0; r < rows; ++r)
-            std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
-          std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
-          std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
-        });
-    // Merge in split order, serially per (b, kvh) in parallel: deterministic.
-    parallel_units(
-        static_cast<long>(g.batch * g.heads_kv),
-        [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
-        [&](aligned_ptr<T>& tmp, long bh) {
-          const index_t b = static_cast<index_t>(bh) / g.heads_kv;
-          const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
-          T* acc = tmp.get();
-          for (index_t r = 0; r < rows; ++r) {
-            const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
-            T mmax = marker<T> * log2e;
+            for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
+              parts.tile_max(unit, r)[t] =
+                  ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
+        for (index_t r = 0; r < rows; ++r)
+          std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
+        std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
+        std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
+      });
+  // Merge in split order, serially per (b, kvh) in parallel: deterministic.
+  parallel_units(
+      static_cast<long>(g.batch * g.heads_kv),
+      [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
+      [&](aligned_ptr<T>& tmp, long bh) {
+        const index_t b = static_cast<index_t>(bh) / g.heads_kv;
+        const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
+        T* acc = tmp.get();
+        for (index_t r = 0; r < rows; ++r) {
+          const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
+          T mmax = marker<T> * log2e;
+          if constexpr (norm == Normalization::over_keys_exp)
+            for (index_t sp = 0; sp < nsplit; ++sp) mmax = std::max(mmax, parts.m(first + sp)[r]);
+          std::fill(acc, acc + dvp, T(0));
+          T lsum = 0;
+          for (index_t sp = 0; sp < nsplit; ++sp) {
+            const index_t unit = first + sp;
+            T f = T(1);
             if constexpr (norm == Normalization::over_keys_exp)
-              for (index_t sp = 0; sp < nsplit; ++sp) mmax = std::max(mmax, parts.m(first + sp)[r]);
-            std::fill(acc, acc + dvp, T(0));
-            T lsum = 0;
-            for (index_t sp = 0; sp < nsplit; ++sp) {
-              const index_t unit = first + sp;
-              T f = T(1);
-              if constexpr (norm == Normalization::over_keys_exp)
-                f = static_cast<T>(std::exp2(parts.m(unit)[r] - mmax));
-              const T* o = parts.o(unit) + r * dvp;
-              for (index_t c = 0; c < dvp; ++c) acc[c] += f * o[c];
-              lsum += f * parts.l(unit)[r];
-            }
-            T inv = T(1);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum)
-              inv = lsum > T(0) ? T(1) / lsum : T(0);
-            const index_t gi = r / g.nq, i = r % g.nq;
-            store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
-            if constexpr (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum) {
-              if (x.probs)
-                for (index_t sp = 0; sp < nsplit; ++sp) {
-                  const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-                  if constexpr (norm == Normalization::over_keys_exp) {
-                    const T* tile_max = parts.tile_max(first + sp, r);
-                    for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
-                      const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
-                      capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
-                                    inv == T(0) ? T(0) : f * inv);
-                    }
-                  } else {
-                    capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
-                  }
-                }
-            }
+              f = static_cast<T>(std::exp2(parts.m(unit)[r] - mmax));
+            const T* o = parts.o(unit) + r * dvp;
+            for (index_t c = 0; c < dvp; ++c) acc[c] += f * o[c];
+            lsum += f * parts.l(unit)[r];
           }
-        });
-  }
+          T inv = T(1);
+          if constexpr (norm == Normalization::over_keys_exp ||
+                        norm == Normalization::over_keys_sum)
+            inv = lsum > T(0) ? T(1) / lsum : T(0);
+          const index_t gi = r / g.nq, i = r % g.nq;
+          store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+          if constexpr (norm == Normalization::over_keys_exp ||
+                        norm == Normalization::over_keys_sum) {
+            if (x.probs)
+              for (index_t sp = 0; sp < nsplit; ++sp) {
+                const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+                if constexpr (norm == Normalization::over_keys_exp) {
+                  const T* tile_max = parts.tile_max(first + sp, r);
+                  for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
+                    const T f = static_cast<T>(std::exp2(tile_max[(t0 - kb) / key_tile] - mmax));
+                    capture_scale(b, kvh * x.group + gi, i, t0, std::min(ke, t0 + key_tile),
+                                  inv == T(0) ? T(0) : f * inv);
+                  }
+                } else {
+                  capture_scale(b, kvh * x.group + gi, i, kb, ke, inv);
+                }
+              }
+          }
+        }
+      });
+}
 
 }  // namespace attnkit::attention_detail
 

@@ -159,17 +159,18 @@ struct FusedKernel {
       const Segment& sg = segs[s];
       for (index_t r = 0; r < sg.count; ++r) {
         const T* src = x.q + b * x.qs[0] + sg.h * x.qs[1] + (sg.q0 + r) * x.qs[2];
-        for (index_t p = 0; p < x.g.d; ++p) qt[p * lanes + sg.lane0 + r] = src[p * x.qs[3]] * x.scale;
+        for (index_t p = 0; p < x.g.d; ++p)
+          qt[p * lanes + sg.lane0 + r] = src[p * x.qs[3]] * x.scale;
       }
     }
   }
 
-  TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0,
-                     index_t j1) const {
+  TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
-      const TileClass cs = pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
+      const TileClass cs =
+          pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
       if (s == 0) {
         c = cs;
       } else if (c != cs) {
@@ -186,8 +187,8 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j)
         for (index_t s = 0; s < nseg; ++s) {
           const Segment& sg = segs[s];
-          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j,
-                                      st + j * lanes + sg.lane0, sg.count);
+          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j, st + j * lanes + sg.lane0,
+                                      sg.count);
         }
     }
     if (!partial) return;
@@ -400,8 +401,8 @@ struct FusedKernel {
         const bool partial = cls == TileClass::partial;
         const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
         T* st = ws.st.get();
-        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
-                         x.ks[3], d, bk, st);
+        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2], x.ks[3],
+                         d, bk, st);
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
@@ -420,8 +421,8 @@ struct FusedKernel {
   }
 
   /// Normalizes O (and the captured P) of the groups, applies the gate, stores to out.
-  void finalize_groups(Workspace<T>& ws, index_t b, const Segment* segs,
-                       const index_t* seg_begin, index_t ngroups, index_t lanes) const {
+  void finalize_groups(Workspace<T>& ws, index_t b, const Segment* segs, const index_t* seg_begin,
+                       index_t ngroups, index_t lanes) const {
     const index_t dvp = x.dvp;
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     for (index_t gi = 0; gi < ngroups; ++gi) {
@@ -437,16 +438,18 @@ struct FusedKernel {
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
           store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
-          if (x.probs && (norm == Normalization::over_keys_exp ||
-                          norm == Normalization::over_keys_sum)) {
+          if (x.probs &&
+              (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
             T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
             for (index_t t = 0; t < nkt; ++t) {
               T f = inv;
               if constexpr (norm == Normalization::over_keys_exp)
-                f = inv == T(0) ? T(0)
-                                : static_cast<T>(std::exp2(
-                                      ws.mhist[static_cast<std::size_t>((gi * nkt + t) * lanes + lane)] -
-                                      m[lane])) * inv;
+                f = inv == T(0)
+                        ? T(0)
+                        : static_cast<T>(std::exp2(
+                              ws.mhist[static_cast<std::size_t>((gi * nkt + t) * lanes + lane)] -
+                              m[lane])) *
+                              inv;
               const index_t je = std::min(x.g.nk, (t + 1) * key_tile);
               for (index_t j = t * key_tile; j < je; ++j) dst[j * x.ps[3]] *= f;
             }

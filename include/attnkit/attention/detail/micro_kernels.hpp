@@ -67,7 +67,8 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
     auto run = [&](auto nv_tag) {
       constexpr int NV = decltype(nv_tag)::value;
       index_t j = 0;
-      for (; j + MK <= bk; j += MK) qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+      for (; j + MK <= bk; j += MK)
+        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
       for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
       return index_t{NV};
     };
@@ -84,8 +85,8 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
 /// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
 template <class Arch, class T, int MR, int NV>
-inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk,
-                     const T* alpha, T* o, index_t ldo) noexcept {
+inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk, const T* alpha,
+                     T* o, index_t ldo) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MR][NV];
@@ -113,8 +114,8 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
 /// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
 /// the SIMD width and O's row stride.
 template <class Arch, class T>
-inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs,
-                    index_t bk, index_t dvp, const T* alpha, T* o) noexcept {
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs, index_t bk,
+                    index_t dvp, const T* alpha, T* o) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
   constexpr int MR = Bl::pv_rows;
