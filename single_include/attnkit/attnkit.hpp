@@ -289,8 +289,6 @@ inline std::string arch_hint() {
 #include <cstring>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
-
 // ---- begin attnkit/core/shape.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -431,6 +429,7 @@ constexpr bool is_contiguous(const Shape<R>& shape, const Strides<R>& strides) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/shape.hpp ----
+#include "attnkit/simd/arch.hpp"  // xsimd, read with GCC's AVX-512 false positive silenced
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 

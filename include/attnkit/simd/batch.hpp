@@ -13,10 +13,8 @@
 #include <cstring>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
-
 #include "attnkit/core/shape.hpp"
-#include "attnkit/simd/arch.hpp"
+#include "attnkit/simd/arch.hpp"  // xsimd, read with GCC's AVX-512 false positive silenced
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
