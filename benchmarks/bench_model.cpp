@@ -76,9 +76,11 @@ model::Decoder<Policy, float> random_decoder(Weights& w, bool gated) {
     a.o_proj.weight = w.mat(hidden, heads * head_dim, s);
     if (gated) a.g_proj = w.mat(heads, hidden, s);  // headwise gate
     a.rope.emplace(head_dim, 10000.0);
-    layer.ffn.gate = w.mat(inter, hidden, s);
-    layer.ffn.up = w.mat(inter, hidden, s);
-    layer.ffn.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
+    attnkit::block::SwiGLU<float> mlp;
+    mlp.gate = w.mat(inter, hidden, s);
+    mlp.up = w.mat(inter, hidden, s);
+    mlp.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
+    layer.ffn = mlp;
     m.layers.push_back(std::move(layer));
   }
   m.norm = w.ones(hidden);

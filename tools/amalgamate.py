@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = os.path.join(ROOT, "include")
 OUTPUT = os.path.join(ROOT, "single_include", "attnkit", "attnkit.hpp")
-INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"(attnkit/[^"]+)"\s*$')
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"(attnkit/[^"]+)"\s*(//.*)?$')
 PRAGMA_ONCE_RE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
 
 BANNER = """\

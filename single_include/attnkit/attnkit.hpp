@@ -289,6 +289,7 @@ inline std::string arch_hint() {
 #include <cstring>
 #include <type_traits>
 
+// xsimd comes from simd/arch.hpp, which reads it with GCC's AVX-512 false positive silenced.
 // ---- begin attnkit/core/shape.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -429,7 +430,6 @@ constexpr bool is_contiguous(const Shape<R>& shape, const Strides<R>& strides) {
 
 }  // namespace attnkit
 // ---- end attnkit/core/shape.hpp ----
-#include "attnkit/simd/arch.hpp"  // xsimd, read with GCC's AVX-512 false positive silenced
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -8700,9 +8700,13 @@ struct DecoderConfig {
   bool tie_word_embeddings = false;
   std::string attnkit_activation;      ///< the CLI's default --variant ("" when absent)
   NormKind norm = NormKind::rms_norm;  ///< attnkit_norm
-  double norm_eps = 1e-6;              ///< rms_norm_eps or layer_norm_eps, as `norm` says
-  bool post_norm = false;              ///< attnkit_norm_placement is "post"
-  MlpKind mlp = MlpKind::swiglu;       ///< attnkit_mlp
+  double layer_norm_eps = 1e-5;        ///< the LayerNorm epsilon (with NormKind::layer_norm)
+  /// The epsilon of the chosen norm: rms_norm_eps or layer_norm_eps.
+  double eps() const noexcept {
+    return norm == NormKind::layer_norm ? layer_norm_eps : rms_norm_eps;
+  }
+  bool post_norm = false;                         ///< attnkit_norm_placement is "post"
+  MlpKind mlp = MlpKind::swiglu;                  ///< attnkit_mlp
   block::GeluKind gelu = block::GeluKind::exact;  ///< from hidden_act, for MlpKind::gelu
   index_t num_local_experts = 0;                  ///< E, for MlpKind::moe
   index_t num_experts_per_tok = 0;                ///< k, for MlpKind::moe
@@ -8750,8 +8754,7 @@ struct DecoderConfig {
       c.norm = choice("attnkit_norm", "rms_norm", {"rms_norm", "layer_norm"}) == "layer_norm"
                    ? NormKind::layer_norm
                    : NormKind::rms_norm;
-      c.norm_eps =
-          c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5) : c.rms_norm_eps;
+      c.layer_norm_eps = doc.get_double("layer_norm_eps", 1e-5);
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
       const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
@@ -8806,10 +8809,10 @@ struct DecoderConfig {
     if (c.num_attention_heads % c.num_key_value_heads != 0)
       fail("num_attention_heads " + std::to_string(c.num_attention_heads) +
            " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
-    if (!(c.norm_eps >= 0) || c.norm_eps > 1)
-      fail(std::string("key \"") +
-           (c.norm == NormKind::layer_norm ? "layer_norm_eps" : "rms_norm_eps") +
-           "\" must be in [0, 1], got " + std::to_string(c.norm_eps));
+    const bool layer = c.norm == NormKind::layer_norm;
+    if (!(c.eps() >= 0) || c.eps() > 1)
+      fail(std::string("key \"") + (layer ? "layer_norm_eps" : "rms_norm_eps") +
+           "\" must be in [0, 1], got " + std::to_string(c.eps()));
     if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
     if (c.positions_given && c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
@@ -9879,8 +9882,8 @@ namespace detail {
 template <class Norm>
 Norm config_norm(const DecoderConfig& c, const std::string& where) {
   const block::SelectableNorm chosen = c.norm == NormKind::layer_norm
-                                           ? block::SelectableNorm(block::LayerNorm(c.norm_eps))
-                                           : block::SelectableNorm(block::RMSNorm(c.norm_eps));
+                                           ? block::SelectableNorm(block::LayerNorm(c.eps()))
+                                           : block::SelectableNorm(block::RMSNorm(c.eps()));
   if constexpr (std::is_same_v<Norm, block::SelectableNorm>) {
     return chosen;
   } else {
@@ -9996,9 +9999,8 @@ class Decoder {
   DecoderConfig config;
   TensorView<const T, 2> embed_tokens;  ///< [V, H]
   std::vector<Layer> layers;
-  TensorView<const T, 1> norm;       ///< [H], the final norm's weight
+  TensorView<const T, 1> norm;       ///< [H], the final norm's weight (the config's kind, eps)
   TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
-  block::SelectableNorm final_norm;  ///< the final norm (the config's kind and eps)
   TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
 
   /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
@@ -10080,7 +10082,6 @@ class Decoder {
       layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
       m.layers.push_back(std::move(layer));
     }
-    m.final_norm = detail::config_norm<block::SelectableNorm>(c, config_path);
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
     if (layer_norm) m.norm_bias = m.template optional<1>(*file, "model.norm.bias", {h});
     if (c.tie_word_embeddings) {
@@ -10252,6 +10253,7 @@ class Decoder {
     }
     Tensor<T, 2> xn({n, h});
     const TensorView<T, 2> xn2 = xn.view();
+    const block::SelectableNorm final_norm = detail::config_norm<block::SelectableNorm>(c, "");
     block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());

@@ -56,9 +56,13 @@ struct DecoderConfig {
   bool tie_word_embeddings = false;
   std::string attnkit_activation;      ///< the CLI's default --variant ("" when absent)
   NormKind norm = NormKind::rms_norm;  ///< attnkit_norm
-  double norm_eps = 1e-6;              ///< rms_norm_eps or layer_norm_eps, as `norm` says
-  bool post_norm = false;              ///< attnkit_norm_placement is "post"
-  MlpKind mlp = MlpKind::swiglu;       ///< attnkit_mlp
+  double layer_norm_eps = 1e-5;        ///< the LayerNorm epsilon (with NormKind::layer_norm)
+  /// The epsilon of the chosen norm: rms_norm_eps or layer_norm_eps.
+  double eps() const noexcept {
+    return norm == NormKind::layer_norm ? layer_norm_eps : rms_norm_eps;
+  }
+  bool post_norm = false;                         ///< attnkit_norm_placement is "post"
+  MlpKind mlp = MlpKind::swiglu;                  ///< attnkit_mlp
   block::GeluKind gelu = block::GeluKind::exact;  ///< from hidden_act, for MlpKind::gelu
   index_t num_local_experts = 0;                  ///< E, for MlpKind::moe
   index_t num_experts_per_tok = 0;                ///< k, for MlpKind::moe
@@ -106,8 +110,7 @@ struct DecoderConfig {
       c.norm = choice("attnkit_norm", "rms_norm", {"rms_norm", "layer_norm"}) == "layer_norm"
                    ? NormKind::layer_norm
                    : NormKind::rms_norm;
-      c.norm_eps =
-          c.norm == NormKind::layer_norm ? doc.get_double("layer_norm_eps", 1e-5) : c.rms_norm_eps;
+      c.layer_norm_eps = doc.get_double("layer_norm_eps", 1e-5);
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
       const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
@@ -162,10 +165,10 @@ struct DecoderConfig {
     if (c.num_attention_heads % c.num_key_value_heads != 0)
       fail("num_attention_heads " + std::to_string(c.num_attention_heads) +
            " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
-    if (!(c.norm_eps >= 0) || c.norm_eps > 1)
-      fail(std::string("key \"") +
-           (c.norm == NormKind::layer_norm ? "layer_norm_eps" : "rms_norm_eps") +
-           "\" must be in [0, 1], got " + std::to_string(c.norm_eps));
+    const bool layer = c.norm == NormKind::layer_norm;
+    if (!(c.eps() >= 0) || c.eps() > 1)
+      fail(std::string("key \"") + (layer ? "layer_norm_eps" : "rms_norm_eps") +
+           "\" must be in [0, 1], got " + std::to_string(c.eps()));
     if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
     if (c.positions_given && c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");

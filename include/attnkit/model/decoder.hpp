@@ -61,8 +61,8 @@ namespace detail {
 template <class Norm>
 Norm config_norm(const DecoderConfig& c, const std::string& where) {
   const block::SelectableNorm chosen = c.norm == NormKind::layer_norm
-                                           ? block::SelectableNorm(block::LayerNorm(c.norm_eps))
-                                           : block::SelectableNorm(block::RMSNorm(c.norm_eps));
+                                           ? block::SelectableNorm(block::LayerNorm(c.eps()))
+                                           : block::SelectableNorm(block::RMSNorm(c.eps()));
   if constexpr (std::is_same_v<Norm, block::SelectableNorm>) {
     return chosen;
   } else {
@@ -178,9 +178,8 @@ class Decoder {
   DecoderConfig config;
   TensorView<const T, 2> embed_tokens;  ///< [V, H]
   std::vector<Layer> layers;
-  TensorView<const T, 1> norm;       ///< [H], the final norm's weight
+  TensorView<const T, 1> norm;       ///< [H], the final norm's weight (the config's kind, eps)
   TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
-  block::SelectableNorm final_norm;  ///< the final norm (the config's kind and eps)
   TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
 
   /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
@@ -262,7 +261,6 @@ class Decoder {
       layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
       m.layers.push_back(std::move(layer));
     }
-    m.final_norm = detail::config_norm<block::SelectableNorm>(c, config_path);
     m.norm = m.template get<1>(*file, "model.norm.weight", {h});
     if (layer_norm) m.norm_bias = m.template optional<1>(*file, "model.norm.bias", {h});
     if (c.tie_word_embeddings) {
@@ -434,6 +432,7 @@ class Decoder {
     }
     Tensor<T, 2> xn({n, h});
     const TensorView<T, 2> xn2 = xn.view();
+    const block::SelectableNorm final_norm = detail::config_norm<block::SelectableNorm>(c, "");
     block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
     Tensor<T, 2> logits({n, c.vocab_size});
     block::linear<T>(xn2, lm_head, logits.view());

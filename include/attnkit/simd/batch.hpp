@@ -13,8 +13,9 @@
 #include <cstring>
 #include <type_traits>
 
+// xsimd comes from simd/arch.hpp, which reads it with GCC's AVX-512 false positive silenced.
 #include "attnkit/core/shape.hpp"
-#include "attnkit/simd/arch.hpp"  // xsimd, read with GCC's AVX-512 false positive silenced
+#include "attnkit/simd/arch.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
