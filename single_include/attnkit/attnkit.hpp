@@ -52,6 +52,7 @@
 // vertical max/add only, K rows are read in place (broadcasts, no packing) and only Q is packed
 // (Q^T, once per work unit).
 
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 
@@ -918,6 +919,13 @@ using simd::tanh_batch;
 }  // namespace attnkit::attention_detail
 // ---- end attnkit/attention/detail/tile_math.hpp ----
 
+#ifndef ATTNKIT_PREFETCH_AHEAD
+#define ATTNKIT_PREFETCH_AHEAD 64
+#endif
+#ifndef ATTNKIT_PREFETCH_LOCALITY
+#define ATTNKIT_PREFETCH_LOCALITY 3
+#endif
+
 namespace attnkit::attention_detail {
 
 /// Blocking of the micro-kernels for one architecture and element type.
@@ -986,6 +994,87 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
       v0 += run(std::integral_constant<int, 1>{});
     }
   }
+}
+
+/// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
+/// vector is loaded once for the R rows, each dot product ends in one lane sum.
+/// \param qr Q rows, row stride dp (a multiple of W, zeros past d) \param k first key row, row
+/// stride ks, contiguous along d \param st S^T, row stride `lanes`
+template <class Arch, class T, int MK, int R>
+inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index_t d, T* st,
+                          index_t lanes) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MK][R];
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = B(T(0));
+  const index_t full = d / W * W;
+  auto step = [&](const B(&kv)[MK], index_t c) {
+    for (int r = 0; r < R; ++r) {
+      const B qv = B::load_aligned(qr + r * dp + c);
+      for (int m = 0; m < MK; ++m) acc[m][r] = xsimd::fma(kv[m], qv, acc[m][r]);
+    }
+  };
+  for (index_t c = 0; c < full; c += W) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = B::load_unaligned(k + m * ks + c);
+    step(kv, c);
+  }
+  if (full < d) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = simd::load_partial<Arch>(k + m * ks + full, d - full);
+    step(kv, full);
+  }
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) st[m * lanes + r] = simd::reduce_add(acc[m][r]);
+}
+
+/// Asks for the cache lines of row `p` (n elements) ahead of their use (no fault on any address).
+template <class T>
+inline void prefetch_row(const T* p, index_t n) noexcept {
+#if defined(__GNUC__)
+  for (index_t c = 0; c < n; c += 64 / static_cast<index_t>(sizeof(T)))
+    __builtin_prefetch(p + c, 0, ATTNKIT_PREFETCH_LOCALITY);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+/// S^T[0..bk)[0..lanes) of a lane group with only `nl` rows (decode, a short query): rows
+/// [0, nl) by qk_rows_block, lanes [nl, lanes) zero, as qk_tile leaves them. K contiguous along d.
+/// Memory bound: along the keys it prefetches the K row one tile ahead and the tile's V row
+/// (v, row stride vs, dv elements; null for none), which O += P V reads next.
+template <class Arch, class T>
+inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
+                         index_t d, index_t bk, T* st, const T* v, index_t vs,
+                         index_t dv) noexcept {
+  constexpr index_t ahead = ATTNKIT_PREFETCH_AHEAD;
+  auto keys = [&](auto mk_tag, index_t j) {
+    constexpr int MK = decltype(mk_tag)::value;
+    for (int m = 0; m < MK; ++m) {
+      prefetch_row(k + (j + m + ahead) * ks, d);
+      if (v != nullptr) prefetch_row(v + (j + m) * vs, dv);
+    }
+    index_t r0 = 0;
+    for (; r0 + 4 <= nl; r0 += 4)
+      qk_rows_block<Arch, T, MK, 4>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+    if (nl - r0 >= 2) {
+      qk_rows_block<Arch, T, MK, 2>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+      r0 += 2;
+    }
+    if (r0 < nl)
+      qk_rows_block<Arch, T, MK, 1>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+  };
+  index_t j = 0;
+  for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
+  if (j < bk) keys(std::integral_constant<int, 1>{}, j);
+  if (nl < lanes)
+    for (index_t jj = 0; jj < bk; ++jj)
+      std::fill(st + jj * lanes + nl, st + (jj + 1) * lanes, T(0));
 }
 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
@@ -2787,13 +2876,18 @@ struct Segment {
   index_t lane0;  ///< first lane
 };
 
+/// Row stride of the Q rows of the few-rows score path: d rounded up to 16 elements (a multiple
+/// of every SIMD width, and of 64 bytes).
+inline index_t q_row_stride(index_t d) noexcept { return (d + 15) / 16 * 16; }
+
 /// Per-thread buffers (no size grows with Nq·Nk).
 template <class T>
 struct Workspace {
-  aligned_ptr<T> qt, st, vp, o, m, l, alpha, mhist;
+  aligned_ptr<T> qt, qr, st, vp, o, m, l, alpha, mhist;
   Workspace(index_t groups, index_t lanes, index_t d, index_t dvp, index_t score_tiles,
             index_t hist)
       : qt(make_aligned<T>(static_cast<std::size_t>(groups * d * lanes))),
+        qr(make_aligned<T>(static_cast<std::size_t>(groups * lanes * q_row_stride(d)))),
         st(make_aligned<T>(static_cast<std::size_t>(score_tiles * key_tile * lanes))),
         vp(make_aligned<T>(static_cast<std::size_t>(key_tile * dvp))),
         o(make_aligned<T>(static_cast<std::size_t>(groups * lanes * dvp))),
@@ -3080,10 +3174,25 @@ struct FusedKernel {
   void run_groups(Workspace<T>& ws, index_t b, index_t kvh, const Segment* segs,
                   const index_t* seg_begin, index_t ngroups, index_t lanes, index_t kb,
                   index_t ke) const {
-    const index_t d = x.g.d, dvp = x.dvp;
+    const index_t d = x.g.d, dvp = x.dvp, dp = q_row_stride(d);
+    // A lane group with at most half its lanes in use (decode, short queries) takes the score
+    // tile from Q rows, vectorized along d (qk_rows_tile): each K row is read once for all the
+    // group's rows and no unused lane is computed.
+    auto used = [&](index_t gi) {
+      const Segment& last = segs[seg_begin[gi + 1] - 1];
+      return last.lane0 + last.count;
+    };
+    const bool few_rows = x.ks[3] == 1;
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes,
-              ws.qt.get() + gi * d * lanes);
+      T* qt = ws.qt.get() + gi * d * lanes;
+      pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
+      if (few_rows && 2 * used(gi) <= lanes) {
+        T* qr = ws.qr.get() + gi * lanes * dp;
+        for (index_t r = 0; r < used(gi); ++r) {
+          for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
+          std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
+        }
+      }
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
@@ -3111,8 +3220,14 @@ struct FusedKernel {
         const bool partial = cls == TileClass::partial;
         const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
         T* st = ws.st.get();
-        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2], x.ks[3],
-                         d, bk, st);
+        if (few_rows && 2 * nl <= lanes) {
+          const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
+          qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
+                                x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);
+        } else {
+          qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
+                           x.ks[3], d, bk, st);
+        }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,

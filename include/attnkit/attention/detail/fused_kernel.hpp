@@ -77,13 +77,18 @@ struct Segment {
   index_t lane0;  ///< first lane
 };
 
+/// Row stride of the Q rows of the few-rows score path: d rounded up to 16 elements (a multiple
+/// of every SIMD width, and of 64 bytes).
+inline index_t q_row_stride(index_t d) noexcept { return (d + 15) / 16 * 16; }
+
 /// Per-thread buffers (no size grows with Nq·Nk).
 template <class T>
 struct Workspace {
-  aligned_ptr<T> qt, st, vp, o, m, l, alpha, mhist;
+  aligned_ptr<T> qt, qr, st, vp, o, m, l, alpha, mhist;
   Workspace(index_t groups, index_t lanes, index_t d, index_t dvp, index_t score_tiles,
             index_t hist)
       : qt(make_aligned<T>(static_cast<std::size_t>(groups * d * lanes))),
+        qr(make_aligned<T>(static_cast<std::size_t>(groups * lanes * q_row_stride(d)))),
         st(make_aligned<T>(static_cast<std::size_t>(score_tiles * key_tile * lanes))),
         vp(make_aligned<T>(static_cast<std::size_t>(key_tile * dvp))),
         o(make_aligned<T>(static_cast<std::size_t>(groups * lanes * dvp))),
@@ -370,10 +375,25 @@ struct FusedKernel {
   void run_groups(Workspace<T>& ws, index_t b, index_t kvh, const Segment* segs,
                   const index_t* seg_begin, index_t ngroups, index_t lanes, index_t kb,
                   index_t ke) const {
-    const index_t d = x.g.d, dvp = x.dvp;
+    const index_t d = x.g.d, dvp = x.dvp, dp = q_row_stride(d);
+    // A lane group with at most half its lanes in use (decode, short queries) takes the score
+    // tile from Q rows, vectorized along d (qk_rows_tile): each K row is read once for all the
+    // group's rows and no unused lane is computed.
+    auto used = [&](index_t gi) {
+      const Segment& last = segs[seg_begin[gi + 1] - 1];
+      return last.lane0 + last.count;
+    };
+    const bool few_rows = x.ks[3] == 1;
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes,
-              ws.qt.get() + gi * d * lanes);
+      T* qt = ws.qt.get() + gi * d * lanes;
+      pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
+      if (few_rows && 2 * used(gi) <= lanes) {
+        T* qr = ws.qr.get() + gi * lanes * dp;
+        for (index_t r = 0; r < used(gi); ++r) {
+          for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
+          std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
+        }
+      }
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
@@ -401,8 +421,14 @@ struct FusedKernel {
         const bool partial = cls == TileClass::partial;
         const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
         T* st = ws.st.get();
-        qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2], x.ks[3],
-                         d, bk, st);
+        if (few_rows && 2 * nl <= lanes) {
+          const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
+          qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
+                                x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);
+        } else {
+          qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
+                           x.ks[3], d, bk, st);
+        }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m.get() + gi * lanes;
         const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,

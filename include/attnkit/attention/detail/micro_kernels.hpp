@@ -6,11 +6,20 @@
 // (Q^T, once per work unit).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 
 #include "attnkit/attention/detail/tile_math.hpp"
 #include "attnkit/core/shape.hpp"
+#include "attnkit/simd/batch.hpp"
+
+#ifndef ATTNKIT_PREFETCH_AHEAD
+#define ATTNKIT_PREFETCH_AHEAD 64
+#endif
+#ifndef ATTNKIT_PREFETCH_LOCALITY
+#define ATTNKIT_PREFETCH_LOCALITY 3
+#endif
 
 namespace attnkit::attention_detail {
 
@@ -80,6 +89,87 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
       v0 += run(std::integral_constant<int, 1>{});
     }
   }
+}
+
+/// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
+/// vector is loaded once for the R rows, each dot product ends in one lane sum.
+/// \param qr Q rows, row stride dp (a multiple of W, zeros past d) \param k first key row, row
+/// stride ks, contiguous along d \param st S^T, row stride `lanes`
+template <class Arch, class T, int MK, int R>
+inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index_t d, T* st,
+                          index_t lanes) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MK][R];
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = B(T(0));
+  const index_t full = d / W * W;
+  auto step = [&](const B(&kv)[MK], index_t c) {
+    for (int r = 0; r < R; ++r) {
+      const B qv = B::load_aligned(qr + r * dp + c);
+      for (int m = 0; m < MK; ++m) acc[m][r] = xsimd::fma(kv[m], qv, acc[m][r]);
+    }
+  };
+  for (index_t c = 0; c < full; c += W) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = B::load_unaligned(k + m * ks + c);
+    step(kv, c);
+  }
+  if (full < d) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = simd::load_partial<Arch>(k + m * ks + full, d - full);
+    step(kv, full);
+  }
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) st[m * lanes + r] = simd::reduce_add(acc[m][r]);
+}
+
+/// Asks for the cache lines of row `p` (n elements) ahead of their use (no fault on any address).
+template <class T>
+inline void prefetch_row(const T* p, index_t n) noexcept {
+#if defined(__GNUC__)
+  for (index_t c = 0; c < n; c += 64 / static_cast<index_t>(sizeof(T)))
+    __builtin_prefetch(p + c, 0, ATTNKIT_PREFETCH_LOCALITY);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+/// S^T[0..bk)[0..lanes) of a lane group with only `nl` rows (decode, a short query): rows
+/// [0, nl) by qk_rows_block, lanes [nl, lanes) zero, as qk_tile leaves them. K contiguous along d.
+/// Memory bound: along the keys it prefetches the K row one tile ahead and the tile's V row
+/// (v, row stride vs, dv elements; null for none), which O += P V reads next.
+template <class Arch, class T>
+inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
+                         index_t d, index_t bk, T* st, const T* v, index_t vs,
+                         index_t dv) noexcept {
+  constexpr index_t ahead = ATTNKIT_PREFETCH_AHEAD;
+  auto keys = [&](auto mk_tag, index_t j) {
+    constexpr int MK = decltype(mk_tag)::value;
+    for (int m = 0; m < MK; ++m) {
+      prefetch_row(k + (j + m + ahead) * ks, d);
+      if (v != nullptr) prefetch_row(v + (j + m) * vs, dv);
+    }
+    index_t r0 = 0;
+    for (; r0 + 4 <= nl; r0 += 4)
+      qk_rows_block<Arch, T, MK, 4>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+    if (nl - r0 >= 2) {
+      qk_rows_block<Arch, T, MK, 2>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+      r0 += 2;
+    }
+    if (r0 < nl)
+      qk_rows_block<Arch, T, MK, 1>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                    lanes);
+  };
+  index_t j = 0;
+  for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
+  if (j < bk) keys(std::integral_constant<int, 1>{}, j);
+  if (nl < lanes)
+    for (index_t jj = 0; jj < bk; ++jj)
+      std::fill(st + jj * lanes + nl, st + (jj + 1) * lanes, T(0));
 }
 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
