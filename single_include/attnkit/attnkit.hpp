@@ -54,6 +54,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 // ---- begin attnkit/attention/detail/tile_math.hpp ----
@@ -919,13 +920,6 @@ using simd::tanh_batch;
 }  // namespace attnkit::attention_detail
 // ---- end attnkit/attention/detail/tile_math.hpp ----
 
-#ifndef ATTNKIT_PREFETCH_AHEAD
-#define ATTNKIT_PREFETCH_AHEAD 64
-#endif
-#ifndef ATTNKIT_PREFETCH_LOCALITY
-#define ATTNKIT_PREFETCH_LOCALITY 3
-#endif
-
 namespace attnkit::attention_detail {
 
 /// Blocking of the micro-kernels for one architecture and element type.
@@ -1029,14 +1023,19 @@ inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index
     for (int r = 0; r < R; ++r) st[m * lanes + r] = simd::reduce_add(acc[m][r]);
 }
 
-/// Asks for the cache lines of row `p` (n elements) ahead of their use (no fault on any address).
+/// Asks for the cache lines of the n elements at base + offset ahead of their use. The address
+/// is computed as an integer: it may lie past the array (a prefetch never faults), and no
+/// out-of-bounds pointer is formed.
 template <class T>
-inline void prefetch_row(const T* p, index_t n) noexcept {
+inline void prefetch_row(const T* base, index_t offset, index_t n) noexcept {
 #if defined(__GNUC__)
-  for (index_t c = 0; c < n; c += 64 / static_cast<index_t>(sizeof(T)))
-    __builtin_prefetch(p + c, 0, ATTNKIT_PREFETCH_LOCALITY);
+  const std::uintptr_t a =
+      reinterpret_cast<std::uintptr_t>(base) + static_cast<std::uintptr_t>(offset) * sizeof(T);
+  for (std::uintptr_t c = 0; c < static_cast<std::uintptr_t>(n) * sizeof(T); c += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(a + c), 0, 3);
 #else
-  (void)p;
+  (void)base;
+  (void)offset;
   (void)n;
 #endif
 }
@@ -1049,12 +1048,12 @@ template <class Arch, class T>
 inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
                          index_t d, index_t bk, T* st, const T* v, index_t vs,
                          index_t dv) noexcept {
-  constexpr index_t ahead = ATTNKIT_PREFETCH_AHEAD;
+  constexpr index_t ahead = 64;  // one key tile
   auto keys = [&](auto mk_tag, index_t j) {
     constexpr int MK = decltype(mk_tag)::value;
     for (int m = 0; m < MK; ++m) {
-      prefetch_row(k + (j + m + ahead) * ks, d);
-      if (v != nullptr) prefetch_row(v + (j + m) * vs, dv);
+      prefetch_row(k, (j + m + ahead) * ks, d);
+      if (v != nullptr) prefetch_row(v, (j + m) * vs, dv);
     }
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
@@ -3182,11 +3181,11 @@ struct FusedKernel {
       const Segment& last = segs[seg_begin[gi + 1] - 1];
       return last.lane0 + last.count;
     };
-    const bool few_rows = x.ks[3] == 1;
+    auto rows_path = [&](index_t gi) { return x.ks[3] == 1 && 2 * used(gi) <= lanes; };
     for (index_t gi = 0; gi < ngroups; ++gi) {
       T* qt = ws.qt.get() + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
-      if (few_rows && 2 * used(gi) <= lanes) {
+      if (rows_path(gi)) {
         T* qr = ws.qr.get() + gi * lanes * dp;
         for (index_t r = 0; r < used(gi); ++r) {
           for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
@@ -3218,9 +3217,9 @@ struct FusedKernel {
           continue;
         }
         const bool partial = cls == TileClass::partial;
-        const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
+        const index_t nl = used(gi);
         T* st = ws.st.get();
-        if (few_rows && 2 * nl <= lanes) {
+        if (rows_path(gi)) {
           const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
           qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
                                 x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);

@@ -86,18 +86,19 @@ Tensor<T, 3> rows(const Tensor<T, 3>& x, index_t r0, index_t r1) {
   return y;
 }
 
-/// Runs x [B, N, hid] through `mha` with `cache` in calls of the given sizes (summing to N);
-/// returns y [B, N, hid].
+/// Runs x [B, N, hid] through `mha` with `cache` in calls of the given sizes (summing to N),
+/// with an optional weight capture; returns y [B, N, hid].
 template <class Mha, class T>
 Tensor<T, 3> run_calls(const Mha& mha, attnkit::modules::KVCache<T>& cache, const Tensor<T, 3>& x,
-                       const std::vector<index_t>& calls) {
+                       const std::vector<index_t>& calls,
+                       const attnkit::modules::AttentionCapture<T>* capture = nullptr) {
   Tensor<T, 3> y({x.extent(0), x.extent(1), x.extent(2)});
   index_t r = 0;
   for (index_t n : calls) {
     const Tensor<T, 3> xi = rows(x, r, r + n);
     Tensor<T, 3> yi({x.extent(0), n, x.extent(2)});
     const std::vector<index_t> pos = iota(n, r);
-    mha.forward(xi.cview(), pos, yi.view(), cache);
+    mha.forward(xi.cview(), pos, yi.view(), cache, capture);
     for (index_t b = 0; b < x.extent(0); ++b)
       for (index_t i = 0; i < n; ++i)
         for (index_t c = 0; c < x.extent(2); ++c) y(b, r + i, c) = yi(b, i, c);

@@ -67,14 +67,7 @@ std::vector<Record> run_captured(const Mha& mha, mod::KVCache<double>& cache,
       }
     recs.push_back(std::move(r));
   };
-  index_t r0 = 0;
-  for (index_t n : calls) {
-    const Tensor<double, 3> xi = rows(x, r0, r0 + n);
-    Tensor<double, 3> yi({1, n, hid});
-    const std::vector<index_t> pos = iota(n, r0);
-    mha.forward(xi.cview(), pos, yi.view(), cache, &cap);
-    r0 += n;
-  }
+  run_calls(mha, cache, x, calls, &cap);
   return recs;
 }
 

@@ -383,11 +383,11 @@ struct FusedKernel {
       const Segment& last = segs[seg_begin[gi + 1] - 1];
       return last.lane0 + last.count;
     };
-    const bool few_rows = x.ks[3] == 1;
+    auto rows_path = [&](index_t gi) { return x.ks[3] == 1 && 2 * used(gi) <= lanes; };
     for (index_t gi = 0; gi < ngroups; ++gi) {
       T* qt = ws.qt.get() + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
-      if (few_rows && 2 * used(gi) <= lanes) {
+      if (rows_path(gi)) {
         T* qr = ws.qr.get() + gi * lanes * dp;
         for (index_t r = 0; r < used(gi); ++r) {
           for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
@@ -419,9 +419,9 @@ struct FusedKernel {
           continue;
         }
         const bool partial = cls == TileClass::partial;
-        const index_t nl = gs[ns - 1].lane0 + gs[ns - 1].count;
+        const index_t nl = used(gi);
         T* st = ws.st.get();
-        if (few_rows && 2 * nl <= lanes) {
+        if (rows_path(gi)) {
           const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
           qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
                                 x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);

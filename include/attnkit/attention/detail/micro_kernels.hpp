@@ -8,18 +8,12 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "attnkit/attention/detail/tile_math.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/simd/batch.hpp"
-
-#ifndef ATTNKIT_PREFETCH_AHEAD
-#define ATTNKIT_PREFETCH_AHEAD 64
-#endif
-#ifndef ATTNKIT_PREFETCH_LOCALITY
-#define ATTNKIT_PREFETCH_LOCALITY 3
-#endif
 
 namespace attnkit::attention_detail {
 
@@ -124,14 +118,19 @@ inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index
     for (int r = 0; r < R; ++r) st[m * lanes + r] = simd::reduce_add(acc[m][r]);
 }
 
-/// Asks for the cache lines of row `p` (n elements) ahead of their use (no fault on any address).
+/// Asks for the cache lines of the n elements at base + offset ahead of their use. The address
+/// is computed as an integer: it may lie past the array (a prefetch never faults), and no
+/// out-of-bounds pointer is formed.
 template <class T>
-inline void prefetch_row(const T* p, index_t n) noexcept {
+inline void prefetch_row(const T* base, index_t offset, index_t n) noexcept {
 #if defined(__GNUC__)
-  for (index_t c = 0; c < n; c += 64 / static_cast<index_t>(sizeof(T)))
-    __builtin_prefetch(p + c, 0, ATTNKIT_PREFETCH_LOCALITY);
+  const std::uintptr_t a =
+      reinterpret_cast<std::uintptr_t>(base) + static_cast<std::uintptr_t>(offset) * sizeof(T);
+  for (std::uintptr_t c = 0; c < static_cast<std::uintptr_t>(n) * sizeof(T); c += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(a + c), 0, 3);
 #else
-  (void)p;
+  (void)base;
+  (void)offset;
   (void)n;
 #endif
 }
@@ -144,12 +143,12 @@ template <class Arch, class T>
 inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
                          index_t d, index_t bk, T* st, const T* v, index_t vs,
                          index_t dv) noexcept {
-  constexpr index_t ahead = ATTNKIT_PREFETCH_AHEAD;
+  constexpr index_t ahead = 64;  // one key tile
   auto keys = [&](auto mk_tag, index_t j) {
     constexpr int MK = decltype(mk_tag)::value;
     for (int m = 0; m < MK; ++m) {
-      prefetch_row(k + (j + m + ahead) * ks, d);
-      if (v != nullptr) prefetch_row(v + (j + m) * vs, dv);
+      prefetch_row(k, (j + m + ahead) * ks, d);
+      if (v != nullptr) prefetch_row(v, (j + m) * vs, dv);
     }
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
