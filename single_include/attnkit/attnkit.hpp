@@ -17,9 +17,12 @@
 // over [B, H, N, D] views (MHA, GQA, MQA), with optional capture of the weights P.
 
 #include <cmath>
+#include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 // ---- begin attnkit/attention/detail/capture.hpp ----
 // SPDX-License-Identifier: MIT
@@ -1350,6 +1353,8 @@ void parallel_for_dynamic(long n, Fn&& fn) {
 
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -1463,6 +1468,18 @@ inline constexpr bool has_exp_weight =
   {
     a.simd_exp_weight(d, a.simd_exp_prepare(d))
     } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
+
+/// Whether an over_keys_exp activation A carries learned sink logits (optional hook):
+///   sink_logit(h)           a finite logit z_h per query head, in the map's units, that joins
+///                           the row's denominator and takes no value:
+///                           P_ij = exp(map(s_ij)) / (exp(z_h) + Σ_visible exp(map(s_ij'))).
+/// The kernel starts each row's running max at z_h and its sum at 1 (policy::SinkLogits).
+template <class A>
+inline constexpr bool has_sink_logits = A::normalization ==
+                                        Normalization::over_keys_exp&& requires(const A& a,
+                                                                                index_t h) {
+  { a.sink_logit(h) } -> std::convertible_to<double>;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1784,9 +1801,44 @@ struct ReLU {
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
+/// Learned sink logits (as in gpt-oss) on an over_keys_exp activation A: a logit z_h per query
+/// head joins each row's denominator and takes no value,
+///   P_ij = exp(map(s_ij)) / (exp(z_h) + Σ_visible exp(map(s_ij'))),
+/// so a row's weights sum to less than 1 and a row with no visible key is 0. Everything else is
+/// A's (map, derivative, the kernel's hooks). The logits are viewed, not copied: the storage
+/// must outlive every call that uses the policy. bind() checks that there is one per query head.
+template <class A>
+struct SinkLogits : A {
+  static_assert(A::normalization == Normalization::over_keys_exp,
+                "attnkit: SinkLogits needs an activation normalized over the keys by "
+                "exponentiation (softmax, softcap, normalized-sigmoid or a user's)");
+  std::span<const double> logits;  ///< [Hq], finite
+  SinkLogits() = default;
+  /// \param a the activation \param z one finite logit per query head
+  SinkLogits(const A& a, std::span<const double> z) : A(a), logits(z) {
+    for (std::size_t h = 0; h < z.size(); ++h)
+      if (!std::isfinite(z[h]))
+        throw error("attnkit: SinkLogits: the sink logit of head " + std::to_string(h) +
+                    " is not finite");
+  }
+  /// z_h
+  double sink_logit(index_t h) const noexcept { return logits[static_cast<std::size_t>(h)]; }
+  SinkLogits bind(const Geometry& g) const {
+    if (static_cast<index_t>(logits.size()) != g.heads_q)
+      throw shape_error("attnkit: SinkLogits: " + std::to_string(logits.size()) +
+                        " sink logits for " + std::to_string(g.heads_q) +
+                        " query heads (one per query head)");
+    SinkLogits r = *this;
+    static_cast<A&>(r) = A::bind(g);
+    return r;
+  }
+};
+
 static_assert(score_activation<Softmax> && score_activation<Softcap> && score_activation<Sigmoid> &&
               score_activation<SigmoidBias> && score_activation<NormalizedSigmoid> &&
-              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU>);
+              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU> &&
+              score_activation<SinkLogits<Softmax>> && has_sink_logits<SinkLogits<Softmax>> &&
+              has_exp_weight<SinkLogits<NormalizedSigmoid>> && !has_sink_logits<Softmax>);
 
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/activation.hpp ----
@@ -2858,7 +2910,13 @@ struct Operands {
   Strides<4> os;
   T* probs;  ///< null: no capture
   Strides<4> ps;
+  T* state;  ///< [B, Hq, Nq] normalizer state per row (attention_partial); null: none
+  Strides<3> ss;
+  /// The local geometry: g.nk is the number of keys of k and v, which hold the keys
+  /// [key0, key0 + g.nk) of the sequence; masks, score mods and dropout see key0 + j.
   Geometry g;
+  index_t key0;
+  index_t qoff;   ///< absolute position of query row 0 (total keys - Nq)
   index_t group;  ///< Hq / Hkv
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
@@ -2951,7 +3009,9 @@ struct FusedKernel {
   const Policy& pol;
   const Operands<T>& x;
 
-  index_t offset() const noexcept { return x.g.query_offset(); }
+  index_t offset() const noexcept { return x.qoff; }
+  /// Whether the policy has sink logits (policy::has_sink_logits).
+  static constexpr bool sinks = policy::has_sink_logits<Activation>;
 
   // ---- per lane group pieces -------------------------------------------------------------
 
@@ -2972,8 +3032,8 @@ struct FusedKernel {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
-      const TileClass cs =
-          pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
+      const TileClass cs = pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(),
+                                             j0 + x.key0, j1 + x.key0);
       if (s == 0) {
         c = cs;
       } else if (c != cs) {
@@ -2990,8 +3050,8 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j)
         for (index_t s = 0; s < nseg; ++s) {
           const Segment& sg = segs[s];
-          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j, st + j * lanes + sg.lane0,
-                                      sg.count);
+          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), x.key0 + j0 + j,
+                                      st + j * lanes + sg.lane0, sg.count);
         }
     }
     if (!partial) return;
@@ -3000,7 +3060,7 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j) {
         T* row = st + j * lanes + sg.lane0;
         for (index_t r = 0; r < sg.count; ++r)
-          if (!pol.mask.visible(b, sg.h, sg.q0 + r + offset(), j0 + j)) row[r] = marker<T>;
+          if (!pol.mask.visible(b, sg.h, sg.q0 + r + offset(), x.key0 + j0 + j)) row[r] = marker<T>;
       }
     }
   }
@@ -3130,7 +3190,7 @@ struct FusedKernel {
         const std::uint64_t row = x.dropout.row_key(b, sg.h, sg.q0 + r);
         T* col = st + sg.lane0 + r;
         for (index_t j = 0; j < bk; ++j)
-          col[j * lanes] = x.dropout.row_keeps(row, j0 + j) ? col[j * lanes] * keep : T(0);
+          col[j * lanes] = x.dropout.row_keeps(row, x.key0 + j0 + j) ? col[j * lanes] * keep : T(0);
       }
     }
   }
@@ -3195,6 +3255,17 @@ struct FusedKernel {
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
+      // A sink logit is a key of score z_h and no value, in the range that starts the sequence.
+      if constexpr (sinks) {
+        if (kb == 0 && x.key0 == 0)
+          for (index_t s = seg_begin[gi]; s < seg_begin[gi + 1]; ++s)
+            for (index_t r = 0; r < segs[s].count; ++r) {
+              const index_t lane = gi * lanes + segs[s].lane0 + r;
+              ws.m[static_cast<std::size_t>(lane)] =
+                  static_cast<T>(pol.activation.sink_logit(segs[s].h)) * log2e;
+              ws.l[static_cast<std::size_t>(lane)] = T(1);
+            }
+      }
     }
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
@@ -3262,6 +3333,7 @@ struct FusedKernel {
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
           store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
+          if (x.state) store_state(b, sg.h, sg.q0 + r, m[lane], l[lane]);
           if (x.probs &&
               (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
             T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
@@ -3289,6 +3361,16 @@ struct FusedKernel {
     if constexpr (!Policy::gate_type::is_identity) pol.gate.apply_row(b, h, i, tmp, x.g.dv);
     T* dst = x.out + b * x.os[0] + h * x.os[1] + i * x.os[2];
     for (index_t c = 0; c < x.g.dv; ++c) dst[c * x.os[3]] = tmp[c];
+  }
+
+  /// The state of row i of head h (attention_partial) from its running max m (log2 units) and
+  /// sum l: the log-sum-exp (over_keys_exp), the sum (over_keys_sum) or 0.
+  void store_state(index_t b, index_t h, index_t i, T m, T l) const {
+    T z = T(0);
+    if constexpr (norm == Normalization::over_keys_exp)
+      z = l > T(0) ? (m + std::log2(l)) * ln2 : -std::numeric_limits<T>::infinity();
+    if constexpr (norm == Normalization::over_keys_sum) z = l;
+    x.state[b * x.ss[0] + h * x.ss[1] + i * x.ss[2]] = z;
   }
 
   /// The prefill path: units (b, kvh, query tile), one lane group per query head.
@@ -3469,6 +3551,7 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
             inv = lsum > T(0) ? T(1) / lsum : T(0);
           const index_t gi = r / g.nq, i = r % g.nq;
           store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+          if (x.state) store_state(b, kvh * x.group + gi, i, mmax, lsum);
           if constexpr (norm == Normalization::over_keys_exp ||
                         norm == Normalization::over_keys_sum) {
             if (x.probs)
@@ -3571,8 +3654,10 @@ void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
           }
         }
         for (index_t h = 0; h < hq; ++h)
-          for (index_t r = 0; r < cnt; ++r)
+          for (index_t r = 0; r < cnt; ++r) {
             store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+            if (x.state) store_state(b, h, q0 + r, T(0), T(0));
+          }
       });
 }
 
@@ -3677,6 +3762,17 @@ enum class DecodeMode {
   always,     ///< whenever possible (not with head softmax)
 };
 
+/// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
+/// k and v hold keys [first, first + Nk) of `total` keys. Masks, score mods, dropout and the
+/// binding of the policy (for instance sigmoid-bias's b = -ln Nk) see the absolute key index and
+/// `total`; query row i sits at position i + total - Nq. Sink logits join the range that holds key
+/// 0 only (of a sequence without keys, the empty range at 0), so the ranges of a partition merge
+/// to the full result (merge_partials).
+struct KeyRange {
+  index_t first = 0;  ///< absolute index of the first key of k and v
+  index_t total = 0;  ///< keys in the whole sequence (>= first + Nk)
+};
+
 /// Runtime options of one attention() call.
 struct AttentionOptions {
   /// Scores are s = scale · q·k; default 1/sqrt(D).
@@ -3685,6 +3781,8 @@ struct AttentionOptions {
   DecodeMode decode = DecodeMode::automatic;
   /// Dropout on P for training-time experiments (off by default; see AttentionDropout).
   AttentionDropout dropout{};
+  /// The keys of k and v as a range of a longer sequence (none: they are the whole sequence).
+  std::optional<KeyRange> keys;
 };
 
 namespace attention_detail {
@@ -3692,7 +3790,7 @@ namespace attention_detail {
 template <class T, class Policy>
 void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
          TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
-         const AttentionOptions& opts) {
+         TensorView<T, 3> state, bool with_state, const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
   static_assert(policy::is_attention_policy<Policy>,
@@ -3712,15 +3810,39 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "out", out.shape(), Shape<4>{nb, hq, nq, dv});
   if (capture && probs.shape() != Shape<4>{nb, hq, nq, nk})
     throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
+  if (with_state && state.shape() != Shape<3>{nb, hq, nq})
+    throw_shape_mismatch("attention_partial", "state", state.shape(), Shape<3>{nb, hq, nq});
+  index_t key0 = 0, total = nk;
+  if (opts.keys) {
+    key0 = opts.keys->first;
+    total = opts.keys->total;
+    if (key0 < 0 || total < 0 || key0 > total - nk)
+      throw shape_error("attnkit: attention: the key range [" + std::to_string(key0) + ", " +
+                        std::to_string(key0) + " + " + std::to_string(nk) +
+                        ") of k does not lie in the " + std::to_string(total) +
+                        " keys of the sequence (KeyRange first, total)");
+  }
   if (opts.scale && !std::isfinite(*opts.scale))
     throw error("attnkit: attention: the scale must be finite");
   opts.dropout.check();
 
+  // The policy sees the whole sequence; the kernel's loops run over the keys of k and v.
+  const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, nq, total, d, dv});
   const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
-  const Policy bound = policy.bind(geom);
-  if (out.size() == 0) return;
-  if (nk == 0) {
+  using Activation = typename Policy::activation_type;
+  constexpr auto norm = Activation::normalization;
+  if (nk == 0 || out.size() == 0) {
     fill(out, T(0));
+    if (with_state)
+      for (index_t b = 0; b < nb; ++b)
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t i = 0; i < nq; ++i) {
+            T z = norm == policy::Normalization::over_keys_exp ? -std::numeric_limits<T>::infinity()
+                                                               : T(0);
+            if constexpr (policy::has_sink_logits<Activation>)
+              if (key0 == 0 && total == 0) z = static_cast<T>(bound.activation.sink_logit(h));
+            state(b, h, i) = z;
+          }
     return;
   }
 
@@ -3735,13 +3857,16 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.os = out.strides();
   x.probs = capture ? probs.data() : nullptr;
   x.ps = probs.strides();
+  x.state = with_state ? state.data() : nullptr;
+  x.ss = state.strides();
+  x.key0 = key0;
+  x.qoff = total - nq;
   x.g = geom;
   x.group = hq / hkv;
   x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));
   x.dropout = opts.dropout;
 
-  using Activation = typename Policy::activation_type;
-  constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
+  constexpr bool heads = norm == policy::Normalization::over_heads;
   const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
                       (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
   simd::dispatch([&](auto arch) {
@@ -3776,7 +3901,8 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                const AttentionOptions& options = {}) {
-  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, options);
+  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, TensorView<T, 3>{},
+                           false, options);
 }
 
 /// Like attention() above and also writes the weights P into `probs` [B, Hq, Nq, Nk] (N² memory,
@@ -3786,7 +3912,7 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                std::type_identity_t<TensorView<T, 4>> probs, const AttentionOptions& options = {}) {
-  attention_detail::run<T>(policy, q, k, v, out, probs, true, options);
+  attention_detail::run<T>(policy, q, k, v, out, probs, true, TensorView<T, 3>{}, false, options);
 }
 
 /// attention<Policy>(q, k, v, out): a default-constructed policy (no runtime values).
@@ -3796,7 +3922,111 @@ void attention(std::type_identity_t<TensorView<const T, 4>> q,
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                const AttentionOptions& options = {}) {
-  attention_detail::run<T>(Policy{}, q, k, v, out, TensorView<T, 4>{}, false, options);
+  attention_detail::run<T>(Policy{}, q, k, v, out, TensorView<T, 4>{}, false, TensorView<T, 3>{},
+                           false, options);
+}
+
+/// Like attention() and also writes, per query row, the state that merge_partials needs to
+/// combine results over disjoint key ranges (`options.keys` places k and v in the sequence):
+///   over_keys_exp (softmax, softcap, normalized-sigmoid): the log-sum-exp of the row,
+///     ln(exp(z_h) + Σ_visible exp(map(s_ij))) with the sink logit z_h when the policy has one
+///     and the range holds key 0 (KeyRange); -inf for a row with neither visible key nor sink;
+///   over_keys_sum: the sum of the row's weights;
+///   none and over_heads: 0 (the results of key ranges simply add up).
+/// \param state [B, Hq, Nq]
+template <class Policy, class T>
+void attention_partial(const Policy& policy, std::type_identity_t<TensorView<const T, 4>> q,
+                       std::type_identity_t<TensorView<const T, 4>> k,
+                       std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
+                       std::type_identity_t<TensorView<T, 3>> state,
+                       const AttentionOptions& options = {}) {
+  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, state, true, options);
+}
+
+/// One result of attention_partial: out [B, Hq, Nq, Dv] and state [B, Hq, Nq].
+template <class T>
+struct AttentionPartial {
+  TensorView<const T, 4> out;
+  TensorView<const T, 3> state;
+};
+
+/// Combines the results of attention_partial over disjoint key ranges of one sequence into the
+/// result over their union, and its state (optional: an empty view skips it), so merges nest.
+/// With the parts of a partition of the keys this is the full attention, up to rounding: the
+/// parts are weighted by exp(state - max state) (over_keys_exp) or by their state (over_keys_sum)
+/// and normalized, or added (none, over_heads). The gate, applied to each part, must scale the
+/// row by factors that do not depend on the attention values (every built-in gate does). The
+/// parts are combined in their order (the same bits for any thread count); `out` may be the out
+/// view of one of the parts.
+template <class Policy, class T>
+void merge_partials(const Policy&, std::type_identity_t<std::span<const AttentionPartial<T>>> parts,
+                    TensorView<T, 4> out, std::type_identity_t<TensorView<T, 3>> state = {}) {
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: merge_partials takes the attnkit::policy::AttentionPolicy of the parts");
+  constexpr auto norm = Policy::activation_type::normalization;
+  using N = policy::Normalization;
+  if (parts.empty()) throw error("attnkit: merge_partials: no parts to merge");
+  const Shape<4> os = out.shape();
+  const Shape<3> ss{os[0], os[1], os[2]};
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    const std::string name = "parts[" + std::to_string(p) + "]";
+    if (parts[p].out.shape() != os)
+      throw_shape_mismatch("merge_partials", name + ".out", parts[p].out.shape(), os);
+    if (parts[p].state.shape() != ss)
+      throw_shape_mismatch("merge_partials", name + ".state", parts[p].state.shape(), ss);
+  }
+  const bool with_state = state.data() != nullptr;
+  if (with_state && state.shape() != ss)
+    throw_shape_mismatch("merge_partials", "state", state.shape(), ss);
+  std::vector<T> acc(static_cast<std::size_t>(os[3]));
+  std::vector<T> w(parts.size());
+  for (index_t b = 0; b < os[0]; ++b)
+    for (index_t h = 0; h < os[1]; ++h)
+      for (index_t i = 0; i < os[2]; ++i) {
+        T total = 0, top = -std::numeric_limits<T>::infinity();
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          const T z = parts[p].state(b, h, i);
+          if constexpr (norm == N::over_keys_exp) {
+            if (std::isnan(z) || z == std::numeric_limits<T>::infinity())
+              throw error("attnkit: merge_partials: parts[" + std::to_string(p) + "].state holds " +
+                          std::to_string(z) + " (a log-sum-exp is finite or -inf)");
+            top = std::max(top, z);
+          } else if constexpr (norm == N::over_keys_sum) {
+            if (!(z >= T(0)) || !std::isfinite(z))
+              throw error("attnkit: merge_partials: parts[" + std::to_string(p) + "].state holds " +
+                          std::to_string(z) + " (a sum of weights is >= 0)");
+          }
+        }
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          const T z = parts[p].state(b, h, i);
+          if constexpr (norm == N::over_keys_exp) {
+            w[p] = z == -std::numeric_limits<T>::infinity() ? T(0) : std::exp(z - top);
+          } else if constexpr (norm == N::over_keys_sum) {
+            w[p] = z;
+          } else {
+            w[p] = T(1);
+          }
+          total += w[p];
+        }
+        const bool normalized = norm == N::over_keys_exp || norm == N::over_keys_sum;
+        const T inv = !normalized ? T(1) : total > T(0) ? T(1) / total : T(0);
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (std::size_t p = 0; p < parts.size(); ++p)
+          if (w[p] != T(0))
+            for (index_t c = 0; c < os[3]; ++c)
+              acc[static_cast<std::size_t>(c)] += w[p] * parts[p].out(b, h, i, c);
+        for (index_t c = 0; c < os[3]; ++c)
+          out(b, h, i, c) = acc[static_cast<std::size_t>(c)] * inv;
+        if (with_state) {
+          if constexpr (norm == N::over_keys_exp) {
+            state(b, h, i) = total > T(0) ? top + std::log(total) : top;
+          } else if constexpr (norm == N::over_keys_sum) {
+            state(b, h, i) = total;
+          } else {
+            state(b, h, i) = T(0);
+          }
+        }
+      }
 }
 
 }  // namespace attnkit
@@ -13469,6 +13699,32 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
     throw error("attnkit: unknown activation '" + std::string(text) + "' (" + activation_names() +
                 ")");
   return spec;
+}
+
+/// The normalization of the registered activation `name` (policy::Normalization); throws
+/// attnkit::error for an unknown name.
+inline Normalization normalization_of(std::string_view name) {
+  std::optional<Normalization> found;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (!found && A::name == name) found = A::normalization;
+  });
+  if (!found)
+    throw error("attnkit: unknown activation '" + std::string(name) + "' (" + activation_names() +
+                ")");
+  return *found;
+}
+
+/// The names of the registered activations normalized by exponentiation over the keys (those
+/// that take sink logits): "softmax, normalized-sigmoid, softcap=C".
+inline std::string exp_normalized_activation_names() {
+  std::string out;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (A::normalization == Normalization::over_keys_exp)
+      out += (out.empty() ? "" : ", ") + detail::spelled<A>();
+  });
+  return out;
 }
 
 namespace detail {

@@ -18,12 +18,34 @@
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/policy/mask_spec.hpp"
+#include "attnkit/simd/arch.hpp"
 
 #include "reference/attention_ref.hpp"
 
 namespace attnkit::test {
 
 namespace pol = attnkit::policy;
+
+/// Caps the dispatched architecture (simd::set_max_arch) and restores the previous cap at scope
+/// exit (a failing CHECK must not leak the cap).
+struct ArchCap {
+  simd::ArchLevel previous;
+  explicit ArchCap(simd::ArchLevel level) : previous(simd::set_max_arch(level)) {}
+  ~ArchCap() { simd::set_max_arch(previous); }
+  ArchCap(const ArchCap&) = delete;
+  ArchCap& operator=(const ArchCap&) = delete;
+};
+
+inline const char* level_name(simd::ArchLevel l) {
+  switch (l) {
+    case simd::ArchLevel::generic:
+      return "generic";
+    case simd::ArchLevel::avx2:
+      return "avx2";
+    default:
+      return "avx512";
+  }
+}
 
 /// The shapes of one attention problem.
 struct Problem {
@@ -166,6 +188,34 @@ struct Tolerance {
   double abs = std::is_same_v<T, float> ? 2e-5 : 1e-12;
 };
 
+/// Counts the elements of out that differ from the reference rout by more than
+/// tol.rel · Σ_j |P_ij v_jc| + tol.abs (P the reference's), naming the first in `first`.
+template <class T>
+long out_mismatches(const Problem& p, TensorView<const T, 4> out, const Tensor<double, 4>& rout,
+                    const Tensor<double, 4>& rprobs, TensorView<const T, 4> v,
+                    const Tolerance<T>& tol, std::string& first) {
+  const index_t group = p.hq / p.hkv;
+  long bad = 0;
+  // Raw pointers: this runs under the sanitizers, where checked element access dominates.
+  const double* rp = rprobs.data();  // contiguous [B, Hq, Nq, Nk]
+  const Strides<4>& vs = v.strides();
+  for (index_t b = 0; b < p.b; ++b)
+    for (index_t h = 0; h < p.hq; ++h)
+      for (index_t i = 0; i < p.nq; ++i)
+        for (index_t c = 0; c < p.dv; ++c) {
+          double mag = 0;
+          const double* prow = rp + ((b * p.hq + h) * p.nq + i) * p.nk;
+          const T* vcol = v.data() + b * vs[0] + (h / group) * vs[1] + c * vs[3];
+          for (index_t j = 0; j < p.nk; ++j) mag += std::abs(prow[j] * double(vcol[j * vs[2]]));
+          const double got = double(out(b, h, i, c)), want = rout(b, h, i, c);
+          if (!(std::abs(got - want) <= tol.rel * mag + tol.abs) && bad++ == 0)
+            first = "out(" + std::to_string(b) + "," + std::to_string(h) + "," + std::to_string(i) +
+                    "," + std::to_string(c) + ") = " + std::to_string(got) + ", reference " +
+                    std::to_string(want);
+        }
+  return bad;
+}
+
 /// Runs the policy and the reference on random data and compares out (and P when capture).
 template <class T, class Policy>
 void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsigned seed,
@@ -182,28 +232,8 @@ void check(const Policy& policy, const ref::Spec& spec, const Problem& p, unsign
   }
   Tensor<double, 4> rout, rprobs;
   ref::attention<T>(spec, data.q.cview(), data.k.cview(), data.v.cview(), rout, rprobs);
-  const index_t group = p.hq / p.hkv;
-  long bad = 0;
   std::string first;
-  const double* rp = rprobs.data();  // contiguous [B, Hq, Nq, Nk]
-  const T* vp = data.v.data();       // contiguous [B, Hkv, Nk, Dv]
-  for (index_t b = 0; b < p.b; ++b)
-    for (index_t h = 0; h < p.hq; ++h)
-      for (index_t i = 0; i < p.nq; ++i)
-        for (index_t c = 0; c < p.dv; ++c) {
-          double mag = 0;
-          const double* prow = rp + ((b * p.hq + h) * p.nq + i) * p.nk;
-          const T* vcol = vp + (b * p.hkv + h / group) * p.nk * p.dv + c;
-          for (index_t j = 0; j < p.nk; ++j) mag += std::abs(prow[j] * double(vcol[j * p.dv]));
-          const double got = double(out(b, h, i, c)), want = rout(b, h, i, c);
-          const double gate_mag = spec.gate == "none" ? 1.0 : 1.0;
-          if (!(std::abs(got - want) <= tol.rel * mag * gate_mag + tol.abs)) {
-            if (bad++ == 0)
-              first = "out(" + std::to_string(b) + "," + std::to_string(h) + "," +
-                      std::to_string(i) + "," + std::to_string(c) + ") = " + std::to_string(got) +
-                      ", reference " + std::to_string(want);
-          }
-        }
+  long bad = out_mismatches<T>(p, out.cview(), rout, rprobs, data.v.cview(), tol, first);
   if (capture) {
     for (index_t b = 0; b < p.b; ++b)
       for (index_t h = 0; h < p.hq; ++h)

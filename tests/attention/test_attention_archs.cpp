@@ -14,30 +14,6 @@
 using namespace attnkit;
 using namespace attnkit::test;
 
-namespace {
-
-/// Restores the previous cap at scope exit (a failing CHECK must not leak the cap).
-struct ArchCap {
-  simd::ArchLevel previous;
-  explicit ArchCap(simd::ArchLevel level) : previous(simd::set_max_arch(level)) {}
-  ~ArchCap() { simd::set_max_arch(previous); }
-  ArchCap(const ArchCap&) = delete;
-  ArchCap& operator=(const ArchCap&) = delete;
-};
-
-const char* level_name(simd::ArchLevel l) {
-  switch (l) {
-    case simd::ArchLevel::generic:
-      return "generic";
-    case simd::ArchLevel::avx2:
-      return "avx2";
-    default:
-      return "avx512";
-  }
-}
-
-}  // namespace
-
 TEST_CASE("set_max_arch caps the dispatched architecture", "[attention][arch]") {
   {
     ArchCap cap(simd::ArchLevel::generic);

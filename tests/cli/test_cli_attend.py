@@ -116,10 +116,11 @@ def alibi_slopes(n):
 
 
 def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi=False,
-              kb=None):
+              kb=None, sinks=None):
     """p: problem dict with flat q, k, v. Returns (O flat [B,Hq,Nq,Dv], P flat [B,Hq,Nq,Nk]).
     alibi: s -= m_h |i' - j|; kb: (shape, flat values) of --key-bias, added to s; a score of
-    -inf gets weight 0 (the pair is not visible)."""
+    -inf gets weight 0 (the pair is not visible). sinks: the --sink-logits z_h, a term
+    exp(z_h) in the denominator of the softmax family."""
     B, Hq, Hkv, Nq, Nk, D, Dv = (p[x] for x in ("B", "Hq", "Hkv", "Nq", "Nk", "D", "Dv"))
     q, k, v = p["q"], p["k"], p["v"]
     grp = Hq // Hkv
@@ -164,20 +165,19 @@ def reference(p, act, terms, scale=None, bias=None, gate=None, gvals=None, alibi
             for h in range(Hq):
                 js = [j for j in range(Nk) if vis[b, h, i, j]]
                 row = ((b * Hq + h) * Nq + i) * Nk
-                if name in ("softmax", "softcap"):
-                    f = (lambda x: cap * math.tanh(x / cap)) if cap else (lambda x: x)
+                if name in ("softmax", "softcap", "normalized-sigmoid"):
+                    if name == "normalized-sigmoid":
+                        nb = bias if bias is not None else 0.0  # b = 0 unless --bias
+                        # sigmoid / sum as the softmax of log sigmoid: no 0 / 0 on underflow
+                        ls = {j: log_sigmoid(s[b, h, i, j] + nb) for j in js}
+                    else:
+                        f = (lambda x: cap * math.tanh(x / cap)) if cap else (lambda x: x)
+                        ls = {j: f(s[b, h, i, j]) for j in js}
+                    z = [sinks[h]] if sinks else []  # a sink: exp(z_h) joins the sum
                     if js:
-                        m = max(f(s[b, h, i, j]) for j in js)
-                        tot = sum(math.exp(f(s[b, h, i, j]) - m) for j in js)
-                        for j in js:
-                            P[row + j] = math.exp(f(s[b, h, i, j]) - m) / tot
-                elif name == "normalized-sigmoid":
-                    nb = bias if bias is not None else 0.0  # b = 0 unless --bias
-                    # sigmoid / sum as the softmax of log sigmoid: no 0 / 0 on underflow
-                    ls = {j: log_sigmoid(s[b, h, i, j] + nb) for j in js}
-                    if js:
-                        m = max(ls.values())
-                        tot = sum(math.exp(ls[j] - m) for j in js)
+                        m = max(list(ls.values()) + z)
+                        tot = sum(math.exp(ls[j] - m) for j in js) + \
+                            sum(math.exp(x - m) for x in z)
                         for j in js:
                             P[row + j] = math.exp(ls[j] - m) / tot
                 else:
@@ -257,7 +257,7 @@ def compare(name, got, want, dtype):
 
 
 def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None, bias=None,
-         gate=None, probs=True, extra=(), alibi=False, kb=None):
+         gate=None, probs=True, extra=(), alibi=False, kb=None, sinks=None):
     out = os.path.join(tmp, "out.npy")
     pp = os.path.join(tmp, "probs.npy")
     for f in (out, pp):
@@ -274,6 +274,9 @@ def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None,
     if kb is not None:
         args += ["--key-bias", kb[2]]
         kb = kb[:2]
+    if sinks is not None:
+        args += ["--sink-logits", sinks[0]]
+        sinks = sinks[1]
     gvals = None
     if gate:
         shape = (p["B"], p["Hq"], p["Nq"]) + ((p["Dv"],) if gate == "elementwise" else ())
@@ -285,7 +288,7 @@ def case(name, p, act="softmax", spec="none", terms=(), dtype="f32", scale=None,
     name = f"{name} [{act} | {spec} | {dtype}{' | ' + gate if gate else ''}]"
     if not check(name, r.returncode == 0, f"exit {r.returncode}: {r.stderr.strip()}"):
         return None
-    want_o, want_p = reference(p, act, terms, scale, bias, gate, gvals, alibi, kb)
+    want_o, want_p = reference(p, act, terms, scale, bias, gate, gvals, alibi, kb, sinks)
     descr, shape, got = read_npy(out)
     check(name, descr == ("<f8" if dtype == "f64" else "<f4"), f"dtype {descr}")
     check(name, shape == (p["B"], p["Hq"], p["Nq"], p["Dv"]), f"shape {shape}")
@@ -400,6 +403,13 @@ if res:
     B, Hq, Nq, Dv = base["B"], base["Hq"], base["Nq"], base["Dv"]
     tail = res[0][Hq * Nq * Dv:]  # batch entry 1: every key hidden
     check("key bias: a row of -inf is a zero row", all(x == 0.0 for x in tail), tail[:8])
+# --sink-logits [Hq]: a learned logit per query head joins the softmax-family denominator.
+sink_file = save("sinks.npy", (base["Hq"],), [1.5, -0.5, 4.0, -30.0])
+sink_f16 = save("sinks16.npy", (base["Hq"],), [0.5, 2.0, -1.0, 0.0], "<f2")
+for act in ("softmax", "normalized-sigmoid", "softcap=2.5"):
+    case("sink logits", base, act, "causal", [("causal",)], sinks=sink_file)
+    case("sink logits, f16 file", base, act, "sliding=3", [("sliding", 3)], sinks=sink_f16,
+         dtype="f64", alibi=True)
 h6 = problem(B=1, Hq=6, Hkv=3, Nq=4, Nk=7, D=3, Dv=2, tag="h6")
 case("alibi, 6 heads", h6, "softmax", "causal", [("causal",)], alibi=True)
 case("alibi, 6 heads", h6, "sigmoid", "none", [("none",)], alibi=True, dtype="f64")
@@ -542,6 +552,12 @@ fkb_inf, _ = save("kb_inf.npy", (2, 9), [0.0] * 3 + [math.inf] + [0.0] * 14)
 attend_bad("key bias +inf", "--key-bias", fkb_inf, expect="element 3 is +inf")
 fkb_int, _ = save("kb_int.npy", (2, 9), [0] * 18, "<i4")
 attend_bad("key bias integer", "--key-bias", fkb_int, expect="int32")
+fsk3, _ = save("sinks3.npy", (3,), [0.0, 1.0, 2.0])
+attend_bad("sink logits shape", "--sink-logits", fsk3, expect="[Hq] = [4]")
+fsk_nan, _ = save("sinks_nan.npy", (4,), [0.0, math.nan, 2.0, 1.0])
+attend_bad("sink logits NaN", "--sink-logits", fsk_nan, expect="element 1 is not finite")
+attend_bad("sink logits with sigmoid", "--activation", "sigmoid", "--sink-logits",
+           sink_file[0], expect="softmax-family")
 attend_bad("--bias not a number", "--activation", "sigmoid-bias", "--bias", "x", expect="--bias")
 attend_bad("unknown mask term", "--mask", "causal+diagonal", expect="unknown term 'diagonal'")
 attend_bad("empty mask term", "--mask", "causal++local=1", expect="empty term")

@@ -58,6 +58,8 @@ struct Spec {
   // gate
   std::string gate = "none";  ///< none / headwise / elementwise
   std::vector<double> gate_values;
+  /// learned sink logits, one per query head (softmax family only); empty: none
+  std::vector<double> sink_logits;
 };
 
 /// Whether key j is visible to query position i' = ip under one term (docs/CLI.md's table).
@@ -98,7 +100,8 @@ inline bool term_visible(const MaskTerm& t, index_t b, index_t h, index_t ip, in
 /// sanitizers for every test case, and element access through checked views dominated it).
 template <class T>
 void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4> k,
-               TensorView<const T, 4> v, Tensor<double, 4>& out, Tensor<double, 4>& probs) {
+               TensorView<const T, 4> v, Tensor<double, 4>& out, Tensor<double, 4>& probs,
+               Tensor<double, 3>* state = nullptr) {
   const index_t nb = q.extent(0), hq = q.extent(1), nq = q.extent(2), d = q.extent(3);
   const index_t hkv = k.extent(1), nk = k.extent(2), dv = v.extent(3);
   const index_t group = hq / hkv;
@@ -128,6 +131,7 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
   };
   out = Tensor<double, 4>({nb, hq, nq, dv});
   probs = Tensor<double, 4>({nb, hq, nq, nk});
+  if (state) *state = Tensor<double, 3>({nb, hq, nq});
   std::vector<double> s(static_cast<std::size_t>(nb * hq * nq * nk));
   std::vector<unsigned char> vis(s.size());
   for (index_t b = 0; b < nb; ++b)
@@ -210,6 +214,19 @@ void attention(const Spec& spec, TensorView<const T, 4> q, TensorView<const T, 4
           for (index_t j = 0; j < nk; ++j)
             if (vis[at(b, h, i, j)]) sum += std::exp(log_sigmoid(s[at(b, h, i, j)] + ns_bias) - m);
         }
+        const bool exp_family =
+            act == Act::softmax || act == Act::softcap || act == Act::normalized_sigmoid;
+        if (exp_family && !spec.sink_logits.empty()) {  // a key of score z_h and no value
+          const double z = spec.sink_logits[static_cast<std::size_t>(h)];
+          const double m2 = std::max(m, z);
+          sum = sum * (m == -std::numeric_limits<double>::infinity() ? 0.0 : std::exp(m - m2)) +
+                std::exp(z - m2);
+          m = m2;
+        }
+        if (state)
+          (*state)(b, h, i) = !exp_family ? 0.0
+                              : sum > 0   ? m + std::log(sum)
+                                          : -std::numeric_limits<double>::infinity();
         for (index_t j = 0; j < nk; ++j) {
           double p = 0;
           if (vis[at(b, h, i, j)]) {

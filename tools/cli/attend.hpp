@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/policy/mask_spec.hpp"
@@ -36,6 +37,8 @@ struct AttendJob {
   /// --key-bias: the bias [B, Nk] (key_bias) or [B, Hq, Nq, Nk] (score_bias); may hold -inf
   Tensor<T, 2> key_bias;
   Tensor<T, 4> score_bias;
+  /// --sink-logits: one learned sink logit per query head (a softmax-family activation only)
+  std::vector<double> sink_logits;
   bool has_bias() const noexcept { return key_bias.size() > 0 || score_bias.size() > 0; }
 };
 

@@ -4,8 +4,9 @@
 // attend_f64.cpp). Each TU instantiates attention() for every registered activation
 // (policy/registry.hpp) with the runtime mask (MaskSpec) and the runtime gate
 // (SelectableSigmoidGate), each without a score mod and with the chain ALiBi + ScoreBias
-// (--alibi, --key-bias; an absent part is zero): 16 kernels per dtype, whatever the mask terms,
-// the gate kind and the score mods.
+// (--alibi, --key-bias; an absent part is zero), and the softmax-family ones also with
+// --sink-logits (policy::SinkLogits): 22 kernels per dtype, whatever the mask terms, the gate
+// kind and the score mods.
 #pragma once
 
 #include "attnkit/attention/attention.hpp"
@@ -62,7 +63,14 @@ void run_with(const Activation& act, AttendJob<T>& job) {
 
 template <class T>
 void run_attend_impl(AttendJob<T>& job) {
-  policy::visit_activation(job.activation, [&](const auto& act) { run_with(act, job); });
+  policy::visit_activation(job.activation, [&](const auto& act) {
+    using A = std::decay_t<decltype(act)>;
+    if constexpr (A::normalization == policy::Normalization::over_keys_exp) {
+      if (!job.sink_logits.empty())
+        return run_with(policy::SinkLogits<A>(act, job.sink_logits), job);
+    }
+    run_with(act, job);
+  });
 }
 
 }  // namespace attend_detail

@@ -32,7 +32,7 @@ namespace {
 constexpr const char* attend_help =
     "usage: attnkit attend --q Q.npy --k K.npy --v V.npy --out O.npy\n"
     "                      [--activation NAME] [--bias X] [--mask SPEC] [--scale X]\n"
-    "                      [--alibi] [--key-bias KB.npy]\n"
+    "                      [--alibi] [--key-bias KB.npy] [--sink-logits S.npy]\n"
     "                      [--gate KIND --gate-values G.npy] [--probs P.npy]\n"
     "                      [--dtype f32|f64] [--threads T] [--repeat R]\n\n"
     "Fused attention. Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv] (float16/32/64;\n"
@@ -49,6 +49,9 @@ constexpr const char* attend_help =
     "--key-bias    KB.npy, float16/32/64 [B, Nk] (s += KB[b, j]) or [B, Hq, Nq, Nk]\n"
     "              (s += KB[b, h, i, j]); -inf allowed: that pair gets weight 0, and a row\n"
     "              whose visible scores are all -inf outputs zeros. NaN and +inf are errors.\n"
+    "--sink-logits S.npy, float16/32/64 [Hq], finite: a learned logit per query head that\n"
+    "              joins the denominator of a softmax-family activation and takes no value\n"
+    "              (P_ij = e^s_ij / (e^S_h + sum_j' e^s_ij')).\n"
     "--gate        headwise (G [B, Hq, Nq]) or elementwise (G [B, Hq, Nq, Dv]) with\n"
     "              --gate-values G.npy: the output is multiplied by sigmoid(G).\n"
     "--probs       also writes the weights P [B, Hq, Nq, Nk] (N^2 memory).\n"
@@ -174,7 +177,7 @@ struct Request {
   GateChoice gate = GateChoice::none;
   std::optional<double> scale;
   bool alibi = false;
-  Input q, k, v, gate_values, key_bias;
+  Input q, k, v, gate_values, key_bias, sink_logits;
   policy::MaskSpec mask;
   policy::Geometry geom;
 };
@@ -196,6 +199,10 @@ int run(Request& r) {
   if (r.gate == GateChoice::elementwise) job.gate_elementwise = to_tensor<T, 4>(r.gate_values);
   job.scale = r.scale;
   job.alibi = r.alibi;
+  if (!r.sink_logits.path.empty()) {
+    const Tensor<double, 1> z = to_tensor<double, 1>(r.sink_logits);
+    job.sink_logits.assign(z.data(), z.data() + z.size());
+  }
   if (!r.key_bias.path.empty()) {
     if (r.key_bias.array.rank() == 2) {
       job.key_bias = to_tensor<T, 2>(r.key_bias, true);
@@ -227,7 +234,7 @@ int cmd_attend(int argc, char** argv) {
                 policy::mask_term_help(),
             argc, argv,
             {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
-             "probs", "dtype", "repeat", "key-bias"},
+             "probs", "dtype", "repeat", "key-bias", "sink-logits"},
             {"alibi"});
   if (!args.positional().empty())
     throw usage_error("attend: unexpected argument '" + args.positional().front() +
@@ -313,6 +320,20 @@ int cmd_attend(int argc, char** argv) {
     if (r.key_bias.array.shape() != key && r.key_bias.array.shape() != full)
       throw shape_error("attnkit: attend: " + describe(r.key_bias) + " must be [B, Nk] = " +
                         shape_string(key) + " or [B, Hq, Nq, Nk] = " + shape_string(full));
+  }
+
+  if (args.has("sink-logits")) {
+    const policy::Normalization n = policy::normalization_of(r.activation.name);
+    if (n != policy::Normalization::over_keys_exp)
+      throw usage_error(
+          "attend: --sink-logits joins the denominator of a softmax-family "
+          "activation (" +
+          policy::exp_normalized_activation_names() + "), not " + r.activation.name);
+    r.sink_logits = read_floating("sink-logits", args.require("sink-logits"), 1, "[Hq]");
+    const std::vector<index_t> want{g.heads_q};
+    if (r.sink_logits.array.shape() != want)
+      throw shape_error("attnkit: attend: " + describe(r.sink_logits) +
+                        " must be [Hq] = " + shape_string(want) + " (one logit per query head)");
   }
 
   r.mask.bind(g);  // checks the arrays' shapes against B, Hq, Nq, Nk (shape_error)

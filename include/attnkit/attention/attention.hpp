@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "attnkit/attention/detail/capture.hpp"
 #include "attnkit/attention/detail/decode.hpp"
@@ -29,6 +32,17 @@ enum class DecodeMode {
   always,     ///< whenever possible (not with head softmax)
 };
 
+/// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
+/// k and v hold keys [first, first + Nk) of `total` keys. Masks, score mods, dropout and the
+/// binding of the policy (for instance sigmoid-bias's b = -ln Nk) see the absolute key index and
+/// `total`; query row i sits at position i + total - Nq. Sink logits join the range that holds key
+/// 0 only (of a sequence without keys, the empty range at 0), so the ranges of a partition merge
+/// to the full result (merge_partials).
+struct KeyRange {
+  index_t first = 0;  ///< absolute index of the first key of k and v
+  index_t total = 0;  ///< keys in the whole sequence (>= first + Nk)
+};
+
 /// Runtime options of one attention() call.
 struct AttentionOptions {
   /// Scores are s = scale · q·k; default 1/sqrt(D).
@@ -37,6 +51,8 @@ struct AttentionOptions {
   DecodeMode decode = DecodeMode::automatic;
   /// Dropout on P for training-time experiments (off by default; see AttentionDropout).
   AttentionDropout dropout{};
+  /// The keys of k and v as a range of a longer sequence (none: they are the whole sequence).
+  std::optional<KeyRange> keys;
 };
 
 namespace attention_detail {
@@ -44,7 +60,7 @@ namespace attention_detail {
 template <class T, class Policy>
 void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
          TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
-         const AttentionOptions& opts) {
+         TensorView<T, 3> state, bool with_state, const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
   static_assert(policy::is_attention_policy<Policy>,
@@ -64,15 +80,39 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     throw_shape_mismatch("attention", "out", out.shape(), Shape<4>{nb, hq, nq, dv});
   if (capture && probs.shape() != Shape<4>{nb, hq, nq, nk})
     throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
+  if (with_state && state.shape() != Shape<3>{nb, hq, nq})
+    throw_shape_mismatch("attention_partial", "state", state.shape(), Shape<3>{nb, hq, nq});
+  index_t key0 = 0, total = nk;
+  if (opts.keys) {
+    key0 = opts.keys->first;
+    total = opts.keys->total;
+    if (key0 < 0 || total < 0 || key0 > total - nk)
+      throw shape_error("attnkit: attention: the key range [" + std::to_string(key0) + ", " +
+                        std::to_string(key0) + " + " + std::to_string(nk) +
+                        ") of k does not lie in the " + std::to_string(total) +
+                        " keys of the sequence (KeyRange first, total)");
+  }
   if (opts.scale && !std::isfinite(*opts.scale))
     throw error("attnkit: attention: the scale must be finite");
   opts.dropout.check();
 
+  // The policy sees the whole sequence; the kernel's loops run over the keys of k and v.
+  const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, nq, total, d, dv});
   const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
-  const Policy bound = policy.bind(geom);
-  if (out.size() == 0) return;
-  if (nk == 0) {
+  using Activation = typename Policy::activation_type;
+  constexpr auto norm = Activation::normalization;
+  if (nk == 0 || out.size() == 0) {
     fill(out, T(0));
+    if (with_state)
+      for (index_t b = 0; b < nb; ++b)
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t i = 0; i < nq; ++i) {
+            T z = norm == policy::Normalization::over_keys_exp ? -std::numeric_limits<T>::infinity()
+                                                               : T(0);
+            if constexpr (policy::has_sink_logits<Activation>)
+              if (key0 == 0 && total == 0) z = static_cast<T>(bound.activation.sink_logit(h));
+            state(b, h, i) = z;
+          }
     return;
   }
 
@@ -87,13 +127,16 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.os = out.strides();
   x.probs = capture ? probs.data() : nullptr;
   x.ps = probs.strides();
+  x.state = with_state ? state.data() : nullptr;
+  x.ss = state.strides();
+  x.key0 = key0;
+  x.qoff = total - nq;
   x.g = geom;
   x.group = hq / hkv;
   x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));
   x.dropout = opts.dropout;
 
-  using Activation = typename Policy::activation_type;
-  constexpr bool heads = Activation::normalization == policy::Normalization::over_heads;
+  constexpr bool heads = norm == policy::Normalization::over_heads;
   const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
                       (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
   simd::dispatch([&](auto arch) {
@@ -128,7 +171,8 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                const AttentionOptions& options = {}) {
-  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, options);
+  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, TensorView<T, 3>{},
+                           false, options);
 }
 
 /// Like attention() above and also writes the weights P into `probs` [B, Hq, Nq, Nk] (N² memory,
@@ -138,7 +182,7 @@ void attention(const Policy& policy, std::type_identity_t<TensorView<const T, 4>
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                std::type_identity_t<TensorView<T, 4>> probs, const AttentionOptions& options = {}) {
-  attention_detail::run<T>(policy, q, k, v, out, probs, true, options);
+  attention_detail::run<T>(policy, q, k, v, out, probs, true, TensorView<T, 3>{}, false, options);
 }
 
 /// attention<Policy>(q, k, v, out): a default-constructed policy (no runtime values).
@@ -148,7 +192,111 @@ void attention(std::type_identity_t<TensorView<const T, 4>> q,
                std::type_identity_t<TensorView<const T, 4>> k,
                std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
                const AttentionOptions& options = {}) {
-  attention_detail::run<T>(Policy{}, q, k, v, out, TensorView<T, 4>{}, false, options);
+  attention_detail::run<T>(Policy{}, q, k, v, out, TensorView<T, 4>{}, false, TensorView<T, 3>{},
+                           false, options);
+}
+
+/// Like attention() and also writes, per query row, the state that merge_partials needs to
+/// combine results over disjoint key ranges (`options.keys` places k and v in the sequence):
+///   over_keys_exp (softmax, softcap, normalized-sigmoid): the log-sum-exp of the row,
+///     ln(exp(z_h) + Σ_visible exp(map(s_ij))) with the sink logit z_h when the policy has one
+///     and the range holds key 0 (KeyRange); -inf for a row with neither visible key nor sink;
+///   over_keys_sum: the sum of the row's weights;
+///   none and over_heads: 0 (the results of key ranges simply add up).
+/// \param state [B, Hq, Nq]
+template <class Policy, class T>
+void attention_partial(const Policy& policy, std::type_identity_t<TensorView<const T, 4>> q,
+                       std::type_identity_t<TensorView<const T, 4>> k,
+                       std::type_identity_t<TensorView<const T, 4>> v, TensorView<T, 4> out,
+                       std::type_identity_t<TensorView<T, 3>> state,
+                       const AttentionOptions& options = {}) {
+  attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, state, true, options);
+}
+
+/// One result of attention_partial: out [B, Hq, Nq, Dv] and state [B, Hq, Nq].
+template <class T>
+struct AttentionPartial {
+  TensorView<const T, 4> out;
+  TensorView<const T, 3> state;
+};
+
+/// Combines the results of attention_partial over disjoint key ranges of one sequence into the
+/// result over their union, and its state (optional: an empty view skips it), so merges nest.
+/// With the parts of a partition of the keys this is the full attention, up to rounding: the
+/// parts are weighted by exp(state - max state) (over_keys_exp) or by their state (over_keys_sum)
+/// and normalized, or added (none, over_heads). The gate, applied to each part, must scale the
+/// row by factors that do not depend on the attention values (every built-in gate does). The
+/// parts are combined in their order (the same bits for any thread count); `out` may be the out
+/// view of one of the parts.
+template <class Policy, class T>
+void merge_partials(const Policy&, std::type_identity_t<std::span<const AttentionPartial<T>>> parts,
+                    TensorView<T, 4> out, std::type_identity_t<TensorView<T, 3>> state = {}) {
+  static_assert(policy::is_attention_policy<Policy>,
+                "attnkit: merge_partials takes the attnkit::policy::AttentionPolicy of the parts");
+  constexpr auto norm = Policy::activation_type::normalization;
+  using N = policy::Normalization;
+  if (parts.empty()) throw error("attnkit: merge_partials: no parts to merge");
+  const Shape<4> os = out.shape();
+  const Shape<3> ss{os[0], os[1], os[2]};
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    const std::string name = "parts[" + std::to_string(p) + "]";
+    if (parts[p].out.shape() != os)
+      throw_shape_mismatch("merge_partials", name + ".out", parts[p].out.shape(), os);
+    if (parts[p].state.shape() != ss)
+      throw_shape_mismatch("merge_partials", name + ".state", parts[p].state.shape(), ss);
+  }
+  const bool with_state = state.data() != nullptr;
+  if (with_state && state.shape() != ss)
+    throw_shape_mismatch("merge_partials", "state", state.shape(), ss);
+  std::vector<T> acc(static_cast<std::size_t>(os[3]));
+  std::vector<T> w(parts.size());
+  for (index_t b = 0; b < os[0]; ++b)
+    for (index_t h = 0; h < os[1]; ++h)
+      for (index_t i = 0; i < os[2]; ++i) {
+        T total = 0, top = -std::numeric_limits<T>::infinity();
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          const T z = parts[p].state(b, h, i);
+          if constexpr (norm == N::over_keys_exp) {
+            if (std::isnan(z) || z == std::numeric_limits<T>::infinity())
+              throw error("attnkit: merge_partials: parts[" + std::to_string(p) + "].state holds " +
+                          std::to_string(z) + " (a log-sum-exp is finite or -inf)");
+            top = std::max(top, z);
+          } else if constexpr (norm == N::over_keys_sum) {
+            if (!(z >= T(0)) || !std::isfinite(z))
+              throw error("attnkit: merge_partials: parts[" + std::to_string(p) + "].state holds " +
+                          std::to_string(z) + " (a sum of weights is >= 0)");
+          }
+        }
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          const T z = parts[p].state(b, h, i);
+          if constexpr (norm == N::over_keys_exp) {
+            w[p] = z == -std::numeric_limits<T>::infinity() ? T(0) : std::exp(z - top);
+          } else if constexpr (norm == N::over_keys_sum) {
+            w[p] = z;
+          } else {
+            w[p] = T(1);
+          }
+          total += w[p];
+        }
+        const bool normalized = norm == N::over_keys_exp || norm == N::over_keys_sum;
+        const T inv = !normalized ? T(1) : total > T(0) ? T(1) / total : T(0);
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (std::size_t p = 0; p < parts.size(); ++p)
+          if (w[p] != T(0))
+            for (index_t c = 0; c < os[3]; ++c)
+              acc[static_cast<std::size_t>(c)] += w[p] * parts[p].out(b, h, i, c);
+        for (index_t c = 0; c < os[3]; ++c)
+          out(b, h, i, c) = acc[static_cast<std::size_t>(c)] * inv;
+        if (with_state) {
+          if constexpr (norm == N::over_keys_exp) {
+            state(b, h, i) = total > T(0) ? top + std::log(total) : top;
+          } else if constexpr (norm == N::over_keys_sum) {
+            state(b, h, i) = total;
+          } else {
+            state(b, h, i) = T(0);
+          }
+        }
+      }
 }
 
 }  // namespace attnkit

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -253,8 +255,43 @@ struct ReLU {
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
+/// Learned sink logits (as in gpt-oss) on an over_keys_exp activation A: a logit z_h per query
+/// head joins each row's denominator and takes no value,
+///   P_ij = exp(map(s_ij)) / (exp(z_h) + Σ_visible exp(map(s_ij'))),
+/// so a row's weights sum to less than 1 and a row with no visible key is 0. Everything else is
+/// A's (map, derivative, the kernel's hooks). The logits are viewed, not copied: the storage
+/// must outlive every call that uses the policy. bind() checks that there is one per query head.
+template <class A>
+struct SinkLogits : A {
+  static_assert(A::normalization == Normalization::over_keys_exp,
+                "attnkit: SinkLogits needs an activation normalized over the keys by "
+                "exponentiation (softmax, softcap, normalized-sigmoid or a user's)");
+  std::span<const double> logits;  ///< [Hq], finite
+  SinkLogits() = default;
+  /// \param a the activation \param z one finite logit per query head
+  SinkLogits(const A& a, std::span<const double> z) : A(a), logits(z) {
+    for (std::size_t h = 0; h < z.size(); ++h)
+      if (!std::isfinite(z[h]))
+        throw error("attnkit: SinkLogits: the sink logit of head " + std::to_string(h) +
+                    " is not finite");
+  }
+  /// z_h
+  double sink_logit(index_t h) const noexcept { return logits[static_cast<std::size_t>(h)]; }
+  SinkLogits bind(const Geometry& g) const {
+    if (static_cast<index_t>(logits.size()) != g.heads_q)
+      throw shape_error("attnkit: SinkLogits: " + std::to_string(logits.size()) +
+                        " sink logits for " + std::to_string(g.heads_q) +
+                        " query heads (one per query head)");
+    SinkLogits r = *this;
+    static_cast<A&>(r) = A::bind(g);
+    return r;
+  }
+};
+
 static_assert(score_activation<Softmax> && score_activation<Softcap> && score_activation<Sigmoid> &&
               score_activation<SigmoidBias> && score_activation<NormalizedSigmoid> &&
-              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU>);
+              score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU> &&
+              score_activation<SinkLogits<Softmax>> && has_sink_logits<SinkLogits<Softmax>> &&
+              has_exp_weight<SinkLogits<NormalizedSigmoid>> && !has_sink_logits<Softmax>);
 
 }  // namespace attnkit::policy

@@ -112,6 +112,18 @@ inline constexpr bool has_exp_weight =
     } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
 };
 
+/// Whether an over_keys_exp activation A carries learned sink logits (optional hook):
+///   sink_logit(h)           a finite logit z_h per query head, in the map's units, that joins
+///                           the row's denominator and takes no value:
+///                           P_ij = exp(map(s_ij)) / (exp(z_h) + Σ_visible exp(map(s_ij'))).
+/// The kernel starts each row's running max at z_h and its sum at 1 (policy::SinkLogits).
+template <class A>
+inline constexpr bool has_sink_logits = A::normalization ==
+                                        Normalization::over_keys_exp&& requires(const A& a,
+                                                                                index_t h) {
+  { a.sink_logit(h) } -> std::convertible_to<double>;
+};
+
 // ---------------------------------------------------------------------------------------------
 // score mod
 

@@ -132,6 +132,32 @@ inline ActivationSpec parse_activation(std::string_view text, std::optional<doub
   return spec;
 }
 
+/// The normalization of the registered activation `name` (policy::Normalization); throws
+/// attnkit::error for an unknown name.
+inline Normalization normalization_of(std::string_view name) {
+  std::optional<Normalization> found;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (!found && A::name == name) found = A::normalization;
+  });
+  if (!found)
+    throw error("attnkit: unknown activation '" + std::string(name) + "' (" + activation_names() +
+                ")");
+  return *found;
+}
+
+/// The names of the registered activations normalized by exponentiation over the keys (those
+/// that take sink logits): "softmax, normalized-sigmoid, softcap=C".
+inline std::string exp_normalized_activation_names() {
+  std::string out;
+  detail::for_each_activation(builtin_activations{}, [&](auto tag) {
+    using A = typename decltype(tag)::type;
+    if (A::normalization == Normalization::over_keys_exp)
+      out += (out.empty() ? "" : ", ") + detail::spelled<A>();
+  });
+  return out;
+}
+
 namespace detail {
 
 /// The policy object of a spec whose name is A's.

@@ -111,6 +111,7 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
             inv = lsum > T(0) ? T(1) / lsum : T(0);
           const index_t gi = r / g.nq, i = r % g.nq;
           store_row(b, kvh * x.group + gi, i, acc, inv, acc + dvp);
+          if (x.state) store_state(b, kvh * x.group + gi, i, mmax, lsum);
           if constexpr (norm == Normalization::over_keys_exp ||
                         norm == Normalization::over_keys_sum) {
             if (x.probs)

@@ -60,7 +60,13 @@ struct Operands {
   Strides<4> os;
   T* probs;  ///< null: no capture
   Strides<4> ps;
+  T* state;  ///< [B, Hq, Nq] normalizer state per row (attention_partial); null: none
+  Strides<3> ss;
+  /// The local geometry: g.nk is the number of keys of k and v, which hold the keys
+  /// [key0, key0 + g.nk) of the sequence; masks, score mods and dropout see key0 + j.
   Geometry g;
+  index_t key0;
+  index_t qoff;   ///< absolute position of query row 0 (total keys - Nq)
   index_t group;  ///< Hq / Hkv
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
@@ -153,7 +159,9 @@ struct FusedKernel {
   const Policy& pol;
   const Operands<T>& x;
 
-  index_t offset() const noexcept { return x.g.query_offset(); }
+  index_t offset() const noexcept { return x.qoff; }
+  /// Whether the policy has sink logits (policy::has_sink_logits).
+  static constexpr bool sinks = policy::has_sink_logits<Activation>;
 
   // ---- per lane group pieces -------------------------------------------------------------
 
@@ -174,8 +182,8 @@ struct FusedKernel {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
-      const TileClass cs =
-          pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(), j0, j1);
+      const TileClass cs = pol.mask.classify(b, sg.h, sg.q0 + offset(), sg.q0 + sg.count + offset(),
+                                             j0 + x.key0, j1 + x.key0);
       if (s == 0) {
         c = cs;
       } else if (c != cs) {
@@ -192,8 +200,8 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j)
         for (index_t s = 0; s < nseg; ++s) {
           const Segment& sg = segs[s];
-          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), j0 + j, st + j * lanes + sg.lane0,
-                                      sg.count);
+          pol.score_mod.apply_queries(b, sg.h, sg.q0 + offset(), x.key0 + j0 + j,
+                                      st + j * lanes + sg.lane0, sg.count);
         }
     }
     if (!partial) return;
@@ -202,7 +210,7 @@ struct FusedKernel {
       for (index_t j = 0; j < bk; ++j) {
         T* row = st + j * lanes + sg.lane0;
         for (index_t r = 0; r < sg.count; ++r)
-          if (!pol.mask.visible(b, sg.h, sg.q0 + r + offset(), j0 + j)) row[r] = marker<T>;
+          if (!pol.mask.visible(b, sg.h, sg.q0 + r + offset(), x.key0 + j0 + j)) row[r] = marker<T>;
       }
     }
   }
@@ -332,7 +340,7 @@ struct FusedKernel {
         const std::uint64_t row = x.dropout.row_key(b, sg.h, sg.q0 + r);
         T* col = st + sg.lane0 + r;
         for (index_t j = 0; j < bk; ++j)
-          col[j * lanes] = x.dropout.row_keeps(row, j0 + j) ? col[j * lanes] * keep : T(0);
+          col[j * lanes] = x.dropout.row_keeps(row, x.key0 + j0 + j) ? col[j * lanes] * keep : T(0);
       }
     }
   }
@@ -397,6 +405,17 @@ struct FusedKernel {
       std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
+      // A sink logit is a key of score z_h and no value, in the range that starts the sequence.
+      if constexpr (sinks) {
+        if (kb == 0 && x.key0 == 0)
+          for (index_t s = seg_begin[gi]; s < seg_begin[gi + 1]; ++s)
+            for (index_t r = 0; r < segs[s].count; ++r) {
+              const index_t lane = gi * lanes + segs[s].lane0 + r;
+              ws.m[static_cast<std::size_t>(lane)] =
+                  static_cast<T>(pol.activation.sink_logit(segs[s].h)) * log2e;
+              ws.l[static_cast<std::size_t>(lane)] = T(1);
+            }
+      }
     }
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
@@ -464,6 +483,7 @@ struct FusedKernel {
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
           store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
+          if (x.state) store_state(b, sg.h, sg.q0 + r, m[lane], l[lane]);
           if (x.probs &&
               (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
             T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2];
@@ -491,6 +511,16 @@ struct FusedKernel {
     if constexpr (!Policy::gate_type::is_identity) pol.gate.apply_row(b, h, i, tmp, x.g.dv);
     T* dst = x.out + b * x.os[0] + h * x.os[1] + i * x.os[2];
     for (index_t c = 0; c < x.g.dv; ++c) dst[c * x.os[3]] = tmp[c];
+  }
+
+  /// The state of row i of head h (attention_partial) from its running max m (log2 units) and
+  /// sum l: the log-sum-exp (over_keys_exp), the sum (over_keys_sum) or 0.
+  void store_state(index_t b, index_t h, index_t i, T m, T l) const {
+    T z = T(0);
+    if constexpr (norm == Normalization::over_keys_exp)
+      z = l > T(0) ? (m + std::log2(l)) * ln2 : -std::numeric_limits<T>::infinity();
+    if constexpr (norm == Normalization::over_keys_sum) z = l;
+    x.state[b * x.ss[0] + h * x.ss[1] + i * x.ss[2]] = z;
   }
 
   /// The prefill path: units (b, kvh, query tile), one lane group per query head.

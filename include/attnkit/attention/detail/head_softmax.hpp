@@ -76,8 +76,10 @@ void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
           }
         }
         for (index_t h = 0; h < hq; ++h)
-          for (index_t r = 0; r < cnt; ++r)
+          for (index_t r = 0; r < cnt; ++r) {
             store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+            if (x.state) store_state(b, h, q0 + r, T(0), T(0));
+          }
       });
 }
 
