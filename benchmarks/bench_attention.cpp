@@ -186,6 +186,32 @@ void BM_AttentionDecode(benchmark::State& state, Act act) {
   state.counters["threads"] = threads;
 }
 
+/// Decode over 16-bit K and V (bf16, f16) with float q and out; bytes/s counts K and V at 2
+/// bytes and q, out at 4, each once.
+template <class KV>
+void BM_AttentionDecodeHalf(benchmark::State& state) {
+  const index_t hq = state.range(0), hkv = state.range(1), nk = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  Inputs in(hq, hkv, 1, nk, d);
+  Tensor<KV, 4> k(in.k.shape()), v(in.v.shape());
+  for (index_t n = 0; n < k.size(); ++n) k.data()[n] = KV::from_float(in.k.data()[n]);
+  for (index_t n = 0; n < v.size(); ++n) v.data()[n] = KV::from_float(in.v.data()[n]);
+  const pol::AttentionPolicy<pol::Softmax, pol::Causal> policy;
+  for (auto _ : state) {
+    attention(policy, in.q.cview(), k.cview(), v.cview(), in.out.view());
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  const double kv_bytes = 2.0 * double(hkv) * double(nk) * double(2 * d);
+  const double qo_bytes = 4.0 * double(hq) * double(2 * d);
+  state.SetBytesProcessed(static_cast<int64_t>(double(state.iterations()) * (kv_bytes + qo_bytes)));
+  state.counters["FLOP/s"] =
+      benchmark::Counter(bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
 void prefill_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"H", "Hkv", "N", "D", "threads"});
   for (index_t d : {64, 128})
@@ -232,6 +258,14 @@ const bool registered = [] {
   register_activation("softcap", pol::Softcap(50.0));
   register_activation("user_relu", UserReLU{});        // vs relu
   register_activation("user_sigmoid", UserSigmoid{});  // vs sigmoid
+  for (const char* kv : {"bf16", "f16"})
+    benchmark::RegisterBenchmark(
+        (std::string("BM_AttentionDecode_softmax_") + kv).c_str(),
+        std::string(kv) == "bf16" ? BM_AttentionDecodeHalf<bf16> : BM_AttentionDecodeHalf<f16>)
+        ->ArgNames({"H", "Hkv", "Nk", "D", "threads"})
+        ->ArgsProduct({{32}, {8}, {4096, 32768}, {128}, {1, 2}})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   for (bool causal : {false, true}) {
     const std::string m = causal ? "_causal" : "_none";
     benchmark::RegisterBenchmark(

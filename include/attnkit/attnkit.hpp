@@ -13,6 +13,7 @@
 #include "attnkit/block/rope.hpp"
 #include "attnkit/core/aligned.hpp"
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/core/tensor.hpp"

@@ -42,7 +42,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -922,6 +924,218 @@ using simd::tanh_batch;
 
 }  // namespace attnkit::attention_detail
 // ---- end attnkit/attention/detail/tile_math.hpp ----
+// ---- begin attnkit/simd/widen.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Loads of 16-bit storage (bf16, f16) widened to float batches in registers: bf16 by a 16-bit
+// shift (exact), f16 by the F16C conversion (exact) where the compiler enables it, otherwise
+// element by element. load_widen<Arch>(const float*) is a plain load, so kernels written over
+// an element type E take float, bf16 and f16 alike.
+
+#include <algorithm>
+#include <type_traits>
+
+// ---- begin attnkit/core/half.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// 16-bit floating-point storage types: bf16 (bfloat16) and f16 (IEEE binary16), and their bit
+// patterns to and from float32. Storage only: kernels widen them to float in registers.
+
+#include <bit>
+#include <cstdint>
+#include <type_traits>
+
+namespace attnkit {
+
+/// The float32 value of an IEEE binary16 bit pattern. Exact for every input: subnormals, signed
+/// zeros and infinities map to the same values; NaNs stay NaNs (payload kept, quiet bit set).
+constexpr float f16_to_f32(std::uint16_t h) noexcept {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t mant = h & 0x3ffu;
+  if (exp == 0x1f) {  // inf or NaN
+    const std::uint32_t nan_bits = mant != 0 ? (0x400000u | (mant << 13)) : 0u;
+    return std::bit_cast<float>(sign | 0x7f800000u | nan_bits);
+  }
+  if (exp == 0) {
+    if (mant == 0) return std::bit_cast<float>(sign);
+    // Subnormal: value = mant * 2^-24. Normalize the mantissa into a float32 normal number.
+    std::uint32_t e = 127 - 15 + 1;  // exponent of 2^-14, biased for float32
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --e;
+    }
+    mant &= 0x3ffu;
+    return std::bit_cast<float>(sign | (e << 23) | (mant << 13));
+  }
+  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
+}
+
+/// The IEEE binary16 bit pattern nearest to `f` (round to nearest, ties to even). Values of
+/// magnitude 65520 and above become infinity; results below the smallest subnormal round to zero
+/// (keeping the sign); NaNs stay NaNs (quiet).
+constexpr std::uint16_t f32_to_f16(float f) noexcept {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+  if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: inf
+  if (ax < 0x38800000u) {  // below 2^-14: a binary16 subnormal or zero
+    const std::uint32_t e = ax >> 23;
+    if (e == 0) return static_cast<std::uint16_t>(sign);   // float32 subnormal: far below 2^-25
+    const std::uint32_t m = (ax & 0x7fffffu) | 0x800000u;  // value = m * 2^(e - 150)
+    const std::uint32_t shift = 126 - e;                   // units of 2^-24: m >> shift
+    if (shift > 24) return static_cast<std::uint16_t>(sign);
+    std::uint32_t q = m >> shift;
+    const std::uint32_t rem = m & ((1u << shift) - 1u);
+    const std::uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
+    return static_cast<std::uint16_t>(sign | q);
+  }
+  std::uint32_t h = (((ax >> 23) - 127 + 15) << 10) | ((ax >> 13) & 0x3ffu);
+  const std::uint32_t rem = ax & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry rounds into the exponent
+  return static_cast<std::uint16_t>(sign | h);
+}
+
+/// The float32 value of a bfloat16 bit pattern (exact: bfloat16 is the top half of float32).
+constexpr float bf16_to_f32(std::uint16_t b) noexcept {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
+
+/// The bfloat16 bit pattern nearest to `f` (round to nearest, ties to even); NaNs stay quiet NaNs.
+constexpr std::uint16_t f32_to_bf16(float f) noexcept {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);
+  const std::uint32_t rounded = x + 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<std::uint16_t>(rounded >> 16);
+}
+
+/// A bfloat16 value (the top half of a float32), as stored in tensors and files: K and V of
+/// attention() may be bf16 (computed in float). Converts explicitly, rounding to nearest even.
+struct bf16 {
+  std::uint16_t bits = 0;
+  /// The bfloat16 nearest to f.
+  static constexpr bf16 from_float(float f) noexcept { return bf16{f32_to_bf16(f)}; }
+  /// The exact float32 value.
+  constexpr float to_float() const noexcept { return bf16_to_f32(bits); }
+  friend constexpr bool operator==(bf16 a, bf16 b) noexcept { return a.bits == b.bits; }
+};
+
+/// An IEEE binary16 value, as stored in tensors and files: K and V of attention() may be f16
+/// (computed in float). Converts explicitly, rounding to nearest even.
+struct f16 {
+  std::uint16_t bits = 0;
+  /// The binary16 nearest to f (inf above 65504 and a half).
+  static constexpr f16 from_float(float f) noexcept { return f16{f32_to_f16(f)}; }
+  /// The exact float32 value.
+  constexpr float to_float() const noexcept { return f16_to_f32(bits); }
+  friend constexpr bool operator==(f16 a, f16 b) noexcept { return a.bits == b.bits; }
+};
+
+/// Whether E is one of the 16-bit storage types.
+template <class E>
+inline constexpr bool is_half_type = std::is_same_v<E, bf16> || std::is_same_v<E, f16>;
+
+static_assert(sizeof(bf16) == 2 && sizeof(f16) == 2 && std::is_trivially_copyable_v<bf16> &&
+              std::is_trivially_copyable_v<f16>);
+
+}  // namespace attnkit
+// ---- end attnkit/core/half.hpp ----
+
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
+namespace attnkit::simd {
+
+/// The float value of one element of E (float, bf16 or f16).
+template <class E>
+inline float widen_scalar(E e) noexcept {
+  if constexpr (std::is_same_v<E, float>) {
+    return e;
+  } else {
+    return e.to_float();
+  }
+}
+
+/// W = width<float, Arch> consecutive elements at p (any alignment) as a float batch.
+/// \tparam Arch an xsimd architecture tag \tparam E float, bf16 or f16
+template <class Arch, class E>
+inline batch<float, Arch> load_widen(const E* p) noexcept {
+  using B = batch<float, Arch>;
+  if constexpr (std::is_same_v<E, float>) {
+    return B::load_unaligned(p);
+  } else {
+    [[maybe_unused]] const void* raw = p;
+#if defined(__AVX512F__)
+    if constexpr (has_avx512<Arch>) {
+      const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(raw));
+      if constexpr (std::is_same_v<E, bf16>) {
+        return B(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+      } else {
+        return B(_mm512_cvtph_ps(h));
+      }
+    } else
+#endif
+#if defined(__AVX2__)
+        if constexpr (has_avx<Arch>) {
+      const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(raw));
+      if constexpr (std::is_same_v<E, bf16>) {
+        return B(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+      } else {
+#if defined(__F16C__)
+        return B(_mm256_cvtph_ps(h));
+#else
+        alignas(64) float buf[B::size];
+        for (std::size_t n = 0; n < B::size; ++n) buf[n] = p[n].to_float();
+        return B::load_aligned(buf);
+#endif
+      }
+    } else
+#endif
+    {
+      if constexpr (std::is_same_v<E, bf16> && B::size == 4) {  // SSE2: interleave with zeros
+        const __m128i h = _mm_loadl_epi64(static_cast<const __m128i*>(raw));
+        return B(_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h)));
+      } else {
+#if defined(__F16C__)
+        if constexpr (B::size == 4)
+          return B(_mm_cvtph_ps(_mm_loadl_epi64(static_cast<const __m128i*>(raw))));
+#endif
+        alignas(64) float buf[B::size];
+        for (std::size_t n = 0; n < B::size; ++n) buf[n] = p[n].to_float();
+        return B::load_aligned(buf);
+      }
+    }
+  }
+}
+
+/// The first n elements at p (0 <= n <= width) widened into the low lanes, zeros above; never
+/// reads p[n] or beyond.
+template <class Arch, class E>
+inline batch<float, Arch> load_widen_partial(const E* p, index_t n) noexcept {
+  if constexpr (std::is_same_v<E, float>) {
+    return load_partial<Arch>(p, n);
+  } else {
+    using B = batch<float, Arch>;
+    alignas(64) float buf[B::size] = {};
+    for (index_t c = 0; c < n; ++c) buf[c] = p[c].to_float();
+    return B::load_aligned(buf);
+  }
+}
+
+/// dst[0, n) = the float values of src[0, n) (vectorized over full batches).
+template <class Arch, class E>
+inline void widen_row(const E* src, index_t n, float* dst) noexcept {
+  constexpr index_t W = width<float, Arch>;
+  index_t c = 0;
+  for (; c + W <= n; c += W) load_widen<Arch>(src + c).store_unaligned(dst + c);
+  for (; c < n; ++c) dst[c] = widen_scalar(src[c]);
+}
+
+}  // namespace attnkit::simd
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/simd/widen.hpp ----
 
 namespace attnkit::attention_detail {
 
@@ -993,12 +1207,35 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
   }
 }
 
+/// W elements of E at p as a batch of T: a plain load, or 16-bit storage (bf16, f16) widened to
+/// float in registers.
+template <class Arch, class T, class E>
+inline xsimd::batch<T, Arch> load_elems(const E* p) noexcept {
+  if constexpr (std::is_same_v<E, T>) {
+    return xsimd::batch<T, Arch>::load_unaligned(p);
+  } else {
+    static_assert(std::is_same_v<T, float>, "attnkit: 16-bit K and V are widened to float");
+    return simd::load_widen<Arch>(p);
+  }
+}
+
+/// The first n (< W) elements of E at p as a batch of T, zeros above.
+template <class Arch, class T, class E>
+inline xsimd::batch<T, Arch> load_elems_partial(const E* p, index_t n) noexcept {
+  if constexpr (std::is_same_v<E, T>) {
+    return simd::load_partial<Arch>(p, n);
+  } else {
+    return simd::load_widen_partial<Arch>(p, n);
+  }
+}
+
 /// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
-/// vector is loaded once for the R rows, each dot product ends in one lane sum.
+/// vector is loaded once for the R rows (16-bit K widened in registers), each dot product ends
+/// in one lane sum.
 /// \param qr Q rows, row stride dp (a multiple of W, zeros past d) \param k first key row, row
 /// stride ks, contiguous along d \param st S^T, row stride `lanes`
-template <class Arch, class T, int MK, int R>
-inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index_t d, T* st,
+template <class Arch, class T, int MK, int R, class E>
+inline void qk_rows_block(const T* qr, index_t dp, const E* k, index_t ks, index_t d, T* st,
                           index_t lanes) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
@@ -1014,12 +1251,12 @@ inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index
   };
   for (index_t c = 0; c < full; c += W) {
     B kv[MK];
-    for (int m = 0; m < MK; ++m) kv[m] = B::load_unaligned(k + m * ks + c);
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems<Arch, T>(k + m * ks + c);
     step(kv, c);
   }
   if (full < d) {
     B kv[MK];
-    for (int m = 0; m < MK; ++m) kv[m] = simd::load_partial<Arch>(k + m * ks + full, d - full);
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems_partial<Arch, T>(k + m * ks + full, d - full);
     step(kv, full);
   }
   for (int m = 0; m < MK; ++m)
@@ -1047,9 +1284,9 @@ inline void prefetch_row(const T* base, index_t offset, index_t n) noexcept {
 /// [0, nl) by qk_rows_block, lanes [nl, lanes) zero, as qk_tile leaves them. K contiguous along d.
 /// Memory bound: along the keys it prefetches the K row one tile ahead and the tile's V row
 /// (v, row stride vs, dv elements; null for none), which O += P V reads next.
-template <class Arch, class T>
-inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
-                         index_t d, index_t bk, T* st, const T* v, index_t vs,
+template <class Arch, class T, class E>
+inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const E* k, index_t ks,
+                         index_t d, index_t bk, T* st, const E* v, index_t vs,
                          index_t dv) noexcept {
   constexpr index_t ahead = 64;  // one key tile
   auto keys = [&](auto mk_tag, index_t j) {
@@ -1060,16 +1297,16 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
     }
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
-      qk_rows_block<Arch, T, MK, 4>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
     if (nl - r0 >= 2) {
-      qk_rows_block<Arch, T, MK, 2>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 2, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
       r0 += 2;
     }
     if (r0 < nl)
-      qk_rows_block<Arch, T, MK, 1>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
   };
   index_t j = 0;
   for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
@@ -1081,8 +1318,8 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
 /// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
-template <class Arch, class T, int MR, int NV>
-inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk, const T* alpha,
+template <class Arch, class T, int MR, int NV, class E>
+inline void pv_block(const T* pt, index_t lanes, const E* v, index_t vs, index_t bk, const T* alpha,
                      T* o, index_t ldo) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
@@ -1095,10 +1332,10 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
     }
   }
   for (index_t j = 0; j < bk; ++j) {
-    const T* vr = v + j * vs;
+    const E* vr = v + j * vs;
     const T* pr = pt + j * lanes;
     B vv[NV];
-    for (int c = 0; c < NV; ++c) vv[c] = B::load_unaligned(vr + c * W);
+    for (int c = 0; c < NV; ++c) vv[c] = load_elems<Arch, T>(vr + c * W);
     for (int r = 0; r < MR; ++r) {
       const B p(pr[r]);
       for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(p, vv[c], acc[r][c]);
@@ -1109,9 +1346,10 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
 }
 
 /// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
-/// the SIMD width and O's row stride.
-template <class Arch, class T>
-inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs, index_t bk,
+/// the SIMD width and O's row stride. V holds E elements (T, or 16-bit storage widened in
+/// registers: each V vector is widened once per MR lanes).
+template <class Arch, class T, class E>
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const E* v, index_t vs, index_t bk,
                     index_t dvp, const T* alpha, T* o) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
@@ -1123,11 +1361,11 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, inde
       constexpr int NV = decltype(nv_tag)::value;
       index_t r = 0;
       for (; r + MR <= nlanes; r += MR)
-        pv_block<Arch, T, MR, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
-                                  o + r * dvp + c0 * W, dvp);
+        pv_block<Arch, T, MR, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                     o + r * dvp + c0 * W, dvp);
       for (; r < nlanes; ++r)
-        pv_block<Arch, T, 1, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
-                                 o + r * dvp + c0 * W, dvp);
+        pv_block<Arch, T, 1, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                    o + r * dvp + c0 * W, dvp);
       return index_t{NV};
     };
     if (left >= Bl::pv_vectors) {
@@ -1869,8 +2107,9 @@ namespace attnkit {
 template <class T, std::size_t R>
 class TensorView {
   static_assert(R >= 1, "attnkit: R of TensorView must be at least 1");
-  static_assert(std::is_arithmetic_v<std::remove_const_t<T>>,
-                "attnkit: T of TensorView must be an arithmetic type");
+  static_assert(std::is_arithmetic_v<std::remove_const_t<T>> ||
+                    is_half_type<std::remove_const_t<T>>,
+                "attnkit: T of TensorView must be an arithmetic type, bf16 or f16");
 
  public:
   using element_type = T;
@@ -2897,14 +3136,15 @@ inline constexpr T marker = T(-1e30);
 template <class T>
 inline constexpr T marker_threshold = T(-1e29);
 
-/// Strided operands of one call.
-template <class T>
+/// Strided operands of one call. K and V hold KV elements: T, or bf16 / f16 with T = float
+/// (widened to float in registers or when packed).
+template <class T, class KV = T>
 struct Operands {
   const T* q;
   Strides<4> qs;
-  const T* k;
+  const KV* k;
   Strides<4> ks;
-  const T* v;
+  const KV* v;
   Strides<4> vs;
   T* out;
   Strides<4> os;
@@ -2920,7 +3160,7 @@ struct Operands {
   index_t group;  ///< Hq / Hkv
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
-  bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
+  bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width; as KV)
   /// Dropout applied to each P tile when enabled (training-time only).
   AttentionDropout dropout;
 };
@@ -2937,21 +3177,84 @@ struct Segment {
 /// of every SIMD width, and of 64 bytes).
 inline index_t q_row_stride(index_t d) noexcept { return (d + 15) / 16 * 16; }
 
-/// Per-thread buffers (no size grows with Nq·Nk).
+/// Per-thread scratch memory that outlives the call: grow-only, 64-byte aligned. A call's
+/// buffers are carved from it, so a repeated call of the same (or smaller) shapes allocates
+/// nothing; the memory stays with the thread until it ends.
+class Scratch {
+ public:
+  /// `bytes` zeroed bytes, valid until the next get() on this Scratch.
+  std::byte* get(std::size_t bytes) {
+    if (bytes > cap_) {
+      cap_ = std::max(bytes, cap_ / 2 * 3);  // geometric: a growing cache regrows rarely
+      data_ = make_aligned<std::byte>(cap_);
+    }
+    std::memset(data_.get(), 0, bytes);
+    return data_.get();
+  }
+
+ private:
+  aligned_ptr<std::byte> data_;
+  std::size_t cap_ = 0;
+};
+
+/// Which per-thread scratch a buffer comes from: the work units' workspaces, or the buffers one
+/// call shares among its units (taken by the calling thread, which also runs units).
+enum class ScratchSlot : int { unit = 0, call = 1 };
+
+/// The calling thread's scratch of a slot.
+inline Scratch& thread_scratch(ScratchSlot slot) {
+  thread_local Scratch scratch[2];
+  return scratch[static_cast<int>(slot)];
+}
+
+/// Carves typed arrays, each 64-byte aligned, out of one block: a first pass with a null base
+/// counts the bytes, a second one hands out the pointers.
+class Carver {
+ public:
+  explicit Carver(std::byte* base) : base_(base) {}
+  template <class U>
+  U* take(index_t n) {
+    U* p = base_ ? reinterpret_cast<U*>(base_ + used_) : nullptr;
+    used_ += (static_cast<std::size_t>(n) * sizeof(U) + 63) / 64 * 64;
+    return p;
+  }
+  std::size_t used() const noexcept { return used_; }
+
+ private:
+  std::byte* base_;
+  std::size_t used_ = 0;
+};
+
+/// The buffers of one work unit (no size grows with Nq·Nk), carved from the thread's scratch.
 template <class T>
 struct Workspace {
-  aligned_ptr<T> qt, qr, st, vp, o, m, l, alpha, mhist;
+  T *qt, *qr, *st, *vp, *kp, *o, *m, *l, *alpha, *mhist;
+  Segment* segs;       ///< `segments` entries
+  index_t* seg_begin;  ///< segments + 1 entries
+  TileClass*
+      cls;  ///< segments entries
+            /// \param pack_k whether K tiles are packed (widened) into kp: key_tile rows of d
   Workspace(index_t groups, index_t lanes, index_t d, index_t dvp, index_t score_tiles,
-            index_t hist)
-      : qt(make_aligned<T>(static_cast<std::size_t>(groups * d * lanes))),
-        qr(make_aligned<T>(static_cast<std::size_t>(groups * lanes * q_row_stride(d)))),
-        st(make_aligned<T>(static_cast<std::size_t>(score_tiles * key_tile * lanes))),
-        vp(make_aligned<T>(static_cast<std::size_t>(key_tile * dvp))),
-        o(make_aligned<T>(static_cast<std::size_t>(groups * lanes * dvp))),
-        m(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
-        l(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
-        alpha(make_aligned<T>(static_cast<std::size_t>(lanes))),
-        mhist(make_aligned<T>(static_cast<std::size_t>(hist))) {}
+            index_t hist, index_t segments, bool pack_k) {
+    auto carve = [&](Carver c) {
+      qt = c.take<T>(groups * d * lanes);
+      qr = c.take<T>(groups * lanes * q_row_stride(d));
+      st = c.take<T>(score_tiles * key_tile * lanes);
+      vp = c.take<T>(key_tile * dvp);
+      kp = c.take<T>(pack_k ? key_tile * d : 0);
+      o = c.take<T>(groups * lanes * dvp);
+      m = c.take<T>(groups * lanes);
+      l = c.take<T>(groups * lanes);
+      alpha = c.take<T>(lanes);
+      mhist = c.take<T>(hist);
+      segs = c.take<Segment>(segments);
+      seg_begin = c.take<index_t>(segments + 1);
+      cls = c.take<TileClass>(segments);
+      return c.used();
+    };
+    const std::size_t bytes = carve(Carver(nullptr));
+    carve(Carver(thread_scratch(ScratchSlot::unit).get(bytes)));
+  }
 };
 
 /// Runs fn(workspace, u) for u in [0, n) over OpenMP threads with one workspace per thread.
@@ -2984,9 +3287,13 @@ struct ExpRowOf<A, B, true> {
   using type = decltype(std::declval<const A&>().simd_exp_prepare(std::declval<const B&>()));
 };
 
-/// The kernel for one (Arch, T, Policy).
-template <class Arch, class T, class Policy>
+/// The kernel for one (Arch, T, Policy) over K and V of element type KV.
+template <class Arch, class T, class Policy, class KV = T>
 struct FusedKernel {
+  /// K and V are 16-bit storage (bf16, f16), widened to T = float.
+  static constexpr bool half_kv = !std::is_same_v<KV, T>;
+  static_assert(!half_kv || (std::is_same_v<T, float> && is_half_type<KV>),
+                "attnkit: bf16 and f16 K and V are computed in float");
   using B = xsimd::batch<T, Arch>;
   using Activation = typename Policy::activation_type;
   static constexpr index_t W = static_cast<index_t>(B::size);
@@ -3007,7 +3314,7 @@ struct FusedKernel {
   static constexpr T ln2 = T(0.69314718055994530942);
 
   const Policy& pol;
-  const Operands<T>& x;
+  const Operands<T, KV>& x;
 
   index_t offset() const noexcept { return x.qoff; }
   /// Whether the policy has sink logits (policy::has_sink_logits).
@@ -3195,25 +3502,69 @@ struct FusedKernel {
     }
   }
 
-  /// Pointer to the V rows of tile [j0, j0 + bk) of (b, kvh), packed when needed; row stride.
+  /// The V rows of tile [j0, j0 + bk) of (b, kvh) as T, packed (and widened) when needed; row
+  /// stride.
   const T* v_tile(index_t b, index_t kvh, index_t j0, index_t bk, T* vp, index_t& stride) const {
-    const T* base = x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
-    if (x.v_direct) {
-      stride = x.vs[2];
-      return base;
+    const KV* base = v_rows(b, kvh, j0);
+    if constexpr (!half_kv) {
+      if (x.v_direct) {
+        stride = x.vs[2];
+        return base;
+      }
     }
     stride = x.dvp;
     for (index_t j = 0; j < bk; ++j) {
       T* dst = vp + j * x.dvp;
-      const T* src = base + j * x.vs[2];
-      for (index_t c = 0; c < x.g.dv; ++c) dst[c] = src[c * x.vs[3]];
+      const KV* src = base + j * x.vs[2];
+      if constexpr (half_kv) {
+        if (x.vs[3] == 1) {
+          simd::widen_row<Arch>(src, x.g.dv, dst);
+        } else {
+          for (index_t c = 0; c < x.g.dv; ++c) dst[c] = simd::widen_scalar(src[c * x.vs[3]]);
+        }
+      } else {
+        for (index_t c = 0; c < x.g.dv; ++c) dst[c] = src[c * x.vs[3]];
+      }
       for (index_t c = x.g.dv; c < x.dvp; ++c) dst[c] = T(0);
     }
     return vp;
   }
 
-  const T* k_tile(index_t b, index_t kvh, index_t j0) const {
+  /// The first V row of tile j0 of (b, kvh), in place.
+  const KV* v_rows(index_t b, index_t kvh, index_t j0) const {
+    return x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
+  }
+
+  /// The first K row of tile j0 of (b, kvh), in place.
+  const KV* k_tile(index_t b, index_t kvh, index_t j0) const {
     return x.k + b * x.ks[0] + kvh * x.ks[1] + j0 * x.ks[2];
+  }
+
+  /// The K rows of tile [j0, j0 + bk) of (b, kvh) as T: in place, or widened into kp (row stride
+  /// d, contiguous) for 16-bit K. Sets the row and element strides.
+  const T* k_tile_t(index_t b, index_t kvh, index_t j0, index_t bk, T* kp, index_t& ks,
+                    index_t& kd) const {
+    if constexpr (!half_kv) {
+      (void)bk;
+      (void)kp;
+      ks = x.ks[2];
+      kd = x.ks[3];
+      return k_tile(b, kvh, j0);
+    } else {
+      const index_t d = x.g.d;
+      const KV* base = k_tile(b, kvh, j0);
+      for (index_t j = 0; j < bk; ++j) {
+        const KV* src = base + j * x.ks[2];
+        if (x.ks[3] == 1) {
+          simd::widen_row<Arch>(src, d, kp + j * d);
+        } else {
+          for (index_t c = 0; c < d; ++c) kp[j * d + c] = simd::widen_scalar(src[c * x.ks[3]]);
+        }
+      }
+      ks = d;
+      kd = 1;
+      return kp;
+    }
   }
 
   /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
@@ -3243,18 +3594,18 @@ struct FusedKernel {
     };
     auto rows_path = [&](index_t gi) { return x.ks[3] == 1 && 2 * used(gi) <= lanes; };
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      T* qt = ws.qt.get() + gi * d * lanes;
+      T* qt = ws.qt + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
       if (rows_path(gi)) {
-        T* qr = ws.qr.get() + gi * lanes * dp;
+        T* qr = ws.qr + gi * lanes * dp;
         for (index_t r = 0; r < used(gi); ++r) {
           for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
           std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
         }
       }
-      std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
-      std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
-      std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
+      std::fill(ws.o + gi * lanes * dvp, ws.o + (gi + 1) * lanes * dvp, T(0));
+      std::fill(ws.m + gi * lanes, ws.m + (gi + 1) * lanes, marker<T> * log2e);
+      std::fill(ws.l + gi * lanes, ws.l + (gi + 1) * lanes, T(0));
       // A sink logit is a key of score z_h and no value, in the range that starts the sequence.
       if constexpr (sinks) {
         if (kb == 0 && x.key0 == 0)
@@ -3271,14 +3622,15 @@ struct FusedKernel {
     // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
     // the rescale of their (zero) captured P is by 0 or 1, never by exp2 of a stale value.
     if (x.probs && norm == Normalization::over_keys_exp)
-      std::fill(
-          ws.mhist.get() + kb / key_tile * lanes,
-          ws.mhist.get() + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
-          marker<T> * log2e);
+      std::fill(ws.mhist + kb / key_tile * lanes,
+                ws.mhist + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
+                marker<T> * log2e);
     for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
       const index_t bk = std::min(key_tile, ke - j0);
       const T* vrows = nullptr;
       index_t vstride = 0;
+      const T* krows = nullptr;  // the tile's K as T (broadcast path), packed at first use
+      index_t kstride = 0, kdstride = 0;
       for (index_t gi = 0; gi < ngroups; ++gi) {
         const Segment* gs = segs + seg_begin[gi];
         const index_t ns = seg_begin[gi + 1] - seg_begin[gi];
@@ -3289,27 +3641,33 @@ struct FusedKernel {
         }
         const bool partial = cls == TileClass::partial;
         const index_t nl = used(gi);
-        T* st = ws.st.get();
-        if (rows_path(gi)) {
-          const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
-          qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
-                                x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);
+        T* st = ws.st;
+        const bool rows = rows_path(gi);
+        if (rows) {
+          const KV* vraw = x.vs[3] == 1 ? v_rows(b, kvh, j0) : nullptr;
+          qk_rows_tile<Arch, T>(ws.qr + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0), x.ks[2],
+                                d, bk, st, vraw, x.vs[2], x.g.dv);
         } else {
-          qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
-                           x.ks[3], d, bk, st);
+          if (!krows) krows = k_tile_t(b, kvh, j0, bk, ws.kp, kstride, kdstride);
+          qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
         }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
-        T* m = ws.m.get() + gi * lanes;
-        const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
-                                      ws.l.get() + gi * lanes, ws.alpha.get());
+        T* m = ws.m + gi * lanes;
+        const bool rescale =
+            activate(lanes, bk, partial || scores_modded, st, m, ws.l + gi * lanes, ws.alpha);
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
-        if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-        pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
-                         ws.o.get() + gi * lanes * dvp);
+        T* const alpha = rescale ? ws.alpha : nullptr;
+        if (rows && x.v_direct) {  // V rows read in place (16-bit ones widened in registers)
+          pv_tile<Arch, T>(st, lanes, nl, v_rows(b, kvh, j0), x.vs[2], bk, dvp, alpha,
+                           ws.o + gi * lanes * dvp);
+        } else {
+          if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp, vstride);
+          pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, alpha, ws.o + gi * lanes * dvp);
+        }
         if (x.probs) {
           capture_tile(b, gs, ns, lanes, j0, bk, st);
           if constexpr (norm == Normalization::over_keys_exp)
-            std::copy(m, m + lanes, ws.mhist.get() + (gi * nkt + j0 / key_tile) * lanes);
+            std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
         }
       }
     }
@@ -3321,9 +3679,9 @@ struct FusedKernel {
     const index_t dvp = x.dvp;
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      const T* o = ws.o.get() + gi * lanes * dvp;
-      const T* m = ws.m.get() + gi * lanes;
-      const T* l = ws.l.get() + gi * lanes;
+      const T* o = ws.o + gi * lanes * dvp;
+      const T* m = ws.m + gi * lanes;
+      const T* l = ws.l + gi * lanes;
       for (index_t s = seg_begin[gi]; s < seg_begin[gi + 1]; ++s) {
         const Segment& sg = segs[s];
         for (index_t r = 0; r < sg.count; ++r) {
@@ -3332,7 +3690,7 @@ struct FusedKernel {
           if constexpr (norm == Normalization::over_keys_exp ||
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
-          store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
+          store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp);
           if (x.state) store_state(b, sg.h, sg.q0 + r, m[lane], l[lane]);
           if (x.probs &&
               (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
@@ -3384,9 +3742,10 @@ struct FusedKernel {
 
   // ---- head softmax -------------------------------------------------------------------------
 
-  /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
-  /// then normalized across heads per (i, j), then multiplied with V.
-  void run_head_softmax() const;
+  /// Units (b, query tile[, key chunk]) with every head; per key tile the scores of all heads
+  /// are computed, then normalized across heads per (i, j), then multiplied with V. `split`:
+  /// the keys also in fixed chunks, summed in chunk order (decode).
+  void run_head_softmax(bool split) const;
 
   /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
   void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const;
@@ -3401,10 +3760,10 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 namespace attnkit::attention_detail {
 /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                index_t lanes, index_t j0, index_t bk,
-                                                const T* st) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* segs, index_t nseg,
+                                                    index_t lanes, index_t j0, index_t bk,
+                                                    const T* st) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
@@ -3415,9 +3774,9 @@ void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, 
 }
 
 /// Zeroes the capture rows of the segments over the keys [kb, ke).
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
-                                                index_t kb, index_t ke) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_zero(index_t b, const Segment* segs, index_t nseg,
+                                                    index_t kb, index_t ke) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
@@ -3428,9 +3787,9 @@ void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, 
 }
 
 /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
-                                                 index_t ke, T f) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
+                                                     index_t ke, T f) const {
   T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
   for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
 }
@@ -3449,7 +3808,6 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
@@ -3465,13 +3823,17 @@ namespace attnkit::attention_detail {
 template <class T>
 class DecodePartials {
  public:
+  /// Carved from the calling thread's call scratch (no allocation once it is large enough).
   DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
       : rows_(rows),
         dvp_(dvp),
         tiles_(tiles),
-        stride_(rows * dvp + 2 * rows + rows * tiles),
-        data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
-  T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
+        stride_((rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16),
+        data_(
+            reinterpret_cast<T*>(thread_scratch(ScratchSlot::call)
+                                     .get(static_cast<std::size_t>(units * stride_) * sizeof(T)))) {
+  }
+  T* o(index_t u) const noexcept { return data_ + u * stride_; }
   T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
   T* l(index_t u) const noexcept { return m(u) + rows_; }
   /// The tile maxima of row r of unit u: tiles values.
@@ -3479,15 +3841,15 @@ class DecodePartials {
 
  private:
   index_t rows_, dvp_, tiles_, stride_;
-  aligned_ptr<T> data_;
+  T* data_;
 };
 
 /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
 /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
 /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
 /// the captured P once per tile by exp2(tile max - final max) / sum.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_decode() const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
   const Geometry& g = x.g;
   const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
   const index_t rows = x.group * g.nq;
@@ -3499,17 +3861,16 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
   constexpr index_t chunk_tiles = decode_chunk / key_tile;
   const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
   parallel_units(
-      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
+      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist, x.group, half_kv); },
       [&](Workspace<T>& ws, long u) {
         const index_t sp = static_cast<index_t>(u % nsplit);
         const index_t bh = static_cast<index_t>(u / nsplit);
         const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
         for (index_t gi = 0; gi < x.group; ++gi)
-          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+          ws.segs[gi] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
         const index_t begin[2] = {0, x.group};
         const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-        run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+        run_groups(ws, b, kvh, ws.segs, begin, 1, lanes, kb, ke);
         const index_t unit = static_cast<index_t>(u);
         if (hist > 0)
           for (index_t r = 0; r < rows; ++r)
@@ -3517,18 +3878,20 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
               parts.tile_max(unit, r)[t] =
                   ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
         for (index_t r = 0; r < rows; ++r)
-          std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
-        std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
-        std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
+          std::copy(ws.o + r * dvp, ws.o + (r + 1) * dvp, parts.o(unit) + r * dvp);
+        std::copy(ws.m, ws.m + rows, parts.m(unit));
+        std::copy(ws.l, ws.l + rows, parts.l(unit));
       });
   // Merge in split order, serially per (b, kvh) in parallel: deterministic.
   parallel_units(
       static_cast<long>(g.batch * g.heads_kv),
-      [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
-      [&](aligned_ptr<T>& tmp, long bh) {
+      [&] {
+        return reinterpret_cast<T*>(
+            thread_scratch(ScratchSlot::unit).get(static_cast<std::size_t>(2 * dvp) * sizeof(T)));
+      },
+      [&](T* acc, long bh) {
         const index_t b = static_cast<index_t>(bh) / g.heads_kv;
         const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
-        T* acc = tmp.get();
         for (index_t r = 0; r < rows; ++r) {
           const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
           T mmax = marker<T> * log2e;
@@ -3580,91 +3943,134 @@ ATTNKIT_SIMD_WARNINGS_POP
 // ---- begin attnkit/attention/detail/head_softmax.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The head-softmax driver of FusedKernel: work units (batch, query tile of 32 rows) with every
-// query head; per key tile the scores of all heads, then the softmax across heads per (i, j),
-// then O += P V per head.
+// The head-softmax driver of FusedKernel: work units (batch, query tile of 32 rows[, key chunk])
+// with every query head; per key tile the scores of all heads, then the softmax across heads per
+// (i, j), then O += P V per head; chunks of keys (decode) are summed in chunk order.
 
 #include <algorithm>
-#include <vector>
 
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
-/// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
-/// then normalized across heads per (i, j), then multiplied with V.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
+/// Units (b, query tile[, key chunk]) with every head; per key tile the scores of all heads are
+/// computed, then normalized across heads per (i, j), then multiplied with V. With `split` (few
+/// query rows over many keys) the keys are cut into fixed chunks of decode_chunk keys, one unit
+/// each; P needs nothing across keys, so the chunks' O are summed in chunk order afterwards (the
+/// same bits for any thread count).
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
   const Geometry& g = x.g;
   constexpr index_t lanes = head_softmax_query_tile;
   const index_t nqt = (g.nq + lanes - 1) / lanes;
   const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
-  const long units = static_cast<long>(g.batch * nqt);
+  const index_t nsplit = split ? (g.nk + decode_chunk - 1) / decode_chunk : 1;
+  const index_t rows = std::min(lanes, g.nq);  // query rows of a unit, at most
+  const long units = static_cast<long>(g.batch * nqt * nsplit);
+  // The chunks' O: [units][hq][rows][dvp], from the calling thread's call scratch.
+  T* parts = nsplit == 1
+                 ? nullptr
+                 : reinterpret_cast<T*>(
+                       thread_scratch(ScratchSlot::call)
+                           .get(static_cast<std::size_t>(units * hq * rows * dvp) * sizeof(T)));
   parallel_units(
-      units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
+      units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0, hq, half_kv); },
       [&](Workspace<T>& ws, long u) {
-        const index_t b = static_cast<index_t>(u) / nqt;
-        const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
+        const index_t sp = static_cast<index_t>(u % nsplit);
+        const index_t bq = static_cast<index_t>(u / nsplit);
+        const index_t b = bq / nqt;
+        const index_t q0 = (bq % nqt) * lanes;
         const index_t cnt = std::min(lanes, g.nq - q0);
-        std::vector<Segment> segs(static_cast<std::size_t>(hq));
-        std::vector<TileClass> cls(static_cast<std::size_t>(hq));
+        const index_t kb = sp * decode_chunk;
+        const index_t ke = nsplit == 1 ? g.nk : std::min(g.nk, kb + decode_chunk);
+        Segment* segs = ws.segs;
+        TileClass* cls = ws.cls;
         for (index_t h = 0; h < hq; ++h) {
-          segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
-          pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
-          if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
+          segs[h] = Segment{h, q0, cnt, 0};
+          pack_qt(b, &segs[h], 1, lanes, ws.qt + h * d * lanes);
+          if (x.probs) capture_zero(b, &segs[h], 1, kb, ke);
         }
-        std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
-        for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
-          const index_t bk = std::min(key_tile, g.nk - j0);
+        std::fill(ws.o, ws.o + hq * lanes * dvp, T(0));
+        for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
+          const index_t bk = std::min(key_tile, ke - j0);
           bool any = false;
           for (index_t h = 0; h < hq; ++h) {
-            cls[static_cast<std::size_t>(h)] =
-                classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
-            any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
+            cls[h] = classify(b, &segs[h], 1, j0, j0 + bk);
+            any = any || cls[h] != TileClass::empty;
           }
           if (!any) continue;
+          const T* krows = nullptr;
+          index_t kstride = 0, kdstride = 0, kvh_packed = -1;
           for (index_t h = 0; h < hq; ++h) {
-            T* st = ws.st.get() + h * key_tile * lanes;
-            const TileClass c = cls[static_cast<std::size_t>(h)];
-            if (c == TileClass::empty) continue;
-            qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
-                             x.ks[2], x.ks[3], d, bk, st);
-            mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                         c == TileClass::partial, st);
+            T* st = ws.st + h * key_tile * lanes;
+            if (cls[h] == TileClass::empty) continue;
+            // One kv head's K tile serves its G query heads (packed once for 16-bit K).
+            if (krows == nullptr || h / x.group != kvh_packed) {
+              kvh_packed = h / x.group;
+              krows = k_tile_t(b, kvh_packed, j0, bk, ws.kp, kstride, kdstride);
+            }
+            qk_tile<Arch, T>(ws.qt + h * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+            mod_and_mask(b, &segs[h], 1, lanes, j0, bk, cls[h] == TileClass::partial, st);
           }
-          normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+          normalize_heads(cls, hq, lanes, bk, ws.st);
           if (x.dropout.enabled())
             for (index_t h = 0; h < hq; ++h)
-              if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
-                dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                             ws.st.get() + h * key_tile * lanes);
+              if (cls[h] != TileClass::empty)
+                dropout_tile(b, &segs[h], 1, lanes, j0, bk, ws.st + h * key_tile * lanes);
           for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
             const T* vrows = nullptr;
             index_t vstride = 0;
             for (index_t gi = 0; gi < x.group; ++gi) {
               const index_t h = kvh * x.group + gi;
-              if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
-              if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-              const T* st = ws.st.get() + h * key_tile * lanes;
+              if (cls[h] == TileClass::empty) continue;
+              if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp, vstride);
+              const T* st = ws.st + h * key_tile * lanes;
               pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
-                               ws.o.get() + h * lanes * dvp);
-              if (x.probs)
-                capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
+                               ws.o + h * lanes * dvp);
+              if (x.probs) capture_tile(b, &segs[h], 1, lanes, j0, bk, st);
             }
           }
         }
         for (index_t h = 0; h < hq; ++h)
           for (index_t r = 0; r < cnt; ++r) {
-            store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+            const T* orow = ws.o + (h * lanes + r) * dvp;
+            if (parts != nullptr) {
+              std::copy(orow, orow + dvp, parts + ((u * hq + h) * rows + r) * dvp);
+              continue;
+            }
+            store_row(b, h, q0 + r, orow, T(1), ws.vp);
+            if (x.state) store_state(b, h, q0 + r, T(0), T(0));
+          }
+      });
+  if (parts == nullptr) return;
+  // The chunks of each (b, query tile) summed in chunk order.
+  parallel_units(
+      static_cast<long>(g.batch * nqt),
+      [&] {
+        return reinterpret_cast<T*>(
+            thread_scratch(ScratchSlot::unit).get(static_cast<std::size_t>(2 * dvp) * sizeof(T)));
+      },
+      [&](T* acc, long bq) {
+        const index_t b = static_cast<index_t>(bq) / nqt;
+        const index_t q0 = (static_cast<index_t>(bq) % nqt) * lanes;
+        const index_t cnt = std::min(lanes, g.nq - q0);
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t r = 0; r < cnt; ++r) {
+            std::fill(acc, acc + dvp, T(0));
+            for (index_t sp = 0; sp < nsplit; ++sp) {
+              const T* o = parts + (((bq * nsplit + sp) * hq + h) * rows + r) * dvp;
+              for (index_t c = 0; c < dvp; ++c) acc[c] += o[c];
+            }
+            store_row(b, h, q0 + r, acc, T(1), acc + dvp);
             if (x.state) store_state(b, h, q0 + r, T(0), T(0));
           }
       });
 }
 
 /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::normalize_heads(const TileClass* cls, index_t hq, index_t lanes,
-                                                   index_t bk, T* st) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::normalize_heads(const TileClass* cls, index_t hq,
+                                                       index_t lanes, index_t bk, T* st) const {
   const B thr(marker_threshold<T>);
   const index_t ts = key_tile * lanes;
   if constexpr (!identity_map) {  // the map before the exponential; markers stay markers
@@ -3713,38 +4119,36 @@ ATTNKIT_SIMD_WARNINGS_POP
 // group per query head of the kv head, over every key tile the mask does not call Empty.
 
 #include <algorithm>
-#include <vector>
 
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
 /// The prefill path: units (b, kvh, query tile), one lane group per query head.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_prefill() const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_prefill() const {
   const Geometry& g = x.g;
   const index_t nqt = (g.nq + query_tile - 1) / query_tile;
   const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+  // Lanes sized to the rows: a call with 3 query rows computes one vector of lanes, not 64.
+  const index_t lanes = std::min(query_tile, (g.nq + W - 1) / W * W);
   const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
-  const index_t hist =
-      x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
+  const index_t hist = x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * lanes : 0;
   parallel_units(
-      units, [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
+      units, [&] { return Workspace<T>(x.group, lanes, g.d, x.dvp, 1, hist, x.group, half_kv); },
       [&](Workspace<T>& ws, long u) {
         // Largest query tiles first: they carry the most keys under causal masks.
         const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
         const index_t bh = static_cast<index_t>(u / nqt);
         const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
         const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
-        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-        std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
         for (index_t gi = 0; gi < x.group; ++gi) {
-          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
-          begin[static_cast<std::size_t>(gi)] = gi;
+          ws.segs[gi] = Segment{kvh * x.group + gi, q0, cnt, 0};
+          ws.seg_begin[gi] = gi;
         }
-        begin[static_cast<std::size_t>(x.group)] = x.group;
-        run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
-        finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
+        ws.seg_begin[x.group] = x.group;
+        run_groups(ws, b, kvh, ws.segs, ws.seg_begin, x.group, lanes, 0, g.nk);
+        finalize_groups(ws, b, ws.segs, ws.seg_begin, x.group, lanes);
       });
 }
 
@@ -3755,11 +4159,14 @@ ATTNKIT_SIMD_WARNINGS_POP
 
 namespace attnkit {
 
-/// When attention() uses the decode path (keys split across threads, flash-decoding).
+/// When attention() uses the decode path (keys split across threads, flash-decoding; under head
+/// softmax the keys are split into chunks whose outputs add up).
 enum class DecodeMode {
-  automatic,  ///< when Hq/Hkv · Nq <= 64 and Nk >= 2048 (shapes only, never the thread count)
-  never,      ///< always the prefill path
-  always,     ///< whenever possible (not with head softmax)
+  /// when Hq/Hkv · Nq <= 64 (head softmax: Nq <= 32) and Nk >= 2048 (shapes only, never the
+  /// thread count)
+  automatic,
+  never,   ///< always the prefill path
+  always,  ///< whenever possible
 };
 
 /// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
@@ -3787,12 +4194,14 @@ struct AttentionOptions {
 
 namespace attention_detail {
 
-template <class T, class Policy>
-void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
-         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
+template <class T, class Policy, class KV = T>
+void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4> k,
+         TensorView<const KV, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
          TensorView<T, 3> state, bool with_state, const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
+  static_assert(std::is_same_v<KV, T> || (std::is_same_v<T, float> && is_half_type<KV>),
+                "attnkit: K and V are of the type of Q, or bf16 / f16 with float Q");
   static_assert(policy::is_attention_policy<Policy>,
                 "attnkit: the policy argument of attention must be an "
                 "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
@@ -3846,7 +4255,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     return;
   }
 
-  Operands<T> x{};
+  Operands<T, KV> x{};
   x.q = q.data();
   x.qs = q.strides();
   x.k = k.data();
@@ -3867,16 +4276,21 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.dropout = opts.dropout;
 
   constexpr bool heads = norm == policy::Normalization::over_heads;
-  const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
-                      (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
+  const bool long_keys = opts.decode == DecodeMode::always || nk >= 4 * decode_chunk;
+  const bool decode =
+      !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile && long_keys;
+  // Head softmax: one unit per (b, 32 query rows) would leave threads idle, so few query rows
+  // over many keys also split the keys.
+  [[maybe_unused]] const bool split_heads =
+      heads && opts.decode != DecodeMode::never && nq <= head_softmax_query_tile && long_keys;
   simd::dispatch([&](auto arch) {
     using Arch = decltype(arch);
     constexpr index_t W = static_cast<index_t>(xsimd::batch<T, Arch>::size);
     x.dvp = (dv + W - 1) / W * W;
     x.v_direct = v.stride(3) == 1 && dv % W == 0;
-    const FusedKernel<Arch, T, Policy> kernel{bound, x};
+    const FusedKernel<Arch, T, Policy, KV> kernel{bound, x};
     if constexpr (heads) {
-      kernel.run_head_softmax();
+      kernel.run_head_softmax(split_heads);
     } else {
       if (decode) {
         kernel.run_decode();
@@ -3941,6 +4355,39 @@ void attention_partial(const Policy& policy, std::type_identity_t<TensorView<con
                        std::type_identity_t<TensorView<T, 3>> state,
                        const AttentionOptions& options = {}) {
   attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, state, true, options);
+}
+
+/// attention() over 16-bit K and V (bf16 or f16, any strides) with float Q and out: the same
+/// policies, paths and results as float K and V holding the same values, computed in float (K
+/// and V widened in registers on the decode path, in the per-tile packing otherwise).
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention(const Policy& policy, TensorView<const float, 4> q, TensorView<const KV, 4> k,
+               TensorView<const KV, 4> v, TensorView<float, 4> out,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, TensorView<float, 4>{}, false,
+                               TensorView<float, 3>{}, false, options);
+}
+
+/// attention() over 16-bit K and V with the weights P written into `probs` [B, Hq, Nq, Nk].
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention(const Policy& policy, TensorView<const float, 4> q, TensorView<const KV, 4> k,
+               TensorView<const KV, 4> v, TensorView<float, 4> out, TensorView<float, 4> probs,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, probs, true, TensorView<float, 3>{}, false,
+                               options);
+}
+
+/// attention_partial() over 16-bit K and V.
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention_partial(const Policy& policy, TensorView<const float, 4> q,
+                       TensorView<const KV, 4> k, TensorView<const KV, 4> v,
+                       TensorView<float, 4> out, TensorView<float, 3> state,
+                       const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, TensorView<float, 4>{}, false, state, true,
+                               options);
 }
 
 /// One result of attention_partial: out [B, Hq, Nq, Dv] and state [B, Hq, Nq].
@@ -4711,12 +5158,12 @@ namespace attnkit {
 
 /// An owning, row-major (C order), 64-byte aligned array of rank R.
 /// Copies are deep; moves are cheap. Converts implicitly to TensorView.
-/// \tparam T arithmetic element type
+/// \tparam T arithmetic element type, or a 16-bit storage type (bf16, f16: storage only)
 /// \tparam R rank, at least 1
 template <class T, std::size_t R>
 class Tensor {
-  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
-                "attnkit: T of Tensor must be a non-const arithmetic type");
+  static_assert((std::is_arithmetic_v<T> || is_half_type<T>)&&!std::is_const_v<T>,
+                "attnkit: T of Tensor must be a non-const arithmetic type, bf16 or f16");
   static_assert(R >= 1, "attnkit: R of Tensor must be at least 1");
 
  public:
@@ -7196,76 +7643,16 @@ struct SelectableFeedForward {
 // ---- begin attnkit/io/half.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// IEEE binary16 (float16) and bfloat16 bit patterns to and from float32.
+// IEEE binary16 (float16) and bfloat16 bit patterns to and from float32, under io:: (the
+// conversions live in core/half.hpp with the bf16 and f16 storage types).
 
-#include <bit>
-#include <cstdint>
 
 namespace attnkit::io {
 
-/// The float32 value of an IEEE binary16 bit pattern. Exact for every input: subnormals, signed
-/// zeros and infinities map to the same values; NaNs stay NaNs (payload kept, quiet bit set).
-constexpr float f16_to_f32(std::uint16_t h) noexcept {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  const std::uint32_t exp = (h >> 10) & 0x1fu;
-  std::uint32_t mant = h & 0x3ffu;
-  if (exp == 0x1f) {  // inf or NaN
-    const std::uint32_t nan_bits = mant != 0 ? (0x400000u | (mant << 13)) : 0u;
-    return std::bit_cast<float>(sign | 0x7f800000u | nan_bits);
-  }
-  if (exp == 0) {
-    if (mant == 0) return std::bit_cast<float>(sign);
-    // Subnormal: value = mant * 2^-24. Normalize the mantissa into a float32 normal number.
-    std::uint32_t e = 127 - 15 + 1;  // exponent of 2^-14, biased for float32
-    while ((mant & 0x400u) == 0) {
-      mant <<= 1;
-      --e;
-    }
-    mant &= 0x3ffu;
-    return std::bit_cast<float>(sign | (e << 23) | (mant << 13));
-  }
-  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
-}
-
-/// The IEEE binary16 bit pattern nearest to `f` (round to nearest, ties to even). Values of
-/// magnitude 65520 and above become infinity; results below the smallest subnormal round to zero
-/// (keeping the sign); NaNs stay NaNs (quiet).
-constexpr std::uint16_t f32_to_f16(float f) noexcept {
-  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
-  const std::uint32_t sign = (x >> 16) & 0x8000u;
-  const std::uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-  if (ax >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: inf
-  if (ax < 0x38800000u) {  // below 2^-14: a binary16 subnormal or zero
-    const std::uint32_t e = ax >> 23;
-    if (e == 0) return static_cast<std::uint16_t>(sign);   // float32 subnormal: far below 2^-25
-    const std::uint32_t m = (ax & 0x7fffffu) | 0x800000u;  // value = m * 2^(e - 150)
-    const std::uint32_t shift = 126 - e;                   // units of 2^-24: m >> shift
-    if (shift > 24) return static_cast<std::uint16_t>(sign);
-    std::uint32_t q = m >> shift;
-    const std::uint32_t rem = m & ((1u << shift) - 1u);
-    const std::uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
-    return static_cast<std::uint16_t>(sign | q);
-  }
-  std::uint32_t h = (((ax >> 23) - 127 + 15) << 10) | ((ax >> 13) & 0x3ffu);
-  const std::uint32_t rem = ax & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry rounds into the exponent
-  return static_cast<std::uint16_t>(sign | h);
-}
-
-/// The float32 value of a bfloat16 bit pattern (exact: bfloat16 is the top half of float32).
-constexpr float bf16_to_f32(std::uint16_t b) noexcept {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
-}
-
-/// The bfloat16 bit pattern nearest to `f` (round to nearest, ties to even); NaNs stay quiet NaNs.
-constexpr std::uint16_t f32_to_bf16(float f) noexcept {
-  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);
-  const std::uint32_t rounded = x + 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<std::uint16_t>(rounded >> 16);
-}
+using ::attnkit::bf16_to_f32;
+using ::attnkit::f16_to_f32;
+using ::attnkit::f32_to_bf16;
+using ::attnkit::f32_to_f16;
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/half.hpp ----

@@ -2,6 +2,8 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // Head softmax (normalized across the Hq query heads per (i, j), over the heads for which the
 // pair is visible) against the double reference: every mask term x shapes, fp32 and fp64.
+#include <algorithm>
+
 #include "attention/attention_test_util.hpp"
 
 using namespace attnkit;
@@ -30,4 +32,40 @@ TEST_CASE("head-softmax: extreme scores and per-head masks", "[attention][head-s
   t.predicate = pred;
   spec.terms = {t};
   check<float>(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Custom(pred)), spec, p, 14, true);
+}
+
+TEST_CASE("head-softmax decode: keys split in chunks, summed in order",
+          "[attention][head-softmax]") {
+  // Few query rows over more keys than one chunk (512): the split path, with and without P
+  // capture, under the core masks (Empty, Full and Partial tiles, rows without keys); the same
+  // bits for one and two threads.
+  ref::Spec spec;
+  spec.activation = "head-softmax";
+  AttentionOptions always;
+  always.decode = DecodeMode::always;
+  for (const Problem& p : {Problem{1, 4, 2, 3, 1100, 16, 8}, Problem{2, 3, 3, 1, 2049, 8, 5}}) {
+    MaskStore st;
+    int n = 0;
+    for_each_mask<Masks::core>(
+        p, st, 104, [&](auto mask, const ref::MaskTerm& term, const std::string& name) {
+          if constexpr (std::is_constructible_v<pol::MaskSpecTerm, decltype(mask)>) {
+            INFO("mask " << name);
+            pol::MaskSpec ms;
+            ms.add(mask, name);
+            spec.terms = {term};
+            const auto policy = pol::AttentionPolicy(pol::HeadSoftmax{}, ms);
+            check<float>(policy, spec, p, 105 + unsigned(n), n % 2 == 0, always);
+            ++n;
+            Data<float> data(p, 106);
+            Tensor<float, 4> one({p.b, p.hq, p.nq, p.dv}), two({p.b, p.hq, p.nq, p.dv});
+            const int saved = max_threads();
+            set_threads(1);
+            attention(policy, data.q.cview(), data.k.cview(), data.v.cview(), one.view());
+            set_threads(2);
+            attention(policy, data.q.cview(), data.k.cview(), data.v.cview(), two.view());
+            set_threads(saved);
+            CHECK(std::equal(one.begin(), one.end(), two.begin()));
+          }
+        });
+  }
 }

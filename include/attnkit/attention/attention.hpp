@@ -19,17 +19,21 @@
 #include "attnkit/attention/detail/prefill.hpp"
 #include "attnkit/attention/dropout.hpp"
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/policy/attention_policy.hpp"
 #include "attnkit/simd/arch.hpp"
 
 namespace attnkit {
 
-/// When attention() uses the decode path (keys split across threads, flash-decoding).
+/// When attention() uses the decode path (keys split across threads, flash-decoding; under head
+/// softmax the keys are split into chunks whose outputs add up).
 enum class DecodeMode {
-  automatic,  ///< when Hq/Hkv · Nq <= 64 and Nk >= 2048 (shapes only, never the thread count)
-  never,      ///< always the prefill path
-  always,     ///< whenever possible (not with head softmax)
+  /// when Hq/Hkv · Nq <= 64 (head softmax: Nq <= 32) and Nk >= 2048 (shapes only, never the
+  /// thread count)
+  automatic,
+  never,   ///< always the prefill path
+  always,  ///< whenever possible
 };
 
 /// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
@@ -57,12 +61,14 @@ struct AttentionOptions {
 
 namespace attention_detail {
 
-template <class T, class Policy>
-void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> k,
-         TensorView<const T, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
+template <class T, class Policy, class KV = T>
+void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4> k,
+         TensorView<const KV, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
          TensorView<T, 3> state, bool with_state, const AttentionOptions& opts) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "attnkit: attention supports float and double tensors");
+  static_assert(std::is_same_v<KV, T> || (std::is_same_v<T, float> && is_half_type<KV>),
+                "attnkit: K and V are of the type of Q, or bf16 / f16 with float Q");
   static_assert(policy::is_attention_policy<Policy>,
                 "attnkit: the policy argument of attention must be an "
                 "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
@@ -116,7 +122,7 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
     return;
   }
 
-  Operands<T> x{};
+  Operands<T, KV> x{};
   x.q = q.data();
   x.qs = q.strides();
   x.k = k.data();
@@ -137,16 +143,21 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const T, 4> 
   x.dropout = opts.dropout;
 
   constexpr bool heads = norm == policy::Normalization::over_heads;
-  const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
-                      (opts.decode == DecodeMode::always || nk >= 4 * decode_chunk);
+  const bool long_keys = opts.decode == DecodeMode::always || nk >= 4 * decode_chunk;
+  const bool decode =
+      !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile && long_keys;
+  // Head softmax: one unit per (b, 32 query rows) would leave threads idle, so few query rows
+  // over many keys also split the keys.
+  [[maybe_unused]] const bool split_heads =
+      heads && opts.decode != DecodeMode::never && nq <= head_softmax_query_tile && long_keys;
   simd::dispatch([&](auto arch) {
     using Arch = decltype(arch);
     constexpr index_t W = static_cast<index_t>(xsimd::batch<T, Arch>::size);
     x.dvp = (dv + W - 1) / W * W;
     x.v_direct = v.stride(3) == 1 && dv % W == 0;
-    const FusedKernel<Arch, T, Policy> kernel{bound, x};
+    const FusedKernel<Arch, T, Policy, KV> kernel{bound, x};
     if constexpr (heads) {
-      kernel.run_head_softmax();
+      kernel.run_head_softmax(split_heads);
     } else {
       if (decode) {
         kernel.run_decode();
@@ -211,6 +222,39 @@ void attention_partial(const Policy& policy, std::type_identity_t<TensorView<con
                        std::type_identity_t<TensorView<T, 3>> state,
                        const AttentionOptions& options = {}) {
   attention_detail::run<T>(policy, q, k, v, out, TensorView<T, 4>{}, false, state, true, options);
+}
+
+/// attention() over 16-bit K and V (bf16 or f16, any strides) with float Q and out: the same
+/// policies, paths and results as float K and V holding the same values, computed in float (K
+/// and V widened in registers on the decode path, in the per-tile packing otherwise).
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention(const Policy& policy, TensorView<const float, 4> q, TensorView<const KV, 4> k,
+               TensorView<const KV, 4> v, TensorView<float, 4> out,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, TensorView<float, 4>{}, false,
+                               TensorView<float, 3>{}, false, options);
+}
+
+/// attention() over 16-bit K and V with the weights P written into `probs` [B, Hq, Nq, Nk].
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention(const Policy& policy, TensorView<const float, 4> q, TensorView<const KV, 4> k,
+               TensorView<const KV, 4> v, TensorView<float, 4> out, TensorView<float, 4> probs,
+               const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, probs, true, TensorView<float, 3>{}, false,
+                               options);
+}
+
+/// attention_partial() over 16-bit K and V.
+template <class Policy, class KV>
+requires is_half_type<KV>
+void attention_partial(const Policy& policy, TensorView<const float, 4> q,
+                       TensorView<const KV, 4> k, TensorView<const KV, 4> v,
+                       TensorView<float, 4> out, TensorView<float, 3> state,
+                       const AttentionOptions& options = {}) {
+  attention_detail::run<float>(policy, q, k, v, out, TensorView<float, 4>{}, false, state, true,
+                               options);
 }
 
 /// One result of attention_partial: out [B, Hq, Nq, Dv] and state [B, Hq, Nq].

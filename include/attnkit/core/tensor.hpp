@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "attnkit/core/aligned.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
@@ -17,12 +18,12 @@ namespace attnkit {
 
 /// An owning, row-major (C order), 64-byte aligned array of rank R.
 /// Copies are deep; moves are cheap. Converts implicitly to TensorView.
-/// \tparam T arithmetic element type
+/// \tparam T arithmetic element type, or a 16-bit storage type (bf16, f16: storage only)
 /// \tparam R rank, at least 1
 template <class T, std::size_t R>
 class Tensor {
-  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
-                "attnkit: T of Tensor must be a non-const arithmetic type");
+  static_assert((std::is_arithmetic_v<T> || is_half_type<T>)&&!std::is_const_v<T>,
+                "attnkit: T of Tensor must be a non-const arithmetic type, bf16 or f16");
   static_assert(R >= 1, "attnkit: R of Tensor must be at least 1");
 
  public:

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/shape.hpp"
 
 namespace attnkit {
@@ -20,8 +21,9 @@ namespace attnkit {
 template <class T, std::size_t R>
 class TensorView {
   static_assert(R >= 1, "attnkit: R of TensorView must be at least 1");
-  static_assert(std::is_arithmetic_v<std::remove_const_t<T>>,
-                "attnkit: T of TensorView must be an arithmetic type");
+  static_assert(std::is_arithmetic_v<std::remove_const_t<T>> ||
+                    is_half_type<std::remove_const_t<T>>,
+                "attnkit: T of TensorView must be an arithmetic type, bf16 or f16");
 
  public:
   using element_type = T;

@@ -10,10 +10,10 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 namespace attnkit::attention_detail {
 /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                index_t lanes, index_t j0, index_t bk,
-                                                const T* st) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* segs, index_t nseg,
+                                                    index_t lanes, index_t j0, index_t bk,
+                                                    const T* st) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
@@ -24,9 +24,9 @@ void FusedKernel<Arch, T, Policy>::capture_tile(index_t b, const Segment* segs, 
 }
 
 /// Zeroes the capture rows of the segments over the keys [kb, ke).
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, index_t nseg,
-                                                index_t kb, index_t ke) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_zero(index_t b, const Segment* segs, index_t nseg,
+                                                    index_t kb, index_t ke) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
@@ -37,9 +37,9 @@ void FusedKernel<Arch, T, Policy>::capture_zero(index_t b, const Segment* segs, 
 }
 
 /// Multiplies the captured P of row `i` of head `h` over the keys [kb, ke) by f.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
-                                                 index_t ke, T f) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_scale(index_t b, index_t h, index_t i, index_t kb,
+                                                     index_t ke, T f) const {
   T* dst = x.probs + b * x.ps[0] + h * x.ps[1] + i * x.ps[2];
   for (index_t j = kb; j < ke; ++j) dst[j * x.ps[3]] *= f;
 }

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "attnkit/attention/detail/fused_kernel.hpp"
 
@@ -25,13 +24,17 @@ namespace attnkit::attention_detail {
 template <class T>
 class DecodePartials {
  public:
+  /// Carved from the calling thread's call scratch (no allocation once it is large enough).
   DecodePartials(index_t units, index_t rows, index_t dvp, index_t tiles)
       : rows_(rows),
         dvp_(dvp),
         tiles_(tiles),
-        stride_(rows * dvp + 2 * rows + rows * tiles),
-        data_(make_aligned<T>(static_cast<std::size_t>(units * stride_))) {}
-  T* o(index_t u) const noexcept { return data_.get() + u * stride_; }
+        stride_((rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16),
+        data_(
+            reinterpret_cast<T*>(thread_scratch(ScratchSlot::call)
+                                     .get(static_cast<std::size_t>(units * stride_) * sizeof(T)))) {
+  }
+  T* o(index_t u) const noexcept { return data_ + u * stride_; }
   T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
   T* l(index_t u) const noexcept { return m(u) + rows_; }
   /// The tile maxima of row r of unit u: tiles values.
@@ -39,15 +42,15 @@ class DecodePartials {
 
  private:
   index_t rows_, dvp_, tiles_, stride_;
-  aligned_ptr<T> data_;
+  T* data_;
 };
 
 /// The decode path: all query rows of the G heads of a kv head share one lane group; the keys
 /// are split into fixed chunks merged afterwards in chunk order (flash-decoding). With P
 /// capture, each chunk keeps the running max of each of its key tiles, and the merge scales
 /// the captured P once per tile by exp2(tile max - final max) / sum.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_decode() const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
   const Geometry& g = x.g;
   const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
   const index_t rows = x.group * g.nq;
@@ -59,17 +62,16 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
   constexpr index_t chunk_tiles = decode_chunk / key_tile;
   const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
   parallel_units(
-      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist); },
+      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist, x.group, half_kv); },
       [&](Workspace<T>& ws, long u) {
         const index_t sp = static_cast<index_t>(u % nsplit);
         const index_t bh = static_cast<index_t>(u / nsplit);
         const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
         for (index_t gi = 0; gi < x.group; ++gi)
-          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+          ws.segs[gi] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
         const index_t begin[2] = {0, x.group};
         const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-        run_groups(ws, b, kvh, segs.data(), begin, 1, lanes, kb, ke);
+        run_groups(ws, b, kvh, ws.segs, begin, 1, lanes, kb, ke);
         const index_t unit = static_cast<index_t>(u);
         if (hist > 0)
           for (index_t r = 0; r < rows; ++r)
@@ -77,18 +79,20 @@ void FusedKernel<Arch, T, Policy>::run_decode() const {
               parts.tile_max(unit, r)[t] =
                   ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
         for (index_t r = 0; r < rows; ++r)
-          std::copy(ws.o.get() + r * dvp, ws.o.get() + (r + 1) * dvp, parts.o(unit) + r * dvp);
-        std::copy(ws.m.get(), ws.m.get() + rows, parts.m(unit));
-        std::copy(ws.l.get(), ws.l.get() + rows, parts.l(unit));
+          std::copy(ws.o + r * dvp, ws.o + (r + 1) * dvp, parts.o(unit) + r * dvp);
+        std::copy(ws.m, ws.m + rows, parts.m(unit));
+        std::copy(ws.l, ws.l + rows, parts.l(unit));
       });
   // Merge in split order, serially per (b, kvh) in parallel: deterministic.
   parallel_units(
       static_cast<long>(g.batch * g.heads_kv),
-      [&] { return make_aligned<T>(static_cast<std::size_t>(2 * dvp)); },
-      [&](aligned_ptr<T>& tmp, long bh) {
+      [&] {
+        return reinterpret_cast<T*>(
+            thread_scratch(ScratchSlot::unit).get(static_cast<std::size_t>(2 * dvp) * sizeof(T)));
+      },
+      [&](T* acc, long bh) {
         const index_t b = static_cast<index_t>(bh) / g.heads_kv;
         const index_t kvh = static_cast<index_t>(bh) % g.heads_kv;
-        T* acc = tmp.get();
         for (index_t r = 0; r < rows; ++r) {
           const index_t first = static_cast<index_t>(bh) * nsplit;  // the unit of chunk 0
           T mmax = marker<T> * log2e;

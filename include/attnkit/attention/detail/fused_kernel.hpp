@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -19,9 +21,11 @@
 #include "attnkit/attention/detail/tile_math.hpp"
 #include "attnkit/attention/dropout.hpp"
 #include "attnkit/core/aligned.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/parallel.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/policy/attention_policy.hpp"
+#include "attnkit/simd/widen.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
@@ -47,14 +51,15 @@ inline constexpr T marker = T(-1e30);
 template <class T>
 inline constexpr T marker_threshold = T(-1e29);
 
-/// Strided operands of one call.
-template <class T>
+/// Strided operands of one call. K and V hold KV elements: T, or bf16 / f16 with T = float
+/// (widened to float in registers or when packed).
+template <class T, class KV = T>
 struct Operands {
   const T* q;
   Strides<4> qs;
-  const T* k;
+  const KV* k;
   Strides<4> ks;
-  const T* v;
+  const KV* v;
   Strides<4> vs;
   T* out;
   Strides<4> os;
@@ -70,7 +75,7 @@ struct Operands {
   index_t group;  ///< Hq / Hkv
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
-  bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width)
+  bool v_direct;  ///< V rows usable in place (contiguous, Dv a multiple of the width; as KV)
   /// Dropout applied to each P tile when enabled (training-time only).
   AttentionDropout dropout;
 };
@@ -87,21 +92,84 @@ struct Segment {
 /// of every SIMD width, and of 64 bytes).
 inline index_t q_row_stride(index_t d) noexcept { return (d + 15) / 16 * 16; }
 
-/// Per-thread buffers (no size grows with Nq·Nk).
+/// Per-thread scratch memory that outlives the call: grow-only, 64-byte aligned. A call's
+/// buffers are carved from it, so a repeated call of the same (or smaller) shapes allocates
+/// nothing; the memory stays with the thread until it ends.
+class Scratch {
+ public:
+  /// `bytes` zeroed bytes, valid until the next get() on this Scratch.
+  std::byte* get(std::size_t bytes) {
+    if (bytes > cap_) {
+      cap_ = std::max(bytes, cap_ / 2 * 3);  // geometric: a growing cache regrows rarely
+      data_ = make_aligned<std::byte>(cap_);
+    }
+    std::memset(data_.get(), 0, bytes);
+    return data_.get();
+  }
+
+ private:
+  aligned_ptr<std::byte> data_;
+  std::size_t cap_ = 0;
+};
+
+/// Which per-thread scratch a buffer comes from: the work units' workspaces, or the buffers one
+/// call shares among its units (taken by the calling thread, which also runs units).
+enum class ScratchSlot : int { unit = 0, call = 1 };
+
+/// The calling thread's scratch of a slot.
+inline Scratch& thread_scratch(ScratchSlot slot) {
+  thread_local Scratch scratch[2];
+  return scratch[static_cast<int>(slot)];
+}
+
+/// Carves typed arrays, each 64-byte aligned, out of one block: a first pass with a null base
+/// counts the bytes, a second one hands out the pointers.
+class Carver {
+ public:
+  explicit Carver(std::byte* base) : base_(base) {}
+  template <class U>
+  U* take(index_t n) {
+    U* p = base_ ? reinterpret_cast<U*>(base_ + used_) : nullptr;
+    used_ += (static_cast<std::size_t>(n) * sizeof(U) + 63) / 64 * 64;
+    return p;
+  }
+  std::size_t used() const noexcept { return used_; }
+
+ private:
+  std::byte* base_;
+  std::size_t used_ = 0;
+};
+
+/// The buffers of one work unit (no size grows with Nq·Nk), carved from the thread's scratch.
 template <class T>
 struct Workspace {
-  aligned_ptr<T> qt, qr, st, vp, o, m, l, alpha, mhist;
+  T *qt, *qr, *st, *vp, *kp, *o, *m, *l, *alpha, *mhist;
+  Segment* segs;       ///< `segments` entries
+  index_t* seg_begin;  ///< segments + 1 entries
+  TileClass*
+      cls;  ///< segments entries
+            /// \param pack_k whether K tiles are packed (widened) into kp: key_tile rows of d
   Workspace(index_t groups, index_t lanes, index_t d, index_t dvp, index_t score_tiles,
-            index_t hist)
-      : qt(make_aligned<T>(static_cast<std::size_t>(groups * d * lanes))),
-        qr(make_aligned<T>(static_cast<std::size_t>(groups * lanes * q_row_stride(d)))),
-        st(make_aligned<T>(static_cast<std::size_t>(score_tiles * key_tile * lanes))),
-        vp(make_aligned<T>(static_cast<std::size_t>(key_tile * dvp))),
-        o(make_aligned<T>(static_cast<std::size_t>(groups * lanes * dvp))),
-        m(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
-        l(make_aligned<T>(static_cast<std::size_t>(groups * lanes))),
-        alpha(make_aligned<T>(static_cast<std::size_t>(lanes))),
-        mhist(make_aligned<T>(static_cast<std::size_t>(hist))) {}
+            index_t hist, index_t segments, bool pack_k) {
+    auto carve = [&](Carver c) {
+      qt = c.take<T>(groups * d * lanes);
+      qr = c.take<T>(groups * lanes * q_row_stride(d));
+      st = c.take<T>(score_tiles * key_tile * lanes);
+      vp = c.take<T>(key_tile * dvp);
+      kp = c.take<T>(pack_k ? key_tile * d : 0);
+      o = c.take<T>(groups * lanes * dvp);
+      m = c.take<T>(groups * lanes);
+      l = c.take<T>(groups * lanes);
+      alpha = c.take<T>(lanes);
+      mhist = c.take<T>(hist);
+      segs = c.take<Segment>(segments);
+      seg_begin = c.take<index_t>(segments + 1);
+      cls = c.take<TileClass>(segments);
+      return c.used();
+    };
+    const std::size_t bytes = carve(Carver(nullptr));
+    carve(Carver(thread_scratch(ScratchSlot::unit).get(bytes)));
+  }
 };
 
 /// Runs fn(workspace, u) for u in [0, n) over OpenMP threads with one workspace per thread.
@@ -134,9 +202,13 @@ struct ExpRowOf<A, B, true> {
   using type = decltype(std::declval<const A&>().simd_exp_prepare(std::declval<const B&>()));
 };
 
-/// The kernel for one (Arch, T, Policy).
-template <class Arch, class T, class Policy>
+/// The kernel for one (Arch, T, Policy) over K and V of element type KV.
+template <class Arch, class T, class Policy, class KV = T>
 struct FusedKernel {
+  /// K and V are 16-bit storage (bf16, f16), widened to T = float.
+  static constexpr bool half_kv = !std::is_same_v<KV, T>;
+  static_assert(!half_kv || (std::is_same_v<T, float> && is_half_type<KV>),
+                "attnkit: bf16 and f16 K and V are computed in float");
   using B = xsimd::batch<T, Arch>;
   using Activation = typename Policy::activation_type;
   static constexpr index_t W = static_cast<index_t>(B::size);
@@ -157,7 +229,7 @@ struct FusedKernel {
   static constexpr T ln2 = T(0.69314718055994530942);
 
   const Policy& pol;
-  const Operands<T>& x;
+  const Operands<T, KV>& x;
 
   index_t offset() const noexcept { return x.qoff; }
   /// Whether the policy has sink logits (policy::has_sink_logits).
@@ -345,25 +417,69 @@ struct FusedKernel {
     }
   }
 
-  /// Pointer to the V rows of tile [j0, j0 + bk) of (b, kvh), packed when needed; row stride.
+  /// The V rows of tile [j0, j0 + bk) of (b, kvh) as T, packed (and widened) when needed; row
+  /// stride.
   const T* v_tile(index_t b, index_t kvh, index_t j0, index_t bk, T* vp, index_t& stride) const {
-    const T* base = x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
-    if (x.v_direct) {
-      stride = x.vs[2];
-      return base;
+    const KV* base = v_rows(b, kvh, j0);
+    if constexpr (!half_kv) {
+      if (x.v_direct) {
+        stride = x.vs[2];
+        return base;
+      }
     }
     stride = x.dvp;
     for (index_t j = 0; j < bk; ++j) {
       T* dst = vp + j * x.dvp;
-      const T* src = base + j * x.vs[2];
-      for (index_t c = 0; c < x.g.dv; ++c) dst[c] = src[c * x.vs[3]];
+      const KV* src = base + j * x.vs[2];
+      if constexpr (half_kv) {
+        if (x.vs[3] == 1) {
+          simd::widen_row<Arch>(src, x.g.dv, dst);
+        } else {
+          for (index_t c = 0; c < x.g.dv; ++c) dst[c] = simd::widen_scalar(src[c * x.vs[3]]);
+        }
+      } else {
+        for (index_t c = 0; c < x.g.dv; ++c) dst[c] = src[c * x.vs[3]];
+      }
       for (index_t c = x.g.dv; c < x.dvp; ++c) dst[c] = T(0);
     }
     return vp;
   }
 
-  const T* k_tile(index_t b, index_t kvh, index_t j0) const {
+  /// The first V row of tile j0 of (b, kvh), in place.
+  const KV* v_rows(index_t b, index_t kvh, index_t j0) const {
+    return x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2];
+  }
+
+  /// The first K row of tile j0 of (b, kvh), in place.
+  const KV* k_tile(index_t b, index_t kvh, index_t j0) const {
     return x.k + b * x.ks[0] + kvh * x.ks[1] + j0 * x.ks[2];
+  }
+
+  /// The K rows of tile [j0, j0 + bk) of (b, kvh) as T: in place, or widened into kp (row stride
+  /// d, contiguous) for 16-bit K. Sets the row and element strides.
+  const T* k_tile_t(index_t b, index_t kvh, index_t j0, index_t bk, T* kp, index_t& ks,
+                    index_t& kd) const {
+    if constexpr (!half_kv) {
+      (void)bk;
+      (void)kp;
+      ks = x.ks[2];
+      kd = x.ks[3];
+      return k_tile(b, kvh, j0);
+    } else {
+      const index_t d = x.g.d;
+      const KV* base = k_tile(b, kvh, j0);
+      for (index_t j = 0; j < bk; ++j) {
+        const KV* src = base + j * x.ks[2];
+        if (x.ks[3] == 1) {
+          simd::widen_row<Arch>(src, d, kp + j * d);
+        } else {
+          for (index_t c = 0; c < d; ++c) kp[j * d + c] = simd::widen_scalar(src[c * x.ks[3]]);
+        }
+      }
+      ks = d;
+      kd = 1;
+      return kp;
+    }
   }
 
   /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
@@ -393,18 +509,18 @@ struct FusedKernel {
     };
     auto rows_path = [&](index_t gi) { return x.ks[3] == 1 && 2 * used(gi) <= lanes; };
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      T* qt = ws.qt.get() + gi * d * lanes;
+      T* qt = ws.qt + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
       if (rows_path(gi)) {
-        T* qr = ws.qr.get() + gi * lanes * dp;
+        T* qr = ws.qr + gi * lanes * dp;
         for (index_t r = 0; r < used(gi); ++r) {
           for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
           std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
         }
       }
-      std::fill(ws.o.get() + gi * lanes * dvp, ws.o.get() + (gi + 1) * lanes * dvp, T(0));
-      std::fill(ws.m.get() + gi * lanes, ws.m.get() + (gi + 1) * lanes, marker<T> * log2e);
-      std::fill(ws.l.get() + gi * lanes, ws.l.get() + (gi + 1) * lanes, T(0));
+      std::fill(ws.o + gi * lanes * dvp, ws.o + (gi + 1) * lanes * dvp, T(0));
+      std::fill(ws.m + gi * lanes, ws.m + (gi + 1) * lanes, marker<T> * log2e);
+      std::fill(ws.l + gi * lanes, ws.l + (gi + 1) * lanes, T(0));
       // A sink logit is a key of score z_h and no value, in the range that starts the sequence.
       if constexpr (sinks) {
         if (kb == 0 && x.key0 == 0)
@@ -421,14 +537,15 @@ struct FusedKernel {
     // The running max of skipped (Empty) tiles is never written: start from "no key seen", so
     // the rescale of their (zero) captured P is by 0 or 1, never by exp2 of a stale value.
     if (x.probs && norm == Normalization::over_keys_exp)
-      std::fill(
-          ws.mhist.get() + kb / key_tile * lanes,
-          ws.mhist.get() + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
-          marker<T> * log2e);
+      std::fill(ws.mhist + kb / key_tile * lanes,
+                ws.mhist + (ngroups - 1) * nkt * lanes + (ke + key_tile - 1) / key_tile * lanes,
+                marker<T> * log2e);
     for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
       const index_t bk = std::min(key_tile, ke - j0);
       const T* vrows = nullptr;
       index_t vstride = 0;
+      const T* krows = nullptr;  // the tile's K as T (broadcast path), packed at first use
+      index_t kstride = 0, kdstride = 0;
       for (index_t gi = 0; gi < ngroups; ++gi) {
         const Segment* gs = segs + seg_begin[gi];
         const index_t ns = seg_begin[gi + 1] - seg_begin[gi];
@@ -439,27 +556,33 @@ struct FusedKernel {
         }
         const bool partial = cls == TileClass::partial;
         const index_t nl = used(gi);
-        T* st = ws.st.get();
-        if (rows_path(gi)) {
-          const T* vraw = x.vs[3] == 1 ? x.v + b * x.vs[0] + kvh * x.vs[1] + j0 * x.vs[2] : nullptr;
-          qk_rows_tile<Arch, T>(ws.qr.get() + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0),
-                                x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);
+        T* st = ws.st;
+        const bool rows = rows_path(gi);
+        if (rows) {
+          const KV* vraw = x.vs[3] == 1 ? v_rows(b, kvh, j0) : nullptr;
+          qk_rows_tile<Arch, T>(ws.qr + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0), x.ks[2],
+                                d, bk, st, vraw, x.vs[2], x.g.dv);
         } else {
-          qk_tile<Arch, T>(ws.qt.get() + gi * d * lanes, lanes, k_tile(b, kvh, j0), x.ks[2],
-                           x.ks[3], d, bk, st);
+          if (!krows) krows = k_tile_t(b, kvh, j0, bk, ws.kp, kstride, kdstride);
+          qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
         }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
-        T* m = ws.m.get() + gi * lanes;
-        const bool rescale = activate(lanes, bk, partial || scores_modded, st, m,
-                                      ws.l.get() + gi * lanes, ws.alpha.get());
+        T* m = ws.m + gi * lanes;
+        const bool rescale =
+            activate(lanes, bk, partial || scores_modded, st, m, ws.l + gi * lanes, ws.alpha);
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
-        if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-        pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, rescale ? ws.alpha.get() : nullptr,
-                         ws.o.get() + gi * lanes * dvp);
+        T* const alpha = rescale ? ws.alpha : nullptr;
+        if (rows && x.v_direct) {  // V rows read in place (16-bit ones widened in registers)
+          pv_tile<Arch, T>(st, lanes, nl, v_rows(b, kvh, j0), x.vs[2], bk, dvp, alpha,
+                           ws.o + gi * lanes * dvp);
+        } else {
+          if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp, vstride);
+          pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, alpha, ws.o + gi * lanes * dvp);
+        }
         if (x.probs) {
           capture_tile(b, gs, ns, lanes, j0, bk, st);
           if constexpr (norm == Normalization::over_keys_exp)
-            std::copy(m, m + lanes, ws.mhist.get() + (gi * nkt + j0 / key_tile) * lanes);
+            std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
         }
       }
     }
@@ -471,9 +594,9 @@ struct FusedKernel {
     const index_t dvp = x.dvp;
     const index_t nkt = (x.g.nk + key_tile - 1) / key_tile;
     for (index_t gi = 0; gi < ngroups; ++gi) {
-      const T* o = ws.o.get() + gi * lanes * dvp;
-      const T* m = ws.m.get() + gi * lanes;
-      const T* l = ws.l.get() + gi * lanes;
+      const T* o = ws.o + gi * lanes * dvp;
+      const T* m = ws.m + gi * lanes;
+      const T* l = ws.l + gi * lanes;
       for (index_t s = seg_begin[gi]; s < seg_begin[gi + 1]; ++s) {
         const Segment& sg = segs[s];
         for (index_t r = 0; r < sg.count; ++r) {
@@ -482,7 +605,7 @@ struct FusedKernel {
           if constexpr (norm == Normalization::over_keys_exp ||
                         norm == Normalization::over_keys_sum)
             inv = l[lane] > T(0) ? T(1) / l[lane] : T(0);
-          store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp.get());
+          store_row(b, sg.h, sg.q0 + r, o + lane * dvp, inv, ws.vp);
           if (x.state) store_state(b, sg.h, sg.q0 + r, m[lane], l[lane]);
           if (x.probs &&
               (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)) {
@@ -534,9 +657,10 @@ struct FusedKernel {
 
   // ---- head softmax -------------------------------------------------------------------------
 
-  /// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
-  /// then normalized across heads per (i, j), then multiplied with V.
-  void run_head_softmax() const;
+  /// Units (b, query tile[, key chunk]) with every head; per key tile the scores of all heads
+  /// are computed, then normalized across heads per (i, j), then multiplied with V. `split`:
+  /// the keys also in fixed chunks, summed in chunk order (decode).
+  void run_head_softmax(bool split) const;
 
   /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
   void normalize_heads(const TileClass* cls, index_t hq, index_t lanes, index_t bk, T* st) const;

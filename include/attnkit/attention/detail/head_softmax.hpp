@@ -1,92 +1,135 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// The head-softmax driver of FusedKernel: work units (batch, query tile of 32 rows) with every
-// query head; per key tile the scores of all heads, then the softmax across heads per (i, j),
-// then O += P V per head.
+// The head-softmax driver of FusedKernel: work units (batch, query tile of 32 rows[, key chunk])
+// with every query head; per key tile the scores of all heads, then the softmax across heads per
+// (i, j), then O += P V per head; chunks of keys (decode) are summed in chunk order.
 #pragma once
 
 #include <algorithm>
-#include <vector>
 
 #include "attnkit/attention/detail/fused_kernel.hpp"
 
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
-/// Units (b, query tile) with every head; per key tile the scores of all heads are computed,
-/// then normalized across heads per (i, j), then multiplied with V.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_head_softmax() const {
+/// Units (b, query tile[, key chunk]) with every head; per key tile the scores of all heads are
+/// computed, then normalized across heads per (i, j), then multiplied with V. With `split` (few
+/// query rows over many keys) the keys are cut into fixed chunks of decode_chunk keys, one unit
+/// each; P needs nothing across keys, so the chunks' O are summed in chunk order afterwards (the
+/// same bits for any thread count).
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
   const Geometry& g = x.g;
   constexpr index_t lanes = head_softmax_query_tile;
   const index_t nqt = (g.nq + lanes - 1) / lanes;
   const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
-  const long units = static_cast<long>(g.batch * nqt);
+  const index_t nsplit = split ? (g.nk + decode_chunk - 1) / decode_chunk : 1;
+  const index_t rows = std::min(lanes, g.nq);  // query rows of a unit, at most
+  const long units = static_cast<long>(g.batch * nqt * nsplit);
+  // The chunks' O: [units][hq][rows][dvp], from the calling thread's call scratch.
+  T* parts = nsplit == 1
+                 ? nullptr
+                 : reinterpret_cast<T*>(
+                       thread_scratch(ScratchSlot::call)
+                           .get(static_cast<std::size_t>(units * hq * rows * dvp) * sizeof(T)));
   parallel_units(
-      units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0); },
+      units, [&] { return Workspace<T>(hq, lanes, d, dvp, hq, 0, hq, half_kv); },
       [&](Workspace<T>& ws, long u) {
-        const index_t b = static_cast<index_t>(u) / nqt;
-        const index_t q0 = (static_cast<index_t>(u) % nqt) * lanes;
+        const index_t sp = static_cast<index_t>(u % nsplit);
+        const index_t bq = static_cast<index_t>(u / nsplit);
+        const index_t b = bq / nqt;
+        const index_t q0 = (bq % nqt) * lanes;
         const index_t cnt = std::min(lanes, g.nq - q0);
-        std::vector<Segment> segs(static_cast<std::size_t>(hq));
-        std::vector<TileClass> cls(static_cast<std::size_t>(hq));
+        const index_t kb = sp * decode_chunk;
+        const index_t ke = nsplit == 1 ? g.nk : std::min(g.nk, kb + decode_chunk);
+        Segment* segs = ws.segs;
+        TileClass* cls = ws.cls;
         for (index_t h = 0; h < hq; ++h) {
-          segs[static_cast<std::size_t>(h)] = Segment{h, q0, cnt, 0};
-          pack_qt(b, &segs[static_cast<std::size_t>(h)], 1, lanes, ws.qt.get() + h * d * lanes);
-          if (x.probs) capture_zero(b, &segs[static_cast<std::size_t>(h)], 1, 0, g.nk);
+          segs[h] = Segment{h, q0, cnt, 0};
+          pack_qt(b, &segs[h], 1, lanes, ws.qt + h * d * lanes);
+          if (x.probs) capture_zero(b, &segs[h], 1, kb, ke);
         }
-        std::fill(ws.o.get(), ws.o.get() + hq * lanes * dvp, T(0));
-        for (index_t j0 = 0; j0 < g.nk; j0 += key_tile) {
-          const index_t bk = std::min(key_tile, g.nk - j0);
+        std::fill(ws.o, ws.o + hq * lanes * dvp, T(0));
+        for (index_t j0 = kb; j0 < ke; j0 += key_tile) {
+          const index_t bk = std::min(key_tile, ke - j0);
           bool any = false;
           for (index_t h = 0; h < hq; ++h) {
-            cls[static_cast<std::size_t>(h)] =
-                classify(b, &segs[static_cast<std::size_t>(h)], 1, j0, j0 + bk);
-            any = any || cls[static_cast<std::size_t>(h)] != TileClass::empty;
+            cls[h] = classify(b, &segs[h], 1, j0, j0 + bk);
+            any = any || cls[h] != TileClass::empty;
           }
           if (!any) continue;
+          const T* krows = nullptr;
+          index_t kstride = 0, kdstride = 0, kvh_packed = -1;
           for (index_t h = 0; h < hq; ++h) {
-            T* st = ws.st.get() + h * key_tile * lanes;
-            const TileClass c = cls[static_cast<std::size_t>(h)];
-            if (c == TileClass::empty) continue;
-            qk_tile<Arch, T>(ws.qt.get() + h * d * lanes, lanes, k_tile(b, h / x.group, j0),
-                             x.ks[2], x.ks[3], d, bk, st);
-            mod_and_mask(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                         c == TileClass::partial, st);
+            T* st = ws.st + h * key_tile * lanes;
+            if (cls[h] == TileClass::empty) continue;
+            // One kv head's K tile serves its G query heads (packed once for 16-bit K).
+            if (krows == nullptr || h / x.group != kvh_packed) {
+              kvh_packed = h / x.group;
+              krows = k_tile_t(b, kvh_packed, j0, bk, ws.kp, kstride, kdstride);
+            }
+            qk_tile<Arch, T>(ws.qt + h * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+            mod_and_mask(b, &segs[h], 1, lanes, j0, bk, cls[h] == TileClass::partial, st);
           }
-          normalize_heads(cls.data(), hq, lanes, bk, ws.st.get());
+          normalize_heads(cls, hq, lanes, bk, ws.st);
           if (x.dropout.enabled())
             for (index_t h = 0; h < hq; ++h)
-              if (cls[static_cast<std::size_t>(h)] != TileClass::empty)
-                dropout_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk,
-                             ws.st.get() + h * key_tile * lanes);
+              if (cls[h] != TileClass::empty)
+                dropout_tile(b, &segs[h], 1, lanes, j0, bk, ws.st + h * key_tile * lanes);
           for (index_t kvh = 0; kvh < g.heads_kv; ++kvh) {
             const T* vrows = nullptr;
             index_t vstride = 0;
             for (index_t gi = 0; gi < x.group; ++gi) {
               const index_t h = kvh * x.group + gi;
-              if (cls[static_cast<std::size_t>(h)] == TileClass::empty) continue;
-              if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp.get(), vstride);
-              const T* st = ws.st.get() + h * key_tile * lanes;
+              if (cls[h] == TileClass::empty) continue;
+              if (!vrows) vrows = v_tile(b, kvh, j0, bk, ws.vp, vstride);
+              const T* st = ws.st + h * key_tile * lanes;
               pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
-                               ws.o.get() + h * lanes * dvp);
-              if (x.probs)
-                capture_tile(b, &segs[static_cast<std::size_t>(h)], 1, lanes, j0, bk, st);
+                               ws.o + h * lanes * dvp);
+              if (x.probs) capture_tile(b, &segs[h], 1, lanes, j0, bk, st);
             }
           }
         }
         for (index_t h = 0; h < hq; ++h)
           for (index_t r = 0; r < cnt; ++r) {
-            store_row(b, h, q0 + r, ws.o.get() + (h * lanes + r) * dvp, T(1), ws.vp.get());
+            const T* orow = ws.o + (h * lanes + r) * dvp;
+            if (parts != nullptr) {
+              std::copy(orow, orow + dvp, parts + ((u * hq + h) * rows + r) * dvp);
+              continue;
+            }
+            store_row(b, h, q0 + r, orow, T(1), ws.vp);
+            if (x.state) store_state(b, h, q0 + r, T(0), T(0));
+          }
+      });
+  if (parts == nullptr) return;
+  // The chunks of each (b, query tile) summed in chunk order.
+  parallel_units(
+      static_cast<long>(g.batch * nqt),
+      [&] {
+        return reinterpret_cast<T*>(
+            thread_scratch(ScratchSlot::unit).get(static_cast<std::size_t>(2 * dvp) * sizeof(T)));
+      },
+      [&](T* acc, long bq) {
+        const index_t b = static_cast<index_t>(bq) / nqt;
+        const index_t q0 = (static_cast<index_t>(bq) % nqt) * lanes;
+        const index_t cnt = std::min(lanes, g.nq - q0);
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t r = 0; r < cnt; ++r) {
+            std::fill(acc, acc + dvp, T(0));
+            for (index_t sp = 0; sp < nsplit; ++sp) {
+              const T* o = parts + (((bq * nsplit + sp) * hq + h) * rows + r) * dvp;
+              for (index_t c = 0; c < dvp; ++c) acc[c] += o[c];
+            }
+            store_row(b, h, q0 + r, acc, T(1), acc + dvp);
             if (x.state) store_state(b, h, q0 + r, T(0), T(0));
           }
       });
 }
 
 /// P_h = exp(g(s_h) - max) / Σ over the heads whose class is not Empty and whose pair is visible.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::normalize_heads(const TileClass* cls, index_t hq, index_t lanes,
-                                                   index_t bk, T* st) const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::normalize_heads(const TileClass* cls, index_t hq,
+                                                       index_t lanes, index_t bk, T* st) const {
   const B thr(marker_threshold<T>);
   const index_t ts = key_tile * lanes;
   if constexpr (!identity_map) {  // the map before the exponential; markers stay markers

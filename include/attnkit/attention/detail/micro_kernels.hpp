@@ -14,6 +14,7 @@
 #include "attnkit/attention/detail/tile_math.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/simd/batch.hpp"
+#include "attnkit/simd/widen.hpp"
 
 namespace attnkit::attention_detail {
 
@@ -85,12 +86,35 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
   }
 }
 
+/// W elements of E at p as a batch of T: a plain load, or 16-bit storage (bf16, f16) widened to
+/// float in registers.
+template <class Arch, class T, class E>
+inline xsimd::batch<T, Arch> load_elems(const E* p) noexcept {
+  if constexpr (std::is_same_v<E, T>) {
+    return xsimd::batch<T, Arch>::load_unaligned(p);
+  } else {
+    static_assert(std::is_same_v<T, float>, "attnkit: 16-bit K and V are widened to float");
+    return simd::load_widen<Arch>(p);
+  }
+}
+
+/// The first n (< W) elements of E at p as a batch of T, zeros above.
+template <class Arch, class T, class E>
+inline xsimd::batch<T, Arch> load_elems_partial(const E* p, index_t n) noexcept {
+  if constexpr (std::is_same_v<E, T>) {
+    return simd::load_partial<Arch>(p, n);
+  } else {
+    return simd::load_widen_partial<Arch>(p, n);
+  }
+}
+
 /// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
-/// vector is loaded once for the R rows, each dot product ends in one lane sum.
+/// vector is loaded once for the R rows (16-bit K widened in registers), each dot product ends
+/// in one lane sum.
 /// \param qr Q rows, row stride dp (a multiple of W, zeros past d) \param k first key row, row
 /// stride ks, contiguous along d \param st S^T, row stride `lanes`
-template <class Arch, class T, int MK, int R>
-inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index_t d, T* st,
+template <class Arch, class T, int MK, int R, class E>
+inline void qk_rows_block(const T* qr, index_t dp, const E* k, index_t ks, index_t d, T* st,
                           index_t lanes) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
@@ -106,12 +130,12 @@ inline void qk_rows_block(const T* qr, index_t dp, const T* k, index_t ks, index
   };
   for (index_t c = 0; c < full; c += W) {
     B kv[MK];
-    for (int m = 0; m < MK; ++m) kv[m] = B::load_unaligned(k + m * ks + c);
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems<Arch, T>(k + m * ks + c);
     step(kv, c);
   }
   if (full < d) {
     B kv[MK];
-    for (int m = 0; m < MK; ++m) kv[m] = simd::load_partial<Arch>(k + m * ks + full, d - full);
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems_partial<Arch, T>(k + m * ks + full, d - full);
     step(kv, full);
   }
   for (int m = 0; m < MK; ++m)
@@ -139,9 +163,9 @@ inline void prefetch_row(const T* base, index_t offset, index_t n) noexcept {
 /// [0, nl) by qk_rows_block, lanes [nl, lanes) zero, as qk_tile leaves them. K contiguous along d.
 /// Memory bound: along the keys it prefetches the K row one tile ahead and the tile's V row
 /// (v, row stride vs, dv elements; null for none), which O += P V reads next.
-template <class Arch, class T>
-inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const T* k, index_t ks,
-                         index_t d, index_t bk, T* st, const T* v, index_t vs,
+template <class Arch, class T, class E>
+inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const E* k, index_t ks,
+                         index_t d, index_t bk, T* st, const E* v, index_t vs,
                          index_t dv) noexcept {
   constexpr index_t ahead = 64;  // one key tile
   auto keys = [&](auto mk_tag, index_t j) {
@@ -152,16 +176,16 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
     }
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
-      qk_rows_block<Arch, T, MK, 4>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
     if (nl - r0 >= 2) {
-      qk_rows_block<Arch, T, MK, 2>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 2, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
       r0 += 2;
     }
     if (r0 < nl)
-      qk_rows_block<Arch, T, MK, 1>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
-                                    lanes);
+      qk_rows_block<Arch, T, MK, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, st + j * lanes + r0,
+                                       lanes);
   };
   index_t j = 0;
   for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
@@ -173,8 +197,8 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
 /// for MR lanes and NV vectors of Dv. `alpha` may be null (no rescaling).
-template <class Arch, class T, int MR, int NV>
-inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t bk, const T* alpha,
+template <class Arch, class T, int MR, int NV, class E>
+inline void pv_block(const T* pt, index_t lanes, const E* v, index_t vs, index_t bk, const T* alpha,
                      T* o, index_t ldo) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
@@ -187,10 +211,10 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
     }
   }
   for (index_t j = 0; j < bk; ++j) {
-    const T* vr = v + j * vs;
+    const E* vr = v + j * vs;
     const T* pr = pt + j * lanes;
     B vv[NV];
-    for (int c = 0; c < NV; ++c) vv[c] = B::load_unaligned(vr + c * W);
+    for (int c = 0; c < NV; ++c) vv[c] = load_elems<Arch, T>(vr + c * W);
     for (int r = 0; r < MR; ++r) {
       const B p(pr[r]);
       for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(p, vv[c], acc[r][c]);
@@ -201,9 +225,10 @@ inline void pv_block(const T* pt, index_t lanes, const T* v, index_t vs, index_t
 }
 
 /// O[0..nlanes)[0..dvp) += P^T · V (after rescaling by alpha when given); dvp is a multiple of
-/// the SIMD width and O's row stride.
-template <class Arch, class T>
-inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, index_t vs, index_t bk,
+/// the SIMD width and O's row stride. V holds E elements (T, or 16-bit storage widened in
+/// registers: each V vector is widened once per MR lanes).
+template <class Arch, class T, class E>
+inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const E* v, index_t vs, index_t bk,
                     index_t dvp, const T* alpha, T* o) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
@@ -215,11 +240,11 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const T* v, inde
       constexpr int NV = decltype(nv_tag)::value;
       index_t r = 0;
       for (; r + MR <= nlanes; r += MR)
-        pv_block<Arch, T, MR, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
-                                  o + r * dvp + c0 * W, dvp);
+        pv_block<Arch, T, MR, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                     o + r * dvp + c0 * W, dvp);
       for (; r < nlanes; ++r)
-        pv_block<Arch, T, 1, NV>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
-                                 o + r * dvp + c0 * W, dvp);
+        pv_block<Arch, T, 1, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
+                                    o + r * dvp + c0 * W, dvp);
       return index_t{NV};
     };
     if (left >= Bl::pv_vectors) {

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <vector>
 
 #include "attnkit/attention/detail/fused_kernel.hpp"
 
@@ -13,31 +12,30 @@ ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (
 
 namespace attnkit::attention_detail {
 /// The prefill path: units (b, kvh, query tile), one lane group per query head.
-template <class Arch, class T, class Policy>
-void FusedKernel<Arch, T, Policy>::run_prefill() const {
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::run_prefill() const {
   const Geometry& g = x.g;
   const index_t nqt = (g.nq + query_tile - 1) / query_tile;
   const index_t nkt = (g.nk + key_tile - 1) / key_tile;
+  // Lanes sized to the rows: a call with 3 query rows computes one vector of lanes, not 64.
+  const index_t lanes = std::min(query_tile, (g.nq + W - 1) / W * W);
   const long units = static_cast<long>(g.batch * g.heads_kv * nqt);
-  const index_t hist =
-      x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * query_tile : 0;
+  const index_t hist = x.probs && norm == Normalization::over_keys_exp ? x.group * nkt * lanes : 0;
   parallel_units(
-      units, [&] { return Workspace<T>(x.group, query_tile, g.d, x.dvp, 1, hist); },
+      units, [&] { return Workspace<T>(x.group, lanes, g.d, x.dvp, 1, hist, x.group, half_kv); },
       [&](Workspace<T>& ws, long u) {
         // Largest query tiles first: they carry the most keys under causal masks.
         const index_t qt = nqt - 1 - static_cast<index_t>(u % nqt);
         const index_t bh = static_cast<index_t>(u / nqt);
         const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
         const index_t q0 = qt * query_tile, cnt = std::min(query_tile, g.nq - q0);
-        std::vector<Segment> segs(static_cast<std::size_t>(x.group));
-        std::vector<index_t> begin(static_cast<std::size_t>(x.group + 1));
         for (index_t gi = 0; gi < x.group; ++gi) {
-          segs[static_cast<std::size_t>(gi)] = Segment{kvh * x.group + gi, q0, cnt, 0};
-          begin[static_cast<std::size_t>(gi)] = gi;
+          ws.segs[gi] = Segment{kvh * x.group + gi, q0, cnt, 0};
+          ws.seg_begin[gi] = gi;
         }
-        begin[static_cast<std::size_t>(x.group)] = x.group;
-        run_groups(ws, b, kvh, segs.data(), begin.data(), x.group, query_tile, 0, g.nk);
-        finalize_groups(ws, b, segs.data(), begin.data(), x.group, query_tile);
+        ws.seg_begin[x.group] = x.group;
+        run_groups(ws, b, kvh, ws.segs, ws.seg_begin, x.group, lanes, 0, g.nk);
+        finalize_groups(ws, b, ws.segs, ws.seg_begin, x.group, lanes);
       });
 }
 

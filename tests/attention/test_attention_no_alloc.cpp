@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// attention() allocates nothing once its per-thread scratch has grown to the call's shapes: this
+// executable replaces the global operator new with a counting one and repeats decode, prefill,
+// head-softmax, capture and attention_partial calls of the same or smaller shapes.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "attention/attention_test_util.hpp"
+
+namespace {
+std::atomic<long> allocations{0};
+
+void* counted(std::size_t n, std::size_t align) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted(n, alignof(std::max_align_t)); }
+void* operator new[](std::size_t n) { return counted(n, alignof(std::max_align_t)); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return counted(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return counted(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace attnkit;
+using namespace attnkit::test;
+
+namespace {
+
+/// Allocations made by fn.
+template <class Fn>
+long count(Fn&& fn) {
+  const long before = allocations.load();
+  fn();
+  return allocations.load() - before;
+}
+
+}  // namespace
+
+TEST_CASE("attention allocates nothing after its first call", "[attention][alloc]") {
+  for (int threads : {1, 2}) {
+    const int saved = max_threads();
+    set_threads(threads);
+    INFO("threads " << threads);
+    const auto softmax = pol::AttentionPolicy(pol::Softmax{}, pol::Causal{});
+    // Decode: 32 / 8 heads, one query row, 3000 keys (the split-KV path).
+    const Problem dec{1, 32, 8, 1, 3000, 128, 128};
+    Data<float> d(dec, 1);
+    Tensor<float, 4> out({1, 32, 1, 128});
+    Tensor<float, 3> state({1, 32, 1});
+    auto decode = [&](index_t nk) {
+      attention(softmax, d.q.cview(), d.k.cview().slice(0, nk, 2), d.v.cview().slice(0, nk, 2),
+                out.view());
+    };
+    decode(3000);  // grows the scratch
+    CHECK(count([&] { decode(3000); }) == 0);
+    CHECK(count([&] {
+            for (index_t nk : {2999, 2048, 2500, 3000}) decode(nk);
+          }) == 0);
+    CHECK(count([&] {
+            attention_partial(softmax, d.q.cview(), d.k.cview(), d.v.cview(), out.view(),
+                              state.view());
+          }) == 0);
+    // Prefill: 3 and 70 query rows.
+    const Problem pre{2, 4, 2, 70, 333, 64, 64};
+    Data<float> p(pre, 2);
+    Tensor<float, 4> pout({2, 4, 70, 64});
+    Tensor<float, 4> probs({2, 4, 70, 333});
+    auto prefill = [&] {
+      attention(softmax, p.q.cview(), p.k.cview(), p.v.cview(), pout.view(), probs.view());
+      attention(softmax, p.q.cview().slice(0, 3, 2), p.k.cview(), p.v.cview(),
+                pout.view().slice(0, 3, 2));
+    };
+    prefill();
+    CHECK(count(prefill) == 0);
+    // Head softmax over many keys (the keys split in chunks).
+    const auto heads = pol::AttentionPolicy(pol::HeadSoftmax{});
+    auto head = [&] { attention(heads, d.q.cview(), d.k.cview(), d.v.cview(), out.view()); };
+    head();
+    CHECK(count(head) == 0);
+    set_threads(saved);
+  }
+}
