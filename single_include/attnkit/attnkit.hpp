@@ -9577,6 +9577,7 @@ struct DecoderConfig {
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -9731,6 +9732,114 @@ inline CachePolicy parse_cache_policy(std::string_view spec) {
   throw error("attnkit: unknown cache '" + std::string(spec) + "' (full, window=W, sinks=S,W)");
 }
 
+/// What a KVCache stores its keys and values as.
+enum class KVDtype : std::uint8_t {
+  compute,  ///< the compute type T (float or double)
+  bf16,     ///< bfloat16 (T = float only): half the bytes of float, 8 significant bits
+  f16,      ///< IEEE binary16 (T = float only): half the bytes, 11 significant bits
+};
+
+/// "f32" (the compute type of a float cache), "bf16" or "f16".
+inline std::string kv_dtype_name(KVDtype t) {
+  return t == KVDtype::bf16 ? "bf16" : t == KVDtype::f16 ? "f16" : "f32";
+}
+
+/// Parses "f32", "bf16" or "f16" (docs/CLI.md `--kv-dtype`); throws attnkit::error.
+inline KVDtype parse_kv_dtype(std::string_view name) {
+  if (name == "f32") return KVDtype::compute;
+  if (name == "bf16") return KVDtype::bf16;
+  if (name == "f16") return KVDtype::f16;
+  throw error("attnkit: unknown KV dtype '" + std::string(name) + "' (f32, bf16, f16)");
+}
+
+/// Rows [B, H, capacity, width] of one element type chosen at run time (T, bf16 or f16) in one
+/// aligned block: the storage of KVCache. Rows are written from T values (rounded to the
+/// storage type) and read as typed views.
+template <class T>
+class KVSlab {
+ public:
+  KVSlab() = default;
+  KVSlab(KVDtype dtype, index_t nb, index_t h, index_t cap, index_t width)
+      : dtype_(dtype),
+        es_(dtype == KVDtype::compute ? sizeof(T) : 2),
+        nb_(nb),
+        h_(h),
+        cap_(cap),
+        w_(width),
+        data_(make_aligned<std::byte>(static_cast<std::size_t>(nb * h * cap * width) * es_)) {}
+  KVSlab(const KVSlab& o) : KVSlab(o.dtype_, o.nb_, o.h_, o.cap_, o.w_) {
+    if (!o.empty()) std::memcpy(data_.get(), o.data_.get(), bytes(nb_ * h_ * cap_));
+  }
+  KVSlab& operator=(const KVSlab& o) {
+    if (this != &o) *this = KVSlab(o);
+    return *this;
+  }
+  /// A moved-from slab is empty.
+  KVSlab(KVSlab&& o) noexcept
+      : dtype_(o.dtype_),
+        es_(o.es_),
+        nb_(std::exchange(o.nb_, 0)),
+        h_(std::exchange(o.h_, 0)),
+        cap_(std::exchange(o.cap_, 0)),
+        w_(std::exchange(o.w_, 0)),
+        data_(std::move(o.data_)) {}
+  KVSlab& operator=(KVSlab&& o) noexcept {
+    dtype_ = o.dtype_;
+    es_ = o.es_;
+    nb_ = std::exchange(o.nb_, 0);
+    h_ = std::exchange(o.h_, 0);
+    cap_ = std::exchange(o.cap_, 0);
+    w_ = std::exchange(o.w_, 0);
+    data_ = std::move(o.data_);
+    return *this;
+  }
+  ~KVSlab() = default;
+  bool empty() const noexcept { return cap_ == 0; }
+  index_t capacity() const noexcept { return cap_; }
+  /// Bytes of n consecutive rows.
+  std::size_t bytes(index_t n) const noexcept { return es_ * static_cast<std::size_t>(n * w_); }
+  std::byte* row(index_t b, index_t h, index_t slot) noexcept {
+    return data_.get() + bytes((b * h_ + h) * cap_ + slot);
+  }
+  const std::byte* row(index_t b, index_t h, index_t slot) const noexcept {
+    return data_.get() + bytes((b * h_ + h) * cap_ + slot);
+  }
+  /// Row (b, h, slot) = src[0, width), rounded to the storage type.
+  void store(index_t b, index_t h, index_t slot, const T* src) noexcept {
+    std::byte* dst = row(b, h, slot);
+    if (dtype_ == KVDtype::compute) {
+      std::memcpy(dst, src, bytes(1));
+    } else if constexpr (std::is_same_v<T, float>) {
+      auto* out = reinterpret_cast<std::uint16_t*>(dst);
+      for (index_t c = 0; c < w_; ++c)
+        out[c] = dtype_ == KVDtype::bf16 ? f32_to_bf16(src[c]) : f32_to_f16(src[c]);
+    }
+  }
+  /// dst[0, width) = row (b, h, slot) as T.
+  void load(index_t b, index_t h, index_t slot, T* dst) const noexcept {
+    const std::byte* src = row(b, h, slot);
+    if (dtype_ == KVDtype::compute) {
+      std::memcpy(dst, src, bytes(1));
+    } else {
+      const auto* in = reinterpret_cast<const std::uint16_t*>(src);
+      for (index_t c = 0; c < w_; ++c)
+        dst[c] = static_cast<T>(dtype_ == KVDtype::bf16 ? bf16_to_f32(in[c]) : f16_to_f32(in[c]));
+    }
+  }
+  /// Slots [begin, end) as a view of S (T for KVDtype::compute, else bf16 or f16).
+  template <class S>
+  TensorView<const S, 4> view(index_t begin, index_t end) const noexcept {
+    const auto* base = reinterpret_cast<const S*>(data_.get());
+    return TensorView<const S, 4>(base, Shape<4>{nb_, h_, cap_, w_}).slice(begin, end, 2);
+  }
+
+ private:
+  KVDtype dtype_ = KVDtype::compute;
+  std::size_t es_ = sizeof(T);
+  index_t nb_ = 0, h_ = 0, cap_ = 0, w_ = 0;
+  aligned_ptr<std::byte> data_;
+};
+
 /// Statistics of one layer's cache.
 struct CacheStats {
   index_t memory_tokens = 0;  ///< tokens held (what the next attention reads)
@@ -9754,7 +9863,12 @@ class KVCache {
   using kv_cache_tag = void;
 
   /// \param policy the cache policy (checked: throws attnkit::error for bad parameters)
-  explicit KVCache(CachePolicy policy = FullCache{}) : policy_(std::move(policy)) {
+  /// \param dtype what keys and values are stored as: the compute type, or bf16 / f16 (T =
+  /// float only; attention then reads them as such, computing in float)
+  explicit KVCache(CachePolicy policy = FullCache{}, KVDtype dtype = KVDtype::compute)
+      : policy_(std::move(policy)), dtype_(dtype) {
+    if (!std::is_same_v<T, float> && dtype != KVDtype::compute)
+      throw error("attnkit: KVCache: bf16 and f16 storage need a float cache (KVCache<float>)");
     if (const auto* w = std::get_if<WindowCache>(&policy_)) {
       if (w->window < 1) throw error("attnkit: KVCache: WindowCache needs window >= 1");
       bounded_ = true;
@@ -9782,6 +9896,8 @@ class KVCache {
   }
 
   const CachePolicy& policy() const noexcept { return policy_; }
+  /// What keys and values are stored as.
+  KVDtype dtype() const noexcept { return dtype_; }
   /// The memory mode (baseline for caches other than RetentionCache).
   MemoryMode mode() const noexcept { return mode_; }
   /// Tokens held: the keys the next attention call reads (besides the new rows).
@@ -9798,9 +9914,18 @@ class KVCache {
   bool preserves_distances() const noexcept { return mode_ != MemoryMode::sparse; }
 
   /// The held keys [B, Hkv, length, D] (rotated; soft-delete: before scaling by retention) and
-  /// values, in slot order.
-  TensorView<const T, 4> keys() const { return k_.cview().slice(begin_, end_, 2); }
-  TensorView<const T, 4> values() const { return v_.cview().slice(begin_, end_, 2); }
+  /// values, in slot order, as stored: S is T for KVDtype::compute, else bf16 or f16 (throws
+  /// attnkit::error for another S).
+  template <class S = T>
+  TensorView<const S, 4> keys() const {
+    check_view_type<S>();
+    return k_.template view<S>(begin_, end_);
+  }
+  template <class S = T>
+  TensorView<const S, 4> values() const {
+    check_view_type<S>();
+    return v_.template view<S>(begin_, end_);
+  }
   /// Absolute position (as given to step()) of the token in held slot j.
   index_t position(index_t j) const { return pos_[static_cast<std::size_t>(begin_ + j)]; }
   /// Retention cache (soft-delete, sparse): strength S of held slot j.
@@ -9854,10 +9979,10 @@ class KVCache {
     if (hkv < 1 || query_heads < 1 || query_heads % hkv != 0)
       throw shape_error("attnkit: KVCache: " + std::to_string(query_heads) +
                         " query heads are not a multiple of " + std::to_string(hkv) + " kv heads");
-    if (k_.size() != 0 &&
-        (k_.extent(0) != nb || k_.extent(1) != hkv || k_.extent(3) != d || v_.extent(3) != dv))
-      throw shape_error("attnkit: KVCache: the cache holds keys " + shape_string(k_.shape()) +
-                        " and values " + shape_string(v_.shape()) + ", the step brings " +
+    if (!k_.empty() && (nb_ != nb || hkv_ != hkv || d_ != d || dv_ != dv))
+      throw shape_error("attnkit: KVCache: the cache holds keys " +
+                        shape_string(Shape<4>{nb_, hkv_, cap_, d_}) + " and values " +
+                        shape_string(Shape<4>{nb_, hkv_, cap_, dv_}) + ", the step brings " +
                         shape_string(k.shape()) + " and " + shape_string(v.shape()));
     if (tracked() && nb != 1)
       throw shape_error(
@@ -9875,20 +10000,23 @@ class KVCache {
       step_retention(k, v, positions, rope, query_heads, attend);
     } else {
       append(k, v, positions, rope, 0, n);
-      attend(index_t{0}, n, keys(), values(), TensorView<T, 4>{});
+      call_attend(attend, index_t{0}, n, k_, begin_, end_, TensorView<T, 4>{});
     }
     ++steps_;
   }
 
  private:
   CachePolicy policy_;
+  KVDtype dtype_ = KVDtype::compute;
   bool bounded_ = false;
   index_t sinks_ = 0, window_ = 0;
   MemoryMode mode_ = MemoryMode::baseline;
   RetentionParams params_{};
 
   index_t nb_ = 0, hkv_ = 0, d_ = 0, dv_ = 0;
-  Tensor<T, 4> k_, v_;           // [B, Hkv, cap, D], [B, Hkv, cap, Dv]
+  KVSlab<T> k_, v_;              // [B, Hkv, cap, D], [B, Hkv, cap, Dv] of dtype_
+  Tensor<T, 4> stage_;           // the new keys of a step as T, rotated before they are stored
+  std::vector<T> row_;           // one row as T
   index_t cap_ = 0;              // slots of the storage
   index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
   index_t seen_ = 0, steps_ = 0, evicted_ = 0;
@@ -9900,7 +10028,7 @@ class KVCache {
   std::vector<double> strength_;
   std::vector<index_t> last_;
   std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
-  Tensor<T, 4> scaled_k_;             // soft-delete: R-scaled keys [1, Hkv, cap, D]
+  KVSlab<T> scaled_k_;                // soft-delete: R-scaled keys [1, Hkv, cap, D]
   Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
   std::vector<double> weight_;        // head-mean weights of a decode step
   std::vector<index_t> order_;        // dynamic threshold scratch
@@ -9921,29 +10049,55 @@ class KVCache {
     return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
   }
 
-  T* krow(Tensor<T, 4>& t, index_t b, index_t h, index_t slot) {
-    return t.data() + ((b * t.extent(1) + h) * t.extent(2) + slot) * t.extent(3);
+  template <class S>
+  void check_view_type() const {
+    const bool ok = dtype_ == KVDtype::compute ? std::is_same_v<S, T>
+                    : dtype_ == KVDtype::bf16  ? std::is_same_v<S, bf16>
+                                               : std::is_same_v<S, f16>;
+    if (!ok)
+      throw error("attnkit: KVCache: the cache stores " + kv_dtype_name(dtype_) +
+                  " keys and values; view them as that type");
+  }
+
+  /// Calls attend(r0, r1, keys, values, probs) with the held keys (slots [kb, ke) of `keys`)
+  /// and values as views of the stored type.
+  template <class Attend>
+  void call_attend(Attend& attend, index_t r0, index_t r1, const KVSlab<T>& keys, index_t kb,
+                   index_t ke, TensorView<T, 4> probs) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (dtype_ == KVDtype::bf16)
+        return attend(r0, r1, keys.template view<bf16>(kb, ke),
+                      v_.template view<bf16>(begin_, end_), probs);
+      if (dtype_ == KVDtype::f16)
+        return attend(r0, r1, keys.template view<f16>(kb, ke), v_.template view<f16>(begin_, end_),
+                      probs);
+    }
+    attend(r0, r1, keys.template view<T>(kb, ke), v_.template view<T>(begin_, end_), probs);
+  }
+
+  /// stage_ as [B, Hkv, m, D] (grown when needed, no allocation otherwise).
+  TensorView<T, 4> stage(index_t m) {
+    if (stage_.size() < nb_ * hkv_ * m * d_)
+      stage_ = Tensor<T, 4>({nb_, hkv_, std::max<index_t>(m, 16), d_});
+    return TensorView<T, 4>(stage_.data(), Shape<4>{nb_, hkv_, m, d_});
   }
 
   /// Moves held slots [begin_, end_) to [0, length) of a storage of `cap` slots.
   void relocate(index_t cap) {
     const index_t len = length();
-    const bool same = cap == cap_ && k_.size() != 0;
+    const bool same = cap == cap_ && !k_.empty();
     if (same && begin_ == 0) return;
-    Tensor<T, 4> nk = same ? std::move(k_) : Tensor<T, 4>({nb_, hkv_, cap, d_});
-    Tensor<T, 4> nv = same ? std::move(v_) : Tensor<T, 4>({nb_, hkv_, cap, dv_});
+    KVSlab<T> nk = same ? std::move(k_) : KVSlab<T>(dtype_, nb_, hkv_, cap, d_);
+    KVSlab<T> nv = same ? std::move(v_) : KVSlab<T>(dtype_, nb_, hkv_, cap, dv_);
     for (index_t b = 0; b < nb_; ++b)
       for (index_t h = 0; h < hkv_; ++h) {
         if (len == 0) break;
         if (same) {
-          std::memmove(krow(nk, b, h, 0), krow(nk, b, h, begin_),
-                       sizeof(T) * std::size_t(len * d_));
-          std::memmove(krow(nv, b, h, 0), krow(nv, b, h, begin_),
-                       sizeof(T) * std::size_t(len * dv_));
+          std::memmove(nk.row(b, h, 0), nk.row(b, h, begin_), nk.bytes(len));
+          std::memmove(nv.row(b, h, 0), nv.row(b, h, begin_), nv.bytes(len));
         } else {
-          std::memcpy(krow(nk, b, h, 0), krow(k_, b, h, begin_), sizeof(T) * std::size_t(len * d_));
-          std::memcpy(krow(nv, b, h, 0), krow(v_, b, h, begin_),
-                      sizeof(T) * std::size_t(len * dv_));
+          std::memcpy(nk.row(b, h, 0), k_.row(b, h, begin_), nk.bytes(len));
+          std::memcpy(nv.row(b, h, 0), v_.row(b, h, begin_), nv.bytes(len));
         }
       }
     auto move_meta = [&](auto& vec, auto fill) {
@@ -9983,13 +10137,15 @@ class KVCache {
               std::span<const index_t> positions, const block::RoPE* rope, index_t r0, index_t r1) {
     const index_t m = r1 - r0;
     make_room(m);
+    // The keys are rotated as T in stage_, then stored (rounded to the storage type).
+    const TensorView<T, 4> st = stage(m);
+    row_.resize(static_cast<std::size_t>(std::max(d_, dv_)));
     for (index_t b = 0; b < nb_; ++b)
       for (index_t h = 0; h < hkv_; ++h)
         for (index_t r = 0; r < m; ++r) {
-          T* kd = krow(k_, b, h, end_ + r);
-          T* vd = krow(v_, b, h, end_ + r);
-          for (index_t c = 0; c < d_; ++c) kd[c] = k(b, h, r0 + r, c);
-          for (index_t c = 0; c < dv_; ++c) vd[c] = v(b, h, r0 + r, c);
+          for (index_t c = 0; c < d_; ++c) st(b, h, r, c) = k(b, h, r0 + r, c);
+          for (index_t c = 0; c < dv_; ++c) row_[static_cast<std::size_t>(c)] = v(b, h, r0 + r, c);
+          v_.store(b, h, end_ + r, row_.data());
         }
     // The first S tokens ever seen are the sinks: keep them un-rotated too.
     if (sinks_ > 0 && seen_ < sinks_) {
@@ -10008,8 +10164,10 @@ class KVCache {
           }
       }
     }
-    if (rope != nullptr)
-      rope->apply<T>(k_.view().slice(end_, end_ + m, 2), positions.subspan(r0, m));
+    if (rope != nullptr) rope->apply<T>(st, positions.subspan(r0, m));
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t r = 0; r < m; ++r) k_.store(b, h, end_ + r, &st(b, h, r, 0));
     for (index_t r = 0; r < m; ++r)
       pos_[static_cast<std::size_t>(end_ + r)] = positions[static_cast<std::size_t>(r0 + r)];
     end_ += m;
@@ -10019,20 +10177,22 @@ class KVCache {
   /// Writes the sinks into slots [begin_, begin_ + S), rotated at their position + evicted.
   void write_sinks(const block::RoPE* rope) {
     const index_t s = std::min(sinks_, seen_);
+    const TensorView<T, 4> st = stage(s);
     for (index_t b = 0; b < nb_; ++b)
       for (index_t h = 0; h < hkv_; ++h)
         for (index_t j = 0; j < s; ++j) {
-          std::memcpy(krow(k_, b, h, begin_ + j), &sink_k_(b, h, j, 0),
-                      sizeof(T) * std::size_t(d_));
-          std::memcpy(krow(v_, b, h, begin_ + j), &sink_v_(b, h, j, 0),
-                      sizeof(T) * std::size_t(dv_));
+          std::memcpy(&st(b, h, j, 0), &sink_k_(b, h, j, 0), sizeof(T) * std::size_t(d_));
+          v_.store(b, h, begin_ + j, &sink_v_(b, h, j, 0));
         }
     std::vector<index_t> at(static_cast<std::size_t>(s));
     for (index_t j = 0; j < s; ++j) {
       at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
       pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
     }
-    if (rope != nullptr && s > 0) rope->apply<T>(k_.view().slice(begin_, begin_ + s, 2), at);
+    if (rope != nullptr && s > 0) rope->apply<T>(st, at);
+    for (index_t b = 0; b < nb_; ++b)
+      for (index_t h = 0; h < hkv_; ++h)
+        for (index_t j = 0; j < s; ++j) k_.store(b, h, begin_ + j, &st(b, h, j, 0));
   }
 
   template <class Attend>
@@ -10044,7 +10204,7 @@ class KVCache {
       if (length() < cap) {  // rows that fit without evicting: one call, causal among them
         const index_t m = std::min(n - r, cap - length());
         append(k, v, positions, rope, r, r + m);
-        attend(r, r + m, keys(), values(), TensorView<T, 4>{});
+        call_attend(attend, r, r + m, k_, begin_, end_, TensorView<T, 4>{});
         r += m;
         continue;
       }
@@ -10054,7 +10214,7 @@ class KVCache {
       ++evicted_;
       if (sinks_ > 0) write_sinks(rope);
       append(k, v, positions, rope, r, r + 1);
-      attend(r, r + 1, keys(), values(), TensorView<T, 4>{});
+      call_attend(attend, r, r + 1, k_, begin_, end_, TensorView<T, 4>{});
       ++r;
     }
   }
@@ -10110,8 +10270,8 @@ class KVCache {
       if (j != last) {
         for (index_t b = 0; b < nb_; ++b)
           for (index_t h = 0; h < hkv_; ++h) {
-            std::memcpy(krow(k_, b, h, j), krow(k_, b, h, last), sizeof(T) * std::size_t(d_));
-            std::memcpy(krow(v_, b, h, j), krow(v_, b, h, last), sizeof(T) * std::size_t(dv_));
+            std::memcpy(k_.row(b, h, j), k_.row(b, h, last), k_.bytes(1));
+            std::memcpy(v_.row(b, h, j), v_.row(b, h, last), v_.bytes(1));
           }
         const auto a = static_cast<std::size_t>(j), z = static_cast<std::size_t>(last);
         pos_[a] = pos_[z];
@@ -10140,28 +10300,29 @@ class KVCache {
       forget_after_[s] = forget_after(params_.initial_strength);
     }
     const index_t len = length();
-    TensorView<const T, 4> kview = keys();
+    const KVSlab<T>* keys_read = &k_;
     if (mode_ == MemoryMode::soft_delete) {
-      if (scaled_k_.size() == 0 || scaled_k_.extent(2) != cap_)
-        scaled_k_ = Tensor<T, 4>({1, hkv_, cap_, d_});
+      if (scaled_k_.empty() || scaled_k_.capacity() != cap_)
+        scaled_k_ = KVSlab<T>(dtype_, 1, hkv_, cap_, d_);
+      row_.resize(static_cast<std::size_t>(std::max(d_, dv_)));
       for (index_t j = 0; j < len; ++j) {
         const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
         for (index_t h = 0; h < hkv_; ++h) {
-          const T* src = krow(k_, 0, h, j);
-          T* dst = krow(scaled_k_, 0, h, j);
-          for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
+          k_.load(0, h, j, row_.data());
+          for (index_t c = 0; c < d_; ++c) row_[static_cast<std::size_t>(c)] *= r;
+          scaled_k_.store(0, h, j, row_.data());
         }
       }
-      kview = scaled_k_.cview().slice(0, len, 2);
+      keys_read = &scaled_k_;
     }
     if (n != 1) {
-      attend(index_t{0}, n, kview, values(), TensorView<T, 4>{});
+      call_attend(attend, index_t{0}, n, *keys_read, 0, len, TensorView<T, 4>{});
       return;
     }
     if (probs_.size() == 0 || probs_.extent(1) != query_heads || probs_.extent(3) < len)
       probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
     const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
-    attend(index_t{0}, index_t{1}, kview, values(), probs);
+    call_attend(attend, index_t{0}, index_t{1}, *keys_read, 0, len, probs);
     // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
     weight_.assign(static_cast<std::size_t>(len), 0.0);
     for (index_t h = 0; h < query_heads; ++h) {
@@ -10345,7 +10506,7 @@ class MultiHeadAttention {
                const AttentionCapture<T>* capture = nullptr) const {
     Projected p = project(x, positions, y, true);
     const Policy pol = policy_for_rows(p, 0, p.n);
-    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
+    run<T>(pol, p.q, p.k, p.v, p.o, options, capture, {});
     o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
@@ -10378,8 +10539,7 @@ class MultiHeadAttention {
     Projected p = project(x, positions, y, false);
     const block::RoPE* r = rope ? &*rope : nullptr;
     cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
-               [&](index_t r0, index_t r1, TensorView<const T, 4> kc, TensorView<const T, 4> vc,
-                   TensorView<T, 4> probs) {
+               [&](index_t r0, index_t r1, auto kc, auto vc, TensorView<T, 4> probs) {
                  const Policy pol = policy_for_rows(p, r0, r1);
                  AttentionOptions o = options;
                  if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
@@ -10448,21 +10608,35 @@ class MultiHeadAttention {
   /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
   /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
   /// capture's observer.
-  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
-           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
+  /// \tparam KV the element type of the cached keys and values: T, or bf16 / f16 (T = float)
+  template <class KV>
+  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const KV, 4> kc,
+           TensorView<const KV, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
            const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
     TensorView<T, 4> cap;
     if (capture != nullptr && capture->probs)
       cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
     const TensorView<T, 4> w = cap.empty() ? probs : cap;
     if (w.empty()) {
-      attention<Policy, T>(pol, q, kc, vc, o, opts);
+      attention(pol, q, kc, vc, o, opts);
     } else {
-      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
+      attention(pol, q, kc, vc, o, w, opts);
       if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
     }
-    if (capture != nullptr && capture->observe)
-      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+    if (capture != nullptr && capture->observe) {
+      if constexpr (std::is_same_v<KV, T>) {
+        capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+      } else {  // the observer reads T: the held 16-bit keys and values widened
+        Tensor<T, 4> kw(kc.shape()), vw(vc.shape());
+        for (index_t a = 0; a < kc.extent(0); ++a)
+          for (index_t h = 0; h < kc.extent(1); ++h)
+            for (index_t j = 0; j < kc.extent(2); ++j) {
+              for (index_t c = 0; c < kc.extent(3); ++c) kw(a, h, j, c) = kc(a, h, j, c).to_float();
+              for (index_t c = 0; c < vc.extent(3); ++c) vw(a, h, j, c) = vc(a, h, j, c).to_float();
+            }
+        capture->observe(q, kw.cview(), vw.cview(), TensorView<const T, 4>(w));
+      }
+    }
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.
@@ -10676,12 +10850,16 @@ template <class T>
 struct DecoderState {
   /// The policy of the layers' caches (made on first use).
   modules::CachePolicy cache = modules::FullCache{};
+  /// What the caches store keys and values as (bf16 / f16: T = float only).
+  modules::KVDtype kv_dtype = modules::KVDtype::compute;
   std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
 
   DecoderState() = default;
-  /// \param policy the cache policy of every layer
-  explicit DecoderState(modules::CachePolicy policy) : cache(std::move(policy)) {}
+  /// \param policy the cache policy of every layer \param dtype what the caches store
+  explicit DecoderState(modules::CachePolicy policy,
+                        modules::KVDtype dtype = modules::KVDtype::compute)
+      : cache(std::move(policy)), kv_dtype(dtype) {}
 
   /// Statistics of each layer's cache.
   std::vector<modules::CacheStats> stats() const {
@@ -10963,7 +11141,7 @@ class Decoder {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
     if (state != nullptr && state->layers.size() != layers.size())
-      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
+      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     Tensor<T, 3> x({1, n, h});
@@ -12932,6 +13110,7 @@ struct GenerationResult {
   index_t decode_steps = 0;  ///< forward passes after the prefill (new tokens - 1)
   std::string mode;          ///< the memory mode (baseline for the plain caches)
   std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
+  std::string kv_dtype;      ///< what the caches store: "f32" (the compute type), "bf16", "f16"
   std::vector<modules::CacheStats> layers;  ///< per layer, at the end
 
   /// Decode steps per second (0 without any).
@@ -12951,8 +13130,8 @@ struct GenerationResult {
     return mean([](const modules::CacheStats& s) { return s.sparsity; });
   }
 
-  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
-  /// "layers" list.
+  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache", "kv_dtype" and a
+  /// per-layer "layers" list.
   std::string json() const {
     auto num = [](double v) {
       char buf[32];
@@ -12966,7 +13145,7 @@ struct GenerationResult {
          ", \"prefill_ms\": " + num(prefill_ms) + ", \"tokens_per_s\": " + num(tokens_per_s()) +
          ", \"mode\": \"" + mode + "\", \"memory_tokens\": " + num(memory_tokens()) +
          ", \"mean_retention\": " + num(mean_retention()) + ", \"sparsity\": " + num(sparsity()) +
-         ", \"cache\": \"" + cache + "\", \"layers\": [";
+         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"layers\": [";
     for (std::size_t l = 0; l < layers.size(); ++l)
       s += std::string(l ? ", " : "") + "{\"layer\": " + std::to_string(l) +
            ", \"memory_tokens\": " + std::to_string(layers[l].memory_tokens) +
@@ -13098,6 +13277,9 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
   const auto* ret = std::get_if<modules::RetentionCache>(&state.cache);
   r.mode = modules::memory_mode_name(ret != nullptr ? ret->mode : modules::MemoryMode::baseline);
   r.cache = ret != nullptr ? "full" : modules::cache_policy_name(state.cache);
+  r.kv_dtype = state.kv_dtype == modules::KVDtype::compute && !std::is_same_v<T, float>
+                   ? "f64"
+                   : modules::kv_dtype_name(state.kv_dtype);
   std::vector<std::int64_t> context(prompt.begin(), prompt.end());
   std::optional<detail::TraceRecorder<T>> trace;
   if (hooks.attention != nullptr)

@@ -403,6 +403,28 @@ if res:
     B, Hq, Nq, Dv = base["B"], base["Hq"], base["Nq"], base["Dv"]
     tail = res[0][Hq * Nq * Dv:]  # batch entry 1: every key hidden
     check("key bias: a row of -inf is a zero row", all(x == 0.0 for x in tail), tail[:8])
+# --kv-dtype bf16 / f16: K and V rounded to that type before the call (the reference gets the
+# rounded values: round to nearest even, as the library does).
+def round_bf16(x):
+    b = struct.unpack("<I", struct.pack("<f", x))[0]
+    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    return struct.unpack("<f", struct.pack("<I", b))[0]
+
+
+def round_f16(x):
+    return struct.unpack("<e", struct.pack("<e", x))[0]
+
+
+for kvd, rnd in [("bf16", round_bf16), ("f16", round_f16)]:
+    rp = dict(base)
+    rp["k"] = [rnd(x) for x in base["k"]]
+    rp["v"] = [rnd(x) for x in base["v"]]
+    check(f"kv-dtype {kvd} rounds", rp["k"] != base["k"], "the rounding changed nothing")
+    for act in ("softmax", "sigmoid", "head-softmax"):
+        case(f"kv-dtype {kvd}", rp, act, "causal", [("causal",)], extra=("--kv-dtype", kvd))
+    case(f"kv-dtype {kvd}, alibi", rp, "normalized-sigmoid", "sliding=3", [("sliding", 3)],
+         alibi=True, extra=("--kv-dtype", kvd))
+
 # --sink-logits [Hq]: a learned logit per query head joins the softmax-family denominator.
 sink_file = save("sinks.npy", (base["Hq"],), [1.5, -0.5, 4.0, -30.0])
 sink_f16 = save("sinks16.npy", (base["Hq"],), [0.5, 2.0, -1.0, 0.0], "<f2")
@@ -558,6 +580,11 @@ fsk_nan, _ = save("sinks_nan.npy", (4,), [0.0, math.nan, 2.0, 1.0])
 attend_bad("sink logits NaN", "--sink-logits", fsk_nan, expect="element 1 is not finite")
 attend_bad("sink logits with sigmoid", "--activation", "sigmoid", "--sink-logits",
            sink_file[0], expect="softmax-family")
+attend_bad("kv dtype", "--kv-dtype", "fp8", expect="--kv-dtype")
+attend_bad("kv dtype with f64", "--kv-dtype", "bf16", "--dtype", "f64", expect="--dtype f32")
+fk_big, _ = save("k_big.npy", (2, 2, 9, 3), [70000.0] + [0.5] * 107)
+attend_bad("kv dtype f16 overflow", "--kv-dtype", "f16", expect="out of the range of f16",
+           qkv=with_file("--k", fk_big))
 attend_bad("--bias not a number", "--activation", "sigmoid-bias", "--bias", "x", expect="--bias")
 attend_bad("unknown mask term", "--mask", "causal+diagonal", expect="unknown term 'diagonal'")
 attend_bad("empty mask term", "--mask", "causal++local=1", expect="empty term")

@@ -109,7 +109,7 @@ def stats_ok(name, out, mode, cache):
     if not out:
         return
     for key in ["ids", "prompt_tokens", "new_tokens", "prefill_ms", "tokens_per_s", "mode",
-                "memory_tokens", "mean_retention", "sparsity", "cache", "layers"]:
+                "memory_tokens", "mean_retention", "sparsity", "cache", "kv_dtype", "layers"]:
         check(name, key in out, f"missing key {key}")
     check(name, out.get("mode") == mode and out.get("cache") == cache, str(out))
     check(name, len(out.get("layers", [])) == layers, str(out))
@@ -157,6 +157,30 @@ for spec, held in [("window=4", 4), ("sinks=2,3", 5)]:
         check(spec, out["memory_tokens"] == held and len(out["ids"]) == 40, str(out))
         check(spec, abs(out["sparsity"] - (1 - held / (n_prompt + 39))) < 1e-5, str(out))
 
+# --kv-dtype: the caches store bf16 or f16 keys and values; the prefill logits move by their
+# rounding only (never 0: the storage really is 16-bit), and the JSON line names the dtype.
+kv_tmp = tempfile.TemporaryDirectory()
+ref_dump = os.path.join(kv_tmp.name, "kv_f32.npy")
+ref = last_json(run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "6",
+                    "--dump-logits", ref_dump))
+check("kv-dtype f32", ref and ref.get("kv_dtype") == "f32", str(ref))
+for kvd, rel in [("bf16", 0.05), ("f16", 0.01)]:
+    dump = os.path.join(kv_tmp.name, f"kv_{kvd}.npy")
+    for cache_args in [(), ("--cache", "sinks=2,6"), ("--memory", "sparse")]:
+        r = run("--model", d, "--prompt-ids", prompt, "--max-new-tokens", "6", "--kv-dtype", kvd,
+                "--dump-logits", dump, *cache_args)
+        out = last_json(r)
+        name = f"kv-dtype {kvd} {' '.join(cache_args)}"
+        check(name, r.returncode == 0 and out and out.get("kv_dtype") == kvd, r.stderr + str(out))
+        check(name, out and len(out.get("ids", [])) == 6, str(out))
+    if os.path.exists(dump) and os.path.exists(ref_dump):
+        _, want = read_npy_f32(ref_dump)
+        _, got = read_npy_f32(dump)
+        scale = max(abs(x) for x in want)
+        err = max(abs(a - b) for a, b in zip(got, want))
+        check(f"kv-dtype {kvd} logits", 0 < err <= rel * scale, f"differ by {err}, scale {scale}")
+
+kv_tmp.cleanup()
 
 def bad_input(name, *args, expect):
     r = run(*args)
@@ -175,6 +199,7 @@ bad_input("variant", "--model", d, "--prompt-ids", "1", "--variant", "cosine", e
 bad_input("greedy and sampling", "--model", d, "--prompt-ids", "1", "--greedy", "--temperature", "1", expect="--greedy")
 bad_input("temperature", "--model", d, "--prompt-ids", "1", "--temperature", "0", expect="--temperature")
 bad_input("cache", "--model", d, "--prompt-ids", "1", "--cache", "ring=4", expect="--cache")
+bad_input("kv dtype", "--model", d, "--prompt-ids", "1", "--kv-dtype", "fp8", expect="--kv-dtype")
 bad_input("cache window", "--model", d, "--prompt-ids", "1", "--cache", "window=0", expect="--cache")
 bad_input("memory", "--model", d, "--prompt-ids", "1", "--memory", "forget", expect="--memory")
 bad_input("memory and cache", "--model", d, "--prompt-ids", "1", "--cache", "window=4", "--memory",

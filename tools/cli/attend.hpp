@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/policy/mask_spec.hpp"
 #include "attnkit/policy/registry.hpp"
@@ -18,6 +19,10 @@ namespace attnkit::cli {
 /// The output gates of docs/CLI.md (the kernel TUs map them onto
 /// attnkit::modules::SelectableSigmoidGate, one instantiation for all three).
 enum class GateChoice : std::uint8_t { none, headwise, elementwise };
+
+/// What K and V are stored as for the kernel (--kv-dtype): the compute type, or rounded to bf16
+/// or f16 (with --dtype f32).
+enum class KVChoice : std::uint8_t { same, bf16, f16 };
 
 /// Everything one attend computation needs, already loaded and checked.
 /// \tparam T float or double: the compute and output type
@@ -39,6 +44,10 @@ struct AttendJob {
   Tensor<T, 4> score_bias;
   /// --sink-logits: one learned sink logit per query head (a softmax-family activation only)
   std::vector<double> sink_logits;
+  /// --kv-dtype: K and V rounded to bf16 (kb, vb) or f16 (kh, vh) and read as such
+  KVChoice kv = KVChoice::same;
+  Tensor<bf16, 4> kb, vb;
+  Tensor<f16, 4> kh, vh;
   bool has_bias() const noexcept { return key_bias.size() > 0 || score_bias.size() > 0; }
 };
 
@@ -46,5 +55,8 @@ struct AttendJob {
 /// attend_f64.cpp, so each dtype's instantiations compile in their own TU).
 void run_attend(AttendJob<float>& job);
 void run_attend(AttendJob<double>& job);
+/// The kernels over bf16 and f16 K and V (attend_bf16.cpp, attend_f16.cpp).
+void run_attend_bf16(AttendJob<float>& job);
+void run_attend_f16(AttendJob<float>& job);
 
 }  // namespace attnkit::cli

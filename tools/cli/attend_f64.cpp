@@ -6,6 +6,6 @@
 
 namespace attnkit::cli {
 
-void run_attend(AttendJob<double>& job) { attend_detail::run_attend_impl(job); }
+void run_attend(AttendJob<double>& job) { attend_detail::run_attend_impl<double>(job); }
 
 }  // namespace attnkit::cli

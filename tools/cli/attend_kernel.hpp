@@ -9,6 +9,8 @@
 // kind and the score mods.
 #pragma once
 
+#include <utility>
+
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/modules/multi_head_attention.hpp"
 #include "attnkit/policy/activation.hpp"
@@ -22,7 +24,19 @@ namespace attnkit::cli {
 
 namespace attend_detail {
 
-template <class T, class Activation, class ScoreMod>
+/// The job's K and V as the kernel reads them: T, bf16 or f16.
+template <class KV, class T>
+std::pair<TensorView<const KV, 4>, TensorView<const KV, 4>> kv_views(const AttendJob<T>& job) {
+  if constexpr (std::is_same_v<KV, bf16>) {
+    return {job.kb.cview(), job.vb.cview()};
+  } else if constexpr (std::is_same_v<KV, f16>) {
+    return {job.kh.cview(), job.vh.cview()};
+  } else {
+    return {job.k.cview(), job.v.cview()};
+  }
+}
+
+template <class KV, class T, class Activation, class ScoreMod>
 void run_with_mod(const Activation& act, const ScoreMod& mod, AttendJob<T>& job) {
   modules::SelectableSigmoidGate<T> gate;
   gate.kind = job.gate == GateChoice::headwise      ? modules::GateKind::headwise
@@ -35,19 +49,19 @@ void run_with_mod(const Activation& act, const ScoreMod& mod, AttendJob<T>& job)
       pol(act, job.mask, mod, gate);
   AttentionOptions options;
   options.scale = job.scale;
+  const auto [k, v] = kv_views<KV>(job);
   if (job.capture) {
-    attention(pol, job.q.view(), job.k.view(), job.v.view(), job.out.view(), job.probs.view(),
-              options);
+    attention(pol, job.q.cview(), k, v, job.out.view(), job.probs.view(), options);
   } else {
-    attention(pol, job.q.view(), job.k.view(), job.v.view(), job.out.view(), options);
+    attention(pol, job.q.cview(), k, v, job.out.view(), options);
   }
 }
 
 /// Without score mods, or with ALiBi + ScoreBias (zero slopes or a zero bias for the part that
 /// was not asked for: adding 0 changes no score).
-template <class T, class Activation>
+template <class KV, class T, class Activation>
 void run_with(const Activation& act, AttendJob<T>& job) {
-  if (!job.alibi && !job.has_bias()) return run_with_mod(act, policy::NoScoreMod{}, job);
+  if (!job.alibi && !job.has_bias()) return run_with_mod<KV>(act, policy::NoScoreMod{}, job);
   const index_t b = job.q.extent(0), hq = job.q.extent(1), nq = job.q.extent(2);
   const index_t nk = job.k.extent(2);
   const policy::ALiBi alibi = job.alibi ? policy::ALiBi::standard(hq)
@@ -58,18 +72,19 @@ void run_with(const Activation& act, AttendJob<T>& job) {
     bias = TensorView<const T, 4>(job.key_bias.data(), Shape<4>{b, hq, nq, nk},
                                   Strides<4>{nk, 0, 0, 1});
   if (job.score_bias.size() > 0) bias = job.score_bias.cview();
-  run_with_mod(act, policy::ScoreModChain(alibi, policy::ScoreBias<T>(bias)), job);
+  run_with_mod<KV>(act, policy::ScoreModChain(alibi, policy::ScoreBias<T>(bias)), job);
 }
 
-template <class T>
+/// \tparam KV what the kernel reads K and V as (T, or bf16 / f16 with T = float)
+template <class KV, class T>
 void run_attend_impl(AttendJob<T>& job) {
   policy::visit_activation(job.activation, [&](const auto& act) {
     using A = std::decay_t<decltype(act)>;
     if constexpr (A::normalization == policy::Normalization::over_keys_exp) {
       if (!job.sink_logits.empty())
-        return run_with(policy::SinkLogits<A>(act, job.sink_logits), job);
+        return run_with<KV>(policy::SinkLogits<A>(act, job.sink_logits), job);
     }
-    run_with(act, job);
+    run_with<KV>(act, job);
   });
 }
 

@@ -34,7 +34,8 @@ constexpr const char* attend_help =
     "                      [--activation NAME] [--bias X] [--mask SPEC] [--scale X]\n"
     "                      [--alibi] [--key-bias KB.npy] [--sink-logits S.npy]\n"
     "                      [--gate KIND --gate-values G.npy] [--probs P.npy]\n"
-    "                      [--dtype f32|f64] [--threads T] [--repeat R]\n\n"
+    "                      [--dtype f32|f64] [--kv-dtype f32|bf16|f16] [--threads T]\n"
+    "                      [--repeat R]\n\n"
     "Fused attention. Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv] (float16/32/64;\n"
     "Hq a multiple of Hkv: MHA, GQA, MQA); writes O [B, Hq, Nq, Dv]. Scores s = scale * q.k,\n"
     "scale = 1/sqrt(D) unless --scale, plus the score mods below. Query row i sits at\n"
@@ -56,6 +57,8 @@ constexpr const char* attend_help =
     "              --gate-values G.npy: the output is multiplied by sigmoid(G).\n"
     "--probs       also writes the weights P [B, Hq, Nq, Nk] (N^2 memory).\n"
     "--dtype       f32 (default) or f64: compute and output type.\n"
+    "--kv-dtype    f32 (default), bf16 or f16: K and V are rounded to that type and the kernel\n"
+    "              reads them as such (computing in float; with --dtype f32 only).\n"
     "--repeat R    times R runs after a warm-up and prints one JSON line {\"ms_median\",\n"
     "              \"ms_min\", \"gflops\", \"threads\"} (useful FLOPs: visible pairs only).\n";
 
@@ -178,6 +181,7 @@ struct Request {
   std::optional<double> scale;
   bool alibi = false;
   Input q, k, v, gate_values, key_bias, sink_logits;
+  KVChoice kv = KVChoice::same;
   policy::MaskSpec mask;
   policy::Geometry geom;
 };
@@ -188,6 +192,28 @@ int run(Request& r) {
   job.q = to_tensor<T, 4>(r.q);
   job.k = to_tensor<T, 4>(r.k);
   job.v = to_tensor<T, 4>(r.v);
+  if constexpr (std::is_same_v<T, float>) {
+    job.kv = r.kv;
+    // Rounded to the 16-bit type; a value beyond its range (f16: |x| >= 65520) is an error.
+    auto round = [](const Input& in, const Tensor<float, 4>& x, auto& to, const char* type) {
+      using H = typename std::remove_reference_t<decltype(to)>::value_type;
+      to = Tensor<H, 4>(x.shape());
+      for (index_t n = 0; n < x.size(); ++n) {
+        to.data()[n] = H::from_float(x.data()[n]);
+        if (!std::isfinite(to.data()[n].to_float()))
+          throw usage_error("attend: " + in.option + " " + in.path + ": element " +
+                            std::to_string(n) + " (" + std::to_string(x.data()[n]) +
+                            ") is out of the range of " + type + " (--kv-dtype)");
+      }
+    };
+    if (r.kv == KVChoice::bf16) {
+      round(r.k, job.k, job.kb, "bf16");
+      round(r.v, job.v, job.vb, "bf16");
+    } else if (r.kv == KVChoice::f16) {
+      round(r.k, job.k, job.kh, "f16");
+      round(r.v, job.v, job.vh, "f16");
+    }
+  }
   const policy::Geometry& g = r.geom;
   job.out = Tensor<T, 4>(Shape<4>{g.batch, g.heads_q, g.nq, g.dv});
   job.capture = !r.probs_path.empty();
@@ -234,7 +260,7 @@ int cmd_attend(int argc, char** argv) {
                 policy::mask_term_help(),
             argc, argv,
             {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
-             "probs", "dtype", "repeat", "key-bias", "sink-logits"},
+             "probs", "dtype", "repeat", "key-bias", "sink-logits", "kv-dtype"},
             {"alibi"});
   if (!args.positional().empty())
     throw usage_error("attend: unexpected argument '" + args.positional().front() +
@@ -252,6 +278,17 @@ int cmd_attend(int argc, char** argv) {
   const std::string dtype = args.get("dtype", "f32");
   if (dtype != "f32" && dtype != "f64")
     throw usage_error("attend: --dtype must be f32 or f64, got '" + dtype + "'");
+  const std::string kv_dtype = args.get("kv-dtype", "f32");
+  if (kv_dtype == "bf16") {
+    r.kv = KVChoice::bf16;
+  } else if (kv_dtype == "f16") {
+    r.kv = KVChoice::f16;
+  } else if (kv_dtype != "f32") {
+    throw usage_error("attend: --kv-dtype must be f32, bf16 or f16, got '" + kv_dtype + "'");
+  }
+  if (r.kv != KVChoice::same && dtype != "f32")
+    throw usage_error("attend: --kv-dtype " + kv_dtype +
+                      " computes in float: it needs --dtype f32, not " + dtype);
   r.repeat = args.get_int("repeat", 0, 1, 1000000);
   std::optional<double> bias;
   if (args.has("bias")) bias = args.get_double("bias", 0.0);

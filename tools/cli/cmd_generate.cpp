@@ -29,7 +29,7 @@ constexpr const char* generate_help =
     "                        [--variant NAME] [--max-new-tokens N]\n"
     "                        [--greedy | --temperature T --top-k K --top-p P --seed S]\n"
     "                        [--cache full|window=W|sinks=S,W] [--memory MODE]\n"
-    "                        [--dump-logits L.npy] [--threads T]\n\n"
+    "                        [--kv-dtype f32|bf16|f16] [--dump-logits L.npy] [--threads T]\n\n"
     "Continues the prompt with the LLaMA-style model in DIR (config.json + model.safetensors,\n"
     "F32/F16/BF16; an optional self_attn.g_proj gate). --variant picks the attention activation\n"
     "(one of the names below; default: config key attnkit_activation, else softmax); the mask\n"
@@ -41,9 +41,12 @@ constexpr const char* generate_help =
     "S tokens and the last W, positions inside the cache). --memory: the Ebbinghaus retention\n"
     "memory over the full cache: baseline (default, no forgetting), soft-delete (keys scaled\n"
     "by retention R = exp(-dt/S)), sparse (tokens with R < 0.01 dropped, their work skipped).\n"
+    "--kv-dtype: what the caches store keys and values as: f32 (default), bf16 or f16 (half\n"
+    "the memory and bytes read per step; attention computes in float).\n"
     "stdout ends with one JSON line: {\"ids\": [...], \"prompt_tokens\", \"new_tokens\",\n"
     "\"prefill_ms\", \"tokens_per_s\", \"mode\", \"memory_tokens\", \"mean_retention\",\n"
-    "\"sparsity\", \"cache\", \"layers\": [per layer: memory_tokens, mean_retention, sparsity]}.\n";
+    "\"sparsity\", \"cache\", \"kv_dtype\", \"layers\": [per layer: memory_tokens,\n"
+    "mean_retention, sparsity]}.\n";
 
 std::vector<std::int64_t> parse_ids(const std::string& s) {
   std::vector<std::int64_t> ids;
@@ -65,11 +68,11 @@ template <class ScoreMod, class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
                  model::Sampler<>& sampler, const attnkit::modules::CachePolicy& cache,
-                 const std::string& dump) {
+                 attnkit::modules::KVDtype kv_dtype, const std::string& dump) {
   using Policy = policy::AttentionPolicy<Activation, policy::Causal, ScoreMod,
                                          modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
-  model::DecoderState<float> state(cache);
+  model::DecoderState<float> state(cache, kv_dtype);
   model::GenerateHooks<float> hooks;
   if (!dump.empty())
     hooks.prefill = [&](const Tensor<float, 2>& logits) {
@@ -88,7 +91,7 @@ int cmd_generate(int argc, char** argv) {
             generate_help + std::string("\nActivations (--variant):\n") + policy::activation_help(),
             argc, argv,
             {"model", "prompt-ids", "prompt", "variant", "max-new-tokens", "temperature", "top-k",
-             "top-p", "seed", "cache", "memory", "dump-logits"},
+             "top-p", "seed", "cache", "memory", "dump-logits", "kv-dtype"},
             {"greedy"});
   if (!args.positional().empty())
     throw usage_error("generate: unexpected argument '" + args.positional().front() + "'");
@@ -127,6 +130,12 @@ int cmd_generate(int argc, char** argv) {
                         cache_spec);
     cache = attnkit::modules::RetentionCache{mode, {}};
   }
+  attnkit::modules::KVDtype kv_dtype = attnkit::modules::KVDtype::compute;
+  try {
+    kv_dtype = attnkit::modules::parse_kv_dtype(args.get("kv-dtype", "f32"));
+  } catch (const error& e) {
+    throw usage_error("generate: --kv-dtype: " + std::string(e.what()).substr(9));
+  }
   model::Sampler<> sampler;
   const bool sampled = args.has("temperature") || args.has("top-k") || args.has("top-p");
   if (args.has("greedy") && sampled)
@@ -152,8 +161,9 @@ int cmd_generate(int argc, char** argv) {
   // The folder's positions choose the score mod: ALiBi, or none (RoPE or no positions).
   return policy::visit_activation(act, [&](const auto& a) {
     if (config.positions == model::PositionKind::alibi)
-      return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, dump);
-    return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, dump);
+      return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump);
+    return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, kv_dtype,
+                                            dump);
   });
 }
 

@@ -124,12 +124,16 @@ template <class T>
 struct DecoderState {
   /// The policy of the layers' caches (made on first use).
   modules::CachePolicy cache = modules::FullCache{};
+  /// What the caches store keys and values as (bf16 / f16: T = float only).
+  modules::KVDtype kv_dtype = modules::KVDtype::compute;
   std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
 
   DecoderState() = default;
-  /// \param policy the cache policy of every layer
-  explicit DecoderState(modules::CachePolicy policy) : cache(std::move(policy)) {}
+  /// \param policy the cache policy of every layer \param dtype what the caches store
+  explicit DecoderState(modules::CachePolicy policy,
+                        modules::KVDtype dtype = modules::KVDtype::compute)
+      : cache(std::move(policy)), kv_dtype(dtype) {}
 
   /// Statistics of each layer's cache.
   std::vector<modules::CacheStats> stats() const {
@@ -411,7 +415,7 @@ class Decoder {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
     if (state != nullptr && state->layers.size() != layers.size())
-      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache));
+      state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
     std::vector<index_t> pos(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     Tensor<T, 3> x({1, n, h});

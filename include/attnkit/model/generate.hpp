@@ -33,6 +33,7 @@ struct GenerationResult {
   index_t decode_steps = 0;  ///< forward passes after the prefill (new tokens - 1)
   std::string mode;          ///< the memory mode (baseline for the plain caches)
   std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
+  std::string kv_dtype;      ///< what the caches store: "f32" (the compute type), "bf16", "f16"
   std::vector<modules::CacheStats> layers;  ///< per layer, at the end
 
   /// Decode steps per second (0 without any).
@@ -52,8 +53,8 @@ struct GenerationResult {
     return mean([](const modules::CacheStats& s) { return s.sparsity; });
   }
 
-  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache" and a per-layer
-  /// "layers" list.
+  /// The one-line JSON of docs/CLI.md (`attnkit generate`), plus "cache", "kv_dtype" and a
+  /// per-layer "layers" list.
   std::string json() const {
     auto num = [](double v) {
       char buf[32];
@@ -67,7 +68,7 @@ struct GenerationResult {
          ", \"prefill_ms\": " + num(prefill_ms) + ", \"tokens_per_s\": " + num(tokens_per_s()) +
          ", \"mode\": \"" + mode + "\", \"memory_tokens\": " + num(memory_tokens()) +
          ", \"mean_retention\": " + num(mean_retention()) + ", \"sparsity\": " + num(sparsity()) +
-         ", \"cache\": \"" + cache + "\", \"layers\": [";
+         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"layers\": [";
     for (std::size_t l = 0; l < layers.size(); ++l)
       s += std::string(l ? ", " : "") + "{\"layer\": " + std::to_string(l) +
            ", \"memory_tokens\": " + std::to_string(layers[l].memory_tokens) +
@@ -199,6 +200,9 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
   const auto* ret = std::get_if<modules::RetentionCache>(&state.cache);
   r.mode = modules::memory_mode_name(ret != nullptr ? ret->mode : modules::MemoryMode::baseline);
   r.cache = ret != nullptr ? "full" : modules::cache_policy_name(state.cache);
+  r.kv_dtype = state.kv_dtype == modules::KVDtype::compute && !std::is_same_v<T, float>
+                   ? "f64"
+                   : modules::kv_dtype_name(state.kv_dtype);
   std::vector<std::int64_t> context(prompt.begin(), prompt.end());
   std::optional<detail::TraceRecorder<T>> trace;
   if (hooks.attention != nullptr)

@@ -170,7 +170,7 @@ class MultiHeadAttention {
                const AttentionCapture<T>* capture = nullptr) const {
     Projected p = project(x, positions, y, true);
     const Policy pol = policy_for_rows(p, 0, p.n);
-    run(pol, p.q, p.k, p.v, p.o, options, capture, {});
+    run<T>(pol, p.q, p.k, p.v, p.o, options, capture, {});
     o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
@@ -203,8 +203,7 @@ class MultiHeadAttention {
     Projected p = project(x, positions, y, false);
     const block::RoPE* r = rope ? &*rope : nullptr;
     cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
-               [&](index_t r0, index_t r1, TensorView<const T, 4> kc, TensorView<const T, 4> vc,
-                   TensorView<T, 4> probs) {
+               [&](index_t r0, index_t r1, auto kc, auto vc, TensorView<T, 4> probs) {
                  const Policy pol = policy_for_rows(p, r0, r1);
                  AttentionOptions o = options;
                  if (r1 - r0 == 1 && o.decode == DecodeMode::automatic)
@@ -273,21 +272,35 @@ class MultiHeadAttention {
   /// attention<Policy> of q [B, Hq, n, D] over kc, vc into o, the weights into `probs` when it
   /// is not empty (a cache's buffer) and into the capture's buffer when it gives one; then the
   /// capture's observer.
-  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const T, 4> kc,
-           TensorView<const T, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
+  /// \tparam KV the element type of the cached keys and values: T, or bf16 / f16 (T = float)
+  template <class KV>
+  void run(const Policy& pol, TensorView<const T, 4> q, TensorView<const KV, 4> kc,
+           TensorView<const KV, 4> vc, TensorView<T, 4> o, const AttentionOptions& opts,
            const AttentionCapture<T>* capture, TensorView<T, 4> probs) const {
     TensorView<T, 4> cap;
     if (capture != nullptr && capture->probs)
       cap = capture->probs(Shape<4>{q.extent(0), heads, q.extent(2), kc.extent(2)});
     const TensorView<T, 4> w = cap.empty() ? probs : cap;
     if (w.empty()) {
-      attention<Policy, T>(pol, q, kc, vc, o, opts);
+      attention(pol, q, kc, vc, o, opts);
     } else {
-      attention<Policy, T>(pol, q, kc, vc, o, w, opts);
+      attention(pol, q, kc, vc, o, w, opts);
       if (!cap.empty() && !probs.empty()) copy(TensorView<const T, 4>(cap), probs);
     }
-    if (capture != nullptr && capture->observe)
-      capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+    if (capture != nullptr && capture->observe) {
+      if constexpr (std::is_same_v<KV, T>) {
+        capture->observe(q, kc, vc, TensorView<const T, 4>(w));
+      } else {  // the observer reads T: the held 16-bit keys and values widened
+        Tensor<T, 4> kw(kc.shape()), vw(vc.shape());
+        for (index_t a = 0; a < kc.extent(0); ++a)
+          for (index_t h = 0; h < kc.extent(1); ++h)
+            for (index_t j = 0; j < kc.extent(2); ++j) {
+              for (index_t c = 0; c < kc.extent(3); ++c) kw(a, h, j, c) = kc(a, h, j, c).to_float();
+              for (index_t c = 0; c < vc.extent(3); ++c) vw(a, h, j, c) = vc(a, h, j, c).to_float();
+            }
+        capture->observe(q, kw.cview(), vw.cview(), TensorView<const T, 4>(w));
+      }
+    }
   }
 
   /// The policy with the gate values of the query rows [r0, r1) of a call.
