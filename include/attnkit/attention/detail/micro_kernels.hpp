@@ -16,6 +16,8 @@
 #include "attnkit/simd/batch.hpp"
 #include "attnkit/simd/widen.hpp"
 
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
 namespace attnkit::attention_detail {
 
 /// Blocking of the micro-kernels for one architecture and element type.
@@ -138,6 +140,29 @@ inline void qk_rows_block(const T* qr, index_t dp, const E* k, index_t ks, index
     for (int m = 0; m < MK; ++m) kv[m] = load_elems_partial<Arch, T>(k + m * ks + full, d - full);
     step(kv, full);
   }
+#if defined(__AVX512F__)
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 2 && R == 4) {
+    // The 8 lane sums at once (a transposing reduction: 26 instructions instead of 8 separate
+    // reductions of about 8 each): halves, then quarters of pairs of accumulators are added,
+    // leaving acc[m][r] in lane m of quarter r; one permute gathers [acc[0][0..3],
+    // acc[1][0..3]] into lanes 0..7, and two masked stores write the two keys' rows.
+    auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
+      return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    };
+    auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
+      return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
+    };
+    const __m512 u0 = quarters(halves(acc[0][0], acc[0][1]), halves(acc[0][2], acc[0][3]));
+    const __m512 u1 = quarters(halves(acc[1][0], acc[1][1]), halves(acc[1][2], acc[1][3]));
+    const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
+    const __m512 y = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));  // quarter r: [u0 r, u1 r, ..]
+    const __m512 z = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), y);
+    _mm512_mask_storeu_ps(st, 0x000F, z);
+    _mm512_mask_storeu_ps(st + lanes - 4, 0x00F0, z);
+    return;
+  }
+#endif
   for (int m = 0; m < MK; ++m)
     for (int r = 0; r < R; ++r) st[m * lanes + r] = simd::reduce_add(acc[m][r]);
 }
@@ -161,13 +186,15 @@ inline void prefetch_row(const T* base, index_t offset, index_t n) noexcept {
 
 /// S^T[0..bk)[0..lanes) of a lane group with only `nl` rows (decode, a short query): rows
 /// [0, nl) by qk_rows_block, lanes [nl, lanes) zero, as qk_tile leaves them. K contiguous along d.
-/// Memory bound: along the keys it prefetches the K row one tile ahead and the tile's V row
+/// Memory bound: along the keys it prefetches the K row two tiles ahead and the tile's V row
 /// (v, row stride vs, dv elements; null for none), which O += P V reads next.
 template <class Arch, class T, class E>
 inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, const E* k, index_t ks,
                          index_t d, index_t bk, T* st, const E* v, index_t vs,
                          index_t dv) noexcept {
-  constexpr index_t ahead = 64;  // one key tile
+  // Two key tiles ahead for K (into L1: farther or into L2 only measured slower), the tile's V
+  // rows as its scores are computed.
+  constexpr index_t ahead = 128;
   auto keys = [&](auto mk_tag, index_t j) {
     constexpr int MK = decltype(mk_tag)::value;
     for (int m = 0; m < MK; ++m) {
@@ -260,3 +287,5 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const E* v, inde
 }
 
 }  // namespace attnkit::attention_detail
+
+ATTNKIT_SIMD_WARNINGS_POP
