@@ -81,12 +81,15 @@ void check_half(const Policy& pol, const ref::Spec& spec, const Problem& p, unsi
   if (capture) CHECK(std::equal(probs.begin(), probs.end(), wprobs.begin()));
 }
 
+/// \param all every problem, or (the capped architectures, whose kernels are the same code
+/// with narrower loads) a sample: tiny, GQA with tails, MQA, and both decode shapes
 template <class KV>
-void run_all(unsigned seed) {
+void run_all(unsigned seed, bool all) {
   auto ps = problems();
-  ps.push_back({1, 32, 8, 1, 1500, 128, 128});  // decode: several chunks, D a multiple of W
+  ps.push_back({1, 16, 4, 1, 1100, 128, 128});  // decode: several chunks, D a multiple of W
   ps.push_back({1, 4, 2, 2, 1100, 40, 24});     // decode with tails along D and Dv
   for (std::size_t pi = 0; pi < ps.size(); ++pi) {
+    if (!all && pi != 0 && pi != 2 && pi != 3 && pi < ps.size() - 2) continue;
     const Problem& p = ps[pi];
     MaskStore st;
     int n = 0;
@@ -125,8 +128,9 @@ TEST_CASE("bf16 and f16 K and V: every path and architecture", "[attention][half
        {simd::ArchLevel::generic, simd::ArchLevel::avx2, simd::ArchLevel::avx512}) {
     ArchCap cap(level);
     INFO("arch cap " << level_name(level) << " -> " << simd::dispatch_arch_name());
-    run_all<bf16>(300);
-    run_all<f16>(400);
+    const bool all = level == simd::ArchLevel::avx512;
+    run_all<bf16>(300, all);
+    run_all<f16>(400, all);
   }
 }
 
