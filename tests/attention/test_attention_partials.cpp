@@ -3,7 +3,8 @@
 // Learned sink logits (policy::SinkLogits), the per-row state of attention_partial, key ranges
 // (AttentionOptions::keys) and merge_partials against the double reference, on every
 // architecture: the keys split in 2 to 5 random ranges (some empty), each range's partial
-// result merged, equals the reference of the whole sequence, on the prefill and decode paths.
+// result merged, equals the reference of the whole sequence, on the prefill and decode paths; the
+// query rows cut in ranges as well (AttentionOptions::queries) give the same rows.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -104,8 +105,36 @@ void check_split(const Policy& pol, const ref::Spec& spec, const Problem& p, uns
   Tensor<T, 4> nested({p.b, p.hq, p.nq, p.dv}, T(3));
   merge_partials(pol, views, nested.view());
   bad += out_mismatches<T>(p, nested.cview(), rout, rprobs, data.v.cview(), {}, first);
+  // A grid: the query rows cut in 1 to 3 ranges too (AttentionOptions::queries), each block of
+  // rows x keys computed alone, the blocks of each row range merged into its rows of `grid`.
+  std::vector<index_t> rcuts{0, p.nq};
+  for (int c = 1 + int(g() % 3); c > 1; --c)
+    rcuts.push_back(static_cast<index_t>(g() % (p.nq + 1)));
+  std::sort(rcuts.begin(), rcuts.end());
+  Tensor<T, 4> grid({p.b, p.hq, p.nq, p.dv}, T(11));
+  for (std::size_t rr = 0; rr + 1 < rcuts.size(); ++rr) {
+    const index_t ra = rcuts[rr], re = rcuts[rr + 1];
+    std::vector<Tensor<T, 4>> bo;
+    std::vector<Tensor<T, 3>> bs;
+    std::vector<AttentionPartial<T>> bv;
+    opts.queries = QueryRange{ra, p.nq};
+    for (int r = 0; r < parts; ++r) {
+      const index_t a = cuts[static_cast<std::size_t>(r)],
+                    e = cuts[static_cast<std::size_t>(r) + 1];
+      bo.emplace_back(Shape<4>{p.b, p.hq, re - ra, p.dv}, T(7));
+      bs.emplace_back(Shape<3>{p.b, p.hq, re - ra}, T(7));
+      opts.keys = KeyRange{a, p.nk};
+      attention_partial(pol, data.q.cview().slice(ra, re, 2), data.k.cview().slice(a, e, 2),
+                        data.v.cview().slice(a, e, 2), bo.back().view(), bs.back().view(), opts);
+    }
+    for (int r = 0; r < parts; ++r) bv.push_back({bo[r].cview(), bs[r].cview()});
+    merge_partials(pol, bv, grid.view().slice(ra, re, 2));
+  }
+  opts.queries.reset();
+  bad += out_mismatches<T>(p, grid.cview(), rout, rprobs, data.v.cview(), {}, first);
   std::string cut_list;
   for (index_t c : cuts) cut_list += std::to_string(c) + " ";
+  for (index_t c : rcuts) cut_list += (c == 0 ? "| " : "") + std::to_string(c) + " ";
   INFO(p.str() << " activation=" << spec.activation << " sinks=" << spec.sink_logits.size()
                << " cuts=" << cut_list << " decode=" << int(mode) << " first: " << first);
   CHECK(bad == 0);
@@ -255,6 +284,41 @@ TEST_CASE("attention_partial: states of empty ranges and rows", "[attention][par
   CHECK(o2(0, 3, 0, 0) == 0.0f);
 }
 
+TEST_CASE("query ranges: the gate, dropout and top-left causal see the rows of the whole call",
+          "[attention][partials]") {
+  // Rows [a, e) computed alone (QueryRange) equal those rows of one call over every row, with a
+  // per-row gate, dropout (hashed on the row of the whole call) and a mask bound to Nk - Nq.
+  for (const Problem& p : {Problem{2, 6, 3, 37, 53, 16, 8}, Problem{1, 4, 4, 70, 70, 32, 16}}) {
+    Data<float> data(p, 17);
+    Tensor<float, 3> gate_logits({p.b, p.hq, p.nq});
+    std::mt19937 g(19);
+    std::normal_distribution<float> n01;
+    for (float& x : gate_logits) x = n01(g);
+    const auto policy =
+        pol::AttentionPolicy(pol::Softmax{}, pol::CausalTopLeft{}, pol::NoScoreMod{},
+                             pol::HeadwiseSigmoid(gate_logits.cview()));
+    AttentionOptions opts;
+    opts.dropout = AttentionDropout{0.25, 99};
+    Tensor<float, 4> whole({p.b, p.hq, p.nq, p.dv});
+    attention(policy, data.q.cview(), data.k.cview(), data.v.cview(), whole.view(), opts);
+    for (const auto& [a, e] : {std::pair<index_t, index_t>{0, 1}, {5, 23}, {p.nq - 3, p.nq}}) {
+      Tensor<float, 4> rows({p.b, p.hq, e - a, p.dv});
+      opts.queries = QueryRange{a, p.nq};
+      attention(policy, data.q.cview().slice(a, e, 2), data.k.cview(), data.v.cview(), rows.view(),
+                opts);
+      long bad = 0;
+      for (index_t b = 0; b < p.b; ++b)
+        for (index_t h = 0; h < p.hq; ++h)
+          for (index_t i = a; i < e; ++i)
+            for (index_t c = 0; c < p.dv; ++c)
+              bad += !(std::abs(rows(b, h, i - a, c) - whole(b, h, i, c)) <=
+                       1e-5f * (1 + std::abs(whole(b, h, i, c))));
+      INFO(p.str() << " rows [" << a << ", " << e << ")");
+      CHECK(bad == 0);
+    }
+  }
+}
+
 TEST_CASE("key ranges, sink logits and merge_partials reject bad input", "[attention][partials]") {
   const Problem p{1, 4, 2, 3, 20, 8, 8};
   Data<float> data(p, 7);
@@ -267,6 +331,15 @@ TEST_CASE("key ranges, sink logits and merge_partials reject bad input", "[atten
       attention(softmax, data.q.cview(), data.k.cview(), data.v.cview(), out.view(), opts),
       shape_error);
   opts.keys = KeyRange{-1, 30};
+  CHECK_THROWS_AS(
+      attention(softmax, data.q.cview(), data.k.cview(), data.v.cview(), out.view(), opts),
+      shape_error);
+  opts.keys.reset();
+  opts.queries = QueryRange{2, 4};  // 2 + 3 > 4
+  CHECK_THROWS_AS(
+      attention(softmax, data.q.cview(), data.k.cview(), data.v.cview(), out.view(), opts),
+      shape_error);
+  opts.queries = QueryRange{-1, 4};
   CHECK_THROWS_AS(
       attention(softmax, data.q.cview(), data.k.cview(), data.v.cview(), out.view(), opts),
       shape_error);

@@ -39,12 +39,22 @@ enum class DecodeMode {
 /// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
 /// k and v hold keys [first, first + Nk) of `total` keys. Masks, score mods, dropout and the
 /// binding of the policy (for instance sigmoid-bias's b = -ln Nk) see the absolute key index and
-/// `total`; query row i sits at position i + total - Nq. Sink logits join the range that holds key
-/// 0 only (of a sequence without keys, the empty range at 0), so the ranges of a partition merge
-/// to the full result (merge_partials).
+/// `total`; query row i sits at position i + total - Nq (see QueryRange). Sink logits join the
+/// range that holds key 0 only (of a sequence without keys, the empty range at 0), so the ranges of
+/// a partition merge to the full result (merge_partials).
 struct KeyRange {
   index_t first = 0;  ///< absolute index of the first key of k and v
   index_t total = 0;  ///< keys in the whole sequence (>= first + Nk)
+};
+
+/// The query rows a call computes as a range of a longer call (context parallelism): q holds
+/// rows [first, first + Nq) of `total` query rows, and out (and the state) those rows only. Masks,
+/// score mods, the gate, dropout and the binding of the policy see the rows of the whole call:
+/// row i of q sits at position first + i + keys - total, with keys the whole sequence's key
+/// count (KeyRange::total, else Nk). Any key range merges with the same query range.
+struct QueryRange {
+  index_t first = 0;  ///< index of the first row of q in the whole call
+  index_t total = 0;  ///< query rows of the whole call (>= first + Nq)
 };
 
 /// Runtime options of one attention() call.
@@ -57,6 +67,8 @@ struct AttentionOptions {
   AttentionDropout dropout{};
   /// The keys of k and v as a range of a longer sequence (none: they are the whole sequence).
   std::optional<KeyRange> keys;
+  /// The rows of q as a range of a longer call (none: q holds every query row).
+  std::optional<QueryRange> queries;
 };
 
 namespace attention_detail {
@@ -98,12 +110,23 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4>
                         ") of k does not lie in the " + std::to_string(total) +
                         " keys of the sequence (KeyRange first, total)");
   }
+  index_t row0 = 0, rows = nq;
+  if (opts.queries) {
+    row0 = opts.queries->first;
+    rows = opts.queries->total;
+    if (row0 < 0 || rows < 0 || row0 > rows - nq)
+      throw shape_error("attnkit: attention: the query rows [" + std::to_string(row0) + ", " +
+                        std::to_string(row0) + " + " + std::to_string(nq) +
+                        ") of q do not lie in the " + std::to_string(rows) +
+                        " query rows of the call (QueryRange first, total)");
+  }
   if (opts.scale && !std::isfinite(*opts.scale))
     throw error("attnkit: attention: the scale must be finite");
   opts.dropout.check();
 
-  // The policy sees the whole sequence; the kernel's loops run over the keys of k and v.
-  const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, nq, total, d, dv});
+  // The policy sees the whole call; the kernel's loops run over the rows of q and the keys of k
+  // and v.
+  const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, rows, total, d, dv});
   const policy::Geometry geom{nb, hq, hkv, nq, nk, d, dv};
   using Activation = typename Policy::activation_type;
   constexpr auto norm = Activation::normalization;
@@ -136,7 +159,8 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4>
   x.state = with_state ? state.data() : nullptr;
   x.ss = state.strides();
   x.key0 = key0;
-  x.qoff = total - nq;
+  x.qoff = row0 + total - rows;
+  x.row0 = row0;
   x.g = geom;
   x.group = hq / hkv;
   x.scale = static_cast<T>(opts.scale ? *opts.scale : (d > 0 ? 1.0 / std::sqrt(double(d)) : 1.0));

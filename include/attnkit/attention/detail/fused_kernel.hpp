@@ -71,7 +71,8 @@ struct Operands {
   /// [key0, key0 + g.nk) of the sequence; masks, score mods and dropout see key0 + j.
   Geometry g;
   index_t key0;
-  index_t qoff;   ///< absolute position of query row 0 (total keys - Nq)
+  index_t qoff;   ///< absolute position of query row 0 (row0 + total keys - total rows)
+  index_t row0;   ///< row of the whole call of query row 0 (gate, dropout; QueryRange)
   index_t group;  ///< Hq / Hkv
   T scale;
   index_t dvp;    ///< Dv rounded up to the SIMD width
@@ -409,7 +410,7 @@ struct FusedKernel {
     for (index_t s = 0; s < nseg; ++s) {
       const Segment& sg = segs[s];
       for (index_t r = 0; r < sg.count; ++r) {
-        const std::uint64_t row = x.dropout.row_key(b, sg.h, sg.q0 + r);
+        const std::uint64_t row = x.dropout.row_key(b, sg.h, x.row0 + sg.q0 + r);
         T* col = st + sg.lane0 + r;
         for (index_t j = 0; j < bk; ++j)
           col[j * lanes] = x.dropout.row_keeps(row, x.key0 + j0 + j) ? col[j * lanes] * keep : T(0);
@@ -631,7 +632,8 @@ struct FusedKernel {
   /// out[b, h, i, :] = gate(o_row · inv); `tmp` holds at least dvp elements.
   void store_row(index_t b, index_t h, index_t i, const T* orow, T inv, T* tmp) const {
     for (index_t c = 0; c < x.g.dv; ++c) tmp[c] = orow[c] * inv;
-    if constexpr (!Policy::gate_type::is_identity) pol.gate.apply_row(b, h, i, tmp, x.g.dv);
+    if constexpr (!Policy::gate_type::is_identity)
+      pol.gate.apply_row(b, h, x.row0 + i, tmp, x.g.dv);
     T* dst = x.out + b * x.os[0] + h * x.os[1] + i * x.os[2];
     for (index_t c = 0; c < x.g.dv; ++c) dst[c * x.os[3]] = tmp[c];
   }
