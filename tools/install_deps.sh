@@ -5,7 +5,7 @@
 # present. Usage: tools/install_deps.sh [extra packages...]
 set -euo pipefail
 packages=(cmake ninja-build g++ clang-14 clang-format-14 libomp-dev libeigen3-dev libxsimd-dev xtl-dev catch2
-          libbenchmark-dev libopenblas-dev libstb-dev python3 "$@")
+          libbenchmark-dev libopenblas-dev libstb-dev python3 libopenmpi-dev openmpi-bin "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3746,7 +3746,8 @@ struct FusedKernel {
   /// out[b, h, i, :] = gate(o_row · inv); `tmp` holds at least dvp elements.
   void store_row(index_t b, index_t h, index_t i, const T* orow, T inv, T* tmp) const {
     for (index_t c = 0; c < x.g.dv; ++c) tmp[c] = orow[c] * inv;
-    if constexpr (!Policy::gate_type::is_identity) pol.gate.apply_row(b, h, x.row0 + i, tmp, x.g.dv);
+    if constexpr (!Policy::gate_type::is_identity)
+      pol.gate.apply_row(b, h, x.row0 + i, tmp, x.g.dv);
     T* dst = x.out + b * x.os[0] + h * x.os[1] + i * x.os[2];
     for (index_t c = 0; c < x.g.dv; ++c) dst[c * x.os[3]] = tmp[c];
   }
@@ -4202,9 +4203,9 @@ enum class DecodeMode {
 /// The keys a call sees as a range of a longer sequence (context parallelism, chunked caches):
 /// k and v hold keys [first, first + Nk) of `total` keys. Masks, score mods, dropout and the
 /// binding of the policy (for instance sigmoid-bias's b = -ln Nk) see the absolute key index and
-/// `total`; query row i sits at position i + total - Nq (see QueryRange). Sink logits join the range that holds key
-/// 0 only (of a sequence without keys, the empty range at 0), so the ranges of a partition merge
-/// to the full result (merge_partials).
+/// `total`; query row i sits at position i + total - Nq (see QueryRange). Sink logits join the
+/// range that holds key 0 only (of a sequence without keys, the empty range at 0), so the ranges of
+/// a partition merge to the full result (merge_partials).
 struct KeyRange {
   index_t first = 0;  ///< absolute index of the first key of k and v
   index_t total = 0;  ///< keys in the whole sequence (>= first + Nk)

@@ -26,6 +26,7 @@ ALLOWED = {
     "modules": {"attention", "block", "policy", "kernel", "simd"},
     "model": {"modules", "attention", "block", "policy", "kernel", "simd", "io"},
     "inspect": {"model", "modules", "attention", "block", "policy", "kernel", "simd", "io"},
+    "mpi": {"attention", "policy", "kernel", "simd"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"attnkit/([^"]+)"', re.M)
