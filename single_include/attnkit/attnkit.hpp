@@ -6056,6 +6056,7 @@ ATTNKIT_SIMD_WARNINGS_POP
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 
@@ -6069,6 +6070,56 @@ enum class RopeStyle : std::uint8_t {
   interleaved,
 };
 
+/// How a checkpoint stretches RoPE's frequencies for contexts longer than it was trained on
+/// (config.json's `rope_scaling`), as Hugging Face computes them:
+///   none     inv_freq unchanged;
+///   linear   inv_freq / factor (position interpolation);
+///   llama3   LLaMA 3.1: with L = original_max_position_embeddings and wavelength w = 2π /
+///            inv_freq, frequencies with w < L / high_freq_factor stay, those with
+///            w > L / low_freq_factor are divided by factor, and the ones between blend the two
+///            with s = (L / w - low_freq_factor) / (high_freq_factor - low_freq_factor):
+///            (1 - s) · inv_freq / factor + s · inv_freq.
+struct RopeScaling {
+  enum class Kind : std::uint8_t { none, linear, llama3 };
+  Kind kind = Kind::none;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  double original_max_position_embeddings = 8192.0;
+
+  /// The scaled frequencies; throws attnkit::error for parameters outside their range.
+  std::vector<double> apply(std::vector<double> inv_freq) const {
+    if (kind == Kind::none) return inv_freq;
+    if (!(factor > 0) || !std::isfinite(factor))
+      throw error("attnkit: RopeScaling: factor must be finite and > 0");
+    if (kind == Kind::linear) {
+      for (double& f : inv_freq) f /= factor;
+      return inv_freq;
+    }
+    if (!(low_freq_factor > 0) || !(high_freq_factor > low_freq_factor) ||
+        !std::isfinite(high_freq_factor) || !(original_max_position_embeddings > 0) ||
+        !std::isfinite(original_max_position_embeddings))
+      throw error(
+          "attnkit: RopeScaling: llama3 needs 0 < low_freq_factor < high_freq_factor and "
+          "original_max_position_embeddings > 0");
+    const double pi = 3.14159265358979323846;
+    const double low_wavelen = original_max_position_embeddings / low_freq_factor;
+    const double high_wavelen = original_max_position_embeddings / high_freq_factor;
+    for (double& f : inv_freq) {
+      const double wavelen = 2 * pi / f;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        f /= factor;
+        continue;
+      }
+      const double s = (original_max_position_embeddings / wavelen - low_freq_factor) /
+                       (high_freq_factor - low_freq_factor);
+      f = (1 - s) * f / factor + s * f;
+    }
+    return inv_freq;
+  }
+};
+
 /// RoPE over the first `rotary_dim` channels of each head (the rest pass through). Pair i is
 /// rotated by the angle pos · inv_freq[i], inv_freq[i] = theta^(-2i / rotary_dim), i < R/2.
 /// Angles, cosines and sines are computed in double and rounded once to T.
@@ -6080,7 +6131,9 @@ class RoPE {
   /// \param rotary_dim R, even and >= 2 (usually the head dimension)
   /// \param theta the base (10000 in LLaMA 1/2, 500000 in LLaMA 3)
   /// \param style rotate-half (Hugging Face) or interleaved
-  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half)
+  /// \param scaling how the frequencies are stretched (RopeScaling; none by default)
+  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half,
+       const RopeScaling& scaling = {})
       : dim_(rotary_dim), theta_(theta), style_(style) {
     if (rotary_dim < 2 || rotary_dim % 2 != 0)
       throw error("attnkit: RoPE: rotary_dim must be even and >= 2, got " +
@@ -6091,12 +6144,13 @@ class RoPE {
     for (index_t i = 0; i < dim_ / 2; ++i)
       inv_freq_[static_cast<std::size_t>(i)] =
           std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
+    inv_freq_ = scaling.apply(std::move(inv_freq_));
   }
 
   index_t rotary_dim() const noexcept { return dim_; }
   double theta() const noexcept { return theta_; }
   RopeStyle style() const noexcept { return style_; }
-  /// inv_freq[i] = theta^(-2i / R), i < R/2.
+  /// inv_freq[i] = theta^(-2i / R), i < R/2 (then scaled, see RopeScaling).
   const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
 
   /// Rotates x [B, H, N, D] in place: row n of every (b, h) is at position positions[n].
@@ -9432,12 +9486,125 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 
 }  // namespace attnkit::io
 // ---- end attnkit/io/safetensors.hpp ----
+// ---- begin attnkit/model/checkpoint.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Checkpoint: the safetensors files of a model folder, one model.safetensors or the shards that
+// model.safetensors.index.json lists, looked up by tensor name.
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::model {
+
+/// The weights of a model folder DIR: DIR/model.safetensors when it exists, else the shards of
+/// DIR/model.safetensors.index.json (Hugging Face's sharded layout: its "weight_map" maps each
+/// tensor name to a file of DIR). The index is checked against the shards: every listed tensor
+/// must be in its file, and every tensor of a shard must be listed there; a shard name must be a
+/// plain file name in DIR. Any mismatch is an io::file_error naming the file and the tensor.
+class Checkpoint {
+ public:
+  /// Opens the weights of `dir` (memory-mapped unless `mode` says read).
+  static Checkpoint open(const std::string& dir, io::LoadMode mode = io::LoadMode::map) {
+    namespace fs = std::filesystem;
+    Checkpoint c;
+    const std::string single = dir + "/model.safetensors";
+    const std::string index = dir + "/model.safetensors.index.json";
+    if (fs::exists(single) || !fs::exists(index)) {
+      c.add(std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(single, mode)));
+      c.source_ = single;
+      return c;
+    }
+    c.source_ = index;
+    std::ifstream in(index, std::ios::binary);
+    if (!in) throw io::file_error("attnkit: " + index + ": cannot open");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const json::Value doc = json::parse(text, index);
+    if (!doc.is_object() || !doc.contains("weight_map") || !doc.at("weight_map").is_object())
+      throw io::file_error("attnkit: " + index +
+                           ": expected an object with a \"weight_map\" object");
+    std::map<std::string, std::size_t> shard_of_file;
+    std::map<std::string, std::string> listed;  // tensor -> shard file name
+    for (const auto& [name, v] : doc.at("weight_map").as_object()) {
+      if (!v.is_string())
+        throw io::file_error("attnkit: " + index + ": weight_map[\"" + name +
+                             "\"] is not a file name");
+      const std::string& f = v.as_string();
+      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos ||
+          f.find('\\') != std::string::npos)
+        throw io::file_error("attnkit: " + index + ": weight_map[\"" + name + "\"] is \"" + f +
+                             "\", not a file name in the folder");
+      listed[name] = f;
+      if (shard_of_file.count(f) == 0) {
+        shard_of_file[f] = c.files_.size();
+        c.add(
+            std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/" + f, mode)));
+      }
+    }
+    if (c.files_.empty()) throw io::file_error("attnkit: " + index + ": the weight_map is empty");
+    // Both directions: the index's tensors are where it says, the shards hold nothing else.
+    for (const auto& [name, f] : listed) {
+      const io::SafetensorsFile& file = *c.files_[shard_of_file[f]];
+      if (!file.contains(name))
+        throw io::file_error("attnkit: " + index + ": tensor '" + name + "' is listed in " + f +
+                             ", which does not hold it");
+    }
+    for (const auto& file : c.files_)
+      for (const std::string& name : file->names()) {
+        const auto it = listed.find(name);
+        if (it == listed.end() || dir + "/" + it->second != file->path())
+          throw io::file_error("attnkit: " + file->path() + ": tensor '" + name +
+                               "' is not listed for this file in " + index);
+      }
+    return c;
+  }
+
+  /// Whether some file holds the tensor.
+  bool contains(const std::string& name) const { return where_.count(name) != 0; }
+
+  /// The file that holds `name`; throws io::file_error naming the checkpoint and the tensor.
+  const io::SafetensorsFile& file_of(const std::string& name) const {
+    const auto it = where_.find(name);
+    if (it == where_.end())
+      throw io::file_error("attnkit: " + source_ + ": no tensor '" + name + "'");
+    return *files_[it->second];
+  }
+
+  /// Every file, in the order they were opened.
+  const std::vector<std::shared_ptr<io::SafetensorsFile>>& files() const noexcept { return files_; }
+
+  /// model.safetensors or model.safetensors.index.json, with the folder.
+  const std::string& source() const noexcept { return source_; }
+
+ private:
+  void add(std::shared_ptr<io::SafetensorsFile> f) {
+    for (const std::string& name : f->names())
+      if (!where_.emplace(name, files_.size()).second)
+        throw io::file_error("attnkit: " + f->path() + ": tensor '" + name + "' is also in " +
+                             files_[where_[name]]->path());
+    files_.push_back(std::move(f));
+  }
+
+  std::vector<std::shared_ptr<io::SafetensorsFile>> files_;
+  std::map<std::string, std::size_t> where_;
+  std::string source_;
+};
+
+}  // namespace attnkit::model
+// ---- end attnkit/model/checkpoint.hpp ----
 // ---- begin attnkit/model/config.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// DecoderConfig: the config.json keys a Decoder needs (Hugging Face's LLaMA keys, Mixtral's MoE
-// keys and attnkit's layer-recipe keys), checked on load.
+// DecoderConfig: the config.json keys a Decoder needs (Hugging Face's keys of the llama, mistral,
+// mixtral, qwen2 and qwen3 model types, and attnkit's layer-recipe keys), checked on load.
 
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <initializer_list>
@@ -9469,18 +9636,21 @@ inline const char* kind_name(PositionKind k) noexcept {
   return k == PositionKind::alibi ? "alibi" : k == PositionKind::none ? "none" : "rope";
 }
 
-/// The architecture of a decoder (config.json of a Hugging Face style model folder): the LLaMA
-/// keys, and the layer recipe (norm, its placement, the MLP, the position signal; docs/CLI.md,
-/// "Model folders"). Keys that would change the computation in a way the decoder does not
-/// implement (rope_scaling, attention_bias, mlp_bias, an active sliding_window) are errors.
+/// The architecture of a decoder (config.json of a Hugging Face style model folder): the keys of
+/// its `model_type` (llama, mistral, mixtral, qwen2, qwen3), and the layer recipe (norm, its
+/// placement, the MLP, the position signal; docs/CLI.md, "Model folders"). Keys that would change
+/// the computation in a way the decoder does not implement are errors (mlp_bias, an unknown
+/// rope_scaling type); a sliding window and dynamic RoPE scaling change nothing up to a length,
+/// so they set `exact_positions` and a longer sequence is an error then.
 struct DecoderConfig {
-  index_t hidden_size = 0;          ///< H
-  index_t intermediate_size = 0;    ///< I of the SwiGLU MLP
-  index_t num_attention_heads = 0;  ///< Hq
-  index_t num_key_value_heads = 0;  ///< Hkv (defaults to Hq when absent)
-  index_t num_hidden_layers = 0;    ///< L
-  index_t vocab_size = 0;           ///< V
-  index_t head_dim = 0;             ///< D (defaults to H / Hq when absent)
+  std::string model_type = "llama";  ///< llama (also when absent), mistral, mixtral, qwen2, qwen3
+  index_t hidden_size = 0;           ///< H
+  index_t intermediate_size = 0;     ///< I of the SwiGLU MLP
+  index_t num_attention_heads = 0;   ///< Hq
+  index_t num_key_value_heads = 0;   ///< Hkv (defaults to Hq when absent)
+  index_t num_hidden_layers = 0;     ///< L
+  index_t vocab_size = 0;            ///< V
+  index_t head_dim = 0;              ///< D (defaults to H / Hq when absent)
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
@@ -9499,6 +9669,17 @@ struct DecoderConfig {
   bool norm_topk_prob = true;                     ///< MoE: renormalize the top-k router weights
   PositionKind positions = PositionKind::rope;    ///< attnkit_positions
   bool positions_given = false;                   ///< whether config.json names the positions
+  /// q_proj, k_proj and v_proj have biases (qwen2 always; llama and qwen3: attention_bias).
+  bool qkv_bias = false;
+  bool o_bias = false;   ///< o_proj has a bias (llama and qwen3: attention_bias)
+  bool qk_norm = false;  ///< per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm)
+  block::RopeScaling rope_scaling{};    ///< rope_scaling: none, linear or llama3
+  index_t max_position_embeddings = 0;  ///< 0 when absent
+  /// Positions the model covers exactly (0: no limit): a sliding window or dynamic RoPE scaling
+  /// starts to act past it, which the decoder does not implement, so a longer sequence is an
+  /// error naming `exact_reason`.
+  index_t exact_positions = 0;
+  std::string exact_reason;
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -9542,7 +9723,10 @@ struct DecoderConfig {
                    : NormKind::rms_norm;
       c.layer_norm_eps = doc.get_double("layer_norm_eps", 1e-5);
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
-      const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
+      c.model_type =
+          choice("model_type", "llama", {"llama", "mistral", "mixtral", "qwen2", "qwen3"});
+      const std::string mlp = choice("attnkit_mlp", c.model_type == "mixtral" ? "moe" : "swiglu",
+                                     {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
       if (c.mlp == MlpKind::gelu) {
         const std::string act =
@@ -9564,21 +9748,76 @@ struct DecoderConfig {
       c.positions = pos == "alibi"  ? PositionKind::alibi
                     : pos == "none" ? PositionKind::none
                                     : PositionKind::rope;
-      // Keys whose meaning the decoder does not implement: refuse rather than compute another
-      // model.
-      if (present("rope_scaling"))
-        fail(
-            "key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
-            "if the model was trained without it)");
-      for (const char* key : {"attention_bias", "mlp_bias"})
-        if (doc.get_bool(key, false))
-          fail(std::string("key \"") + key +
-               "\" is true; projections with biases are not "
-               "implemented");
-      if (present("sliding_window") && doc.get_bool("use_sliding_window", true))
-        fail(
-            "key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
-            "folders (set \"use_sliding_window\": false if the model does not use it)");
+      // The model type: what its Hugging Face class computes beyond the LLaMA layer.
+      const std::string& type = c.model_type;
+      if (type == "qwen2") {
+        c.qkv_bias = true;  // Qwen2Attention: q, k, v with biases, o without
+      } else if (type == "llama" || type == "qwen3") {
+        c.qkv_bias = c.o_bias = doc.get_bool("attention_bias", false);
+      }
+      c.qk_norm = type == "qwen3";
+      if (doc.get_bool("mlp_bias", false))
+        fail("key \"mlp_bias\" is true; MLP projections with biases are not implemented");
+      if (present("max_position_embeddings"))
+        c.max_position_embeddings =
+            positive("max_position_embeddings", doc.get_int("max_position_embeddings"));
+      auto limit = [&](index_t n, const std::string& why) {
+        if (c.exact_positions == 0 || n < c.exact_positions) {
+          c.exact_positions = n;
+          c.exact_reason = why;
+        }
+      };
+      // A sliding window (mistral, mixtral: whenever set; qwen2, qwen3: with use_sliding_window;
+      // llama: unless use_sliding_window is false) masks nothing within its length.
+      const bool window_default = type == "mistral" || type == "mixtral" || type == "llama";
+      if (present("sliding_window") && doc.get_bool("use_sliding_window", window_default)) {
+        const index_t w = positive("sliding_window", doc.get_int("sliding_window"));
+        limit(w, "the sliding window of " + std::to_string(w) +
+                     " positions (config.json \"sliding_window\"), which this decoder does not "
+                     "implement, masks keys beyond it");
+      }
+      if (present("rope_scaling")) {
+        const json::Value& rs = doc.at("rope_scaling");
+        if (!rs.is_object()) fail("key \"rope_scaling\" must be an object or null");
+        const std::string kind =
+            rs.contains("rope_type") ? rs.get_string("rope_type") : rs.get_string("type", "");
+        auto number = [&](const char* key) {
+          if (!rs.contains(key))
+            fail(std::string("rope_scaling \"") + kind + "\" needs \"" + key + "\"");
+          const double v = rs.get_double(key);
+          if (!(v > 0) || !std::isfinite(v))
+            fail(std::string("rope_scaling \"") + key + "\" must be > 0, got " + std::to_string(v));
+          return v;
+        };
+        block::RopeScaling& sc = c.rope_scaling;
+        if (kind == "default") {
+          sc.kind = block::RopeScaling::Kind::none;
+        } else if (kind == "linear") {
+          sc.kind = block::RopeScaling::Kind::linear;
+          sc.factor = number("factor");
+        } else if (kind == "llama3") {
+          sc.kind = block::RopeScaling::Kind::llama3;
+          sc.factor = number("factor");
+          sc.low_freq_factor = number("low_freq_factor");
+          sc.high_freq_factor = number("high_freq_factor");
+          sc.original_max_position_embeddings = number("original_max_position_embeddings");
+          if (!(sc.high_freq_factor > sc.low_freq_factor))
+            fail("rope_scaling \"high_freq_factor\" must exceed \"low_freq_factor\"");
+        } else if (kind == "dynamic") {
+          // Dynamic NTK scaling changes the base only for sequences longer than
+          // max_position_embeddings.
+          number("factor");
+          if (c.max_position_embeddings == 0)
+            fail("rope_scaling \"dynamic\" needs \"max_position_embeddings\"");
+          limit(c.max_position_embeddings,
+                "dynamic RoPE scaling (config.json \"rope_scaling\"), which this decoder does not "
+                "implement, changes the frequencies past max_position_embeddings = " +
+                    std::to_string(c.max_position_embeddings));
+        } else {
+          fail("rope_scaling type \"" + kind +
+               "\" is not implemented (default, linear, llama3 and dynamic are)");
+        }
+      }
       if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
         c.head_dim = positive("head_dim", doc.get_int("head_dim"));
       } else {
@@ -10412,6 +10651,7 @@ class KVCache {
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 
 namespace attnkit::modules {
@@ -10507,6 +10747,10 @@ class MultiHeadAttention {
   block::Linear<T> q_proj, k_proj, v_proj, o_proj;
   TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
   std::optional<block::RoPE> rope;
+  /// Per-head RMSNorm weights of q and of k ([D] each; both or neither), applied to every head's
+  /// row after the projections and before RoPE (Qwen3's q_norm and k_norm), eps qk_norm_eps.
+  TensorView<const T, 1> q_norm, k_norm;
+  double qk_norm_eps = 1e-6;
   Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
   AttentionOptions options{};
 
@@ -10539,6 +10783,20 @@ class MultiHeadAttention {
     want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
     want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
     want("o_proj", o_proj.weight, {hid, heads * head_dim});
+    auto want_bias = [](const char* name, const block::Linear<T>& l) {
+      if (!l.bias.empty() && l.bias.shape() != Shape<1>{l.out_features()})
+        throw_shape_mismatch("MultiHeadAttention", name, l.bias.shape(),
+                             Shape<1>{l.out_features()});
+    };
+    want_bias("q_proj bias", q_proj);
+    want_bias("k_proj bias", k_proj);
+    want_bias("v_proj bias", v_proj);
+    want_bias("o_proj bias", o_proj);
+    if (q_norm.empty() != k_norm.empty())
+      throw error("attnkit: MultiHeadAttention: q_norm and k_norm come together (one is empty)");
+    for (const auto& [name, w] : {std::pair{"q_norm", q_norm}, std::pair{"k_norm", k_norm}})
+      if (!w.empty() && w.shape() != Shape<1>{head_dim})
+        throw_shape_mismatch("MultiHeadAttention", name, w.shape(), Shape<1>{head_dim});
     const GateKind g = gate_kind();
     if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
         (gate_elementwise && g != GateKind::elementwise))
@@ -10648,6 +10906,13 @@ class MultiHeadAttention {
     p.k = heads_view(p.kb.data(), hkv);
     p.v = heads_view(p.vb.data(), hkv);
     p.o = heads_view(p.ob.data(), hq);
+    if (!q_norm.empty()) {
+      // Rows of D within qb and kb are contiguous: normalize them as [rows, D] in place.
+      const block::RMSNorm rms(qk_norm_eps);
+      const TensorView<T, 2> qr(p.qb.data(), {m * hq, d}), kr(p.kb.data(), {m * hkv, d});
+      block::normalize_rows<block::RMSNorm, T>(rms, qr, q_norm, {}, qr);
+      block::normalize_rows<block::RMSNorm, T>(rms, kr, k_norm, {}, kr);
+    }
     if (rope) {
       rope->apply<T>(p.q, positions);
       if (rotate_k) rope->apply<T>(p.k, positions);
@@ -10994,9 +11259,9 @@ class Decoder {
     if (c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       throw error("attnkit: " + config_path + ": head_dim " + std::to_string(c.head_dim) +
                   " is odd (RoPE rotates pairs)");
-    auto file = std::make_shared<io::SafetensorsFile>(
-        io::SafetensorsFile::open(dir + "/model.safetensors", mode));
-    m.keep_.push_back(file);
+    const Checkpoint ck = Checkpoint::open(dir, mode);
+    for (const auto& f : ck.files()) m.keep_.push_back(f);
+    const Checkpoint* file = &ck;
     const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
     const bool layer_norm = c.norm == NormKind::layer_norm;
@@ -11020,27 +11285,39 @@ class Decoder {
       a.k_proj.weight = m.template get<2>(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
       a.v_proj.weight = m.template get<2>(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
       a.o_proj.weight = m.template get<2>(*file, p + "self_attn.o_proj.weight", {h, hq * d});
+      if (c.qkv_bias) {
+        a.q_proj.bias = m.template get<1>(*file, p + "self_attn.q_proj.bias", {hq * d});
+        a.k_proj.bias = m.template get<1>(*file, p + "self_attn.k_proj.bias", {hkv * d});
+        a.v_proj.bias = m.template get<1>(*file, p + "self_attn.v_proj.bias", {hkv * d});
+      }
+      if (c.o_bias) a.o_proj.bias = m.template get<1>(*file, p + "self_attn.o_proj.bias", {h});
+      if (c.qk_norm) {
+        a.q_norm = m.template get<1>(*file, p + "self_attn.q_norm.weight", {d});
+        a.k_norm = m.template get<1>(*file, p + "self_attn.k_norm.weight", {d});
+        a.qk_norm_eps = c.rms_norm_eps;
+      }
       const std::string g = p + "self_attn.g_proj.weight";
       if (file->contains(g)) {
-        const io::TensorInfo& ti = file->info(g);
+        const io::TensorInfo& ti = file->file_of(g).info(g);
         const bool headwise = ti.shape == std::vector<index_t>{hq, h};
         const bool elementwise = ti.shape == std::vector<index_t>{hq * d, h};
         if (!headwise && !elementwise)
-          throw shape_error("attnkit: " + file->path() + ": tensor '" + g + "' has shape " +
-                            shape_string(ti.shape) + ", expected [" + std::to_string(hq) + ", " +
-                            std::to_string(h) + "] (headwise gate) or [" + std::to_string(hq * d) +
-                            ", " + std::to_string(h) + "] (elementwise gate)");
+          throw shape_error("attnkit: " + file->file_of(g).path() + ": tensor '" + g +
+                            "' has shape " + shape_string(ti.shape) + ", expected [" +
+                            std::to_string(hq) + ", " + std::to_string(h) +
+                            "] (headwise gate) or [" + std::to_string(hq * d) + ", " +
+                            std::to_string(h) + "] (elementwise gate)");
         a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
       }
       if (c.positions == PositionKind::rope)
-        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
+        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half, c.rope_scaling);
       a.policy = policy;
       try {
         a.check();
       } catch (const shape_error&) {
         throw;
       } catch (const error& e) {
-        throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
+        throw error("attnkit: " + file->source() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
       layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
@@ -11052,10 +11329,12 @@ class Decoder {
       m.lm_head = m.embed_tokens;
       // A tied checkpoint may also store the head; it must then equal the embeddings.
       if (file->contains("lm_head.weight")) {
-        const auto head = file->raw("lm_head.weight"), emb = file->raw("model.embed_tokens.weight");
-        if (file->info("lm_head.weight").dtype != file->info("model.embed_tokens.weight").dtype ||
+        const io::SafetensorsFile& hf = file->file_of("lm_head.weight");
+        const io::SafetensorsFile& ef = file->file_of("model.embed_tokens.weight");
+        const auto head = hf.raw("lm_head.weight"), emb = ef.raw("model.embed_tokens.weight");
+        if (hf.info("lm_head.weight").dtype != ef.info("model.embed_tokens.weight").dtype ||
             !std::equal(head.begin(), head.end(), emb.begin(), emb.end()))
-          throw io::file_error("attnkit: " + file->path() +
+          throw io::file_error("attnkit: " + hf.path() +
                                ": tensor 'lm_head.weight' differs from 'model.embed_tokens.weight' "
                                "though config.json says tie_word_embeddings");
         m.used_.insert("lm_head.weight");
@@ -11065,13 +11344,15 @@ class Decoder {
     }
     // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
     // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
-    for (const std::string& name : file->names()) {
-      if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
-      throw io::file_error("attnkit: " + file->path() + ": tensor '" + name +
-                           "' is not part of the model config.json describes (norm " +
-                           kind_name(c.norm) + ", mlp " + kind_name(c.mlp) + ", positions " +
-                           kind_name(c.positions) + "); refusing to ignore it");
-    }
+    for (const auto& f : ck.files())
+      for (const std::string& name : f->names()) {
+        if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
+        throw io::file_error("attnkit: " + f->path() + ": tensor '" + name +
+                             "' is not part of the model config.json describes (model_type " +
+                             c.model_type + ", norm " + kind_name(c.norm) + ", mlp " +
+                             kind_name(c.mlp) + ", positions " + kind_name(c.positions) +
+                             "); refusing to ignore it");
+      }
     m.used_.clear();
     return m;
   }
@@ -11114,13 +11395,13 @@ class Decoder {
 
   /// get() when the file holds the tensor, else an empty view.
   template <std::size_t R>
-  TensorView<const T, R> optional(const io::SafetensorsFile& file, const std::string& name,
+  TensorView<const T, R> optional(const Checkpoint& ck, const std::string& name,
                                   const Shape<R>& want) {
-    return file.contains(name) ? get<R>(file, name, want) : TensorView<const T, R>{};
+    return ck.contains(name) ? get<R>(ck, name, want) : TensorView<const T, R>{};
   }
 
   /// The feed-forward module of the layer whose tensors start with prefix p, as config says.
-  block::SelectableFeedForward<T> load_ffn(const io::SafetensorsFile& file, const std::string& p) {
+  block::SelectableFeedForward<T> load_ffn(const Checkpoint& file, const std::string& p) {
     const DecoderConfig& c = config;
     const index_t h = c.hidden_size, i = c.intermediate_size;
     auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
@@ -11161,9 +11442,9 @@ class Decoder {
 
   /// A weight of exactly `want` shape, zero-copy when possible.
   template <std::size_t R>
-  TensorView<const T, R> get(const io::SafetensorsFile& file, const std::string& name,
-                             const Shape<R>& want) {
-    const io::TensorInfo& ti = file.info(name);  // file_error naming the file and tensor
+  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+    const io::SafetensorsFile& file = ck.file_of(name);  // file_error naming the tensor
+    const io::TensorInfo& ti = file.info(name);
     used_.insert(name);
     if (ti.shape != std::vector<index_t>(want.begin(), want.end()))
       throw shape_error("attnkit: " + file.path() + ": tensor '" + name + "' has shape " +
@@ -11195,6 +11476,10 @@ class Decoder {
         throw error("attnkit: Decoder::forward: token id " + std::to_string(id) +
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
+    if (c.exact_positions > 0 && p0 + n > c.exact_positions)
+      throw error("attnkit: Decoder::forward: the sequence would reach " + std::to_string(p0 + n) +
+                  " positions, past the " + std::to_string(c.exact_positions) +
+                  " this model computes exactly: " + c.exact_reason);
     if (state != nullptr && state->layers.size() != layers.size())
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
     std::vector<index_t> pos(static_cast<std::size_t>(n));

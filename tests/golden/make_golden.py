@@ -75,6 +75,44 @@ RECIPES = {
                               {"placement": "post", "positions": "none"}),
 }
 
+# Model families: Hugging Face configs (model_type, no attnkit_* keys) whose classes compute more
+# than the LLaMA layer. folder prefix -> (seed, recipe keys over LLAMA); each is written with F32,
+# F16 and BF16 weights (PREFIX-f32, -f16, -bf16), and family-qwen2-bf16 as two shards with a
+# model.safetensors.index.json.
+FAMILIES = {
+    # LLaMA 3.1's rope_scaling; an original context of 64 puts the 8 frequencies of head_dim 16
+    # in all three bands (kept, blended, divided by the factor).
+    "family-llama3": (31, {"family": "llama", "theta": 500000.0,
+                           "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+                                            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                            "original_max_position_embeddings": 64}}),
+    # attention_bias (q, k, v and o biases) and linear scaling, spelled with the older "type" key.
+    "family-llama-linear": (32, {"family": "llama", "attention_bias": True,
+                                 "rope_scaling": {"type": "linear", "factor": 4.0}}),
+    # A sliding window longer than every sequence here: the model is exact up to it.
+    "family-mistral": (33, {"family": "mistral", "theta": 1000000.0, "sliding_window": 4096}),
+    # Qwen2: q, k, v biases (o none), tied embeddings, a window that is off.
+    # (Tied families take small embeddings, so the input token does not dominate the logits.)
+    "family-qwen2": (34, {"family": "qwen2", "tied": True, "embed_std": 0.1, "theta": 1000000.0,
+                          "sliding_window": 32768, "use_sliding_window": False}),
+    # Qwen3: per-head RMSNorm of q and k before RoPE, a head_dim that is not hidden / heads.
+    "family-qwen3": (35, {"family": "qwen3", "tied": True, "embed_std": 0.1, "head_dim": 32,
+                          "theta": 1000000.0}),
+}
+FAMILY_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+                  "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+SHARDED = {"family-qwen2-bf16"}
+
+
+def attention_bias(r):
+    """Which projections have biases: (q, k, v), o."""
+    fam = r.get("family")
+    if fam == "qwen2":
+        return True, False
+    if fam in ("llama", "qwen3") and r.get("attention_bias", False):
+        return True, True
+    return False, False
+
 
 # --------------------------------------------------------------------------------------------
 # storage formats
@@ -136,7 +174,7 @@ def make_weights(seed, gate, tied, r=LLAMA):
 
     hq, hkv, d = r["heads"], r["kv_heads"], r["head_dim"]
     layer_norm = r["norm"] == "layer_norm"
-    w = {"model.embed_tokens.weight": normal(VOCAB, HIDDEN, std=1.0)}
+    w = {"model.embed_tokens.weight": normal(VOCAB, HIDDEN, std=r.get("embed_std", 1.0))}
     s = 1.0 / math.sqrt(HIDDEN)
     for l in range(LAYERS):
         p = f"model.layers.{l}."
@@ -147,6 +185,16 @@ def make_weights(seed, gate, tied, r=LLAMA):
         w[p + "self_attn.k_proj.weight"] = normal(hkv * d, HIDDEN, std=2 * s)
         w[p + "self_attn.v_proj.weight"] = normal(hkv * d, HIDDEN, std=s)
         w[p + "self_attn.o_proj.weight"] = normal(HIDDEN, hq * d, std=s)
+        qkv_bias, o_bias = attention_bias(r)
+        if qkv_bias:
+            w[p + "self_attn.q_proj.bias"] = normal(hq * d, std=0.3)
+            w[p + "self_attn.k_proj.bias"] = normal(hkv * d, std=0.3)
+            w[p + "self_attn.v_proj.bias"] = normal(hkv * d, std=0.3)
+        if o_bias:
+            w[p + "self_attn.o_proj.bias"] = normal(HIDDEN, std=0.3)
+        if r.get("family") == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = 1.0 + normal(d, std=0.2)
+            w[p + "self_attn.k_norm.weight"] = 1.0 + normal(d, std=0.2)
         if gate == "headwise":
             w[p + "self_attn.g_proj.weight"] = normal(hq, HIDDEN, std=2 * s)
         elif gate == "elementwise":
@@ -197,8 +245,29 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_cos_sin(positions, dim, theta):
+def rope_inv_freq(dim, theta, scaling=None):
+    """RoPE's inverse frequencies, scaled as transformers' ROPE_INIT_FUNCTIONS do for the "linear"
+    and "llama3" rope types (in float64 here)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    kind = None if scaling is None else scaling.get("rope_type", scaling.get("type"))
+    if kind in (None, "default"):
+        return inv_freq
+    if kind == "linear":
+        return inv_freq / scaling["factor"]
+    assert kind == "llama3", kind
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_len = scaling["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_len / low, old_len / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_freq_wavelen) & ~(wavelen > low_freq_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rope_cos_sin(positions, dim, theta, scaling=None):
+    inv_freq = rope_inv_freq(dim, theta, scaling)
     freqs = positions.to(torch.float64)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos(), emb.sin()
@@ -279,7 +348,9 @@ def llama_forward(w, ids, activation, tied, cache=None, r=LLAMA, route_gaps=None
     n = len(ids)
     p0 = cache.get("length", 0) if cache is not None else 0
     h = w["model.embed_tokens.weight"][torch.tensor(ids)]
-    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), d, THETA)
+    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), d, r.get("theta", THETA),
+                            r.get("rope_scaling"))
+    qkv_bias, o_bias = attention_bias(r)
     nk = p0 + n
     qpos, kpos = torch.arange(p0, p0 + n), torch.arange(nk)
     visible = kpos[None, :] <= qpos[:, None]
@@ -291,9 +362,18 @@ def llama_forward(w, ids, activation, tied, cache=None, r=LLAMA, route_gaps=None
         p = f"model.layers.{l}."
         residual = h
         x = h if post else norm(w, p + "input_layernorm", h, r)
-        q = (x @ w[p + "self_attn.q_proj.weight"].T).view(n, hq, d).transpose(0, 1)
-        k = (x @ w[p + "self_attn.k_proj.weight"].T).view(n, hkv, d).transpose(0, 1)
-        v = (x @ w[p + "self_attn.v_proj.weight"].T).view(n, hkv, d).transpose(0, 1)
+        q = x @ w[p + "self_attn.q_proj.weight"].T
+        k = x @ w[p + "self_attn.k_proj.weight"].T
+        v = x @ w[p + "self_attn.v_proj.weight"].T
+        if qkv_bias:
+            q = q + w[p + "self_attn.q_proj.bias"]
+            k = k + w[p + "self_attn.k_proj.bias"]
+            v = v + w[p + "self_attn.v_proj.bias"]
+        q, k, v = q.view(n, hq, d), k.view(n, hkv, d), v.view(n, hkv, d)
+        if r.get("family") == "qwen3":  # Qwen3RMSNorm over head_dim, before the transpose
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], EPS)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], EPS)
+        q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
         if r["positions"] == "rope":
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
@@ -317,7 +397,10 @@ def llama_forward(w, ids, activation, tied, cache=None, r=LLAMA, route_gaps=None
             else:
                 o = o * torch.sigmoid(g.view(n, hq, d).transpose(0, 1))
         o = o.transpose(0, 1).reshape(n, hq * d)
-        h = residual + o @ w[p + "self_attn.o_proj.weight"].T
+        o = o @ w[p + "self_attn.o_proj.weight"].T
+        if o_bias:
+            o = o + w[p + "self_attn.o_proj.bias"]
+        h = residual + o
         if post:
             h = norm(w, p + "input_layernorm", h, r)
         residual = h
@@ -361,23 +444,32 @@ def write_variant(name, activation, gate, dtype, tied, seed, recipe=None):
     os.makedirs(out, exist_ok=True)
     r = dict(LLAMA, **(recipe or {}))
     w = {k: round_to(v, dtype) for k, v in make_weights(seed, gate, tied, r).items()}
+    fam = r.get("family")
     config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": [FAMILY_CLASSES.get(fam, "LlamaForCausalLM")],
+        "model_type": fam or "llama",
         "hidden_size": HIDDEN,
         "intermediate_size": INTER,
         "num_attention_heads": r["heads"],
         "num_key_value_heads": r["kv_heads"],
         "num_hidden_layers": LAYERS,
         "rms_norm_eps": EPS,
-        "rope_theta": THETA,
+        "rope_theta": r.get("theta", THETA),
         "vocab_size": VOCAB,
         "tie_word_embeddings": tied,
         "hidden_act": r["hidden_act"],
         "torch_dtype": {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype],
         "attnkit_activation": activation,
     }
-    if recipe is not None:
+    if fam is not None:
+        # A Hugging Face config of the family: no attnkit_* keys.
+        del config["attnkit_activation"]
+        config.update({"head_dim": r["head_dim"], "max_position_embeddings": 32768,
+                       "rope_scaling": r.get("rope_scaling")})
+        for key in ("attention_bias", "sliding_window", "use_sliding_window"):
+            if key in r:
+                config[key] = r[key]
+    elif recipe is not None:
         config.update({"head_dim": r["head_dim"], "attnkit_norm": r["norm"],
                        "attnkit_norm_placement": r["placement"], "attnkit_mlp": r["mlp"],
                        "attnkit_positions": r["positions"]})
@@ -389,7 +481,24 @@ def write_variant(name, activation, gate, dtype, tied, seed, recipe=None):
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
-    write_safetensors(os.path.join(out, "model.safetensors"), w, dtype)
+    for stale in os.listdir(out):
+        if stale.endswith(".safetensors") or stale.endswith(".index.json"):
+            os.remove(os.path.join(out, stale))
+    if name in SHARDED:
+        # Two shards in Hugging Face's layout, split in the middle of the tensor list.
+        names = list(w)
+        shards = [names[: len(names) // 2], names[len(names) // 2:]]
+        weight_map = {}
+        for i, part in enumerate(shards):
+            file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            write_safetensors(os.path.join(out, file), {k: w[k] for k in part}, dtype)
+            weight_map.update({k: file for k in part})
+        total = sum(len(tensor_bytes(t, dtype)) for t in w.values())
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+            f.write("\n")
+    else:
+        write_safetensors(os.path.join(out, "model.safetensors"), w, dtype)
     # A prompt whose greedy continuation has a clear winner at every step (float32 rounding in
     # the C++ model must not flip an argmax), and whose MoE routing has no near tie.
     g = torch.Generator().manual_seed(1000 + seed)
@@ -557,12 +666,24 @@ def write_seq2seq():
     attend(torch.tanh(F.linear(cat, wc)) @ vc, "luong_concat")
 
 
+def write_families():
+    for prefix, (seed, recipe) in FAMILIES.items():
+        for dtype in ("F32", "F16", "BF16"):
+            write_variant(f"{prefix}-{dtype.lower()}", "softmax", "none", dtype,
+                          recipe.get("tied", False), seed, recipe)
+
+
 def main():
+    """Writes every golden folder; `make_golden.py families` writes the model families only."""
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["families"]:
+        write_families()
+        return
     for name, spec in VARIANTS.items():
         write_variant(name, *spec)
     for name, (activation, dtype, seed, recipe) in RECIPES.items():
         write_variant(name, activation, "none", dtype, False, seed, recipe)
+    write_families()
     write_modules()
     write_seq2seq()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)

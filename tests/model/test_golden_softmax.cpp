@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // Golden models of tests/golden/data: softmax (F32, zero-copy), gated (headwise, elementwise) and
-// softmax across heads against PyTorch's logits and greedy continuations.
+// softmax across heads, and the model families (llama, mistral, qwen2, qwen3) against PyTorch's
+// logits and greedy continuations.
 #include <algorithm>
 #include <span>
 
@@ -66,4 +67,25 @@ TEST_CASE("Decoder: weight capture during cached decoding equals the prefill's r
   }
   CHECK(lerr <= 1e-4);
   CHECK(err <= 1e-5);
+}
+
+TEST_CASE("golden: model families from Hugging Face configs (F32, F16, BF16 weights)",
+          "[model][golden][families]") {
+  // llama with LLaMA 3.1's rope_scaling; llama with attention_bias and linear scaling; mistral
+  // within its sliding window; qwen2 (q/k/v biases, tied, sharded for BF16); qwen3 (q/k norms,
+  // head_dim 32 with hidden 64 and 4 heads, tied).
+  for (const char* family :
+       {"family-llama3", "family-llama-linear", "family-mistral", "family-qwen2", "family-qwen3"})
+    for (const char* dtype : {"-f32", "-f16", "-bf16"}) {
+      const std::string name = std::string(family) + dtype;
+      INFO(name);
+      golden::check_variant<mdl::SoftmaxLlama>(name);
+    }
+  const auto m = mdl::SoftmaxLlama::load(golden::folder("family-qwen3-bf16"));
+  CHECK(m.config.model_type == "qwen3");
+  CHECK(m.config.qk_norm);
+  CHECK(m.config.head_dim == 32);
+  const auto l3 = mdl::SoftmaxLlama::load(golden::folder("family-llama3-f32"));
+  CHECK(l3.config.rope_scaling.kind == attnkit::block::RopeScaling::Kind::llama3);
+  CHECK(l3.zero_copy());
 }

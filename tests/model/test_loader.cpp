@@ -2,10 +2,11 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // The model-folder loader: zero-copy F32, read mode, and clear errors (file and key named) for a
 // malformed config, a missing or mis-shaped tensor, a wrong dtype, a gate the policy lacks, bad
-// token ids.
+// token ids, the model families' keys, and sharded checkpoints whose index does not match.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 
@@ -173,6 +174,11 @@ TEST_CASE("loader: recipe keys are checked, and unsupported keys and unused tens
   const std::string base = config_text("");
   auto with = [&](const std::string& keys) {
     std::string t = base;
+    if (keys.find("\"model_type\"") != std::string::npos) {  // replaces the golden's llama
+      const std::size_t at = t.find("\"model_type\": \"llama\",");
+      REQUIRE(at != std::string::npos);
+      t.erase(at, std::string("\"model_type\": \"llama\",").size());
+    }
     t.insert(t.find('{') + 1, "\n  " + keys + ",");
     s.write_config(t);
   };
@@ -191,10 +197,65 @@ TEST_CASE("loader: recipe keys are checked, and unsupported keys and unused tens
   fails("\"attnkit_mlp\": \"moe\", \"num_local_experts\": 2, \"num_experts_per_tok\": 3",
         "num_experts_per_tok 3", "exceeds num_local_experts 2");
   fails("\"attnkit_norm\": \"layer_norm\", \"layer_norm_eps\": 2", "layer_norm_eps", "[0, 1]");
-  fails("\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}", "rope_scaling", "not");
-  fails("\"attention_bias\": true", "attention_bias", "biases");
+  fails("\"model_type\": \"gpt2\"", "model_type", "llama, mistral, mixtral, qwen2, qwen3");
+  fails("\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 2.0}",
+        "rope_scaling type \"yarn\"", "not implemented");
+  fails("\"rope_scaling\": {\"type\": \"linear\"}", "rope_scaling \"linear\"", "\"factor\"");
+  fails("\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}", "llama3",
+        "low_freq_factor");
+  fails(
+      "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 4, "
+      "\"high_freq_factor\": 1, \"original_max_position_embeddings\": 64}",
+      "high_freq_factor", "low_freq_factor");
+  fails("\"rope_scaling\": {\"type\": \"linear\", \"factor\": -2}", "factor", "> 0");
+  fails("\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2}", "dynamic",
+        "max_position_embeddings");
+  fails("\"rope_scaling\": 2", "rope_scaling", "object or null");
   fails("\"mlp_bias\": true", "mlp_bias", "biases");
-  fails("\"sliding_window\": 4096", "sliding_window", "not implemented");
+  // attention_bias: the projections' biases must then be in the file.
+  with("\"attention_bias\": true");
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                    Catch::Contains("model.safetensors") &&
+                        Catch::Contains("no tensor 'model.layers.0.self_attn.q_proj.bias'"));
+  // Sliding windows and dynamic RoPE scaling act only past a length: the model loads, and a
+  // sequence that reaches past it is an error naming why.
+  const std::vector<std::int64_t> five{1, 2, 3, 4, 5}, one{6};
+  for (const char* keys :
+       {"\"sliding_window\": 5", "\"model_type\": \"mistral\", \"sliding_window\": 5",
+        "\"model_type\": \"qwen2\", \"use_sliding_window\": true, \"sliding_window\": 5",
+        "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2}, "
+        "\"max_position_embeddings\": 5"}) {
+    INFO(keys);
+    with(keys);
+    if (std::string(keys).find("qwen2") != std::string::npos) {
+      // qwen2 has q/k/v biases: give them.
+      attnkit::Tensor<float, 1> qb({64}), kb({32});
+      s.rewrite_tensors([&](auto& e) {
+        for (int l = 0; l < 2; ++l) {
+          const std::string p = "model.layers." + std::to_string(l) + ".self_attn.";
+          e.emplace_back(p + "q_proj.bias", qb.cview());
+          e.emplace_back(p + "k_proj.bias", kb.cview());
+          e.emplace_back(p + "v_proj.bias", kb.cview());
+        }
+      });
+    }
+    const auto m = mdl::SoftmaxLlama::load(s.path());
+    mdl::DecoderState<float> state;
+    CHECK_NOTHROW(m.forward(five, state));
+    CHECK_THROWS_WITH(m.forward(one, state),
+                      Catch::Contains("reach 6 positions, past the 5") &&
+                          Catch::Contains(std::string(keys).find("dynamic") != std::string::npos
+                                              ? "dynamic RoPE scaling"
+                                              : "sliding window of 5"));
+    const std::vector<std::int64_t> six{1, 2, 3, 4, 5, 6};
+    CHECK_THROWS_WITH(m.forward(six), Catch::Contains("past the 5"));
+    s.write_config(base);
+    s.rewrite_tensors([](auto&) {});  // the golden tensors again
+  }
+  // A window that is off (qwen2's default, or use_sliding_window false) limits nothing.
+  with("\"model_type\": \"qwen3\", \"sliding_window\": 2, \"use_sliding_window\": false");
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(s.path()),
+                    Catch::Contains("no tensor 'model.layers.0.self_attn.q_norm.weight'"));
   std::string gelu = base;
   gelu.replace(gelu.find("\"hidden_act\": \"silu\""), 20, "\"hidden_act\": \"relu\"");
   s.write_config(gelu);
@@ -236,4 +297,46 @@ TEST_CASE("Decoder::forward rejects empty prompts and ids outside the vocabulary
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{}), Catch::Contains("empty prompt"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{1, 97}), Catch::Contains("token id 97"));
   CHECK_THROWS_WITH(m.forward(std::vector<std::int64_t>{-1}), Catch::Contains("token id -1"));
+}
+
+TEST_CASE("loader: sharded checkpoints are checked against their index", "[model][loader]") {
+  const fs::path dir =
+      fs::temp_directory_path() / ("attnkit_loader_shards_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(golden::folder("family-qwen2-bf16"), dir);
+  const std::string index_path = (dir / "model.safetensors.index.json").string();
+  std::string index;
+  {
+    std::ifstream in(index_path);
+    index.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string first = "model-00001-of-00002.safetensors";
+  const std::string second = "model-00002-of-00002.safetensors";
+  CHECK_NOTHROW(mdl::SoftmaxLlama::load(dir.string()));
+  auto with_index = [&](const std::string& text) { std::ofstream(index_path) << text; };
+  auto replace_first = [&](std::string text, const std::string& from, const std::string& to) {
+    text.replace(text.find(from), from.size(), to);
+    return text;
+  };
+  // A shard path that leaves the folder.
+  with_index(replace_first(index, "\"" + first + "\"", "\"../" + first + "\""));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(dir.string()),
+                    Catch::Contains("not a file name in the folder"));
+  // A shard that does not exist.
+  with_index(replace_first(index, "\"" + second + "\"", "\"model-00003.safetensors\""));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(dir.string()),
+                    Catch::Contains("model-00003.safetensors"));
+  // A tensor listed in the wrong shard (the first tensor of the first shard, said to be in the
+  // second).
+  const std::size_t at = index.find(first);
+  with_index(index.substr(0, at) + second + index.substr(at + first.size()));
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(dir.string()),
+                    Catch::Contains("is listed in " + second + ", which does not hold it"));
+  // Not an index at all.
+  with_index("{\"metadata\": {}}");
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(dir.string()), Catch::Contains("weight_map"));
+  // Neither model.safetensors nor an index.
+  fs::remove(index_path);
+  CHECK_THROWS_WITH(mdl::SoftmaxLlama::load(dir.string()), Catch::Contains("model.safetensors"));
+  fs::remove_all(dir);
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnkit/core/error.hpp"
@@ -25,6 +26,56 @@ enum class RopeStyle : std::uint8_t {
   interleaved,
 };
 
+/// How a checkpoint stretches RoPE's frequencies for contexts longer than it was trained on
+/// (config.json's `rope_scaling`), as Hugging Face computes them:
+///   none     inv_freq unchanged;
+///   linear   inv_freq / factor (position interpolation);
+///   llama3   LLaMA 3.1: with L = original_max_position_embeddings and wavelength w = 2π /
+///            inv_freq, frequencies with w < L / high_freq_factor stay, those with
+///            w > L / low_freq_factor are divided by factor, and the ones between blend the two
+///            with s = (L / w - low_freq_factor) / (high_freq_factor - low_freq_factor):
+///            (1 - s) · inv_freq / factor + s · inv_freq.
+struct RopeScaling {
+  enum class Kind : std::uint8_t { none, linear, llama3 };
+  Kind kind = Kind::none;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  double original_max_position_embeddings = 8192.0;
+
+  /// The scaled frequencies; throws attnkit::error for parameters outside their range.
+  std::vector<double> apply(std::vector<double> inv_freq) const {
+    if (kind == Kind::none) return inv_freq;
+    if (!(factor > 0) || !std::isfinite(factor))
+      throw error("attnkit: RopeScaling: factor must be finite and > 0");
+    if (kind == Kind::linear) {
+      for (double& f : inv_freq) f /= factor;
+      return inv_freq;
+    }
+    if (!(low_freq_factor > 0) || !(high_freq_factor > low_freq_factor) ||
+        !std::isfinite(high_freq_factor) || !(original_max_position_embeddings > 0) ||
+        !std::isfinite(original_max_position_embeddings))
+      throw error(
+          "attnkit: RopeScaling: llama3 needs 0 < low_freq_factor < high_freq_factor and "
+          "original_max_position_embeddings > 0");
+    const double pi = 3.14159265358979323846;
+    const double low_wavelen = original_max_position_embeddings / low_freq_factor;
+    const double high_wavelen = original_max_position_embeddings / high_freq_factor;
+    for (double& f : inv_freq) {
+      const double wavelen = 2 * pi / f;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        f /= factor;
+        continue;
+      }
+      const double s = (original_max_position_embeddings / wavelen - low_freq_factor) /
+                       (high_freq_factor - low_freq_factor);
+      f = (1 - s) * f / factor + s * f;
+    }
+    return inv_freq;
+  }
+};
+
 /// RoPE over the first `rotary_dim` channels of each head (the rest pass through). Pair i is
 /// rotated by the angle pos · inv_freq[i], inv_freq[i] = theta^(-2i / rotary_dim), i < R/2.
 /// Angles, cosines and sines are computed in double and rounded once to T.
@@ -36,7 +87,9 @@ class RoPE {
   /// \param rotary_dim R, even and >= 2 (usually the head dimension)
   /// \param theta the base (10000 in LLaMA 1/2, 500000 in LLaMA 3)
   /// \param style rotate-half (Hugging Face) or interleaved
-  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half)
+  /// \param scaling how the frequencies are stretched (RopeScaling; none by default)
+  RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half,
+       const RopeScaling& scaling = {})
       : dim_(rotary_dim), theta_(theta), style_(style) {
     if (rotary_dim < 2 || rotary_dim % 2 != 0)
       throw error("attnkit: RoPE: rotary_dim must be even and >= 2, got " +
@@ -47,12 +100,13 @@ class RoPE {
     for (index_t i = 0; i < dim_ / 2; ++i)
       inv_freq_[static_cast<std::size_t>(i)] =
           std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
+    inv_freq_ = scaling.apply(std::move(inv_freq_));
   }
 
   index_t rotary_dim() const noexcept { return dim_; }
   double theta() const noexcept { return theta_; }
   RopeStyle style() const noexcept { return style_; }
-  /// inv_freq[i] = theta^(-2i / R), i < R/2.
+  /// inv_freq[i] = theta^(-2i / R), i < R/2 (then scaled, see RopeScaling).
   const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
 
   /// Rotates x [B, H, N, D] in place: row n of every (b, h) is at position positions[n].

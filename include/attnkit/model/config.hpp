@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// DecoderConfig: the config.json keys a Decoder needs (Hugging Face's LLaMA keys, Mixtral's MoE
-// keys and attnkit's layer-recipe keys), checked on load.
+// DecoderConfig: the config.json keys a Decoder needs (Hugging Face's keys of the llama, mistral,
+// mixtral, qwen2 and qwen3 model types, and attnkit's layer-recipe keys), checked on load.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <initializer_list>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "attnkit/block/feed_forward.hpp"
+#include "attnkit/block/rope.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/io/json.hpp"
@@ -39,18 +41,21 @@ inline const char* kind_name(PositionKind k) noexcept {
   return k == PositionKind::alibi ? "alibi" : k == PositionKind::none ? "none" : "rope";
 }
 
-/// The architecture of a decoder (config.json of a Hugging Face style model folder): the LLaMA
-/// keys, and the layer recipe (norm, its placement, the MLP, the position signal; docs/CLI.md,
-/// "Model folders"). Keys that would change the computation in a way the decoder does not
-/// implement (rope_scaling, attention_bias, mlp_bias, an active sliding_window) are errors.
+/// The architecture of a decoder (config.json of a Hugging Face style model folder): the keys of
+/// its `model_type` (llama, mistral, mixtral, qwen2, qwen3), and the layer recipe (norm, its
+/// placement, the MLP, the position signal; docs/CLI.md, "Model folders"). Keys that would change
+/// the computation in a way the decoder does not implement are errors (mlp_bias, an unknown
+/// rope_scaling type); a sliding window and dynamic RoPE scaling change nothing up to a length,
+/// so they set `exact_positions` and a longer sequence is an error then.
 struct DecoderConfig {
-  index_t hidden_size = 0;          ///< H
-  index_t intermediate_size = 0;    ///< I of the SwiGLU MLP
-  index_t num_attention_heads = 0;  ///< Hq
-  index_t num_key_value_heads = 0;  ///< Hkv (defaults to Hq when absent)
-  index_t num_hidden_layers = 0;    ///< L
-  index_t vocab_size = 0;           ///< V
-  index_t head_dim = 0;             ///< D (defaults to H / Hq when absent)
+  std::string model_type = "llama";  ///< llama (also when absent), mistral, mixtral, qwen2, qwen3
+  index_t hidden_size = 0;           ///< H
+  index_t intermediate_size = 0;     ///< I of the SwiGLU MLP
+  index_t num_attention_heads = 0;   ///< Hq
+  index_t num_key_value_heads = 0;   ///< Hkv (defaults to Hq when absent)
+  index_t num_hidden_layers = 0;     ///< L
+  index_t vocab_size = 0;            ///< V
+  index_t head_dim = 0;              ///< D (defaults to H / Hq when absent)
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
@@ -69,6 +74,17 @@ struct DecoderConfig {
   bool norm_topk_prob = true;                     ///< MoE: renormalize the top-k router weights
   PositionKind positions = PositionKind::rope;    ///< attnkit_positions
   bool positions_given = false;                   ///< whether config.json names the positions
+  /// q_proj, k_proj and v_proj have biases (qwen2 always; llama and qwen3: attention_bias).
+  bool qkv_bias = false;
+  bool o_bias = false;   ///< o_proj has a bias (llama and qwen3: attention_bias)
+  bool qk_norm = false;  ///< per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm)
+  block::RopeScaling rope_scaling{};    ///< rope_scaling: none, linear or llama3
+  index_t max_position_embeddings = 0;  ///< 0 when absent
+  /// Positions the model covers exactly (0: no limit): a sliding window or dynamic RoPE scaling
+  /// starts to act past it, which the decoder does not implement, so a longer sequence is an
+  /// error naming `exact_reason`.
+  index_t exact_positions = 0;
+  std::string exact_reason;
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -112,7 +128,10 @@ struct DecoderConfig {
                    : NormKind::rms_norm;
       c.layer_norm_eps = doc.get_double("layer_norm_eps", 1e-5);
       c.post_norm = choice("attnkit_norm_placement", "pre", {"pre", "post"}) == "post";
-      const std::string mlp = choice("attnkit_mlp", "swiglu", {"swiglu", "gelu", "moe"});
+      c.model_type =
+          choice("model_type", "llama", {"llama", "mistral", "mixtral", "qwen2", "qwen3"});
+      const std::string mlp = choice("attnkit_mlp", c.model_type == "mixtral" ? "moe" : "swiglu",
+                                     {"swiglu", "gelu", "moe"});
       c.mlp = mlp == "gelu" ? MlpKind::gelu : mlp == "moe" ? MlpKind::moe : MlpKind::swiglu;
       if (c.mlp == MlpKind::gelu) {
         const std::string act =
@@ -134,21 +153,76 @@ struct DecoderConfig {
       c.positions = pos == "alibi"  ? PositionKind::alibi
                     : pos == "none" ? PositionKind::none
                                     : PositionKind::rope;
-      // Keys whose meaning the decoder does not implement: refuse rather than compute another
-      // model.
-      if (present("rope_scaling"))
-        fail(
-            "key \"rope_scaling\" is set; scaled RoPE is not implemented (remove the key only "
-            "if the model was trained without it)");
-      for (const char* key : {"attention_bias", "mlp_bias"})
-        if (doc.get_bool(key, false))
-          fail(std::string("key \"") + key +
-               "\" is true; projections with biases are not "
-               "implemented");
-      if (present("sliding_window") && doc.get_bool("use_sliding_window", true))
-        fail(
-            "key \"sliding_window\" is set; a sliding-window mask is not implemented for model "
-            "folders (set \"use_sliding_window\": false if the model does not use it)");
+      // The model type: what its Hugging Face class computes beyond the LLaMA layer.
+      const std::string& type = c.model_type;
+      if (type == "qwen2") {
+        c.qkv_bias = true;  // Qwen2Attention: q, k, v with biases, o without
+      } else if (type == "llama" || type == "qwen3") {
+        c.qkv_bias = c.o_bias = doc.get_bool("attention_bias", false);
+      }
+      c.qk_norm = type == "qwen3";
+      if (doc.get_bool("mlp_bias", false))
+        fail("key \"mlp_bias\" is true; MLP projections with biases are not implemented");
+      if (present("max_position_embeddings"))
+        c.max_position_embeddings =
+            positive("max_position_embeddings", doc.get_int("max_position_embeddings"));
+      auto limit = [&](index_t n, const std::string& why) {
+        if (c.exact_positions == 0 || n < c.exact_positions) {
+          c.exact_positions = n;
+          c.exact_reason = why;
+        }
+      };
+      // A sliding window (mistral, mixtral: whenever set; qwen2, qwen3: with use_sliding_window;
+      // llama: unless use_sliding_window is false) masks nothing within its length.
+      const bool window_default = type == "mistral" || type == "mixtral" || type == "llama";
+      if (present("sliding_window") && doc.get_bool("use_sliding_window", window_default)) {
+        const index_t w = positive("sliding_window", doc.get_int("sliding_window"));
+        limit(w, "the sliding window of " + std::to_string(w) +
+                     " positions (config.json \"sliding_window\"), which this decoder does not "
+                     "implement, masks keys beyond it");
+      }
+      if (present("rope_scaling")) {
+        const json::Value& rs = doc.at("rope_scaling");
+        if (!rs.is_object()) fail("key \"rope_scaling\" must be an object or null");
+        const std::string kind =
+            rs.contains("rope_type") ? rs.get_string("rope_type") : rs.get_string("type", "");
+        auto number = [&](const char* key) {
+          if (!rs.contains(key))
+            fail(std::string("rope_scaling \"") + kind + "\" needs \"" + key + "\"");
+          const double v = rs.get_double(key);
+          if (!(v > 0) || !std::isfinite(v))
+            fail(std::string("rope_scaling \"") + key + "\" must be > 0, got " + std::to_string(v));
+          return v;
+        };
+        block::RopeScaling& sc = c.rope_scaling;
+        if (kind == "default") {
+          sc.kind = block::RopeScaling::Kind::none;
+        } else if (kind == "linear") {
+          sc.kind = block::RopeScaling::Kind::linear;
+          sc.factor = number("factor");
+        } else if (kind == "llama3") {
+          sc.kind = block::RopeScaling::Kind::llama3;
+          sc.factor = number("factor");
+          sc.low_freq_factor = number("low_freq_factor");
+          sc.high_freq_factor = number("high_freq_factor");
+          sc.original_max_position_embeddings = number("original_max_position_embeddings");
+          if (!(sc.high_freq_factor > sc.low_freq_factor))
+            fail("rope_scaling \"high_freq_factor\" must exceed \"low_freq_factor\"");
+        } else if (kind == "dynamic") {
+          // Dynamic NTK scaling changes the base only for sequences longer than
+          // max_position_embeddings.
+          number("factor");
+          if (c.max_position_embeddings == 0)
+            fail("rope_scaling \"dynamic\" needs \"max_position_embeddings\"");
+          limit(c.max_position_embeddings,
+                "dynamic RoPE scaling (config.json \"rope_scaling\"), which this decoder does not "
+                "implement, changes the frequencies past max_position_embeddings = " +
+                    std::to_string(c.max_position_embeddings));
+        } else {
+          fail("rope_scaling type \"" + kind +
+               "\" is not implemented (default, linear, llama3 and dynamic are)");
+        }
+      }
       if (doc.contains("head_dim") && !doc.at("head_dim").is_null()) {
         c.head_dim = positive("head_dim", doc.get_int("head_dim"));
       } else {

@@ -27,6 +27,7 @@
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/safetensors.hpp"
+#include "attnkit/model/checkpoint.hpp"
 #include "attnkit/model/config.hpp"
 #include "attnkit/modules/kv_cache.hpp"
 #include "attnkit/modules/multi_head_attention.hpp"
@@ -213,9 +214,9 @@ class Decoder {
     if (c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       throw error("attnkit: " + config_path + ": head_dim " + std::to_string(c.head_dim) +
                   " is odd (RoPE rotates pairs)");
-    auto file = std::make_shared<io::SafetensorsFile>(
-        io::SafetensorsFile::open(dir + "/model.safetensors", mode));
-    m.keep_.push_back(file);
+    const Checkpoint ck = Checkpoint::open(dir, mode);
+    for (const auto& f : ck.files()) m.keep_.push_back(f);
+    const Checkpoint* file = &ck;
     const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
     const bool layer_norm = c.norm == NormKind::layer_norm;
@@ -239,27 +240,39 @@ class Decoder {
       a.k_proj.weight = m.template get<2>(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
       a.v_proj.weight = m.template get<2>(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
       a.o_proj.weight = m.template get<2>(*file, p + "self_attn.o_proj.weight", {h, hq * d});
+      if (c.qkv_bias) {
+        a.q_proj.bias = m.template get<1>(*file, p + "self_attn.q_proj.bias", {hq * d});
+        a.k_proj.bias = m.template get<1>(*file, p + "self_attn.k_proj.bias", {hkv * d});
+        a.v_proj.bias = m.template get<1>(*file, p + "self_attn.v_proj.bias", {hkv * d});
+      }
+      if (c.o_bias) a.o_proj.bias = m.template get<1>(*file, p + "self_attn.o_proj.bias", {h});
+      if (c.qk_norm) {
+        a.q_norm = m.template get<1>(*file, p + "self_attn.q_norm.weight", {d});
+        a.k_norm = m.template get<1>(*file, p + "self_attn.k_norm.weight", {d});
+        a.qk_norm_eps = c.rms_norm_eps;
+      }
       const std::string g = p + "self_attn.g_proj.weight";
       if (file->contains(g)) {
-        const io::TensorInfo& ti = file->info(g);
+        const io::TensorInfo& ti = file->file_of(g).info(g);
         const bool headwise = ti.shape == std::vector<index_t>{hq, h};
         const bool elementwise = ti.shape == std::vector<index_t>{hq * d, h};
         if (!headwise && !elementwise)
-          throw shape_error("attnkit: " + file->path() + ": tensor '" + g + "' has shape " +
-                            shape_string(ti.shape) + ", expected [" + std::to_string(hq) + ", " +
-                            std::to_string(h) + "] (headwise gate) or [" + std::to_string(hq * d) +
-                            ", " + std::to_string(h) + "] (elementwise gate)");
+          throw shape_error("attnkit: " + file->file_of(g).path() + ": tensor '" + g +
+                            "' has shape " + shape_string(ti.shape) + ", expected [" +
+                            std::to_string(hq) + ", " + std::to_string(h) +
+                            "] (headwise gate) or [" + std::to_string(hq * d) + ", " +
+                            std::to_string(h) + "] (elementwise gate)");
         a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
       }
       if (c.positions == PositionKind::rope)
-        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half);
+        a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half, c.rope_scaling);
       a.policy = policy;
       try {
         a.check();
       } catch (const shape_error&) {
         throw;
       } catch (const error& e) {
-        throw error("attnkit: " + file->path() + ": layer " + std::to_string(l) + ": " +
+        throw error("attnkit: " + file->source() + ": layer " + std::to_string(l) + ": " +
                     std::string(e.what()).substr(9));
       }
       layer.ffn = detail::config_ffn<decltype(layer.ffn), T>(m.load_ffn(*file, p), c, config_path);
@@ -271,10 +284,12 @@ class Decoder {
       m.lm_head = m.embed_tokens;
       // A tied checkpoint may also store the head; it must then equal the embeddings.
       if (file->contains("lm_head.weight")) {
-        const auto head = file->raw("lm_head.weight"), emb = file->raw("model.embed_tokens.weight");
-        if (file->info("lm_head.weight").dtype != file->info("model.embed_tokens.weight").dtype ||
+        const io::SafetensorsFile& hf = file->file_of("lm_head.weight");
+        const io::SafetensorsFile& ef = file->file_of("model.embed_tokens.weight");
+        const auto head = hf.raw("lm_head.weight"), emb = ef.raw("model.embed_tokens.weight");
+        if (hf.info("lm_head.weight").dtype != ef.info("model.embed_tokens.weight").dtype ||
             !std::equal(head.begin(), head.end(), emb.begin(), emb.end()))
-          throw io::file_error("attnkit: " + file->path() +
+          throw io::file_error("attnkit: " + hf.path() +
                                ": tensor 'lm_head.weight' differs from 'model.embed_tokens.weight' "
                                "though config.json says tie_word_embeddings");
         m.used_.insert("lm_head.weight");
@@ -284,13 +299,15 @@ class Decoder {
     }
     // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
     // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
-    for (const std::string& name : file->names()) {
-      if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
-      throw io::file_error("attnkit: " + file->path() + ": tensor '" + name +
-                           "' is not part of the model config.json describes (norm " +
-                           kind_name(c.norm) + ", mlp " + kind_name(c.mlp) + ", positions " +
-                           kind_name(c.positions) + "); refusing to ignore it");
-    }
+    for (const auto& f : ck.files())
+      for (const std::string& name : f->names()) {
+        if (m.used_.count(name) != 0 || name.ends_with(".rotary_emb.inv_freq")) continue;
+        throw io::file_error("attnkit: " + f->path() + ": tensor '" + name +
+                             "' is not part of the model config.json describes (model_type " +
+                             c.model_type + ", norm " + kind_name(c.norm) + ", mlp " +
+                             kind_name(c.mlp) + ", positions " + kind_name(c.positions) +
+                             "); refusing to ignore it");
+      }
     m.used_.clear();
     return m;
   }
@@ -333,13 +350,13 @@ class Decoder {
 
   /// get() when the file holds the tensor, else an empty view.
   template <std::size_t R>
-  TensorView<const T, R> optional(const io::SafetensorsFile& file, const std::string& name,
+  TensorView<const T, R> optional(const Checkpoint& ck, const std::string& name,
                                   const Shape<R>& want) {
-    return file.contains(name) ? get<R>(file, name, want) : TensorView<const T, R>{};
+    return ck.contains(name) ? get<R>(ck, name, want) : TensorView<const T, R>{};
   }
 
   /// The feed-forward module of the layer whose tensors start with prefix p, as config says.
-  block::SelectableFeedForward<T> load_ffn(const io::SafetensorsFile& file, const std::string& p) {
+  block::SelectableFeedForward<T> load_ffn(const Checkpoint& file, const std::string& p) {
     const DecoderConfig& c = config;
     const index_t h = c.hidden_size, i = c.intermediate_size;
     auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
@@ -380,9 +397,9 @@ class Decoder {
 
   /// A weight of exactly `want` shape, zero-copy when possible.
   template <std::size_t R>
-  TensorView<const T, R> get(const io::SafetensorsFile& file, const std::string& name,
-                             const Shape<R>& want) {
-    const io::TensorInfo& ti = file.info(name);  // file_error naming the file and tensor
+  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+    const io::SafetensorsFile& file = ck.file_of(name);  // file_error naming the tensor
+    const io::TensorInfo& ti = file.info(name);
     used_.insert(name);
     if (ti.shape != std::vector<index_t>(want.begin(), want.end()))
       throw shape_error("attnkit: " + file.path() + ": tensor '" + name + "' has shape " +
@@ -414,6 +431,10 @@ class Decoder {
         throw error("attnkit: Decoder::forward: token id " + std::to_string(id) +
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     const index_t p0 = state != nullptr ? state->position : 0;
+    if (c.exact_positions > 0 && p0 + n > c.exact_positions)
+      throw error("attnkit: Decoder::forward: the sequence would reach " + std::to_string(p0 + n) +
+                  " positions, past the " + std::to_string(c.exact_positions) +
+                  " this model computes exactly: " + c.exact_reason);
     if (state != nullptr && state->layers.size() != layers.size())
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
     std::vector<index_t> pos(static_cast<std::size_t>(n));

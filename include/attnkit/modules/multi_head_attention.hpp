@@ -12,9 +12,11 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "attnkit/attention/attention.hpp"
 #include "attnkit/block/linear.hpp"
+#include "attnkit/block/norm.hpp"
 #include "attnkit/block/rope.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
@@ -116,6 +118,10 @@ class MultiHeadAttention {
   block::Linear<T> q_proj, k_proj, v_proj, o_proj;
   TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
   std::optional<block::RoPE> rope;
+  /// Per-head RMSNorm weights of q and of k ([D] each; both or neither), applied to every head's
+  /// row after the projections and before RoPE (Qwen3's q_norm and k_norm), eps qk_norm_eps.
+  TensorView<const T, 1> q_norm, k_norm;
+  double qk_norm_eps = 1e-6;
   Policy policy{};  ///< activation, mask, score mod (the gate values are set per call)
   AttentionOptions options{};
 
@@ -148,6 +154,20 @@ class MultiHeadAttention {
     want("k_proj", k_proj.weight, {kv_heads * head_dim, hid});
     want("v_proj", v_proj.weight, {kv_heads * head_dim, hid});
     want("o_proj", o_proj.weight, {hid, heads * head_dim});
+    auto want_bias = [](const char* name, const block::Linear<T>& l) {
+      if (!l.bias.empty() && l.bias.shape() != Shape<1>{l.out_features()})
+        throw_shape_mismatch("MultiHeadAttention", name, l.bias.shape(),
+                             Shape<1>{l.out_features()});
+    };
+    want_bias("q_proj bias", q_proj);
+    want_bias("k_proj bias", k_proj);
+    want_bias("v_proj bias", v_proj);
+    want_bias("o_proj bias", o_proj);
+    if (q_norm.empty() != k_norm.empty())
+      throw error("attnkit: MultiHeadAttention: q_norm and k_norm come together (one is empty)");
+    for (const auto& [name, w] : {std::pair{"q_norm", q_norm}, std::pair{"k_norm", k_norm}})
+      if (!w.empty() && w.shape() != Shape<1>{head_dim})
+        throw_shape_mismatch("MultiHeadAttention", name, w.shape(), Shape<1>{head_dim});
     const GateKind g = gate_kind();
     if ((gate_none && g != GateKind::none) || (gate_headwise && g != GateKind::headwise) ||
         (gate_elementwise && g != GateKind::elementwise))
@@ -257,6 +277,13 @@ class MultiHeadAttention {
     p.k = heads_view(p.kb.data(), hkv);
     p.v = heads_view(p.vb.data(), hkv);
     p.o = heads_view(p.ob.data(), hq);
+    if (!q_norm.empty()) {
+      // Rows of D within qb and kb are contiguous: normalize them as [rows, D] in place.
+      const block::RMSNorm rms(qk_norm_eps);
+      const TensorView<T, 2> qr(p.qb.data(), {m * hq, d}), kr(p.kb.data(), {m * hkv, d});
+      block::normalize_rows<block::RMSNorm, T>(rms, qr, q_norm, {}, qr);
+      block::normalize_rows<block::RMSNorm, T>(rms, kr, k_norm, {}, kr);
+    }
     if (rope) {
       rope->apply<T>(p.q, positions);
       if (rotate_k) rope->apply<T>(p.k, positions);
