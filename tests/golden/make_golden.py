@@ -20,6 +20,12 @@ the GELU MLP (F.gelu, exact or tanh, with biases) or a Mixtral-style MoE (softma
 torch.topk, renormalized) instead of SwiGLU, and RoPE, ALiBi (the paper's slopes, computed here
 for a head count that is not a power of two) or no positions.
 
+Model families (family-*, `make_golden.py families` writes only these): Hugging Face configs of
+the llama (LLaMA 3.1's, linear and dynamic rope_scaling; attention_bias), mistral, qwen2 (q/k/v
+biases, tied embeddings, one checkpoint sharded with model.safetensors.index.json) and qwen3
+(per-head q/k RMSNorm, head_dim != hidden / heads) model types, each with F32, F16 and BF16
+weights, the forward pass written out as each transformers class computes it.
+
 Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
 GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
 each through torch's own functions (F.layer_norm, F.silu, F.gelu, torch.topk,
@@ -89,6 +95,10 @@ FAMILIES = {
     # attention_bias (q, k, v and o biases) and linear scaling, spelled with the older "type" key.
     "family-llama-linear": (32, {"family": "llama", "attention_bias": True,
                                  "rope_scaling": {"type": "linear", "factor": 4.0}}),
+    # Dynamic NTK scaling past max_position_embeddings = 12: the 11-token prompt is below it, the
+    # continuation's calls above it (each call rotates its rows with its own base).
+    "family-llama-dynamic": (36, {"family": "llama", "max_pos": 12,
+                                  "rope_scaling": {"type": "dynamic", "factor": 2.0}}),
     # A sliding window longer than every sequence here: the model is exact up to it.
     "family-mistral": (33, {"family": "mistral", "theta": 1000000.0, "sliding_window": 4096}),
     # Qwen2: q, k, v biases (o none), tied embeddings, a window that is off.
@@ -245,12 +255,17 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_inv_freq(dim, theta, scaling=None):
-    """RoPE's inverse frequencies, scaled as transformers' ROPE_INIT_FUNCTIONS do for the "linear"
-    and "llama3" rope types (in float64 here)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+def rope_inv_freq(dim, theta, scaling=None, seq_len=0):
+    """RoPE's inverse frequencies, scaled as transformers' ROPE_INIT_FUNCTIONS do for the "linear",
+    "llama3" and "dynamic" rope types (in float64 here). Dynamic: seq_len is the largest position
+    of the call + 1, and the base grows once it passes max_position_embeddings (a freshly loaded
+    model's dynamic_rope_update, call by call)."""
     kind = None if scaling is None else scaling.get("rope_type", scaling.get("type"))
-    if kind in (None, "default"):
+    if kind == "dynamic" and seq_len > scaling["max_position_embeddings"]:
+        factor, m = scaling["factor"], scaling["max_position_embeddings"]
+        theta = theta * ((factor * seq_len / m) - (factor - 1)) ** (dim / (dim - 2))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    if kind in (None, "default", "dynamic"):
         return inv_freq
     if kind == "linear":
         return inv_freq / scaling["factor"]
@@ -267,7 +282,7 @@ def rope_inv_freq(dim, theta, scaling=None):
 
 
 def rope_cos_sin(positions, dim, theta, scaling=None):
-    inv_freq = rope_inv_freq(dim, theta, scaling)
+    inv_freq = rope_inv_freq(dim, theta, scaling, int(positions.max()) + 1)
     freqs = positions.to(torch.float64)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos(), emb.sin()
@@ -348,8 +363,10 @@ def llama_forward(w, ids, activation, tied, cache=None, r=LLAMA, route_gaps=None
     n = len(ids)
     p0 = cache.get("length", 0) if cache is not None else 0
     h = w["model.embed_tokens.weight"][torch.tensor(ids)]
-    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), d, r.get("theta", THETA),
-                            r.get("rope_scaling"))
+    scaling = r.get("rope_scaling")
+    if scaling is not None and scaling.get("type") == "dynamic":
+        scaling = dict(scaling, max_position_embeddings=r["max_pos"])
+    cos, sin = rope_cos_sin(torch.arange(p0, p0 + n), d, r.get("theta", THETA), scaling)
     qkv_bias, o_bias = attention_bias(r)
     nk = p0 + n
     qpos, kpos = torch.arange(p0, p0 + n), torch.arange(nk)
@@ -464,7 +481,7 @@ def write_variant(name, activation, gate, dtype, tied, seed, recipe=None):
     if fam is not None:
         # A Hugging Face config of the family: no attnkit_* keys.
         del config["attnkit_activation"]
-        config.update({"head_dim": r["head_dim"], "max_position_embeddings": 32768,
+        config.update({"head_dim": r["head_dim"], "max_position_embeddings": r.get("max_pos", 32768),
                        "rope_scaling": r.get("rope_scaling")})
         for key in ("attention_bias", "sliding_window", "use_sliding_window"):
             if key in r:

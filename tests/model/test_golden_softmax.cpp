@@ -71,11 +71,12 @@ TEST_CASE("Decoder: weight capture during cached decoding equals the prefill's r
 
 TEST_CASE("golden: model families from Hugging Face configs (F32, F16, BF16 weights)",
           "[model][golden][families]") {
-  // llama with LLaMA 3.1's rope_scaling; llama with attention_bias and linear scaling; mistral
+  // llama with LLaMA 3.1's rope_scaling; llama with attention_bias and linear scaling; llama
+  // with dynamic scaling past max_position_embeddings (prefill below it, decode above); mistral
   // within its sliding window; qwen2 (q/k/v biases, tied, sharded for BF16); qwen3 (q/k norms,
   // head_dim 32 with hidden 64 and 4 heads, tied).
-  for (const char* family :
-       {"family-llama3", "family-llama-linear", "family-mistral", "family-qwen2", "family-qwen3"})
+  for (const char* family : {"family-llama3", "family-llama-linear", "family-llama-dynamic",
+                             "family-mistral", "family-qwen2", "family-qwen3"})
     for (const char* dtype : {"-f32", "-f16", "-bf16"}) {
       const std::string name = std::string(family) + dtype;
       INFO(name);

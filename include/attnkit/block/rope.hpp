@@ -4,6 +4,7 @@
 // interleaved (GPT-J / original LLaMA) form, at positions the caller gives.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -34,22 +35,34 @@ enum class RopeStyle : std::uint8_t {
 ///            inv_freq, frequencies with w < L / high_freq_factor stay, those with
 ///            w > L / low_freq_factor are divided by factor, and the ones between blend the two
 ///            with s = (L / w - low_freq_factor) / (high_freq_factor - low_freq_factor):
-///            (1 - s) · inv_freq / factor + s · inv_freq.
+///            (1 - s) · inv_freq / factor + s · inv_freq;
+///   dynamic  NTK-aware scaling that follows the sequence: a call whose positions reach
+///            seq_len = (largest position + 1) > max_position_embeddings (M) uses the base
+///            theta · (factor · seq_len / M - (factor - 1))^(R / (R - 2)); shorter calls, theta.
+///            This is Hugging Face's dynamic RoPE on a freshly loaded model: each call's new rows
+///            (and, with a KV cache, the keys they add) are rotated with that call's frequencies.
 struct RopeScaling {
-  enum class Kind : std::uint8_t { none, linear, llama3 };
+  enum class Kind : std::uint8_t { none, linear, llama3, dynamic };
   Kind kind = Kind::none;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   double original_max_position_embeddings = 8192.0;
+  double max_position_embeddings = 2048.0;  ///< M of dynamic
 
-  /// The scaled frequencies; throws attnkit::error for parameters outside their range.
+  /// The scaled frequencies (dynamic: unchanged, the call picks them); throws attnkit::error for
+  /// parameters outside their range.
   std::vector<double> apply(std::vector<double> inv_freq) const {
     if (kind == Kind::none) return inv_freq;
     if (!(factor > 0) || !std::isfinite(factor))
       throw error("attnkit: RopeScaling: factor must be finite and > 0");
     if (kind == Kind::linear) {
       for (double& f : inv_freq) f /= factor;
+      return inv_freq;
+    }
+    if (kind == Kind::dynamic) {
+      if (!(max_position_embeddings >= 1) || !std::isfinite(max_position_embeddings))
+        throw error("attnkit: RopeScaling: dynamic needs max_position_embeddings >= 1");
       return inv_freq;
     }
     if (!(low_freq_factor > 0) || !(high_freq_factor > low_freq_factor) ||
@@ -90,12 +103,14 @@ class RoPE {
   /// \param scaling how the frequencies are stretched (RopeScaling; none by default)
   RoPE(index_t rotary_dim, double theta = 10000.0, RopeStyle style = RopeStyle::rotate_half,
        const RopeScaling& scaling = {})
-      : dim_(rotary_dim), theta_(theta), style_(style) {
+      : dim_(rotary_dim), theta_(theta), style_(style), scaling_(scaling) {
     if (rotary_dim < 2 || rotary_dim % 2 != 0)
       throw error("attnkit: RoPE: rotary_dim must be even and >= 2, got " +
                   std::to_string(rotary_dim));
     if (!(theta > 0) || !std::isfinite(theta))
       throw error("attnkit: RoPE: theta must be finite and > 0");
+    if (scaling.kind == RopeScaling::Kind::dynamic && rotary_dim < 4)
+      throw error("attnkit: RoPE: dynamic scaling needs rotary_dim >= 4");
     inv_freq_.resize(static_cast<std::size_t>(dim_ / 2));
     for (index_t i = 0; i < dim_ / 2; ++i)
       inv_freq_[static_cast<std::size_t>(i)] =
@@ -108,6 +123,23 @@ class RoPE {
   RopeStyle style() const noexcept { return style_; }
   /// inv_freq[i] = theta^(-2i / R), i < R/2 (then scaled, see RopeScaling).
   const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
+  const RopeScaling& scaling() const noexcept { return scaling_; }
+
+  /// The frequencies of a call whose largest position is `last`: inv_freq(), or with dynamic
+  /// scaling past max_position_embeddings those of the grown base (RopeScaling).
+  std::vector<double> frequencies(index_t last) const {
+    const double seq_len = static_cast<double>(last) + 1;
+    if (scaling_.kind != RopeScaling::Kind::dynamic || seq_len <= scaling_.max_position_embeddings)
+      return inv_freq_;
+    const double r = static_cast<double>(dim_);
+    const double base =
+        theta_ * std::pow(scaling_.factor * seq_len / scaling_.max_position_embeddings -
+                              (scaling_.factor - 1),
+                          r / (r - 2));
+    std::vector<double> f(inv_freq_.size());
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = std::pow(base, -2.0 * double(i) / r);
+    return f;
+  }
 
   /// Rotates x [B, H, N, D] in place: row n of every (b, h) is at position positions[n].
   /// D >= rotary_dim; any strides. Throws shape_error when positions has not N entries or D is
@@ -126,11 +158,14 @@ class RoPE {
                         std::to_string(dim_));
     if (x.size() == 0) return;
     const index_t half = dim_ / 2;
+    index_t last = 0;
+    for (index_t p : positions) last = std::max(last, p);
+    const std::vector<double> freq = frequencies(last);
     std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
     for (index_t r = 0; r < n; ++r)
       for (index_t i = 0; i < half; ++i) {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
-                         inv_freq_[static_cast<std::size_t>(i)];
+                         freq[static_cast<std::size_t>(i)];
         cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
         sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
       }
@@ -163,6 +198,7 @@ class RoPE {
   index_t dim_;
   double theta_;
   RopeStyle style_;
+  RopeScaling scaling_;
   std::vector<double> inv_freq_;
 };
 

@@ -45,8 +45,8 @@ inline const char* kind_name(PositionKind k) noexcept {
 /// its `model_type` (llama, mistral, mixtral, qwen2, qwen3), and the layer recipe (norm, its
 /// placement, the MLP, the position signal; docs/CLI.md, "Model folders"). Keys that would change
 /// the computation in a way the decoder does not implement are errors (mlp_bias, an unknown
-/// rope_scaling type); a sliding window and dynamic RoPE scaling change nothing up to a length,
-/// so they set `exact_positions` and a longer sequence is an error then.
+/// rope_scaling type); a sliding window changes nothing up to its length, so it sets
+/// `exact_positions` and a longer sequence is an error then.
 struct DecoderConfig {
   std::string model_type = "llama";  ///< llama (also when absent), mistral, mixtral, qwen2, qwen3
   index_t hidden_size = 0;           ///< H
@@ -80,9 +80,9 @@ struct DecoderConfig {
   bool qk_norm = false;  ///< per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm)
   block::RopeScaling rope_scaling{};    ///< rope_scaling: none, linear or llama3
   index_t max_position_embeddings = 0;  ///< 0 when absent
-  /// Positions the model covers exactly (0: no limit): a sliding window or dynamic RoPE scaling
-  /// starts to act past it, which the decoder does not implement, so a longer sequence is an
-  /// error naming `exact_reason`.
+  /// Positions the model covers exactly (0: no limit): a sliding window starts to act past it,
+  /// which the decoder does not implement, so a longer sequence is an error naming
+  /// `exact_reason`.
   index_t exact_positions = 0;
   std::string exact_reason;
 
@@ -209,15 +209,13 @@ struct DecoderConfig {
           if (!(sc.high_freq_factor > sc.low_freq_factor))
             fail("rope_scaling \"high_freq_factor\" must exceed \"low_freq_factor\"");
         } else if (kind == "dynamic") {
-          // Dynamic NTK scaling changes the base only for sequences longer than
+          // Dynamic NTK scaling grows the base for calls that reach past
           // max_position_embeddings.
-          number("factor");
+          sc.kind = block::RopeScaling::Kind::dynamic;
+          sc.factor = number("factor");
           if (c.max_position_embeddings == 0)
             fail("rope_scaling \"dynamic\" needs \"max_position_embeddings\"");
-          limit(c.max_position_embeddings,
-                "dynamic RoPE scaling (config.json \"rope_scaling\"), which this decoder does not "
-                "implement, changes the frequencies past max_position_embeddings = " +
-                    std::to_string(c.max_position_embeddings));
+          sc.max_position_embeddings = static_cast<double>(c.max_position_embeddings);
         } else {
           fail("rope_scaling type \"" + kind +
                "\" is not implemented (default, linear, llama3 and dynamic are)");
