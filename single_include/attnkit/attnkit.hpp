@@ -7680,7 +7680,9 @@ void einsum(std::string_view spec, Out&& out,
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <span>
@@ -9646,6 +9648,8 @@ class Checkpoint {
 #include <initializer_list>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 
 namespace attnkit::model {
@@ -9716,6 +9720,31 @@ struct DecoderConfig {
   /// `exact_reason`.
   index_t exact_positions = 0;
   std::string exact_reason;
+  /// The end-of-sequence token ids: generation_config.json's `eos_token_id` when the folder has
+  /// one (Decoder::load reads it), else config.json's; an integer or a list, each in [0, V).
+  std::vector<std::int64_t> eos_token_ids;
+
+  /// Reads `eos_token_id` (null, an integer or a list of integers) of `doc` into eos_token_ids
+  /// when present; throws attnkit::error naming `source` for another value or an id outside
+  /// [0, vocab_size).
+  void read_eos(const json::Value& doc, const std::string& source) {
+    if (!doc.is_object() || !doc.contains("eos_token_id") || doc.at("eos_token_id").is_null())
+      return;
+    const json::Value& v = doc.at("eos_token_id");
+    std::vector<std::int64_t> ids;
+    auto one = [&](const json::Value& x) {
+      if (!x.is_number() || !x.is_integer() || x.as_int() < 0 || x.as_int() >= vocab_size)
+        throw error("attnkit: " + source + ": key \"eos_token_id\" must hold token ids in [0, " +
+                    std::to_string(vocab_size) + "), got " + x.dump());
+      ids.push_back(x.as_int());
+    };
+    if (v.is_array()) {
+      for (std::size_t i = 0; i < v.size(); ++i) one(v.at(i));
+    } else {
+      one(v);
+    }
+    eos_token_ids = std::move(ids);
+  }
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -9875,6 +9904,7 @@ struct DecoderConfig {
     if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
     if (c.positions_given && c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
+    c.read_eos(doc, source);
     return c;
   }
 
@@ -11280,6 +11310,13 @@ class Decoder {
     const std::string config_path = dir + "/config.json";
     m.config = DecoderConfig::load(config_path);
     DecoderConfig& c = m.config;
+    // generation_config.json, when present, names the end-of-sequence tokens generation uses.
+    const std::string gen_path = dir + "/generation_config.json";
+    if (std::ifstream gen{gen_path, std::ios::binary}) {
+      const std::string text((std::istreambuf_iterator<char>(gen)),
+                             std::istreambuf_iterator<char>());
+      c.read_eos(json::parse(text, gen_path), gen_path);
+    }
     constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
     if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
     if (alibi && c.positions != PositionKind::alibi)
@@ -13486,6 +13523,9 @@ struct GenerationResult {
   std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
   std::string kv_dtype;      ///< what the caches store: "f32" (the compute type), "bf16", "f16"
   std::vector<modules::CacheStats> layers;  ///< per layer, at the end
+  /// Why generation stopped: "eos" (a stop token was chosen; it is the last of ids) or
+  /// "length" (max_new_tokens).
+  std::string stop = "length";
 
   /// Decode steps per second (0 without any).
   double tokens_per_s() const {
@@ -13519,7 +13559,8 @@ struct GenerationResult {
          ", \"prefill_ms\": " + num(prefill_ms) + ", \"tokens_per_s\": " + num(tokens_per_s()) +
          ", \"mode\": \"" + mode + "\", \"memory_tokens\": " + num(memory_tokens()) +
          ", \"mean_retention\": " + num(mean_retention()) + ", \"sparsity\": " + num(sparsity()) +
-         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"layers\": [";
+         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"stop\": \"" + stop +
+         "\", \"layers\": [";
     for (std::size_t l = 0; l < layers.size(); ++l)
       s += std::string(l ? ", " : "") + "{\"layer\": " + std::to_string(l) +
            ", \"memory_tokens\": " + std::to_string(layers[l].memory_tokens) +
@@ -13638,13 +13679,15 @@ class TraceRecorder {
 /// `max_new_tokens` tokens with `sampler` (whose processors see the prompt and the tokens so far
 /// as context), running one forward step per token after the first. Timings use a steady clock.
 /// With `hooks.attention` set, the attention weights of every call are recorded into it (batch
-/// 1: the records are [Hq, rows, keys]) within its budget.
+/// 1: the records are [Hq, rows, keys]) within its budget. Generation stops early after a token
+/// of `stop_ids` (for instance the model's config.eos_token_ids), which ends `ids`.
 /// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
 template <class Policy, class T, class Layer, class Processors>
 GenerationResult generate(const Decoder<Policy, T, Layer>& model,
                           std::span<const std::int64_t> prompt, index_t max_new_tokens,
                           Sampler<Processors>& sampler, DecoderState<T>& state,
-                          const GenerateHooks<T>& hooks = {}) {
+                          const GenerateHooks<T>& hooks = {},
+                          std::span<const std::int64_t> stop_ids = {}) {
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());
@@ -13674,6 +13717,10 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
     r.ids.push_back(id);
     context.push_back(id);
     if (hooks.token) hooks.token(id);
+    if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
+      r.stop = "eos";
+      break;
+    }
     if (s + 1 < max_new_tokens) {
       const std::int64_t one[1] = {id};
       ++r.decode_steps;

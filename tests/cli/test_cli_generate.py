@@ -3,10 +3,11 @@
 # SPDX-FileCopyrightText: attnkit contributors
 """attnkit generate on the golden models of tests/golden/data (tests/golden/make_golden.py):
 the greedy continuation token for token (with the KV cache, as PyTorch's cached greedy decoding
-gives it), --variant, --dump-logits against logits.npy, seeded sampling, the JSON line and the
-error conventions. Standard library only. Usage: test_cli_generate.py path/to/attnkit"""
+gives it), --variant, --dump-logits against logits.npy, seeded sampling, end-of-sequence tokens
+and --ignore-eos, the JSON line and the error conventions. Standard library only. Usage: test_cli_generate.py path/to/attnkit"""
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -211,6 +212,41 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(tmp, "config.json"), "w") as f:
         f.write(open(os.path.join(d, "config.json")).read())
     bad_input("no weights", "--model", tmp, "--prompt-ids", "1", expect="model.safetensors")
+
+# End-of-sequence tokens: generation_config.json's eos_token_id (else config.json's) ends the
+# continuation after the token, unless --ignore-eos.
+d = os.path.join(GOLDEN, "softmax")
+g = json.load(open(os.path.join(d, "greedy.json")))
+prompt = ",".join(map(str, g["prompt_ids"]))
+full = g["greedy_cached"]
+eos = full[2]
+want = full[: full.index(eos) + 1]
+with tempfile.TemporaryDirectory() as tmp:
+    m = os.path.join(tmp, "model")
+    shutil.copytree(d, m)
+    with open(os.path.join(m, "generation_config.json"), "w") as f:
+        json.dump({"eos_token_id": [96, eos]}, f)
+    r = run("--model", m, "--prompt-ids", prompt, "--max-new-tokens", "8", "--greedy")
+    out = last_json(r)
+    check("eos", r.returncode == 0 and out is not None and out["ids"] == want and out["stop"] == "eos"
+          and out["new_tokens"] == len(want), f"exit {r.returncode}: {r.stdout} {r.stderr}, want {want}")
+    r = run("--model", m, "--prompt-ids", prompt, "--max-new-tokens", "8", "--greedy", "--ignore-eos")
+    out = last_json(r)
+    check("ignore eos", r.returncode == 0 and out is not None and out["ids"] == full
+          and out["stop"] == "length", f"{r.stdout} {r.stderr}")
+    # config.json's eos_token_id when there is no generation_config.json.
+    os.remove(os.path.join(m, "generation_config.json"))
+    config = json.load(open(os.path.join(m, "config.json")))
+    config["eos_token_id"] = eos
+    with open(os.path.join(m, "config.json"), "w") as f:
+        json.dump(config, f)
+    r = run("--model", m, "--prompt-ids", prompt, "--max-new-tokens", "8", "--greedy")
+    out = last_json(r)
+    check("config eos", r.returncode == 0 and out is not None and out["ids"] == want, f"{r.stdout} {r.stderr}")
+    # An id outside the vocabulary is an error naming the file.
+    with open(os.path.join(m, "generation_config.json"), "w") as f:
+        json.dump({"eos_token_id": 97}, f)
+    bad_input("eos range", "--model", m, "--prompt-ids", prompt, expect="generation_config.json")
 
 r = subprocess.run([BIN, "generate", "--help"], capture_output=True, text=True)
 check("help", r.returncode == 0 and "--prompt-ids" in r.stdout, r.stdout)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -29,7 +30,8 @@ constexpr const char* generate_help =
     "                        [--variant NAME] [--max-new-tokens N]\n"
     "                        [--greedy | --temperature T --top-k K --top-p P --seed S]\n"
     "                        [--cache full|window=W|sinks=S,W] [--memory MODE]\n"
-    "                        [--kv-dtype f32|bf16|f16] [--dump-logits L.npy] [--threads T]\n\n"
+    "                        [--kv-dtype f32|bf16|f16] [--ignore-eos] [--dump-logits L.npy]\n"
+    "                        [--threads T]\n\n"
     "Continues the prompt with the LLaMA-style model in DIR (config.json + model.safetensors,\n"
     "F32/F16/BF16; an optional self_attn.g_proj gate). --variant picks the attention activation\n"
     "(one of the names below; default: config key attnkit_activation, else softmax); the mask\n"
@@ -43,10 +45,13 @@ constexpr const char* generate_help =
     "by retention R = exp(-dt/S)), sparse (tokens with R < 0.01 dropped, their work skipped).\n"
     "--kv-dtype: what the caches store keys and values as: f32 (default), bf16 or f16 (half\n"
     "the memory and bytes read per step; attention computes in float).\n"
+    "Generation stops after an end-of-sequence token (eos_token_id of generation_config.json,\n"
+    "else of config.json; it ends \"ids\") unless --ignore-eos is given.\n"
     "stdout ends with one JSON line: {\"ids\": [...], \"prompt_tokens\", \"new_tokens\",\n"
     "\"prefill_ms\", \"tokens_per_s\", \"mode\", \"memory_tokens\", \"mean_retention\",\n"
-    "\"sparsity\", \"cache\", \"kv_dtype\", \"layers\": [per layer: memory_tokens,\n"
-    "mean_retention, sparsity]}.\n";
+    "\"sparsity\", \"cache\", \"kv_dtype\", \"stop\": \"eos\" or \"length\", \"layers\": [per "
+    "layer:\n"
+    "memory_tokens, mean_retention, sparsity]}.\n";
 
 std::vector<std::int64_t> parse_ids(const std::string& s) {
   std::vector<std::int64_t> ids;
@@ -68,7 +73,7 @@ template <class ScoreMod, class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
                  model::Sampler<>& sampler, const attnkit::modules::CachePolicy& cache,
-                 attnkit::modules::KVDtype kv_dtype, const std::string& dump) {
+                 attnkit::modules::KVDtype kv_dtype, const std::string& dump, bool ignore_eos) {
   using Policy = policy::AttentionPolicy<Activation, policy::Causal, ScoreMod,
                                          modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
@@ -79,7 +84,9 @@ int run_generate(const std::string& dir, const Activation& activation,
       write_atomically(dump, [&](const std::string& tmp) { io::write_npy(tmp, logits); });
     };
   const model::GenerationResult r =
-      model::generate(m, prompt, static_cast<index_t>(max_new), sampler, state, hooks);
+      model::generate(m, prompt, static_cast<index_t>(max_new), sampler, state, hooks,
+                      ignore_eos ? std::span<const std::int64_t>{}
+                                 : std::span<const std::int64_t>(m.config.eos_token_ids));
   std::printf("%s\n", r.json().c_str());
   return 0;
 }
@@ -92,7 +99,7 @@ int cmd_generate(int argc, char** argv) {
             argc, argv,
             {"model", "prompt-ids", "prompt", "variant", "max-new-tokens", "temperature", "top-k",
              "top-p", "seed", "cache", "memory", "dump-logits", "kv-dtype"},
-            {"greedy"});
+            {"greedy", "ignore-eos"});
   if (!args.positional().empty())
     throw usage_error("generate: unexpected argument '" + args.positional().front() + "'");
   const std::string dir = args.require("model");
@@ -157,13 +164,15 @@ int cmd_generate(int argc, char** argv) {
   std::string variant = args.get("variant", config.attnkit_activation);
   if (variant.empty()) variant = "softmax";
   const std::string dump = args.get("dump-logits", "");
+  const bool ignore_eos = args.has("ignore-eos");
   const policy::ActivationSpec act = parse_activation_option("generate", "variant", variant);
   // The folder's positions choose the score mod: ALiBi, or none (RoPE or no positions).
   return policy::visit_activation(act, [&](const auto& a) {
     if (config.positions == model::PositionKind::alibi)
-      return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump);
-    return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, kv_dtype,
-                                            dump);
+      return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump,
+                                         ignore_eos);
+    return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump,
+                                            ignore_eos);
   });
 }
 

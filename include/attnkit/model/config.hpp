@@ -10,6 +10,8 @@
 #include <initializer_list>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/rope.hpp"
@@ -85,6 +87,31 @@ struct DecoderConfig {
   /// `exact_reason`.
   index_t exact_positions = 0;
   std::string exact_reason;
+  /// The end-of-sequence token ids: generation_config.json's `eos_token_id` when the folder has
+  /// one (Decoder::load reads it), else config.json's; an integer or a list, each in [0, V).
+  std::vector<std::int64_t> eos_token_ids;
+
+  /// Reads `eos_token_id` (null, an integer or a list of integers) of `doc` into eos_token_ids
+  /// when present; throws attnkit::error naming `source` for another value or an id outside
+  /// [0, vocab_size).
+  void read_eos(const json::Value& doc, const std::string& source) {
+    if (!doc.is_object() || !doc.contains("eos_token_id") || doc.at("eos_token_id").is_null())
+      return;
+    const json::Value& v = doc.at("eos_token_id");
+    std::vector<std::int64_t> ids;
+    auto one = [&](const json::Value& x) {
+      if (!x.is_number() || !x.is_integer() || x.as_int() < 0 || x.as_int() >= vocab_size)
+        throw error("attnkit: " + source + ": key \"eos_token_id\" must hold token ids in [0, " +
+                    std::to_string(vocab_size) + "), got " + x.dump());
+      ids.push_back(x.as_int());
+    };
+    if (v.is_array()) {
+      for (std::size_t i = 0; i < v.size(); ++i) one(v.at(i));
+    } else {
+      one(v);
+    }
+    eos_token_ids = std::move(ids);
+  }
 
   /// Reads the keys of a parsed config; throws attnkit::error naming `source` and the key.
   static DecoderConfig from_json(const json::Value& doc, const std::string& source) {
@@ -244,6 +271,7 @@ struct DecoderConfig {
     if (!(c.rope_theta > 0)) fail("key \"rope_theta\" must be > 0");
     if (c.positions_given && c.positions == PositionKind::rope && c.head_dim % 2 != 0)
       fail("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
+    c.read_eos(doc, source);
     return c;
   }
 

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <span>
@@ -201,6 +203,13 @@ class Decoder {
     const std::string config_path = dir + "/config.json";
     m.config = DecoderConfig::load(config_path);
     DecoderConfig& c = m.config;
+    // generation_config.json, when present, names the end-of-sequence tokens generation uses.
+    const std::string gen_path = dir + "/generation_config.json";
+    if (std::ifstream gen{gen_path, std::ios::binary}) {
+      const std::string text((std::istreambuf_iterator<char>(gen)),
+                             std::istreambuf_iterator<char>());
+      c.read_eos(json::parse(text, gen_path), gen_path);
+    }
     constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
     if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
     if (alibi && c.positions != PositionKind::alibi)

@@ -35,6 +35,9 @@ struct GenerationResult {
   std::string cache;         ///< the cache policy ("full", "window=W", "sinks=S,W", ...)
   std::string kv_dtype;      ///< what the caches store: "f32" (the compute type), "bf16", "f16"
   std::vector<modules::CacheStats> layers;  ///< per layer, at the end
+  /// Why generation stopped: "eos" (a stop token was chosen; it is the last of ids) or
+  /// "length" (max_new_tokens).
+  std::string stop = "length";
 
   /// Decode steps per second (0 without any).
   double tokens_per_s() const {
@@ -68,7 +71,8 @@ struct GenerationResult {
          ", \"prefill_ms\": " + num(prefill_ms) + ", \"tokens_per_s\": " + num(tokens_per_s()) +
          ", \"mode\": \"" + mode + "\", \"memory_tokens\": " + num(memory_tokens()) +
          ", \"mean_retention\": " + num(mean_retention()) + ", \"sparsity\": " + num(sparsity()) +
-         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"layers\": [";
+         ", \"cache\": \"" + cache + "\", \"kv_dtype\": \"" + kv_dtype + "\", \"stop\": \"" + stop +
+         "\", \"layers\": [";
     for (std::size_t l = 0; l < layers.size(); ++l)
       s += std::string(l ? ", " : "") + "{\"layer\": " + std::to_string(l) +
            ", \"memory_tokens\": " + std::to_string(layers[l].memory_tokens) +
@@ -187,13 +191,15 @@ class TraceRecorder {
 /// `max_new_tokens` tokens with `sampler` (whose processors see the prompt and the tokens so far
 /// as context), running one forward step per token after the first. Timings use a steady clock.
 /// With `hooks.attention` set, the attention weights of every call are recorded into it (batch
-/// 1: the records are [Hq, rows, keys]) within its budget.
+/// 1: the records are [Hq, rows, keys]) within its budget. Generation stops early after a token
+/// of `stop_ids` (for instance the model's config.eos_token_ids), which ends `ids`.
 /// \tparam Policy, T, Layer the decoder's \tparam Processors the sampler's
 template <class Policy, class T, class Layer, class Processors>
 GenerationResult generate(const Decoder<Policy, T, Layer>& model,
                           std::span<const std::int64_t> prompt, index_t max_new_tokens,
                           Sampler<Processors>& sampler, DecoderState<T>& state,
-                          const GenerateHooks<T>& hooks = {}) {
+                          const GenerateHooks<T>& hooks = {},
+                          std::span<const std::int64_t> stop_ids = {}) {
   using clock = std::chrono::steady_clock;
   GenerationResult r;
   r.prompt_tokens = static_cast<index_t>(prompt.size());
@@ -223,6 +229,10 @@ GenerationResult generate(const Decoder<Policy, T, Layer>& model,
     r.ids.push_back(id);
     context.push_back(id);
     if (hooks.token) hooks.token(id);
+    if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
+      r.stop = "eos";
+      break;
+    }
     if (s + 1 < max_new_tokens) {
       const std::int64_t one[1] = {id};
       ++r.decode_steps;
