@@ -9713,7 +9713,7 @@ struct DecoderConfig {
   bool qkv_bias = false;
   bool o_bias = false;   ///< o_proj has a bias (llama and qwen3: attention_bias)
   bool qk_norm = false;  ///< per-head RMSNorm of q and k before RoPE (qwen3: q_norm, k_norm)
-  block::RopeScaling rope_scaling{};    ///< rope_scaling: none, linear or llama3
+  block::RopeScaling rope_scaling{};    ///< rope_scaling: none, linear, llama3 or dynamic
   index_t max_position_embeddings = 0;  ///< 0 when absent
   /// Positions the model covers exactly (0: no limit): a sliding window starts to act past it,
   /// which the decoder does not implement, so a longer sequence is an error naming

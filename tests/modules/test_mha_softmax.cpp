@@ -130,6 +130,21 @@ TEST_CASE("MultiHeadAttention: shape and gate errors", "[attention][mha]") {
   mha.g_proj = g5.cview();
   CHECK_THROWS_WITH(mha.check(), Catch::Contains("g_proj has shape [5, 16]"));
   mha.g_proj = {};
+  // Biases of the projections' output sizes; q/k norms of head_dim, both or neither.
+  attnkit::Tensor<float, 1> b32({32}), b16({16}), n8({8}), n7({7});
+  mha.q_proj.bias = b32.cview();
+  mha.k_proj.bias = b16.cview();
+  mha.o_proj.bias = b16.cview();
+  CHECK_NOTHROW(mha.check());
+  mha.k_proj.bias = b32.cview();
+  CHECK_THROWS_WITH(mha.check(), Catch::Contains("k_proj bias has shape [32]"));
+  mha.k_proj.bias = b16.cview();
+  mha.q_norm = n8.cview();
+  CHECK_THROWS_WITH(mha.check(), Catch::Contains("q_norm and k_norm"));
+  mha.k_norm = n7.cview();
+  CHECK_THROWS_WITH(mha.check(), Catch::Contains("k_norm has shape [7]"));
+  mha.k_norm = n8.cview();
+  CHECK_NOTHROW(mha.check());
   mha.kv_heads = 3;
   CHECK_THROWS_AS(mha.check(), attnkit::shape_error);
 }
