@@ -37,7 +37,10 @@ step "house format (.clang-format, clang-format 14)"
 tools/format.sh --check
 
 # The native build's instruction set, and the other one for the cross-ISA step.
-if g++ -march=native -dM -E -x c++ /dev/null | grep -q '__AVX512F__'; then
+# (The macros are read whole before grep: with pipefail, `grep -q` closing the pipe early made
+# g++ fail on SIGPIPE now and then, and the host was taken for one without AVX-512.)
+native_macros=$(g++ -march=native -dM -E -x c++ /dev/null)
+if grep -q '__AVX512F__' <<<"$native_macros"; then
   native_isa="AVX-512 (-march=native)"; cross_march="-march=x86-64-v3"; cross_isa="AVX2"
 else
   native_isa="AVX2 or older (-march=native)"; cross_march="-march=x86-64-v4"; cross_isa="AVX-512"
