@@ -6202,14 +6202,20 @@ class RoPE {
                         std::to_string(dim_));
     if (x.size() == 0) return;
     const index_t half = dim_ / 2;
-    index_t last = 0;
-    for (index_t p : positions) last = std::max(last, p);
-    const std::vector<double> freq = frequencies(last);
+    // Only dynamic scaling picks the frequencies per call (from the largest position).
+    std::vector<double> grown;
+    const std::vector<double>* freq = &inv_freq_;
+    if (scaling_.kind == RopeScaling::Kind::dynamic) {
+      index_t last = 0;
+      for (index_t p : positions) last = std::max(last, p);
+      grown = frequencies(last);
+      freq = &grown;
+    }
     std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
     for (index_t r = 0; r < n; ++r)
       for (index_t i = 0; i < half; ++i) {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
-                         freq[static_cast<std::size_t>(i)];
+                         (*freq)[static_cast<std::size_t>(i)];
         cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
         sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
       }
