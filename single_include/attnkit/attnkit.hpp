@@ -7686,9 +7686,8 @@ void einsum(std::string_view spec, Out&& out,
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
+#include <filesystem>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <set>
 #include <span>
@@ -7744,581 +7743,6 @@ struct SelectableFeedForward {
 
 }  // namespace attnkit::block
 // ---- end attnkit/block/selectable_feed_forward.hpp ----
-// ---- begin attnkit/io/safetensors.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// safetensors files: checked, memory-mapped reading (zero-copy F32 views) and writing.
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <map>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-// ---- begin attnkit/io/detail/file.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Private file plumbing of attnkit/io: checked reads and writes, and whole-file memory maps.
-
-#include <cerrno>
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <limits>
-#include <span>
-#include <string>
-#include <system_error>
-#include <utility>
-
-// ---- begin attnkit/io/dtype.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// DType: the element types of the array files attnkit reads and writes, and conversion among them.
-
-#include <bit>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-
-// ---- begin attnkit/io/half.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// IEEE binary16 (float16) and bfloat16 bit patterns to and from float32, under io:: (the
-// conversions live in core/half.hpp with the bf16 and f16 storage types).
-
-
-namespace attnkit::io {
-
-using ::attnkit::bf16_to_f32;
-using ::attnkit::f16_to_f32;
-using ::attnkit::f32_to_bf16;
-using ::attnkit::f32_to_f16;
-
-}  // namespace attnkit::io
-// ---- end attnkit/io/half.hpp ----
-
-namespace attnkit::io {
-
-static_assert(
-    std::endian::native == std::endian::little,
-    "attnkit: attnkit/io reads and writes little-endian files on little-endian hosts only");
-
-/// Thrown for a file that cannot be read or written, or whose contents are malformed. The message
-/// names the file and the problem.
-class file_error : public error {
- public:
-  explicit file_error(const std::string& what_arg) : error(what_arg) {}
-};
-
-/// Element type of an array in a file. Every value is little-endian in the file.
-enum class DType : std::uint8_t {
-  boolean,  ///< one byte, 0 or 1 (any nonzero byte reads as true)
-  u8,
-  i8,
-  u16,
-  i16,
-  u32,
-  i32,
-  u64,
-  i64,
-  f16,   ///< IEEE binary16
-  bf16,  ///< bfloat16 (safetensors only)
-  f32,
-  f64,
-};
-
-/// Bytes per element.
-constexpr std::size_t itemsize(DType d) noexcept {
-  switch (d) {
-    case DType::boolean:
-    case DType::u8:
-    case DType::i8:
-      return 1;
-    case DType::u16:
-    case DType::i16:
-    case DType::f16:
-    case DType::bf16:
-      return 2;
-    case DType::u32:
-    case DType::i32:
-    case DType::f32:
-      return 4;
-    case DType::u64:
-    case DType::i64:
-    case DType::f64:
-      return 8;
-  }
-  return 0;
-}
-
-/// NumPy's name of a dtype ("float32", "bool", "bfloat16", ...).
-constexpr std::string_view dtype_name(DType d) noexcept {
-  switch (d) {
-    case DType::boolean:
-      return "bool";
-    case DType::u8:
-      return "uint8";
-    case DType::i8:
-      return "int8";
-    case DType::u16:
-      return "uint16";
-    case DType::i16:
-      return "int16";
-    case DType::u32:
-      return "uint32";
-    case DType::i32:
-      return "int32";
-    case DType::u64:
-      return "uint64";
-    case DType::i64:
-      return "int64";
-    case DType::f16:
-      return "float16";
-    case DType::bf16:
-      return "bfloat16";
-    case DType::f32:
-      return "float32";
-    case DType::f64:
-      return "float64";
-  }
-  return "?";
-}
-
-/// Whether the dtype is a floating-point type (f16, bf16, f32, f64).
-constexpr bool is_floating(DType d) noexcept {
-  return d == DType::f16 || d == DType::bf16 || d == DType::f32 || d == DType::f64;
-}
-
-/// Whether the dtype is a signed or unsigned integer type (not bool).
-constexpr bool is_integer(DType d) noexcept { return !is_floating(d) && d != DType::boolean; }
-
-namespace detail {
-template <class T>
-inline constexpr bool dependent_false = false;
-}  // namespace detail
-
-/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double.
-/// \tparam T element type (const is ignored)
-template <class T>
-constexpr DType dtype_of() noexcept {
-  using U = std::remove_cv_t<T>;
-  if constexpr (std::is_same_v<U, bool>)
-    return DType::boolean;
-  else if constexpr (std::is_same_v<U, float>)
-    return DType::f32;
-  else if constexpr (std::is_same_v<U, double>)
-    return DType::f64;
-  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 1)
-    return DType::i8;
-  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 2)
-    return DType::i16;
-  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 4)
-    return DType::i32;
-  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 8)
-    return DType::i64;
-  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 1)
-    return DType::u8;
-  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 2)
-    return DType::u16;
-  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 4)
-    return DType::u32;
-  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 8)
-    return DType::u64;
-  else
-    static_assert(detail::dependent_false<T>,
-                  "attnkit: T of dtype_of has no file dtype: use bool, an 8/16/32/64-bit integer, "
-                  "float or double");
-}
-
-/// Whether elements of dtype `from` convert to T under convert_elements. The rules:
-/// - to float or double: from every dtype (f64 to float and 64-bit integers to float round to
-///   nearest; bool reads as 0 or 1);
-/// - to an integer type: from bool and integer dtypes (each value range-checked);
-/// - to bool: from bool and integer dtypes (nonzero is true);
-/// - never from a floating dtype to an integer or bool (that would silently drop fractions).
-/// \tparam T destination element type
-template <class T>
-constexpr bool converts_to(DType from) noexcept {
-  using U = std::remove_cv_t<T>;
-  if constexpr (std::is_floating_point_v<U>)
-    return true;
-  else
-    return !is_floating(from);
-}
-
-namespace detail {
-
-template <class S>
-inline S load_le(const std::byte* p) noexcept {
-  S s;
-  std::memcpy(&s, p, sizeof(S));
-  return s;
-}
-
-template <class T, class S>
-inline void convert_integers(const std::byte* in, std::size_t n, T* out, std::string_view what) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const S s = load_le<S>(in + i * sizeof(S));
-    if constexpr (std::is_same_v<T, bool>) {
-      out[i] = s != 0;
-    } else if constexpr (std::is_floating_point_v<T>) {
-      out[i] = static_cast<T>(s);
-    } else if (!std::in_range<T>(s)) {
-      throw file_error("attnkit: " + std::string(what) + ": element " + std::to_string(i) +
-                       " (value " + std::to_string(s) + ") does not fit in " +
-                       std::string(dtype_name(dtype_of<T>())));
-    } else {
-      out[i] = static_cast<T>(s);
-    }
-  }
-}
-
-template <class T, class S>
-inline void convert_simple(const std::byte* in, std::size_t n, T* out) noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(load_le<S>(in + i * sizeof(S)));
-}
-
-}  // namespace detail
-
-/// Converts `n` little-endian elements of dtype `from` at `in` (any alignment) into `out`, by the
-/// rules of converts_to. Throws file_error, whose message starts with `what` (the file and the
-/// array), when the conversion is not allowed or an integer does not fit in T.
-/// \tparam T destination element type (bool, an integer type, float or double)
-template <class T>
-void convert_elements(DType from, const std::byte* in, std::size_t n, T* out,
-                      std::string_view what) {
-  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
-                "attnkit: T of convert_elements must be a non-const arithmetic type");
-  if (!converts_to<T>(from))
-    throw file_error("attnkit: " + std::string(what) + ": cannot convert " +
-                     std::string(dtype_name(from)) + " to " +
-                     std::string(dtype_name(dtype_of<T>())) +
-                     " (floating-point values do not convert to integers or bool)");
-  if (from == dtype_of<T>() && !std::is_same_v<T, bool>) {
-    if (n != 0) std::memcpy(out, in, n * sizeof(T));
-    return;
-  }
-  switch (from) {
-    case DType::boolean:
-      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(in[i] != std::byte{0});
-      return;
-    case DType::u8:
-      return detail::convert_integers<T, std::uint8_t>(in, n, out, what);
-    case DType::i8:
-      return detail::convert_integers<T, std::int8_t>(in, n, out, what);
-    case DType::u16:
-      return detail::convert_integers<T, std::uint16_t>(in, n, out, what);
-    case DType::i16:
-      return detail::convert_integers<T, std::int16_t>(in, n, out, what);
-    case DType::u32:
-      return detail::convert_integers<T, std::uint32_t>(in, n, out, what);
-    case DType::i32:
-      return detail::convert_integers<T, std::int32_t>(in, n, out, what);
-    case DType::u64:
-      return detail::convert_integers<T, std::uint64_t>(in, n, out, what);
-    case DType::i64:
-      return detail::convert_integers<T, std::int64_t>(in, n, out, what);
-    case DType::f16:
-      if constexpr (std::is_floating_point_v<T>)
-        for (std::size_t i = 0; i < n; ++i)
-          out[i] = static_cast<T>(f16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
-      return;
-    case DType::bf16:
-      if constexpr (std::is_floating_point_v<T>)
-        for (std::size_t i = 0; i < n; ++i)
-          out[i] = static_cast<T>(bf16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
-      return;
-    case DType::f32:
-      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, float>(in, n, out);
-      return;
-    case DType::f64:
-      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, double>(in, n, out);
-      return;
-  }
-}
-
-/// Number of elements of a runtime shape; throws file_error naming `what` on a negative extent or
-/// when the element count or the byte count (at `item` bytes each) overflows. The product of the
-/// nonzero extents must not overflow either, so that row-major strides of the shape exist even
-/// when some extent is zero.
-inline index_t checked_numel(const index_t* shape, std::size_t rank, std::size_t item,
-                             std::string_view what) {
-  index_t n = 1;
-  bool zero = false;
-  for (std::size_t d = 0; d < rank; ++d) {
-    const index_t e = shape[d];
-    if (e < 0)
-      throw file_error("attnkit: " + std::string(what) + ": negative extent " + std::to_string(e) +
-                       " in the shape");
-    if (e == 0) {
-      zero = true;
-      continue;
-    }
-    if (n > std::numeric_limits<index_t>::max() / e)
-      throw file_error("attnkit: " + std::string(what) +
-                       ": the shape has too many elements (the element count overflows)");
-    n *= e;
-  }
-  if (zero) return 0;
-  if (item != 0 && n > std::numeric_limits<index_t>::max() / static_cast<index_t>(item))
-    throw file_error("attnkit: " + std::string(what) + ": the array's byte size overflows");
-  return n;
-}
-
-}  // namespace attnkit::io
-// ---- end attnkit/io/dtype.hpp ----
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#define ATTNKIT_IO_HAVE_MMAP 1
-#else
-#define ATTNKIT_IO_HAVE_MMAP 0
-#endif
-
-namespace attnkit::io::detail {
-
-/// Throws file_error "attnkit: <path>: <what>".
-[[noreturn]] inline void fail(const std::string& path, const std::string& what) {
-  throw file_error("attnkit: " + path + ": " + what);
-}
-
-/// The size of a regular file; throws file_error when it is missing or not a regular file.
-inline std::uint64_t regular_file_size(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(st)) fail(path, "cannot open: no such file");
-  if (!std::filesystem::is_regular_file(st)) fail(path, "cannot open: not a regular file");
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) fail(path, "cannot read the file size: " + ec.message());
-  return static_cast<std::uint64_t>(size);
-}
-
-/// A file read from the start, in order; every read is checked against the end of the file.
-class InputFile {
- public:
-  explicit InputFile(std::string path) : path_(std::move(path)) {
-    size_ = regular_file_size(path_);
-    f_ = std::fopen(path_.c_str(), "rb");
-    if (f_ == nullptr) fail(path_, "cannot open: " + std::generic_category().message(errno));
-  }
-  InputFile(const InputFile&) = delete;
-  InputFile& operator=(const InputFile&) = delete;
-  ~InputFile() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-
-  const std::string& path() const noexcept { return path_; }
-  std::uint64_t size() const noexcept { return size_; }
-  std::uint64_t position() const noexcept { return pos_; }
-  std::uint64_t remaining() const noexcept { return size_ - pos_; }
-
-  /// Reads exactly n bytes; `what` names the part being read in the error message.
-  void read(void* dst, std::size_t n, const char* what) {
-    if (n > remaining())
-      fail(path_, std::string("file is truncated: ") + what + " needs " + std::to_string(n) +
-                      " bytes at offset " + std::to_string(pos_) + ", the file has " +
-                      std::to_string(size_) + " bytes");
-    if (n != 0 && std::fread(dst, 1, n, f_) != n)
-      fail(path_, std::string("read error in ") + what + " (the file changed while being read?)");
-    pos_ += n;
-  }
-
- private:
-  std::string path_;
-  std::FILE* f_ = nullptr;
-  std::uint64_t size_ = 0;
-  std::uint64_t pos_ = 0;
-};
-
-/// A file written from the start; removed again when destroyed before commit().
-class OutputFile {
- public:
-  explicit OutputFile(std::string path) : path_(std::move(path)) {
-    f_ = std::fopen(path_.c_str(), "wb");
-    if (f_ == nullptr)
-      fail(path_, "cannot open for writing: " + std::generic_category().message(errno));
-  }
-  OutputFile(const OutputFile&) = delete;
-  OutputFile& operator=(const OutputFile&) = delete;
-  ~OutputFile() {
-    if (f_ != nullptr) {
-      std::fclose(f_);
-      std::remove(path_.c_str());
-    }
-  }
-
-  void write(const void* src, std::size_t n) {
-    if (n != 0 && std::fwrite(src, 1, n, f_) != n)
-      fail(path_, "write error: " + std::generic_category().message(errno));
-  }
-
-  /// Flushes and closes; throws when that fails (the partial file is removed).
-  void commit() {
-    std::FILE* f = f_;
-    f_ = nullptr;
-    if (std::fclose(f) != 0) {
-      std::remove(path_.c_str());
-      fail(path_, "write error on close: " + std::generic_category().message(errno));
-    }
-  }
-
- private:
-  std::string path_;
-  std::FILE* f_ = nullptr;
-};
-
-/// The whole contents of a file: memory-mapped read-only when possible, otherwise read into a
-/// 64-byte aligned buffer. Move-only; views into bytes() live as long as this object.
-class FileBytes {
- public:
-  FileBytes() = default;
-
-  /// \param allow_map false forces the read path (tests use it to cover both paths)
-  static FileBytes load(const std::string& path, bool allow_map) {
-    FileBytes fb;
-#if ATTNKIT_IO_HAVE_MMAP
-    if (allow_map) {
-      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        const int err = errno;
-        (void)regular_file_size(path);  // a clearer message for a missing or special file
-        fail(path, "cannot open: " + std::generic_category().message(err));
-      }
-      struct stat st {};
-      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        fail(path, "cannot open: not a regular file");
-      }
-      const auto size = static_cast<std::uint64_t>(st.st_size);
-      if (size == 0 || size > std::numeric_limits<std::size_t>::max()) {
-        ::close(fd);
-        if (size == 0) return fb;
-        fail(path, "file too large to map");
-      }
-      void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-      ::close(fd);
-      if (p != MAP_FAILED) {
-        fb.map_ = p;
-        fb.data_ = static_cast<const std::byte*>(p);
-        fb.size_ = static_cast<std::size_t>(size);
-        return fb;
-      }
-      // Some file systems cannot map: fall through to reading.
-    }
-#else
-    (void)allow_map;
-#endif
-    InputFile in(path);
-    if (in.size() > std::numeric_limits<std::size_t>::max()) fail(path, "file too large to read");
-    fb.size_ = static_cast<std::size_t>(in.size());
-    fb.owned_ = make_aligned<std::byte>(fb.size_);
-    in.read(fb.owned_.get(), fb.size_, "the file contents");
-    fb.data_ = fb.owned_.get();
-    return fb;
-  }
-
-  FileBytes(FileBytes&& o) noexcept { swap(o); }
-  FileBytes& operator=(FileBytes&& o) noexcept {
-    FileBytes tmp(std::move(o));
-    swap(tmp);
-    return *this;
-  }
-  FileBytes(const FileBytes&) = delete;
-  FileBytes& operator=(const FileBytes&) = delete;
-  ~FileBytes() {
-#if ATTNKIT_IO_HAVE_MMAP
-    if (map_ != nullptr) ::munmap(map_, size_);
-#endif
-  }
-
-  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
-  std::size_t size() const noexcept { return size_; }
-  /// Whether the contents are a memory map (zero-copy) rather than a heap copy.
-  bool mapped() const noexcept { return map_ != nullptr; }
-
- private:
-  void swap(FileBytes& o) noexcept {
-    std::swap(data_, o.data_);
-    std::swap(size_, o.size_);
-    std::swap(owned_, o.owned_);
-    std::swap(map_, o.map_);
-  }
-
-  const std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-  aligned_ptr<std::byte> owned_;
-  void* map_ = nullptr;
-};
-
-}  // namespace attnkit::io::detail
-// ---- end attnkit/io/detail/file.hpp ----
-// ---- begin attnkit/io/detail/strided.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// Private helper of attnkit/io: visits a strided array of any rank in C order, run by run.
-
-#include <cstddef>
-#include <span>
-#include <vector>
-
-
-namespace attnkit::io::detail {
-
-/// Calls `sink(const std::byte* p, std::size_t count)` for runs of `count` consecutive elements
-/// (each `item` bytes) in C order. `strides` are in elements and not negative. A rank-0 shape is
-/// one element; a shape with a zero extent has none.
-template <class Sink>
-void for_each_run(const std::byte* data, std::span<const index_t> shape,
-                  std::span<const index_t> strides, std::size_t item, Sink&& sink) {
-  const std::size_t rank = shape.size();
-  for (index_t e : shape)
-    if (e == 0) return;
-  if (rank == 0) {
-    sink(data, 1);
-    return;
-  }
-  const index_t inner = shape[rank - 1];
-  const index_t inner_stride = strides[rank - 1];
-  std::vector<index_t> idx(rank, 0);
-  for (;;) {
-    index_t off = 0;
-    for (std::size_t d = 0; d + 1 < rank; ++d) off += idx[d] * strides[d];
-    const std::byte* row = data + off * static_cast<index_t>(item);
-    if (inner_stride == 1 || inner == 1) {
-      sink(row, static_cast<std::size_t>(inner));
-    } else {
-      for (index_t k = 0; k < inner; ++k)
-        sink(row + k * inner_stride * static_cast<index_t>(item), 1);
-    }
-    // Advance the outer index (all dimensions but the last) like an odometer.
-    std::size_t d = rank - 1;
-    for (;;) {
-      if (d == 0) return;
-      --d;
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
-
-}  // namespace attnkit::io::detail
-// ---- end attnkit/io/detail/strided.hpp ----
 // ---- begin attnkit/io/json.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -8329,6 +7753,8 @@ void for_each_run(const std::byte* data, std::span<const index_t> shape,
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -9101,8 +8527,592 @@ inline Value parse(std::string_view text, std::string_view source = {}) {
   return Parser(text, source).parse_document();
 }
 
+/// Reads and parses the JSON file at `path` (named in every error); throws attnkit::error
+/// "PATH: cannot open (no such file?)" when it cannot be opened.
+inline Value parse_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error("attnkit: " + path + ": cannot open (no such file?)");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse(text, path);
+}
+
 }  // namespace attnkit::json
 // ---- end attnkit/io/json.hpp ----
+// ---- begin attnkit/io/safetensors.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// safetensors files: checked, memory-mapped reading (zero-copy F32 views) and writing.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin attnkit/io/detail/file.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private file plumbing of attnkit/io: checked reads and writes, and whole-file memory maps.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+
+// ---- begin attnkit/io/dtype.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// DType: the element types of the array files attnkit reads and writes, and conversion among them.
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// ---- begin attnkit/io/half.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// IEEE binary16 (float16) and bfloat16 bit patterns to and from float32, under io:: (the
+// conversions live in core/half.hpp with the bf16 and f16 storage types).
+
+
+namespace attnkit::io {
+
+using ::attnkit::bf16_to_f32;
+using ::attnkit::f16_to_f32;
+using ::attnkit::f32_to_bf16;
+using ::attnkit::f32_to_f16;
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/half.hpp ----
+
+namespace attnkit::io {
+
+static_assert(
+    std::endian::native == std::endian::little,
+    "attnkit: attnkit/io reads and writes little-endian files on little-endian hosts only");
+
+/// Thrown for a file that cannot be read or written, or whose contents are malformed. The message
+/// names the file and the problem.
+class file_error : public error {
+ public:
+  explicit file_error(const std::string& what_arg) : error(what_arg) {}
+};
+
+/// Element type of an array in a file. Every value is little-endian in the file.
+enum class DType : std::uint8_t {
+  boolean,  ///< one byte, 0 or 1 (any nonzero byte reads as true)
+  u8,
+  i8,
+  u16,
+  i16,
+  u32,
+  i32,
+  u64,
+  i64,
+  f16,   ///< IEEE binary16
+  bf16,  ///< bfloat16 (safetensors only)
+  f32,
+  f64,
+};
+
+/// Bytes per element.
+constexpr std::size_t itemsize(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+    case DType::u8:
+    case DType::i8:
+      return 1;
+    case DType::u16:
+    case DType::i16:
+    case DType::f16:
+    case DType::bf16:
+      return 2;
+    case DType::u32:
+    case DType::i32:
+    case DType::f32:
+      return 4;
+    case DType::u64:
+    case DType::i64:
+    case DType::f64:
+      return 8;
+  }
+  return 0;
+}
+
+/// NumPy's name of a dtype ("float32", "bool", "bfloat16", ...).
+constexpr std::string_view dtype_name(DType d) noexcept {
+  switch (d) {
+    case DType::boolean:
+      return "bool";
+    case DType::u8:
+      return "uint8";
+    case DType::i8:
+      return "int8";
+    case DType::u16:
+      return "uint16";
+    case DType::i16:
+      return "int16";
+    case DType::u32:
+      return "uint32";
+    case DType::i32:
+      return "int32";
+    case DType::u64:
+      return "uint64";
+    case DType::i64:
+      return "int64";
+    case DType::f16:
+      return "float16";
+    case DType::bf16:
+      return "bfloat16";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+  }
+  return "?";
+}
+
+/// Whether the dtype is a floating-point type (f16, bf16, f32, f64).
+constexpr bool is_floating(DType d) noexcept {
+  return d == DType::f16 || d == DType::bf16 || d == DType::f32 || d == DType::f64;
+}
+
+/// Whether the dtype is a signed or unsigned integer type (not bool).
+constexpr bool is_integer(DType d) noexcept { return !is_floating(d) && d != DType::boolean; }
+
+namespace detail {
+template <class T>
+inline constexpr bool dependent_false = false;
+}  // namespace detail
+
+/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double.
+/// \tparam T element type (const is ignored)
+template <class T>
+constexpr DType dtype_of() noexcept {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, bool>)
+    return DType::boolean;
+  else if constexpr (std::is_same_v<U, float>)
+    return DType::f32;
+  else if constexpr (std::is_same_v<U, double>)
+    return DType::f64;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 1)
+    return DType::i8;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 2)
+    return DType::i16;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 4)
+    return DType::i32;
+  else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 8)
+    return DType::i64;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 1)
+    return DType::u8;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 2)
+    return DType::u16;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 4)
+    return DType::u32;
+  else if constexpr (std::is_integral_v<U> && std::is_unsigned_v<U> && sizeof(U) == 8)
+    return DType::u64;
+  else
+    static_assert(detail::dependent_false<T>,
+                  "attnkit: T of dtype_of has no file dtype: use bool, an 8/16/32/64-bit integer, "
+                  "float or double");
+}
+
+/// Whether elements of dtype `from` convert to T under convert_elements. The rules:
+/// - to float or double: from every dtype (f64 to float and 64-bit integers to float round to
+///   nearest; bool reads as 0 or 1);
+/// - to an integer type: from bool and integer dtypes (each value range-checked);
+/// - to bool: from bool and integer dtypes (nonzero is true);
+/// - never from a floating dtype to an integer or bool (that would silently drop fractions).
+/// \tparam T destination element type
+template <class T>
+constexpr bool converts_to(DType from) noexcept {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_floating_point_v<U>)
+    return true;
+  else
+    return !is_floating(from);
+}
+
+namespace detail {
+
+template <class S>
+inline S load_le(const std::byte* p) noexcept {
+  S s;
+  std::memcpy(&s, p, sizeof(S));
+  return s;
+}
+
+template <class T, class S>
+inline void convert_integers(const std::byte* in, std::size_t n, T* out, std::string_view what) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const S s = load_le<S>(in + i * sizeof(S));
+    if constexpr (std::is_same_v<T, bool>) {
+      out[i] = s != 0;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      out[i] = static_cast<T>(s);
+    } else if (!std::in_range<T>(s)) {
+      throw file_error("attnkit: " + std::string(what) + ": element " + std::to_string(i) +
+                       " (value " + std::to_string(s) + ") does not fit in " +
+                       std::string(dtype_name(dtype_of<T>())));
+    } else {
+      out[i] = static_cast<T>(s);
+    }
+  }
+}
+
+template <class T, class S>
+inline void convert_simple(const std::byte* in, std::size_t n, T* out) noexcept {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(load_le<S>(in + i * sizeof(S)));
+}
+
+}  // namespace detail
+
+/// Converts `n` little-endian elements of dtype `from` at `in` (any alignment) into `out`, by the
+/// rules of converts_to. Throws file_error, whose message starts with `what` (the file and the
+/// array), when the conversion is not allowed or an integer does not fit in T.
+/// \tparam T destination element type (bool, an integer type, float or double)
+template <class T>
+void convert_elements(DType from, const std::byte* in, std::size_t n, T* out,
+                      std::string_view what) {
+  static_assert(std::is_arithmetic_v<T> && !std::is_const_v<T>,
+                "attnkit: T of convert_elements must be a non-const arithmetic type");
+  if (!converts_to<T>(from))
+    throw file_error("attnkit: " + std::string(what) + ": cannot convert " +
+                     std::string(dtype_name(from)) + " to " +
+                     std::string(dtype_name(dtype_of<T>())) +
+                     " (floating-point values do not convert to integers or bool)");
+  if (from == dtype_of<T>() && !std::is_same_v<T, bool>) {
+    if (n != 0) std::memcpy(out, in, n * sizeof(T));
+    return;
+  }
+  switch (from) {
+    case DType::boolean:
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(in[i] != std::byte{0});
+      return;
+    case DType::u8:
+      return detail::convert_integers<T, std::uint8_t>(in, n, out, what);
+    case DType::i8:
+      return detail::convert_integers<T, std::int8_t>(in, n, out, what);
+    case DType::u16:
+      return detail::convert_integers<T, std::uint16_t>(in, n, out, what);
+    case DType::i16:
+      return detail::convert_integers<T, std::int16_t>(in, n, out, what);
+    case DType::u32:
+      return detail::convert_integers<T, std::uint32_t>(in, n, out, what);
+    case DType::i32:
+      return detail::convert_integers<T, std::int32_t>(in, n, out, what);
+    case DType::u64:
+      return detail::convert_integers<T, std::uint64_t>(in, n, out, what);
+    case DType::i64:
+      return detail::convert_integers<T, std::int64_t>(in, n, out, what);
+    case DType::f16:
+      if constexpr (std::is_floating_point_v<T>)
+        for (std::size_t i = 0; i < n; ++i)
+          out[i] = static_cast<T>(f16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
+      return;
+    case DType::bf16:
+      if constexpr (std::is_floating_point_v<T>)
+        for (std::size_t i = 0; i < n; ++i)
+          out[i] = static_cast<T>(bf16_to_f32(detail::load_le<std::uint16_t>(in + 2 * i)));
+      return;
+    case DType::f32:
+      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, float>(in, n, out);
+      return;
+    case DType::f64:
+      if constexpr (std::is_floating_point_v<T>) detail::convert_simple<T, double>(in, n, out);
+      return;
+  }
+}
+
+/// Number of elements of a runtime shape; throws file_error naming `what` on a negative extent or
+/// when the element count or the byte count (at `item` bytes each) overflows. The product of the
+/// nonzero extents must not overflow either, so that row-major strides of the shape exist even
+/// when some extent is zero.
+inline index_t checked_numel(const index_t* shape, std::size_t rank, std::size_t item,
+                             std::string_view what) {
+  index_t n = 1;
+  bool zero = false;
+  for (std::size_t d = 0; d < rank; ++d) {
+    const index_t e = shape[d];
+    if (e < 0)
+      throw file_error("attnkit: " + std::string(what) + ": negative extent " + std::to_string(e) +
+                       " in the shape");
+    if (e == 0) {
+      zero = true;
+      continue;
+    }
+    if (n > std::numeric_limits<index_t>::max() / e)
+      throw file_error("attnkit: " + std::string(what) +
+                       ": the shape has too many elements (the element count overflows)");
+    n *= e;
+  }
+  if (zero) return 0;
+  if (item != 0 && n > std::numeric_limits<index_t>::max() / static_cast<index_t>(item))
+    throw file_error("attnkit: " + std::string(what) + ": the array's byte size overflows");
+  return n;
+}
+
+}  // namespace attnkit::io
+// ---- end attnkit/io/dtype.hpp ----
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define ATTNKIT_IO_HAVE_MMAP 1
+#else
+#define ATTNKIT_IO_HAVE_MMAP 0
+#endif
+
+namespace attnkit::io::detail {
+
+/// Throws file_error "attnkit: <path>: <what>".
+[[noreturn]] inline void fail(const std::string& path, const std::string& what) {
+  throw file_error("attnkit: " + path + ": " + what);
+}
+
+/// The size of a regular file; throws file_error when it is missing or not a regular file.
+inline std::uint64_t regular_file_size(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) fail(path, "cannot open: no such file");
+  if (!std::filesystem::is_regular_file(st)) fail(path, "cannot open: not a regular file");
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) fail(path, "cannot read the file size: " + ec.message());
+  return static_cast<std::uint64_t>(size);
+}
+
+/// A file read from the start, in order; every read is checked against the end of the file.
+class InputFile {
+ public:
+  explicit InputFile(std::string path) : path_(std::move(path)) {
+    size_ = regular_file_size(path_);
+    f_ = std::fopen(path_.c_str(), "rb");
+    if (f_ == nullptr) fail(path_, "cannot open: " + std::generic_category().message(errno));
+  }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile() {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  std::uint64_t size() const noexcept { return size_; }
+  std::uint64_t position() const noexcept { return pos_; }
+  std::uint64_t remaining() const noexcept { return size_ - pos_; }
+
+  /// Reads exactly n bytes; `what` names the part being read in the error message.
+  void read(void* dst, std::size_t n, const char* what) {
+    if (n > remaining())
+      fail(path_, std::string("file is truncated: ") + what + " needs " + std::to_string(n) +
+                      " bytes at offset " + std::to_string(pos_) + ", the file has " +
+                      std::to_string(size_) + " bytes");
+    if (n != 0 && std::fread(dst, 1, n, f_) != n)
+      fail(path_, std::string("read error in ") + what + " (the file changed while being read?)");
+    pos_ += n;
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+/// A file written from the start; removed again when destroyed before commit().
+class OutputFile {
+ public:
+  explicit OutputFile(std::string path) : path_(std::move(path)) {
+    f_ = std::fopen(path_.c_str(), "wb");
+    if (f_ == nullptr)
+      fail(path_, "cannot open for writing: " + std::generic_category().message(errno));
+  }
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() {
+    if (f_ != nullptr) {
+      std::fclose(f_);
+      std::remove(path_.c_str());
+    }
+  }
+
+  void write(const void* src, std::size_t n) {
+    if (n != 0 && std::fwrite(src, 1, n, f_) != n)
+      fail(path_, "write error: " + std::generic_category().message(errno));
+  }
+
+  /// Flushes and closes; throws when that fails (the partial file is removed).
+  void commit() {
+    std::FILE* f = f_;
+    f_ = nullptr;
+    if (std::fclose(f) != 0) {
+      std::remove(path_.c_str());
+      fail(path_, "write error on close: " + std::generic_category().message(errno));
+    }
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+/// The whole contents of a file: memory-mapped read-only when possible, otherwise read into a
+/// 64-byte aligned buffer. Move-only; views into bytes() live as long as this object.
+class FileBytes {
+ public:
+  FileBytes() = default;
+
+  /// \param allow_map false forces the read path (tests use it to cover both paths)
+  static FileBytes load(const std::string& path, bool allow_map) {
+    FileBytes fb;
+#if ATTNKIT_IO_HAVE_MMAP
+    if (allow_map) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        (void)regular_file_size(path);  // a clearer message for a missing or special file
+        fail(path, "cannot open: " + std::generic_category().message(err));
+      }
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path, "cannot open: not a regular file");
+      }
+      const auto size = static_cast<std::uint64_t>(st.st_size);
+      if (size == 0 || size > std::numeric_limits<std::size_t>::max()) {
+        ::close(fd);
+        if (size == 0) return fb;
+        fail(path, "file too large to map");
+      }
+      void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+      ::close(fd);
+      if (p != MAP_FAILED) {
+        fb.map_ = p;
+        fb.data_ = static_cast<const std::byte*>(p);
+        fb.size_ = static_cast<std::size_t>(size);
+        return fb;
+      }
+      // Some file systems cannot map: fall through to reading.
+    }
+#else
+    (void)allow_map;
+#endif
+    InputFile in(path);
+    if (in.size() > std::numeric_limits<std::size_t>::max()) fail(path, "file too large to read");
+    fb.size_ = static_cast<std::size_t>(in.size());
+    fb.owned_ = make_aligned<std::byte>(fb.size_);
+    in.read(fb.owned_.get(), fb.size_, "the file contents");
+    fb.data_ = fb.owned_.get();
+    return fb;
+  }
+
+  FileBytes(FileBytes&& o) noexcept { swap(o); }
+  FileBytes& operator=(FileBytes&& o) noexcept {
+    FileBytes tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes() {
+#if ATTNKIT_IO_HAVE_MMAP
+    if (map_ != nullptr) ::munmap(map_, size_);
+#endif
+  }
+
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  std::size_t size() const noexcept { return size_; }
+  /// Whether the contents are a memory map (zero-copy) rather than a heap copy.
+  bool mapped() const noexcept { return map_ != nullptr; }
+
+ private:
+  void swap(FileBytes& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(owned_, o.owned_);
+    std::swap(map_, o.map_);
+  }
+
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  aligned_ptr<std::byte> owned_;
+  void* map_ = nullptr;
+};
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/file.hpp ----
+// ---- begin attnkit/io/detail/strided.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Private helper of attnkit/io: visits a strided array of any rank in C order, run by run.
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+
+namespace attnkit::io::detail {
+
+/// Calls `sink(const std::byte* p, std::size_t count)` for runs of `count` consecutive elements
+/// (each `item` bytes) in C order. `strides` are in elements and not negative. A rank-0 shape is
+/// one element; a shape with a zero extent has none.
+template <class Sink>
+void for_each_run(const std::byte* data, std::span<const index_t> shape,
+                  std::span<const index_t> strides, std::size_t item, Sink&& sink) {
+  const std::size_t rank = shape.size();
+  for (index_t e : shape)
+    if (e == 0) return;
+  if (rank == 0) {
+    sink(data, 1);
+    return;
+  }
+  const index_t inner = shape[rank - 1];
+  const index_t inner_stride = strides[rank - 1];
+  std::vector<index_t> idx(rank, 0);
+  for (;;) {
+    index_t off = 0;
+    for (std::size_t d = 0; d + 1 < rank; ++d) off += idx[d] * strides[d];
+    const std::byte* row = data + off * static_cast<index_t>(item);
+    if (inner_stride == 1 || inner == 1) {
+      sink(row, static_cast<std::size_t>(inner));
+    } else {
+      for (index_t k = 0; k < inner; ++k)
+        sink(row + k * inner_stride * static_cast<index_t>(item), 1);
+    }
+    // Advance the outer index (all dimensions but the last) like an odometer.
+    std::size_t d = rank - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace attnkit::io::detail
+// ---- end attnkit/io/detail/strided.hpp ----
 
 namespace attnkit::io {
 
@@ -9537,8 +9547,6 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 // model.safetensors.index.json lists, looked up by tensor name.
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -9566,10 +9574,7 @@ class Checkpoint {
       return c;
     }
     c.source_ = index;
-    std::ifstream in(index, std::ios::binary);
-    if (!in) throw io::file_error("attnkit: " + index + ": cannot open");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const json::Value doc = json::parse(text, index);
+    const json::Value doc = json::parse_file(index);
     if (!doc.is_object() || !doc.contains("weight_map") || !doc.at("weight_map").is_object())
       throw io::file_error("attnkit: " + index +
                            ": expected an object with a \"weight_map\" object");
@@ -9650,9 +9655,7 @@ class Checkpoint {
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <initializer_list>
-#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9916,10 +9919,7 @@ struct DecoderConfig {
 
   /// Reads and checks a config.json file; throws attnkit::error naming the file.
   static DecoderConfig load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error("attnkit: " + path + ": cannot open (no such file?)");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return from_json(json::parse(text, path), path);
+    return from_json(json::parse_file(path), path);
   }
 };
 
@@ -11318,11 +11318,7 @@ class Decoder {
     DecoderConfig& c = m.config;
     // generation_config.json, when present, names the end-of-sequence tokens generation uses.
     const std::string gen_path = dir + "/generation_config.json";
-    if (std::ifstream gen{gen_path, std::ios::binary}) {
-      const std::string text((std::istreambuf_iterator<char>(gen)),
-                             std::istreambuf_iterator<char>());
-      c.read_eos(json::parse(text, gen_path), gen_path);
-    }
+    if (std::filesystem::exists(gen_path)) c.read_eos(json::parse_file(gen_path), gen_path);
     constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
     if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
     if (alibi && c.positions != PositionKind::alibi)

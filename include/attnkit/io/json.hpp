@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -779,6 +781,15 @@ class Parser {
 /// A leading UTF-8 byte order mark is ignored.
 inline Value parse(std::string_view text, std::string_view source = {}) {
   return Parser(text, source).parse_document();
+}
+
+/// Reads and parses the JSON file at `path` (named in every error); throws attnkit::error
+/// "PATH: cannot open (no such file?)" when it cannot be opened.
+inline Value parse_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error("attnkit: " + path + ": cannot open (no such file?)");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse(text, path);
 }
 
 }  // namespace attnkit::json

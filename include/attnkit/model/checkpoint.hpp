@@ -5,8 +5,6 @@
 #pragma once
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,10 +36,7 @@ class Checkpoint {
       return c;
     }
     c.source_ = index;
-    std::ifstream in(index, std::ios::binary);
-    if (!in) throw io::file_error("attnkit: " + index + ": cannot open");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const json::Value doc = json::parse(text, index);
+    const json::Value doc = json::parse_file(index);
     if (!doc.is_object() || !doc.contains("weight_map") || !doc.at("weight_map").is_object())
       throw io::file_error("attnkit: " + index +
                            ": expected an object with a \"weight_map\" object");

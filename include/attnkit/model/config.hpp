@@ -6,9 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <initializer_list>
-#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -277,10 +275,7 @@ struct DecoderConfig {
 
   /// Reads and checks a config.json file; throws attnkit::error naming the file.
   static DecoderConfig load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error("attnkit: " + path + ": cannot open (no such file?)");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return from_json(json::parse(text, path), path);
+    return from_json(json::parse_file(path), path);
   }
 };
 

@@ -8,9 +8,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
+#include <filesystem>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <set>
 #include <span>
@@ -28,6 +27,7 @@
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
+#include "attnkit/io/json.hpp"
 #include "attnkit/io/safetensors.hpp"
 #include "attnkit/model/checkpoint.hpp"
 #include "attnkit/model/config.hpp"
@@ -205,11 +205,7 @@ class Decoder {
     DecoderConfig& c = m.config;
     // generation_config.json, when present, names the end-of-sequence tokens generation uses.
     const std::string gen_path = dir + "/generation_config.json";
-    if (std::ifstream gen{gen_path, std::ios::binary}) {
-      const std::string text((std::istreambuf_iterator<char>(gen)),
-                             std::istreambuf_iterator<char>());
-      c.read_eos(json::parse(text, gen_path), gen_path);
-    }
+    if (std::filesystem::exists(gen_path)) c.read_eos(json::parse_file(gen_path), gen_path);
     constexpr bool alibi = policy::encodes_positions<typename Policy::score_mod_type>;
     if (!c.positions_given) c.positions = alibi ? PositionKind::alibi : PositionKind::rope;
     if (alibi && c.positions != PositionKind::alibi)
