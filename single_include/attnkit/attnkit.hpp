@@ -879,7 +879,14 @@ inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
   constexpr T log2e = T(1.4426950408889634);
   B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
   x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
-  return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+  const B d = B(T(1)) + exp2_batch<Arch, T>(x);
+  // AVX-512: one division measured faster than the estimate and its Newton step inside the
+  // fused score tile (and it is correctly rounded).
+  if constexpr (is_avx512<Arch>) {
+    return B(T(1)) / d;
+  } else {
+    return reciprocal_batch<Arch, T>(d);
+  }
 }
 
 /// log sigmoid(s + bias) = min(x, 0) - log1p(e^-|x|), x = s + bias: never underflows (about x
@@ -1154,12 +1161,22 @@ struct Blocking {
   static constexpr int pv_vectors = wide ? 8 : 4;
 };
 
-/// S^T[j][lane0 + v·W ..] = Σ_d K[j][d] · Q^T[d][lane0 + v·W ..] for MK keys and NV vectors.
+/// The epilogue of a score tile that stores the scores as they are.
+struct NoEpilogue {
+  template <class B>
+  B operator()(const B& s) const noexcept {
+    return s;
+  }
+};
+
+/// S^T[j][lane0 + v·W ..] = epi(Σ_d K[j][d] · Q^T[d][lane0 + v·W ..]) for MK keys and NV
+/// vectors. The epilogue maps each finished register (an elementwise activation fused into the
+/// tile: no store and reload of the scores).
 /// \param qt Q^T of the lane group, row stride `lanes` \param k first key row, row stride ks,
 /// element stride kd \param st S^T, row stride `lanes`
-template <class Arch, class T, int MK, int NV>
+template <class Arch, class T, int MK, int NV, class Epi = NoEpilogue>
 inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
-                     T* st) noexcept {
+                     T* st, const Epi& epi = {}) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MK][NV];
@@ -1175,14 +1192,16 @@ inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t
       for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(kb, qv[v], acc[r][v]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MK; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v].store_aligned(st + r * lanes + v * W);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) epi(acc[r][v]).store_aligned(st + r * lanes + v * W);
 }
 
-/// S^T[0..bk)[0..lanes) = K[0..bk) · Q^T: the whole score tile of one lane group.
-template <class Arch, class T>
+/// S^T[0..bk)[0..lanes) = epi(K[0..bk) · Q^T): the whole score tile of one lane group.
+template <class Arch, class T, class Epi = NoEpilogue>
 inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
-                    index_t bk, T* st) noexcept {
+                    index_t bk, T* st, const Epi& epi = {}) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
   constexpr int MK = Bl::qk_keys;
@@ -1195,8 +1214,9 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
       constexpr int NV = decltype(nv_tag)::value;
       index_t j = 0;
       for (; j + MK <= bk; j += MK)
-        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
-      for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes, epi);
+      for (; j < bk; ++j)
+        qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes, epi);
       return index_t{NV};
     };
     if (left >= 4) {
@@ -1386,7 +1406,15 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const E* v, inde
     const index_t left = nvec - c0;
     auto run = [&](auto nv_tag) {
       constexpr int NV = decltype(nv_tag)::value;
+      // Narrow V (NV <= 4 vectors: Dv <= 64 in AVX-512 floats) takes twice the lanes per block,
+      // so 24 accumulators share each V load as with NV = 8.
+      constexpr int MR2 = Bl::wide && NV <= 4 ? 2 * MR : MR;
       index_t r = 0;
+      if constexpr (MR2 != MR) {
+        for (; r + MR2 <= nlanes; r += MR2)
+          pv_block<Arch, T, MR2, NV, E>(pt + r, lanes, v + c0 * W, vs, bk,
+                                        alpha ? alpha + r : nullptr, o + r * dvp + c0 * W, dvp);
+      }
       for (; r + MR <= nlanes; r += MR)
         pv_block<Arch, T, MR, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
                                      o + r * dvp + c0 * W, dvp);
@@ -3340,6 +3368,10 @@ struct FusedKernel {
   /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
   /// visible scores are all -inf gets a zero row, on every architecture.
   static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
+  /// An elementwise activation is applied in the score tile's epilogue on Full tiles: no pass
+  /// over the stored scores. (Partial tiles, and modded scores, take activate(): the marker and
+  /// the score mod come between the product and the map.)
+  static constexpr bool fused_map = norm == Normalization::none && !identity_map && !scores_modded;
   static constexpr T log2e = T(1.4426950408889634);
   static constexpr T ln2 = T(0.69314718055994530942);
 
@@ -3679,12 +3711,23 @@ struct FusedKernel {
                                 d, bk, st, vraw, x.vs[2], x.g.dv);
         } else {
           if (!krows) krows = k_tile_t(b, kvh, j0, bk, ws.kp, kstride, kdstride);
-          qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+          if constexpr (fused_map) {
+            if (!partial) {
+              const Activation act = pol.activation;
+              qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st,
+                               [act](const B& s) { return act.simd_map(s); });
+            } else {
+              qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+            }
+          } else {
+            qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+          }
         }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m + gi * lanes;
-        const bool rescale =
-            activate(lanes, bk, partial || scores_modded, st, m, ws.l + gi * lanes, ws.alpha);
+        const bool mapped = fused_map && !rows && !partial;  // the epilogue applied the map
+        const bool rescale = !mapped && activate(lanes, bk, partial || scores_modded, st, m,
+                                                 ws.l + gi * lanes, ws.alpha);
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         T* const alpha = rescale ? ws.alpha : nullptr;
         if (rows && x.v_direct) {  // V rows read in place (16-bit ones widened in registers)

@@ -93,7 +93,14 @@ inline xsimd::batch<T, Arch> sigmoid_batch(const xsimd::batch<T, Arch>& s,
   constexpr T log2e = T(1.4426950408889634);
   B x = xsimd::fnma(s, B(log2e), neg_bias_log2e);  // -(s + bias) log2 e
   x = xsimd::min(x, B(std::is_same_v<T, float> ? T(126) : T(1022)));
-  return reciprocal_batch<Arch, T>(B(T(1)) + exp2_batch<Arch, T>(x));
+  const B d = B(T(1)) + exp2_batch<Arch, T>(x);
+  // AVX-512: one division measured faster than the estimate and its Newton step inside the
+  // fused score tile (and it is correctly rounded).
+  if constexpr (is_avx512<Arch>) {
+    return B(T(1)) / d;
+  } else {
+    return reciprocal_batch<Arch, T>(d);
+  }
 }
 
 /// log sigmoid(s + bias) = min(x, 0) - log1p(e^-|x|), x = s + bias: never underflows (about x

@@ -226,6 +226,10 @@ struct FusedKernel {
   /// element of Full tiles too, so such a score gets weight 0 (never NaN) and a row whose
   /// visible scores are all -inf gets a zero row, on every architecture.
   static constexpr bool scores_modded = !Policy::score_mod_type::is_identity;
+  /// An elementwise activation is applied in the score tile's epilogue on Full tiles: no pass
+  /// over the stored scores. (Partial tiles, and modded scores, take activate(): the marker and
+  /// the score mod come between the product and the map.)
+  static constexpr bool fused_map = norm == Normalization::none && !identity_map && !scores_modded;
   static constexpr T log2e = T(1.4426950408889634);
   static constexpr T ln2 = T(0.69314718055994530942);
 
@@ -565,12 +569,23 @@ struct FusedKernel {
                                 d, bk, st, vraw, x.vs[2], x.g.dv);
         } else {
           if (!krows) krows = k_tile_t(b, kvh, j0, bk, ws.kp, kstride, kdstride);
-          qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+          if constexpr (fused_map) {
+            if (!partial) {
+              const Activation act = pol.activation;
+              qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st,
+                               [act](const B& s) { return act.simd_map(s); });
+            } else {
+              qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+            }
+          } else {
+            qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+          }
         }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m + gi * lanes;
-        const bool rescale =
-            activate(lanes, bk, partial || scores_modded, st, m, ws.l + gi * lanes, ws.alpha);
+        const bool mapped = fused_map && !rows && !partial;  // the epilogue applied the map
+        const bool rescale = !mapped && activate(lanes, bk, partial || scores_modded, st, m,
+                                                 ws.l + gi * lanes, ws.alpha);
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
         T* const alpha = rescale ? ws.alpha : nullptr;
         if (rows && x.v_direct) {  // V rows read in place (16-bit ones widened in registers)

@@ -33,12 +33,22 @@ struct Blocking {
   static constexpr int pv_vectors = wide ? 8 : 4;
 };
 
-/// S^T[j][lane0 + v·W ..] = Σ_d K[j][d] · Q^T[d][lane0 + v·W ..] for MK keys and NV vectors.
+/// The epilogue of a score tile that stores the scores as they are.
+struct NoEpilogue {
+  template <class B>
+  B operator()(const B& s) const noexcept {
+    return s;
+  }
+};
+
+/// S^T[j][lane0 + v·W ..] = epi(Σ_d K[j][d] · Q^T[d][lane0 + v·W ..]) for MK keys and NV
+/// vectors. The epilogue maps each finished register (an elementwise activation fused into the
+/// tile: no store and reload of the scores).
 /// \param qt Q^T of the lane group, row stride `lanes` \param k first key row, row stride ks,
 /// element stride kd \param st S^T, row stride `lanes`
-template <class Arch, class T, int MK, int NV>
+template <class Arch, class T, int MK, int NV, class Epi = NoEpilogue>
 inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
-                     T* st) noexcept {
+                     T* st, const Epi& epi = {}) noexcept {
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MK][NV];
@@ -54,14 +64,16 @@ inline void qk_block(const T* qt, index_t lanes, const T* k, index_t ks, index_t
       for (int v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(kb, qv[v], acc[r][v]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MK; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v].store_aligned(st + r * lanes + v * W);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) epi(acc[r][v]).store_aligned(st + r * lanes + v * W);
 }
 
-/// S^T[0..bk)[0..lanes) = K[0..bk) · Q^T: the whole score tile of one lane group.
-template <class Arch, class T>
+/// S^T[0..bk)[0..lanes) = epi(K[0..bk) · Q^T): the whole score tile of one lane group.
+template <class Arch, class T, class Epi = NoEpilogue>
 inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t kd, index_t d,
-                    index_t bk, T* st) noexcept {
+                    index_t bk, T* st, const Epi& epi = {}) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
   constexpr int MK = Bl::qk_keys;
@@ -74,8 +86,9 @@ inline void qk_tile(const T* qt, index_t lanes, const T* k, index_t ks, index_t 
       constexpr int NV = decltype(nv_tag)::value;
       index_t j = 0;
       for (; j + MK <= bk; j += MK)
-        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
-      for (; j < bk; ++j) qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes);
+        qk_block<Arch, T, MK, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes, epi);
+      for (; j < bk; ++j)
+        qk_block<Arch, T, 1, NV>(q, lanes, k + j * ks, ks, kd, d, s + j * lanes, epi);
       return index_t{NV};
     };
     if (left >= 4) {
@@ -265,7 +278,15 @@ inline void pv_tile(const T* pt, index_t lanes, index_t nlanes, const E* v, inde
     const index_t left = nvec - c0;
     auto run = [&](auto nv_tag) {
       constexpr int NV = decltype(nv_tag)::value;
+      // Narrow V (NV <= 4 vectors: Dv <= 64 in AVX-512 floats) takes twice the lanes per block,
+      // so 24 accumulators share each V load as with NV = 8.
+      constexpr int MR2 = Bl::wide && NV <= 4 ? 2 * MR : MR;
       index_t r = 0;
+      if constexpr (MR2 != MR) {
+        for (; r + MR2 <= nlanes; r += MR2)
+          pv_block<Arch, T, MR2, NV, E>(pt + r, lanes, v + c0 * W, vs, bk,
+                                        alpha ? alpha + r : nullptr, o + r * dvp + c0 * W, dvp);
+      }
       for (; r + MR <= nlanes; r += MR)
         pv_block<Arch, T, MR, NV, E>(pt + r, lanes, v + c0 * W, vs, bk, alpha ? alpha + r : nullptr,
                                      o + r * dvp + c0 * W, dvp);
