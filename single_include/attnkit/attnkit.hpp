@@ -5240,6 +5240,116 @@ struct Linear {
 
 }  // namespace attnkit::block
 // ---- end attnkit/block/linear.hpp ----
+// ---- begin attnkit/core/scratch_stack.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// A per-thread stack of scratch memory for the temporaries of the module layers (projections,
+// residual branches, FFN activations): a frame takes zeroed, 64-byte aligned arrays and gives
+// them back when it ends. The blocks are kept for the life of the thread, so once a call of some
+// shape has run, later calls of that shape or smaller allocate nothing (a decode step of
+// model::Decoder after the first token).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <vector>
+
+
+namespace attnkit {
+
+/// A stack of grow-only blocks: take() bumps within the current block and moves to the next one
+/// (inserting a larger one when the next is too small); release() returns to a mark. Pointers
+/// stay valid until the frame that took them ends: blocks never move or shrink.
+class ScratchStack {
+ public:
+  /// A position on the stack (what a frame restores).
+  struct Mark {
+    std::size_t block = 0, top = 0;
+  };
+
+  Mark mark() const noexcept { return {cur_, top_}; }
+  void release(Mark m) noexcept {
+    cur_ = m.block;
+    top_ = m.top;
+  }
+
+  /// `bytes` zeroed bytes, 64-byte aligned.
+  std::byte* take(std::size_t bytes) {
+    bytes = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+    if (cur_ < blocks_.size() && top_ + bytes <= blocks_[cur_].cap) {
+      std::byte* p = blocks_[cur_].data.get() + top_;
+      top_ += bytes;
+      std::memset(p, 0, bytes);
+      return p;
+    }
+    // The next block, or a new one of at least twice the last size when that one is too small.
+    const std::size_t next = blocks_.empty() ? 0 : cur_ + 1;
+    if (next >= blocks_.size() || blocks_[next].cap < bytes) {
+      const std::size_t cap =
+          std::max(bytes, blocks_.empty() ? std::size_t{1} << 16 : 2 * blocks_[cur_].cap);
+      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next),
+                     Block{make_aligned<std::byte>(cap), cap});
+    }
+    cur_ = next;
+    top_ = bytes;
+    std::memset(blocks_[cur_].data.get(), 0, bytes);
+    return blocks_[cur_].data.get();
+  }
+
+  /// Bytes held in blocks (what the thread keeps).
+  std::size_t capacity() const noexcept {
+    std::size_t c = 0;
+    for (const Block& b : blocks_) c += b.cap;
+    return c;
+  }
+
+ private:
+  struct Block {
+    aligned_ptr<std::byte> data;
+    std::size_t cap = 0;
+  };
+  std::vector<Block> blocks_;
+  std::size_t cur_ = 0, top_ = 0;
+};
+
+/// The calling thread's scratch stack.
+inline ScratchStack& thread_scratch_stack() {
+  thread_local ScratchStack stack;
+  return stack;
+}
+
+/// A frame on the calling thread's scratch stack: what it takes is valid (and zeroed when taken)
+/// until it ends. Frames nest (a layer's frame inside the decoder's) and must end in reverse
+/// order, as scopes do.
+class ScratchFrame {
+ public:
+  ScratchFrame() : stack_(thread_scratch_stack()), mark_(stack_.mark()) {}
+  ScratchFrame(const ScratchFrame&) = delete;
+  ScratchFrame& operator=(const ScratchFrame&) = delete;
+  ~ScratchFrame() { stack_.release(mark_); }
+
+  /// n zeroed elements of U (a trivially copyable type).
+  template <class U>
+  std::span<U> array(index_t n) {
+    return {reinterpret_cast<U*>(stack_.take(static_cast<std::size_t>(n) * sizeof(U))),
+            static_cast<std::size_t>(n)};
+  }
+  /// A zeroed, contiguous tensor of the given shape.
+  template <class U, std::size_t R>
+  TensorView<U, R> tensor(const Shape<R>& shape) {
+    index_t n = 1;
+    for (std::size_t i = 0; i < R; ++i) n *= shape[i];
+    return TensorView<U, R>(array<U>(n).data(), shape);
+  }
+
+ private:
+  ScratchStack& stack_;
+  ScratchStack::Mark mark_;
+};
+
+}  // namespace attnkit
+// ---- end attnkit/core/scratch_stack.hpp ----
 // ---- begin attnkit/core/tensor.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -5674,11 +5784,13 @@ struct SwiGLU {
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
     check();
     const index_t m = x.extent(0);
-    Tensor<T, 2> g({m, intermediate()}), u({m, intermediate()});
-    linear<T>(x, gate, g.view());
-    linear<T>(x, up, u.view());
-    silu_mul_inplace<T>(g.view(), u.cview());
-    linear<T>(g.cview(), down, y);
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 2> g = frame.tensor<T>(Shape<2>{m, intermediate()});
+    const TensorView<T, 2> u = frame.tensor<T>(Shape<2>{m, intermediate()});
+    linear<T>(x, gate, g);
+    linear<T>(x, up, u);
+    silu_mul_inplace<T>(g, TensorView<const T, 2>(u));
+    linear<T>(TensorView<const T, 2>(g), down, y);
   }
 };
 
@@ -5698,11 +5810,12 @@ struct GeluMLP {
     const index_t m = x.extent(0), i = fc1.extent(0);
     if (fc2.extent(1) != i)
       throw_shape_mismatch("GeluMLP", "fc2", fc2.shape(), Shape<2>{fc1.extent(1), i});
-    Tensor<T, 2> hbuf({m, i});
-    linear<T>(x, fc1, fc1_bias, hbuf.view());
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 2> hbuf = frame.tensor<T>(Shape<2>{m, i});
+    linear<T>(x, fc1, fc1_bias, hbuf);
     simd::dispatch(
         [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
-    linear<T>(hbuf.cview(), fc2, fc2_bias, y);
+    linear<T>(TensorView<const T, 2>(hbuf), fc2, fc2_bias, y);
   }
 };
 
@@ -6254,7 +6367,8 @@ class RoPE {
       grown = frequencies(last);
       freq = &grown;
     }
-    std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const std::span<T> cs = frame.array<T>(n * half), sn = frame.array<T>(n * half);
     for (index_t r = 0; r < n; ++r)
       for (index_t i = 0; i < half; ++i) {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
@@ -10361,6 +10475,17 @@ class KVCache {
     return s;
   }
 
+  /// Room for `tokens` slots: the storage is made (at the first step) or grown (now) to at least
+  /// that, so a full cache does not regrow before it holds that many tokens. (Window and sink
+  /// caches still compact, which copies, every capacity - held steps.)
+  void reserve(index_t tokens) {
+    if (tokens < 0) throw error("attnkit: KVCache::reserve: negative token count");
+    reserve_ = std::max(reserve_, tokens);
+    if (cap_ > 0 && reserve_ > cap_) relocate(reserve_);
+  }
+  /// Slots of the storage (0 before the first step).
+  index_t capacity() const noexcept { return cap_; }
+
   /// Forgets everything (keeps the policy and the storage).
   void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
 
@@ -10425,6 +10550,7 @@ class KVCache {
   Tensor<T, 4> stage_;           // the new keys of a step as T, rotated before they are stored
   std::vector<T> row_;           // one row as T
   index_t cap_ = 0;              // slots of the storage
+  index_t reserve_ = 0;          // slots reserve() asked for
   index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
   index_t seen_ = 0, steps_ = 0, evicted_ = 0;
   std::vector<index_t> pos_;  // [cap] absolute position per slot
@@ -10534,7 +10660,7 @@ class KVCache {
       relocate(cap_);
       return;
     }
-    index_t cap = std::max<index_t>(cap_, 16);
+    index_t cap = std::max<index_t>({cap_, 16, reserve_});
     while (cap < want) cap *= 2;
     relocate(cap);
   }
@@ -10591,7 +10717,8 @@ class KVCache {
           std::memcpy(&st(b, h, j, 0), &sink_k_(b, h, j, 0), sizeof(T) * std::size_t(d_));
           v_.store(b, h, begin_ + j, &sink_v_(b, h, j, 0));
         }
-    std::vector<index_t> at(static_cast<std::size_t>(s));
+    ScratchFrame frame;  // no allocation per step (core/scratch_stack.hpp)
+    const std::span<index_t> at = frame.array<index_t>(s);
     for (index_t j = 0; j < s; ++j) {
       at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
       pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];
@@ -10930,10 +11057,11 @@ class MultiHeadAttention {
   /// sees q, k, v and P (see AttentionCapture).
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
                const AttentionCapture<T>* capture = nullptr) const {
-    Projected p = project(x, positions, y, true);
+    ScratchFrame frame;  // the projections: no allocation per call (core/scratch_stack.hpp)
+    Projected p = project(frame, x, positions, y, true);
     const Policy pol = policy_for_rows(p, 0, p.n);
     run<T>(pol, p.q, p.k, p.v, p.o, options, capture, {});
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+    o_proj(TensorView<const T, 2>(p.ob), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
   /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
@@ -10962,7 +11090,8 @@ class MultiHeadAttention {
             "memory mode), which a positional score mod such as ALiBi cannot follow; use "
             "RoPE positions or another cache policy");
     }
-    Projected p = project(x, positions, y, false);
+    ScratchFrame frame;  // the projections: no allocation per call (core/scratch_stack.hpp)
+    Projected p = project(frame, x, positions, y, false);
     const block::RoPE* r = rope ? &*rope : nullptr;
     cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
                [&](index_t r0, index_t r1, auto kc, auto vc, TensorView<T, 4> probs) {
@@ -10972,22 +11101,22 @@ class MultiHeadAttention {
                    o.decode = DecodeMode::always;
                  run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
                });
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+    o_proj(TensorView<const T, 2>(p.ob), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
  private:
-  /// The projections of one call: [B·N, H·D] buffers seen as [B, H, N, D] by strides (no
-  /// transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
+  /// The projections of one call: [B·N, H·D] buffers (in the caller's scratch frame) seen as
+  /// [B, H, N, D] by strides (no transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
   struct Projected {
     index_t nb = 0, n = 0;
-    Tensor<T, 2> qb, kb, vb, ob, gb;
+    TensorView<T, 2> qb, kb, vb, ob, gb;
     TensorView<T, 4> q, k, v, o;
     GateKind gate = GateKind::none;
   };
 
   /// Checks shapes, projects x, applies RoPE to q (and to k when rotate_k).
-  Projected project(TensorView<const T, 3> x, std::span<const index_t> positions,
-                    TensorView<T, 3> y, bool rotate_k) const {
+  Projected project(ScratchFrame& frame, TensorView<const T, 3> x,
+                    std::span<const index_t> positions, TensorView<T, 3> y, bool rotate_k) const {
     check();
     const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
     const index_t d = head_dim, hq = heads, hkv = kv_heads;
@@ -11005,13 +11134,13 @@ class MultiHeadAttention {
     Projected p;
     p.nb = nb;
     p.n = n;
-    p.qb = Tensor<T, 2>({m, hq * d});
-    p.kb = Tensor<T, 2>({m, hkv * d});
-    p.vb = Tensor<T, 2>({m, hkv * d});
-    p.ob = Tensor<T, 2>({m, hq * d});
-    q_proj(x2, p.qb.view());
-    k_proj(x2, p.kb.view());
-    v_proj(x2, p.vb.view());
+    p.qb = frame.tensor<T>(Shape<2>{m, hq * d});
+    p.kb = frame.tensor<T>(Shape<2>{m, hkv * d});
+    p.vb = frame.tensor<T>(Shape<2>{m, hkv * d});
+    p.ob = frame.tensor<T>(Shape<2>{m, hq * d});
+    q_proj(x2, p.qb);
+    k_proj(x2, p.kb);
+    v_proj(x2, p.vb);
     auto heads_view = [&](T* ptr, index_t h) {
       return TensorView<T, 4>(ptr, {nb, h, n, d}, {n * h * d, d, h * d, 1});
     };
@@ -11032,8 +11161,8 @@ class MultiHeadAttention {
     }
     p.gate = gate_kind();
     if (p.gate != GateKind::none) {
-      p.gb = Tensor<T, 2>({m, g_proj.extent(0)});
-      block::linear<T>(x2, g_proj, p.gb.view());
+      p.gb = frame.tensor<T>(Shape<2>{m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, p.gb);
     }
     return p;
   }
@@ -11163,7 +11292,9 @@ struct TransformerBlock {
   void apply(TensorView<T, 3> x, Attend&& attend) const {
     if (!x.is_contiguous()) throw shape_error("attnkit: TransformerBlock: x must be contiguous");
     const index_t nb = x.extent(0), n = x.extent(1), h = x.extent(2), m = nb * n;
-    Tensor<T, 3> t({nb, n, h}), y({nb, n, h});
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 3> t = frame.tensor<T>(Shape<3>{nb, n, h});
+    const TensorView<T, 3> y = frame.tensor<T>(Shape<3>{nb, n, h});
     const TensorView<T, 2> x2(x.data(), {m, h}), t2(t.data(), {m, h}), y2(y.data(), {m, h});
     auto add = [&] {
       for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
@@ -11172,13 +11303,13 @@ struct TransformerBlock {
     if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) post = placement.post;
     if (!post) {
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
-      attend(t.cview(), y.view());
+      attend(TensorView<const T, 3>(t), y);
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
       ffn(TensorView<const T, 2>(t2), y2);
       add();
     } else {
-      attend(TensorView<const T, 3>(x), y.view());
+      attend(TensorView<const T, 3>(x), y);
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
       ffn(TensorView<const T, 2>(x2), y2);
@@ -11287,6 +11418,16 @@ struct DecoderState {
   modules::KVDtype kv_dtype = modules::KVDtype::compute;
   std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
+  index_t reserved = 0;  ///< tokens each layer's cache has room for from its first step
+
+  /// Room for `tokens` tokens in every layer's cache from the start (made or grown now when the
+  /// caches exist), so a full cache never regrows before then: decoding then allocates nothing
+  /// per step (Decoder::forward into a logits view).
+  void reserve(index_t tokens) {
+    if (tokens < 0) throw error("attnkit: DecoderState::reserve: negative token count");
+    reserved = std::max(reserved, tokens);
+    for (modules::KVCache<T>& l : layers) l.reserve(reserved);
+  }
 
   DecoderState() = default;
   /// \param policy the cache policy of every layer \param dtype what the caches store
@@ -11479,28 +11620,33 @@ class Decoder {
   /// Logits [N, V] of every position of the prompt `ids` (the prefill pass, positions 0..N-1).
   /// Throws error for an empty prompt or an id outside [0, V).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids) const {
-    DecoderState<T>* none = nullptr;
-    return run(ids, none);
+    return run_new(ids, nullptr, nullptr);
   }
 
   /// Appends `ids` to the sequence of `state` (KV cache) and returns their logits [n, V].
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state) const {
-    DecoderState<T>* s = &state;
-    return run(ids, s);
+    return run_new(ids, &state, nullptr);
+  }
+
+  /// forward(ids, state) writing the logits into `logits` [n, V] (throws shape_error for another
+  /// shape). The step's temporaries come from the thread's scratch stack (core/scratch_stack.hpp)
+  /// and the attention workspaces persist, so a decode step allocates nothing once the thread
+  /// has run one of its shape and the caches have room (DecoderState::reserve).
+  void forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
+               TensorView<T, 2> logits) const {
+    run(ids, &state, nullptr, logits);
   }
 
   /// The prefill pass of forward(ids) with observers (attention captures, hidden states).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, const DecoderHooks<T>& hooks) const {
-    DecoderState<T>* none = nullptr;
-    return run(ids, none, &hooks);
+    return run_new(ids, nullptr, &hooks);
   }
 
   /// forward(ids, state) with observers: each layer's capture sees the weights of the new rows
   /// over every key its cache holds (cached decoding step by step, under any cache policy).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
                        const DecoderHooks<T>& hooks) const {
-    DecoderState<T>* s = &state;
-    return run(ids, s, &hooks);
+    return run_new(ids, &state, &hooks);
   }
 
  private:
@@ -11582,11 +11728,24 @@ class Decoder {
     return t->cview();
   }
 
-  Tensor<T, 2> run(std::span<const std::int64_t> ids, DecoderState<T>* state,
-                   const DecoderHooks<T>* hooks = nullptr) const {
+  /// run() into new logits [n, V].
+  Tensor<T, 2> run_new(std::span<const std::int64_t> ids, DecoderState<T>* state,
+                       const DecoderHooks<T>* hooks) const {
+    if (ids.empty()) throw error("attnkit: Decoder::forward: empty prompt");
+    Tensor<T, 2> logits({static_cast<index_t>(ids.size()), config.vocab_size});
+    run(ids, state, hooks, logits.view());
+    return logits;
+  }
+
+  void run(std::span<const std::int64_t> ids, DecoderState<T>* state, const DecoderHooks<T>* hooks,
+           TensorView<T, 2> logits) const {
     const DecoderConfig& c = config;
     const index_t n = static_cast<index_t>(ids.size()), h = c.hidden_size;
     if (n == 0) throw error("attnkit: Decoder::forward: empty prompt");
+    if (logits.shape() != Shape<2>{n, c.vocab_size})
+      throw_shape_mismatch("Decoder::forward", "logits", logits.shape(), Shape<2>{n, c.vocab_size});
+    if (!logits.is_contiguous())
+      throw shape_error("attnkit: Decoder::forward: logits must be contiguous");
     for (std::int64_t id : ids)
       if (id < 0 || id >= c.vocab_size)
         throw error("attnkit: Decoder::forward: token id " + std::to_string(id) +
@@ -11596,11 +11755,14 @@ class Decoder {
       throw error("attnkit: Decoder::forward: the sequence would reach " + std::to_string(p0 + n) +
                   " positions, past the " + std::to_string(c.exact_positions) +
                   " this model computes exactly: " + c.exact_reason);
-    if (state != nullptr && state->layers.size() != layers.size())
+    if (state != nullptr && state->layers.size() != layers.size()) {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
-    std::vector<index_t> pos(static_cast<std::size_t>(n));
+      for (modules::KVCache<T>& l : state->layers) l.reserve(state->reserved);
+    }
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
-    Tensor<T, 3> x({1, n, h});
+    const TensorView<T, 3> x = frame.tensor<T>(Shape<3>{1, n, h});
     for (index_t r = 0; r < n; ++r)
       for (index_t k = 0; k < h; ++k)
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
@@ -11610,20 +11772,17 @@ class Decoder {
                                                         ? hooks->attention(static_cast<index_t>(l))
                                                         : nullptr;
       if (state != nullptr) {
-        layers[l].forward(x.view(), pos, state->layers[l], capture);
+        layers[l].forward(x, pos, state->layers[l], capture);
       } else {
-        layers[l].forward(x.view(), pos, capture);
+        layers[l].forward(x, pos, capture);
       }
       if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
     }
-    Tensor<T, 2> xn({n, h});
-    const TensorView<T, 2> xn2 = xn.view();
+    const TensorView<T, 2> xn2 = frame.tensor<T>(Shape<2>{n, h});
     const block::SelectableNorm final_norm = detail::config_norm<block::SelectableNorm>(c, "");
     block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
-    Tensor<T, 2> logits({n, c.vocab_size});
-    block::linear<T>(xn2, lm_head, logits.view());
+    block::linear<T>(xn2, lm_head, logits);
     if (state != nullptr) state->position = p0 + n;
-    return logits;
   }
 };
 

@@ -3,81 +3,11 @@
 // attention() allocates nothing once its per-thread scratch has grown to the call's shapes: this
 // executable replaces the global operator new with a counting one and repeats decode, prefill,
 // head-softmax, capture and attention_partial calls of the same or smaller shapes.
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
 #include "attention/attention_test_util.hpp"
-
-namespace {
-std::atomic<long> allocations{0};
-
-void* counted(std::size_t n, std::size_t align) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return counted(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return counted(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return counted(n, static_cast<std::size_t>(a));
-}
-// The nothrow forms too, so that every allocation and every release of the program goes through
-// malloc and free (the sanitizers check that they match).
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted(n, alignof(std::max_align_t));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return counted(n, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  return operator new(n, a, t);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#include "core/counting_new.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
-
-namespace {
-
-/// Allocations made by fn.
-template <class Fn>
-long count(Fn&& fn) {
-  const long before = allocations.load();
-  fn();
-  return allocations.load() - before;
-}
-
-}  // namespace
 
 TEST_CASE("attention allocates nothing after its first call", "[attention][alloc]") {
   for (int threads : {1, 2}) {
@@ -95,11 +25,11 @@ TEST_CASE("attention allocates nothing after its first call", "[attention][alloc
                 out.view());
     };
     decode(3000);  // grows the scratch
-    CHECK(count([&] { decode(3000); }) == 0);
-    CHECK(count([&] {
+    CHECK(count_allocations([&] { decode(3000); }) == 0);
+    CHECK(count_allocations([&] {
             for (index_t nk : {2999, 2048, 2500, 3000}) decode(nk);
           }) == 0);
-    CHECK(count([&] {
+    CHECK(count_allocations([&] {
             attention_partial(softmax, d.q.cview(), d.k.cview(), d.v.cview(), out.view(),
                               state.view());
           }) == 0);
@@ -114,12 +44,12 @@ TEST_CASE("attention allocates nothing after its first call", "[attention][alloc
                 pout.view().slice(0, 3, 2));
     };
     prefill();
-    CHECK(count(prefill) == 0);
+    CHECK(count_allocations(prefill) == 0);
     // Head softmax over many keys (the keys split in chunks).
     const auto heads = pol::AttentionPolicy(pol::HeadSoftmax{});
     auto head = [&] { attention(heads, d.q.cview(), d.k.cview(), d.v.cview(), out.view()); };
     head();
-    CHECK(count(head) == 0);
+    CHECK(count_allocations(head) == 0);
     set_threads(saved);
   }
 }

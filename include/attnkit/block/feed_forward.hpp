@@ -9,6 +9,7 @@
 
 #include "attnkit/block/linear.hpp"
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/simd/rows.hpp"
@@ -96,11 +97,13 @@ struct SwiGLU {
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
     check();
     const index_t m = x.extent(0);
-    Tensor<T, 2> g({m, intermediate()}), u({m, intermediate()});
-    linear<T>(x, gate, g.view());
-    linear<T>(x, up, u.view());
-    silu_mul_inplace<T>(g.view(), u.cview());
-    linear<T>(g.cview(), down, y);
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 2> g = frame.tensor<T>(Shape<2>{m, intermediate()});
+    const TensorView<T, 2> u = frame.tensor<T>(Shape<2>{m, intermediate()});
+    linear<T>(x, gate, g);
+    linear<T>(x, up, u);
+    silu_mul_inplace<T>(g, TensorView<const T, 2>(u));
+    linear<T>(TensorView<const T, 2>(g), down, y);
   }
 };
 
@@ -120,11 +123,12 @@ struct GeluMLP {
     const index_t m = x.extent(0), i = fc1.extent(0);
     if (fc2.extent(1) != i)
       throw_shape_mismatch("GeluMLP", "fc2", fc2.shape(), Shape<2>{fc1.extent(1), i});
-    Tensor<T, 2> hbuf({m, i});
-    linear<T>(x, fc1, fc1_bias, hbuf.view());
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 2> hbuf = frame.tensor<T>(Shape<2>{m, i});
+    linear<T>(x, fc1, fc1_bias, hbuf);
     simd::dispatch(
         [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
-    linear<T>(hbuf.cview(), fc2, fc2_bias, y);
+    linear<T>(TensorView<const T, 2>(hbuf), fc2, fc2_bias, y);
   }
 };
 

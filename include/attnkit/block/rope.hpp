@@ -15,6 +15,7 @@
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/parallel.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
 namespace attnkit::block {
@@ -167,7 +168,8 @@ class RoPE {
       grown = frequencies(last);
       freq = &grown;
     }
-    std::vector<T> cs(static_cast<std::size_t>(n * half)), sn(cs.size());
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const std::span<T> cs = frame.array<T>(n * half), sn = frame.array<T>(n * half);
     for (index_t r = 0; r < n; ++r)
       for (index_t i = 0; i < half; ++i) {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *

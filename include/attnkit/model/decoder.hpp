@@ -25,6 +25,7 @@
 #include "attnkit/block/rope.hpp"
 #include "attnkit/block/selectable_feed_forward.hpp"
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/io/json.hpp"
@@ -131,6 +132,16 @@ struct DecoderState {
   modules::KVDtype kv_dtype = modules::KVDtype::compute;
   std::vector<modules::KVCache<T>> layers;
   index_t position = 0;  ///< positions consumed so far (the next token's RoPE position)
+  index_t reserved = 0;  ///< tokens each layer's cache has room for from its first step
+
+  /// Room for `tokens` tokens in every layer's cache from the start (made or grown now when the
+  /// caches exist), so a full cache never regrows before then: decoding then allocates nothing
+  /// per step (Decoder::forward into a logits view).
+  void reserve(index_t tokens) {
+    if (tokens < 0) throw error("attnkit: DecoderState::reserve: negative token count");
+    reserved = std::max(reserved, tokens);
+    for (modules::KVCache<T>& l : layers) l.reserve(reserved);
+  }
 
   DecoderState() = default;
   /// \param policy the cache policy of every layer \param dtype what the caches store
@@ -323,28 +334,33 @@ class Decoder {
   /// Logits [N, V] of every position of the prompt `ids` (the prefill pass, positions 0..N-1).
   /// Throws error for an empty prompt or an id outside [0, V).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids) const {
-    DecoderState<T>* none = nullptr;
-    return run(ids, none);
+    return run_new(ids, nullptr, nullptr);
   }
 
   /// Appends `ids` to the sequence of `state` (KV cache) and returns their logits [n, V].
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state) const {
-    DecoderState<T>* s = &state;
-    return run(ids, s);
+    return run_new(ids, &state, nullptr);
+  }
+
+  /// forward(ids, state) writing the logits into `logits` [n, V] (throws shape_error for another
+  /// shape). The step's temporaries come from the thread's scratch stack (core/scratch_stack.hpp)
+  /// and the attention workspaces persist, so a decode step allocates nothing once the thread
+  /// has run one of its shape and the caches have room (DecoderState::reserve).
+  void forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
+               TensorView<T, 2> logits) const {
+    run(ids, &state, nullptr, logits);
   }
 
   /// The prefill pass of forward(ids) with observers (attention captures, hidden states).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, const DecoderHooks<T>& hooks) const {
-    DecoderState<T>* none = nullptr;
-    return run(ids, none, &hooks);
+    return run_new(ids, nullptr, &hooks);
   }
 
   /// forward(ids, state) with observers: each layer's capture sees the weights of the new rows
   /// over every key its cache holds (cached decoding step by step, under any cache policy).
   Tensor<T, 2> forward(std::span<const std::int64_t> ids, DecoderState<T>& state,
                        const DecoderHooks<T>& hooks) const {
-    DecoderState<T>* s = &state;
-    return run(ids, s, &hooks);
+    return run_new(ids, &state, &hooks);
   }
 
  private:
@@ -426,11 +442,24 @@ class Decoder {
     return t->cview();
   }
 
-  Tensor<T, 2> run(std::span<const std::int64_t> ids, DecoderState<T>* state,
-                   const DecoderHooks<T>* hooks = nullptr) const {
+  /// run() into new logits [n, V].
+  Tensor<T, 2> run_new(std::span<const std::int64_t> ids, DecoderState<T>* state,
+                       const DecoderHooks<T>* hooks) const {
+    if (ids.empty()) throw error("attnkit: Decoder::forward: empty prompt");
+    Tensor<T, 2> logits({static_cast<index_t>(ids.size()), config.vocab_size});
+    run(ids, state, hooks, logits.view());
+    return logits;
+  }
+
+  void run(std::span<const std::int64_t> ids, DecoderState<T>* state, const DecoderHooks<T>* hooks,
+           TensorView<T, 2> logits) const {
     const DecoderConfig& c = config;
     const index_t n = static_cast<index_t>(ids.size()), h = c.hidden_size;
     if (n == 0) throw error("attnkit: Decoder::forward: empty prompt");
+    if (logits.shape() != Shape<2>{n, c.vocab_size})
+      throw_shape_mismatch("Decoder::forward", "logits", logits.shape(), Shape<2>{n, c.vocab_size});
+    if (!logits.is_contiguous())
+      throw shape_error("attnkit: Decoder::forward: logits must be contiguous");
     for (std::int64_t id : ids)
       if (id < 0 || id >= c.vocab_size)
         throw error("attnkit: Decoder::forward: token id " + std::to_string(id) +
@@ -440,11 +469,14 @@ class Decoder {
       throw error("attnkit: Decoder::forward: the sequence would reach " + std::to_string(p0 + n) +
                   " positions, past the " + std::to_string(c.exact_positions) +
                   " this model computes exactly: " + c.exact_reason);
-    if (state != nullptr && state->layers.size() != layers.size())
+    if (state != nullptr && state->layers.size() != layers.size()) {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
-    std::vector<index_t> pos(static_cast<std::size_t>(n));
+      for (modules::KVCache<T>& l : state->layers) l.reserve(state->reserved);
+    }
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
-    Tensor<T, 3> x({1, n, h});
+    const TensorView<T, 3> x = frame.tensor<T>(Shape<3>{1, n, h});
     for (index_t r = 0; r < n; ++r)
       for (index_t k = 0; k < h; ++k)
         x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
@@ -454,20 +486,17 @@ class Decoder {
                                                         ? hooks->attention(static_cast<index_t>(l))
                                                         : nullptr;
       if (state != nullptr) {
-        layers[l].forward(x.view(), pos, state->layers[l], capture);
+        layers[l].forward(x, pos, state->layers[l], capture);
       } else {
-        layers[l].forward(x.view(), pos, capture);
+        layers[l].forward(x, pos, capture);
       }
       if (hooks != nullptr && hooks->hidden) hooks->hidden(static_cast<index_t>(l), x2);
     }
-    Tensor<T, 2> xn({n, h});
-    const TensorView<T, 2> xn2 = xn.view();
+    const TensorView<T, 2> xn2 = frame.tensor<T>(Shape<2>{n, h});
     const block::SelectableNorm final_norm = detail::config_norm<block::SelectableNorm>(c, "");
     block::normalize_rows<block::SelectableNorm, T>(final_norm, x2, norm, norm_bias, xn2);
-    Tensor<T, 2> logits({n, c.vocab_size});
-    block::linear<T>(xn2, lm_head, logits.view());
+    block::linear<T>(xn2, lm_head, logits);
     if (state != nullptr) state->position = p0 + n;
-    return logits;
   }
 };
 

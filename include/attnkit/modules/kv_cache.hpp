@@ -22,6 +22,7 @@
 #include "attnkit/core/aligned.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/half.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
@@ -397,6 +398,17 @@ class KVCache {
     return s;
   }
 
+  /// Room for `tokens` slots: the storage is made (at the first step) or grown (now) to at least
+  /// that, so a full cache does not regrow before it holds that many tokens. (Window and sink
+  /// caches still compact, which copies, every capacity - held steps.)
+  void reserve(index_t tokens) {
+    if (tokens < 0) throw error("attnkit: KVCache::reserve: negative token count");
+    reserve_ = std::max(reserve_, tokens);
+    if (cap_ > 0 && reserve_ > cap_) relocate(reserve_);
+  }
+  /// Slots of the storage (0 before the first step).
+  index_t capacity() const noexcept { return cap_; }
+
   /// Forgets everything (keeps the policy and the storage).
   void clear() noexcept { begin_ = end_ = seen_ = steps_ = evicted_ = 0; }
 
@@ -461,6 +473,7 @@ class KVCache {
   Tensor<T, 4> stage_;           // the new keys of a step as T, rotated before they are stored
   std::vector<T> row_;           // one row as T
   index_t cap_ = 0;              // slots of the storage
+  index_t reserve_ = 0;          // slots reserve() asked for
   index_t begin_ = 0, end_ = 0;  // held slots [begin_, end_)
   index_t seen_ = 0, steps_ = 0, evicted_ = 0;
   std::vector<index_t> pos_;  // [cap] absolute position per slot
@@ -570,7 +583,7 @@ class KVCache {
       relocate(cap_);
       return;
     }
-    index_t cap = std::max<index_t>(cap_, 16);
+    index_t cap = std::max<index_t>({cap_, 16, reserve_});
     while (cap < want) cap *= 2;
     relocate(cap);
   }
@@ -627,7 +640,8 @@ class KVCache {
           std::memcpy(&st(b, h, j, 0), &sink_k_(b, h, j, 0), sizeof(T) * std::size_t(d_));
           v_.store(b, h, begin_ + j, &sink_v_(b, h, j, 0));
         }
-    std::vector<index_t> at(static_cast<std::size_t>(s));
+    ScratchFrame frame;  // no allocation per step (core/scratch_stack.hpp)
+    const std::span<index_t> at = frame.array<index_t>(s);
     for (index_t j = 0; j < s; ++j) {
       at[static_cast<std::size_t>(j)] = sink_pos_[static_cast<std::size_t>(j)] + evicted_;
       pos_[static_cast<std::size_t>(begin_ + j)] = sink_pos_[static_cast<std::size_t>(j)];

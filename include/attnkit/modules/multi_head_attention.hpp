@@ -19,6 +19,7 @@
 #include "attnkit/block/norm.hpp"
 #include "attnkit/block/rope.hpp"
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/modules/kv_cache.hpp"
@@ -188,10 +189,11 @@ class MultiHeadAttention {
   /// sees q, k, v and P (see AttentionCapture).
   void forward(TensorView<const T, 3> x, std::span<const index_t> positions, TensorView<T, 3> y,
                const AttentionCapture<T>* capture = nullptr) const {
-    Projected p = project(x, positions, y, true);
+    ScratchFrame frame;  // the projections: no allocation per call (core/scratch_stack.hpp)
+    Projected p = project(frame, x, positions, y, true);
     const Policy pol = policy_for_rows(p, 0, p.n);
     run<T>(pol, p.q, p.k, p.v, p.o, options, capture, {});
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+    o_proj(TensorView<const T, 2>(p.ob), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
   /// forward() through a cache policy object (e.g. attnkit::modules::KVCache: full, sliding
@@ -220,7 +222,8 @@ class MultiHeadAttention {
             "memory mode), which a positional score mod such as ALiBi cannot follow; use "
             "RoPE positions or another cache policy");
     }
-    Projected p = project(x, positions, y, false);
+    ScratchFrame frame;  // the projections: no allocation per call (core/scratch_stack.hpp)
+    Projected p = project(frame, x, positions, y, false);
     const block::RoPE* r = rope ? &*rope : nullptr;
     cache.step(TensorView<const T, 4>(p.k), TensorView<const T, 4>(p.v), positions, r, heads,
                [&](index_t r0, index_t r1, auto kc, auto vc, TensorView<T, 4> probs) {
@@ -230,22 +233,22 @@ class MultiHeadAttention {
                    o.decode = DecodeMode::always;
                  run(pol, p.q.slice(r0, r1, 2), kc, vc, p.o.slice(r0, r1, 2), o, capture, probs);
                });
-    o_proj(p.ob.cview(), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
+    o_proj(TensorView<const T, 2>(p.ob), TensorView<T, 2>(y.data(), {p.nb * p.n, hidden()}));
   }
 
  private:
-  /// The projections of one call: [B·N, H·D] buffers seen as [B, H, N, D] by strides (no
-  /// transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
+  /// The projections of one call: [B·N, H·D] buffers (in the caller's scratch frame) seen as
+  /// [B, H, N, D] by strides (no transposes), and the gate logits [B·N, Hq] or [B·N, Hq·D].
   struct Projected {
     index_t nb = 0, n = 0;
-    Tensor<T, 2> qb, kb, vb, ob, gb;
+    TensorView<T, 2> qb, kb, vb, ob, gb;
     TensorView<T, 4> q, k, v, o;
     GateKind gate = GateKind::none;
   };
 
   /// Checks shapes, projects x, applies RoPE to q (and to k when rotate_k).
-  Projected project(TensorView<const T, 3> x, std::span<const index_t> positions,
-                    TensorView<T, 3> y, bool rotate_k) const {
+  Projected project(ScratchFrame& frame, TensorView<const T, 3> x,
+                    std::span<const index_t> positions, TensorView<T, 3> y, bool rotate_k) const {
     check();
     const index_t nb = x.extent(0), n = x.extent(1), hid = hidden();
     const index_t d = head_dim, hq = heads, hkv = kv_heads;
@@ -263,13 +266,13 @@ class MultiHeadAttention {
     Projected p;
     p.nb = nb;
     p.n = n;
-    p.qb = Tensor<T, 2>({m, hq * d});
-    p.kb = Tensor<T, 2>({m, hkv * d});
-    p.vb = Tensor<T, 2>({m, hkv * d});
-    p.ob = Tensor<T, 2>({m, hq * d});
-    q_proj(x2, p.qb.view());
-    k_proj(x2, p.kb.view());
-    v_proj(x2, p.vb.view());
+    p.qb = frame.tensor<T>(Shape<2>{m, hq * d});
+    p.kb = frame.tensor<T>(Shape<2>{m, hkv * d});
+    p.vb = frame.tensor<T>(Shape<2>{m, hkv * d});
+    p.ob = frame.tensor<T>(Shape<2>{m, hq * d});
+    q_proj(x2, p.qb);
+    k_proj(x2, p.kb);
+    v_proj(x2, p.vb);
     auto heads_view = [&](T* ptr, index_t h) {
       return TensorView<T, 4>(ptr, {nb, h, n, d}, {n * h * d, d, h * d, 1});
     };
@@ -290,8 +293,8 @@ class MultiHeadAttention {
     }
     p.gate = gate_kind();
     if (p.gate != GateKind::none) {
-      p.gb = Tensor<T, 2>({m, g_proj.extent(0)});
-      block::linear<T>(x2, g_proj, p.gb.view());
+      p.gb = frame.tensor<T>(Shape<2>{m, g_proj.extent(0)});
+      block::linear<T>(x2, g_proj, p.gb);
     }
     return p;
   }

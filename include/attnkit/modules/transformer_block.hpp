@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "attnkit/block/norm.hpp"
+#include "attnkit/core/scratch_stack.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/modules/multi_head_attention.hpp"
@@ -67,7 +68,9 @@ struct TransformerBlock {
   void apply(TensorView<T, 3> x, Attend&& attend) const {
     if (!x.is_contiguous()) throw shape_error("attnkit: TransformerBlock: x must be contiguous");
     const index_t nb = x.extent(0), n = x.extent(1), h = x.extent(2), m = nb * n;
-    Tensor<T, 3> t({nb, n, h}), y({nb, n, h});
+    ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
+    const TensorView<T, 3> t = frame.tensor<T>(Shape<3>{nb, n, h});
+    const TensorView<T, 3> y = frame.tensor<T>(Shape<3>{nb, n, h});
     const TensorView<T, 2> x2(x.data(), {m, h}), t2(t.data(), {m, h}), y2(y.data(), {m, h});
     auto add = [&] {
       for (index_t k = 0; k < x.size(); ++k) x.data()[k] += y.data()[k];
@@ -76,13 +79,13 @@ struct TransformerBlock {
     if constexpr (std::is_same_v<Placement, block::SelectablePlacement>) post = placement.post;
     if (!post) {
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, t2);
-      attend(t.cview(), y.view());
+      attend(TensorView<const T, 3>(t), y);
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm2_weight, norm2_bias, t2);
       ffn(TensorView<const T, 2>(t2), y2);
       add();
     } else {
-      attend(TensorView<const T, 3>(x), y.view());
+      attend(TensorView<const T, 3>(x), y);
       add();
       block::normalize_rows<Norm, T>(norm, x2, norm1_weight, norm1_bias, x2);
       ffn(TensorView<const T, 2>(x2), y2);
