@@ -182,6 +182,43 @@ for kvd, rel in [("bf16", 0.05), ("f16", 0.01)]:
         check(f"kv-dtype {kvd} logits", 0 < err <= rel * scale, f"differ by {err}, scale {scale}")
 
 kv_tmp.cleanup()
+# --prompt TEXT with the folder's tokenizer.json (a character-level BPE of the golden model's 97
+# ids): the same continuation as --prompt-ids of the prompt's ids, streamed as text.
+with tempfile.TemporaryDirectory() as tmp:
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(d, f), tmp)
+    chars = [chr(c) for c in range(32, 127)]
+    vocab = {"<unk>": 0, **{c: i + 1 for i, c in enumerate(chars)}, "he": 96}
+    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
+        json.dump({"added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+                   "post_processor": None, "decoder": {"type": "Fuse"},
+                   "model": {"type": "BPE", "vocab": vocab, "merges": ["h e"], "unk_token": "<unk>"}}, f)
+    text = "hello there"
+    want_ids, i = [], 0
+    while i < len(text):
+        if text[i:i + 2] == "he":
+            want_ids.append(96)
+            i += 2
+        else:
+            want_ids.append(vocab[text[i]])
+            i += 1
+    by_ids = last_json(run("--model", tmp, "--prompt-ids", ",".join(map(str, want_ids)),
+                           "--max-new-tokens", "12", "--ignore-eos"))
+    r = run("--model", tmp, "--prompt", text, "--max-new-tokens", "12", "--ignore-eos")
+    out = last_json(r)
+    inv = {v: k for k, v in vocab.items()}
+    check("--prompt ids", out is not None and by_ids is not None and out["ids"] == by_ids["ids"]
+          and out["prompt_tokens"] == len(want_ids), f"{out} vs {by_ids}")
+    if out is not None:
+        spelled = "".join(inv[t] for t in out["ids"])
+        streamed = r.stdout[: r.stdout.rstrip("\n").rfind("\n")]
+        check("--prompt text", out.get("text") == spelled, f"{out.get('text')!r} vs {spelled!r}")
+        check("--prompt stream", streamed == spelled, f"{streamed!r} vs {spelled!r}")
+    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
+        f.write('{"model": {"type": "Unigram", "vocab": []}, "decoder": null}')
+    r = run("--model", tmp, "--prompt", text)
+    check("--prompt unigram", r.returncode == 2 and "the model Unigram" in r.stderr, r.stderr)
+
 
 def bad_input(name, *args, expect):
     r = run(*args)

@@ -27,6 +27,7 @@ ALLOWED = {
     "model": {"modules", "attention", "block", "policy", "kernel", "simd", "io"},
     "inspect": {"model", "modules", "attention", "block", "policy", "kernel", "simd", "io"},
     "mpi": {"attention", "policy", "kernel", "simd"},
+    "text": {"io"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"attnkit/([^"]+)"', re.M)

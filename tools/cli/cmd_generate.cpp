@@ -7,16 +7,22 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "attnkit/io/json.hpp"
 #include "attnkit/io/npy.hpp"
 #include "attnkit/model/generate.hpp"
 #include "attnkit/model/sampling.hpp"
 #include "attnkit/model/variants.hpp"
 #include "attnkit/modules/kv_cache.hpp"
+#if defined(ATTNKIT_CLI_TEXT)
+#include "attnkit/text/tokenizer.hpp"
+#endif
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -33,7 +39,10 @@ constexpr const char* generate_help =
     "                        [--kv-dtype f32|bf16|f16] [--ignore-eos] [--dump-logits L.npy]\n"
     "                        [--threads T]\n\n"
     "Continues the prompt with the LLaMA-style model in DIR (config.json + model.safetensors,\n"
-    "F32/F16/BF16; an optional self_attn.g_proj gate). --variant picks the attention activation\n"
+    "F32/F16/BF16; an optional self_attn.g_proj gate). --prompt TEXT is encoded with\n"
+    "DIR/tokenizer.json (with the special tokens its post-processor adds), and the\n"
+    "continuation is streamed to stdout as text while it is generated (special tokens left\n"
+    "out); the JSON line then adds \"text\". --variant picks the attention activation\n"
     "(one of the names below; default: config key attnkit_activation, else softmax); the mask\n"
     "is causal.\n"
     "Greedy by default; --temperature T (> 0) samples, after --top-k K (0: all) and --top-p P\n"
@@ -69,11 +78,26 @@ std::vector<std::int64_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+/// The prompt's tokenizer (--prompt): encodes the prompt and streams the continuation as text.
+struct PromptText {
+#if defined(ATTNKIT_CLI_TEXT)
+  std::optional<text::Tokenizer> tok;
+#endif
+  bool active() const noexcept {
+#if defined(ATTNKIT_CLI_TEXT)
+    return tok.has_value();
+#else
+    return false;
+#endif
+  }
+};
+
 template <class ScoreMod, class Activation>
 int run_generate(const std::string& dir, const Activation& activation,
                  const std::vector<std::int64_t>& prompt, long long max_new,
                  model::Sampler<>& sampler, const attnkit::modules::CachePolicy& cache,
-                 attnkit::modules::KVDtype kv_dtype, const std::string& dump, bool ignore_eos) {
+                 attnkit::modules::KVDtype kv_dtype, const std::string& dump, bool ignore_eos,
+                 const PromptText& text) {
   using Policy = policy::AttentionPolicy<Activation, policy::Causal, ScoreMod,
                                          modules::SelectableSigmoidGate<float>>;
   const auto m = model::Decoder<Policy, float>::load(dir, Policy(activation));
@@ -83,11 +107,40 @@ int run_generate(const std::string& dir, const Activation& activation,
     hooks.prefill = [&](const Tensor<float, 2>& logits) {
       write_atomically(dump, [&](const std::string& tmp) { io::write_npy(tmp, logits); });
     };
+  std::string streamed;
+#if defined(ATTNKIT_CLI_TEXT)
+  std::optional<text::StreamDecoder> stream;
+  if (text.active()) {
+    for (std::int64_t id : prompt)
+      if (id >= m.config.vocab_size)
+        throw error("attnkit: generate: the tokenizer gives id " + std::to_string(id) +
+                    ", outside the model's vocabulary of " + std::to_string(m.config.vocab_size) +
+                    " (another model's tokenizer.json?)");
+    stream.emplace(*text.tok, true);
+    hooks.token = [&](std::int64_t id) {
+      if (id > std::numeric_limits<std::int32_t>::max()) return;
+      const std::string piece = stream->push(static_cast<std::int32_t>(id));
+      streamed += piece;
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    };
+  }
+#endif
   const model::GenerationResult r =
       model::generate(m, prompt, static_cast<index_t>(max_new), sampler, state, hooks,
                       ignore_eos ? std::span<const std::int64_t>{}
                                  : std::span<const std::int64_t>(m.config.eos_token_ids));
-  std::printf("%s\n", r.json().c_str());
+  std::string json = r.json();
+  if (text.active()) {
+#if defined(ATTNKIT_CLI_TEXT)
+    const std::string tail = stream->finish();
+    streamed += tail;
+    std::printf("%s\n", tail.c_str());
+#endif
+    // The JSON line gains "text": the continuation as streamed (special tokens left out).
+    json.insert(json.rfind('}'), ", \"text\": " + json::Value::string(streamed).dump());
+  }
+  std::printf("%s\n", json.c_str());
   return 0;
 }
 
@@ -107,15 +160,24 @@ int cmd_generate(int argc, char** argv) {
     throw usage_error("generate: --model " + dir + " is not a directory");
   if (args.has("prompt") == args.has("prompt-ids"))
     throw usage_error("generate: give exactly one of --prompt-ids and --prompt");
+  PromptText text;
+  std::vector<std::int64_t> prompt;
   if (args.has("prompt")) {
     if (!std::filesystem::exists(dir + "/tokenizer.json"))
       throw usage_error("generate: --prompt needs " + dir +
                         "/tokenizer.json, which does not exist; pass token ids with --prompt-ids");
+#if defined(ATTNKIT_CLI_TEXT)
+    text.tok.emplace(text::Tokenizer::load(dir));
+    for (std::int32_t id : text.tok->encode(args.require("prompt"))) prompt.push_back(id);
+    if (prompt.empty()) throw usage_error("generate: --prompt gives no tokens");
+#else
     throw usage_error(
-        "generate: tokenizer.json support is not implemented yet; pass token ids "
-        "with --prompt-ids");
+        "generate: --prompt needs the attnkit::text component (tokenizers), which this attnkit "
+        "was built without; pass token ids with --prompt-ids");
+#endif
+  } else {
+    prompt = parse_ids(args.require("prompt-ids"));
   }
-  const std::vector<std::int64_t> prompt = parse_ids(args.require("prompt-ids"));
   const long long max_new = args.get_int("max-new-tokens", 16, 0, 1 << 20);
   const std::string cache_spec = args.get("cache", "full");
   const std::string memory = args.get("memory", "baseline");
@@ -170,9 +232,9 @@ int cmd_generate(int argc, char** argv) {
   return policy::visit_activation(act, [&](const auto& a) {
     if (config.positions == model::PositionKind::alibi)
       return run_generate<policy::ALiBi>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump,
-                                         ignore_eos);
+                                         ignore_eos, text);
     return run_generate<policy::NoScoreMod>(dir, a, prompt, max_new, sampler, cache, kv_dtype, dump,
-                                            ignore_eos);
+                                            ignore_eos, text);
   });
 }
 

@@ -21,6 +21,7 @@ constexpr attnkit::cli::Command commands[] = {
     {"einsum", "numpy.einsum over .npy files", attnkit::cli::cmd_einsum},
     {"generate", "continue a prompt with a LLaMA-style model folder", attnkit::cli::cmd_generate},
     {"inspect", "attention statistics, heatmaps, leak check", attnkit::cli::cmd_inspect},
+    {"tokenize", "text to token ids and back with a tokenizer.json", attnkit::cli::cmd_tokenize},
 };
 
 void print_help() {
