@@ -159,6 +159,9 @@ TEST_CASE("tokenizer files with components not implemented fail loudly", "[text]
         "malformed");
   fails("bad id", "null", byte_level, R"({"type": "BPE", "vocab": {"a": -4}, "merges": []})",
         byte_level, "out of range");
+  fails("sparse ids", "null", byte_level,
+        R"({"type": "BPE", "vocab": {"a": 0, "b": 1000000000}, "merges": []})", byte_level,
+        "not dense");
   {
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / "attnkit_tok_json";
     std::filesystem::create_directories(dir);

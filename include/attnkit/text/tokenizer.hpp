@@ -283,7 +283,10 @@ struct AddedToken {
   bool normalized = false;  ///< matched on the normalized text (not supported with a normalizer)
 };
 
-/// A tokenizer read from tokenizer.json: the byte-level BPE model (GPT-2, Llama 3, ...).
+/// A tokenizer read from tokenizer.json: the BPE model, byte-level (GPT-2, Llama 3, Qwen) or on
+/// characters with byte fallback (Llama 2, Mistral), with the pieces around it listed at the top
+/// of this file. Copies share the thread-local piece cache; encode() and decode() are const and
+/// may run on several threads at once.
 class Tokenizer {
  public:
   /// Reads `path`: a tokenizer.json file, or a folder holding one. Throws tokenizer_error naming
@@ -505,6 +508,14 @@ class Tokenizer {
                                 std::to_string(id) + " is out of range");
         added_top = std::max(added_top, static_cast<std::int32_t>(id));
       }
+    // Ids index arrays: they must be about as dense as a real vocabulary's (a hostile file's
+    // id of 10^9 is an error, not gigabytes of empty entries).
+    const std::size_t entries =
+        vocab_.size() + (added != nullptr && !added->is_null() ? added->size() : 0);
+    if (static_cast<std::size_t>(std::max(top, added_top)) >= 2 * entries + 256)
+      throw tokenizer_error("attnkit: tokenizer: " + file_ + ": token id " +
+                            std::to_string(std::max(top, added_top)) + " for " +
+                            std::to_string(entries) + " tokens: the ids are not dense");
     const std::size_t n = static_cast<std::size_t>(std::max(top, added_top) + 1);
     tokens_.assign(n, {});
     bytes_.assign(n, {});
@@ -767,8 +778,14 @@ class Tokenizer {
       if (const auto* sp = item.find("SpecialToken")) {
         const std::string name = sp->get_string("id");
         const json::Value& st = p.at("special_tokens").at(name);
-        for (const json::Value& id : st.at("ids").as_array())
-          (seen_a ? suffix_ : prefix_).push_back(static_cast<std::int32_t>(id.as_int()));
+        for (const json::Value& id : st.at("ids").as_array()) {
+          const std::int64_t v = id.as_int();
+          if (v < 0 || static_cast<std::size_t>(v) >= known_.size() ||
+              !known_[static_cast<std::size_t>(v)])
+            throw tokenizer_error("attnkit: tokenizer: " + file_ + ": the post-processor's " +
+                                  name + " has id " + std::to_string(v) + ", which is not a token");
+          (seen_a ? suffix_ : prefix_).push_back(static_cast<std::int32_t>(v));
+        }
       } else if (const auto* seq = item.find("Sequence")) {
         if (seq->get_string("id") != "A")
           unsupported("a TemplateProcessing single template with B");
