@@ -4,7 +4,8 @@
 """attnkit inspect on the golden models of tests/golden/data: the statistics document of docs/CLI.md
 (keys, softmax invariants, head softmax against softmax), --layers/--heads, heatmaps (PNG chunks
 and CRCs checked and the image data inflated with zlib, SVG parsed with token labels), the leak
-verdict and the error conventions. Standard library only.
+verdict, --prompt with token labels and --keyword through a tokenizer.json, and the error
+conventions. Standard library only.
 Usage: test_cli_inspect.py path/to/attnkit"""
 import json
 import math
@@ -162,6 +163,58 @@ with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "missing", "s.json")
     bad_input("stats dir", "--model", softmax, "--prompt-ids", ids, "--stats", out, expect="s.json")
     check("no partial stats", not os.path.exists(os.path.join(tmp, "missing")), "created")
+
+# --prompt TEXT, token labels and --keyword with the folder's tokenizer.json (a character-level
+# BPE of the golden model's 97 ids, as in test_cli_generate.py).
+with tempfile.TemporaryDirectory() as tmp:
+    for f in ("config.json", "model.safetensors"):
+        with open(os.path.join(softmax, f), "rb") as src, open(os.path.join(tmp, f), "wb") as dst:
+            dst.write(src.read())
+    chars = [chr(c) for c in range(32, 127)]
+    vocab = {"<unk>": 0, **{c: i + 1 for i, c in enumerate(chars)}, "he": 96}
+    inv = {v: k for k, v in vocab.items()}
+    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
+        json.dump({"added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+                   "post_processor": None, "decoder": {"type": "Fuse"},
+                   "model": {"type": "BPE", "vocab": vocab, "merges": ["h e"], "unk_token": "<unk>"}}, f)
+    text = "hello there, the end"
+    want, i = [], 0
+    while i < len(text):
+        n = 2 if text[i:i + 2] == "he" else 1
+        want.append(vocab[text[i:i + n]])
+        i += n
+    maps = os.path.join(tmp, "maps")
+    r = run("--model", tmp, "--prompt", text, "--keyword", "the", "--heatmaps", maps)
+    check("--prompt run", r.returncode == 0, r.stderr)
+    if r.returncode == 0:
+        doc = json.loads(r.stdout)
+        check("--prompt ids", doc["token_ids"] == want, f"{doc['token_ids']} vs {want}")
+        # The tokens overlapping each "the": decoded text offsets of every token.
+        starts, at = [], 0
+        for t in want:
+            starts.append(at)
+            at += len(inv[t])
+        starts.append(at)
+        hits = set()
+        k = text.find("the")
+        while k >= 0:
+            hits |= {j for j in range(len(want)) if starts[j] < k + 3 and starts[j + 1] > k}
+            k = text.find("the", k + 1)
+        kw = doc.get("keyword", {})
+        check("--keyword positions", kw.get("positions") == sorted(hits), f"{kw} vs {sorted(hits)}")
+        check("--keyword heads", len(kw.get("heads", [])) == 8 and
+              all(0 <= h["mass"] <= 1 for h in kw["heads"]), str(kw))
+        by_ids = run("--model", tmp, "--prompt-ids", ",".join(map(str, want)))
+        check("--prompt equals --prompt-ids", by_ids.returncode == 0 and
+              json.loads(by_ids.stdout)["heads"] == doc["heads"], by_ids.stderr)
+        svg = open(os.path.join(maps, "layer0_head0.svg"), encoding="utf-8").read()
+        check("token labels", ">he<" in svg and ">l<" in svg, "labels missing from the SVG")
+    bad_input("keyword absent", "--model", tmp, "--prompt", text, "--keyword", "xyz",
+              expect="does not occur")
+    bad_input("both prompts", "--model", tmp, "--prompt", text, "--prompt-ids", "1",
+              expect="exactly one")
+    bad_input("keyword without tokenizer", "--model", softmax, "--prompt-ids", ids, "--keyword",
+              "the", expect="tokenizer.json")
 
 r = run("--help")
 check("--help", r.returncode == 0 and "usage: attnkit inspect" in r.stdout, r.stdout)

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,9 @@
 #include "attnkit/inspect/report.hpp"
 #include "attnkit/inspect/stats.hpp"
 #include "attnkit/model/variants.hpp"
+#if defined(ATTNKIT_CLI_TEXT)
+#include "attnkit/text/tokenizer.hpp"
+#endif
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -28,9 +33,15 @@ namespace attnkit::cli {
 namespace {
 
 constexpr const char* inspect_help =
-    "usage: attnkit inspect --model DIR --prompt-ids 1,2,3 [--variant NAME]\n"
-    "                       [--layers 0,1] [--heads 0,3] [--stats S.json]\n"
+    "usage: attnkit inspect --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [--variant NAME]\n"
+    "                       [--layers 0,1] [--heads 0,3] [--stats S.json] [--keyword WORD]\n"
     "                       [--heatmaps OUTDIR] [--leak-check] [--threads T]\n\n"
+    "--prompt TEXT is encoded with DIR/tokenizer.json (with the special tokens its\n"
+    "post-processor adds). With a tokenizer.json in DIR the heatmap axes show the tokens' text,\n"
+    "else their ids. --keyword WORD (needs the tokenizer) adds \"keyword\": {\"text\",\n"
+    "\"positions\": the tokens that overlap an occurrence of WORD in the decoded prompt,\n"
+    "\"heads\": [{\"layer\", \"head\", \"mass\"}]}: per head the mean over the rows that see a\n"
+    "keyword token of the share of |P| on those tokens.\n\n"
     "Runs the prefill pass of the LLaMA-style model in DIR (config.json + model.safetensors) on\n"
     "the prompt and captures the attention weights P of the chosen layers and query heads\n"
     "(default: all) through the kernel. --variant picks the activation as in `attnkit generate`\n"
@@ -44,7 +55,7 @@ constexpr const char* inspect_help =
     "the visible pairs; entropy (nats) and sink_mass (share on the first 4 keys) are means over\n"
     "rows of |P| normalized per row; max_abs_dp_vs_softmax compares with softmax on the same\n"
     "q and k. Massive activations: hidden-state entries >= 100x the median |h| of their layer.\n\n"
-    "--heatmaps OUTDIR writes layerL_headH.png and layerL_headH.svg (token ids on the axes).\n"
+    "--heatmaps OUTDIR writes layerL_headH.png and layerL_headH.svg (tokens on the axes).\n"
     "--leak-check perturbs the future tokens of every position and prints `leak: none` or\n"
     "`leak: FOUND at layer L, position P` (exit status 0 either way).\n";
 
@@ -78,6 +89,9 @@ struct Request {
   std::string dir;
   std::string variant;
   std::vector<std::int64_t> ids;
+  std::vector<std::string> labels;  ///< each prompt token's text (its id without a tokenizer)
+  std::string keyword;
+  std::vector<index_t> keyword_positions;
   inspect::Selection sel;
   std::string stats_path;
   std::string heatmap_dir;
@@ -107,6 +121,19 @@ int run_inspect(const Request& rq, const Activation& activation) {
   json::Value ids = json::Value::array();
   for (std::int64_t id : rq.ids) ids.push_back(json::Value::integer(id));
   doc.insert("token_ids", std::move(ids));
+  if (!rq.keyword.empty()) {
+    json::Value pos = json::Value::array(), heads = json::Value::array();
+    for (index_t p : rq.keyword_positions) pos.push_back(json::Value::integer(p));
+    for (const auto& c : cap.heads)
+      heads.push_back(
+          json::Value::object({{"layer", json::Value::integer(c.layer)},
+                               {"head", json::Value::integer(c.head)},
+                               {"mass", json::Value::number(inspect::keyword_mass(
+                                            c, std::span<const index_t>(rq.keyword_positions)))}}));
+    doc.insert("keyword", json::Value::object({{"text", json::Value::string(rq.keyword)},
+                                               {"positions", std::move(pos)},
+                                               {"heads", std::move(heads)}}));
+  }
 
   std::string verdict;
   if (rq.leak_check) {
@@ -127,8 +154,7 @@ int run_inspect(const Request& rq, const Activation& activation) {
     if (!std::filesystem::is_directory(rq.heatmap_dir))
       throw usage_error("inspect: --heatmaps " + rq.heatmap_dir +
                         " is not a directory and cannot be created");
-    std::vector<std::string> labels;
-    for (std::int64_t id : rq.ids) labels.push_back(std::to_string(id));
+    const std::vector<std::string>& labels = rq.labels;
     for (const auto& c : cap.heads) {
       const std::string base =
           rq.heatmap_dir + "/layer" + std::to_string(c.layer) + "_head" + std::to_string(c.head);
@@ -156,7 +182,9 @@ int run_inspect(const Request& rq, const Activation& activation) {
 int cmd_inspect(int argc, char** argv) {
   Args args("inspect",
             inspect_help + std::string("\nActivations (--variant):\n") + policy::activation_help(),
-            argc, argv, {"model", "prompt-ids", "variant", "layers", "heads", "stats", "heatmaps"},
+            argc, argv,
+            {"model", "prompt-ids", "prompt", "keyword", "variant", "layers", "heads", "stats",
+             "heatmaps"},
             {"leak-check"});
   if (!args.positional().empty())
     throw usage_error("inspect: unexpected argument '" + args.positional().front() + "'");
@@ -165,8 +193,67 @@ int cmd_inspect(int argc, char** argv) {
   if (!std::filesystem::is_directory(rq.dir))
     throw usage_error("inspect: --model " + rq.dir + " is not a directory");
   const model::DecoderConfig cfg = model::DecoderConfig::load(rq.dir + "/config.json");
-  rq.ids = parse_list(args.require("prompt-ids"), "prompt-ids", 0, cfg.vocab_size,
-                      " (the vocabulary of " + rq.dir + ")");
+  if (args.has("prompt") == args.has("prompt-ids"))
+    throw usage_error("inspect: give exactly one of --prompt-ids and --prompt");
+  const bool has_tokenizer = std::filesystem::exists(rq.dir + "/tokenizer.json");
+  if ((args.has("prompt") || args.has("keyword")) && !has_tokenizer)
+    throw usage_error("inspect: --" + std::string(args.has("prompt") ? "prompt" : "keyword") +
+                      " needs " + rq.dir + "/tokenizer.json, which does not exist");
+#if defined(ATTNKIT_CLI_TEXT)
+  std::optional<text::Tokenizer> tok;
+  if (has_tokenizer) tok.emplace(text::Tokenizer::load(rq.dir));
+  if (args.has("prompt")) {
+    for (std::int32_t id : tok->encode(args.require("prompt"))) {
+      if (id >= cfg.vocab_size)
+        throw usage_error("inspect: the tokenizer gives id " + std::to_string(id) +
+                          ", outside the vocabulary of " + rq.dir);
+      rq.ids.push_back(id);
+    }
+    if (rq.ids.empty()) throw usage_error("inspect: --prompt gives no tokens");
+  }
+#else
+  if (args.has("prompt") || args.has("keyword"))
+    throw usage_error(
+        "inspect: --prompt and --keyword need the attnkit::text component (tokenizers), which "
+        "this attnkit was built without");
+#endif
+  if (args.has("prompt-ids"))
+    rq.ids = parse_list(args.require("prompt-ids"), "prompt-ids", 0, cfg.vocab_size,
+                        " (the vocabulary of " + rq.dir + ")");
+  for (std::int64_t id : rq.ids) rq.labels.push_back(std::to_string(id));
+#if defined(ATTNKIT_CLI_TEXT)
+  if (tok) {
+    // Each token's text and its byte range in the decoded prompt (the decoder's leading strip
+    // applied once, as for the whole sequence).
+    std::string decoded;
+    std::vector<std::size_t> starts;
+    index_t strip_left = tok->strip_start();
+    for (std::size_t i = 0; i < rq.ids.size(); ++i) {
+      if (rq.ids[i] >= tok->size())
+        throw usage_error("inspect: token id " + std::to_string(rq.ids[i]) + " is not in " +
+                          rq.dir + "/tokenizer.json");
+      const std::int32_t one[1] = {static_cast<std::int32_t>(rq.ids[i])};
+      const std::string bytes = tok->decode_bytes_from(one, false, strip_left);
+      starts.push_back(decoded.size());
+      decoded += bytes;
+      rq.labels[i] = text::detail::utf8_lossy(bytes);
+    }
+    starts.push_back(decoded.size());
+    if (args.has("keyword")) {
+      rq.keyword = args.require("keyword");
+      if (rq.keyword.empty()) throw usage_error("inspect: --keyword is empty");
+      std::vector<bool> hit(rq.ids.size(), false);
+      for (std::size_t at = decoded.find(rq.keyword); at != std::string::npos;
+           at = decoded.find(rq.keyword, at + 1))
+        for (std::size_t i = 0; i < rq.ids.size(); ++i)
+          if (starts[i] < at + rq.keyword.size() && starts[i + 1] > at) hit[i] = true;
+      for (std::size_t i = 0; i < hit.size(); ++i)
+        if (hit[i]) rq.keyword_positions.push_back(static_cast<index_t>(i));
+      if (rq.keyword_positions.empty())
+        throw usage_error("inspect: --keyword '" + rq.keyword + "' does not occur in the prompt");
+    }
+  }
+#endif
   if (args.has("layers"))
     rq.sel.layers = to_index(
         parse_list(*args.get("layers"), "layers", 0, cfg.num_hidden_layers,
