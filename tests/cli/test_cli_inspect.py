@@ -211,6 +211,15 @@ with tempfile.TemporaryDirectory() as tmp:
         check("token labels", ">he<" in svg and ">l<" in svg, "labels missing from the SVG")
     bad_input("keyword absent", "--model", tmp, "--prompt", text, "--keyword", "xyz",
               expect="does not occur")
+    # A tokenizer.json attnkit cannot read: --prompt-ids still runs, with id labels and one
+    # line on stderr; --prompt is an error naming the component.
+    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
+        f.write('{"model": {"type": "Unigram", "vocab": []}, "decoder": null}')
+    r = run("--model", tmp, "--prompt-ids", "1,2,3", "--heatmaps", maps)
+    check("unreadable tokenizer, ids", r.returncode == 0 and "Unigram" in r.stderr, r.stderr)
+    svg = open(os.path.join(maps, "layer0_head0.svg"), encoding="utf-8").read()
+    check("id labels", ">2<" in svg, "id labels missing")
+    bad_input("unreadable tokenizer, text", "--model", tmp, "--prompt", "hi", expect="Unigram")
     bad_input("both prompts", "--model", tmp, "--prompt", text, "--prompt-ids", "1",
               expect="exactly one")
     bad_input("keyword without tokenizer", "--model", softmax, "--prompt-ids", ids, "--keyword",

@@ -201,7 +201,17 @@ int cmd_inspect(int argc, char** argv) {
                       " needs " + rq.dir + "/tokenizer.json, which does not exist");
 #if defined(ATTNKIT_CLI_TEXT)
   std::optional<text::Tokenizer> tok;
-  if (has_tokenizer) tok.emplace(text::Tokenizer::load(rq.dir));
+  // --prompt and --keyword need the tokenizer; the heatmap labels only use it when it loads
+  // (else they are ids, and one line on stderr says why).
+  const bool needed = args.has("prompt") || args.has("keyword");
+  if (has_tokenizer) {
+    try {
+      tok.emplace(text::Tokenizer::load(rq.dir));
+    } catch (const text::tokenizer_error& e) {
+      if (needed) throw;
+      std::fprintf(stderr, "attnkit: inspect: the heatmap labels are token ids: %s\n", e.what());
+    }
+  }
   if (args.has("prompt")) {
     for (std::int32_t id : tok->encode(args.require("prompt"))) {
       if (id >= cfg.vocab_size)
@@ -228,10 +238,17 @@ int cmd_inspect(int argc, char** argv) {
     std::string decoded;
     std::vector<std::size_t> starts;
     index_t strip_left = tok->strip_start();
-    for (std::size_t i = 0; i < rq.ids.size(); ++i) {
-      if (rq.ids[i] >= tok->size())
-        throw usage_error("inspect: token id " + std::to_string(rq.ids[i]) + " is not in " +
-                          rq.dir + "/tokenizer.json");
+    bool fits = true;
+    for (std::int64_t id : rq.ids) {
+      try {
+        fits = fits && id < tok->size() && !tok->token(static_cast<std::int32_t>(id)).empty();
+      } catch (const text::tokenizer_error&) {
+        fits = false;  // an id the file does not define
+      }
+    }
+    if (!fits && needed)
+      throw usage_error("inspect: a prompt id is not in " + rq.dir + "/tokenizer.json");
+    for (std::size_t i = 0; fits && i < rq.ids.size(); ++i) {
       const std::int32_t one[1] = {static_cast<std::int32_t>(rq.ids[i])};
       const std::string bytes = tok->decode_bytes_from(one, false, strip_left);
       starts.push_back(decoded.size());
