@@ -3705,6 +3705,7 @@ struct FusedKernel {
         const index_t nl = used(gi);
         T* st = ws.st;
         const bool rows = rows_path(gi);
+        bool mapped = false;  // the score tile's epilogue applied the activation's map
         if (rows) {
           const KV* vraw = x.vs[3] == 1 ? v_rows(b, kvh, j0) : nullptr;
           qk_rows_tile<Arch, T>(ws.qr + gi * lanes * dp, dp, nl, lanes, k_tile(b, kvh, j0), x.ks[2],
@@ -3716,16 +3717,14 @@ struct FusedKernel {
               const Activation act = pol.activation;
               qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st,
                                [act](const B& s) { return act.simd_map(s); });
-            } else {
-              qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
+              mapped = true;
             }
-          } else {
-            qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
           }
+          if (!mapped)
+            qk_tile<Arch, T>(ws.qt + gi * d * lanes, lanes, krows, kstride, kdstride, d, bk, st);
         }
         mod_and_mask(b, gs, ns, lanes, j0, bk, partial, st);
         T* m = ws.m + gi * lanes;
-        const bool mapped = fused_map && !rows && !partial;  // the epilogue applied the map
         const bool rescale = !mapped && activate(lanes, bk, partial || scores_modded, st, m,
                                                  ws.l + gi * lanes, ws.alpha);
         if (x.dropout.enabled()) dropout_tile(b, gs, ns, lanes, j0, bk, st);
