@@ -239,13 +239,7 @@ int cmd_inspect(int argc, char** argv) {
     std::vector<std::size_t> starts;
     index_t strip_left = tok->strip_start();
     bool fits = true;
-    for (std::int64_t id : rq.ids) {
-      try {
-        fits = fits && id < tok->size() && !tok->token(static_cast<std::int32_t>(id)).empty();
-      } catch (const text::tokenizer_error&) {
-        fits = false;  // an id the file does not define
-      }
-    }
+    for (std::int64_t id : rq.ids) fits = fits && tok->contains(id);
     if (!fits && needed)
       throw usage_error("inspect: a prompt id is not in " + rq.dir + "/tokenizer.json");
     for (std::size_t i = 0; fits && i < rq.ids.size(); ++i) {

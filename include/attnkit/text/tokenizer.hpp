@@ -364,10 +364,7 @@ class Tokenizer {
                                 index_t& strip_left) const {
     std::string out;
     for (std::int32_t id : ids) {
-      if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size() ||
-          !known_[static_cast<std::size_t>(id)])
-        throw tokenizer_error("attnkit: tokenizer: token id " + std::to_string(id) +
-                              " is not in the vocabulary" + detail::where(file_));
+      check_id(id);
       const std::size_t u = static_cast<std::size_t>(id);
       if (added_flag_[u] != 0) {
         if (skip_special && added_flag_[u] == 2) continue;
@@ -392,11 +389,13 @@ class Tokenizer {
 
   /// The vocabulary string of id (the byte-level characters, or an added token's content).
   const std::string& token(std::int32_t id) const {
-    if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size() ||
-        !known_[static_cast<std::size_t>(id)])
-      throw tokenizer_error("attnkit: tokenizer: token id " + std::to_string(id) +
-                            " is not in the vocabulary" + detail::where(file_));
+    check_id(id);
     return tokens_[static_cast<std::size_t>(id)];
+  }
+  /// Whether id is a token of the file (of its vocabulary or an added one).
+  bool contains(std::int64_t id) const noexcept {
+    return id >= 0 && static_cast<std::size_t>(id) < known_.size() &&
+           known_[static_cast<std::size_t>(id)] != 0;
   }
   /// The id of a vocabulary string or added token, if any.
   std::optional<std::int32_t> id_of(std::string_view token) const {
@@ -455,6 +454,13 @@ class Tokenizer {
   std::array<std::int32_t, 256> fallback_id_{};  // <0xXX> of each byte, -1 for none
   index_t strip_start_ = 0;  // leading strip_char_ characters the decoder removes from a sequence
   std::string strip_char_ = " ";
+
+  /// Throws tokenizer_error for an id that is not a token of the file.
+  void check_id(std::int32_t id) const {
+    if (!contains(id))
+      throw tokenizer_error("attnkit: tokenizer: token id " + std::to_string(id) +
+                            " is not in the vocabulary" + detail::where(file_));
+  }
 
   [[noreturn]] void unsupported(const std::string& what) const {
     throw tokenizer_error("attnkit: tokenizer: " + file_ + ": " + what +
@@ -780,8 +786,7 @@ class Tokenizer {
         const json::Value& st = p.at("special_tokens").at(name);
         for (const json::Value& id : st.at("ids").as_array()) {
           const std::int64_t v = id.as_int();
-          if (v < 0 || static_cast<std::size_t>(v) >= known_.size() ||
-              !known_[static_cast<std::size_t>(v)])
+          if (!contains(v))
             throw tokenizer_error("attnkit: tokenizer: " + file_ + ": the post-processor's " +
                                   name + " has id " + std::to_string(v) + ", which is not a token");
           (seen_a ? suffix_ : prefix_).push_back(static_cast<std::int32_t>(v));
@@ -831,7 +836,6 @@ class Tokenizer {
       sc.buf = normalize(text);
     }
     sc.pieces.assign(1, {0, sc.buf.size()});
-    bool mapped = false;
     for (const Piece& step : pre_) {
       if (step.kind == Piece::byte_level && step.add_prefix_space) {
         std::string grown;
@@ -860,9 +864,7 @@ class Tokenizer {
         }
         std::swap(sc.pieces, sc.next);
       }
-      if (step.kind == Piece::byte_level) mapped = true;
     }
-    (void)mapped;
     for (const auto& [b, e] : sc.pieces) bpe(std::string_view(sc.buf).substr(b, e - b), ids, sc);
   }
 
