@@ -13,6 +13,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+import char_tokenizer  # noqa: E402
+
 BIN = sys.argv[1]
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden", "data")
 failures = []
@@ -185,32 +188,17 @@ kv_tmp.cleanup()
 # --prompt TEXT with the folder's tokenizer.json (a character-level BPE of the golden model's 97
 # ids): the same continuation as --prompt-ids of the prompt's ids, streamed as text.
 with tempfile.TemporaryDirectory() as tmp:
-    for f in ("config.json", "model.safetensors"):
-        shutil.copy(os.path.join(d, f), tmp)
-    chars = [chr(c) for c in range(32, 127)]
-    vocab = {"<unk>": 0, **{c: i + 1 for i, c in enumerate(chars)}, "he": 96}
-    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
-        json.dump({"added_tokens": [], "normalizer": None, "pre_tokenizer": None,
-                   "post_processor": None, "decoder": {"type": "Fuse"},
-                   "model": {"type": "BPE", "vocab": vocab, "merges": ["h e"], "unk_token": "<unk>"}}, f)
+    char_tokenizer.model_folder(d, tmp)
     text = "hello there"
-    want_ids, i = [], 0
-    while i < len(text):
-        if text[i:i + 2] == "he":
-            want_ids.append(96)
-            i += 2
-        else:
-            want_ids.append(vocab[text[i]])
-            i += 1
+    want_ids = char_tokenizer.encode(text)
     by_ids = last_json(run("--model", tmp, "--prompt-ids", ",".join(map(str, want_ids)),
                            "--max-new-tokens", "12", "--ignore-eos"))
     r = run("--model", tmp, "--prompt", text, "--max-new-tokens", "12", "--ignore-eos")
     out = last_json(r)
-    inv = {v: k for k, v in vocab.items()}
     check("--prompt ids", out is not None and by_ids is not None and out["ids"] == by_ids["ids"]
           and out["prompt_tokens"] == len(want_ids), f"{out} vs {by_ids}")
     if out is not None:
-        spelled = "".join(inv[t] for t in out["ids"])
+        spelled = "".join(char_tokenizer.SPELLING[t] for t in out["ids"])
         streamed = r.stdout[: r.stdout.rstrip("\n").rfind("\n")]
         check("--prompt text", out.get("text") == spelled, f"{out.get('text')!r} vs {spelled!r}")
         check("--prompt stream", streamed == spelled, f"{streamed!r} vs {spelled!r}")

@@ -17,6 +17,9 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zlib
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+import char_tokenizer  # noqa: E402
+
 BIN = sys.argv[1]
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden", "data")
 failures = []
@@ -165,24 +168,11 @@ with tempfile.TemporaryDirectory() as tmp:
     check("no partial stats", not os.path.exists(os.path.join(tmp, "missing")), "created")
 
 # --prompt TEXT, token labels and --keyword with the folder's tokenizer.json (a character-level
-# BPE of the golden model's 97 ids, as in test_cli_generate.py).
+# BPE of the golden model's 97 ids, char_tokenizer.py).
 with tempfile.TemporaryDirectory() as tmp:
-    for f in ("config.json", "model.safetensors"):
-        with open(os.path.join(softmax, f), "rb") as src, open(os.path.join(tmp, f), "wb") as dst:
-            dst.write(src.read())
-    chars = [chr(c) for c in range(32, 127)]
-    vocab = {"<unk>": 0, **{c: i + 1 for i, c in enumerate(chars)}, "he": 96}
-    inv = {v: k for k, v in vocab.items()}
-    with open(os.path.join(tmp, "tokenizer.json"), "w") as f:
-        json.dump({"added_tokens": [], "normalizer": None, "pre_tokenizer": None,
-                   "post_processor": None, "decoder": {"type": "Fuse"},
-                   "model": {"type": "BPE", "vocab": vocab, "merges": ["h e"], "unk_token": "<unk>"}}, f)
+    char_tokenizer.model_folder(softmax, tmp)
     text = "hello there, the end"
-    want, i = [], 0
-    while i < len(text):
-        n = 2 if text[i:i + 2] == "he" else 1
-        want.append(vocab[text[i:i + n]])
-        i += n
+    want = char_tokenizer.encode(text)
     maps = os.path.join(tmp, "maps")
     r = run("--model", tmp, "--prompt", text, "--keyword", "the", "--heatmaps", maps)
     check("--prompt run", r.returncode == 0, r.stderr)
@@ -193,7 +183,7 @@ with tempfile.TemporaryDirectory() as tmp:
         starts, at = [], 0
         for t in want:
             starts.append(at)
-            at += len(inv[t])
+            at += len(char_tokenizer.SPELLING[t])
         starts.append(at)
         hits = set()
         k = text.find("the")
