@@ -7,6 +7,15 @@
 // FLOP/s counts useful FLOPs only: causal attention (QKᵀ and PV over the visible half),
 // the projections (q, k, v, o, the gate, the LM head) and the SwiGLU MLP; norms, RoPE,
 // activations and residual adds are not counted. tokens/s is the prefill rate.
+//
+// BM_Qwen05B_*: a Qwen2.5-0.5B-shaped decoder (24 layers, hidden 896, 14/2 heads, head_dim 64,
+// SwiGLU intermediate 4864, vocab 151936, tied embeddings, q/k/v biases) with random BF16
+// weights used in place (block::Weight). Decode: one token per iteration after a 32-token
+// prompt (the cache restarts every 512 tokens, untimed); bytes/s counts every weight matrix
+// once per token (Decoder::matrix_bytes: 988 MB), so bytes/s / BM_MemoryBandwidth of the same
+// run is the share of DRAM speed decoding reaches. Prefill: 512 tokens, FLOP/s as above (the
+// LM head over every position). Both at 1 and 2 threads.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -118,6 +127,168 @@ void prefill(benchmark::State& state) {
   state.counters["threads"] = max_threads();
 }
 
+/// The Qwen2.5-0.5B shape.
+namespace qwen {
+constexpr index_t layers = 24, hidden = 896, heads = 14, kv_heads = 2, head_dim = 64, inter = 4864,
+                  vocab = 151936;
+
+/// Random BF16 matrices (uniform, the given standard deviation, from a counter hash: fast for
+/// the 494M parameters) and float vectors, kept beside the decoder that views them.
+struct Weights {
+  std::vector<std::vector<bf16>> mats;
+  std::vector<std::vector<float>> vecs;
+  std::uint64_t seed = 1;
+
+  TensorView<const bf16, 2> mat(index_t r, index_t c, double stddev) {
+    std::vector<bf16>& m = mats.emplace_back(static_cast<std::size_t>(r * c));
+    const float scale = static_cast<float>(stddev * std::sqrt(12.0));
+    const std::uint64_t s0 = (seed++) * 0x9e3779b97f4a7c15ULL;
+    bf16* p = m.data();
+    parallel_for(static_cast<long>(r), [&](long row) {
+      for (index_t j = 0; j < c; ++j) {
+        std::uint64_t z = s0 + static_cast<std::uint64_t>(row * c + j) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 31)) * 0x94d049bb133111ebULL;
+        z ^= z >> 29;
+        const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f) - 0.5f;
+        p[row * c + j] = bf16::from_float(u * scale);
+      }
+    });
+    return TensorView<const bf16, 2>(m.data(), {r, c});
+  }
+  TensorView<const float, 1> vec(index_t n, float value) {
+    return TensorView<const float, 1>(vecs.emplace_back(static_cast<std::size_t>(n), value).data(),
+                                      {n});
+  }
+};
+
+using Policy = model::LlamaPolicy<pol::Softmax>;
+
+/// The model, built once per process (about 1 GB of BF16 weights).
+struct Model {
+  Weights w;
+  model::Decoder<Policy, float> m;
+
+  Model() {
+    model::DecoderConfig& c = m.config;
+    c.model_type = "qwen2";
+    c.hidden_size = hidden;
+    c.intermediate_size = inter;
+    c.num_attention_heads = heads;
+    c.num_key_value_heads = kv_heads;
+    c.num_hidden_layers = layers;
+    c.vocab_size = vocab;
+    c.head_dim = head_dim;
+    c.rms_norm_eps = 1e-6;
+    c.rope_theta = 1e6;
+    c.tie_word_embeddings = true;
+    c.qkv_bias = true;
+    const double s = 1.0 / std::sqrt(double(hidden));
+    m.embed_tokens = w.mat(vocab, hidden, 0.02);
+    for (index_t l = 0; l < layers; ++l) {
+      model::DecoderLayer<Policy, float> layer;
+      layer.norm = attnkit::block::RMSNorm(c.rms_norm_eps);
+      layer.norm1_weight = w.vec(hidden, 1.0f);
+      layer.norm2_weight = w.vec(hidden, 1.0f);
+      modules::MultiHeadAttention<Policy, float>& a = layer.attn;
+      a.heads = heads;
+      a.kv_heads = kv_heads;
+      a.head_dim = head_dim;
+      a.q_proj = {w.mat(heads * head_dim, hidden, s), w.vec(heads * head_dim, 0.01f)};
+      a.k_proj = {w.mat(kv_heads * head_dim, hidden, s), w.vec(kv_heads * head_dim, 0.01f)};
+      a.v_proj = {w.mat(kv_heads * head_dim, hidden, s), w.vec(kv_heads * head_dim, 0.01f)};
+      a.o_proj.weight = w.mat(hidden, heads * head_dim, s);
+      a.rope.emplace(head_dim, c.rope_theta);
+      attnkit::block::SwiGLU<float> mlp;
+      mlp.gate = w.mat(inter, hidden, s);
+      mlp.up = w.mat(inter, hidden, s);
+      mlp.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
+      layer.ffn = mlp;
+      m.layers.push_back(std::move(layer));
+    }
+    m.norm = w.vec(hidden, 1.0f);
+    m.lm_head = m.embed_tokens;
+  }
+
+  static const Model& get() {
+    static const Model model;
+    return model;
+  }
+};
+
+std::vector<std::int64_t> prompt(index_t n) {
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    ids[i] = static_cast<std::int64_t>((i * 7919 + 13) % vocab);
+  return ids;
+}
+
+}  // namespace qwen
+
+/// One decoded token per iteration; range(0) is the thread count.
+void BM_Qwen05B_Decode(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0)), before = max_threads();
+  set_threads(threads);
+  const qwen::Model& q = qwen::Model::get();
+  constexpr index_t prompt_len = 32, restart = 512;
+  const std::vector<std::int64_t> ids = qwen::prompt(prompt_len);
+  Tensor<float, 2> prompt_logits({prompt_len, qwen::vocab}), logits({1, qwen::vocab});
+  model::DecoderState<float> st;
+  st.reserve(restart + 1);
+  auto start = [&] {
+    st.layers.clear();
+    st.position = 0;
+    q.m.forward(ids, st, prompt_logits.view());
+  };
+  start();
+  std::int64_t next = 1;
+  for (auto _ : state) {
+    q.m.forward(std::span<const std::int64_t>(&next, 1), st, logits.view());
+    next = (next * 31 + 7) % qwen::vocab;
+    benchmark::DoNotOptimize(logits.data());
+    if (st.position >= restart) {
+      state.PauseTiming();
+      start();
+      state.ResumeTiming();
+    }
+  }
+  const double bytes = double(q.m.matrix_bytes());
+  state.SetBytesProcessed(static_cast<int64_t>(bytes * double(state.iterations())));
+  state.counters["tokens/s"] =
+      benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_MB"] = bytes / 1e6;
+  state.counters["threads"] = threads;
+  set_threads(before);
+}
+
+/// A 512-token prefill per iteration; range(0) is the thread count.
+void BM_Qwen05B_Prefill(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0)), before = max_threads();
+  set_threads(threads);
+  const qwen::Model& q = qwen::Model::get();
+  constexpr index_t n = 512;
+  const std::vector<std::int64_t> ids = qwen::prompt(n);
+  Tensor<float, 2> logits({n, qwen::vocab});
+  for (auto _ : state) {
+    model::DecoderState<float> st;
+    q.m.forward(ids, st, logits.view());
+    benchmark::DoNotOptimize(logits.data());
+  }
+  namespace q5 = qwen;
+  const double proj =
+      bench::gemm_flops(n, (q5::heads + 2 * q5::kv_heads) * q5::head_dim, q5::hidden) +
+      bench::gemm_flops(n, q5::hidden, q5::heads * q5::head_dim);
+  const double mlp = 3 * bench::gemm_flops(n, q5::inter, q5::hidden);
+  const double attn = bench::attention_flops(1, q5::heads, n, n, q5::head_dim, q5::head_dim, 0.5);
+  const double flops =
+      q5::layers * (proj + mlp + attn) + bench::gemm_flops(n, q5::vocab, q5::hidden);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+  set_threads(before);
+}
+
 void BM_Prefill_Softmax(benchmark::State& s) { prefill<pol::Softmax>(s); }
 void BM_Prefill_Sigmoid(benchmark::State& s) { prefill<pol::Sigmoid>(s); }
 void BM_Prefill_SigmoidBias(benchmark::State& s) { prefill<pol::SigmoidBias>(s); }
@@ -139,5 +310,17 @@ BENCHMARK(BM_Prefill_Linear)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Prefill_NormalizedSigmoid)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Prefill_ReLU)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Prefill_Gated)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Qwen05B_Decode)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_Qwen05B_Prefill)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 ATTNKIT_BENCHMARK_MAIN();

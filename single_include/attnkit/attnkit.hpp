@@ -4593,6 +4593,129 @@ void merge_partials(const Policy&, std::type_identity_t<std::span<const Attentio
 #include <string>
 #include <type_traits>
 
+// ---- begin attnkit/block/weight.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Weight<T>: a weight matrix [out, in] kept in the dtype it is stored in (T, bf16 or f16), and
+// the matrix-times-weightᵀ products that read it in place: a GEMV kernel for a few rows (the
+// decode step, memory bound: each weight element is read once and widened in registers) and
+// widened panels through kernel::gemm for many rows (prefill, compute bound).
+
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
+
+// ---- begin attnkit/core/scratch_stack.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// A per-thread stack of scratch memory for the temporaries of the module layers (projections,
+// residual branches, FFN activations): a frame takes zeroed, 64-byte aligned arrays and gives
+// them back when it ends. The blocks are kept for the life of the thread, so once a call of some
+// shape has run, later calls of that shape or smaller allocate nothing (a decode step of
+// model::Decoder after the first token).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <vector>
+
+
+namespace attnkit {
+
+/// A stack of grow-only blocks: take() bumps within the current block and moves to the next one
+/// (inserting a larger one when the next is too small); release() returns to a mark. Pointers
+/// stay valid until the frame that took them ends: blocks never move or shrink.
+class ScratchStack {
+ public:
+  /// A position on the stack (what a frame restores).
+  struct Mark {
+    std::size_t block = 0, top = 0;
+  };
+
+  Mark mark() const noexcept { return {cur_, top_}; }
+  void release(Mark m) noexcept {
+    cur_ = m.block;
+    top_ = m.top;
+  }
+
+  /// `bytes` zeroed bytes, 64-byte aligned.
+  std::byte* take(std::size_t bytes) {
+    bytes = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+    if (cur_ < blocks_.size() && top_ + bytes <= blocks_[cur_].cap) {
+      std::byte* p = blocks_[cur_].data.get() + top_;
+      top_ += bytes;
+      std::memset(p, 0, bytes);
+      return p;
+    }
+    // The next block, or a new one of at least twice the last size when that one is too small.
+    const std::size_t next = blocks_.empty() ? 0 : cur_ + 1;
+    if (next >= blocks_.size() || blocks_[next].cap < bytes) {
+      const std::size_t cap =
+          std::max(bytes, blocks_.empty() ? std::size_t{1} << 16 : 2 * blocks_[cur_].cap);
+      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next),
+                     Block{make_aligned<std::byte>(cap), cap});
+    }
+    cur_ = next;
+    top_ = bytes;
+    std::memset(blocks_[cur_].data.get(), 0, bytes);
+    return blocks_[cur_].data.get();
+  }
+
+  /// Bytes held in blocks (what the thread keeps).
+  std::size_t capacity() const noexcept {
+    std::size_t c = 0;
+    for (const Block& b : blocks_) c += b.cap;
+    return c;
+  }
+
+ private:
+  struct Block {
+    aligned_ptr<std::byte> data;
+    std::size_t cap = 0;
+  };
+  std::vector<Block> blocks_;
+  std::size_t cur_ = 0, top_ = 0;
+};
+
+/// The calling thread's scratch stack.
+inline ScratchStack& thread_scratch_stack() {
+  thread_local ScratchStack stack;
+  return stack;
+}
+
+/// A frame on the calling thread's scratch stack: what it takes is valid (and zeroed when taken)
+/// until it ends. Frames nest (a layer's frame inside the decoder's) and must end in reverse
+/// order, as scopes do.
+class ScratchFrame {
+ public:
+  ScratchFrame() : stack_(thread_scratch_stack()), mark_(stack_.mark()) {}
+  ScratchFrame(const ScratchFrame&) = delete;
+  ScratchFrame& operator=(const ScratchFrame&) = delete;
+  ~ScratchFrame() { stack_.release(mark_); }
+
+  /// n zeroed elements of U (a trivially copyable type).
+  template <class U>
+  std::span<U> array(index_t n) {
+    return {reinterpret_cast<U*>(stack_.take(static_cast<std::size_t>(n) * sizeof(U))),
+            static_cast<std::size_t>(n)};
+  }
+  /// A zeroed, contiguous tensor of the given shape.
+  template <class U, std::size_t R>
+  TensorView<U, R> tensor(const Shape<R>& shape) {
+    index_t n = 1;
+    for (std::size_t i = 0; i < R; ++i) n *= shape[i];
+    return TensorView<U, R>(array<U>(n).data(), shape);
+  }
+
+ private:
+  ScratchStack& stack_;
+  ScratchStack::Mark mark_;
+};
+
+}  // namespace attnkit
+// ---- end attnkit/core/scratch_stack.hpp ----
 // ---- begin attnkit/kernel/gemm.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -5189,7 +5312,392 @@ void gemm_batched(index_t batch, index_t m, index_t n, index_t k, T alpha, Matri
 }  // namespace attnkit::kernel
 // ---- end attnkit/kernel/gemm.hpp ----
 
+ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
+
 namespace attnkit::block {
+
+/// The element type a Weight stores.
+enum class WeightType : std::uint8_t {
+  native,  ///< T itself (any strides)
+  bf16,    ///< bfloat16, rows contiguous
+  f16,     ///< IEEE binary16, rows contiguous
+};
+
+/// A weight matrix [out, in] (torch.nn.Linear's layout) viewed in its stored element type: T,
+/// bf16 or f16. Converts implicitly from a view of any of the three, so modules take
+/// float32 weights and memory-mapped bf16/f16 checkpoints alike. A half view must have
+/// contiguous rows (stride 1 along `in`). Like a TensorView it does not own the storage.
+/// \tparam T the compute type, float or double
+template <std::floating_point T>
+class Weight {
+ public:
+  Weight() = default;
+  /// A weight of T (any strides).
+  Weight(TensorView<const T, 2> w) noexcept  // NOLINT(google-explicit-constructor)
+      : native_(w), shape_(w.shape()) {}
+  /// A weight of T (any strides).
+  Weight(TensorView<T, 2> w) noexcept  // NOLINT(google-explicit-constructor)
+      : Weight(TensorView<const T, 2>(w)) {}
+  /// A bf16 weight; throws shape_error unless its rows are contiguous.
+  Weight(TensorView<const attnkit::bf16, 2> w)  // NOLINT(google-explicit-constructor)
+      : bf16_(w), shape_(w.shape()), type_(WeightType::bf16) {
+    check_rows(w.stride(1));
+  }
+  /// An f16 weight; throws shape_error unless its rows are contiguous.
+  Weight(TensorView<const attnkit::f16, 2> w)  // NOLINT(google-explicit-constructor)
+      : f16_(w), shape_(w.shape()), type_(WeightType::f16) {
+    check_rows(w.stride(1));
+  }
+
+  WeightType type() const noexcept { return type_; }
+  const Shape<2>& shape() const noexcept { return shape_; }
+  index_t extent(std::size_t i) const noexcept { return shape_[i]; }
+  bool empty() const noexcept { return shape_[0] == 0 || shape_[1] == 0; }
+  /// Bytes of the stored elements (what a pass over the weight reads).
+  std::size_t bytes() const noexcept {
+    const std::size_t e = type_ == WeightType::native ? sizeof(T) : 2;
+    return static_cast<std::size_t>(shape_[0]) * static_cast<std::size_t>(shape_[1]) * e;
+  }
+  /// The first stored element (for identity checks: tied embeddings share it).
+  const void* data() const noexcept {
+    switch (type_) {
+      case WeightType::bf16:
+        return bf16_.data();
+      case WeightType::f16:
+        return f16_.data();
+      default:
+        return native_.data();
+    }
+  }
+
+  /// The view of a weight of T; throws error for a bf16 or f16 weight.
+  TensorView<const T, 2> native() const {
+    if (type_ != WeightType::native)
+      throw error("attnkit: Weight: a bf16/f16 weight has no view of the compute type");
+    return native_;
+  }
+  const TensorView<const attnkit::bf16, 2>& bf16_view() const noexcept { return bf16_; }
+  const TensorView<const attnkit::f16, 2>& f16_view() const noexcept { return f16_; }
+
+  /// Element (r, c) as T (exact: bf16 and f16 widen without rounding).
+  T operator()(index_t r, index_t c) const noexcept {
+    switch (type_) {
+      case WeightType::bf16:
+        return static_cast<T>(bf16_(r, c).to_float());
+      case WeightType::f16:
+        return static_cast<T>(f16_(r, c).to_float());
+      default:
+        return native_(r, c);
+    }
+  }
+
+  /// dst[0, in) = row r as T (exact); r must be in [0, out).
+  void row(index_t r, T* dst) const noexcept {
+    const index_t n = shape_[1];
+    if (type_ == WeightType::native) {
+      for (index_t c = 0; c < n; ++c) dst[c] = native_(r, c);
+      return;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      simd::dispatch([&](auto a) {
+        using A = decltype(a);
+        if (type_ == WeightType::bf16)
+          simd::widen_row<A>(bf16_.data() + r * bf16_.stride(0), n, dst);
+        else
+          simd::widen_row<A>(f16_.data() + r * f16_.stride(0), n, dst);
+      });
+    } else {
+      for (index_t c = 0; c < n; ++c) dst[c] = (*this)(r, c);
+    }
+  }
+
+ private:
+  static void check_rows(index_t col_stride) {
+    if (col_stride != 1)
+      throw shape_error(
+          "attnkit: Weight: a bf16/f16 weight needs contiguous rows (stride 1 "
+          "along in), got stride " +
+          std::to_string(col_stride));
+  }
+
+  TensorView<const T, 2> native_{};
+  TensorView<const attnkit::bf16, 2> bf16_{};
+  TensorView<const attnkit::f16, 2> f16_{};
+  Shape<2> shape_{0, 0};
+  WeightType type_ = WeightType::native;
+};
+
+namespace detail {
+
+/// Rows of x a GEMV pass holds in registers; more rows take widened panels and the GEMM.
+inline constexpr index_t gemv_max_rows = 4;
+/// Weight rows one GEMV work item covers (a parallel_for index).
+inline constexpr index_t gemv_rows_per_item = 32;
+/// Weight elements below which a GEMV stays on one thread.
+inline constexpr index_t gemv_parallel_volume = index_t{1} << 16;
+
+/// Row length (elements) up to which one x row's GEMV streams the weight one row at a time;
+/// longer rows are read eight at a time with software prefetch (measured on Zen 5: a single
+/// sequential stream is fastest for short rows, several prefetched streams for long ones).
+inline constexpr index_t gemv_stream_max_in = 2048;
+/// Bytes ahead of each weight row that the multi-row GEMV prefetches.
+inline constexpr index_t gemv_prefetch_bytes = 1024;
+
+/// Prefetches the line `ahead` elements past p (address arithmetic only: a prefetch is a hint
+/// that never faults, so it may point past the end of the weight).
+template <class E>
+inline void prefetch_ahead(const E* p, index_t ahead) noexcept {
+#if defined(__SSE2__) || defined(_M_X64)
+  const std::uintptr_t a =
+      reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(ahead) * sizeof(E);
+  _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+#else
+  (void)p;
+  (void)ahead;
+#endif
+}
+
+/// y[o] = Σ_c x[c] · w[o, c] for o in [o0, o1), one weight row at a time with U accumulators:
+/// the weight is read as one sequential stream (rows contiguous in a matrix).
+template <class Arch, class E, int U>
+void gemv_stream(const float* x, const E* w, index_t ws, index_t in, index_t o0, index_t o1,
+                 float* y, index_t ys1) noexcept {
+  using B = simd::batch<float, Arch>;
+  constexpr index_t W = simd::width<float, Arch>;
+  for (index_t o = o0; o < o1; ++o) {
+    const E* wr = w + o * ws;
+    B acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = B(0.0f);
+    index_t c = 0;
+    for (; c + U * W <= in; c += U * W)
+#pragma GCC unroll 16
+      for (int u = 0; u < U; ++u)
+        acc[u] = xsimd::fma(simd::load_widen<Arch>(wr + c + u * W),
+                            B::load_unaligned(x + c + u * W), acc[u]);
+    for (; c + W <= in; c += W)
+      acc[0] = xsimd::fma(simd::load_widen<Arch>(wr + c), B::load_unaligned(x + c), acc[0]);
+    if (c < in)
+      acc[0] = xsimd::fma(simd::load_widen_partial<Arch>(wr + c, in - c),
+                          simd::load_partial<Arch>(x + c, in - c), acc[0]);
+    for (int u = 1; u < U; ++u) acc[0] += acc[u];
+    y[o * ys1] = simd::reduce_add(acc[0]);
+  }
+}
+
+/// y[r, o] = Σ_c x[r, c] · w[o, c] for r < M and o in [o0, o1): R weight rows at a time share
+/// each x load (R·M accumulators), each row prefetched gemv_prefetch_bytes ahead. Weight rows
+/// of E (float, bf16, f16) at w + o·ws, widened in registers; x rows at stride xs, y strides
+/// ys0 / ys1.
+template <class Arch, class E, int M, int R>
+void gemv_rows(const float* x, index_t xs, const E* w, index_t ws, index_t in, index_t o0,
+               index_t o1, float* y, index_t ys0, index_t ys1) noexcept {
+  using B = simd::batch<float, Arch>;
+  constexpr index_t W = simd::width<float, Arch>;
+  constexpr index_t ahead = gemv_prefetch_bytes / static_cast<index_t>(sizeof(E));
+  const index_t full = in - in % W;
+  auto finish = [&](B* acc_row, index_t o) {
+    for (int m = 0; m < M; ++m) y[m * ys0 + o * ys1] = simd::reduce_add(acc_row[m]);
+  };
+  index_t o = o0;
+  for (; o + R <= o1; o += R) {
+    B acc[R][M];
+    for (int i = 0; i < R; ++i)
+      for (int m = 0; m < M; ++m) acc[i][m] = B(0.0f);
+    const E* wr[R];
+    for (int i = 0; i < R; ++i) wr[i] = w + (o + i) * ws;
+    for (index_t c = 0; c < full; c += W) {
+      B xv[M];
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) xv[m] = B::load_unaligned(x + m * xs + c);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        prefetch_ahead(wr[i] + c, ahead);
+        const B wv = simd::load_widen<Arch>(wr[i] + c);
+#pragma GCC unroll 4
+        for (int m = 0; m < M; ++m) acc[i][m] = xsimd::fma(wv, xv[m], acc[i][m]);
+      }
+    }
+    if (full < in) {
+      const index_t t = in - full;
+      B xv[M];
+      for (int m = 0; m < M; ++m) xv[m] = simd::load_partial<Arch>(x + m * xs + full, t);
+      for (int i = 0; i < R; ++i) {
+        const B wv = simd::load_widen_partial<Arch>(wr[i] + full, t);
+        for (int m = 0; m < M; ++m) acc[i][m] = xsimd::fma(wv, xv[m], acc[i][m]);
+      }
+    }
+    for (int i = 0; i < R; ++i) finish(acc[i], o + i);
+  }
+  for (; o < o1; ++o) {  // fewer than R rows left: one at a time
+    B acc[M];
+    for (int m = 0; m < M; ++m) acc[m] = B(0.0f);
+    const E* wr = w + o * ws;
+    for (index_t c = 0; c < full; c += W) {
+      const B wv = simd::load_widen<Arch>(wr + c);
+      for (int m = 0; m < M; ++m)
+        acc[m] = xsimd::fma(wv, B::load_unaligned(x + m * xs + c), acc[m]);
+    }
+    if (full < in) {
+      const index_t t = in - full;
+      const B wv = simd::load_widen_partial<Arch>(wr + full, t);
+      for (int m = 0; m < M; ++m)
+        acc[m] = xsimd::fma(wv, simd::load_partial<Arch>(x + m * xs + full, t), acc[m]);
+    }
+    finish(acc, o);
+  }
+}
+
+/// The GEMV of M x rows over weight rows [o0, o1): the streaming kernel for one x row and short
+/// weight rows, the multi-row kernel otherwise (8 rows for one x row, 4 for two to four).
+template <class Arch, class E>
+void gemv_range(const float* x, index_t xs, index_t m, const E* w, index_t ws, index_t in,
+                index_t o0, index_t o1, float* y, index_t ys0, index_t ys1) noexcept {
+  switch (m) {
+    case 1:
+      if (in <= gemv_stream_max_in)
+        gemv_stream<Arch, E, 8>(x, w, ws, in, o0, o1, y, ys1);
+      else
+        gemv_rows<Arch, E, 1, 8>(x, xs, w, ws, in, o0, o1, y, ys0, ys1);
+      break;
+    case 2:
+      gemv_rows<Arch, E, 2, 4>(x, xs, w, ws, in, o0, o1, y, ys0, ys1);
+      break;
+    case 3:
+      gemv_rows<Arch, E, 3, 4>(x, xs, w, ws, in, o0, o1, y, ys0, ys1);
+      break;
+    default:
+      gemv_rows<Arch, E, 4, 4>(x, xs, w, ws, in, o0, o1, y, ys0, ys1);
+      break;
+  }
+}
+
+/// gemv_range over all `out` weight rows, split into fixed items of gemv_rows_per_item rows
+/// over the threads (each output is computed by one thread in one order: the same bits for any
+/// thread count). m in [1, gemv_max_rows].
+template <class E>
+void gemv(const float* x, index_t xs, index_t m, const E* w, index_t ws, index_t out, index_t in,
+          float* y, index_t ys0, index_t ys1) {
+  simd::dispatch([&](auto a) {
+    using A = decltype(a);
+    const index_t items = (out + gemv_rows_per_item - 1) / gemv_rows_per_item;
+    if (out * in < gemv_parallel_volume || items < 2) {
+      gemv_range<A, E>(x, xs, m, w, ws, in, 0, out, y, ys0, ys1);
+      return;
+    }
+    parallel_for(static_cast<long>(items), [&](long it) {
+      const index_t o0 = static_cast<index_t>(it) * gemv_rows_per_item;
+      gemv_range<A, E>(x, xs, m, w, ws, in, o0, std::min(out, o0 + gemv_rows_per_item), y, ys0,
+                       ys1);
+    });
+  });
+}
+
+/// Elements of T a widened weight panel holds (rows × in).
+inline constexpr index_t panel_elements = index_t{1} << 18;
+
+/// y = x · Wᵀ for a bf16/f16 W through kernel::gemm on panels of W's rows widened to T.
+template <std::floating_point T, class E>
+void gemm_widened(TensorView<const T, 2> x, const TensorView<const E, 2>& w, TensorView<T, 2> y) {
+  const index_t m = x.extent(0), out = w.extent(0), in = w.extent(1);
+  index_t rows = std::max<index_t>(16, panel_elements / std::max<index_t>(in, 1));
+  rows = std::min(out, rows - rows % 16);
+  ScratchFrame frame;
+  T* panel = frame.array<T>(rows * in).data();
+  for (index_t o0 = 0; o0 < out; o0 += rows) {
+    const index_t nb = std::min(rows, out - o0);
+    for (index_t r = 0; r < nb; ++r) {
+      const E* src = w.data() + (o0 + r) * w.stride(0);
+      T* dst = panel + r * in;
+      if constexpr (std::is_same_v<T, float>) {
+        simd::dispatch([&](auto a) { simd::widen_row<decltype(a)>(src, in, dst); });
+      } else {
+        for (index_t c = 0; c < in; ++c) dst[c] = static_cast<T>(src[c].to_float());
+      }
+    }
+    kernel::gemm<T>(m, nb, in, T(1), {x.data(), x.stride(0), x.stride(1)}, {panel, 1, in}, T(0),
+                    {y.data() + o0 * y.stride(1), y.stride(0), y.stride(1)});
+  }
+}
+
+}  // namespace detail
+
+/// y[M, out] = x[M, in] · Wᵀ for a Weight of any stored type. A weight of T with a few rows of
+/// x (M <= 4, float, contiguous rows) and every bf16/f16 weight with a few rows take the GEMV
+/// kernel; otherwise a weight of T goes to kernel::gemm directly and a bf16/f16 weight through
+/// widened panels. Results do not depend on the thread count.
+template <std::floating_point T>
+void matmul_transposed(TensorView<const T, 2> x, const Weight<T>& w, TensorView<T, 2> y) {
+  const index_t m = x.extent(0), out = w.extent(0), in = w.extent(1);
+  if (m == 0 || out == 0) return;
+  if (in == 0) {
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < out; ++c) y(r, c) = T(0);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (m <= detail::gemv_max_rows && x.stride(1) == 1) {
+      switch (w.type()) {
+        case WeightType::bf16:
+          detail::gemv(x.data(), x.stride(0), m, w.bf16_view().data(), w.bf16_view().stride(0), out,
+                       in, y.data(), y.stride(0), y.stride(1));
+          return;
+        case WeightType::f16:
+          detail::gemv(x.data(), x.stride(0), m, w.f16_view().data(), w.f16_view().stride(0), out,
+                       in, y.data(), y.stride(0), y.stride(1));
+          return;
+        default: {
+          const TensorView<const T, 2> v = w.native();
+          if (v.stride(1) == 1) {
+            detail::gemv(x.data(), x.stride(0), m, v.data(), v.stride(0), out, in, y.data(),
+                         y.stride(0), y.stride(1));
+            return;
+          }
+        }
+      }
+    }
+  }
+  switch (w.type()) {
+    case WeightType::bf16:
+      detail::gemm_widened<T>(x, w.bf16_view(), y);
+      return;
+    case WeightType::f16:
+      detail::gemm_widened<T>(x, w.f16_view(), y);
+      return;
+    default: {
+      const TensorView<const T, 2> v = w.native();
+      kernel::gemm<T>(m, out, in, T(1), {x.data(), x.stride(0), x.stride(1)},
+                      {v.data(), v.stride(1), v.stride(0)}, T(0),
+                      {y.data(), y.stride(0), y.stride(1)});
+    }
+  }
+}
+
+}  // namespace attnkit::block
+
+ATTNKIT_SIMD_WARNINGS_POP
+// ---- end attnkit/block/weight.hpp ----
+
+namespace attnkit::block {
+
+/// y[M, out] = x[M, in] · Wᵀ + b for a Weight stored as T, bf16 or f16 (matmul_transposed:
+/// the GEMV kernel for M <= 4, widened panels through the GEMM otherwise), b [out] or empty.
+/// y must not alias x or W. Throws shape_error naming the argument and both shapes.
+/// \tparam T float or double
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x, const Weight<T>& weight,
+            std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
+  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
+  if (weight.extent(1) != in)
+    throw_shape_mismatch("linear", "weight", weight.shape(), Shape<2>{out, in});
+  if (y.shape() != Shape<2>{m, out})
+    throw_shape_mismatch("linear", "y", y.shape(), Shape<2>{m, out});
+  if (!bias.empty() && bias.shape() != Shape<1>{out})
+    throw_shape_mismatch("linear", "bias", bias.shape(), Shape<1>{out});
+  matmul_transposed<T>(x, weight, y);
+  if (!bias.empty())
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < out; ++c) y(r, c) += bias(c);
+}
 
 /// y[M, out] = x[M, in] · Wᵀ + b, W [out, in] as torch.nn.Linear stores it, b [out] or empty.
 /// Any strides (the transpose is a stride swap, no copy); y must not alias x or W.
@@ -5199,19 +5707,14 @@ template <std::floating_point T>
 void linear(std::type_identity_t<TensorView<const T, 2>> x,
             std::type_identity_t<TensorView<const T, 2>> weight,
             std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
-  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
-  if (weight.extent(1) != in)
-    throw_shape_mismatch("linear", "weight", weight.shape(), Shape<2>{out, in});
-  if (y.shape() != Shape<2>{m, out})
-    throw_shape_mismatch("linear", "y", y.shape(), Shape<2>{m, out});
-  if (!bias.empty() && bias.shape() != Shape<1>{out})
-    throw_shape_mismatch("linear", "bias", bias.shape(), Shape<1>{out});
-  kernel::gemm<T>(m, out, in, T(1), {x.data(), x.stride(0), x.stride(1)},
-                  {weight.data(), weight.stride(1), weight.stride(0)}, T(0),
-                  {y.data(), y.stride(0), y.stride(1)});
-  if (!bias.empty())
-    for (index_t r = 0; r < m; ++r)
-      for (index_t c = 0; c < out; ++c) y(r, c) += bias(c);
+  linear<T>(x, Weight<T>(weight), bias, y);
+}
+
+/// linear() of a Weight without a bias.
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x, const Weight<T>& weight,
+            TensorView<T, 2> y) {
+  linear<T>(x, weight, TensorView<const T, 1>{}, y);
 }
 
 /// linear() without a bias.
@@ -5221,13 +5724,14 @@ void linear(std::type_identity_t<TensorView<const T, 2>> x,
   linear<T>(x, weight, TensorView<const T, 1>{}, y);
 }
 
-/// A projection module: weight [out, in] and optional bias [out], held as views (the owner of
-/// the storage — a model, a memory-mapped file — must outlive it).
+/// A projection module: weight [out, in] (T, bf16 or f16: block::Weight) and optional bias
+/// [out], held as views (the owner of the storage — a model, a memory-mapped file — must
+/// outlive it).
 /// \tparam T float or double
 template <std::floating_point T>
 struct Linear {
-  TensorView<const T, 2> weight;  ///< [out, in]
-  TensorView<const T, 1> bias;    ///< [out] or empty
+  Weight<T> weight;             ///< [out, in]
+  TensorView<const T, 1> bias;  ///< [out] or empty
 
   index_t in_features() const noexcept { return weight.extent(1); }
   index_t out_features() const noexcept { return weight.extent(0); }
@@ -5239,116 +5743,6 @@ struct Linear {
 
 }  // namespace attnkit::block
 // ---- end attnkit/block/linear.hpp ----
-// ---- begin attnkit/core/scratch_stack.hpp ----
-// SPDX-License-Identifier: MIT
-// SPDX-FileCopyrightText: attnkit contributors
-// A per-thread stack of scratch memory for the temporaries of the module layers (projections,
-// residual branches, FFN activations): a frame takes zeroed, 64-byte aligned arrays and gives
-// them back when it ends. The blocks are kept for the life of the thread, so once a call of some
-// shape has run, later calls of that shape or smaller allocate nothing (a decode step of
-// model::Decoder after the first token).
-
-#include <algorithm>
-#include <cstddef>
-#include <cstring>
-#include <span>
-#include <vector>
-
-
-namespace attnkit {
-
-/// A stack of grow-only blocks: take() bumps within the current block and moves to the next one
-/// (inserting a larger one when the next is too small); release() returns to a mark. Pointers
-/// stay valid until the frame that took them ends: blocks never move or shrink.
-class ScratchStack {
- public:
-  /// A position on the stack (what a frame restores).
-  struct Mark {
-    std::size_t block = 0, top = 0;
-  };
-
-  Mark mark() const noexcept { return {cur_, top_}; }
-  void release(Mark m) noexcept {
-    cur_ = m.block;
-    top_ = m.top;
-  }
-
-  /// `bytes` zeroed bytes, 64-byte aligned.
-  std::byte* take(std::size_t bytes) {
-    bytes = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
-    if (cur_ < blocks_.size() && top_ + bytes <= blocks_[cur_].cap) {
-      std::byte* p = blocks_[cur_].data.get() + top_;
-      top_ += bytes;
-      std::memset(p, 0, bytes);
-      return p;
-    }
-    // The next block, or a new one of at least twice the last size when that one is too small.
-    const std::size_t next = blocks_.empty() ? 0 : cur_ + 1;
-    if (next >= blocks_.size() || blocks_[next].cap < bytes) {
-      const std::size_t cap =
-          std::max(bytes, blocks_.empty() ? std::size_t{1} << 16 : 2 * blocks_[cur_].cap);
-      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next),
-                     Block{make_aligned<std::byte>(cap), cap});
-    }
-    cur_ = next;
-    top_ = bytes;
-    std::memset(blocks_[cur_].data.get(), 0, bytes);
-    return blocks_[cur_].data.get();
-  }
-
-  /// Bytes held in blocks (what the thread keeps).
-  std::size_t capacity() const noexcept {
-    std::size_t c = 0;
-    for (const Block& b : blocks_) c += b.cap;
-    return c;
-  }
-
- private:
-  struct Block {
-    aligned_ptr<std::byte> data;
-    std::size_t cap = 0;
-  };
-  std::vector<Block> blocks_;
-  std::size_t cur_ = 0, top_ = 0;
-};
-
-/// The calling thread's scratch stack.
-inline ScratchStack& thread_scratch_stack() {
-  thread_local ScratchStack stack;
-  return stack;
-}
-
-/// A frame on the calling thread's scratch stack: what it takes is valid (and zeroed when taken)
-/// until it ends. Frames nest (a layer's frame inside the decoder's) and must end in reverse
-/// order, as scopes do.
-class ScratchFrame {
- public:
-  ScratchFrame() : stack_(thread_scratch_stack()), mark_(stack_.mark()) {}
-  ScratchFrame(const ScratchFrame&) = delete;
-  ScratchFrame& operator=(const ScratchFrame&) = delete;
-  ~ScratchFrame() { stack_.release(mark_); }
-
-  /// n zeroed elements of U (a trivially copyable type).
-  template <class U>
-  std::span<U> array(index_t n) {
-    return {reinterpret_cast<U*>(stack_.take(static_cast<std::size_t>(n) * sizeof(U))),
-            static_cast<std::size_t>(n)};
-  }
-  /// A zeroed, contiguous tensor of the given shape.
-  template <class U, std::size_t R>
-  TensorView<U, R> tensor(const Shape<R>& shape) {
-    index_t n = 1;
-    for (std::size_t i = 0; i < R; ++i) n *= shape[i];
-    return TensorView<U, R>(array<U>(n).data(), shape);
-  }
-
- private:
-  ScratchStack& stack_;
-  ScratchStack::Mark mark_;
-};
-
-}  // namespace attnkit
-// ---- end attnkit/core/scratch_stack.hpp ----
 // ---- begin attnkit/core/tensor.hpp ----
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
@@ -5759,16 +6153,19 @@ void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const 
 }
 
 /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
-/// Weights as torch.nn.Linear stores them: gate and up [I, H], down [H, I]; no biases.
+/// Weights as torch.nn.Linear stores them (T, bf16 or f16): gate and up [I, H], down [H, I];
+/// no biases.
 /// \tparam T float or double
 template <std::floating_point T>
 struct SwiGLU {
-  TensorView<const T, 2> gate;  ///< [I, H]
-  TensorView<const T, 2> up;    ///< [I, H]
-  TensorView<const T, 2> down;  ///< [H, I]
+  Weight<T> gate;  ///< [I, H]
+  Weight<T> up;    ///< [I, H]
+  Weight<T> down;  ///< [H, I]
 
   index_t hidden() const noexcept { return gate.extent(1); }
   index_t intermediate() const noexcept { return gate.extent(0); }
+  /// Bytes of the three weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept { return gate.bytes() + up.bytes() + down.bytes(); }
 
   /// Throws shape_error when the three weights do not fit together.
   void check() const {
@@ -5798,11 +6195,14 @@ struct SwiGLU {
 /// \tparam T float or double
 template <std::floating_point T>
 struct GeluMLP {
-  TensorView<const T, 2> fc1;       ///< [I, H]
+  Weight<T> fc1;                    ///< [I, H]
   TensorView<const T, 1> fc1_bias;  ///< [I] or empty
-  TensorView<const T, 2> fc2;       ///< [H, I]
+  Weight<T> fc2;                    ///< [H, I]
   TensorView<const T, 1> fc2_bias;  ///< [H] or empty
   GeluKind kind = GeluKind::exact;
+
+  /// Bytes of the two weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept { return fc1.bytes() + fc2.bytes(); }
 
   /// y [M, H] = MLP(x [M, H]). y must not alias x.
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
@@ -5855,10 +6255,17 @@ struct Routing {
 /// \tparam T float or double
 template <std::floating_point T>
 struct MixtureOfExperts {
-  TensorView<const T, 2> router;   ///< [E, H] (the "gate" of Mixtral)
+  Weight<T> router;                ///< [E, H] (the "gate" of Mixtral)
   std::vector<SwiGLU<T>> experts;  ///< E experts, each [I, H] / [H, I]
   index_t top_k = 2;               ///< k, 1 <= k <= E
   bool renormalize = true;         ///< Mixtral: divide the top-k weights by their sum
+
+  /// Bytes of the router and of every expert's weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept {
+    std::size_t b = router.bytes();
+    for (const SwiGLU<T>& ex : experts) b += ex.weight_bytes();
+    return b;
+  }
 
   /// Throws shape_error when the router, the experts and k do not fit together.
   void check() const {
@@ -7891,6 +8298,11 @@ struct SelectableFeedForward {
     }
   }
 
+  /// Bytes of the chosen module's weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept {
+    return std::visit([](const auto& m) { return m.weight_bytes(); }, module);
+  }
+
   /// y [M, H] = the chosen module applied to x [M, H]. y must not alias x.
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
     std::visit([&](const auto& m) { m(x, y); }, module);
@@ -8860,7 +9272,7 @@ template <class T>
 inline constexpr bool dependent_false = false;
 }  // namespace detail
 
-/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double.
+/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double, bf16, f16.
 /// \tparam T element type (const is ignored)
 template <class T>
 constexpr DType dtype_of() noexcept {
@@ -8871,6 +9283,10 @@ constexpr DType dtype_of() noexcept {
     return DType::f32;
   else if constexpr (std::is_same_v<U, double>)
     return DType::f64;
+  else if constexpr (std::is_same_v<U, attnkit::bf16>)
+    return DType::bf16;
+  else if constexpr (std::is_same_v<U, attnkit::f16>)
+    return DType::f16;
   else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 1)
     return DType::i8;
   else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 2)
@@ -10984,7 +11400,7 @@ class MultiHeadAttention {
   index_t kv_heads = 1;  ///< Hkv
   index_t head_dim = 1;  ///< D
   block::Linear<T> q_proj, k_proj, v_proj, o_proj;
-  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
+  block::Weight<T> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden] (T, bf16 or f16)
   std::optional<block::RoPE> rope;
   /// Per-head RMSNorm weights of q and of k ([D] each; both or neither), applied to every head's
   /// row after the projections and before RoPE (Qwen3's q_norm and k_norm), eps qk_norm_eps.
@@ -11015,7 +11431,7 @@ class MultiHeadAttention {
       throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
                         " query heads are not a multiple of " + std::to_string(kv_heads) +
                         " kv heads (head_dim " + std::to_string(head_dim) + ")");
-    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
+    auto want = [](const char* name, const block::Weight<T>& w, Shape<2> s) {
       if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
     };
     want("q_proj", q_proj.weight, {heads * head_dim, hid});
@@ -11479,11 +11895,11 @@ class Decoder {
   using layer_type = Layer;
 
   DecoderConfig config;
-  TensorView<const T, 2> embed_tokens;  ///< [V, H]
+  block::Weight<T> embed_tokens;  ///< [V, H] (T, bf16 or f16: used in place)
   std::vector<Layer> layers;
   TensorView<const T, 1> norm;       ///< [H], the final norm's weight (the config's kind, eps)
   TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
-  TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
+  block::Weight<T> lm_head;          ///< [V, H] (embed_tokens when tied)
 
   /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
   /// "Model folders"; F32, F16, BF16 or F64). The layer recipe (norm, placement, MLP, positions)
@@ -11521,7 +11937,7 @@ class Decoder {
     const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
     const bool layer_norm = c.norm == NormKind::layer_norm;
-    m.embed_tokens = m.template get<2>(*file, "model.embed_tokens.weight", {c.vocab_size, h});
+    m.embed_tokens = m.weight(*file, "model.embed_tokens.weight", {c.vocab_size, h});
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       Layer layer;
@@ -11537,10 +11953,10 @@ class Decoder {
       a.heads = hq;
       a.kv_heads = hkv;
       a.head_dim = d;
-      a.q_proj.weight = m.template get<2>(*file, p + "self_attn.q_proj.weight", {hq * d, h});
-      a.k_proj.weight = m.template get<2>(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
-      a.v_proj.weight = m.template get<2>(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
-      a.o_proj.weight = m.template get<2>(*file, p + "self_attn.o_proj.weight", {h, hq * d});
+      a.q_proj.weight = m.weight(*file, p + "self_attn.q_proj.weight", {hq * d, h});
+      a.k_proj.weight = m.weight(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
+      a.v_proj.weight = m.weight(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
+      a.o_proj.weight = m.weight(*file, p + "self_attn.o_proj.weight", {h, hq * d});
       if (c.qkv_bias) {
         a.q_proj.bias = m.template get<1>(*file, p + "self_attn.q_proj.bias", {hq * d});
         a.k_proj.bias = m.template get<1>(*file, p + "self_attn.k_proj.bias", {hkv * d});
@@ -11563,7 +11979,7 @@ class Decoder {
                             std::to_string(hq) + ", " + std::to_string(h) +
                             "] (headwise gate) or [" + std::to_string(hq * d) + ", " +
                             std::to_string(h) + "] (elementwise gate)");
-        a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
+        a.g_proj = m.weight(*file, g, {ti.shape[0], h});
       }
       if (c.positions == PositionKind::rope)
         a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half, c.rope_scaling);
@@ -11596,7 +12012,7 @@ class Decoder {
         m.used_.insert("lm_head.weight");
       }
     } else {
-      m.lm_head = m.template get<2>(*file, "lm_head.weight", {c.vocab_size, h});
+      m.lm_head = m.weight(*file, "lm_head.weight", {c.vocab_size, h});
     }
     // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
     // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
@@ -11613,8 +12029,23 @@ class Decoder {
     return m;
   }
 
-  /// Whether every weight is a view into the memory-mapped file (F32 weights, T = float).
+  /// Whether every weight matrix (embeddings, projections, MLP, head) is used in place from the
+  /// memory-mapped file, in its stored dtype: F32 with T = float, F16 and BF16 with either T.
+  /// Vectors (norm weights, biases) are converted to T; they are a tiny share of the bytes.
   bool zero_copy() const noexcept { return converted_ == 0 && mapped_; }
+
+  /// Bytes of the weight matrices in their stored dtype: every projection and MLP matrix and
+  /// the LM head, which one decoded token reads once each (for a mixture of experts this counts
+  /// every expert, of which a token reads only its top k). The embedding rows are not counted.
+  std::size_t matrix_bytes() const noexcept {
+    std::size_t b = lm_head.bytes();
+    for (const Layer& l : layers) {
+      const auto& a = l.attn;
+      b += a.q_proj.weight.bytes() + a.k_proj.weight.bytes() + a.v_proj.weight.bytes() +
+           a.o_proj.weight.bytes() + a.g_proj.bytes() + l.ffn.weight_bytes();
+    }
+    return b;
+  }
 
   /// Logits [N, V] of every position of the prompt `ids` (the prefill pass, positions 0..N-1).
   /// Throws error for an empty prompt or an id outside [0, V).
@@ -11667,17 +12098,17 @@ class Decoder {
     const index_t h = c.hidden_size, i = c.intermediate_size;
     auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
       block::SwiGLU<T> f;
-      f.gate = get<2>(file, gate, {i, h});
-      f.up = get<2>(file, up, {i, h});
-      f.down = get<2>(file, down, {h, i});
+      f.gate = weight(file, gate, {i, h});
+      f.up = weight(file, up, {i, h});
+      f.down = weight(file, down, {h, i});
       return f;
     };
     switch (c.mlp) {
       case MlpKind::gelu: {
         block::GeluMLP<T> f;
-        f.fc1 = get<2>(file, p + "mlp.fc1.weight", {i, h});
+        f.fc1 = weight(file, p + "mlp.fc1.weight", {i, h});
         f.fc1_bias = optional<1>(file, p + "mlp.fc1.bias", {i});
-        f.fc2 = get<2>(file, p + "mlp.fc2.weight", {h, i});
+        f.fc2 = weight(file, p + "mlp.fc2.weight", {h, i});
         f.fc2_bias = optional<1>(file, p + "mlp.fc2.bias", {h});
         f.kind = c.gelu;
         return f;
@@ -11685,7 +12116,7 @@ class Decoder {
       case MlpKind::moe: {
         block::MixtureOfExperts<T> f;
         const std::string q = p + "block_sparse_moe.";
-        f.router = get<2>(file, q + "gate.weight", {c.num_local_experts, h});
+        f.router = weight(file, q + "gate.weight", {c.num_local_experts, h});
         for (index_t e = 0; e < c.num_local_experts; ++e) {
           const std::string x = q + "experts." + std::to_string(e) + ".";
           f.experts.push_back(swiglu(x + "w1.weight", x + "w3.weight", x + "w2.weight"));
@@ -11701,9 +12132,10 @@ class Decoder {
     }
   }
 
-  /// A weight of exactly `want` shape, zero-copy when possible.
+  /// Checks that `name` exists with exactly the `want` shape and a float dtype; marks it used.
   template <std::size_t R>
-  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+  const io::TensorInfo& check_tensor(const Checkpoint& ck, const std::string& name,
+                                     const Shape<R>& want) {
     const io::SafetensorsFile& file = ck.file_of(name);  // file_error naming the tensor
     const io::TensorInfo& ti = file.info(name);
     used_.insert(name);
@@ -11715,13 +12147,38 @@ class Decoder {
       throw io::file_error("attnkit: " + file.path() + ": tensor '" + name + "' has dtype " +
                            std::string(io::safetensors_dtype_name(ti.dtype)) +
                            ", expected F32, F16 or BF16");
-    mapped_ = mapped_ && file.mapped();
-    if constexpr (std::is_same_v<T, float>) {
-      if (ti.dtype == io::DType::f32 && file.mapped() &&
-          reinterpret_cast<std::uintptr_t>(file.raw(name).data()) % alignof(float) == 0)
-        return file.template view<float, R>(name);
-    }
+    return ti;
+  }
+
+  /// A vector (norm weight, bias) of exactly `want` shape as T: a view of an F32 tensor of a
+  /// mapped file when T = float, else a converted copy.
+  template <std::size_t R>
+  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+    const io::TensorInfo& ti = check_tensor<R>(ck, name, want);
+    const io::SafetensorsFile& file = ck.file_of(name);
+    if (ti.dtype == io::dtype_of<T>() && file.mapped() &&
+        reinterpret_cast<std::uintptr_t>(file.raw(name).data()) % alignof(T) == 0)
+      return file.template view<T, R>(name);
     auto t = std::make_shared<Tensor<T, R>>(file.template load<T, R>(name));
+    keep_.push_back(t);
+    return t->cview();
+  }
+
+  /// A weight matrix of exactly `want` shape, in place in the mapped file in its own dtype (T,
+  /// BF16 or F16); converted to T only when the file is read rather than mapped, the tensor is
+  /// misaligned, or its dtype is neither T nor a 16-bit float (F64 for float, F32 for double).
+  block::Weight<T> weight(const Checkpoint& ck, const std::string& name, const Shape<2>& want) {
+    const io::TensorInfo& ti = check_tensor<2>(ck, name, want);
+    const io::SafetensorsFile& file = ck.file_of(name);
+    mapped_ = mapped_ && file.mapped();
+    const auto addr = reinterpret_cast<std::uintptr_t>(file.raw(name).data());
+    if (file.mapped()) {
+      if (ti.dtype == io::dtype_of<T>() && addr % alignof(T) == 0)
+        return file.template view<T, 2>(name);
+      if (ti.dtype == io::DType::bf16 && addr % 2 == 0) return file.template view<bf16, 2>(name);
+      if (ti.dtype == io::DType::f16 && addr % 2 == 0) return file.template view<f16, 2>(name);
+    }
+    auto t = std::make_shared<Tensor<T, 2>>(file.template load<T, 2>(name));
     ++converted_;
     keep_.push_back(t);
     return t->cview();
@@ -11762,9 +12219,7 @@ class Decoder {
     const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     const TensorView<T, 3> x = frame.tensor<T>(Shape<3>{1, n, h});
-    for (index_t r = 0; r < n; ++r)
-      for (index_t k = 0; k < h; ++k)
-        x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
+    for (index_t r = 0; r < n; ++r) embed_tokens.row(ids[static_cast<std::size_t>(r)], &x(0, r, 0));
     const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
       const modules::AttentionCapture<T>* capture = hooks != nullptr && hooks->attention
@@ -14178,7 +14633,7 @@ class AdditiveAttention {
   /// and pass it to forward() at every decoding step.
   Tensor<T, 3> project_memory(TensorView<const T, 3> memory) const {
     Tensor<T, 3> kp;
-    detail::project<T>(memory, memory_proj.weight, memory_proj.bias, kp);
+    detail::project<T>(memory, memory_proj.weight.native(), memory_proj.bias, kp);
     return kp;
   }
 
@@ -14209,8 +14664,8 @@ class AdditiveAttention {
            TensorView<T, 3> weights) const {
     namespace ed = detail;
     Tensor<T, 3> qp;
-    ed::project<T>(query, query_proj.weight, query_proj.bias, qp);         // [B, Nq, A]
-    Tensor<T, 3> p({query.extent(0), query.extent(1), memory.extent(1)});  // [B, Nq, Nk]
+    ed::project<T>(query, query_proj.weight.native(), query_proj.bias, qp);  // [B, Nq, A]
+    Tensor<T, 3> p({query.extent(0), query.extent(1), memory.extent(1)});    // [B, Nq, Nk]
     ed::additive_scores<T>(qp, kp, v, lengths, p);
     ed::activate_rows(activation, lengths, p);
     ed::weighted_memory<T>(p, memory, lengths, context, weights);

@@ -20,7 +20,11 @@ TEST_CASE("golden: SoftmaxLlama (softmax, F32)", "[model][golden]") {
 TEST_CASE("golden: GatedSoftmaxLlama (headwise and elementwise gates, F16)", "[model][golden]") {
   golden::check_variant<mdl::GatedSoftmaxLlama>("gated-headwise");
   golden::check_variant<mdl::GatedSoftmaxLlama>("gated-elementwise");
-  CHECK_FALSE(mdl::GatedSoftmaxLlama::load(golden::folder("gated-headwise")).zero_copy());
+  // F16 matrices are used in place (the gate projection too), not widened to float.
+  const auto m = mdl::GatedSoftmaxLlama::load(golden::folder("gated-headwise"));
+  CHECK(m.zero_copy());
+  CHECK(m.lm_head.type() == attnkit::block::WeightType::f16);
+  CHECK(m.layers[0].attn.g_proj.type() == attnkit::block::WeightType::f16);
 }
 
 TEST_CASE("golden: HeadSoftmaxLlama (softmax across heads)", "[model][golden]") {
@@ -86,6 +90,21 @@ TEST_CASE("golden: model families from Hugging Face configs (F32, F16, BF16 weig
   CHECK(m.config.model_type == "qwen3");
   CHECK(m.config.qk_norm);
   CHECK(m.config.head_dim == 32);
+  // BF16 matrices stay BF16 in the mapping: matrix_bytes is every stored matrix once (tied: the
+  // embeddings are the head), the sharded qwen2 folder likewise.
+  for (const char* name : {"family-qwen3-bf16", "family-qwen2-bf16"}) {
+    INFO(name);
+    const auto q = mdl::SoftmaxLlama::load(golden::folder(name));
+    CHECK(q.zero_copy());
+    CHECK(q.embed_tokens.type() == attnkit::block::WeightType::bf16);
+    CHECK(q.layers[0].attn.q_proj.weight.type() == attnkit::block::WeightType::bf16);
+    std::size_t stored = 0;
+    const mdl::Checkpoint ck = mdl::Checkpoint::open(golden::folder(name));
+    for (const auto& f : ck.files())
+      for (const std::string& t : f->names())
+        if (f->info(t).shape.size() == 2) stored += f->raw(t).size();
+    CHECK(q.matrix_bytes() == stored);
+  }
   const auto l3 = mdl::SoftmaxLlama::load(golden::folder("family-llama3-f32"));
   CHECK(l3.config.rope_scaling.kind == attnkit::block::RopeScaling::Kind::llama3);
   CHECK(l3.zero_copy());

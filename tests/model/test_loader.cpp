@@ -70,8 +70,7 @@ std::string config_text(const std::string& extra_or_replace) {
 
 }  // namespace
 
-TEST_CASE("loader: F32 is zero-copy when mapped; read mode and BF16/F16 convert",
-          "[model][loader]") {
+TEST_CASE("loader: F32 is zero-copy when mapped; read mode converts", "[model][loader]") {
   const auto mapped = mdl::SoftmaxLlama::load(golden::folder("softmax"));
   CHECK(mapped.zero_copy());
   const auto read =

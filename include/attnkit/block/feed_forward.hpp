@@ -73,16 +73,19 @@ void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const 
 }
 
 /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
-/// Weights as torch.nn.Linear stores them: gate and up [I, H], down [H, I]; no biases.
+/// Weights as torch.nn.Linear stores them (T, bf16 or f16): gate and up [I, H], down [H, I];
+/// no biases.
 /// \tparam T float or double
 template <std::floating_point T>
 struct SwiGLU {
-  TensorView<const T, 2> gate;  ///< [I, H]
-  TensorView<const T, 2> up;    ///< [I, H]
-  TensorView<const T, 2> down;  ///< [H, I]
+  Weight<T> gate;  ///< [I, H]
+  Weight<T> up;    ///< [I, H]
+  Weight<T> down;  ///< [H, I]
 
   index_t hidden() const noexcept { return gate.extent(1); }
   index_t intermediate() const noexcept { return gate.extent(0); }
+  /// Bytes of the three weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept { return gate.bytes() + up.bytes() + down.bytes(); }
 
   /// Throws shape_error when the three weights do not fit together.
   void check() const {
@@ -112,11 +115,14 @@ struct SwiGLU {
 /// \tparam T float or double
 template <std::floating_point T>
 struct GeluMLP {
-  TensorView<const T, 2> fc1;       ///< [I, H]
+  Weight<T> fc1;                    ///< [I, H]
   TensorView<const T, 1> fc1_bias;  ///< [I] or empty
-  TensorView<const T, 2> fc2;       ///< [H, I]
+  Weight<T> fc2;                    ///< [H, I]
   TensorView<const T, 1> fc2_bias;  ///< [H] or empty
   GeluKind kind = GeluKind::exact;
+
+  /// Bytes of the two weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept { return fc1.bytes() + fc2.bytes(); }
 
   /// y [M, H] = MLP(x [M, H]). y must not alias x.
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {

@@ -7,11 +7,32 @@
 #include <string>
 #include <type_traits>
 
+#include "attnkit/block/weight.hpp"
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/kernel/gemm.hpp"
 
 namespace attnkit::block {
+
+/// y[M, out] = x[M, in] · Wᵀ + b for a Weight stored as T, bf16 or f16 (matmul_transposed:
+/// the GEMV kernel for M <= 4, widened panels through the GEMM otherwise), b [out] or empty.
+/// y must not alias x or W. Throws shape_error naming the argument and both shapes.
+/// \tparam T float or double
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x, const Weight<T>& weight,
+            std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
+  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
+  if (weight.extent(1) != in)
+    throw_shape_mismatch("linear", "weight", weight.shape(), Shape<2>{out, in});
+  if (y.shape() != Shape<2>{m, out})
+    throw_shape_mismatch("linear", "y", y.shape(), Shape<2>{m, out});
+  if (!bias.empty() && bias.shape() != Shape<1>{out})
+    throw_shape_mismatch("linear", "bias", bias.shape(), Shape<1>{out});
+  matmul_transposed<T>(x, weight, y);
+  if (!bias.empty())
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < out; ++c) y(r, c) += bias(c);
+}
 
 /// y[M, out] = x[M, in] · Wᵀ + b, W [out, in] as torch.nn.Linear stores it, b [out] or empty.
 /// Any strides (the transpose is a stride swap, no copy); y must not alias x or W.
@@ -21,19 +42,14 @@ template <std::floating_point T>
 void linear(std::type_identity_t<TensorView<const T, 2>> x,
             std::type_identity_t<TensorView<const T, 2>> weight,
             std::type_identity_t<TensorView<const T, 1>> bias, TensorView<T, 2> y) {
-  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
-  if (weight.extent(1) != in)
-    throw_shape_mismatch("linear", "weight", weight.shape(), Shape<2>{out, in});
-  if (y.shape() != Shape<2>{m, out})
-    throw_shape_mismatch("linear", "y", y.shape(), Shape<2>{m, out});
-  if (!bias.empty() && bias.shape() != Shape<1>{out})
-    throw_shape_mismatch("linear", "bias", bias.shape(), Shape<1>{out});
-  kernel::gemm<T>(m, out, in, T(1), {x.data(), x.stride(0), x.stride(1)},
-                  {weight.data(), weight.stride(1), weight.stride(0)}, T(0),
-                  {y.data(), y.stride(0), y.stride(1)});
-  if (!bias.empty())
-    for (index_t r = 0; r < m; ++r)
-      for (index_t c = 0; c < out; ++c) y(r, c) += bias(c);
+  linear<T>(x, Weight<T>(weight), bias, y);
+}
+
+/// linear() of a Weight without a bias.
+template <std::floating_point T>
+void linear(std::type_identity_t<TensorView<const T, 2>> x, const Weight<T>& weight,
+            TensorView<T, 2> y) {
+  linear<T>(x, weight, TensorView<const T, 1>{}, y);
 }
 
 /// linear() without a bias.
@@ -43,13 +59,14 @@ void linear(std::type_identity_t<TensorView<const T, 2>> x,
   linear<T>(x, weight, TensorView<const T, 1>{}, y);
 }
 
-/// A projection module: weight [out, in] and optional bias [out], held as views (the owner of
-/// the storage — a model, a memory-mapped file — must outlive it).
+/// A projection module: weight [out, in] (T, bf16 or f16: block::Weight) and optional bias
+/// [out], held as views (the owner of the storage — a model, a memory-mapped file — must
+/// outlive it).
 /// \tparam T float or double
 template <std::floating_point T>
 struct Linear {
-  TensorView<const T, 2> weight;  ///< [out, in]
-  TensorView<const T, 1> bias;    ///< [out] or empty
+  Weight<T> weight;             ///< [out, in]
+  TensorView<const T, 1> bias;  ///< [out] or empty
 
   index_t in_features() const noexcept { return weight.extent(1); }
   index_t out_features() const noexcept { return weight.extent(0); }

@@ -36,10 +36,17 @@ struct Routing {
 /// \tparam T float or double
 template <std::floating_point T>
 struct MixtureOfExperts {
-  TensorView<const T, 2> router;   ///< [E, H] (the "gate" of Mixtral)
+  Weight<T> router;                ///< [E, H] (the "gate" of Mixtral)
   std::vector<SwiGLU<T>> experts;  ///< E experts, each [I, H] / [H, I]
   index_t top_k = 2;               ///< k, 1 <= k <= E
   bool renormalize = true;         ///< Mixtral: divide the top-k weights by their sum
+
+  /// Bytes of the router and of every expert's weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept {
+    std::size_t b = router.bytes();
+    for (const SwiGLU<T>& ex : experts) b += ex.weight_bytes();
+    return b;
+  }
 
   /// Throws shape_error when the router, the experts and k do not fit together.
   void check() const {

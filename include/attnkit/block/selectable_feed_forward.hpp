@@ -39,6 +39,11 @@ struct SelectableFeedForward {
     }
   }
 
+  /// Bytes of the chosen module's weights in their stored dtype.
+  std::size_t weight_bytes() const noexcept {
+    return std::visit([](const auto& m) { return m.weight_bytes(); }, module);
+  }
+
   /// y [M, H] = the chosen module applied to x [M, H]. y must not alias x.
   void operator()(TensorView<const T, 2> x, TensorView<T, 2> y) const {
     std::visit([&](const auto& m) { m(x, y); }, module);

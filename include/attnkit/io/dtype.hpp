@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "attnkit/core/error.hpp"
+#include "attnkit/core/half.hpp"
 #include "attnkit/core/shape.hpp"
 #include "attnkit/io/half.hpp"
 
@@ -117,7 +118,7 @@ template <class T>
 inline constexpr bool dependent_false = false;
 }  // namespace detail
 
-/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double.
+/// The DType of a C++ element type: bool, std::(u)int{8,16,32,64}_t, float, double, bf16, f16.
 /// \tparam T element type (const is ignored)
 template <class T>
 constexpr DType dtype_of() noexcept {
@@ -128,6 +129,10 @@ constexpr DType dtype_of() noexcept {
     return DType::f32;
   else if constexpr (std::is_same_v<U, double>)
     return DType::f64;
+  else if constexpr (std::is_same_v<U, attnkit::bf16>)
+    return DType::bf16;
+  else if constexpr (std::is_same_v<U, attnkit::f16>)
+    return DType::f16;
   else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 1)
     return DType::i8;
   else if constexpr (std::is_integral_v<U> && std::is_signed_v<U> && sizeof(U) == 2)

@@ -194,11 +194,11 @@ class Decoder {
   using layer_type = Layer;
 
   DecoderConfig config;
-  TensorView<const T, 2> embed_tokens;  ///< [V, H]
+  block::Weight<T> embed_tokens;  ///< [V, H] (T, bf16 or f16: used in place)
   std::vector<Layer> layers;
   TensorView<const T, 1> norm;       ///< [H], the final norm's weight (the config's kind, eps)
   TensorView<const T, 1> norm_bias;  ///< [H] or empty, the final LayerNorm's bias
-  TensorView<const T, 2> lm_head;    ///< [V, H] (embed_tokens when tied)
+  block::Weight<T> lm_head;          ///< [V, H] (embed_tokens when tied)
 
   /// Loads DIR/config.json and DIR/model.safetensors (the keys and tensor names of docs/CLI.md,
   /// "Model folders"; F32, F16, BF16 or F64). The layer recipe (norm, placement, MLP, positions)
@@ -236,7 +236,7 @@ class Decoder {
     const index_t h = c.hidden_size, d = c.head_dim;
     const index_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
     const bool layer_norm = c.norm == NormKind::layer_norm;
-    m.embed_tokens = m.template get<2>(*file, "model.embed_tokens.weight", {c.vocab_size, h});
+    m.embed_tokens = m.weight(*file, "model.embed_tokens.weight", {c.vocab_size, h});
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       Layer layer;
@@ -252,10 +252,10 @@ class Decoder {
       a.heads = hq;
       a.kv_heads = hkv;
       a.head_dim = d;
-      a.q_proj.weight = m.template get<2>(*file, p + "self_attn.q_proj.weight", {hq * d, h});
-      a.k_proj.weight = m.template get<2>(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
-      a.v_proj.weight = m.template get<2>(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
-      a.o_proj.weight = m.template get<2>(*file, p + "self_attn.o_proj.weight", {h, hq * d});
+      a.q_proj.weight = m.weight(*file, p + "self_attn.q_proj.weight", {hq * d, h});
+      a.k_proj.weight = m.weight(*file, p + "self_attn.k_proj.weight", {hkv * d, h});
+      a.v_proj.weight = m.weight(*file, p + "self_attn.v_proj.weight", {hkv * d, h});
+      a.o_proj.weight = m.weight(*file, p + "self_attn.o_proj.weight", {h, hq * d});
       if (c.qkv_bias) {
         a.q_proj.bias = m.template get<1>(*file, p + "self_attn.q_proj.bias", {hq * d});
         a.k_proj.bias = m.template get<1>(*file, p + "self_attn.k_proj.bias", {hkv * d});
@@ -278,7 +278,7 @@ class Decoder {
                             std::to_string(hq) + ", " + std::to_string(h) +
                             "] (headwise gate) or [" + std::to_string(hq * d) + ", " +
                             std::to_string(h) + "] (elementwise gate)");
-        a.g_proj = m.template get<2>(*file, g, {ti.shape[0], h});
+        a.g_proj = m.weight(*file, g, {ti.shape[0], h});
       }
       if (c.positions == PositionKind::rope)
         a.rope.emplace(d, c.rope_theta, block::RopeStyle::rotate_half, c.rope_scaling);
@@ -311,7 +311,7 @@ class Decoder {
         m.used_.insert("lm_head.weight");
       }
     } else {
-      m.lm_head = m.template get<2>(*file, "lm_head.weight", {c.vocab_size, h});
+      m.lm_head = m.weight(*file, "lm_head.weight", {c.vocab_size, h});
     }
     // Every tensor must belong to the model the config describes: a tensor left over (a bias, a
     // norm of another recipe) would otherwise be ignored and the model silently computed wrong.
@@ -328,8 +328,23 @@ class Decoder {
     return m;
   }
 
-  /// Whether every weight is a view into the memory-mapped file (F32 weights, T = float).
+  /// Whether every weight matrix (embeddings, projections, MLP, head) is used in place from the
+  /// memory-mapped file, in its stored dtype: F32 with T = float, F16 and BF16 with either T.
+  /// Vectors (norm weights, biases) are converted to T; they are a tiny share of the bytes.
   bool zero_copy() const noexcept { return converted_ == 0 && mapped_; }
+
+  /// Bytes of the weight matrices in their stored dtype: every projection and MLP matrix and
+  /// the LM head, which one decoded token reads once each (for a mixture of experts this counts
+  /// every expert, of which a token reads only its top k). The embedding rows are not counted.
+  std::size_t matrix_bytes() const noexcept {
+    std::size_t b = lm_head.bytes();
+    for (const Layer& l : layers) {
+      const auto& a = l.attn;
+      b += a.q_proj.weight.bytes() + a.k_proj.weight.bytes() + a.v_proj.weight.bytes() +
+           a.o_proj.weight.bytes() + a.g_proj.bytes() + l.ffn.weight_bytes();
+    }
+    return b;
+  }
 
   /// Logits [N, V] of every position of the prompt `ids` (the prefill pass, positions 0..N-1).
   /// Throws error for an empty prompt or an id outside [0, V).
@@ -382,17 +397,17 @@ class Decoder {
     const index_t h = c.hidden_size, i = c.intermediate_size;
     auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down) {
       block::SwiGLU<T> f;
-      f.gate = get<2>(file, gate, {i, h});
-      f.up = get<2>(file, up, {i, h});
-      f.down = get<2>(file, down, {h, i});
+      f.gate = weight(file, gate, {i, h});
+      f.up = weight(file, up, {i, h});
+      f.down = weight(file, down, {h, i});
       return f;
     };
     switch (c.mlp) {
       case MlpKind::gelu: {
         block::GeluMLP<T> f;
-        f.fc1 = get<2>(file, p + "mlp.fc1.weight", {i, h});
+        f.fc1 = weight(file, p + "mlp.fc1.weight", {i, h});
         f.fc1_bias = optional<1>(file, p + "mlp.fc1.bias", {i});
-        f.fc2 = get<2>(file, p + "mlp.fc2.weight", {h, i});
+        f.fc2 = weight(file, p + "mlp.fc2.weight", {h, i});
         f.fc2_bias = optional<1>(file, p + "mlp.fc2.bias", {h});
         f.kind = c.gelu;
         return f;
@@ -400,7 +415,7 @@ class Decoder {
       case MlpKind::moe: {
         block::MixtureOfExperts<T> f;
         const std::string q = p + "block_sparse_moe.";
-        f.router = get<2>(file, q + "gate.weight", {c.num_local_experts, h});
+        f.router = weight(file, q + "gate.weight", {c.num_local_experts, h});
         for (index_t e = 0; e < c.num_local_experts; ++e) {
           const std::string x = q + "experts." + std::to_string(e) + ".";
           f.experts.push_back(swiglu(x + "w1.weight", x + "w3.weight", x + "w2.weight"));
@@ -416,9 +431,10 @@ class Decoder {
     }
   }
 
-  /// A weight of exactly `want` shape, zero-copy when possible.
+  /// Checks that `name` exists with exactly the `want` shape and a float dtype; marks it used.
   template <std::size_t R>
-  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+  const io::TensorInfo& check_tensor(const Checkpoint& ck, const std::string& name,
+                                     const Shape<R>& want) {
     const io::SafetensorsFile& file = ck.file_of(name);  // file_error naming the tensor
     const io::TensorInfo& ti = file.info(name);
     used_.insert(name);
@@ -430,13 +446,38 @@ class Decoder {
       throw io::file_error("attnkit: " + file.path() + ": tensor '" + name + "' has dtype " +
                            std::string(io::safetensors_dtype_name(ti.dtype)) +
                            ", expected F32, F16 or BF16");
-    mapped_ = mapped_ && file.mapped();
-    if constexpr (std::is_same_v<T, float>) {
-      if (ti.dtype == io::DType::f32 && file.mapped() &&
-          reinterpret_cast<std::uintptr_t>(file.raw(name).data()) % alignof(float) == 0)
-        return file.template view<float, R>(name);
-    }
+    return ti;
+  }
+
+  /// A vector (norm weight, bias) of exactly `want` shape as T: a view of an F32 tensor of a
+  /// mapped file when T = float, else a converted copy.
+  template <std::size_t R>
+  TensorView<const T, R> get(const Checkpoint& ck, const std::string& name, const Shape<R>& want) {
+    const io::TensorInfo& ti = check_tensor<R>(ck, name, want);
+    const io::SafetensorsFile& file = ck.file_of(name);
+    if (ti.dtype == io::dtype_of<T>() && file.mapped() &&
+        reinterpret_cast<std::uintptr_t>(file.raw(name).data()) % alignof(T) == 0)
+      return file.template view<T, R>(name);
     auto t = std::make_shared<Tensor<T, R>>(file.template load<T, R>(name));
+    keep_.push_back(t);
+    return t->cview();
+  }
+
+  /// A weight matrix of exactly `want` shape, in place in the mapped file in its own dtype (T,
+  /// BF16 or F16); converted to T only when the file is read rather than mapped, the tensor is
+  /// misaligned, or its dtype is neither T nor a 16-bit float (F64 for float, F32 for double).
+  block::Weight<T> weight(const Checkpoint& ck, const std::string& name, const Shape<2>& want) {
+    const io::TensorInfo& ti = check_tensor<2>(ck, name, want);
+    const io::SafetensorsFile& file = ck.file_of(name);
+    mapped_ = mapped_ && file.mapped();
+    const auto addr = reinterpret_cast<std::uintptr_t>(file.raw(name).data());
+    if (file.mapped()) {
+      if (ti.dtype == io::dtype_of<T>() && addr % alignof(T) == 0)
+        return file.template view<T, 2>(name);
+      if (ti.dtype == io::DType::bf16 && addr % 2 == 0) return file.template view<bf16, 2>(name);
+      if (ti.dtype == io::DType::f16 && addr % 2 == 0) return file.template view<f16, 2>(name);
+    }
+    auto t = std::make_shared<Tensor<T, 2>>(file.template load<T, 2>(name));
     ++converted_;
     keep_.push_back(t);
     return t->cview();
@@ -477,9 +518,7 @@ class Decoder {
     const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;
     const TensorView<T, 3> x = frame.tensor<T>(Shape<3>{1, n, h});
-    for (index_t r = 0; r < n; ++r)
-      for (index_t k = 0; k < h; ++k)
-        x(0, r, k) = embed_tokens(ids[static_cast<std::size_t>(r)], k);
+    for (index_t r = 0; r < n; ++r) embed_tokens.row(ids[static_cast<std::size_t>(r)], &x(0, r, 0));
     const TensorView<T, 2> x2(x.data(), {n, h});
     for (std::size_t l = 0; l < layers.size(); ++l) {
       const modules::AttentionCapture<T>* capture = hooks != nullptr && hooks->attention

@@ -52,7 +52,7 @@ class AdditiveAttention {
   /// and pass it to forward() at every decoding step.
   Tensor<T, 3> project_memory(TensorView<const T, 3> memory) const {
     Tensor<T, 3> kp;
-    detail::project<T>(memory, memory_proj.weight, memory_proj.bias, kp);
+    detail::project<T>(memory, memory_proj.weight.native(), memory_proj.bias, kp);
     return kp;
   }
 
@@ -83,8 +83,8 @@ class AdditiveAttention {
            TensorView<T, 3> weights) const {
     namespace ed = detail;
     Tensor<T, 3> qp;
-    ed::project<T>(query, query_proj.weight, query_proj.bias, qp);         // [B, Nq, A]
-    Tensor<T, 3> p({query.extent(0), query.extent(1), memory.extent(1)});  // [B, Nq, Nk]
+    ed::project<T>(query, query_proj.weight.native(), query_proj.bias, qp);  // [B, Nq, A]
+    Tensor<T, 3> p({query.extent(0), query.extent(1), memory.extent(1)});    // [B, Nq, Nk]
     ed::additive_scores<T>(qp, kp, v, lengths, p);
     ed::activate_rows(activation, lengths, p);
     ed::weighted_memory<T>(p, memory, lengths, context, weights);

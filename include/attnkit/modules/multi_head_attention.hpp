@@ -117,7 +117,7 @@ class MultiHeadAttention {
   index_t kv_heads = 1;  ///< Hkv
   index_t head_dim = 1;  ///< D
   block::Linear<T> q_proj, k_proj, v_proj, o_proj;
-  TensorView<const T, 2> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden]
+  block::Weight<T> g_proj;  ///< empty, [Hq, hidden] or [Hq·D, hidden] (T, bf16 or f16)
   std::optional<block::RoPE> rope;
   /// Per-head RMSNorm weights of q and of k ([D] each; both or neither), applied to every head's
   /// row after the projections and before RoPE (Qwen3's q_norm and k_norm), eps qk_norm_eps.
@@ -148,7 +148,7 @@ class MultiHeadAttention {
       throw shape_error("attnkit: MultiHeadAttention: " + std::to_string(heads) +
                         " query heads are not a multiple of " + std::to_string(kv_heads) +
                         " kv heads (head_dim " + std::to_string(head_dim) + ")");
-    auto want = [](const char* name, TensorView<const T, 2> w, Shape<2> s) {
+    auto want = [](const char* name, const block::Weight<T>& w, Shape<2> s) {
       if (w.shape() != s) throw_shape_mismatch("MultiHeadAttention", name, w.shape(), s);
     };
     want("q_proj", q_proj.weight, {heads * head_dim, hid});
