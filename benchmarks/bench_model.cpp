@@ -12,10 +12,11 @@
 // SwiGLU intermediate 4864, vocab 151936, tied embeddings, q/k/v biases) with random BF16
 // weights used in place (block::Weight). Decode: one token per iteration after a 32-token
 // prompt (the cache restarts every 512 tokens, untimed); bytes/s counts every weight matrix
-// once per token (Decoder::matrix_bytes: 988 MB), so bytes/s / BM_MemoryBandwidth of the same
-// run is the share of DRAM speed decoding reaches. Prefill: 512 tokens, FLOP/s as above (the
-// LM head over every position). Both at 1 and 2 threads.
+// once per token (Decoder::matrix_bytes: 988 MB); of_dram divides it by the streaming-read
+// bandwidth measured between its tokens (dram_GB/s), the share of DRAM speed decoding reaches.
+// Prefill: 512 tokens, FLOP/s as above (the LM head over every position). Both at 1 and 2 threads.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -224,11 +225,15 @@ std::vector<std::int64_t> prompt(index_t n) {
 
 }  // namespace qwen
 
-/// One decoded token per iteration; range(0) is the thread count.
+/// One decoded token per iteration; range(0) is the thread count. Every 4 tokens (untimed) one
+/// streaming read of a 256 MiB buffer on the same threads measures DRAM bandwidth in the same
+/// time window: "of_dram" = the decode's bytes/s over that bandwidth, robust to a shared
+/// machine's load changing between benchmarks.
 void BM_Qwen05B_Decode(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0)), before = max_threads();
   set_threads(threads);
   const qwen::Model& q = qwen::Model::get();
+  static const bench::StreamBuffer stream;
   constexpr index_t prompt_len = 32, restart = 512;
   const std::vector<std::int64_t> ids = qwen::prompt(prompt_len);
   Tensor<float, 2> prompt_logits({prompt_len, qwen::vocab}), logits({1, qwen::vocab});
@@ -241,13 +246,22 @@ void BM_Qwen05B_Decode(benchmark::State& state) {
   };
   start();
   std::int64_t next = 1;
+  double decode_s = 0, stream_s = 0;
+  std::int64_t tokens = 0, reads = 0;
   for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
     q.m.forward(std::span<const std::int64_t>(&next, 1), st, logits.view());
+    decode_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++tokens;
     next = (next * 31 + 7) % qwen::vocab;
     benchmark::DoNotOptimize(logits.data());
-    if (st.position >= restart) {
+    if (st.position >= restart || tokens % 4 == 0) {
       state.PauseTiming();
-      start();
+      if (st.position >= restart) start();
+      if (tokens % 4 == 0) {
+        stream_s += stream.read_seconds(threads);
+        ++reads;
+      }
       state.ResumeTiming();
     }
   }
@@ -256,6 +270,11 @@ void BM_Qwen05B_Decode(benchmark::State& state) {
   state.counters["tokens/s"] =
       benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_MB"] = bytes / 1e6;
+  if (reads > 0 && decode_s > 0) {
+    const double dram = double(reads) * bench::StreamBuffer::bytes() / stream_s;
+    state.counters["dram_GB/s"] = dram / 1e9;
+    state.counters["of_dram"] = bytes * double(tokens) / decode_s / dram;
+  }
   state.counters["threads"] = threads;
   set_threads(before);
 }

@@ -4,6 +4,7 @@
 // the machine it runs on and every other benchmark can quote its share of these two.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <immintrin.h>
@@ -100,20 +101,21 @@ inline void BM_PeakFma(benchmark::State& state) {
   return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 
-/// Streaming read bandwidth over a 256 MiB buffer, far larger than the LLC (bytes/s).
-inline void BM_MemoryBandwidth(benchmark::State& state) {
-  if (!__builtin_cpu_supports("avx2")) {
-    state.SkipWithError("no AVX2 on this CPU");
-    return;
+/// The buffer of the streaming-read measurement: 256 MiB, far larger than the LLC.
+struct StreamBuffer {
+  static constexpr long n = (long(256) << 20) / long(sizeof(float));
+  decltype(make_aligned<float>(std::size_t{1})) buf = make_aligned<float>(std::size_t{n});
+  StreamBuffer() {
+    for (long i = 0; i < n; ++i) buf[i] = 1.0f;
   }
-  const int threads = static_cast<int>(state.range(0));
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  constexpr long block = long(1) << 22;  // 16 MiB per work item, 16 items
-  const long n = (long(256) << 20) / long(sizeof(float));
-  auto buf = make_aligned<float>(static_cast<std::size_t>(n));
-  for (long i = 0; i < n; ++i) buf[i] = 1.0f;
-  const float* p = buf.get();
-  for (auto _ : state) {
+  static constexpr double bytes() { return double(n) * sizeof(float); }
+
+  /// One streaming read of the buffer on `threads` threads (16 MiB work items), in seconds.
+  double read_seconds(int threads) const {
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    constexpr long block = long(1) << 22;  // 16 MiB per work item, 16 items
+    const float* p = buf.get();
+    const auto t0 = std::chrono::steady_clock::now();
     float total = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
@@ -122,8 +124,20 @@ inline void BM_MemoryBandwidth(benchmark::State& state) {
       total += avx512 ? sum_block_avx512(p + blk * block, block)
                       : sum_block_avx2(p + blk * block, block);
     benchmark::DoNotOptimize(total);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * int64_t(n * sizeof(float)));
+};
+
+/// Streaming read bandwidth over a 256 MiB buffer, far larger than the LLC (bytes/s).
+inline void BM_MemoryBandwidth(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx2")) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  const StreamBuffer sb;
+  for (auto _ : state) sb.read_seconds(threads);
+  state.SetBytesProcessed(static_cast<int64_t>(double(state.iterations()) * sb.bytes()));
   state.counters["threads"] = threads;
 }
 
