@@ -171,3 +171,30 @@ TEST_CASE("tokenizer files with components not implemented fail loudly", "[text]
   CHECK_THROWS_WITH(text::Tokenizer::load("/nonexistent/folder"),
                     Catch::Contains("no tokenizer.json"));
 }
+
+TEST_CASE("SentencePiece-style BPE: words encode alone unless a merge crosses a word boundary",
+          "[text][tokenizer]") {
+  // No pre-tokenizer: the whole normalized text "▁a▁b▁a" is one piece. Without a merge that
+  // joins a token ending in another character to one starting with ▁, the words are encoded one
+  // by one (and cached); the ids must be those of BPE over the whole text either way.
+  const std::string norm =
+      R"({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},)"
+      R"( {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]})";
+  const std::string fuse = R"({"type": "Fuse"})";
+  const text::Tokenizer words = text::Tokenizer::load(write_tokenizer(
+      "sp_words", norm, "null",
+      R"({"type": "BPE", "vocab": {"▁": 0, "a": 1, "b": 2, "▁a": 3, "▁b": 4, "▁▁": 5},)"
+      R"( "merges": ["▁ ▁", "▁ a", "▁ b"]})",
+      fuse));
+  CHECK(words.encode("a b a", false) == std::vector<std::int32_t>{3, 4, 3});
+  CHECK(words.encode("a  b", false) == std::vector<std::int32_t>{3, 5, 2});  // "▁▁b": ▁▁ first
+  CHECK(words.encode(" a", false) == std::vector<std::int32_t>{5, 1});
+  // "a ▁" crosses the boundary of "▁a|▁b": the text is then encoded whole, "▁ a▁b".
+  const text::Tokenizer crossing = text::Tokenizer::load(write_tokenizer(
+      "sp_crossing", norm, "null",
+      R"({"type": "BPE", "vocab": {"▁": 0, "a": 1, "b": 2, "▁a": 3, "▁b": 4, "a▁": 5, "a▁b": 6},)"
+      R"( "merges": ["a ▁", "a▁ b", "▁ a", "▁ b"]})",
+      fuse));
+  CHECK(crossing.encode("a b", false) == std::vector<std::int32_t>{0, 6});
+  CHECK(crossing.encode("b a", false) == std::vector<std::int32_t>{4, 3});
+}

@@ -448,6 +448,10 @@ class Tokenizer {
   };
   std::vector<Normalizer> norm_;
   bool byte_level_ = false;  // the pre-tokenizer maps bytes to characters (ByteLevel)
+  // No merge joins a token ending in another character to one starting with "▁" (and "▁" is a
+  // token): BPE of the whole text equals BPE of its words "▁...▁word" cut before each "▁" that
+  // follows another character, so each word is encoded (and cached) on its own.
+  bool word_split_ = true;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   std::int32_t unk_id_ = -1;
@@ -575,7 +579,12 @@ class Tokenizer {
                               "\") names a token not in the vocabulary");
       merges_.insert(detail::PairTable::key(ia->second, ib->second), static_cast<std::int32_t>(r),
                      im->second);  // the first rank wins
+      // A merge that joins a token ending in another character to one starting with "▁" could
+      // cross a word boundary; without any, words merge independently (see encode_plain).
+      constexpr std::string_view mark = "\xE2\x96\x81";  // ▁, SentencePiece's space
+      if (b.starts_with(mark) && !a.ends_with(mark)) word_split_ = false;
     }
+    word_split_ = word_split_ && vocab_.count(std::string("\xE2\x96\x81")) != 0;
     // added tokens
     if (added != nullptr && !added->is_null()) {
       for (const Value& a : added->as_array()) {
@@ -864,6 +873,21 @@ class Tokenizer {
         }
         std::swap(sc.pieces, sc.next);
       }
+    }
+    if (pre_.empty() && !byte_level_ && word_split_) {
+      // SentencePiece style (no pre-tokenizer: the text is one piece): cut it into words, the
+      // same ids (word_split_) and the piece cache then reuses repeated words.
+      constexpr std::string_view mark = "\xE2\x96\x81";
+      const std::string_view all(sc.buf);
+      std::size_t last = 0;
+      for (std::size_t at = all.find(mark, 1); at != std::string_view::npos;
+           at = all.find(mark, at + mark.size()))
+        if (at < mark.size() || all.substr(at - mark.size(), mark.size()) != mark) {
+          bpe(all.substr(last, at - last), ids, sc);
+          last = at;
+        }
+      bpe(all.substr(last), ids, sc);
+      return;
     }
     for (const auto& [b, e] : sc.pieces) bpe(std::string_view(sc.buf).substr(b, e - b), ids, sc);
   }
