@@ -22,6 +22,7 @@ if(NOT EXISTS ${_stamp})
   file(TOUCH ${_stamp})
 endif()
 execute_process(COMMAND ${NODE} ${SCRIPT} ${NPM_DIR}/node_modules ${CORPUS} ${OUT} llama3 qwen3 llama2
+                        llama2-metaspace
                 RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
 if(NOT _rc EQUAL 0)
   # The oracle's bundle prints whole source lines with its errors: keep the end.

@@ -45,8 +45,11 @@ bool valid_utf8(const std::string& s) {
 
 TEST_CASE("every packaged tokenizer gives the oracle's ids and text", "[text][tokenizer]") {
   // llama3: byte-level BPE, ignore_merges; qwen3: NFC, byte-level BPE, merges as pairs; llama2:
-  // SentencePiece-style BPE ("▁" normalizers, byte fallback, unk, a BOS template, Strip decoder).
-  const std::string name = GENERATE(as<std::string>{}, "llama3", "qwen3", "llama2");
+  // SentencePiece-style BPE ("▁" normalizers, byte fallback, unk, a BOS template, Strip decoder);
+  // llama2-metaspace: the same model with the Metaspace pre-tokenizer (prepend_scheme first, no
+  // split) and decoder instead of the normalizers and the Strip.
+  const std::string name =
+      GENERATE(as<std::string>{}, "llama3", "qwen3", "llama2", "llama2-metaspace");
   INFO("tokenizer " << name);
   const json::Value& o = oracle().at(name);
   const text::Tokenizer tok = text::Tokenizer::load(o.get_string("file"));

@@ -337,12 +337,12 @@ class Tokenizer {
         ++pos;
         continue;
       }
-      encode_plain(text.substr(seg, pos - seg), ids, sc);
+      encode_plain(text.substr(seg, pos - seg), ids, sc, seg == 0);
       ids.push_back(hit->id);
       pos += hit->content.size();
       seg = pos;
     }
-    encode_plain(text.substr(seg), ids, sc);
+    encode_plain(text.substr(seg), ids, sc, seg == 0);
     if (add_special_tokens) ids.insert(ids.end(), suffix_.begin(), suffix_.end());
     return ids;
   }
@@ -376,7 +376,7 @@ class Tokenizer {
       // The decoder's Strip: up to strip_left leading characters of the sequence's text.
       for (; strip_left > 0 && b.starts_with(strip_char_); --strip_left)
         b.remove_prefix(strip_char_.size());
-      if (!b.empty()) strip_left = 0;
+      if (!b.empty() || strip_first_only_) strip_left = 0;
       out += b;
     }
     return out;
@@ -424,9 +424,14 @@ class Tokenizer {
 
  private:
   struct Piece {  // one pre-tokenizer step
-    enum Kind { split, byte_level } kind = split;
+    enum Kind { split, byte_level, metaspace } kind = split;
     std::shared_ptr<const detail::Regex> regex;  // split: the pattern; byte_level: GPT-2's or none
     bool add_prefix_space = false;
+    // metaspace: spaces become `replacement`, prepended to the text (always, or only to the part
+    // at the start of the text: first) unless it starts with one; split cuts before each one.
+    std::string replacement;
+    enum Prepend { always, first, never } prepend = always;
+    bool split_words = true;
   };
   std::string file_;
   std::uint64_t uid_ = 0;  // which thread-local scratch (piece cache) is this tokenizer's
@@ -457,6 +462,7 @@ class Tokenizer {
   std::int32_t unk_id_ = -1;
   std::array<std::int32_t, 256> fallback_id_{};  // <0xXX> of each byte, -1 for none
   index_t strip_start_ = 0;  // leading strip_char_ characters the decoder removes from a sequence
+  bool strip_first_only_ = false;  // Metaspace: only the first token's leading space
   std::string strip_char_ = " ";
 
   /// Throws tokenizer_error for an id that is not a token of the file.
@@ -468,8 +474,11 @@ class Tokenizer {
 
   [[noreturn]] void unsupported(const std::string& what) const {
     throw tokenizer_error("attnkit: tokenizer: " + file_ + ": " + what +
-                          " is not supported (implemented: byte-level BPE with Split and "
-                          "ByteLevel pre-tokenizers, no normalizer, ByteLevel decoder)");
+                          " is not supported (implemented: the BPE model, byte-level or on "
+                          "characters with byte fallback; the normalizers NFC, NFD, NFKC, NFKD, "
+                          "Prepend, Replace; the pre-tokenizers Split, ByteLevel, Metaspace; the "
+                          "post-processors ByteLevel, TemplateProcessing; the decoders ByteLevel, "
+                          "Replace, ByteFallback, Fuse, Strip, Metaspace)");
   }
 
   const AddedToken* match_added(std::string_view text, std::size_t pos) const {
@@ -677,10 +686,30 @@ class Tokenizer {
                at = t.find(from, at + to.size()))
             t.replace(at, from.size(), to);
         });
+      } else if (type == "Metaspace") {
+        // Each token's replacement becomes a space; unless prepend_scheme is never, the first
+        // token of a sequence loses one leading space (strip_first_only_).
+        const std::string from = st->get_string("replacement", "\xE2\x96\x81");
+        if (from.empty()) unsupported("a Metaspace decoder with an empty replacement");
+        each([&](std::string& t) {
+          for (std::size_t at = t.find(from); at != std::string::npos; at = t.find(from, at + 1))
+            t.replace(at, from.size(), " ");
+        });
+        const std::string scheme = st->get_string(
+            "prepend_scheme", st->get_bool("add_prefix_space", true) ? "always" : "never");
+        if (scheme != "always" && scheme != "first" && scheme != "never")
+          unsupported("the Metaspace prepend_scheme " + scheme);
+        if (scheme != "never") {
+          if (strip_start_ != 0) unsupported("a Metaspace decoder with a Strip decoder");
+          strip_char_ = " ";
+          strip_start_ = 1;
+          strip_first_only_ = true;
+        }
       } else if (type == "Fuse") {
         fused = true;
       } else if (type == "Strip") {
         if (!fused) unsupported("a Strip decoder before Fuse");
+        if (strip_first_only_) unsupported("a Strip decoder with a Metaspace decoder");
         if (st->get_int("stop", 0) != 0) unsupported("a Strip decoder with stop > 0");
         strip_char_ = st->get_string("content");
         strip_start_ = static_cast<index_t>(st->get_int("start", 0));
@@ -768,6 +797,24 @@ class Tokenizer {
       if (s.get_bool("invert", false)) unsupported("an inverted Split");
       p.kind = Piece::split;
       p.regex = std::make_shared<const detail::Regex>(re);
+    } else if (type == "Metaspace") {
+      // Hugging Face's semantics: prepend_scheme when given, else add_prefix_space (default
+      // true) as always / never; split (default true) cuts before every replacement.
+      p.kind = Piece::metaspace;
+      p.replacement = s.get_string("replacement", "\xE2\x96\x81");
+      if (p.replacement.empty()) unsupported("a Metaspace pre-tokenizer with an empty replacement");
+      const std::string scheme =
+          s.get_string("prepend_scheme", s.get_bool("add_prefix_space", true) ? "always" : "never");
+      if (scheme == "always") {
+        p.prepend = Piece::always;
+      } else if (scheme == "first") {
+        p.prepend = Piece::first;
+      } else if (scheme == "never") {
+        p.prepend = Piece::never;
+      } else {
+        unsupported("the Metaspace prepend_scheme " + scheme);
+      }
+      p.split_words = s.get_bool("split", true);
     } else if (type == "ByteLevel") {
       p.kind = Piece::byte_level;
       byte_level_ = true;
@@ -835,7 +882,8 @@ class Tokenizer {
   }
 
   /// Pre-tokenizes and BPE-encodes text without added tokens, appending the ids.
-  void encode_plain(std::string_view text, std::vector<std::int32_t>& ids, Scratch& sc) const {
+  void encode_plain(std::string_view text, std::vector<std::int32_t>& ids, Scratch& sc,
+                    bool at_start) const {
     if (text.empty()) return;
     // The pre-tokenizer steps cut the normalized text into pieces (ranges of sc.buf); ByteLevel
     // maps each piece's bytes afterwards, in bpe().
@@ -858,6 +906,39 @@ class Tokenizer {
         sc.buf = std::move(grown);
         sc.pieces = std::move(moved);
       }
+      if (step.kind == Piece::metaspace) {
+        std::string grown;
+        std::vector<std::pair<std::size_t, std::size_t>> moved;
+        const std::string& r = step.replacement;
+        for (std::size_t i = 0; i < sc.pieces.size(); ++i) {
+          const auto [b, e] = sc.pieces[i];
+          const std::size_t at = grown.size();
+          for (std::size_t c = b; c < e; ++c) {
+            if (sc.buf[c] == ' ')
+              grown += r;
+            else
+              grown += sc.buf[c];
+          }
+          const bool prepend = step.prepend == Piece::always ||
+                               (step.prepend == Piece::first && at_start && i == 0 && b == 0);
+          if (prepend && e > b && std::string_view(grown).substr(at).rfind(r, 0) != 0)
+            grown.insert(at, r);
+          if (!step.split_words) {
+            moved.emplace_back(at, grown.size());
+            continue;
+          }
+          // Cut before each replacement (it starts the next piece: "▁a▁▁b" -> ▁a, ▁, ▁b).
+          std::size_t from = at;
+          for (std::size_t k = grown.find(r, at + 1); k != std::string::npos;
+               k = grown.find(r, k + r.size())) {
+            if (k > from) moved.emplace_back(from, k);
+            from = k;
+          }
+          if (grown.size() > from) moved.emplace_back(from, grown.size());
+        }
+        sc.buf = std::move(grown);
+        sc.pieces = std::move(moved);
+      }
       if (step.regex) {
         sc.next.clear();
         for (const auto& piece : sc.pieces) {
@@ -874,11 +955,15 @@ class Tokenizer {
         std::swap(sc.pieces, sc.next);
       }
     }
-    if (pre_.empty() && !byte_level_ && word_split_) {
-      // SentencePiece style (no pre-tokenizer: the text is one piece): cut it into words, the
-      // same ids (word_split_) and the piece cache then reuses repeated words.
+    for (const auto& [b, e] : sc.pieces) {
+      const std::string_view all = std::string_view(sc.buf).substr(b, e - b);
+      if (byte_level_ || !word_split_) {
+        bpe(all, ids, sc);
+        continue;
+      }
+      // SentencePiece style (often no pre-tokenizer: the whole text is one piece): cut the piece
+      // into its words; the same ids (word_split_), and the piece cache reuses repeated words.
       constexpr std::string_view mark = "\xE2\x96\x81";
-      const std::string_view all(sc.buf);
       std::size_t last = 0;
       for (std::size_t at = all.find(mark, 1); at != std::string_view::npos;
            at = all.find(mark, at + mark.size()))
@@ -887,9 +972,7 @@ class Tokenizer {
           last = at;
         }
       bpe(all.substr(last), ids, sc);
-      return;
     }
-    for (const auto& [b, e] : sc.pieces) bpe(std::string_view(sc.buf).substr(b, e - b), ids, sc);
   }
 
   /// BPE of one piece's bytes (the ids of a piece seen before in this call are reused).
