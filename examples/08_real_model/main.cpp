@@ -140,40 +140,6 @@ void write_stand_in(const std::string& dir, const std::string& prompt) {
   attnkit::io::write_safetensors(dir + "/model.safetensors", entries);
 }
 
-/// Each token's text (for labels) and byte range in the decoded prompt.
-struct Spelled {
-  std::vector<std::string> labels;
-  std::vector<std::size_t> starts;  // one more than tokens: the end
-  std::string text;
-};
-
-Spelled spell(const attnkit::text::Tokenizer& tok, const std::vector<std::int64_t>& ids) {
-  Spelled s;
-  index_t strip_left = tok.strip_start();
-  for (std::int64_t id : ids) {
-    const std::int32_t one[1] = {static_cast<std::int32_t>(id)};
-    const std::string bytes = tok.decode_bytes_from(one, false, strip_left);
-    s.starts.push_back(s.text.size());
-    s.text += bytes;
-    s.labels.push_back(attnkit::text::detail::utf8_lossy(bytes));
-  }
-  s.starts.push_back(s.text.size());
-  return s;
-}
-
-/// The token positions that overlap an occurrence of `word` in the decoded prompt.
-std::vector<index_t> keyword_positions(const Spelled& s, const std::string& word) {
-  std::vector<index_t> pos;
-  const std::size_t n = s.labels.size();
-  std::vector<bool> hit(n, false);
-  for (std::size_t at = s.text.find(word); at != std::string::npos; at = s.text.find(word, at + 1))
-    for (std::size_t i = 0; i < n; ++i)
-      if (s.starts[i] < at + word.size() && s.starts[i + 1] > at) hit[i] = true;
-  for (std::size_t i = 0; i < n; ++i)
-    if (hit[i]) pos.push_back(static_cast<index_t>(i));
-  return pos;
-}
-
 /// Greedy continuation of `prompt` with the decoder of activation A on the folder's weights;
 /// streams the text when `stream` (and appends it to `streamed`). Returns the generated ids and
 /// the decode rate.
@@ -268,7 +234,7 @@ int main(int argc, char** argv) {
     const auto tok = attnkit::text::Tokenizer::load(dir + "/tokenizer.json");
     const std::vector<std::int32_t> ids32 = tok.encode(prompt);
     const std::vector<std::int64_t> ids(ids32.begin(), ids32.end());
-    const Spelled sp = spell(tok, ids);
+    const attnkit::text::TokenSpans sp = attnkit::text::token_spans(tok, ids);
 
     // ---- the model and a greedy continuation, streamed ----------------------------------------
     const auto m = mdl::SoftmaxLlama::load(dir);
@@ -316,7 +282,7 @@ int main(int argc, char** argv) {
                 hdir.c_str(), cap.heads.size());
 
     // ---- keyword attention ----------------------------------------------------------------
-    const std::vector<index_t> kw = keyword_positions(sp, keyword);
+    const std::vector<index_t> kw = sp.overlapping(keyword);
     if (kw.empty()) throw attnkit::error("08_real_model: the keyword does not occur in the prompt");
     const auto all = ins::capture_prefill(m, ids, [] {
       ins::Selection s;

@@ -233,35 +233,20 @@ int cmd_inspect(int argc, char** argv) {
   for (std::int64_t id : rq.ids) rq.labels.push_back(std::to_string(id));
 #if defined(ATTNKIT_CLI_TEXT)
   if (tok) {
-    // Each token's text and its byte range in the decoded prompt (the decoder's leading strip
-    // applied once, as for the whole sequence).
-    std::string decoded;
-    std::vector<std::size_t> starts;
-    index_t strip_left = tok->strip_start();
     bool fits = true;
     for (std::int64_t id : rq.ids) fits = fits && tok->contains(id);
     if (!fits && needed)
       throw usage_error("inspect: a prompt id is not in " + rq.dir + "/tokenizer.json");
-    for (std::size_t i = 0; fits && i < rq.ids.size(); ++i) {
-      const std::int32_t one[1] = {static_cast<std::int32_t>(rq.ids[i])};
-      const std::string bytes = tok->decode_bytes_from(one, false, strip_left);
-      starts.push_back(decoded.size());
-      decoded += bytes;
-      rq.labels[i] = text::detail::utf8_lossy(bytes);
-    }
-    starts.push_back(decoded.size());
-    if (args.has("keyword")) {
-      rq.keyword = args.require("keyword");
-      if (rq.keyword.empty()) throw usage_error("inspect: --keyword is empty");
-      std::vector<bool> hit(rq.ids.size(), false);
-      for (std::size_t at = decoded.find(rq.keyword); at != std::string::npos;
-           at = decoded.find(rq.keyword, at + 1))
-        for (std::size_t i = 0; i < rq.ids.size(); ++i)
-          if (starts[i] < at + rq.keyword.size() && starts[i + 1] > at) hit[i] = true;
-      for (std::size_t i = 0; i < hit.size(); ++i)
-        if (hit[i]) rq.keyword_positions.push_back(static_cast<index_t>(i));
-      if (rq.keyword_positions.empty())
-        throw usage_error("inspect: --keyword '" + rq.keyword + "' does not occur in the prompt");
+    if (fits) {
+      const text::TokenSpans spans = text::token_spans(*tok, rq.ids);
+      rq.labels = spans.labels;
+      if (args.has("keyword")) {
+        rq.keyword = args.require("keyword");
+        if (rq.keyword.empty()) throw usage_error("inspect: --keyword is empty");
+        rq.keyword_positions = spans.overlapping(rq.keyword);
+        if (rq.keyword_positions.empty())
+          throw usage_error("inspect: --keyword '" + rq.keyword + "' does not occur in the prompt");
+      }
     }
   }
 #endif

@@ -273,6 +273,16 @@ struct StringHash {
 
 inline std::string where(const std::string& file) { return file.empty() ? "" : " (" + file + ")"; }
 
+/// "▁" (U+2581), SentencePiece's space.
+inline constexpr std::string_view sp_space = "\xE2\x96\x81";
+
+/// Every occurrence of `from` (not empty) in s replaced by `to`, left to right, the replacements
+/// not searched again.
+inline void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
 }  // namespace detail
 
 /// One added token of tokenizer.json ("added_tokens").
@@ -590,10 +600,9 @@ class Tokenizer {
                      im->second);  // the first rank wins
       // A merge that joins a token ending in another character to one starting with "▁" could
       // cross a word boundary; without any, words merge independently (see encode_plain).
-      constexpr std::string_view mark = "\xE2\x96\x81";  // ▁, SentencePiece's space
-      if (b.starts_with(mark) && !a.ends_with(mark)) word_split_ = false;
+      if (b.starts_with(detail::sp_space) && !a.ends_with(detail::sp_space)) word_split_ = false;
     }
-    word_split_ = word_split_ && vocab_.count(std::string("\xE2\x96\x81")) != 0;
+    word_split_ = word_split_ && vocab_.count(std::string(detail::sp_space)) != 0;
     // added tokens
     if (added != nullptr && !added->is_null()) {
       for (const Value& a : added->as_array()) {
@@ -681,25 +690,14 @@ class Tokenizer {
         const std::string from = st->at("pattern").at("String").as_string();
         const std::string to = st->get_string("content");
         if (from.empty()) unsupported("a Replace decoder with an empty pattern");
-        each([&](std::string& t) {
-          for (std::size_t at = t.find(from); at != std::string::npos;
-               at = t.find(from, at + to.size()))
-            t.replace(at, from.size(), to);
-        });
+        each([&](std::string& t) { detail::replace_all(t, from, to); });
       } else if (type == "Metaspace") {
         // Each token's replacement becomes a space; unless prepend_scheme is never, the first
         // token of a sequence loses one leading space (strip_first_only_).
-        const std::string from = st->get_string("replacement", "\xE2\x96\x81");
+        const std::string from = st->get_string("replacement", std::string(detail::sp_space));
         if (from.empty()) unsupported("a Metaspace decoder with an empty replacement");
-        each([&](std::string& t) {
-          for (std::size_t at = t.find(from); at != std::string::npos; at = t.find(from, at + 1))
-            t.replace(at, from.size(), " ");
-        });
-        const std::string scheme = st->get_string(
-            "prepend_scheme", st->get_bool("add_prefix_space", true) ? "always" : "never");
-        if (scheme != "always" && scheme != "first" && scheme != "never")
-          unsupported("the Metaspace prepend_scheme " + scheme);
-        if (scheme != "never") {
+        each([&](std::string& t) { detail::replace_all(t, from, " "); });
+        if (metaspace_prepend(*st) != Piece::never) {
           if (strip_start_ != 0) unsupported("a Metaspace decoder with a Strip decoder");
           strip_char_ = " ";
           strip_start_ = 1;
@@ -754,9 +752,7 @@ class Tokenizer {
           if (!s.empty()) s.insert(0, nz.a);
           break;
         case Normalizer::replace:
-          for (std::size_t at = s.find(nz.a); at != std::string::npos;
-               at = s.find(nz.a, at + nz.b.size()))
-            s.replace(at, nz.a.size(), nz.b);
+          detail::replace_all(s, nz.a, nz.b);
           break;
         default: {
           const int opts =
@@ -780,6 +776,17 @@ class Tokenizer {
     return s;
   }
 
+  /// A Metaspace step's prepend scheme (pre-tokenizer or decoder): prepend_scheme when given,
+  /// else add_prefix_space (default true) as always / never.
+  Piece::Prepend metaspace_prepend(const json::Value& s) const {
+    const std::string scheme =
+        s.get_string("prepend_scheme", s.get_bool("add_prefix_space", true) ? "always" : "never");
+    if (scheme == "always") return Piece::always;
+    if (scheme == "first") return Piece::first;
+    if (scheme != "never") unsupported("the Metaspace prepend_scheme " + scheme);
+    return Piece::never;
+  }
+
   void read_pre(const json::Value& s) {
     const std::string type = s.get_string("type", "?");
     Piece p;
@@ -798,22 +805,12 @@ class Tokenizer {
       p.kind = Piece::split;
       p.regex = std::make_shared<const detail::Regex>(re);
     } else if (type == "Metaspace") {
-      // Hugging Face's semantics: prepend_scheme when given, else add_prefix_space (default
-      // true) as always / never; split (default true) cuts before every replacement.
+      // Hugging Face's semantics (metaspace_prepend); split (default true) cuts before every
+      // replacement.
       p.kind = Piece::metaspace;
-      p.replacement = s.get_string("replacement", "\xE2\x96\x81");
+      p.replacement = s.get_string("replacement", std::string(detail::sp_space));
       if (p.replacement.empty()) unsupported("a Metaspace pre-tokenizer with an empty replacement");
-      const std::string scheme =
-          s.get_string("prepend_scheme", s.get_bool("add_prefix_space", true) ? "always" : "never");
-      if (scheme == "always") {
-        p.prepend = Piece::always;
-      } else if (scheme == "first") {
-        p.prepend = Piece::first;
-      } else if (scheme == "never") {
-        p.prepend = Piece::never;
-      } else {
-        unsupported("the Metaspace prepend_scheme " + scheme);
-      }
+      p.prepend = metaspace_prepend(s);
       p.split_words = s.get_bool("split", true);
     } else if (type == "ByteLevel") {
       p.kind = Piece::byte_level;
@@ -963,7 +960,7 @@ class Tokenizer {
       }
       // SentencePiece style (often no pre-tokenizer: the whole text is one piece): cut the piece
       // into its words; the same ids (word_split_), and the piece cache reuses repeated words.
-      constexpr std::string_view mark = "\xE2\x96\x81";
+      constexpr std::string_view mark = detail::sp_space;
       std::size_t last = 0;
       for (std::size_t at = all.find(mark, 1); at != std::string_view::npos;
            at = all.find(mark, at + mark.size()))
@@ -1115,6 +1112,43 @@ class Tokenizer {
     sym.resize(w);
   }
 };
+
+/// Each token of a sequence with its place in the decoded sequence: for labels (heatmap axes)
+/// and for finding the tokens that spell a word.
+struct TokenSpans {
+  std::string text;                 ///< the decoded bytes of the whole sequence
+  std::vector<std::size_t> starts;  ///< byte offset of each token in text, then text.size()
+  std::vector<std::string> labels;  ///< each token's text (ill-formed UTF-8 as U+FFFD)
+
+  /// The tokens that overlap an occurrence of `word` (not empty) in text, ascending.
+  std::vector<index_t> overlapping(std::string_view word) const {
+    const std::size_t n = labels.size();
+    std::vector<bool> hit(n, false);
+    for (std::size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1))
+      for (std::size_t i = 0; i < n; ++i)
+        if (starts[i] < at + word.size() && starts[i + 1] > at) hit[i] = true;
+    std::vector<index_t> out;
+    for (std::size_t i = 0; i < n; ++i)
+      if (hit[i]) out.push_back(static_cast<index_t>(i));
+    return out;
+  }
+};
+
+/// The spans of ids (the decoder's leading strip applied once, as for the whole sequence).
+/// Throws tokenizer_error for an id that is not a token of the file.
+inline TokenSpans token_spans(const Tokenizer& tok, std::span<const std::int64_t> ids) {
+  TokenSpans s;
+  index_t strip_left = tok.strip_start();
+  for (std::int64_t id : ids) {
+    const std::int32_t one[1] = {static_cast<std::int32_t>(id)};
+    const std::string bytes = tok.decode_bytes_from(one, false, strip_left);
+    s.starts.push_back(s.text.size());
+    s.text += bytes;
+    s.labels.push_back(detail::utf8_lossy(bytes));
+  }
+  s.starts.push_back(s.text.size());
+  return s;
+}
 
 /// Incremental decoding: push ids as they are generated and take the text that is complete; a
 /// multi-byte character split across tokens is held back until its last byte arrives, so the
