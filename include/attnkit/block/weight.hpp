@@ -272,22 +272,8 @@ void gemv_rows(const float* x, index_t xs, const E* w, index_t ws, index_t in, i
     }
     for (int i = 0; i < R; ++i) finish(acc[i], o + i);
   }
-  for (; o < o1; ++o) {  // fewer than R rows left: one at a time
-    B acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = B(0.0f);
-    const E* wr = w + o * ws;
-    for (index_t c = 0; c < full; c += W) {
-      const B wv = simd::load_widen<Arch>(wr + c);
-      for (int m = 0; m < M; ++m)
-        acc[m] = xsimd::fma(wv, B::load_unaligned(x + m * xs + c), acc[m]);
-    }
-    if (full < in) {
-      const index_t t = in - full;
-      const B wv = simd::load_widen_partial<Arch>(wr + full, t);
-      for (int m = 0; m < M; ++m)
-        acc[m] = xsimd::fma(wv, simd::load_partial<Arch>(x + m * xs + full, t), acc[m]);
-    }
-    finish(acc, o);
+  if constexpr (R > 1) {  // fewer than R rows left: one at a time, the same arithmetic
+    if (o < o1) gemv_rows<Arch, E, M, 1>(x, xs, w, ws, in, o, o1, y, ys0, ys1);
   }
 }
 
