@@ -51,50 +51,70 @@ struct Weights {
     for (auto& x : *mats.back()) x = nd(gen);
     return mats.back()->cview();
   }
-  TensorView<const float, 1> ones(index_t n) {
-    vecs.push_back(std::make_unique<Tensor<float, 1>>(Shape<1>{n}, 1.0f));
+  TensorView<const float, 1> vec(index_t n, float value) {
+    vecs.push_back(std::make_unique<Tensor<float, 1>>(Shape<1>{n}, value));
     return vecs.back()->cview();
   }
 };
 
-template <class Policy>
-model::Decoder<Policy, float> random_decoder(Weights& w, bool gated) {
+/// The shape and recipe of a random LLaMA-style decoder.
+struct Dims {
+  index_t layers, hidden, heads, kv_heads, head_dim, inter, vocab;
+  bool gated = false;     // a headwise output gate
+  bool qkv_bias = false;  // q, k, v biases (Qwen2)
+  bool tied = false;      // the head is the embedding matrix
+  double embed_std = 1.0, rms_eps = 1e-5, rope_theta = 10000.0;
+};
+
+/// A decoder of shape d over random weights from w (any source with mat(rows, cols, stddev) and
+/// vec(n, value), which keeps them alive).
+template <class Policy, class W>
+model::Decoder<Policy, float> random_decoder(W& w, const Dims& d) {
   model::Decoder<Policy, float> m;
   model::DecoderConfig& c = m.config;
-  c.hidden_size = hidden;
-  c.intermediate_size = inter;
-  c.num_attention_heads = heads;
-  c.num_key_value_heads = kv_heads;
-  c.num_hidden_layers = layers;
-  c.vocab_size = vocab;
-  c.head_dim = head_dim;
-  c.rms_norm_eps = 1e-5;
-  const double s = 1.0 / std::sqrt(double(hidden));
-  m.embed_tokens = w.mat(vocab, hidden, 1.0);
-  for (index_t l = 0; l < layers; ++l) {
+  c.hidden_size = d.hidden;
+  c.intermediate_size = d.inter;
+  c.num_attention_heads = d.heads;
+  c.num_key_value_heads = d.kv_heads;
+  c.num_hidden_layers = d.layers;
+  c.vocab_size = d.vocab;
+  c.head_dim = d.head_dim;
+  c.rms_norm_eps = d.rms_eps;
+  c.rope_theta = d.rope_theta;
+  c.tie_word_embeddings = d.tied;
+  c.qkv_bias = d.qkv_bias;
+  const double s = 1.0 / std::sqrt(double(d.hidden));
+  const index_t q = d.heads * d.head_dim, kv = d.kv_heads * d.head_dim;
+  m.embed_tokens = w.mat(d.vocab, d.hidden, d.embed_std);
+  for (index_t l = 0; l < d.layers; ++l) {
     model::DecoderLayer<Policy, float> layer;
     layer.norm = attnkit::block::RMSNorm(c.rms_norm_eps);
-    layer.norm1_weight = w.ones(hidden);
-    layer.norm2_weight = w.ones(hidden);
+    layer.norm1_weight = w.vec(d.hidden, 1.0f);
+    layer.norm2_weight = w.vec(d.hidden, 1.0f);
     modules::MultiHeadAttention<Policy, float>& a = layer.attn;
-    a.heads = heads;
-    a.kv_heads = kv_heads;
-    a.head_dim = head_dim;
-    a.q_proj.weight = w.mat(heads * head_dim, hidden, s);
-    a.k_proj.weight = w.mat(kv_heads * head_dim, hidden, s);
-    a.v_proj.weight = w.mat(kv_heads * head_dim, hidden, s);
-    a.o_proj.weight = w.mat(hidden, heads * head_dim, s);
-    if (gated) a.g_proj = w.mat(heads, hidden, s);  // headwise gate
-    a.rope.emplace(head_dim, 10000.0);
+    a.heads = d.heads;
+    a.kv_heads = d.kv_heads;
+    a.head_dim = d.head_dim;
+    a.q_proj.weight = w.mat(q, d.hidden, s);
+    a.k_proj.weight = w.mat(kv, d.hidden, s);
+    a.v_proj.weight = w.mat(kv, d.hidden, s);
+    a.o_proj.weight = w.mat(d.hidden, q, s);
+    if (d.qkv_bias) {
+      a.q_proj.bias = w.vec(q, 0.01f);
+      a.k_proj.bias = w.vec(kv, 0.01f);
+      a.v_proj.bias = w.vec(kv, 0.01f);
+    }
+    if (d.gated) a.g_proj = w.mat(d.heads, d.hidden, s);  // headwise gate
+    a.rope.emplace(d.head_dim, c.rope_theta);
     attnkit::block::SwiGLU<float> mlp;
-    mlp.gate = w.mat(inter, hidden, s);
-    mlp.up = w.mat(inter, hidden, s);
-    mlp.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
+    mlp.gate = w.mat(d.inter, d.hidden, s);
+    mlp.up = w.mat(d.inter, d.hidden, s);
+    mlp.down = w.mat(d.hidden, d.inter, 1.0 / std::sqrt(double(d.inter)));
     layer.ffn = mlp;
     m.layers.push_back(std::move(layer));
   }
-  m.norm = w.ones(hidden);
-  m.lm_head = w.mat(vocab, hidden, s);
+  m.norm = w.vec(d.hidden, 1.0f);
+  m.lm_head = d.tied ? m.embed_tokens : block::Weight<float>(w.mat(d.vocab, d.hidden, s));
   return m;
 }
 
@@ -113,7 +133,9 @@ template <class Activation, class Gate = pol::NoGate>
 void prefill(benchmark::State& state) {
   constexpr bool gated = !std::is_same_v<Gate, pol::NoGate>;
   Weights w;
-  const auto m = random_decoder<model::LlamaPolicy<Activation, Gate>>(w, gated);
+  Dims d{layers, hidden, heads, kv_heads, head_dim, inter, vocab};
+  d.gated = gated;
+  const auto m = random_decoder<model::LlamaPolicy<Activation, Gate>>(w, d);
   std::vector<std::int64_t> ids(static_cast<std::size_t>(tokens));
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>((i * 37) % vocab);
   for (auto _ : state) {
@@ -170,44 +192,14 @@ struct Model {
   model::Decoder<Policy, float> m;
 
   Model() {
-    model::DecoderConfig& c = m.config;
-    c.model_type = "qwen2";
-    c.hidden_size = hidden;
-    c.intermediate_size = inter;
-    c.num_attention_heads = heads;
-    c.num_key_value_heads = kv_heads;
-    c.num_hidden_layers = layers;
-    c.vocab_size = vocab;
-    c.head_dim = head_dim;
-    c.rms_norm_eps = 1e-6;
-    c.rope_theta = 1e6;
-    c.tie_word_embeddings = true;
-    c.qkv_bias = true;
-    const double s = 1.0 / std::sqrt(double(hidden));
-    m.embed_tokens = w.mat(vocab, hidden, 0.02);
-    for (index_t l = 0; l < layers; ++l) {
-      model::DecoderLayer<Policy, float> layer;
-      layer.norm = attnkit::block::RMSNorm(c.rms_norm_eps);
-      layer.norm1_weight = w.vec(hidden, 1.0f);
-      layer.norm2_weight = w.vec(hidden, 1.0f);
-      modules::MultiHeadAttention<Policy, float>& a = layer.attn;
-      a.heads = heads;
-      a.kv_heads = kv_heads;
-      a.head_dim = head_dim;
-      a.q_proj = {w.mat(heads * head_dim, hidden, s), w.vec(heads * head_dim, 0.01f)};
-      a.k_proj = {w.mat(kv_heads * head_dim, hidden, s), w.vec(kv_heads * head_dim, 0.01f)};
-      a.v_proj = {w.mat(kv_heads * head_dim, hidden, s), w.vec(kv_heads * head_dim, 0.01f)};
-      a.o_proj.weight = w.mat(hidden, heads * head_dim, s);
-      a.rope.emplace(head_dim, c.rope_theta);
-      attnkit::block::SwiGLU<float> mlp;
-      mlp.gate = w.mat(inter, hidden, s);
-      mlp.up = w.mat(inter, hidden, s);
-      mlp.down = w.mat(hidden, inter, 1.0 / std::sqrt(double(inter)));
-      layer.ffn = mlp;
-      m.layers.push_back(std::move(layer));
-    }
-    m.norm = w.vec(hidden, 1.0f);
-    m.lm_head = m.embed_tokens;
+    Dims d{layers, hidden, heads, kv_heads, head_dim, inter, vocab};
+    d.qkv_bias = true;
+    d.tied = true;
+    d.embed_std = 0.02;
+    d.rms_eps = 1e-6;
+    d.rope_theta = 1e6;
+    m = random_decoder<Policy>(w, d);
+    m.config.model_type = "qwen2";
   }
 
   static const Model& get() {

@@ -54,23 +54,24 @@ std::vector<std::string_view> paragraphs(std::string_view text) {
   return out;
 }
 
-const attnkit::text::Tokenizer* tokenizer() {
+/// The tokenizer of $ATTNKIT_TOKENIZER (loaded once); without it, marks `state` skipped with an
+/// error saying so and returns null.
+const attnkit::text::Tokenizer* tokenizer(benchmark::State& state) {
   static const std::optional<attnkit::text::Tokenizer> tok =
       []() -> std::optional<attnkit::text::Tokenizer> {
     const char* p = std::getenv("ATTNKIT_TOKENIZER");
     if (p == nullptr) return std::nullopt;
     return attnkit::text::Tokenizer::load(p);
   }();
+  if (!tok)
+    state.SkipWithError(
+        "set ATTNKIT_TOKENIZER to a tokenizer.json (tools/bench_tokenizer.sh does)");
   return tok ? &*tok : nullptr;
 }
 
 void BM_TokenizerEncode(benchmark::State& state) {
-  const attnkit::text::Tokenizer* tok = tokenizer();
-  if (tok == nullptr) {
-    state.SkipWithError(
-        "set ATTNKIT_TOKENIZER to a tokenizer.json (tools/bench_tokenizer.sh does)");
-    return;
-  }
+  const attnkit::text::Tokenizer* tok = tokenizer(state);
+  if (tok == nullptr) return;
   const std::string& text = english();
   const std::vector<std::string_view> parts = paragraphs(text);
   std::size_t tokens = 0;
@@ -92,12 +93,8 @@ void BM_TokenizerEncode(benchmark::State& state) {
 BENCHMARK(BM_TokenizerEncode)->Unit(benchmark::kMillisecond);
 
 void BM_TokenizerDecode(benchmark::State& state) {
-  const attnkit::text::Tokenizer* tok = tokenizer();
-  if (tok == nullptr) {
-    state.SkipWithError(
-        "set ATTNKIT_TOKENIZER to a tokenizer.json (tools/bench_tokenizer.sh does)");
-    return;
-  }
+  const attnkit::text::Tokenizer* tok = tokenizer(state);
+  if (tok == nullptr) return;
   const std::string& text = english();
   std::vector<std::int32_t> ids;
   for (std::string_view p : paragraphs(text)) {

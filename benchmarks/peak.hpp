@@ -111,7 +111,7 @@ struct StreamBuffer {
   static constexpr double bytes() { return double(n) * sizeof(float); }
 
   /// One streaming read of the buffer on `threads` threads (16 MiB work items), in seconds.
-  double read_seconds(int threads) const {
+  double read_seconds([[maybe_unused]] int threads) const {
     const bool avx512 = __builtin_cpu_supports("avx512f");
     constexpr long block = long(1) << 22;  // 16 MiB per work item, 16 items
     const float* p = buf.get();
