@@ -3250,6 +3250,15 @@ class Scratch {
     return data_.get();
   }
 
+  /// Grows the capacity to at least `bytes` now (no zeroing), so later get()s up to that size
+  /// allocate nothing.
+  void reserve(std::size_t bytes) {
+    if (bytes > cap_) {
+      cap_ = bytes;
+      data_ = make_aligned<std::byte>(cap_);
+    }
+  }
+
  private:
   aligned_ptr<std::byte> data_;
   std::size_t cap_ = 0;
@@ -3901,10 +3910,14 @@ class DecodePartials {
       : rows_(rows),
         dvp_(dvp),
         tiles_(tiles),
-        stride_((rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16),
+        stride_(stride(rows, dvp, tiles)),
         data_(
             reinterpret_cast<T*>(thread_scratch(ScratchSlot::call)
                                      .get(static_cast<std::size_t>(units * stride_) * sizeof(T)))) {
+  }
+  /// Elements of one unit's record.
+  static index_t stride(index_t rows, index_t dvp, index_t tiles) noexcept {
+    return (rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16;
   }
   T* o(index_t u) const noexcept { return data_ + u * stride_; }
   T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }
@@ -4485,6 +4498,36 @@ void attention_partial(const Policy& policy, TensorView<const float, 4> q,
                        const AttentionOptions& options = {}) {
   attention_detail::run<float>(policy, q, k, v, out, TensorView<float, 4>{}, false, state, true,
                                options);
+}
+
+/// Gives the calling thread's attention scratch room, now, for calls of compute type T with up
+/// to `nq` query rows per head over up to `max_keys` keys (B, Hq, Hkv and Dv as in attention()).
+/// The buffers the decode path shares across its key chunks grow with the key count, so a
+/// generation loop whose cache grows toward max_keys would otherwise reallocate them now and
+/// then (Decoder::forward calls this for the tokens DecoderState::reserve asked for). A
+/// thread's work-unit workspace does not depend on the key count and is made by its first call;
+/// under a P capture its per-tile maxima do grow with the keys.
+template <class T>
+void reserve_attention(index_t batch, index_t heads_q, index_t heads_kv, index_t nq, index_t dv,
+                       index_t max_keys) {
+  using namespace attention_detail;
+  if (batch < 0 || heads_q < 0 || nq < 0 || dv < 0 || max_keys < 0 || heads_kv <= 0 ||
+      heads_q % heads_kv != 0)
+    throw error("attnkit: reserve_attention: B " + std::to_string(batch) + ", Hq " +
+                std::to_string(heads_q) + ", Hkv " + std::to_string(heads_kv) + ", Nq " +
+                std::to_string(nq) + ", Dv " + std::to_string(dv) + ", keys " +
+                std::to_string(max_keys) + " (counts are >= 0, Hkv > 0 and Hq a multiple of Hkv)");
+  const index_t nsplit = (max_keys + decode_chunk - 1) / decode_chunk;
+  const index_t dvp = (dv + 15) / 16 * 16;  // at least Dv rounded up to any SIMD width
+  const index_t rows = heads_q / heads_kv * nq;
+  // The split-KV partials (with room for a capture's tile maxima) and head softmax's chunks.
+  const index_t decode =
+      batch * heads_kv * nsplit * DecodePartials<T>::stride(rows, dvp, decode_chunk / key_tile);
+  const index_t hrows = std::min(head_softmax_query_tile, nq);
+  const index_t heads = batch * ((nq + head_softmax_query_tile - 1) / head_softmax_query_tile) *
+                        nsplit * heads_q * hrows * dvp;
+  thread_scratch(ScratchSlot::call)
+      .reserve(static_cast<std::size_t>(std::max(decode, heads)) * sizeof(T));
 }
 
 /// One result of attention_partial: out [B, Hq, Nq, Dv] and state [B, Hq, Nq].
@@ -12234,6 +12277,11 @@ class Decoder {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
       for (modules::KVCache<T>& l : state->layers) l.reserve(state->reserved);
     }
+    // The attention's decode buffers too: steps up to the reserved length allocate nothing.
+    if (state != nullptr && state->reserved > 0 && c.num_key_value_heads > 0 &&
+        c.num_attention_heads % c.num_key_value_heads == 0)
+      reserve_attention<T>(1, c.num_attention_heads, c.num_key_value_heads, 1, c.head_dim,
+                           state->reserved);
     ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
     const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;

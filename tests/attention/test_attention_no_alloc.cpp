@@ -3,6 +3,8 @@
 // attention() allocates nothing once its per-thread scratch has grown to the call's shapes: this
 // executable replaces the global operator new with a counting one and repeats decode, prefill,
 // head-softmax, capture and attention_partial calls of the same or smaller shapes.
+#include <thread>
+
 #include "attention/attention_test_util.hpp"
 #include "core/counting_new.hpp"
 
@@ -52,4 +54,41 @@ TEST_CASE("attention allocates nothing after its first call", "[attention][alloc
     CHECK(count_allocations(head) == 0);
     set_threads(saved);
   }
+}
+
+// A generation loop's key count grows step by step: the decode path's shared buffers grow with
+// it (every few 512-key chunks) unless reserve_attention gave them room first. Each case runs
+// on a new thread, whose scratch starts empty whatever the other tests did.
+TEST_CASE("reserve_attention: decode steps over a growing key count allocate nothing",
+          "[attention][alloc]") {
+  const Problem dec{1, 32, 8, 1, 4096, 64, 64};
+  Data<float> d(dec, 3);
+  Tensor<float, 4> out({1, 32, 1, 64});
+  const auto softmax = pol::AttentionPolicy(pol::Softmax{}, pol::Causal{});
+  const auto heads = pol::AttentionPolicy(pol::HeadSoftmax{});
+  // Allocations of the steps 2048, 2049, ... 4096 keys after a first step of 2048 keys.
+  auto grow = [&](const auto& policy, bool reserve) {
+    long counted = -1;
+    std::thread t([&] {
+      set_threads(1);
+      if (reserve) reserve_attention<float>(1, 32, 8, 1, 64, 4096);
+      auto step = [&](index_t nk) {
+        attention(policy, d.q.cview(), d.k.cview().slice(0, nk, 2), d.v.cview().slice(0, nk, 2),
+                  out.view());
+      };
+      step(2048);  // the unit workspace, which does not depend on the key count
+      counted = count_allocations([&] {
+        for (index_t nk = 2048; nk <= 4096; nk += 37) step(nk);
+        step(4096);
+      });
+    });
+    t.join();
+    return counted;
+  };
+  CHECK(grow(softmax, false) > 0);  // the scratch grows without the reservation
+  CHECK(grow(softmax, true) == 0);
+  CHECK(grow(heads, false) > 0);
+  CHECK(grow(heads, true) == 0);
+  CHECK_THROWS_WITH(reserve_attention<float>(1, 32, 5, 1, 64, 10), Catch::Contains("Hkv 5"));
+  CHECK_THROWS_WITH(reserve_attention<float>(1, 32, 8, 1, 64, -1), Catch::Contains("keys -1"));
 }

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "attnkit/attention/attention.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/norm.hpp"
@@ -514,6 +515,11 @@ class Decoder {
       state->layers.assign(layers.size(), modules::KVCache<T>(state->cache, state->kv_dtype));
       for (modules::KVCache<T>& l : state->layers) l.reserve(state->reserved);
     }
+    // The attention's decode buffers too: steps up to the reserved length allocate nothing.
+    if (state != nullptr && state->reserved > 0 && c.num_key_value_heads > 0 &&
+        c.num_attention_heads % c.num_key_value_heads == 0)
+      reserve_attention<T>(1, c.num_attention_heads, c.num_key_value_heads, 1, c.head_dim,
+                           state->reserved);
     ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
     const std::span<index_t> pos = frame.array<index_t>(n);
     for (index_t r = 0; r < n; ++r) pos[static_cast<std::size_t>(r)] = p0 + r;

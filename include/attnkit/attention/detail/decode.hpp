@@ -29,10 +29,14 @@ class DecodePartials {
       : rows_(rows),
         dvp_(dvp),
         tiles_(tiles),
-        stride_((rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16),
+        stride_(stride(rows, dvp, tiles)),
         data_(
             reinterpret_cast<T*>(thread_scratch(ScratchSlot::call)
                                      .get(static_cast<std::size_t>(units * stride_) * sizeof(T)))) {
+  }
+  /// Elements of one unit's record.
+  static index_t stride(index_t rows, index_t dvp, index_t tiles) noexcept {
+    return (rows * dvp + 2 * rows + rows * tiles + 15) / 16 * 16;
   }
   T* o(index_t u) const noexcept { return data_ + u * stride_; }
   T* m(index_t u) const noexcept { return o(u) + rows_ * dvp_; }

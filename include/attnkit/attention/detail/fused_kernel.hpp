@@ -108,6 +108,15 @@ class Scratch {
     return data_.get();
   }
 
+  /// Grows the capacity to at least `bytes` now (no zeroing), so later get()s up to that size
+  /// allocate nothing.
+  void reserve(std::size_t bytes) {
+    if (bytes > cap_) {
+      cap_ = bytes;
+      data_ = make_aligned<std::byte>(cap_);
+    }
+  }
+
  private:
   aligned_ptr<std::byte> data_;
   std::size_t cap_ = 0;
