@@ -414,6 +414,64 @@ struct FusedKernel {
     }
   }
 
+  /// Whether a Full tile of the few-rows (decode) path may take the row-major tile: whole tiles,
+  /// K and V rows in place, and nothing that works on the transposed tile (capture, dropout,
+  /// score mods, the activations that exponentiate their own weights).
+  static constexpr bool rm_kind =
+      !exp_weight && !scores_modded && norm != Normalization::over_heads;
+  bool rm_ok() const noexcept {
+    return rm_kind && x.probs == nullptr && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
+  }
+
+  /// S -> P in place for a row-major tile of nl rows and key_tile keys (row stride key_tile);
+  /// updates m, l and writes alpha as activate() does for the transposed tile. Returns whether
+  /// O must be rescaled by alpha.
+  bool activate_rm(index_t nl, T* s, T* m, T* l, T* alpha) const {
+    constexpr index_t nv = key_tile / W;
+    const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
+    bool moved = false;
+    for (index_t r = 0; r < nl; ++r) {
+      T* row = s + r * key_tile;
+      if constexpr (norm == Normalization::over_keys_exp) {
+        B mx(marker<T>);
+        for (index_t v = 0; v < nv; ++v) {
+          B t = B::load_aligned(row + v * W);
+          if constexpr (!identity_map) {  // the map before the exponential (soft cap)
+            t = act.simd_map(t);
+            t.store_aligned(row + v * W);
+          }
+          mx = xsimd::max(mx, t);
+        }
+        const T mold = m[r];
+        const T mnew = std::max(mold, simd::reduce_max(mx) * log2e);
+        moved = moved || mnew != mold;
+        const T a = exp2_batch<Arch, T>(B(mold - mnew)).get(0);
+        B sum(T(0));
+        const B mb(mnew);
+        for (index_t v = 0; v < nv; ++v) {
+          const B p = exp2_batch<Arch, T>(xsimd::fms(B::load_aligned(row + v * W), B(log2e), mb));
+          p.store_aligned(row + v * W);
+          sum += p;
+        }
+        alpha[r] = a;
+        m[r] = mnew;
+        l[r] = l[r] * a + simd::reduce_add(sum);
+      } else {
+        B sum(T(0));
+        for (index_t v = 0; v < nv; ++v) {
+          B p = B::load_aligned(row + v * W);
+          if constexpr (!identity_map) {
+            p = act.simd_map(p);
+            p.store_aligned(row + v * W);
+          }
+          if constexpr (norm == Normalization::over_keys_sum) sum += p;
+        }
+        if constexpr (norm == Normalization::over_keys_sum) l[r] += simd::reduce_add(sum);
+      }
+    }
+    return moved;
+  }
+
   /// Attention dropout on a P^T tile, after the activation (whose row sums already saw every
   /// visible key) and before O += P V: dropped pairs become 0, kept ones are scaled by
   /// 1 / (1 - p). The mask depends on (seed, b, h, i, j) only.
@@ -572,6 +630,16 @@ struct FusedKernel {
         const index_t nl = used(gi);
         T* st = ws.st;
         const bool rows = rows_path(gi);
+        if (rows && !partial && bk == key_tile && rm_ok()) {
+          // Decode: the row-major tile, activated along the keys.
+          const KV* vr = v_rows(b, kvh, j0);
+          qk_rows_tile_rm<Arch, T>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0), x.ks[2], d,
+                                   bk, st, key_tile, vr, x.vs[2], x.g.dv);
+          const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
+          pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
+                                rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
+          continue;
+        }
         bool mapped = false;  // the score tile's epilogue applied the activation's map
         if (rows) {
           const KV* vraw = x.vs[3] == 1 ? v_rows(b, kvh, j0) : nullptr;

@@ -3,7 +3,8 @@
 // Register-blocked SIMD micro-kernels of the fused attention kernel. Scores are kept transposed,
 // S^T[j][lane] with one query row per SIMD lane, so the online softmax reduces over keys with
 // vertical max/add only, K rows are read in place (broadcasts, no packing) and only Q is packed
-// (Q^T, once per work unit).
+// (Q^T, once per work unit). A decode tile of a few query rows takes a row-major S[row][key]
+// instead (qk_rows_tile_rm, pv_rows_tile), whose activation runs along the keys.
 #pragma once
 
 #include <algorithm>
@@ -233,6 +234,161 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
   if (nl < lanes)
     for (index_t jj = 0; jj < bk; ++jj)
       std::fill(st + jj * lanes + nl, st + (jj + 1) * lanes, T(0));
+}
+
+/// S[r][j] = Σ_d Q[r][d] · K[j][d] for MK keys and R query rows into a row-major score tile
+/// (row stride ss): the decode tile's layout, whose activation runs along the keys. Each K vector
+/// is loaded once for the R rows (16-bit K widened in registers).
+template <class Arch, class T, int MK, int R, class E>
+inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, index_t d, T* s,
+                             index_t ss) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MK][R];
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = B(T(0));
+  const index_t full = d / W * W;
+  for (index_t c = 0; c < full; c += W) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems<Arch, T>(k + m * ks + c);
+    for (int r = 0; r < R; ++r) {
+      const B qv = B::load_aligned(qr + r * dp + c);
+      for (int m = 0; m < MK; ++m) acc[m][r] = xsimd::fma(kv[m], qv, acc[m][r]);
+    }
+  }
+  if (full < d) {
+    B kv[MK];
+    for (int m = 0; m < MK; ++m) kv[m] = load_elems_partial<Arch, T>(k + m * ks + full, d - full);
+    for (int r = 0; r < R; ++r) {
+      const B qv = B::load_aligned(qr + r * dp + full);
+      for (int m = 0; m < MK; ++m) acc[m][r] = xsimd::fma(kv[m], qv, acc[m][r]);
+    }
+  }
+#if defined(__AVX512F__)
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 4 && R == 4) {
+    // The 16 lane sums at once: u[m] holds acc[m][r]'s partial sums in quarter r (halves, then
+    // quarters of pairs of accumulators added); a 4 x 4 transposing add within each quarter
+    // leaves quarter r = [acc[0][r], .., acc[3][r]], the four keys of row r, stored as they are.
+    auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
+      return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    };
+    auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
+      return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
+    };
+    __m512 u[4];
+    for (int m = 0; m < 4; ++m)
+      u[m] = quarters(halves(acc[m][0], acc[m][1]), halves(acc[m][2], acc[m][3]));
+    const __m512 x01 =
+        _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
+    const __m512 x23 =
+        _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
+    const __m512 y =
+        _mm512_add_ps(_mm512_shuffle_ps(x01, x23, 0x44), _mm512_shuffle_ps(x01, x23, 0xEE));
+    _mm_storeu_ps(s, _mm512_castps512_ps128(y));
+    _mm_storeu_ps(s + ss, _mm512_extractf32x4_ps(y, 1));
+    _mm_storeu_ps(s + 2 * ss, _mm512_extractf32x4_ps(y, 2));
+    _mm_storeu_ps(s + 3 * ss, _mm512_extractf32x4_ps(y, 3));
+    return;
+  }
+#endif
+  for (int m = 0; m < MK; ++m)
+    for (int r = 0; r < R; ++r) s[r * ss + m] = simd::reduce_add(acc[m][r]);
+}
+
+/// The row-major score tile S[0..nl)[0..bk) (row stride ss) of the decode path, K contiguous
+/// along d. Prefetches the K rows two tiles ahead and the tile's V rows (v, row stride vs, dv
+/// elements), which O += P V reads next.
+template <class Arch, class T, class E>
+inline void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks, index_t d,
+                            index_t bk, T* s, index_t ss, const E* v, index_t vs,
+                            index_t dv) noexcept {
+  constexpr index_t ahead = 128;
+  auto keys = [&](auto mk_tag, index_t j) {
+    constexpr int MK = decltype(mk_tag)::value;
+    for (int m = 0; m < MK; ++m) {
+      prefetch_row(k, (j + m + ahead) * ks, d);
+      prefetch_row(v, (j + m) * vs, dv);
+    }
+    index_t r0 = 0;
+    for (; r0 + 4 <= nl; r0 += 4)
+      qk_rows_block_rm<Arch, T, MK, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+    if (nl - r0 >= 2) {
+      qk_rows_block_rm<Arch, T, MK, 2, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+      r0 += 2;
+    }
+    if (r0 < nl)
+      qk_rows_block_rm<Arch, T, MK, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+  };
+  index_t j = 0;
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float>)
+    for (; j + 4 <= bk; j += 4) keys(std::integral_constant<int, 4>{}, j);
+  for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
+  if (j < bk) keys(std::integral_constant<int, 1>{}, j);
+}
+
+/// O[r][c0 + v·W ..] = alpha[r] · O + Σ_j P[r][j] · V[j][c0 + v·W ..] for MR rows and NV vectors
+/// of Dv, P row-major (row stride ps). `alpha` may be null (no rescaling).
+template <class Arch, class T, int MR, int NV, class E>
+inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_t bk,
+                          const T* alpha, T* o, index_t ldo) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  B acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const B a(alpha ? alpha[r] : T(1));
+    for (int c = 0; c < NV; ++c) {
+      acc[r][c] = B::load_aligned(o + r * ldo + c * W);
+      if (alpha) acc[r][c] *= a;
+    }
+  }
+  for (index_t j = 0; j < bk; ++j) {
+    const E* vr = v + j * vs;
+    B vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = load_elems<Arch, T>(vr + c * W);
+    for (int r = 0; r < MR; ++r) {
+      const B pb(p[r * ps + j]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(pb, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c].store_aligned(o + r * ldo + c * W);
+}
+
+/// O[0..nl)[0..dvp) += P · V (after rescaling by alpha when given) with P row-major [nl][bk]
+/// (row stride ps); dvp a multiple of the SIMD width and O's row stride. Blocks of 4 rows (2 with
+/// 16 registers) over 4 vectors of Dv: each V vector is loaded once per block of rows.
+template <class Arch, class T, class E>
+inline void pv_rows_tile(const T* p, index_t ps, index_t nl, const E* v, index_t vs, index_t bk,
+                         index_t dvp, const T* alpha, T* o) noexcept {
+  using Bl = Blocking<Arch, T>;
+  constexpr index_t W = Bl::width;
+  constexpr int MR = Bl::wide ? 4 : 2;
+  const index_t nvec = dvp / W;
+  for (index_t c0 = 0; c0 < nvec;) {
+    auto run = [&](auto nv_tag) {
+      constexpr int NV = decltype(nv_tag)::value;
+      index_t r = 0;
+      auto block = [&](auto mr_tag) {
+        constexpr int R = decltype(mr_tag)::value;
+        pv_rows_block<Arch, T, R, NV, E>(p + r * ps, ps, v + c0 * W, vs, bk,
+                                         alpha ? alpha + r : nullptr, o + r * dvp + c0 * W, dvp);
+        r += R;
+      };
+      while (r + MR <= nl) block(std::integral_constant<int, MR>{});
+      if constexpr (MR == 4)
+        if (r + 2 <= nl) block(std::integral_constant<int, 2>{});
+      if (r < nl) block(std::integral_constant<int, 1>{});
+      return index_t{NV};
+    };
+    const index_t left = nvec - c0;
+    if (left >= 4) {
+      c0 += run(std::integral_constant<int, 4>{});
+    } else if (left >= 2) {
+      c0 += run(std::integral_constant<int, 2>{});
+    } else {
+      c0 += run(std::integral_constant<int, 1>{});
+    }
+  }
 }
 
 /// O[lane0 + r][c0 + v·W ..] = alpha[lane0 + r] · O + Σ_j P^T[j][lane0 + r] · V[j][c0 + v·W ..]
