@@ -164,7 +164,9 @@ void BM_AttentionNaive(benchmark::State& state, bool causal) {
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// Decode: 1 query row per head, Nk cached keys; bytes/s counts K, V (and q, out) once.
+/// Decode: 1 query row per head, Nk cached keys; bytes/s counts K, V (and q, out) once; of_dram
+/// compares it with a streaming read between the calls (bench::DramWindow; every 4th call then
+/// starts with K and V out of the cache, as in a model whose other layers ran in between).
 template <class Act>
 void BM_AttentionDecode(benchmark::State& state, Act act) {
   const index_t hq = state.range(0), hkv = state.range(1), nk = state.range(2), d = state.range(3);
@@ -172,14 +174,17 @@ void BM_AttentionDecode(benchmark::State& state, Act act) {
   set_threads(threads);
   Inputs in(hq, hkv, 1, nk, d);
   const pol::AttentionPolicy<Act, pol::Causal> policy(act, pol::Causal{});
+  bench::DramWindow window(threads);
   for (auto _ : state) {
-    attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view());
+    window.time([&] { attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view()); });
     benchmark::DoNotOptimize(in.out.data());
     benchmark::ClobberMemory();
+    window.tick(state);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(
-      double(state.iterations()) *
-      bench::attention_bytes(1, double(hq), double(hkv), 1, double(nk), double(d), double(d), 4)));
+  const double bytes =
+      bench::attention_bytes(1, double(hq), double(hkv), 1, double(nk), double(d), double(d), 4);
+  state.SetBytesProcessed(static_cast<int64_t>(double(state.iterations()) * bytes));
+  window.report(state, bytes);
   state.counters["FLOP/s"] =
       benchmark::Counter(bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
                          benchmark::Counter::kIsIterationInvariantRate);
@@ -198,14 +203,17 @@ void BM_AttentionDecodeHalf(benchmark::State& state) {
   for (index_t n = 0; n < k.size(); ++n) k.data()[n] = KV::from_float(in.k.data()[n]);
   for (index_t n = 0; n < v.size(); ++n) v.data()[n] = KV::from_float(in.v.data()[n]);
   const pol::AttentionPolicy<pol::Softmax, pol::Causal> policy;
+  bench::DramWindow window(threads);
   for (auto _ : state) {
-    attention(policy, in.q.cview(), k.cview(), v.cview(), in.out.view());
+    window.time([&] { attention(policy, in.q.cview(), k.cview(), v.cview(), in.out.view()); });
     benchmark::DoNotOptimize(in.out.data());
     benchmark::ClobberMemory();
+    window.tick(state);
   }
   const double kv_bytes = 2.0 * double(hkv) * double(nk) * double(2 * d);
   const double qo_bytes = 4.0 * double(hq) * double(2 * d);
   state.SetBytesProcessed(static_cast<int64_t>(double(state.iterations()) * (kv_bytes + qo_bytes)));
+  window.report(state, kv_bytes + qo_bytes);
   state.counters["FLOP/s"] =
       benchmark::Counter(bench::attention_flops(1, double(hq), 1, double(nk), double(d), double(d)),
                          benchmark::Counter::kIsIterationInvariantRate);

@@ -225,7 +225,7 @@ void BM_Qwen05B_Decode(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0)), before = max_threads();
   set_threads(threads);
   const qwen::Model& q = qwen::Model::get();
-  static const bench::StreamBuffer stream;
+  bench::DramWindow window(threads);
   constexpr index_t prompt_len = 32, restart = 512;
   const std::vector<std::int64_t> ids = qwen::prompt(prompt_len);
   Tensor<float, 2> prompt_logits({prompt_len, qwen::vocab}), logits({1, qwen::vocab});
@@ -238,35 +238,23 @@ void BM_Qwen05B_Decode(benchmark::State& state) {
   };
   start();
   std::int64_t next = 1;
-  double decode_s = 0, stream_s = 0;
-  std::int64_t tokens = 0, reads = 0;
   for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    q.m.forward(std::span<const std::int64_t>(&next, 1), st, logits.view());
-    decode_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ++tokens;
+    window.time([&] { q.m.forward(std::span<const std::int64_t>(&next, 1), st, logits.view()); });
     next = (next * 31 + 7) % qwen::vocab;
     benchmark::DoNotOptimize(logits.data());
-    if (st.position >= restart || tokens % 4 == 0) {
+    if (st.position >= restart) {
       state.PauseTiming();
-      if (st.position >= restart) start();
-      if (tokens % 4 == 0) {
-        stream_s += stream.read_seconds(threads);
-        ++reads;
-      }
+      start();
       state.ResumeTiming();
     }
+    window.tick(state);
   }
   const double bytes = double(q.m.matrix_bytes());
   state.SetBytesProcessed(static_cast<int64_t>(bytes * double(state.iterations())));
   state.counters["tokens/s"] =
       benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_MB"] = bytes / 1e6;
-  if (reads > 0 && decode_s > 0) {
-    const double dram = double(reads) * bench::StreamBuffer::bytes() / stream_s;
-    state.counters["dram_GB/s"] = dram / 1e9;
-    state.counters["of_dram"] = bytes * double(tokens) / decode_s / dram;
-  }
+  window.report(state, bytes);
   state.counters["threads"] = threads;
   set_threads(before);
 }

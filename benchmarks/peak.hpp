@@ -128,6 +128,51 @@ struct StreamBuffer {
   }
 };
 
+/// A memory-bound benchmark's rate against DRAM bandwidth measured in the same time window:
+/// time() times one iteration's work; every `every` iterations (untimed) tick() does one
+/// streaming read of a 256 MiB buffer on the same threads; report() sets "dram_GB/s" and
+/// "of_dram" (the work's bytes/s over that bandwidth), which a shared machine's load changing
+/// between benchmarks does not skew the way a ratio of two benchmarks' figures is skewed.
+class DramWindow {
+ public:
+  explicit DramWindow(int threads, int every = 4) : threads_(threads), every_(every) {}
+
+  /// Runs fn() and adds its wall time to the work's.
+  template <class Fn>
+  void time(Fn&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    work_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++runs_;
+  }
+
+  /// After an iteration: every `every` runs, one untimed streaming read.
+  void tick(benchmark::State& state) {
+    if (runs_ % every_ != 0) return;
+    state.PauseTiming();
+    stream_s_ += buffer().read_seconds(threads_);
+    ++reads_;
+    state.ResumeTiming();
+  }
+
+  /// Sets the counters for `bytes` per timed run.
+  void report(benchmark::State& state, double bytes) const {
+    if (reads_ == 0 || work_s_ <= 0) return;
+    const double dram = double(reads_) * StreamBuffer::bytes() / stream_s_;
+    state.counters["dram_GB/s"] = dram / 1e9;
+    state.counters["of_dram"] = bytes * double(runs_) / work_s_ / dram;
+  }
+
+ private:
+  static const StreamBuffer& buffer() {
+    static const StreamBuffer b;
+    return b;
+  }
+  int threads_, every_;
+  double work_s_ = 0, stream_s_ = 0;
+  long runs_ = 0, reads_ = 0;
+};
+
 /// Streaming read bandwidth over a 256 MiB buffer, far larger than the LLC (bytes/s).
 inline void BM_MemoryBandwidth(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx2")) {
