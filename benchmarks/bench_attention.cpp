@@ -176,7 +176,8 @@ void BM_AttentionDecode(benchmark::State& state, Act act) {
   const pol::AttentionPolicy<Act, pol::Causal> policy(act, pol::Causal{});
   bench::DramWindow window(threads);
   for (auto _ : state) {
-    window.time([&] { attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view()); });
+    window.time(
+        [&] { attention(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view()); });
     benchmark::DoNotOptimize(in.out.data());
     benchmark::ClobberMemory();
     window.tick(state);

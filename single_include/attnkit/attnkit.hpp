@@ -3713,12 +3713,12 @@ struct FusedKernel {
   }
 
   /// Whether a Full tile of the few-rows (decode) path may take the row-major tile: whole tiles,
-  /// K and V rows in place, and nothing that works on the transposed tile (capture, dropout,
-  /// score mods, the activations that exponentiate their own weights).
+  /// K and V rows in place, and nothing that works on the transposed tile (dropout, score mods,
+  /// the activations that exponentiate their own weights).
   static constexpr bool rm_kind =
       !exp_weight && !scores_modded && norm != Normalization::over_heads;
   bool rm_ok() const noexcept {
-    return rm_kind && x.probs == nullptr && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
+    return rm_kind && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
   }
 
   /// S -> P in place for a row-major tile of nl rows and key_tile keys (row stride key_tile);
@@ -3856,6 +3856,10 @@ struct FusedKernel {
   void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
                     index_t bk, const T* st) const;
 
+  /// Writes a row-major P tile of the decode path (row = lane) into the capture buffer.
+  void capture_tile_rm(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
+                       const T* s) const;
+
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
   void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
 
@@ -3936,6 +3940,13 @@ struct FusedKernel {
           const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
+          if (x.probs) {
+            capture_tile_rm(b, gs, ns, j0, bk, st);
+            if constexpr (norm == Normalization::over_keys_exp) {
+              const T* m = ws.m + gi * lanes;
+              std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
+            }
+          }
           continue;
         }
         bool mapped = false;  // the score tile's epilogue applied the activation's map
@@ -4075,6 +4086,20 @@ void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* se
     for (index_t r = 0; r < sg.count; ++r) {
       T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
       for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
+    }
+  }
+}
+
+/// Writes a row-major P tile (row = lane, row stride key_tile) into the capture buffer.
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_tile_rm(index_t b, const Segment* segs, index_t nseg,
+                                                       index_t j0, index_t bk, const T* s) const {
+  for (index_t sn = 0; sn < nseg; ++sn) {
+    const Segment& sg = segs[sn];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+      const T* row = s + (sg.lane0 + r) * key_tile;
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = row[j];
     }
   }
 }

@@ -23,6 +23,20 @@ void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* se
   }
 }
 
+/// Writes a row-major P tile (row = lane, row stride key_tile) into the capture buffer.
+template <class Arch, class T, class Policy, class KV>
+void FusedKernel<Arch, T, Policy, KV>::capture_tile_rm(index_t b, const Segment* segs, index_t nseg,
+                                                       index_t j0, index_t bk, const T* s) const {
+  for (index_t sn = 0; sn < nseg; ++sn) {
+    const Segment& sg = segs[sn];
+    for (index_t r = 0; r < sg.count; ++r) {
+      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
+      const T* row = s + (sg.lane0 + r) * key_tile;
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = row[j];
+    }
+  }
+}
+
 /// Zeroes the capture rows of the segments over the keys [kb, ke).
 template <class Arch, class T, class Policy, class KV>
 void FusedKernel<Arch, T, Policy, KV>::capture_zero(index_t b, const Segment* segs, index_t nseg,

@@ -415,12 +415,12 @@ struct FusedKernel {
   }
 
   /// Whether a Full tile of the few-rows (decode) path may take the row-major tile: whole tiles,
-  /// K and V rows in place, and nothing that works on the transposed tile (capture, dropout,
-  /// score mods, the activations that exponentiate their own weights).
+  /// K and V rows in place, and nothing that works on the transposed tile (dropout, score mods,
+  /// the activations that exponentiate their own weights).
   static constexpr bool rm_kind =
       !exp_weight && !scores_modded && norm != Normalization::over_heads;
   bool rm_ok() const noexcept {
-    return rm_kind && x.probs == nullptr && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
+    return rm_kind && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
   }
 
   /// S -> P in place for a row-major tile of nl rows and key_tile keys (row stride key_tile);
@@ -558,6 +558,10 @@ struct FusedKernel {
   void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
                     index_t bk, const T* st) const;
 
+  /// Writes a row-major P tile of the decode path (row = lane) into the capture buffer.
+  void capture_tile_rm(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
+                       const T* s) const;
+
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
   void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
 
@@ -638,6 +642,13 @@ struct FusedKernel {
           const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
+          if (x.probs) {
+            capture_tile_rm(b, gs, ns, j0, bk, st);
+            if constexpr (norm == Normalization::over_keys_exp) {
+              const T* m = ws.m + gi * lanes;
+              std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
+            }
+          }
           continue;
         }
         bool mapped = false;  // the score tile's epilogue applied the activation's map
