@@ -3852,13 +3852,11 @@ struct FusedKernel {
     }
   }
 
-  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-  void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
-                    index_t bk, const T* st) const;
-
-  /// Writes a row-major P tile of the decode path (row = lane) into the capture buffer.
-  void capture_tile_rm(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
-                       const T* s) const;
+  /// Writes a P tile into the capture buffer (unnormalized for the key-normalized kinds): the
+  /// pair (key j0 + j, lane) at p[j · pj + lane · pr] (P^T: pj = lanes, pr = 1; a row-major
+  /// decode tile: pj = 1, pr = its row stride).
+  void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
+                    const T* p, index_t pj, index_t pr) const;
 
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
   void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
@@ -3941,7 +3939,7 @@ struct FusedKernel {
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
           if (x.probs) {
-            capture_tile_rm(b, gs, ns, j0, bk, st);
+            capture_tile(b, gs, ns, j0, bk, st, 1, key_tile);
             if constexpr (norm == Normalization::over_keys_exp) {
               const T* m = ws.m + gi * lanes;
               std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
@@ -3981,7 +3979,7 @@ struct FusedKernel {
           pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, alpha, ws.o + gi * lanes * dvp);
         }
         if (x.probs) {
-          capture_tile(b, gs, ns, lanes, j0, bk, st);
+          capture_tile(b, gs, ns, j0, bk, st, lanes, 1);
           if constexpr (norm == Normalization::over_keys_exp)
             std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
         }
@@ -4076,30 +4074,19 @@ ATTNKIT_SIMD_WARNINGS_POP
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
-/// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+/// Writes a P tile into the capture buffer (unnormalized for the key-normalized kinds): the
+/// pair (key j0 + j, lane) is at p[j · pj + lane · pr], P^T (pj = lanes, pr = 1) or a row-major
+/// decode tile (pj = 1, pr = its row stride).
 template <class Arch, class T, class Policy, class KV>
 void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                    index_t lanes, index_t j0, index_t bk,
-                                                    const T* st) const {
+                                                    index_t j0, index_t bk, const T* p, index_t pj,
+                                                    index_t pr) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
       T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-    }
-  }
-}
-
-/// Writes a row-major P tile (row = lane, row stride key_tile) into the capture buffer.
-template <class Arch, class T, class Policy, class KV>
-void FusedKernel<Arch, T, Policy, KV>::capture_tile_rm(index_t b, const Segment* segs, index_t nseg,
-                                                       index_t j0, index_t bk, const T* s) const {
-  for (index_t sn = 0; sn < nseg; ++sn) {
-    const Segment& sg = segs[sn];
-    for (index_t r = 0; r < sg.count; ++r) {
-      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-      const T* row = s + (sg.lane0 + r) * key_tile;
-      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = row[j];
+      const T* src = p + (sg.lane0 + r) * pr;
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = src[j * pj];
     }
   }
 }
@@ -4362,7 +4349,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
               const T* st = ws.st + h * key_tile * lanes;
               pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
                                ws.o + h * lanes * dvp);
-              if (x.probs) capture_tile(b, &segs[h], 1, lanes, j0, bk, st);
+              if (x.probs) capture_tile(b, &segs[h], 1, j0, bk, st, lanes, 1);
             }
           }
         }

@@ -9,30 +9,19 @@
 ATTNKIT_SIMD_WARNINGS_PUSH  // GCC 12 false positive inside AVX-512 intrinsics (core/warnings.hpp)
 
 namespace attnkit::attention_detail {
-/// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
+/// Writes a P tile into the capture buffer (unnormalized for the key-normalized kinds): the
+/// pair (key j0 + j, lane) is at p[j · pj + lane · pr], P^T (pj = lanes, pr = 1) or a row-major
+/// decode tile (pj = 1, pr = its row stride).
 template <class Arch, class T, class Policy, class KV>
 void FusedKernel<Arch, T, Policy, KV>::capture_tile(index_t b, const Segment* segs, index_t nseg,
-                                                    index_t lanes, index_t j0, index_t bk,
-                                                    const T* st) const {
+                                                    index_t j0, index_t bk, const T* p, index_t pj,
+                                                    index_t pr) const {
   for (index_t s = 0; s < nseg; ++s) {
     const Segment& sg = segs[s];
     for (index_t r = 0; r < sg.count; ++r) {
       T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = st[j * lanes + sg.lane0 + r];
-    }
-  }
-}
-
-/// Writes a row-major P tile (row = lane, row stride key_tile) into the capture buffer.
-template <class Arch, class T, class Policy, class KV>
-void FusedKernel<Arch, T, Policy, KV>::capture_tile_rm(index_t b, const Segment* segs, index_t nseg,
-                                                       index_t j0, index_t bk, const T* s) const {
-  for (index_t sn = 0; sn < nseg; ++sn) {
-    const Segment& sg = segs[sn];
-    for (index_t r = 0; r < sg.count; ++r) {
-      T* dst = x.probs + b * x.ps[0] + sg.h * x.ps[1] + (sg.q0 + r) * x.ps[2] + j0 * x.ps[3];
-      const T* row = s + (sg.lane0 + r) * key_tile;
-      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = row[j];
+      const T* src = p + (sg.lane0 + r) * pr;
+      for (index_t j = 0; j < bk; ++j) dst[j * x.ps[3]] = src[j * pj];
     }
   }
 }

@@ -554,13 +554,11 @@ struct FusedKernel {
     }
   }
 
-  /// Writes P^T of a tile into the capture buffer (unnormalized for the key-normalized kinds).
-  void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t lanes, index_t j0,
-                    index_t bk, const T* st) const;
-
-  /// Writes a row-major P tile of the decode path (row = lane) into the capture buffer.
-  void capture_tile_rm(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
-                       const T* s) const;
+  /// Writes a P tile into the capture buffer (unnormalized for the key-normalized kinds): the
+  /// pair (key j0 + j, lane) at p[j · pj + lane · pr] (P^T: pj = lanes, pr = 1; a row-major
+  /// decode tile: pj = 1, pr = its row stride).
+  void capture_tile(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t bk,
+                    const T* p, index_t pj, index_t pr) const;
 
   /// Zeroes the capture rows of the segments over the keys [kb, ke).
   void capture_zero(index_t b, const Segment* segs, index_t nseg, index_t kb, index_t ke) const;
@@ -643,7 +641,7 @@ struct FusedKernel {
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
           if (x.probs) {
-            capture_tile_rm(b, gs, ns, j0, bk, st);
+            capture_tile(b, gs, ns, j0, bk, st, 1, key_tile);
             if constexpr (norm == Normalization::over_keys_exp) {
               const T* m = ws.m + gi * lanes;
               std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
@@ -683,7 +681,7 @@ struct FusedKernel {
           pv_tile<Arch, T>(st, lanes, nl, vrows, vstride, bk, dvp, alpha, ws.o + gi * lanes * dvp);
         }
         if (x.probs) {
-          capture_tile(b, gs, ns, lanes, j0, bk, st);
+          capture_tile(b, gs, ns, j0, bk, st, lanes, 1);
           if constexpr (norm == Normalization::over_keys_exp)
             std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
         }

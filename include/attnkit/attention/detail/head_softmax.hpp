@@ -86,7 +86,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
               const T* st = ws.st + h * key_tile * lanes;
               pv_tile<Arch, T>(st, lanes, cnt, vrows, vstride, bk, dvp, nullptr,
                                ws.o + h * lanes * dvp);
-              if (x.probs) capture_tile(b, &segs[h], 1, lanes, j0, bk, st);
+              if (x.probs) capture_tile(b, &segs[h], 1, j0, bk, st, lanes, 1);
             }
           }
         }
