@@ -6,6 +6,7 @@
 #pragma once
 
 #include "attnkit/attention/attention.hpp"
+#include "attnkit/attention/backward.hpp"
 #include "attnkit/block/feed_forward.hpp"
 #include "attnkit/block/linear.hpp"
 #include "attnkit/block/moe.hpp"

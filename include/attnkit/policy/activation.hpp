@@ -7,6 +7,9 @@
 //   map(double)        the scalar map (the double references, scalar paths);
 //   derivative(double) d map / d s (the backward pass);
 //   simd_map(batch)    the same map on an xsimd batch of any architecture: the kernel's hook.
+// Optional: simd_derivative(s, m), the derivative on a batch given the scores s and their map
+// m = simd_map(s) (the backward kernel's hook; without it the backward calls derivative(double)
+// lane by lane).
 // The fused kernel calls these and never names an activation, so a user-defined activation
 // written the same way (docs/extending.md) runs on the same code path as the built-ins. The
 // built-ins also carry their registry name, parameter kind and help line (policy/registry.hpp).
@@ -92,6 +95,14 @@ struct Softcap {
     const T c = static_cast<T>(cap);
     return B(c) * simd::tanh_batch<Arch, T>(s * B(T(1) / c));
   }
+  /// The derivative from the map's value m = C tanh(s / C): 1 - (m / C)^2 (the backward pass).
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_derivative(const xsimd::batch<T, Arch>&,
+                                        const xsimd::batch<T, Arch>& m) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    const B t = m * B(static_cast<T>(1.0 / cap));
+    return xsimd::fnma(t, t, B(T(1)));
+  }
   Softcap bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -106,6 +117,12 @@ struct Sigmoid {
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return detail::simd_sigmoid(s, 0.0);
+  }
+  /// The derivative from the map's value p = sigmoid(s): p (1 - p) (the backward pass).
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_derivative(const xsimd::batch<T, Arch>&,
+                                        const xsimd::batch<T, Arch>& p) const noexcept {
+    return xsimd::fnma(p, p, p);
   }
   Sigmoid bind(const Geometry&) const noexcept { return *this; }
 };
@@ -126,6 +143,12 @@ struct SigmoidBias {
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return detail::simd_sigmoid(s, bias);
+  }
+  /// The derivative from the map's value p = sigmoid(s + b): p (1 - p) (the backward pass).
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_derivative(const xsimd::batch<T, Arch>&,
+                                        const xsimd::batch<T, Arch>& p) const noexcept {
+    return xsimd::fnma(p, p, p);
   }
   SigmoidBias bind(const Geometry& g) const noexcept {
     SigmoidBias r = *this;
@@ -158,6 +181,14 @@ struct NormalizedSigmoid {
   template <class T, class Arch>
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return simd::log_sigmoid_batch<Arch, T>(s, static_cast<T>(bias));
+  }
+  /// The derivative sigmoid(-(s + b)) (the backward pass; computed from s, not as 1 - e^m,
+  /// which cancels where sigmoid(s + b) is near 1).
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_derivative(const xsimd::batch<T, Arch>& s,
+                                        const xsimd::batch<T, Arch>&) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    return simd::sigmoid_batch<Arch, T>(-s, B(static_cast<T>(bias * detail::log2e)));
   }
   // The kernel's path (concepts.hpp, has_exp_weight): with x = s + b, u = e^-|x| and m the
   // running max of min(x, 0), exp(log sigmoid(x) - m) = exp(min(x, 0) - m) / (1 + u), and
@@ -252,6 +283,13 @@ struct ReLU {
   xsimd::batch<T, Arch> simd_map(const xsimd::batch<T, Arch>& s) const noexcept {
     return xsimd::max(s, xsimd::batch<T, Arch>(T(0)));
   }
+  /// 1 for s > 0, else 0 (the backward pass).
+  template <class T, class Arch>
+  xsimd::batch<T, Arch> simd_derivative(const xsimd::batch<T, Arch>& s,
+                                        const xsimd::batch<T, Arch>&) const noexcept {
+    using B = xsimd::batch<T, Arch>;
+    return xsimd::select(s > B(T(0)), B(T(1)), B(T(0)));
+  }
   ReLU bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -292,6 +330,9 @@ static_assert(score_activation<Softmax> && score_activation<Softcap> && score_ac
               score_activation<SigmoidBias> && score_activation<NormalizedSigmoid> &&
               score_activation<HeadSoftmax> && score_activation<Linear> && score_activation<ReLU> &&
               score_activation<SinkLogits<Softmax>> && has_sink_logits<SinkLogits<Softmax>> &&
-              has_exp_weight<SinkLogits<NormalizedSigmoid>> && !has_sink_logits<Softmax>);
+              has_exp_weight<SinkLogits<NormalizedSigmoid>> && !has_sink_logits<Softmax> &&
+              has_simd_derivative<Softcap> && has_simd_derivative<Sigmoid> &&
+              has_simd_derivative<SigmoidBias> && has_simd_derivative<NormalizedSigmoid> &&
+              has_simd_derivative<ReLU> && has_simd_derivative<SinkLogits<Softcap>>);
 
 }  // namespace attnkit::policy

@@ -124,6 +124,17 @@ inline constexpr bool has_sink_logits = A::normalization ==
   { a.sink_logit(h) } -> std::convertible_to<double>;
 };
 
+/// Whether activation A has the optional SIMD derivative hook `a.simd_derivative(s, m)`: d map /
+/// d s on a batch, given the scores s and m = simd_map(s) (sigmoid's is m (1 - m)). The backward
+/// kernel uses it; without it, it calls derivative(double) lane by lane.
+template <class A>
+inline constexpr bool has_simd_derivative = requires(const A& a,
+                                                     const xsimd::batch<float, xsimd::sse2>& f,
+                                                     const xsimd::batch<double, xsimd::sse2>& d) {
+  { a.simd_derivative(f, f) } -> std::same_as<xsimd::batch<float, xsimd::sse2>>;
+  { a.simd_derivative(d, d) } -> std::same_as<xsimd::batch<double, xsimd::sse2>>;
+};
+
 // ---------------------------------------------------------------------------------------------
 // score mod
 

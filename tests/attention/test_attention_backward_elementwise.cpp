@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// attention_backward for the elementwise activations (sigmoid, sigmoid-bias, linear, relu) and
+// for user activations without the SIMD derivative hook (normalized by the running sum, and a
+// softmax of a clamped score): gradients against finite differences in double, float against
+// double.
+#include "backward_test_util.hpp"
+
+using namespace attnkit;
+using namespace attnkit::test;
+
+namespace {
+
+/// P = (s² + 1) / Σ (s² + 1): normalized by the running sum; no simd_derivative.
+struct SquarePlusOne {
+  static constexpr auto normalization = pol::Normalization::over_keys_sum;
+  double map(double s) const noexcept { return s * s + 1.0; }
+  double derivative(double s) const noexcept { return 2.0 * s; }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    return xsimd::fma(s, s, xsimd::batch<T, A>(T(1)));
+  }
+  SquarePlusOne bind(const pol::Geometry&) const noexcept { return *this; }
+};
+
+/// Softmax of 2 tanh(s / 2) without the SIMD derivative hook (the scalar fallback).
+struct TanhCapSoftmax {
+  static constexpr auto normalization = pol::Normalization::over_keys_exp;
+  double map(double s) const noexcept { return 2.0 * std::tanh(s / 2.0); }
+  double derivative(double s) const noexcept {
+    const double t = std::tanh(s / 2.0);
+    return 1.0 - t * t;
+  }
+  template <class T, class A>
+  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
+    using B = xsimd::batch<T, A>;
+    return B(T(2)) * xsimd::tanh(s * B(T(0.5)));
+  }
+  TanhCapSoftmax bind(const pol::Geometry&) const noexcept { return *this; }
+};
+static_assert(!pol::has_simd_derivative<SquarePlusOne> &&
+              !pol::has_simd_derivative<TanhCapSoftmax>);
+
+}  // namespace
+
+TEST_CASE("attention_backward sigmoid: finite differences under every mask", "[backward]") {
+  check_grads_masks(pol::Sigmoid{}, "sigmoid", 111);
+}
+
+TEST_CASE("attention_backward sigmoid-bias, linear, relu: finite differences", "[backward]") {
+  check_grads_masks<Masks::core>(pol::SigmoidBias{}, "sigmoid-bias", 121);
+  check_grads_masks<Masks::core>(pol::Linear{}, "linear", 131);
+  check_grads_masks<Masks::core>(pol::ReLU{}, "relu", 141);
+}
+
+TEST_CASE("attention_backward user activations without the SIMD derivative", "[backward]") {
+  check_grads_masks<Masks::core>(SquarePlusOne{}, "square-plus-one", 151);
+  check_grads_masks<Masks::core>(TanhCapSoftmax{}, "tanh-cap-softmax", 161);
+}
+
+TEST_CASE("attention_backward elementwise: larger shapes, float against double", "[backward]") {
+  // Several full 64-key tiles (the vector paths without tails) and a GQA group of 4.
+  const Problem p{1, 8, 2, 150, 140, 64, 48};
+  check_grads(pol::AttentionPolicy(pol::SigmoidBias{}, pol::Causal{}), p, 171, "sigmoid-bias big",
+              {}, {}, 6);
+  check_grads(pol::AttentionPolicy(pol::Softmax{}, pol::SlidingWindow(70)), p, 172, "softmax big",
+              {}, {}, 6);
+}
