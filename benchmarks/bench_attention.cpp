@@ -3,7 +3,9 @@
 // The fused attention kernel: every activation x {none, causal, sliding 256, sinks 4+252}
 // beside the softmax baseline of the same shape, user-defined activations beside their built-in
 // twins (user_relu vs relu, user_sigmoid vs sigmoid), two unfused baselines (a naive loop; and
-// S = QKᵀ -> row softmax -> PV on kernel::gemm with the N² buffer), and the decode path.
+// S = QKᵀ -> row softmax -> PV on kernel::gemm with the N² buffer), the decode path, and the
+// backward pass: attention_backward against an unfused GEMM backward (S, P, dP, dS materialized,
+// five kernel::gemm products), and forward + backward together (compare with BM_PeakFma).
 // Args: H (query heads), Hkv, N, D, threads. B = 1.
 #include <cmath>
 #include <random>
@@ -13,6 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #include "attnkit/attention/attention.hpp"
+#include "attnkit/attention/backward.hpp"
 #include "attnkit/core/tensor.hpp"
 #include "attnkit/kernel/gemm.hpp"
 #include "attnkit/simd/fast_math.hpp"
@@ -221,6 +224,127 @@ void BM_AttentionDecodeHalf(benchmark::State& state) {
   state.counters["threads"] = threads;
 }
 
+/// The backward pass's useful FLOPs: S, dP, dV, dK, dQ, five products of 2·N·N·D each, halved
+/// for causal (the forward's two are bench::attention_flops).
+double backward_flops(double hq, double n, double d, bool causal) {
+  return 5.0 * 2.0 * hq * n * n * d * (causal ? 0.5 : 1.0);
+}
+
+/// Gradients in, gradients out: q, k, v with out, the row state (log-sum-exp) and dout.
+struct GradInputs : Inputs {
+  Tensor<float, 4> dout, dq, dk, dv;
+  Tensor<float, 3> lse;
+  GradInputs(index_t hq, index_t hkv, index_t n, index_t d)
+      : Inputs(hq, hkv, n, n, d),
+        dout(out.shape()),
+        dq(q.shape()),
+        dk(k.shape()),
+        dv(v.shape()),
+        lse({1, hq, n}) {
+    std::mt19937 g(2);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto& x : dout) x = nd(g);
+  }
+};
+
+/// attention_backward (softmax), or with `forward` the forward (attention_partial) and the
+/// backward per iteration.
+template <class Mask>
+void BM_AttentionBackward(benchmark::State& state, Mask mask, bool forward) {
+  const index_t hq = state.range(0), hkv = state.range(1), n = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  GradInputs in(hq, hkv, n, d);
+  const pol::AttentionPolicy<pol::Softmax, Mask> policy(pol::Softmax{}, mask);
+  attention_partial(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view(), in.lse.view());
+  for (auto _ : state) {
+    if (forward)
+      attention_partial(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.view(),
+                        in.lse.view());
+    attention_backward(policy, in.q.cview(), in.k.cview(), in.v.cview(), in.out.cview(),
+                       in.lse.cview(), in.dout.cview(), in.dq.view(), in.dk.view(), in.dv.view());
+    benchmark::DoNotOptimize(in.dq.data());
+    benchmark::ClobberMemory();
+  }
+  const bool causal = std::is_same_v<Mask, pol::Causal>;
+  double flops = backward_flops(double(hq), double(n), double(d), causal);
+  if (forward)
+    flops += bench::attention_flops(1, double(hq), double(n), double(n), double(d), double(d),
+                                    causal ? 0.5 : 1.0);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+/// The unfused backward baseline, per head on kernel::gemm: S = scale Q Kᵀ and P (the masked row
+/// softmax from the forward's log-sum-exp) materialized, dV = Pᵀ dO, dP = dO Vᵀ,
+/// dS = P (dP - D) scale, dQ = dS K, dK = dSᵀ Q (dense products: the N² buffers are the point).
+void BM_AttentionBackwardUnfusedGemm(benchmark::State& state, bool causal) {
+  const index_t hq = state.range(0), hkv = state.range(1), n = state.range(2), d = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  set_threads(threads);
+  GradInputs in(hq, hkv, n, d);
+  const float scale = 1.0f / std::sqrt(float(d));
+  if (causal) {
+    attention_partial(pol::AttentionPolicy<pol::Softmax, pol::Causal>{}, in.q.cview(), in.k.cview(),
+                      in.v.cview(), in.out.view(), in.lse.view());
+  } else {
+    attention_partial(pol::AttentionPolicy<pol::Softmax>{}, in.q.cview(), in.k.cview(),
+                      in.v.cview(), in.out.view(), in.lse.view());
+  }
+  std::vector<float> p(static_cast<std::size_t>(n * n)), dp(p.size()),
+      drow(static_cast<std::size_t>(n));
+  const index_t group = hq / hkv;
+  for (auto _ : state) {
+    fill(in.dk.view(), 0.0f);
+    fill(in.dv.view(), 0.0f);
+    for (index_t h = 0; h < hq; ++h) {
+      const float* q = in.q.data() + h * n * d;
+      const float* k = in.k.data() + (h / group) * n * d;
+      const float* v = in.v.data() + (h / group) * n * d;
+      const float* o = in.out.data() + h * n * d;
+      const float* dout = in.dout.data() + h * n * d;
+      const float* lse = in.lse.data() + h * n;
+      float* dq = in.dq.data() + h * n * d;
+      float* dk = in.dk.data() + (h / group) * n * d;
+      float* dv = in.dv.data() + (h / group) * n * d;
+      kernel::gemm<float>(n, n, d, scale, {q, d, 1}, {k, 1, d}, 0.0f, {p.data(), n, 1});
+      for (index_t i = 0; i < n; ++i) {
+        float* row = p.data() + i * n;
+        const index_t len = causal ? i + 1 : n;
+        simd::exp_shift_sum(row, lse[i], len);  // row[j] = exp(row[j] - lse_i)
+        for (index_t j = len; j < n; ++j) row[j] = 0.0f;
+        float s = 0;
+        for (index_t c = 0; c < d; ++c) s += dout[i * d + c] * o[i * d + c];
+        drow[static_cast<std::size_t>(i)] = s;
+      }
+      kernel::gemm<float>(n, d, n, 1.0f, {p.data(), 1, n}, {dout, d, 1}, 1.0f, {dv, d, 1});
+      kernel::gemm<float>(n, n, d, 1.0f, {dout, d, 1}, {v, 1, d}, 0.0f, {dp.data(), n, 1});
+      for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t e = static_cast<std::size_t>(i * n + j);
+          dp[e] = p[e] * (dp[e] - drow[static_cast<std::size_t>(i)]) * scale;
+        }
+      kernel::gemm<float>(n, d, n, 1.0f, {dp.data(), n, 1}, {k, d, 1}, 0.0f, {dq, d, 1});
+      kernel::gemm<float>(n, d, n, 1.0f, {dp.data(), 1, n}, {q, d, 1}, 1.0f, {dk, d, 1});
+    }
+    benchmark::DoNotOptimize(in.dq.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(backward_flops(double(hq), double(n), double(d), causal),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
+void backward_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"H", "Hkv", "N", "D", "threads"});
+  for (index_t n : {512, 2048})
+    for (int t : {1, 2}) b->Args({8, 8, n, 128, t});
+  b->Args({32, 8, 2048, 128, 2});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
 void prefill_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"H", "Hkv", "N", "D", "threads"});
   for (index_t d : {64, 128})
@@ -275,6 +399,22 @@ const bool registered = [] {
         ->ArgsProduct({{32}, {8}, {4096, 32768}, {128}, {1, 2}})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_AttentionBackward_softmax_causal", [](benchmark::State& s) {
+    BM_AttentionBackward(s, pol::Causal{}, false);
+  })->Apply(backward_args);
+  benchmark::RegisterBenchmark("BM_AttentionBackward_softmax_none", [](benchmark::State& s) {
+    BM_AttentionBackward(s, pol::NoMask{}, false);
+  })->Apply(backward_args);
+  benchmark::RegisterBenchmark(
+      "BM_AttentionForwardBackward_softmax_causal",
+      [](benchmark::State& s) { BM_AttentionBackward(s, pol::Causal{}, true); })
+      ->Apply(backward_args);
+  for (bool causal : {false, true})
+    benchmark::RegisterBenchmark(
+        (std::string("BM_AttentionBackwardUnfusedGemm_softmax") + (causal ? "_causal" : "_none"))
+            .c_str(),
+        [causal](benchmark::State& s) { BM_AttentionBackwardUnfusedGemm(s, causal); })
+        ->Apply(backward_args);
   for (bool causal : {false, true}) {
     const std::string m = causal ? "_causal" : "_none";
     benchmark::RegisterBenchmark(

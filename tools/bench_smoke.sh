@@ -13,7 +13,7 @@ for b in "$build"/bin/bench_*; do
   # A few of the smallest shapes per binary, and the peak benchmarks: the sweeps take minutes,
   # and the test command builds the benchmarks at -Og.
   case $name in
-    bench_attention) filter='PeakFma/threads:1|BM_Attention_(softmax|sigmoid|user_sigmoid|head_softmax)_causal/H:8/Hkv:8/N:512/D:64/threads:1|BM_AttentionUnfusedGemm_softmax_causal/H:8/Hkv:8/N:512/D:64/threads:1|BM_AttentionDecode_softmax/.*Nk:4096/D:128/threads:1' ;;
+    bench_attention) filter='PeakFma/threads:1|BM_Attention_(softmax|sigmoid|user_sigmoid|head_softmax)_causal/H:8/Hkv:8/N:512/D:64/threads:1|BM_AttentionUnfusedGemm_softmax_causal/H:8/Hkv:8/N:512/D:64/threads:1|BM_AttentionDecode_softmax/.*Nk:4096/D:128/threads:1|BM_Attention(Forward)?Backward(UnfusedGemm)?_softmax_causal/H:8/Hkv:8/N:512/D:128/threads:1' ;;
     bench_gemm) filter='PeakFma/threads:1|_(Square|QKt|PV)/M:(256|512)/.*/threads:1/' ;;
     bench_einsum) filter='PeakFma/threads:1|Small|BM_AttnScores_(Einsum|Eigen)/H:8/N:512/D:64/T:1/' ;;
     bench_model) filter='PeakFma/threads:1|Prefill_Softmax' ;;

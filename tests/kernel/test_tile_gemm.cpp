@@ -41,7 +41,8 @@ TEMPLATE_TEST_CASE("tile_gemm: register-tile and SIMD-width edges, every archite
                                        beta, c.data, c.row_stride);
     };
     int idx = 0;
-    for (index_t m : {index_t{1}, mr - 1, mr, mr + 1, 2 * mr + 1})
+    for (index_t m :
+         {index_t{1}, index_t{2}, index_t{3}, mr - 1, mr, mr + 1, mr + 2, mr + 3, 2 * mr + 1})
       for (index_t n :
            {index_t{1}, w - 1, w, w + 1, nrow - 1, nrow, nrow + 1, 2 * nrow + 3, index_t{100}})
         for (index_t k : {index_t{1}, index_t{7}, index_t{64}}) {

@@ -127,6 +127,19 @@ inline void tile_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, inde
   for (; i + Blk::mr <= m; i += Blk::mr)
     detail::tile_rows<T, Arch, Blk::mr, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb,
                                                  beta, c + i * ldc, ldc);
+  // The last m mod mr rows in blocks of 4, 2 and 1 (each B vector loaded once per block).
+  if constexpr (Blk::mr > 4) {
+    if (i + 4 <= m) {
+      detail::tile_rows<T, Arch, 4, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb, beta,
+                                             c + i * ldc, ldc);
+      i += 4;
+    }
+  }
+  if (i + 2 <= m) {
+    detail::tile_rows<T, Arch, 2, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb, beta,
+                                           c + i * ldc, ldc);
+    i += 2;
+  }
   for (; i < m; ++i)
     detail::tile_rows<T, Arch, 1, Blk::nv>(n, k, alpha, a + i * rs_a, rs_a, cs_a, b, ldb, beta,
                                            c + i * ldc, ldc);
