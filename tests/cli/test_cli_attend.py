@@ -5,7 +5,8 @@
 docs/CLI.md ("attnkit attend") literally: every activation x every mask term, '+' combinations, GQA
 and MQA, Nq < Nk, Dv != D, fully masked rows, both gates, --probs, --dtype f32/f64, --repeat,
 and the bad-input errors (exit 2, one 'attnkit:' line, no output file). Standard library only
-(.npy files written and read with struct). Usage: test_cli_attend.py path/to/attnkit"""
+(.npy files written and read with struct); --grad-out against the PyTorch autograd golden files of
+tests/golden/data/grads. Usage: test_cli_attend.py path/to/attnkit"""
 import json
 import math
 import os
@@ -627,6 +628,64 @@ bad_input("unwritable --probs", "attend", *QKV, "--out", bad, "--probs",
           os.path.join(tmp, "no_such_dir", "p.npy"), expect="no_such_dir", out=[bad])
 bad_input("unwritable --out", "attend", *QKV, "--out", os.path.join(tmp, "no_such_dir", "o.npy"),
           expect="no_such_dir")
+
+# ---- --grad-out: the gradients against PyTorch autograd (tests/golden/data/grads) ----------
+
+GRADS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden", "data", "grads")
+
+
+def golden(name):
+    return os.path.join(GRADS, name + ".npy")
+
+
+def grad_case(name, act, mask, extra=(), outs=("dq", "dk", "dv"), dtype="f64"):
+    files = {o: os.path.join(tmp, f"g_{name}_{o}.npy") for o in outs}
+    args = ["attend", "--q", golden("q"), "--k", golden("k"), "--v", golden("v"),
+            "--out", os.path.join(tmp, f"g_{name}_o.npy"), "--activation", act, "--mask", mask,
+            "--dtype", dtype, "--grad-out", golden("dout"), *extra]
+    for o, f in files.items():
+        args += ["--" + o, f]
+    r = run(*args)
+    if not check("grad " + name, r.returncode == 0, r.stderr):
+        return
+    rel = 1e-9 if dtype == "f64" else 5e-4
+    for o, f in files.items():
+        _, shape, got = read_npy(f)
+        _, wshape, want = read_npy(golden(f"{o}_{name}"))
+        check(f"grad {name} {o} shape", shape == wshape, f"{shape} != {wshape}")
+        big = max(abs(w) for w in want) or 1.0
+        err = max(abs(g - w) for g, w in zip(got, want))
+        check(f"grad {name} {o} {dtype}", err <= rel * big, f"largest error {err} of {big}")
+
+
+segfile, _ = save("g_seg.npy", (2, 70), [int(x) for x in read_npy(golden("segments"))[2]], "<i8")
+for act, mask, spec in [("softmax", "causal", "causal"), ("sigmoid-bias", "sliding", "sliding=17"),
+                        ("head-softmax", "none", "none"), ("normalized-sigmoid", "padding",
+                                                           "padding=" + golden("lengths")),
+                        ("relu", "document", "document=" + segfile)]:
+    grad_case(f"{act}_{mask}", act, spec)
+grad_case("softmax_causal", "softmax", "causal", dtype="f32")
+grad_case("softmax_causal_headwise", "softmax", "causal",
+          ["--gate", "headwise", "--gate-values", golden("gate_heads")], ("dq", "dk", "dv", "dgate"))
+grad_case("softmax_causal_elementwise", "softmax", "causal",
+          ["--gate", "elementwise", "--gate-values", golden("gate")], ("dv", "dgate"))
+grad_case("softmax_causal_sinks", "softmax", "causal", ["--sink-logits", golden("sinks")],
+          ("dq", "dsinks"))
+GQKV = ["--q", golden("q"), "--k", golden("k"), "--v", golden("v")]
+gout = os.path.join(tmp, "g_bad_o.npy")
+gdq = os.path.join(tmp, "g_bad_dq.npy")
+bad_input("--dq without --grad-out", "attend", *GQKV, "--out", gout, "--dq", gdq,
+          expect="--grad-out", out=[gout, gdq])
+bad_input("--grad-out without outputs", "attend", *GQKV, "--out", gout, "--grad-out",
+          golden("dout"), expect="at least one", out=[gout])
+bad_input("--grad-out shape", "attend", *GQKV, "--out", gout, "--grad-out", golden("k"),
+          "--dq", gdq, expect="--grad-out", out=[gout, gdq])
+bad_input("--grad-out with --alibi", "attend", *GQKV, "--out", gout, "--grad-out",
+          golden("dout"), "--dq", gdq, "--alibi", expect="--alibi", out=[gout, gdq])
+bad_input("--dgate without --gate", "attend", *GQKV, "--out", gout, "--grad-out",
+          golden("dout"), "--dgate", gdq, expect="--gate", out=[gout, gdq])
+bad_input("--dq same as --out", "attend", *GQKV, "--out", gout, "--grad-out", golden("dout"),
+          "--dq", gout, expect="same file", out=[gout])
 
 for f in failures:
     print("FAIL", f)

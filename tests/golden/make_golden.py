@@ -26,6 +26,10 @@ biases, tied embeddings, one checkpoint sharded with model.safetensors.index.jso
 (per-head q/k RMSNorm, head_dim != hidden / heads) model types, each with F32, F16 and BF16
 weights, the forward pass written out as each transformers class computes it.
 
+Attention gradients (grads/, `make_golden.py grads` writes only these): dq, dk, dv (and the
+gate values' and sink logits' gradients) of one attention call by autograd in float64, for every
+activation x mask family.
+
 Module checks (tests/golden/data/modules/): RMSNorm, LayerNorm, RoPE in both forms, SwiGLU, the
 GELU MLP, a Mixtral-style MoE and an attention layer with headwise and elementwise output gates,
 each through torch's own functions (F.layer_norm, F.silu, F.gelu, torch.topk,
@@ -683,6 +687,112 @@ def write_seq2seq():
     attend(torch.tanh(F.linear(cat, wc)) @ vc, "luong_concat")
 
 
+def grad_probs(s, vis, activation, cap=2.0, sinks=None):
+    """P for the attention gradients' goldens: docs/CLI.md's table, with masked scores filled
+    by a finite -1e30 (a row or head set with no visible pair then has finite, zeroed P, and
+    autograd gives its scores a zero gradient instead of NaN). s [B, H, Nq, Nk], vis likewise."""
+    nk = s.shape[-1]
+    fill = torch.full_like(s, -1e30)
+    if activation in ("softmax", "softcap"):
+        z = cap * torch.tanh(s / cap) if activation == "softcap" else s
+        z = torch.where(vis, z, fill)
+        if sinks is not None:  # one more column per row: the sink logit, which takes no value
+            zs = sinks[None, :, None, None].expand(*z.shape[:-1], 1)
+            p = torch.softmax(torch.cat([z, zs], -1), -1)[..., :-1]
+        else:
+            p = torch.softmax(z, -1)
+    elif activation == "sigmoid":
+        p = torch.sigmoid(s)
+    elif activation == "sigmoid-bias":
+        p = torch.sigmoid(s - math.log(nk))
+    elif activation == "normalized-sigmoid":
+        p = torch.sigmoid(s) * vis
+        p = p / p.sum(-1, keepdim=True).clamp_min(1e-300)
+    elif activation == "head-softmax":
+        p = torch.softmax(torch.where(vis, s, fill), dim=1)
+    elif activation == "linear":
+        p = s.clone()
+    elif activation == "relu":
+        p = torch.relu(s)
+    else:
+        raise ValueError(activation)
+    return torch.where(vis, p, torch.zeros_like(p))
+
+
+GRAD_ACTIVATIONS = ["softmax", "softcap", "sigmoid", "sigmoid-bias", "normalized-sigmoid",
+                    "head-softmax", "linear", "relu"]
+
+
+def write_grads():
+    """tests/golden/data/grads/: attention's gradients by autograd in float64, for every
+    activation x mask family (none, causal, sliding=17, padding, document), and softmax + causal
+    with a headwise gate, an elementwise gate and sink logits. B=2, Hq=4, Hkv=2, Nq=67, Nk=70,
+    D=Dv=4 (several 64-row and 64-key tiles, GQA); q, k, v, dout float32-exact, stored float32;
+    the gradients (d*_<case>) float64. The loss is sum(dout * out)."""
+    out = os.path.join(DATA, "grads")
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(123)
+    B, HQ, HKV, NQ, NK, D = 2, 4, 2, 67, 70, 4
+
+    def f32(*shape, std=1.0):
+        return (std * torch.randn(*shape, generator=g, dtype=torch.float64)).float().double()
+
+    def save(name, t):
+        a = t.detach().numpy()
+        if name in ("q", "k", "v", "dout", "gate_heads", "gate", "sinks"):
+            assert np.array_equal(a.astype(np.float32).astype(np.float64), a), name
+            a = a.astype(np.float32)
+        save_npy(os.path.join(out, name + ".npy"), a)
+
+    q, k, v, dout = f32(B, HQ, NQ, D, std=1.5), f32(B, HKV, NK, D, std=1.5), f32(B, HKV, NK, D), f32(B, HQ, NQ, D)
+    gh, ge, zs = f32(B, HQ, NQ, std=1.5), f32(B, HQ, NQ, D, std=1.5), f32(HQ)
+    lengths = [NK, 30]
+    seg = torch.zeros(B, NK, dtype=torch.int64)
+    seg[0, 20:], seg[0, 45:] = 1, 2
+    seg[1, 33:] = 1
+    for n, t in [("q", q), ("k", k), ("v", v), ("dout", dout), ("gate_heads", gh), ("gate", ge), ("sinks", zs)]:
+        save(n, t)
+    save_npy(os.path.join(out, "lengths.npy"), np.array(lengths, dtype=np.int64))
+    save_npy(os.path.join(out, "segments.npy"), seg.numpy())
+    i = torch.arange(NQ)[:, None] + (NK - NQ)  # bottom-right aligned positions
+    j = torch.arange(NK)[None, :]
+    masks = {
+        "none": torch.ones(B, 1, NQ, NK, dtype=torch.bool),
+        "causal": (j <= i)[None, None].expand(B, 1, NQ, NK),
+        "sliding": ((j <= i) & (i - j < 17))[None, None].expand(B, 1, NQ, NK),
+        "padding": torch.stack([(j < n).expand(NQ, NK) for n in lengths])[:, None],
+        "document": torch.stack([seg[b][i.clamp(0, NK - 1)] == seg[b][j] for b in range(B)])[:, None],
+    }
+
+    def run(name, activation, mask, gate=None, sinks=False):
+        qq, kk, vv = q.clone().requires_grad_(), k.clone().requires_grad_(), v.clone().requires_grad_()
+        ghh, gee, zz = gh.clone().requires_grad_(), ge.clone().requires_grad_(), zs.clone().requires_grad_()
+        kr, vr = kk.repeat_interleave(HQ // HKV, 1), vv.repeat_interleave(HQ // HKV, 1)
+        s = qq @ kr.transpose(-1, -2) / math.sqrt(D)
+        vis = masks[mask].expand(B, HQ, NQ, NK)
+        p = grad_probs(s, vis, activation, sinks=zz if sinks else None)
+        o = p @ vr
+        if gate == "headwise":
+            o = o * torch.sigmoid(ghh)[..., None]
+        elif gate == "elementwise":
+            o = o * torch.sigmoid(gee)
+        (o * dout).sum().backward()
+        save("dq_" + name, qq.grad), save("dk_" + name, kk.grad), save("dv_" + name, vv.grad)
+        if gate == "headwise":
+            save("dgate_" + name, ghh.grad)
+        if gate == "elementwise":
+            save("dgate_" + name, gee.grad)
+        if sinks:
+            save("dsinks_" + name, zz.grad)
+
+    for a in GRAD_ACTIVATIONS:
+        for m in masks:
+            run(f"{a}_{m}", a, m)
+    run("softmax_causal_headwise", "softmax", "causal", gate="headwise")
+    run("softmax_causal_elementwise", "softmax", "causal", gate="elementwise")
+    run("softmax_causal_sinks", "softmax", "causal", sinks=True)
+
+
 def write_families():
     for prefix, (seed, recipe) in FAMILIES.items():
         for dtype in ("F32", "F16", "BF16"):
@@ -696,6 +806,9 @@ def main():
     if sys.argv[1:] == ["families"]:
         write_families()
         return
+    if sys.argv[1:] == ["grads"]:
+        write_grads()
+        return
     for name, spec in VARIANTS.items():
         write_variant(name, *spec)
     for name, (activation, dtype, seed, recipe) in RECIPES.items():
@@ -703,6 +816,7 @@ def main():
     write_families()
     write_modules()
     write_seq2seq()
+    write_grads()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)
     print(f"total {total / 1e6:.2f} MB in {DATA}")
 

@@ -49,12 +49,22 @@ struct AttendJob {
   Tensor<bf16, 4> kb, vb;
   Tensor<f16, 4> kh, vh;
   bool has_bias() const noexcept { return key_bias.size() > 0 || score_bias.size() > 0; }
+  /// --grad-out: the backward pass too (attention_backward), given dout [B, Hq, Nq, Dv]
+  bool grads = false;
+  Tensor<T, 4> dout, dq, dk, dv;   ///< dq, dk, dv: the shapes of q, k, v
+  Tensor<T, 3> dgate_headwise;     ///< [B, Hq, Nq] with --gate headwise
+  Tensor<T, 4> dgate_elementwise;  ///< [B, Hq, Nq, Dv] with --gate elementwise
+  std::vector<double> dsinks;      ///< [Hq] with --sink-logits
 };
 
 /// Runs the fused kernel of the job's activation once (defined in attend_f32.cpp and
 /// attend_f64.cpp, so each dtype's instantiations compile in their own TU).
 void run_attend(AttendJob<float>& job);
 void run_attend(AttendJob<double>& job);
+/// The forward pass with its row state, then attention_backward: out, dq, dk, dv and the gate's
+/// and sink logits' gradients (attend_grad_f32.cpp, attend_grad_f64.cpp).
+void run_attend_grad(AttendJob<float>& job);
+void run_attend_grad(AttendJob<double>& job);
 /// The kernels over bf16 and f16 K and V (attend_bf16.cpp, attend_f16.cpp).
 void run_attend_bf16(AttendJob<float>& job);
 void run_attend_f16(AttendJob<float>& job);

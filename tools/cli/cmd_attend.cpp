@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -35,7 +36,9 @@ constexpr const char* attend_help =
     "                      [--alibi] [--key-bias KB.npy] [--sink-logits S.npy]\n"
     "                      [--gate KIND --gate-values G.npy] [--probs P.npy]\n"
     "                      [--dtype f32|f64] [--kv-dtype f32|bf16|f16] [--threads T]\n"
-    "                      [--repeat R]\n\n"
+    "                      [--repeat R]\n"
+    "                      [--grad-out DO.npy [--dq F] [--dk F] [--dv F] [--dgate F] [--dsinks "
+    "F]]\n\n"
     "Fused attention. Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv] (float16/32/64;\n"
     "Hq a multiple of Hkv: MHA, GQA, MQA); writes O [B, Hq, Nq, Dv]. Scores s = scale * q.k,\n"
     "scale = 1/sqrt(D) unless --scale, plus the score mods below. Query row i sits at\n"
@@ -60,7 +63,12 @@ constexpr const char* attend_help =
     "--kv-dtype    f32 (default), bf16 or f16: K and V are rounded to that type and the kernel\n"
     "              reads them as such (computing in float; with --dtype f32 only).\n"
     "--repeat R    times R runs after a warm-up and prints one JSON line {\"ms_median\",\n"
-    "              \"ms_min\", \"gflops\", \"threads\"} (useful FLOPs: visible pairs only).\n";
+    "              \"ms_min\", \"gflops\", \"threads\"} (useful FLOPs: visible pairs only).\n"
+    "--grad-out    DO.npy [B, Hq, Nq, Dv], the gradient of a loss with respect to O: runs the\n"
+    "              backward pass too and writes the gradients asked for: --dq, --dk, --dv (the\n"
+    "              shapes of Q, K, V), --dgate (of the --gate-values, their shape) and --dsinks\n"
+    "              (of the --sink-logits, [Hq]; float64). Not with --alibi, --key-bias,\n"
+    "              --kv-dtype bf16/f16 or --repeat.\n";
 
 /// One input array of the command: its option, file and contents.
 struct Input {
@@ -156,13 +164,15 @@ double visible_pairs(const policy::MaskSpec& mask, const policy::Geometry& g) {
 
 /// Writes the outputs through temporary siblings renamed only once all are written, so a
 /// failure leaves no partial (or half-updated) output behind.
-template <class T>
-void write_outputs(const std::vector<std::pair<std::string, const Tensor<T, 4>*>>& outputs) {
+/// Writes every output through a temporary file, renaming them all only once all are written
+/// (a failure leaves no partial set of outputs).
+void write_outputs(
+    const std::vector<std::pair<std::string, std::function<void(const std::string&)>>>& outputs) {
   std::vector<std::string> tmps;
   try {
-    for (const auto& [path, t] : outputs) {
+    for (const auto& [path, write] : outputs) {
       tmps.push_back(path + ".attnkit-tmp");
-      io::write_npy(tmps.back(), *t);
+      write(tmps.back());
     }
     for (std::size_t n = 0; n < outputs.size(); ++n)
       std::filesystem::rename(tmps[n], outputs[n].first);
@@ -175,6 +185,9 @@ void write_outputs(const std::vector<std::pair<std::string, const Tensor<T, 4>*>
 
 struct Request {
   std::string out_path, probs_path;
+  /// --dq, --dk, --dv, --dgate, --dsinks (empty: not written)
+  std::string dq_path, dk_path, dv_path, dgate_path, dsinks_path;
+  Input grad_out;  ///< --grad-out
   long long repeat = 0;
   policy::ActivationSpec activation;
   GateChoice gate = GateChoice::none;
@@ -236,7 +249,20 @@ int run(Request& r) {
       job.score_bias = to_tensor<T, 4>(r.key_bias, true);
     }
   }
-  if (r.repeat > 0) {
+  if (!r.grad_out.path.empty()) {
+    job.grads = true;
+    job.dout = to_tensor<T, 4>(r.grad_out);
+    job.dq = Tensor<T, 4>(job.q.shape());
+    job.dk = Tensor<T, 4>(job.k.shape());
+    job.dv = Tensor<T, 4>(job.v.shape());
+    if (r.gate == GateChoice::headwise)
+      job.dgate_headwise = Tensor<T, 3>(job.gate_headwise.shape());
+    if (r.gate == GateChoice::elementwise)
+      job.dgate_elementwise = Tensor<T, 4>(job.gate_elementwise.shape());
+    job.dsinks.assign(job.sink_logits.size(), 0.0);
+    run_attend_grad(job);
+    if (job.capture) run_attend(job);  // the weights P: the forward again, same out
+  } else if (r.repeat > 0) {
     const double all = double(g.batch) * double(g.heads_q) * double(g.nq) * double(g.nk);
     const double visible = all > 0 ? visible_pairs(r.mask.bind(g), g) / all : 0.0;
     const double flops = bench::attention_flops(double(g.batch), double(g.heads_q), double(g.nq),
@@ -245,9 +271,24 @@ int run(Request& r) {
   } else {
     run_attend(job);
   }
-  std::vector<std::pair<std::string, const Tensor<T, 4>*>> outputs{{r.out_path, &job.out}};
-  if (job.capture) outputs.emplace_back(r.probs_path, &job.probs);
-  write_outputs<T>(outputs);
+  std::vector<std::pair<std::string, std::function<void(const std::string&)>>> outputs;
+  auto add = [&](const std::string& path, const auto& tensor) {
+    if (!path.empty())
+      outputs.emplace_back(path, [&tensor](const std::string& p) { io::write_npy(p, tensor); });
+  };
+  add(r.out_path, job.out);
+  if (job.capture) add(r.probs_path, job.probs);
+  Tensor<double, 1> dsinks({static_cast<index_t>(job.dsinks.size())});
+  std::copy(job.dsinks.begin(), job.dsinks.end(), dsinks.data());
+  if (job.grads) {
+    add(r.dq_path, job.dq);
+    add(r.dk_path, job.dk);
+    add(r.dv_path, job.dv);
+    if (r.gate == GateChoice::headwise) add(r.dgate_path, job.dgate_headwise);
+    if (r.gate == GateChoice::elementwise) add(r.dgate_path, job.dgate_elementwise);
+    add(r.dsinks_path, dsinks);
+  }
+  write_outputs(outputs);
   return 0;
 }
 
@@ -258,9 +299,10 @@ int cmd_attend(int argc, char** argv) {
             attend_help + std::string("\nActivations (--activation):\n") +
                 policy::activation_help() + "\nMask terms (--mask), i' = i + Nk - Nq:\n" +
                 policy::mask_term_help(),
-            argc, argv,
-            {"q", "k", "v", "out", "activation", "bias", "mask", "scale", "gate", "gate-values",
-             "probs", "dtype", "repeat", "key-bias", "sink-logits", "kv-dtype"},
+            argc, argv, {"q",      "k",        "v",           "out",         "activation", "bias",
+                         "mask",   "scale",    "gate",        "gate-values", "probs",      "dtype",
+                         "repeat", "key-bias", "sink-logits", "kv-dtype",    "grad-out",   "dq",
+                         "dk",     "dv",       "dgate",       "dsinks"},
             {"alibi"});
   if (!args.positional().empty())
     throw usage_error("attend: unexpected argument '" + args.positional().front() +
@@ -275,6 +317,56 @@ int cmd_attend(int argc, char** argv) {
   if (!r.probs_path.empty() && std::filesystem::absolute(r.probs_path).lexically_normal() ==
                                    std::filesystem::absolute(r.out_path).lexically_normal())
     throw usage_error("attend: --probs and --out name the same file '" + r.out_path + "'");
+  // The gradients: each needs --grad-out, which needs one of them; every output file differs.
+  r.dq_path = args.get("dq", "");
+  r.dk_path = args.get("dk", "");
+  r.dv_path = args.get("dv", "");
+  r.dgate_path = args.get("dgate", "");
+  r.dsinks_path = args.get("dsinks", "");
+  {
+    const std::vector<std::pair<const char*, std::string*>> grads{{"dq", &r.dq_path},
+                                                                  {"dk", &r.dk_path},
+                                                                  {"dv", &r.dv_path},
+                                                                  {"dgate", &r.dgate_path},
+                                                                  {"dsinks", &r.dsinks_path}};
+    bool any = false;
+    std::vector<std::pair<std::string, std::string>> files{{"out", r.out_path}};
+    if (!r.probs_path.empty()) files.emplace_back("probs", r.probs_path);
+    for (const auto& [name, path] : grads) {
+      if (!args.has(name)) continue;
+      if (path->empty()) throw usage_error("attend: --" + std::string(name) + " needs a file name");
+      if (!args.has("grad-out"))
+        throw usage_error("attend: --" + std::string(name) +
+                          " is a gradient: it needs --grad-out DO.npy");
+      any = true;
+      files.emplace_back(name, *path);
+    }
+    if (args.has("grad-out") && !any)
+      throw usage_error(
+          "attend: --grad-out needs at least one of --dq, --dk, --dv, --dgate, "
+          "--dsinks");
+    for (std::size_t a = 0; a < files.size(); ++a)
+      for (std::size_t b = a + 1; b < files.size(); ++b)
+        if (std::filesystem::absolute(files[a].second).lexically_normal() ==
+            std::filesystem::absolute(files[b].second).lexically_normal())
+          throw usage_error("attend: --" + files[a].first + " and --" + files[b].first +
+                            " name the same file '" + files[b].second + "'");
+    if (args.has("grad-out")) {
+      for (const char* o : {"alibi", "key-bias", "repeat"})
+        if (args.has(o))
+          throw usage_error("attend: --grad-out: the backward pass does not take --" +
+                            std::string(o));
+      if (args.has("kv-dtype") && args.get("kv-dtype", "f32") != "f32")
+        throw usage_error(
+            "attend: --grad-out: the backward pass computes with K and V in the "
+            "--dtype, not --kv-dtype " +
+            args.get("kv-dtype", ""));
+      if (args.has("dgate") && !args.has("gate"))
+        throw usage_error("attend: --dgate is the gradient of the --gate-values: it needs --gate");
+      if (args.has("dsinks") && !args.has("sink-logits"))
+        throw usage_error("attend: --dsinks is the gradient of the --sink-logits: it needs them");
+    }
+  }
   const std::string dtype = args.get("dtype", "f32");
   if (dtype != "f32" && dtype != "f64")
     throw usage_error("attend: --dtype must be f32 or f64, got '" + dtype + "'");
@@ -371,6 +463,14 @@ int cmd_attend(int argc, char** argv) {
     if (r.sink_logits.array.shape() != want)
       throw shape_error("attnkit: attend: " + describe(r.sink_logits) +
                         " must be [Hq] = " + shape_string(want) + " (one logit per query head)");
+  }
+
+  if (args.has("grad-out")) {
+    r.grad_out = read_floating("grad-out", args.require("grad-out"), 4, "[B, Hq, Nq, Dv]");
+    const std::vector<index_t> want{g.batch, g.heads_q, g.nq, g.dv};
+    if (r.grad_out.array.shape() != want)
+      throw shape_error("attnkit: attend: " + describe(r.grad_out) +
+                        " must be [B, Hq, Nq, Dv] = " + shape_string(want) + " (the shape of O)");
   }
 
   r.mask.bind(g);  // checks the arrays' shapes against B, Hq, Nq, Nk (shape_error)

@@ -35,13 +35,16 @@ struct AttentionGradExtras {
 
 namespace attention_detail {
 
-/// 1: policy::HeadwiseSigmoid, 2: policy::ElementwiseSigmoid, 0: any other gate.
+/// The gate's policy::SigmoidGateValues (its optional `sigmoid_gate_values` hook), else none.
 template <class G>
-inline constexpr int sigmoid_gate_kind = 0;
-template <class V>
-inline constexpr int sigmoid_gate_kind<policy::HeadwiseSigmoid<V>> = 1;
-template <class V>
-inline constexpr int sigmoid_gate_kind<policy::ElementwiseSigmoid<V>> = 2;
+policy::SigmoidGateValues gate_values_of(const G& g) {
+  using policy::sigmoid_gate_values;
+  if constexpr (requires { sigmoid_gate_values(g); }) {
+    return sigmoid_gate_values(g);
+  } else {
+    return policy::SigmoidGateValues::none;
+  }
+}
 
 /// Rows and keys per tile of the backward pass.
 inline constexpr index_t grad_tile = 64;
@@ -54,9 +57,9 @@ struct GradOperands {
   Strides<3> ss;
   T *dq, *dk, *dv;
   Strides<4> dqs, dks, dvs;
-  T* dgate_heads;  ///< null: not computed
+  T* dgate_heads;  ///< null: not computed (non-null only for a headwise sigmoid gate)
   Strides<3> dghs;
-  T* dgate;  ///< null: not computed
+  T* dgate;  ///< null: not computed (non-null only for an elementwise sigmoid gate)
   Strides<4> dgs;
   double* dsink_rows;  ///< [B, Hq] per batch entry, summed over B by the caller; null: none
   Geometry g;          ///< local: g.nq rows of q, g.nk keys of k and v
@@ -88,7 +91,6 @@ struct BackwardKernel {
   static constexpr bool identity_map = policy::is_identity_map<Activation>;
   static constexpr bool simd_deriv = policy::has_simd_derivative<Activation>;
   static constexpr bool sinks = policy::has_sink_logits<Activation>;
-  static constexpr int gate_kind = sigmoid_gate_kind<typename Policy::gate_type>;
   static constexpr bool gated = !Policy::gate_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
 
@@ -163,15 +165,12 @@ struct BackwardKernel {
           const T dov = ds[c * x.dos[3]], ov = os[c * x.os[3]];
           dsum += dov * ov;
           da[c] = gated ? dov * ws.grow[c] : dov;
-          if constexpr (gate_kind == 2)
-            if (x.dgate)
-              x.dgate[b * x.dgs[0] + h * x.dgs[1] + i * x.dgs[2] + c * x.dgs[3]] =
-                  dov * ov * (T(1) - ws.grow[c]);
+          if (x.dgate)
+            x.dgate[b * x.dgs[0] + h * x.dgs[1] + i * x.dgs[2] + c * x.dgs[3]] =
+                dov * ov * (T(1) - ws.grow[c]);
         }
-        if constexpr (gate_kind == 1)
-          if (x.dgate_heads)
-            x.dgate_heads[b * x.dghs[0] + h * x.dghs[1] + i * x.dghs[2]] =
-                dsum * (T(1) - ws.grow[0]);
+        if (x.dgate_heads)
+          x.dgate_heads[b * x.dghs[0] + h * x.dghs[1] + i * x.dghs[2]] = dsum * (T(1) - ws.grow[0]);
         ws.drow[r] = dsum;
         if constexpr (norm == Normalization::over_keys_exp || norm == Normalization::over_keys_sum)
           ws.lse[r] = x.state[b * x.ss[0] + h * x.ss[1] + i * x.ss[2]];
@@ -463,7 +462,6 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
   constexpr auto norm = Activation::normalization;
   constexpr bool needs_state =
       norm == policy::Normalization::over_keys_exp || norm == policy::Normalization::over_keys_sum;
-  constexpr int gate_kind = attention_detail::sigmoid_gate_kind<typename Policy::gate_type>;
   const index_t nb = q.extent(0), hq = q.extent(1), nq = q.extent(2), d = q.extent(3);
   const index_t hkv = k.extent(1), nk = k.extent(2), dvd = v.extent(3);
   if (k.extent(0) != nb || k.extent(3) != d)
@@ -487,14 +485,15 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
     throw_shape_mismatch("attention_backward", "dv", dv.shape(), v.shape());
   const bool want_gh = extra.dgate_heads.data() != nullptr;
   const bool want_g = extra.dgate.data() != nullptr;
-  if (want_gh && gate_kind != 1)
+  const policy::SigmoidGateValues gate_values = attention_detail::gate_values_of(policy.gate);
+  if (want_gh && gate_values != policy::SigmoidGateValues::headwise)
     throw error(
-        "attnkit: attention_backward: dgate_heads is the gradient of a HeadwiseSigmoid "
-        "gate, which the policy does not have");
-  if (want_g && gate_kind != 2)
+        "attnkit: attention_backward: dgate_heads is the gradient of a headwise sigmoid "
+        "gate (HeadwiseSigmoid), which the policy does not have");
+  if (want_g && gate_values != policy::SigmoidGateValues::elementwise)
     throw error(
-        "attnkit: attention_backward: dgate is the gradient of an ElementwiseSigmoid "
-        "gate, which the policy does not have");
+        "attnkit: attention_backward: dgate is the gradient of an elementwise sigmoid "
+        "gate (ElementwiseSigmoid), which the policy does not have");
   if (want_gh && extra.dgate_heads.shape() != Shape<3>{nb, hq, nq})
     throw_shape_mismatch("attention_backward", "dgate_heads", extra.dgate_heads.shape(),
                          Shape<3>{nb, hq, nq});

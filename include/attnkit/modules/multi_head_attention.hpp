@@ -58,6 +58,13 @@ struct SelectableSigmoidGate {
     if (kind == GateKind::elementwise) policy::ElementwiseSigmoid<V>(elementwise).bind(g);
     return *this;
   }
+  /// The values the factors are the sigmoid of (attention_backward's gate gradient).
+  friend constexpr policy::SigmoidGateValues sigmoid_gate_values(
+      const SelectableSigmoidGate& g) noexcept {
+    return g.kind == GateKind::headwise      ? policy::SigmoidGateValues::headwise
+           : g.kind == GateKind::elementwise ? policy::SigmoidGateValues::elementwise
+                                             : policy::SigmoidGateValues::none;
+  }
 };
 
 static_assert(policy::gate_policy<SelectableSigmoidGate<float>>);

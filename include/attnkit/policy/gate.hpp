@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "attnkit/core/error.hpp"
 #include "attnkit/core/tensor_view.hpp"
@@ -64,6 +65,21 @@ struct ElementwiseSigmoid {
     return *this;
   }
 };
+
+/// Which values a gate's factors are the sigmoid of, for attention_backward's gate gradient: none
+/// (no such values, or a gate the backward does not differentiate), one per (b, h, i), or one per
+/// output element. A gate type tells it through `sigmoid_gate_values(gate)`, found by
+/// argument-dependent lookup (optional; without it: none). dA = dout · gate needs no hook.
+enum class SigmoidGateValues : std::uint8_t { none, headwise, elementwise };
+
+template <class V>
+constexpr SigmoidGateValues sigmoid_gate_values(const HeadwiseSigmoid<V>&) noexcept {
+  return SigmoidGateValues::headwise;
+}
+template <class V>
+constexpr SigmoidGateValues sigmoid_gate_values(const ElementwiseSigmoid<V>&) noexcept {
+  return SigmoidGateValues::elementwise;
+}
 
 static_assert(gate_policy<NoGate> && gate_policy<HeadwiseSigmoid<float>> &&
               gate_policy<ElementwiseSigmoid<double>>);
