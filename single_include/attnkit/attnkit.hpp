@@ -1976,6 +1976,14 @@ concept bindable = requires(const P& p, const Geometry& g) {
   { p.bind(g) } -> std::convertible_to<P>;
 };
 
+/// Whether score mod M has the optional hook `m.slope(b, h, i_abs, j, s)`: d apply / d s at s
+/// (float and double), which attention_backward needs (every built-in mod has it).
+template <class M>
+inline constexpr bool has_score_slope = requires(const M& m, index_t b, float sf, double sd) {
+  { m.slope(b, b, b, b, sf) } -> std::convertible_to<float>;
+  { m.slope(b, b, b, b, sd) } -> std::convertible_to<double>;
+};
+
 /// A score mod: an elementwise change of the scaled score that may read (b, h, i', j).
 /// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
 template <class M>
@@ -3129,6 +3137,11 @@ struct NoScoreMod {
   }
   template <class T>
   void apply_queries(index_t, index_t, index_t, index_t, T*, index_t) const noexcept {}
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   NoScoreMod bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -3177,6 +3190,11 @@ struct ALiBi {
       row[r] -= m * static_cast<T>(dist);
     }
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   ALiBi bind(const Geometry& g) const {
     if (slopes.empty()) return standard(g.heads_q);
     if (static_cast<index_t>(slopes.size()) != g.heads_q)
@@ -3223,6 +3241,11 @@ struct KeyBias {
     const T add = static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
     for (index_t r = 0; r < n; ++r) row[r] += add;
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   KeyBias bind(const Geometry& g) const {
     if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
       throw_shape_mismatch("attention", "KeyBias bias", bias.shape(), Shape<2>{g.batch, g.nk});
@@ -3253,6 +3276,11 @@ struct ScoreBias {
                      index_t n) const noexcept {
     for (index_t r = 0; r < n; ++r) row[r] += static_cast<T>(bias(b, h, i0 - offset + r, j));
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   ScoreBias bind(const Geometry& g) const {
     const Shape<4> want{g.batch, g.heads_q, g.nq, g.nk};
     if (bias.shape() != want)
@@ -3281,6 +3309,11 @@ struct Temperature {
     const T inv = static_cast<T>(1.0 / tau);
     for (index_t c = 0; c < n; ++c) row[c] *= inv;
   }
+  /// d apply / d s (the backward pass): 1 / tau.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return static_cast<T>(1.0 / tau);
+  }
   Temperature bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -3303,6 +3336,16 @@ struct ScoreModChain {
   void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
                      index_t n) const noexcept {
     std::apply([&](const auto&... m) { (m.apply_queries(b, h, i0, j, row, n), ...); }, mods);
+  }
+  /// d apply / d s (the backward pass): the product of the mods' slopes, each at its input.
+  /// Needs every mod to have slope() (policy::has_score_slope).
+  template <class T>
+  T slope(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    T d = T(1);
+    std::apply(
+        [&](const auto&... m) { ((d *= m.slope(b, h, i, j, s), s = m.apply(b, h, i, j, s)), ...); },
+        mods);
+    return d;
   }
   ScoreModChain bind(const Geometry& g) const {
     ScoreModChain r = *this;
@@ -5479,6 +5522,8 @@ struct BackwardKernel {
   static constexpr bool simd_deriv = policy::has_simd_derivative<Activation>;
   static constexpr bool sinks = policy::has_sink_logits<Activation>;
   static constexpr bool gated = !Policy::gate_type::is_identity;
+  /// A score mod: its slope is kept per pair, and a -inf score gets P = dS = 0.
+  static constexpr bool modded = !Policy::score_mod_type::is_identity;
   static constexpr T log2e = T(1.4426950408889634);
 
   const Policy& pol;
@@ -5486,7 +5531,7 @@ struct BackwardKernel {
 
   /// The buffers of one unit, carved from the thread's scratch.
   struct Ws {
-    T *qc, *dac, *kc, *dqc, *lse, *drow, *kt, *vt, *dkj, *dvj, *s, *dp, *keep, *grow;
+    T *qc, *dac, *kc, *dqc, *lse, *drow, *kt, *vt, *dkj, *dvj, *s, *dp, *keep, *slope, *grow;
     TileClass* cls;
     Ws(index_t nh, index_t nkv, const Geometry& g) {
       const index_t st = heads ? g.heads_q : 1;
@@ -5504,6 +5549,7 @@ struct BackwardKernel {
         s = c.take<T>(st * tile * tile);
         dp = c.take<T>(st * tile * tile);
         keep = c.take<T>(st * tile * tile);
+        slope = c.take<T>(modded ? st * tile * tile : 0);
         grow = c.take<T>(g.dv);
         cls = c.take<TileClass>(nh);
         return c.used();
@@ -5584,6 +5630,18 @@ struct BackwardKernel {
     }
   }
 
+  /// The score mod on a tile of scores, keeping d apply / d s in `slope`.
+  void apply_mod(index_t b, index_t h, index_t i0, index_t bq, index_t j0, index_t bk, T* s,
+                 T* slope) const {
+    for (index_t r = 0; r < bq; ++r)
+      for (index_t c = 0; c < bk; ++c) {
+        T& v = s[r * tile + c];
+        const index_t i = i0 + r + x.qoff, j = x.key0 + j0 + c;
+        slope[r * tile + c] = pol.score_mod.slope(b, h, i, j, v);
+        v = pol.score_mod.apply(b, h, i, j, v);
+      }
+  }
+
   /// Marks the invisible pairs of a Partial tile (marker score) and fills the dropout factors.
   void mask_and_keep(index_t b, index_t h, index_t i0, index_t bq, index_t j0, index_t bk,
                      bool partial, T* s, T* keep) const {
@@ -5604,7 +5662,7 @@ struct BackwardKernel {
 
   /// S -> P (dropped, in s) and dP -> dS (times scale, in dp) for one head's tile.
   void elementwise(index_t bq, index_t bk, bool partial, const T* lse, const T* drow, T* s, T* dp,
-                   const T* keep) const {
+                   const T* keep, const T* slope) const {
     const Activation act = pol.activation;
     const B thr(marker_threshold<T>);
     const B scale(x.scale);
@@ -5614,6 +5672,7 @@ struct BackwardKernel {
       T* srow = s + r * tile;
       T* dprow = dp + r * tile;
       const T* krow = keep + r * tile;
+      [[maybe_unused]] const T* slrow = slope + r * tile;
       const B dr(drow[r]);
       B row_c(T(0));  // lse · log2 e, or 1 / L
       if constexpr (norm == Normalization::over_keys_exp) {
@@ -5645,6 +5704,7 @@ struct BackwardKernel {
           if constexpr (!identity_map) ds *= derivative(act, t, f);
           if (partial) p = xsimd::select(t > thr, p, B(T(0)));
         }
+        if constexpr (modded) ds *= B::load_aligned(slrow + v * W);
         ds *= scale;
         if (partial) ds = xsimd::select(t > thr, ds, B(T(0)));
         if (drop) p *= kf;
@@ -5695,7 +5755,9 @@ struct BackwardKernel {
             dpv *= kf;
           }
           const B p = B::load_aligned(ws.s + h * tt + off) * inv;
-          (p * (dpv - dsum) * scale).store_aligned(ws.dp + h * tt + off);
+          B ds = p * (dpv - dsum) * scale;
+          if constexpr (modded) ds *= B::load_aligned(ws.slope + h * tt + off);
+          ds.store_aligned(ws.dp + h * tt + off);
           (drop ? p * kf : p).store_aligned(ws.s + h * tt + off);
         }
       }
@@ -5782,11 +5844,13 @@ struct BackwardKernel {
     const TileClass cls =
         pol.mask.classify(b, h, i0 + x.qoff, i0 + bq + x.qoff, j0 + x.key0, j0 + bk + x.key0);
     if (cls == TileClass::empty) return;
-    const bool partial = cls == TileClass::partial;
+    // A modded score may be -inf: every tile then selects like a Partial one.
+    const bool partial = cls == TileClass::partial || modded;
     scores(ws, hl, 0, i0, bq, bk, ws.s, ws.dp);
-    mask_and_keep(b, h, i0, bq, j0, bk, partial, ws.s, ws.keep);
+    if constexpr (modded) apply_mod(b, h, i0, bq, j0, bk, ws.s, ws.slope);
+    mask_and_keep(b, h, i0, bq, j0, bk, cls == TileClass::partial, ws.s, ws.keep);
     const index_t r0 = hl * x.g.nq + i0;
-    elementwise(bq, bk, partial, ws.lse + r0, ws.drow + r0, ws.s, ws.dp, ws.keep);
+    elementwise(bq, bk, partial, ws.lse + r0, ws.drow + r0, ws.s, ws.dp, ws.keep, ws.slope);
     accumulate(ws, hl, 0, i0, bq, j0, bk, ws.s, ws.dp);
   }
 
@@ -5800,6 +5864,7 @@ struct BackwardKernel {
       if (ws.cls[h] == TileClass::empty) continue;
       any = true;
       scores(ws, h, h / x.group, i0, bq, bk, ws.s + h * tt, ws.dp + h * tt);
+      if constexpr (modded) apply_mod(b, h, i0, bq, j0, bk, ws.s + h * tt, ws.slope + h * tt);
       mask_and_keep(b, h, i0, bq, j0, bk, ws.cls[h] == TileClass::partial, ws.s + h * tt,
                     ws.keep + h * tt);
     }
@@ -5825,7 +5890,8 @@ struct BackwardKernel {
 /// the caller adds up; `state` is then the whole row's, merge_partials's). Results are
 /// identical bit for bit for any thread count: a work unit is a (batch entry, kv head), or a
 /// batch entry under head softmax, which bounds the threads a call uses by that count.
-/// Score mods are not supported yet (a compile-time error).
+/// Score mods need their derivative, `slope(b, h, i, j, s)` (every built-in has it; a compile-time
+/// error otherwise); a score of -inf from a mod gets zero gradients.
 /// \tparam Policy an attnkit::policy::AttentionPolicy \tparam T float or double
 template <class Policy, class T>
 void attention_backward(const Policy& policy, std::type_identity_t<TensorView<const T, 4>> q,
@@ -5843,8 +5909,10 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
   static_assert(policy::is_attention_policy<Policy>,
                 "attnkit: the policy argument of attention_backward must be an "
                 "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
-  static_assert(Policy::score_mod_type::is_identity,
-                "attnkit: attention_backward does not support score mods yet");
+  static_assert(Policy::score_mod_type::is_identity ||
+                    policy::has_score_slope<typename Policy::score_mod_type>,
+                "attnkit: attention_backward needs the score mod's derivative: a member "
+                "slope(b, h, i, j, s) = d apply / d s (policy::has_score_slope)");
   using Activation = typename Policy::activation_type;
   constexpr auto norm = Activation::normalization;
   constexpr bool needs_state =

@@ -2,8 +2,10 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // attention_backward for the softmax family (softmax, softcap, normalized sigmoid, sink logits)
 // and head softmax: gradients against finite differences in double under every mask, MHA, GQA
-// and MQA; the gates' and sinks' gradients; dropout; key and query ranges; bit-identical results
-// for any thread count; errors naming the bad argument.
+// and MQA; the gates' and sinks' gradients; score mods; dropout; key and query ranges; identical
+// results for any thread count; errors naming the bad argument.
+#include <limits>
+
 #include "backward_test_util.hpp"
 
 using namespace attnkit;
@@ -53,6 +55,26 @@ TEST_CASE("attention_backward gates: the gate values' gradients", "[backward]") 
     check_grads(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::Causal{}, pol::NoScoreMod{},
                                      pol::ElementwiseSigmoid<double>(ge.cview())),
                 p, 63, "elementwise gate, head softmax", ee);
+  }
+}
+
+TEST_CASE("attention_backward score mods: ALiBi, key bias with -inf, temperature, a chain",
+          "[backward]") {
+  for (const Problem& p : grad_problems()) {
+    std::vector<float> kb(static_cast<std::size_t>(p.b * p.nk));
+    std::mt19937 g(75);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (std::size_t j = 0; j < kb.size(); ++j)
+      kb[j] = j % 5 == 3 ? -std::numeric_limits<float>::infinity() : u(g);
+    const pol::KeyBias bias(TensorView<const float, 2>(kb.data(), {p.b, p.nk}));
+    check_grads(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{},
+                                     pol::ScoreModChain(pol::ALiBi{}, pol::Temperature(0.7))),
+                p, 76, "alibi + temperature, softmax causal");
+    check_grads(pol::AttentionPolicy(pol::Sigmoid{}, pol::NoMask{}, bias), p, 77,
+                "key bias with -inf, sigmoid");
+    check_grads(pol::AttentionPolicy(pol::HeadSoftmax{}, pol::NoMask{},
+                                     pol::ScoreModChain(bias, pol::Temperature(1.3))),
+                p, 78, "key bias with -inf + temperature, head softmax");
   }
 }
 

@@ -2,8 +2,11 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // attention() allocates nothing once its per-thread scratch has grown to the call's shapes: this
 // executable replaces the global operator new with a counting one and repeats decode, prefill,
-// head-softmax, capture and attention_partial calls of the same or smaller shapes.
+// head-softmax, capture and attention_partial calls of the same or smaller shapes, and
+// attention_backward calls (a training step's).
 #include <thread>
+
+#include "attnkit/attention/backward.hpp"
 
 #include "attention/attention_test_util.hpp"
 #include "core/counting_new.hpp"
@@ -52,6 +55,31 @@ TEST_CASE("attention allocates nothing after its first call", "[attention][alloc
     auto head = [&] { attention(heads, d.q.cview(), d.k.cview(), d.v.cview(), out.view()); };
     head();
     CHECK(count_allocations(head) == 0);
+    set_threads(saved);
+  }
+}
+
+TEST_CASE("attention_backward allocates nothing after its first call", "[backward][alloc]") {
+  for (int threads : {1, 2}) {
+    const int saved = max_threads();
+    set_threads(threads);
+    INFO("threads " << threads);
+    const Problem p{2, 4, 2, 70, 70, 16, 16};
+    Data<float> d(p, 4);
+    Tensor<float, 4> out({2, 4, 70, 16}), dout({2, 4, 70, 16}, 0.5f), dq(d.q.shape()),
+        dk(d.k.shape()), dv(d.v.shape());
+    Tensor<float, 3> state({2, 4, 70});
+    std::vector<double> z(4, 0.25), dz(4);
+    const auto sinks = pol::AttentionPolicy(pol::SinkLogits(pol::Softmax{}, z), pol::Causal{});
+    AttentionGradExtras<float> extra;
+    extra.dsinks = dz;
+    auto step = [&] {
+      attention_partial(sinks, d.q.cview(), d.k.cview(), d.v.cview(), out.view(), state.view());
+      attention_backward(sinks, d.q.cview(), d.k.cview(), d.v.cview(), out.cview(), state.cview(),
+                         dout.cview(), dq.view(), dk.view(), dv.view(), {}, extra);
+    };
+    step();  // grows the scratch
+    CHECK(count_allocations(step) == 0);
     set_threads(saved);
   }
 }

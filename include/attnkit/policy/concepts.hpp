@@ -164,6 +164,14 @@ concept bindable = requires(const P& p, const Geometry& g) {
   { p.bind(g) } -> std::convertible_to<P>;
 };
 
+/// Whether score mod M has the optional hook `m.slope(b, h, i_abs, j, s)`: d apply / d s at s
+/// (float and double), which attention_backward needs (every built-in mod has it).
+template <class M>
+inline constexpr bool has_score_slope = requires(const M& m, index_t b, float sf, double sd) {
+  { m.slope(b, b, b, b, sf) } -> std::convertible_to<float>;
+  { m.slope(b, b, b, b, sd) } -> std::convertible_to<double>;
+};
+
 /// A score mod: an elementwise change of the scaled score that may read (b, h, i', j).
 /// Requirements: score_mod_identity_trait, score_mod_elementwise, bindable, copyable.
 template <class M>

@@ -26,6 +26,11 @@ struct NoScoreMod {
   }
   template <class T>
   void apply_queries(index_t, index_t, index_t, index_t, T*, index_t) const noexcept {}
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   NoScoreMod bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -74,6 +79,11 @@ struct ALiBi {
       row[r] -= m * static_cast<T>(dist);
     }
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   ALiBi bind(const Geometry& g) const {
     if (slopes.empty()) return standard(g.heads_q);
     if (static_cast<index_t>(slopes.size()) != g.heads_q)
@@ -120,6 +130,11 @@ struct KeyBias {
     const T add = static_cast<T>(bias(bias.extent(0) == 1 ? 0 : b, j));
     for (index_t r = 0; r < n; ++r) row[r] += add;
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   KeyBias bind(const Geometry& g) const {
     if ((bias.extent(0) != g.batch && bias.extent(0) != 1) || bias.extent(1) != g.nk)
       throw_shape_mismatch("attention", "KeyBias bias", bias.shape(), Shape<2>{g.batch, g.nk});
@@ -150,6 +165,11 @@ struct ScoreBias {
                      index_t n) const noexcept {
     for (index_t r = 0; r < n; ++r) row[r] += static_cast<T>(bias(b, h, i0 - offset + r, j));
   }
+  /// d apply / d s (the backward pass): 1.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return T(1);
+  }
   ScoreBias bind(const Geometry& g) const {
     const Shape<4> want{g.batch, g.heads_q, g.nq, g.nk};
     if (bias.shape() != want)
@@ -178,6 +198,11 @@ struct Temperature {
     const T inv = static_cast<T>(1.0 / tau);
     for (index_t c = 0; c < n; ++c) row[c] *= inv;
   }
+  /// d apply / d s (the backward pass): 1 / tau.
+  template <class T>
+  T slope(index_t, index_t, index_t, index_t, T) const noexcept {
+    return static_cast<T>(1.0 / tau);
+  }
   Temperature bind(const Geometry&) const noexcept { return *this; }
 };
 
@@ -200,6 +225,16 @@ struct ScoreModChain {
   void apply_queries(index_t b, index_t h, index_t i0, index_t j, T* row,
                      index_t n) const noexcept {
     std::apply([&](const auto&... m) { (m.apply_queries(b, h, i0, j, row, n), ...); }, mods);
+  }
+  /// d apply / d s (the backward pass): the product of the mods' slopes, each at its input.
+  /// Needs every mod to have slope() (policy::has_score_slope).
+  template <class T>
+  T slope(index_t b, index_t h, index_t i, index_t j, T s) const noexcept {
+    T d = T(1);
+    std::apply(
+        [&](const auto&... m) { ((d *= m.slope(b, h, i, j, s), s = m.apply(b, h, i, j, s)), ...); },
+        mods);
+    return d;
   }
   ScoreModChain bind(const Geometry& g) const {
     ScoreModChain r = *this;
