@@ -56,13 +56,16 @@ TEST_CASE("attention_backward sigmoid-bias, linear, relu: finite differences", "
 TEST_CASE("attention_backward user activations without the SIMD derivative", "[backward]") {
   check_grads_masks<Masks::core>(SquarePlusOne{}, "square-plus-one", 151);
   check_grads_masks<Masks::core>(TanhCapSoftmax{}, "tanh-cap-softmax", 161);
+  // The scalar derivative fallback in float too.
+  check_grads<true>(pol::AttentionPolicy(SquarePlusOne{}, pol::Causal{}), {1, 3, 1, 67, 70, 6, 5},
+                    162, "square-plus-one float", {}, {}, 6);
 }
 
 TEST_CASE("attention_backward elementwise: larger shapes, float against double", "[backward]") {
   // Several full 64-key tiles (the vector paths without tails) and a GQA group of 4.
   const Problem p{1, 8, 2, 150, 140, 64, 48};
-  check_grads(pol::AttentionPolicy(pol::SigmoidBias{}, pol::Causal{}), p, 171, "sigmoid-bias big",
-              {}, {}, 6);
-  check_grads(pol::AttentionPolicy(pol::Softmax{}, pol::SlidingWindow(70)), p, 172, "softmax big",
-              {}, {}, 6);
+  check_grads<true>(pol::AttentionPolicy(pol::SigmoidBias{}, pol::Causal{}), p, 171,
+                    "sigmoid-bias big", {}, {}, 6);
+  check_grads<true>(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), p, 172, "softmax big", {},
+                    {}, 6);
 }
