@@ -161,16 +161,18 @@ inline std::vector<Problem> grad_problems() {
   };
 }
 
-/// Every mask term of docs/CLI.md (but Custom) through the runtime MaskSpec, and the compile-time
-/// Causal: pol::AttentionPolicy(act, mask) checked on every grad problem.
-template <Masks which = Masks::all, class Act>
+/// Every mask term of docs/CLI.md (but Custom) through the runtime MaskSpec (one instantiation
+/// for every term), and with Static the compile-time Causal too (the kernel's constant tile
+/// classes): pol::AttentionPolicy(act, mask) checked on every grad problem.
+template <Masks which = Masks::all, bool Static = false, class Act>
 void check_grads_masks(const Act& act, const std::string& name, unsigned seed, int samples = 10) {
   const auto ps = grad_problems();
   for (std::size_t pi = 0; pi < ps.size(); ++pi) {
     MaskStore st;
     const unsigned s = seed + static_cast<unsigned>(pi);
-    check_grads(pol::AttentionPolicy(act, pol::Causal{}), ps[pi], s, name + " causal", {}, {},
-                samples);
+    if constexpr (Static)
+      check_grads(pol::AttentionPolicy(act, pol::Causal{}), ps[pi], s, name + " causal", {}, {},
+                  samples);
     for_each_mask<which>(
         ps[pi], st, s, [&](auto mask, const ref::MaskTerm&, const std::string& mname) {
           if constexpr (std::is_constructible_v<pol::MaskSpecTerm, decltype(mask)>) {

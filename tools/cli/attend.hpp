@@ -62,8 +62,8 @@ struct AttendJob {
 void run_attend(AttendJob<float>& job);
 void run_attend(AttendJob<double>& job);
 /// The forward pass with its row state, then attention_backward: out, dq, dk, dv and the gate's
-/// and sink logits' gradients (attend_grad_f32.cpp, attend_grad_f64.cpp).
-void run_attend_grad(AttendJob<float>& job);
+/// and sink logits' gradients (attend_grad.cpp; in double whatever the --dtype, which then
+/// only sets the type of the files written).
 void run_attend_grad(AttendJob<double>& job);
 /// The kernels over bf16 and f16 K and V (attend_bf16.cpp, attend_f16.cpp).
 void run_attend_bf16(AttendJob<float>& job);

@@ -3,8 +3,8 @@
 // attnkit attend --grad-out: attention_partial (out and the row state) then attention_backward
 // for every registered activation with the runtime mask (MaskSpec) and gate
 // (SelectableSigmoidGate), and the softmax-family ones with --sink-logits; no score mods (the
-// backward does not support them). Included by one TU per dtype (attend_grad_f32.cpp,
-// attend_grad_f64.cpp).
+// CLI leaves them out to keep the instantiations few). Included by attend_grad.cpp, which runs
+// it in double whatever the --dtype.
 #pragma once
 
 #include "attnkit/attention/attention.hpp"

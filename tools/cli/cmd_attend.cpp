@@ -67,7 +67,8 @@ constexpr const char* attend_help =
     "--grad-out    DO.npy [B, Hq, Nq, Dv], the gradient of a loss with respect to O: runs the\n"
     "              backward pass too and writes the gradients asked for: --dq, --dk, --dv (the\n"
     "              shapes of Q, K, V), --dgate (of the --gate-values, their shape) and --dsinks\n"
-    "              (of the --sink-logits, [Hq]; float64). Not with --alibi, --key-bias,\n"
+    "              (of the --sink-logits, [Hq]). Computed in float64 whatever the --dtype,\n"
+    "              which sets the type of the files. Not with --alibi, --key-bias,\n"
     "              --kv-dtype bf16/f16 or --repeat.\n";
 
 /// One input array of the command: its option, file and contents.
@@ -187,7 +188,8 @@ struct Request {
   std::string out_path, probs_path;
   /// --dq, --dk, --dv, --dgate, --dsinks (empty: not written)
   std::string dq_path, dk_path, dv_path, dgate_path, dsinks_path;
-  Input grad_out;  ///< --grad-out
+  Input grad_out;          ///< --grad-out
+  bool write_f32 = false;  ///< --grad-out with --dtype f32: computed in double, written as float32
   long long repeat = 0;
   policy::ActivationSpec activation;
   GateChoice gate = GateChoice::none;
@@ -260,7 +262,7 @@ int run(Request& r) {
     if (r.gate == GateChoice::elementwise)
       job.dgate_elementwise = Tensor<T, 4>(job.gate_elementwise.shape());
     job.dsinks.assign(job.sink_logits.size(), 0.0);
-    run_attend_grad(job);
+    if constexpr (std::is_same_v<T, double>) run_attend_grad(job);  // cmd_attend: double only
     if (job.capture) run_attend(job);  // the weights P: the forward again, same out
   } else if (r.repeat > 0) {
     const double all = double(g.batch) * double(g.heads_q) * double(g.nq) * double(g.nk);
@@ -272,9 +274,15 @@ int run(Request& r) {
     run_attend(job);
   }
   std::vector<std::pair<std::string, std::function<void(const std::string&)>>> outputs;
+  // With --grad-out the computation is in double; --dtype f32 then writes float32 files.
   auto add = [&](const std::string& path, const auto& tensor) {
-    if (!path.empty())
-      outputs.emplace_back(path, [&tensor](const std::string& p) { io::write_npy(p, tensor); });
+    if (path.empty()) return;
+    outputs.emplace_back(path, [&tensor, f32 = r.write_f32](const std::string& p) {
+      if (!f32) return io::write_npy(p, tensor);
+      Tensor<float, std::remove_cvref_t<decltype(tensor)>::rank> t(tensor.shape());
+      for (index_t n = 0; n < t.size(); ++n) t.data()[n] = static_cast<float>(tensor.data()[n]);
+      io::write_npy(p, t);
+    });
   };
   add(r.out_path, job.out);
   if (job.capture) add(r.probs_path, job.probs);
@@ -474,7 +482,10 @@ int cmd_attend(int argc, char** argv) {
   }
 
   r.mask.bind(g);  // checks the arrays' shapes against B, Hq, Nq, Nk (shape_error)
-  return dtype == "f64" ? run<double>(r) : run<float>(r);
+  // The backward pass computes in double (one set of instantiations); --dtype f32 then names the
+  // type of the files written.
+  r.write_f32 = args.has("grad-out") && dtype == "f32";
+  return dtype == "f64" || args.has("grad-out") ? run<double>(r) : run<float>(r);
 }
 
 }  // namespace attnkit::cli

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
-// attnkit attend --grad-out: the double forward and backward kernels (their own TU: the backward
-// instantiations compile beside the forward-only ones).
+// attnkit attend --grad-out: the forward and backward kernels, in double for every --dtype (their
+// own TU: the backward instantiations compile beside the forward-only ones).
 #include "attend.hpp"
 #include "attend_grad_kernel.hpp"
 
