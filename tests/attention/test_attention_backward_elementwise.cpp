@@ -5,23 +5,12 @@
 // softmax of a clamped score): gradients against finite differences in double, float against
 // double.
 #include "backward_test_util.hpp"
+#include "policy/user_activations.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
 
 namespace {
-
-/// P = (s² + 1) / Σ (s² + 1): normalized by the running sum; no simd_derivative.
-struct SquarePlusOne {
-  static constexpr auto normalization = pol::Normalization::over_keys_sum;
-  double map(double s) const noexcept { return s * s + 1.0; }
-  double derivative(double s) const noexcept { return 2.0 * s; }
-  template <class T, class A>
-  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
-    return xsimd::fma(s, s, xsimd::batch<T, A>(T(1)));
-  }
-  SquarePlusOne bind(const pol::Geometry&) const noexcept { return *this; }
-};
 
 /// Softmax of 2 tanh(s / 2) without the SIMD derivative hook (the scalar fallback).
 struct TanhCapSoftmax {

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "attention/attention_test_util.hpp"
+#include "policy/user_activations.hpp"
 
 using namespace attnkit;
 using namespace attnkit::test;
@@ -38,18 +39,6 @@ struct SquaredReLU {
     return r * r;
   }
   SquaredReLU bind(const pol::Geometry&) const noexcept { return *this; }
-};
-
-/// P = (s² + 1) / Σ (s² + 1): normalized by the running sum.
-struct SquarePlusOne {
-  static constexpr auto normalization = pol::Normalization::over_keys_sum;
-  double map(double s) const noexcept { return s * s + 1.0; }
-  double derivative(double s) const noexcept { return 2.0 * s; }
-  template <class T, class A>
-  xsimd::batch<T, A> simd_map(const xsimd::batch<T, A>& s) const noexcept {
-    return xsimd::fma(s, s, xsimd::batch<T, A>(T(1)));
-  }
-  SquarePlusOne bind(const pol::Geometry&) const noexcept { return *this; }
 };
 
 /// Softmax of clamp(s, -lim, lim) (a hard cap; softcap is the smooth one).

@@ -73,6 +73,60 @@ struct AttentionOptions {
 
 namespace attention_detail {
 
+/// Checks the shapes of q [B, Hq, Nq, D], k [B, Hkv, Nk, D] and v [B, Hkv, Nk, Dv] against each
+/// other (Hq a multiple of Hkv); `where` names the calling function in the message.
+template <class T, class KV>
+void check_qkv(const char* where, TensorView<const T, 4> q, TensorView<const KV, 4> k,
+               TensorView<const KV, 4> v) {
+  const index_t nb = q.extent(0), hq = q.extent(1), d = q.extent(3);
+  const index_t hkv = k.extent(1), nk = k.extent(2), dv = v.extent(3);
+  if (k.extent(0) != nb || k.extent(3) != d)
+    throw_shape_mismatch(where, "k", k.shape(), Shape<4>{nb, hkv, nk, d});
+  if (hkv < 1 || hq % hkv != 0)
+    throw shape_error("attnkit: " + std::string(where) + ": q has " + std::to_string(hq) +
+                      " heads, not a multiple of the " + std::to_string(hkv) + " heads of k (q " +
+                      shape_string(q.shape()) + ", k " + shape_string(k.shape()) + ")");
+  if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
+    throw_shape_mismatch(where, "v", v.shape(), Shape<4>{nb, hkv, nk, dv});
+}
+
+/// The key and query ranges of one call (the whole call's when the options give none).
+struct CallRanges {
+  index_t key0;   ///< absolute index of key 0 of k
+  index_t total;  ///< keys of the whole sequence
+  index_t row0;   ///< row of the whole call of query row 0
+  index_t rows;   ///< query rows of the whole call
+};
+
+/// Checks the options of a call with nq rows of q and nk keys (the key and query ranges, the
+/// scale, the dropout) and returns its ranges; `where` names the calling function.
+inline CallRanges check_options(const char* where, const AttentionOptions& opts, index_t nq,
+                                index_t nk) {
+  const std::string w = "attnkit: " + std::string(where) + ": ";
+  CallRanges r{0, nk, 0, nq};
+  if (opts.keys) {
+    r.key0 = opts.keys->first;
+    r.total = opts.keys->total;
+    if (r.key0 < 0 || r.total < 0 || r.key0 > r.total - nk)
+      throw shape_error(w + "the key range [" + std::to_string(r.key0) + ", " +
+                        std::to_string(r.key0) + " + " + std::to_string(nk) +
+                        ") of k does not lie in the " + std::to_string(r.total) +
+                        " keys of the sequence (KeyRange first, total)");
+  }
+  if (opts.queries) {
+    r.row0 = opts.queries->first;
+    r.rows = opts.queries->total;
+    if (r.row0 < 0 || r.rows < 0 || r.row0 > r.rows - nq)
+      throw shape_error(w + "the query rows [" + std::to_string(r.row0) + ", " +
+                        std::to_string(r.row0) + " + " + std::to_string(nq) +
+                        ") of q do not lie in the " + std::to_string(r.rows) +
+                        " query rows of the call (QueryRange first, total)");
+  }
+  if (opts.scale && !std::isfinite(*opts.scale)) throw error(w + "the scale must be finite");
+  opts.dropout.check();
+  return r;
+}
+
 template <class T, class Policy, class KV = T>
 void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4> k,
          TensorView<const KV, 4> v, TensorView<T, 4> out, TensorView<T, 4> probs, bool capture,
@@ -84,45 +138,17 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4>
   static_assert(policy::is_attention_policy<Policy>,
                 "attnkit: the policy argument of attention must be an "
                 "attnkit::policy::AttentionPolicy<Activation, Mask, ScoreMod, Gate>");
+  check_qkv("attention", q, k, v);
   const index_t nb = q.extent(0), hq = q.extent(1), nq = q.extent(2), d = q.extent(3);
   const index_t hkv = k.extent(1), nk = k.extent(2), dv = v.extent(3);
-  if (k.extent(0) != nb || k.extent(3) != d)
-    throw_shape_mismatch("attention", "k", k.shape(), Shape<4>{nb, hkv, nk, d});
-  if (hkv < 1 || hq % hkv != 0)
-    throw shape_error("attnkit: attention: q has " + std::to_string(hq) +
-                      " heads, not a multiple of the " + std::to_string(hkv) + " heads of k (q " +
-                      shape_string(q.shape()) + ", k " + shape_string(k.shape()) + ")");
-  if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
-    throw_shape_mismatch("attention", "v", v.shape(), Shape<4>{nb, hkv, nk, dv});
   if (out.shape() != Shape<4>{nb, hq, nq, dv})
     throw_shape_mismatch("attention", "out", out.shape(), Shape<4>{nb, hq, nq, dv});
   if (capture && probs.shape() != Shape<4>{nb, hq, nq, nk})
     throw_shape_mismatch("attention", "probs", probs.shape(), Shape<4>{nb, hq, nq, nk});
   if (with_state && state.shape() != Shape<3>{nb, hq, nq})
     throw_shape_mismatch("attention_partial", "state", state.shape(), Shape<3>{nb, hq, nq});
-  index_t key0 = 0, total = nk;
-  if (opts.keys) {
-    key0 = opts.keys->first;
-    total = opts.keys->total;
-    if (key0 < 0 || total < 0 || key0 > total - nk)
-      throw shape_error("attnkit: attention: the key range [" + std::to_string(key0) + ", " +
-                        std::to_string(key0) + " + " + std::to_string(nk) +
-                        ") of k does not lie in the " + std::to_string(total) +
-                        " keys of the sequence (KeyRange first, total)");
-  }
-  index_t row0 = 0, rows = nq;
-  if (opts.queries) {
-    row0 = opts.queries->first;
-    rows = opts.queries->total;
-    if (row0 < 0 || rows < 0 || row0 > rows - nq)
-      throw shape_error("attnkit: attention: the query rows [" + std::to_string(row0) + ", " +
-                        std::to_string(row0) + " + " + std::to_string(nq) +
-                        ") of q do not lie in the " + std::to_string(rows) +
-                        " query rows of the call (QueryRange first, total)");
-  }
-  if (opts.scale && !std::isfinite(*opts.scale))
-    throw error("attnkit: attention: the scale must be finite");
-  opts.dropout.check();
+  const CallRanges ranges = check_options("attention", opts, nq, nk);
+  const index_t key0 = ranges.key0, total = ranges.total, row0 = ranges.row0, rows = ranges.rows;
 
   // The policy sees the whole call; the kernel's loops run over the rows of q and the keys of k
   // and v.

@@ -487,15 +487,9 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
   constexpr auto norm = Activation::normalization;
   constexpr bool needs_state =
       norm == policy::Normalization::over_keys_exp || norm == policy::Normalization::over_keys_sum;
+  attention_detail::check_qkv("attention_backward", q, k, v);
   const index_t nb = q.extent(0), hq = q.extent(1), nq = q.extent(2), d = q.extent(3);
   const index_t hkv = k.extent(1), nk = k.extent(2), dvd = v.extent(3);
-  if (k.extent(0) != nb || k.extent(3) != d)
-    throw_shape_mismatch("attention_backward", "k", k.shape(), Shape<4>{nb, hkv, nk, d});
-  if (hkv < 1 || hq % hkv != 0)
-    throw shape_error("attnkit: attention_backward: q has " + std::to_string(hq) +
-                      " heads, not a multiple of the " + std::to_string(hkv) + " heads of k");
-  if (v.extent(0) != nb || v.extent(1) != hkv || v.extent(2) != nk)
-    throw_shape_mismatch("attention_backward", "v", v.shape(), Shape<4>{nb, hkv, nk, dvd});
   const Shape<4> oshape{nb, hq, nq, dvd};
   if (out.shape() != oshape) throw_shape_mismatch("attention_backward", "out", out.shape(), oshape);
   if (dout.shape() != oshape)
@@ -534,29 +528,9 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
                         std::to_string(extra.dsinks.size()) + " values for " + std::to_string(hq) +
                         " query heads");
   }
-  index_t key0 = 0, total = nk;
-  if (options.keys) {
-    key0 = options.keys->first;
-    total = options.keys->total;
-    if (key0 < 0 || total < 0 || key0 > total - nk)
-      throw shape_error("attnkit: attention_backward: the key range [" + std::to_string(key0) +
-                        ", " + std::to_string(key0) + " + " + std::to_string(nk) +
-                        ") of k does not lie in the " + std::to_string(total) +
-                        " keys of the sequence (KeyRange first, total)");
-  }
-  index_t row0 = 0, rows = nq;
-  if (options.queries) {
-    row0 = options.queries->first;
-    rows = options.queries->total;
-    if (row0 < 0 || rows < 0 || row0 > rows - nq)
-      throw shape_error("attnkit: attention_backward: the query rows [" + std::to_string(row0) +
-                        ", " + std::to_string(row0) + " + " + std::to_string(nq) +
-                        ") of q do not lie in the " + std::to_string(rows) +
-                        " query rows of the call (QueryRange first, total)");
-  }
-  if (options.scale && !std::isfinite(*options.scale))
-    throw error("attnkit: attention_backward: the scale must be finite");
-  options.dropout.check();
+  const attention_detail::CallRanges ranges =
+      attention_detail::check_options("attention_backward", options, nq, nk);
+  const index_t key0 = ranges.key0, total = ranges.total, row0 = ranges.row0, rows = ranges.rows;
 
   const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, rows, total, d, dvd});
   fill(dq, T(0));
