@@ -5989,13 +5989,16 @@ void attention_backward(const Policy& policy, std::type_identity_t<TensorView<co
   const index_t key0 = ranges.key0, total = ranges.total, row0 = ranges.row0, rows = ranges.rows;
 
   const Policy bound = policy.bind(policy::Geometry{nb, hq, hkv, rows, total, d, dvd});
-  fill(dq, T(0));
-  fill(dk, T(0));
-  fill(dv, T(0));
-  if (want_gh) fill(extra.dgate_heads, T(0));
-  if (want_g) fill(extra.dgate, T(0));
-  for (double& z : extra.dsinks) z = 0;
-  if (nb == 0 || hq == 0 || nq == 0 || nk == 0 || dvd == 0) return;
+  // Otherwise the kernel writes every element of the outputs.
+  if (nb == 0 || hq == 0 || nq == 0 || nk == 0 || dvd == 0) {
+    fill(dq, T(0));
+    fill(dk, T(0));
+    fill(dv, T(0));
+    if (want_gh) fill(extra.dgate_heads, T(0));
+    if (want_g) fill(extra.dgate, T(0));
+    for (double& z : extra.dsinks) z = 0;
+    return;
+  }
 
   attention_detail::GradOperands<T> x{};
   x.q = q.data();
