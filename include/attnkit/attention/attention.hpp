@@ -102,13 +102,14 @@ struct CallRanges {
 /// scale, the dropout) and returns its ranges; `where` names the calling function.
 inline CallRanges check_options(const char* where, const AttentionOptions& opts, index_t nq,
                                 index_t nk) {
-  const std::string w = "attnkit: " + std::string(where) + ": ";
+  // The message prefix is built only on an error: a call must not allocate.
+  auto w = [where] { return "attnkit: " + std::string(where) + ": "; };
   CallRanges r{0, nk, 0, nq};
   if (opts.keys) {
     r.key0 = opts.keys->first;
     r.total = opts.keys->total;
     if (r.key0 < 0 || r.total < 0 || r.key0 > r.total - nk)
-      throw shape_error(w + "the key range [" + std::to_string(r.key0) + ", " +
+      throw shape_error(w() + "the key range [" + std::to_string(r.key0) + ", " +
                         std::to_string(r.key0) + " + " + std::to_string(nk) +
                         ") of k does not lie in the " + std::to_string(r.total) +
                         " keys of the sequence (KeyRange first, total)");
@@ -117,12 +118,12 @@ inline CallRanges check_options(const char* where, const AttentionOptions& opts,
     r.row0 = opts.queries->first;
     r.rows = opts.queries->total;
     if (r.row0 < 0 || r.rows < 0 || r.row0 > r.rows - nq)
-      throw shape_error(w + "the query rows [" + std::to_string(r.row0) + ", " +
+      throw shape_error(w() + "the query rows [" + std::to_string(r.row0) + ", " +
                         std::to_string(r.row0) + " + " + std::to_string(nq) +
                         ") of q do not lie in the " + std::to_string(r.rows) +
                         " query rows of the call (QueryRange first, total)");
   }
-  if (opts.scale && !std::isfinite(*opts.scale)) throw error(w + "the scale must be finite");
+  if (opts.scale && !std::isfinite(*opts.scale)) throw error(w() + "the scale must be finite");
   opts.dropout.check();
   return r;
 }
