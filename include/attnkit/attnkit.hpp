@@ -57,3 +57,7 @@
 #include "attnkit/simd/batch.hpp"
 #include "attnkit/simd/math.hpp"
 #include "attnkit/simd/rows.hpp"
+#include "attnkit/train/copy_task.hpp"
+#include "attnkit/train/grad.hpp"
+#include "attnkit/train/model.hpp"
+#include "attnkit/train/optim.hpp"

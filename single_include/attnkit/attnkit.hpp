@@ -7800,15 +7800,32 @@ class RoPE {
   /// \tparam T float or double
   template <std::floating_point T>
   void apply(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    rotate(x, positions, false);
+  }
+
+  /// The inverse (and transpose) of apply: rotates x [B, H, N, D] back by the angles of
+  /// `positions`. apply is orthogonal, so this is also its backward: it maps the gradient of
+  /// apply's output to the gradient of its input. Same arguments and errors as apply.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  void apply_inverse(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    rotate(x, positions, true);
+  }
+
+ private:
+  template <std::floating_point T>
+  void rotate(TensorView<T, 4> x, std::span<const index_t> positions, bool inverse) const {
     const index_t nb = x.extent(0), nh = x.extent(1), n = x.extent(2), d = x.extent(3);
     if (static_cast<index_t>(positions.size()) != n)
-      throw shape_error("attnkit: RoPE::apply: " + std::to_string(positions.size()) +
-                        " positions for x of shape " + shape_string(x.shape()) +
-                        " (needs one per row, " + std::to_string(n) + ")");
+      throw shape_error(
+          std::string(inverse ? "attnkit: RoPE::apply_inverse: " : "attnkit: RoPE::apply: ") +
+          std::to_string(positions.size()) + " positions for x of shape " +
+          shape_string(x.shape()) + " (needs one per row, " + std::to_string(n) + ")");
     if (d < dim_)
-      throw shape_error("attnkit: RoPE::apply: x of shape " + shape_string(x.shape()) +
-                        " has head dimension " + std::to_string(d) + " < rotary_dim " +
-                        std::to_string(dim_));
+      throw shape_error(
+          std::string(inverse ? "attnkit: RoPE::apply_inverse: " : "attnkit: RoPE::apply: ") +
+          "x of shape " + shape_string(x.shape()) + " has head dimension " + std::to_string(d) +
+          " < rotary_dim " + std::to_string(dim_));
     if (x.size() == 0) return;
     const index_t half = dim_ / 2;
     // Only dynamic scaling picks the frequencies per call (from the largest position).
@@ -7827,7 +7844,8 @@ class RoPE {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
                          (*freq)[static_cast<std::size_t>(i)];
         cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
-        sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
+        sn[static_cast<std::size_t>(r * half + i)] =
+            static_cast<T>(inverse ? -std::sin(a) : std::sin(a));
       }
     const index_t s3 = x.stride(3);
     const index_t lo_step = style_ == RopeStyle::rotate_half ? 1 : 2;
@@ -7854,7 +7872,6 @@ class RoPE {
     }
   }
 
- private:
   index_t dim_;
   double theta_;
   RopeStyle style_;
@@ -16472,4 +16489,1268 @@ decltype(auto) visit_activation(const ActivationSpec& spec, Fn&& fn) {
 
 }  // namespace attnkit::policy
 // ---- end attnkit/policy/registry.hpp ----
+// ---- begin attnkit/train/copy_task.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The copy-task experiment: a small train::Model per attention variant learns sequences whose
+// second half copies the first (random tokens), with a fixed seed. The random half cannot be
+// predicted by a causal model (chance: 1 / symbols); the copy half can. A variant that sees
+// the future — the naive softmax across heads with an additive mask — predicts the random half
+// too, which is how the leak shows in training. Shared by `attnkit train` and
+// examples/10_train_copy_task.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin attnkit/train/model.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// train::Model<Policy, T>: a trainable decoder-only transformer that owns its parameters
+// (train::Parameter: value, gradient, AdamW moments). Token embedding, layers of pre-norm
+// attention (q/k/v/o projections, RoPE, the policy's activation and mask, an optional sigmoid
+// output gate projection) and MLP (SwiGLU or GELU) with residuals, a final norm and the LM head
+// (or the tied embeddings). forward() keeps every activation the backward needs; backward()
+// takes the softmax cross-entropy of the logits and adds every parameter's gradient, with the
+// fused attention_backward for the attention. After the first step of a given batch shape a
+// step allocates nothing.
+
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin attnkit/train/grad.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// The backward passes of the decoder's modules: linear, embedding, RMSNorm, LayerNorm, RoPE,
+// SwiGLU and GELU activations, and the LM head's softmax cross-entropy. Parameter gradients are
+// added to (a training step zeroes them once); input gradients are written, or added to when
+// `accumulate` is set (a residual stream's gradient collects several paths).
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+
+
+namespace attnkit::train {
+
+namespace detail {
+
+template <class T>
+kernel::MatrixRef<const T> mref(TensorView<const T, 2> x) {
+  return {x.data(), x.stride(0), x.stride(1)};
+}
+template <class T>
+kernel::MatrixRef<T> mref(TensorView<T, 2> x) {
+  return {x.data(), x.stride(0), x.stride(1)};
+}
+
+inline void check_shape2(const char* where, const char* what, const Shape<2>& got,
+                         const Shape<2>& want) {
+  if (got != want) throw_shape_mismatch(where, what, got, want);
+}
+
+}  // namespace detail
+
+/// The backward of y[M, out] = x[M, in] · Wᵀ + b (block::linear; W [out, in] as torch.nn.Linear
+/// stores it): dx = dy · W (written, or added when `accumulate`; skipped when dx is empty),
+/// dW += dyᵀ · x, db += the column sums of dy (skipped when db is empty). Any strides; the
+/// outputs must not alias the inputs. Throws shape_error naming the argument and both shapes.
+/// \tparam T float or double
+template <std::floating_point T>
+void linear_backward(std::type_identity_t<TensorView<const T, 2>> x,
+                     std::type_identity_t<TensorView<const T, 2>> weight,
+                     std::type_identity_t<TensorView<const T, 2>> dy, TensorView<T, 2> dx,
+                     TensorView<T, 2> dweight, TensorView<T, 1> dbias, bool accumulate = false) {
+  const index_t m = x.extent(0), in = x.extent(1), out = weight.extent(0);
+  detail::check_shape2("linear_backward", "weight", weight.shape(), Shape<2>{out, in});
+  detail::check_shape2("linear_backward", "dy", dy.shape(), Shape<2>{m, out});
+  detail::check_shape2("linear_backward", "dweight", dweight.shape(), Shape<2>{out, in});
+  if (!dx.empty()) detail::check_shape2("linear_backward", "dx", dx.shape(), Shape<2>{m, in});
+  if (!dbias.empty() && dbias.shape() != Shape<1>{out})
+    throw_shape_mismatch("linear_backward", "dbias", dbias.shape(), Shape<1>{out});
+  if (!dx.empty())
+    kernel::gemm<T>(m, in, out, T(1), detail::mref(dy), detail::mref(weight),
+                    accumulate ? T(1) : T(0), detail::mref(dx));
+  kernel::gemm<T>(out, in, m, T(1), detail::mref(dy).transposed(), detail::mref(x), T(1),
+                  detail::mref(dweight));
+  if (!dbias.empty())
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < out; ++c) dbias(c) += dy(r, c);
+}
+
+/// The backward of an embedding lookup y[n] = E[ids[n]]: dE[ids[n]] += dy[n]. Throws error for
+/// an id outside [0, V), shape_error for mismatched shapes.
+/// \tparam T float or double
+/// \tparam Id an integer type
+template <std::floating_point T, std::integral Id>
+void embedding_backward(std::span<const Id> ids, std::type_identity_t<TensorView<const T, 2>> dy,
+                        TensorView<T, 2> dtable) {
+  const index_t n = static_cast<index_t>(ids.size()), h = dtable.extent(1), v = dtable.extent(0);
+  detail::check_shape2("embedding_backward", "dy", dy.shape(), Shape<2>{n, h});
+  for (index_t r = 0; r < n; ++r) {
+    const auto id = static_cast<index_t>(ids[static_cast<std::size_t>(r)]);
+    if (id < 0 || id >= v)
+      throw error("attnkit: embedding_backward: token id " + std::to_string(id) + " at " +
+                  std::to_string(r) + " is outside the vocabulary [0, " + std::to_string(v) + ")");
+    for (index_t c = 0; c < h; ++c) dtable(id, c) += dy(r, c);
+  }
+}
+
+/// The backward of RMSNorm y = x · r · w, r = 1 / sqrt(mean(x²) + eps), over the rows of x
+/// [M, n]: dw += Σ_rows dy · x · r; dx = r · (dy·w − x̂ · mean(dy·w·x̂)), x̂ = x · r (written,
+/// or added when `accumulate`). Row sums in double.
+/// \tparam T float or double
+template <std::floating_point T>
+void rms_norm_backward(std::type_identity_t<TensorView<const T, 2>> x,
+                       std::type_identity_t<TensorView<const T, 1>> weight, double eps,
+                       std::type_identity_t<TensorView<const T, 2>> dy, TensorView<T, 2> dx,
+                       TensorView<T, 1> dweight, bool accumulate = false) {
+  const index_t m = x.extent(0), n = x.extent(1);
+  if (weight.shape() != Shape<1>{n})
+    throw_shape_mismatch("rms_norm_backward", "weight", weight.shape(), Shape<1>{n});
+  if (dweight.shape() != Shape<1>{n})
+    throw_shape_mismatch("rms_norm_backward", "dweight", dweight.shape(), Shape<1>{n});
+  detail::check_shape2("rms_norm_backward", "dy", dy.shape(), x.shape());
+  detail::check_shape2("rms_norm_backward", "dx", dx.shape(), x.shape());
+  for (index_t r = 0; r < m; ++r) {
+    double sq = 0;
+    for (index_t c = 0; c < n; ++c) sq += double(x(r, c)) * double(x(r, c));
+    const double rs = 1.0 / std::sqrt(sq / double(n) + eps);
+    double dot = 0;  // Σ dy·w·x̂
+    for (index_t c = 0; c < n; ++c) {
+      const double xh = double(x(r, c)) * rs;
+      dot += double(dy(r, c)) * double(weight(c)) * xh;
+      dweight(c) += static_cast<T>(double(dy(r, c)) * xh);
+    }
+    const double mean = dot / double(n);
+    for (index_t c = 0; c < n; ++c) {
+      const double xh = double(x(r, c)) * rs;
+      const T g = static_cast<T>(rs * (double(dy(r, c)) * double(weight(c)) - xh * mean));
+      dx(r, c) = accumulate ? dx(r, c) + g : g;
+    }
+  }
+}
+
+/// The backward of LayerNorm y = (x − μ) · r · w + b, r = 1 / sqrt(var(x) + eps) (population
+/// variance) over the rows of x [M, n]: dw += Σ dy·x̂, db += Σ dy (skipped when empty);
+/// dx = r · (g − mean(g) − x̂ · mean(g·x̂)), g = dy·w (written, or added when `accumulate`).
+/// \tparam T float or double
+template <std::floating_point T>
+void layer_norm_backward(std::type_identity_t<TensorView<const T, 2>> x,
+                         std::type_identity_t<TensorView<const T, 1>> weight, double eps,
+                         std::type_identity_t<TensorView<const T, 2>> dy, TensorView<T, 2> dx,
+                         TensorView<T, 1> dweight, TensorView<T, 1> dbias,
+                         bool accumulate = false) {
+  const index_t m = x.extent(0), n = x.extent(1);
+  if (weight.shape() != Shape<1>{n})
+    throw_shape_mismatch("layer_norm_backward", "weight", weight.shape(), Shape<1>{n});
+  if (dweight.shape() != Shape<1>{n})
+    throw_shape_mismatch("layer_norm_backward", "dweight", dweight.shape(), Shape<1>{n});
+  if (!dbias.empty() && dbias.shape() != Shape<1>{n})
+    throw_shape_mismatch("layer_norm_backward", "dbias", dbias.shape(), Shape<1>{n});
+  detail::check_shape2("layer_norm_backward", "dy", dy.shape(), x.shape());
+  detail::check_shape2("layer_norm_backward", "dx", dx.shape(), x.shape());
+  for (index_t r = 0; r < m; ++r) {
+    double mu = 0;
+    for (index_t c = 0; c < n; ++c) mu += double(x(r, c));
+    mu /= double(n);
+    double var = 0;
+    for (index_t c = 0; c < n; ++c) var += (double(x(r, c)) - mu) * (double(x(r, c)) - mu);
+    const double rs = 1.0 / std::sqrt(var / double(n) + eps);
+    double sg = 0, sgx = 0;
+    for (index_t c = 0; c < n; ++c) {
+      const double xh = (double(x(r, c)) - mu) * rs, g = double(dy(r, c)) * double(weight(c));
+      sg += g;
+      sgx += g * xh;
+      dweight(c) += static_cast<T>(double(dy(r, c)) * xh);
+      if (!dbias.empty()) dbias(c) += dy(r, c);
+    }
+    sg /= double(n);
+    sgx /= double(n);
+    for (index_t c = 0; c < n; ++c) {
+      const double xh = (double(x(r, c)) - mu) * rs, g = double(dy(r, c)) * double(weight(c));
+      const T d = static_cast<T>(rs * (g - sg - xh * sgx));
+      dx(r, c) = accumulate ? dx(r, c) + d : d;
+    }
+  }
+}
+
+/// The backward of RoPE: the rotation is orthogonal, so the gradient of its input is the
+/// output's gradient rotated back (RoPE::apply_inverse), in place. x [B, H, N, D], any strides.
+/// \tparam T float or double
+template <std::floating_point T>
+void rope_backward(const block::RoPE& rope, TensorView<T, 4> dx,
+                   std::span<const index_t> positions) {
+  rope.apply_inverse(dx, positions);
+}
+
+/// SiLU(g) · u elementwise: h[i] = g[i] σ(g[i]) u[i] (SwiGLU's hidden activation), h [M, I].
+/// \tparam T float or double
+template <std::floating_point T>
+void swiglu_forward(std::type_identity_t<TensorView<const T, 2>> g,
+                    std::type_identity_t<TensorView<const T, 2>> u, TensorView<T, 2> h) {
+  detail::check_shape2("swiglu_forward", "u", u.shape(), g.shape());
+  detail::check_shape2("swiglu_forward", "h", h.shape(), g.shape());
+  for (index_t r = 0; r < g.extent(0); ++r)
+    for (index_t c = 0; c < g.extent(1); ++c) {
+      const T s = T(1) / (T(1) + std::exp(-g(r, c)));
+      h(r, c) = g(r, c) * s * u(r, c);
+    }
+}
+
+/// The backward of h = SiLU(g) · u: dg = dh · u · σ(g) (1 + g (1 − σ(g))), du = dh · SiLU(g).
+/// \tparam T float or double
+template <std::floating_point T>
+void swiglu_backward(std::type_identity_t<TensorView<const T, 2>> g,
+                     std::type_identity_t<TensorView<const T, 2>> u,
+                     std::type_identity_t<TensorView<const T, 2>> dh, TensorView<T, 2> dg,
+                     TensorView<T, 2> du) {
+  for (const auto& [what, s] : {std::pair{"u", u.shape()}, std::pair{"dh", dh.shape()},
+                                std::pair{"dg", dg.shape()}, std::pair{"du", du.shape()}})
+    detail::check_shape2("swiglu_backward", what, s, g.shape());
+  for (index_t r = 0; r < g.extent(0); ++r)
+    for (index_t c = 0; c < g.extent(1); ++c) {
+      const T x = g(r, c), s = T(1) / (T(1) + std::exp(-x));
+      dg(r, c) = dh(r, c) * u(r, c) * s * (T(1) + x * (T(1) - s));
+      du(r, c) = dh(r, c) * x * s;
+    }
+}
+
+/// GELU elementwise, h = gelu(a) (block::GeluKind: exact or tanh), a and h [M, I].
+/// \tparam T float or double
+template <std::floating_point T>
+void gelu_forward(std::type_identity_t<TensorView<const T, 2>> a, TensorView<T, 2> h,
+                  block::GeluKind kind) {
+  detail::check_shape2("gelu_forward", "h", h.shape(), a.shape());
+  for (index_t r = 0; r < a.extent(0); ++r)
+    for (index_t c = 0; c < a.extent(1); ++c) {
+      const double x = a(r, c);
+      const double y =
+          kind == block::GeluKind::exact
+              ? 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))
+              : 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+      h(r, c) = static_cast<T>(y);
+    }
+}
+
+/// The backward of h = gelu(a): da = dh · gelu'(a).
+/// \tparam T float or double
+template <std::floating_point T>
+void gelu_backward(std::type_identity_t<TensorView<const T, 2>> a,
+                   std::type_identity_t<TensorView<const T, 2>> dh, TensorView<T, 2> da,
+                   block::GeluKind kind) {
+  detail::check_shape2("gelu_backward", "dh", dh.shape(), a.shape());
+  detail::check_shape2("gelu_backward", "da", da.shape(), a.shape());
+  constexpr double k0 = 0.7978845608028654, k1 = 0.044715;
+  for (index_t r = 0; r < a.extent(0); ++r)
+    for (index_t c = 0; c < a.extent(1); ++c) {
+      const double x = a(r, c);
+      double d;
+      if (kind == block::GeluKind::exact) {
+        d = 0.5 * (1 + std::erf(x / std::sqrt(2.0))) +
+            x * std::exp(-0.5 * x * x) * 0.3989422804014327;
+      } else {
+        const double t = std::tanh(k0 * (x + k1 * x * x * x));
+        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k0 * (1 + 3 * k1 * x * x);
+      }
+      da(r, c) = static_cast<T>(double(dh(r, c)) * d);
+    }
+}
+
+/// What softmax_cross_entropy measured: the summed loss over the counted rows, how many rows
+/// counted (targets >= 0) and how many of those the argmax predicted.
+struct CrossEntropy {
+  double loss_sum = 0;  ///< Σ −log softmax(logits)[target]
+  index_t count = 0;    ///< rows with a target >= 0
+  index_t correct = 0;  ///< of those, rows whose first largest logit is the target
+  /// The mean loss (0 when nothing counted).
+  double mean() const noexcept { return count > 0 ? loss_sum / double(count) : 0.0; }
+};
+
+/// Softmax cross-entropy of logits [M, V] against targets (one per row; a negative target is
+/// ignored) and, when dlogits is not empty, its gradient scaled by `grad_scale`:
+/// dlogits = grad_scale · (softmax(logits) − onehot(target)) (rows ignored: 0). With grad_scale =
+/// 1 / count this is the gradient of the mean loss. Row sums in double. Throws error for a
+/// target >= V, shape_error for mismatched shapes.
+/// \tparam T float or double
+/// \tparam Id an integer type
+template <std::floating_point T, std::integral Id>
+CrossEntropy softmax_cross_entropy(std::type_identity_t<TensorView<const T, 2>> logits,
+                                   std::span<const Id> targets, TensorView<T, 2> dlogits,
+                                   double grad_scale) {
+  const index_t m = logits.extent(0), v = logits.extent(1);
+  if (static_cast<index_t>(targets.size()) != m)
+    throw shape_error("attnkit: softmax_cross_entropy: " + std::to_string(targets.size()) +
+                      " targets for logits of shape " + shape_string(logits.shape()));
+  if (!dlogits.empty())
+    detail::check_shape2("softmax_cross_entropy", "dlogits", dlogits.shape(), logits.shape());
+  CrossEntropy ce;
+  for (index_t r = 0; r < m; ++r) {
+    const auto t = static_cast<index_t>(targets[static_cast<std::size_t>(r)]);
+    if (t >= v)
+      throw error("attnkit: softmax_cross_entropy: target " + std::to_string(t) + " of row " +
+                  std::to_string(r) + " is outside the vocabulary [0, " + std::to_string(v) + ")");
+    if (t < 0) {
+      if (!dlogits.empty())
+        for (index_t c = 0; c < v; ++c) dlogits(r, c) = T(0);
+      continue;
+    }
+    double mx = -std::numeric_limits<double>::infinity();
+    index_t arg = 0;
+    for (index_t c = 0; c < v; ++c)
+      if (double(logits(r, c)) > mx) {
+        mx = logits(r, c);
+        arg = c;
+      }
+    double sum = 0;
+    for (index_t c = 0; c < v; ++c) sum += std::exp(double(logits(r, c)) - mx);
+    const double lse = mx + std::log(sum);
+    ce.loss_sum += lse - double(logits(r, t));
+    ce.count += 1;
+    ce.correct += arg == t ? 1 : 0;
+    if (!dlogits.empty())
+      for (index_t c = 0; c < v; ++c) {
+        const double p = std::exp(double(logits(r, c)) - lse);
+        dlogits(r, c) = static_cast<T>(grad_scale * (p - (c == t ? 1.0 : 0.0)));
+      }
+  }
+  return ce;
+}
+
+}  // namespace attnkit::train
+// ---- end attnkit/train/grad.hpp ----
+// ---- begin attnkit/train/optim.hpp ----
+// SPDX-License-Identifier: MIT
+// SPDX-FileCopyrightText: attnkit contributors
+// Trainable parameters (value, gradient and the optimizer's moments), AdamW with decoupled
+// weight decay, gradient-norm clipping, and saving / loading parameters and optimizer state as
+// safetensors.
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace attnkit::train {
+
+/// One trainable tensor: its name (the safetensors key), shape, value, gradient and AdamW's
+/// first and second moments, all contiguous. `decay` says whether AdamW's weight decay applies
+/// (matrices yes; norm weights and biases no, by convention).
+/// \tparam T float or double
+template <std::floating_point T>
+struct Parameter {
+  std::string name;
+  std::vector<index_t> shape;
+  std::vector<T> value, grad, m, v;
+  bool decay = true;
+
+  Parameter() = default;
+  Parameter(std::string n, std::vector<index_t> s, bool d)
+      : name(std::move(n)), shape(std::move(s)), decay(d) {
+    index_t count = 1;
+    for (index_t e : shape) count *= e;
+    value.assign(static_cast<std::size_t>(count), T(0));
+    grad = m = v = value;
+  }
+  index_t size() const noexcept { return static_cast<index_t>(value.size()); }
+  /// The value as a [rows, cols] matrix (a 1-D parameter is [1, n]).
+  TensorView<T, 2> mat() noexcept { return as2(value.data()); }
+  TensorView<const T, 2> mat() const noexcept { return as2(const_cast<T*>(value.data())); }
+  TensorView<T, 2> gmat() noexcept { return as2(grad.data()); }
+  TensorView<T, 1> vec() noexcept { return TensorView<T, 1>(value.data(), {size()}); }
+  TensorView<const T, 1> vec() const noexcept {
+    return TensorView<const T, 1>(value.data(), {size()});
+  }
+  TensorView<T, 1> gvec() noexcept { return TensorView<T, 1>(grad.data(), {size()}); }
+
+ private:
+  TensorView<T, 2> as2(T* p) const noexcept {
+    const index_t rows = shape.size() == 2 ? shape[0] : 1;
+    return TensorView<T, 2>(p, {rows, size() / (rows > 0 ? rows : 1)});
+  }
+};
+
+/// AdamW (Loshchilov & Hutter 2019) as torch.optim.AdamW computes it, per element:
+/// p −= lr·wd·p (decoupled decay, only where Parameter::decay); m = β1 m + (1 − β1) g;
+/// v = β2 v + (1 − β2) g²; p −= lr · (m / (1 − β1ᵗ)) / (sqrt(v / (1 − β2ᵗ)) + eps).
+struct AdamW {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+  std::int64_t step_count = 0;  ///< steps taken (t of the bias corrections)
+
+  /// Throws error for a learning rate, betas, eps or decay outside their ranges.
+  void check() const {
+    if (!(lr >= 0) || !std::isfinite(lr)) throw error("attnkit: AdamW: lr must be finite and >= 0");
+    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
+      throw error("attnkit: AdamW: beta1 and beta2 must lie in [0, 1)");
+    if (!(eps > 0) || !(weight_decay >= 0) || !std::isfinite(weight_decay))
+      throw error("attnkit: AdamW: eps must be > 0 and weight_decay finite and >= 0");
+  }
+
+  /// One update of every parameter from its gradient (the gradients are left as they are).
+  template <std::floating_point T>
+  void step(std::span<Parameter<T>> params) {
+    check();
+    ++step_count;
+    const double t = static_cast<double>(step_count);
+    const double c1 = 1 - std::pow(beta1, t), c2 = 1 - std::pow(beta2, t);
+    for (Parameter<T>& p : params) {
+      const double decay = p.decay ? lr * weight_decay : 0.0;
+      for (std::size_t i = 0; i < p.value.size(); ++i) {
+        const double g = p.grad[i];
+        double w = p.value[i];
+        w -= decay * w;
+        const double m = beta1 * double(p.m[i]) + (1 - beta1) * g;
+        const double v = beta2 * double(p.v[i]) + (1 - beta2) * g * g;
+        p.m[i] = static_cast<T>(m);
+        p.v[i] = static_cast<T>(v);
+        w -= lr * (m / c1) / (std::sqrt(v / c2) + eps);
+        p.value[i] = static_cast<T>(w);
+      }
+    }
+  }
+};
+
+/// Sets every gradient to zero.
+template <std::floating_point T>
+void zero_grad(std::span<Parameter<T>> params) {
+  for (Parameter<T>& p : params) std::fill(p.grad.begin(), p.grad.end(), T(0));
+}
+
+/// The L2 norm of all gradients together, and when it exceeds max_norm (> 0) every gradient
+/// scaled by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_ does. Returns the norm
+/// before clipping. Throws error when max_norm is not > 0 or the norm is not finite (a NaN or
+/// infinite gradient: the step must not go on).
+template <std::floating_point T>
+double clip_grad_norm(std::span<Parameter<T>> params, double max_norm) {
+  if (!(max_norm > 0)) throw error("attnkit: clip_grad_norm: max_norm must be > 0");
+  double sq = 0;
+  for (const Parameter<T>& p : params)
+    for (T g : p.grad) sq += double(g) * double(g);
+  const double norm = std::sqrt(sq);
+  if (!std::isfinite(norm))
+    throw error(
+        "attnkit: clip_grad_norm: the gradient norm is not finite (NaN or infinite "
+        "gradients)");
+  if (norm > max_norm) {
+    const T s = static_cast<T>(max_norm / (norm + 1e-6));
+    for (Parameter<T>& p : params)
+      for (T& g : p.grad) g *= s;
+  }
+  return norm;
+}
+
+/// Writes the parameters (under their names) and, with `optimizer`, AdamW's moments (under
+/// "<name>.exp_avg" and "<name>.exp_avg_sq") and its settings and step count (metadata) to a
+/// safetensors file.
+template <std::floating_point T>
+void save_safetensors(const std::string& path, std::span<const Parameter<T>> params,
+                      const AdamW* optimizer = nullptr,
+                      std::map<std::string, std::string> metadata = {}) {
+  std::vector<io::SafetensorsEntry> entries;
+  auto add = [&](const std::string& name, const Parameter<T>& p, const std::vector<T>& data) {
+    std::vector<index_t> strides(p.shape.size(), 1);
+    for (std::size_t d = p.shape.size(); d-- > 1;) strides[d - 1] = strides[d] * p.shape[d];
+    io::SafetensorsEntry e("", TensorView<const T, 1>(data.data(), {p.size()}));
+    e.name = name;
+    e.shape = p.shape;
+    e.strides = strides;
+    entries.push_back(std::move(e));
+  };
+  for (const Parameter<T>& p : params) add(p.name, p, p.value);
+  if (optimizer != nullptr) {
+    for (const Parameter<T>& p : params) {
+      add(p.name + ".exp_avg", p, p.m);
+      add(p.name + ".exp_avg_sq", p, p.v);
+    }
+    metadata["adamw.step"] = std::to_string(optimizer->step_count);
+    metadata["adamw.lr"] = std::to_string(optimizer->lr);
+    metadata["adamw.beta1"] = std::to_string(optimizer->beta1);
+    metadata["adamw.beta2"] = std::to_string(optimizer->beta2);
+    metadata["adamw.eps"] = std::to_string(optimizer->eps);
+    metadata["adamw.weight_decay"] = std::to_string(optimizer->weight_decay);
+  }
+  io::write_safetensors(path, entries, metadata);
+}
+
+/// Reads parameters saved by save_safetensors (any floating dtype, converted) into `params`,
+/// and with `optimizer` the moments and AdamW's step count. Every parameter must be present with
+/// exactly its shape: throws file_error naming the file and the tensor otherwise (a missing
+/// tensor, another shape, a non-floating dtype), never loads a part silently. Tensors in the file
+/// that are not parameters are an error too (a model of another shape).
+template <std::floating_point T>
+void load_safetensors(const std::string& path, std::span<Parameter<T>> params,
+                      AdamW* optimizer = nullptr) {
+  const io::SafetensorsFile f = io::SafetensorsFile::open(path, io::LoadMode::read);
+  auto read = [&](const std::string& name, const Parameter<T>& p, std::vector<T>& out) {
+    const io::TensorInfo& ti = f.info(name);
+    if (ti.shape != p.shape)
+      throw io::file_error("attnkit: " + path + ": tensor '" + name + "' has shape " +
+                           shape_string(ti.shape) + ", the model's parameter " +
+                           shape_string(p.shape));
+    if (!io::is_floating(ti.dtype))
+      throw io::file_error("attnkit: " + path + ": tensor '" + name + "' is " +
+                           std::string(io::dtype_name(ti.dtype)) + ", not a floating type");
+    io::convert_elements<T>(ti.dtype, f.raw(name).data(), out.size(), out.data(),
+                            path + ": tensor '" + name + "'");
+  };
+  std::size_t expected = params.size();
+  for (Parameter<T>& p : params) read(p.name, p, p.value);
+  if (optimizer != nullptr) {
+    const auto& meta = f.metadata();
+    const auto it = meta.find("adamw.step");
+    if (it == meta.end())
+      throw io::file_error("attnkit: " + path + ": no optimizer state (metadata 'adamw.step')");
+    try {
+      optimizer->step_count = std::stoll(it->second);
+    } catch (const std::exception&) {
+      throw io::file_error("attnkit: " + path + ": metadata 'adamw.step' is not an integer");
+    }
+    for (Parameter<T>& p : params) {
+      read(p.name + ".exp_avg", p, p.m);
+      read(p.name + ".exp_avg_sq", p, p.v);
+    }
+    expected *= 3;
+  }
+  if (f.names().size() != expected)
+    throw io::file_error("attnkit: " + path + ": holds " + std::to_string(f.names().size()) +
+                         " tensors, the model has " + std::to_string(expected) +
+                         (optimizer ? " (parameters and optimizer moments)" : " parameters"));
+}
+
+}  // namespace attnkit::train
+// ---- end attnkit/train/optim.hpp ----
+
+namespace attnkit::train {
+
+/// The shape and recipe of a train::Model.
+struct ModelConfig {
+  index_t vocab = 32;                                ///< V
+  index_t hidden = 64;                               ///< H
+  index_t layers = 2;                                ///< L
+  index_t heads = 4;                                 ///< Hq (head dimension H / Hq)
+  index_t kv_heads = 4;                              ///< Hkv (divides Hq: MHA, GQA, MQA)
+  index_t intermediate = 128;                        ///< I, the MLP's hidden width
+  model::NormKind norm = model::NormKind::rms_norm;  ///< RMSNorm or LayerNorm (pre-norm)
+  model::MlpKind mlp = model::MlpKind::swiglu;       ///< SwiGLU or GELU MLP (fc1, fc2 with biases)
+  block::GeluKind gelu = block::GeluKind::tanh;      ///< the GELU MLP's GELU
+  double eps = 1e-5;                                 ///< the norms' epsilon
+  double rope_theta = 10000;                         ///< RoPE's base
+  bool tie_embeddings = false;                       ///< the LM head is the embedding table
+
+  index_t head_dim() const noexcept { return heads > 0 ? hidden / heads : 0; }
+
+  /// Throws error naming the first field out of range.
+  void check() const {
+    auto need = [](bool ok, const std::string& what) {
+      if (!ok) throw error("attnkit: train::ModelConfig: " + what);
+    };
+    need(vocab >= 1 && hidden >= 2 && layers >= 0 && intermediate >= 1,
+         "vocab, hidden (>= 2), layers and intermediate must be positive");
+    need(heads >= 1 && hidden % heads == 0, "heads (" + std::to_string(heads) +
+                                                ") must divide hidden (" + std::to_string(hidden) +
+                                                ")");
+    need(head_dim() % 2 == 0, "the head dimension hidden / heads must be even (RoPE)");
+    need(kv_heads >= 1 && heads % kv_heads == 0, "kv_heads (" + std::to_string(kv_heads) +
+                                                     ") must divide heads (" +
+                                                     std::to_string(heads) + ")");
+    need(mlp != model::MlpKind::moe, "the MLP is swiglu or gelu (no MoE training)");
+    need(eps >= 0 && std::isfinite(eps), "eps must be finite and >= 0");
+    need(rope_theta > 0 && std::isfinite(rope_theta), "rope_theta must be finite and > 0");
+  }
+};
+
+namespace detail {
+
+/// splitmix64: the seeded stream of Model::init (the same numbers on every platform).
+struct SplitMix {
+  std::uint64_t s;
+  std::uint64_t next() noexcept {
+    std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in (0, 1).
+  double uniform() noexcept { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  /// Standard normal (Box–Muller).
+  double normal() noexcept {
+    const double u = uniform(), v = uniform();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * std::numbers::pi * v);
+  }
+};
+
+/// A [rows, cols] buffer that is reallocated only when its shape changes.
+template <class T>
+void ensure(Tensor<T, 2>& t, index_t rows, index_t cols) {
+  if (t.shape() != Shape<2>{rows, cols}) t = Tensor<T, 2>({rows, cols});
+}
+
+}  // namespace detail
+
+/// A trainable decoder. Parameter names follow Hugging Face LLaMA checkpoints
+/// ("model.embed_tokens.weight", "model.layers.L.self_attn.q_proj.weight", ...,
+/// "model.norm.weight", "lm_head.weight"; the gate projection "self_attn.g_proj.weight"; the
+/// GELU MLP "mlp.fc1.weight" / ".bias", "mlp.fc2.weight" / ".bias"; LayerNorms add ".bias").
+/// \tparam Policy an attnkit::policy::AttentionPolicy whose gate is NoGate,
+///   HeadwiseSigmoid<T> (g_proj [Hq, H]) or ElementwiseSigmoid<T> (g_proj [H, H]); the model
+///   sets the gate values per call. The activation, mask and score mod are used as given (a
+///   decoder wants a causal mask).
+/// \tparam T float or double
+template <class Policy, std::floating_point T = float>
+class Model {
+  using Gate = typename Policy::gate_type;
+  static constexpr bool gate_none = std::is_same_v<Gate, policy::NoGate>;
+  static constexpr bool gate_heads = std::is_same_v<Gate, policy::HeadwiseSigmoid<T>>;
+  static constexpr bool gate_elems = std::is_same_v<Gate, policy::ElementwiseSigmoid<T>>;
+  static_assert(gate_none || gate_heads || gate_elems,
+                "attnkit: the gate of train::Model's Policy must be NoGate, HeadwiseSigmoid<T> or "
+                "ElementwiseSigmoid<T>");
+
+ public:
+  using policy_type = Policy;
+  using value_type = T;
+
+  ModelConfig config;
+  Policy policy;
+  block::RoPE rope;
+  /// Every parameter, in a fixed order (the embedding first).
+  std::vector<Parameter<T>> params;
+
+  /// A model with parameters from init(seed).
+  explicit Model(const ModelConfig& c, Policy p = {}, std::uint64_t seed = 1)
+      : config((c.check(), c)), policy(std::move(p)), rope(c.head_dim(), c.rope_theta) {
+    const index_t h = c.hidden, d = c.head_dim(), hq = c.heads, hkv = c.kv_heads;
+    const bool ln = c.norm == model::NormKind::layer_norm;
+    auto add = [&](const std::string& name, std::vector<index_t> shape, bool decay) {
+      params.emplace_back(name, std::move(shape), decay);
+      return static_cast<int>(params.size() - 1);
+    };
+    embed_ = add("model.embed_tokens.weight", {c.vocab, h}, true);
+    for (index_t l = 0; l < c.layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      LayerIndex li;
+      li.n1w = add(p + "input_layernorm.weight", {h}, false);
+      if (ln) li.n1b = add(p + "input_layernorm.bias", {h}, false);
+      li.q = add(p + "self_attn.q_proj.weight", {hq * d, h}, true);
+      li.k = add(p + "self_attn.k_proj.weight", {hkv * d, h}, true);
+      li.v = add(p + "self_attn.v_proj.weight", {hkv * d, h}, true);
+      if (!gate_none)
+        li.g = add(p + "self_attn.g_proj.weight", {gate_heads ? hq : hq * d, h}, true);
+      li.o = add(p + "self_attn.o_proj.weight", {h, hq * d}, true);
+      li.n2w = add(p + "post_attention_layernorm.weight", {h}, false);
+      if (ln) li.n2b = add(p + "post_attention_layernorm.bias", {h}, false);
+      if (c.mlp == model::MlpKind::swiglu) {
+        li.f1 = add(p + "mlp.gate_proj.weight", {c.intermediate, h}, true);
+        li.f3 = add(p + "mlp.up_proj.weight", {c.intermediate, h}, true);
+        li.f2 = add(p + "mlp.down_proj.weight", {h, c.intermediate}, true);
+      } else {
+        li.f1 = add(p + "mlp.fc1.weight", {c.intermediate, h}, true);
+        li.f1b = add(p + "mlp.fc1.bias", {c.intermediate}, false);
+        li.f2 = add(p + "mlp.fc2.weight", {h, c.intermediate}, true);
+        li.f2b = add(p + "mlp.fc2.bias", {h}, false);
+      }
+      index_.push_back(li);
+    }
+    normw_ = add("model.norm.weight", {h}, false);
+    if (ln) normb_ = add("model.norm.bias", {h}, false);
+    if (!c.tie_embeddings) head_ = add("lm_head.weight", {c.vocab, h}, true);
+    init(seed);
+  }
+
+  /// Sets the parameters from a seed: matrices normal with std 0.02 (the output projections
+  /// o_proj and down_proj / fc2 scaled by 1 / sqrt(2 L), GPT-2's residual scaling), norm
+  /// weights 1, biases 0.
+  void init(std::uint64_t seed) {
+    detail::SplitMix rng{seed};
+    const double out_scale = 1.0 / std::sqrt(2.0 * double(std::max<index_t>(config.layers, 1)));
+    for (Parameter<T>& p : params) {
+      const bool norm_weight = p.name.ends_with("norm.weight");
+      const bool bias = p.name.ends_with(".bias");
+      const bool out = p.name.ends_with("o_proj.weight") || p.name.ends_with("down_proj.weight") ||
+                       p.name.ends_with("fc2.weight");
+      for (T& x : p.value)
+        x = norm_weight ? T(1)
+            : bias      ? T(0)
+                        : static_cast<T>(0.02 * (out ? out_scale : 1.0) * rng.normal());
+    }
+  }
+
+  /// The parameter called `name`; throws error when there is none.
+  Parameter<T>& parameter(const std::string& name) {
+    for (Parameter<T>& p : params)
+      if (p.name == name) return p;
+    throw error("attnkit: train::Model: no parameter named '" + name + "'");
+  }
+
+  /// Number of trainable scalars.
+  index_t parameter_count() const noexcept {
+    index_t n = 0;
+    for (const Parameter<T>& p : params) n += p.size();
+    return n;
+  }
+
+  /// Runs the model on `batch` sequences of `seq` tokens (ids [batch · seq], row-major), keeps
+  /// the activations for backward() and returns the logits [batch · seq, V] (valid until the
+  /// next forward). Positions are 0..seq-1 in every sequence. Throws error for an id outside
+  /// [0, V) or a size mismatch.
+  template <std::integral Id>
+  TensorView<const T, 2> forward(std::span<const Id> ids, index_t batch, index_t seq) {
+    if (batch < 1 || seq < 1 || static_cast<index_t>(ids.size()) != batch * seq)
+      throw shape_error("attnkit: train::Model::forward: " + std::to_string(ids.size()) +
+                        " token ids for " + std::to_string(batch) + " sequences of " +
+                        std::to_string(seq) + " tokens");
+    const ModelConfig& c = config;
+    const index_t m = batch * seq, h = c.hidden;
+    resize(batch, seq);
+    ids_.resize(static_cast<std::size_t>(m));
+    for (index_t r = 0; r < m; ++r) {
+      const auto id = static_cast<index_t>(ids[static_cast<std::size_t>(r)]);
+      if (id < 0 || id >= c.vocab)
+        throw error("attnkit: train::Model::forward: token id " + std::to_string(id) +
+                    " at position " + std::to_string(r) + " is outside the vocabulary [0, " +
+                    std::to_string(c.vocab) + ")");
+      ids_[static_cast<std::size_t>(r)] = id;
+    }
+    // Embedding into the first layer's input (or the final norm's).
+    Tensor<T, 2>& x0 = c.layers > 0 ? acts_[0].x : final_x_;
+    const TensorView<const T, 2> table = params[embed_].mat();
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < h; ++j) x0(r, j) = table(ids_[static_cast<std::size_t>(r)], j);
+    for (index_t l = 0; l < c.layers; ++l)
+      layer_forward(l, l + 1 < c.layers ? acts_[l + 1].x.view() : final_x_.view());
+    norm_forward(final_x_.cview(), normw_, normb_, final_n_.view());
+    block::linear<T>(final_n_.cview(), head_weight(), logits_.view());
+    return logits_.cview();
+  }
+
+  /// The softmax cross-entropy of the last forward's logits against `targets` (one per token;
+  /// negative: not counted) and, when `with_grad`, the gradient of the mean loss added to every
+  /// parameter's gradient (the caller zeroes them first: zero_grad).
+  template <std::integral Id>
+  CrossEntropy backward(std::span<const Id> targets, bool with_grad = true) {
+    const index_t m = logits_.extent(0);
+    if (static_cast<index_t>(targets.size()) != m)
+      throw shape_error("attnkit: train::Model::backward: " + std::to_string(targets.size()) +
+                        " targets for the " + std::to_string(m) + " positions of the last forward");
+    index_t counted = 0;
+    for (Id t : targets) counted += t >= 0 ? 1 : 0;
+    const CrossEntropy ce = softmax_cross_entropy<T, Id>(
+        logits_.cview(), targets, with_grad ? dlogits_.view() : TensorView<T, 2>{},
+        counted > 0 ? 1.0 / double(counted) : 0.0);
+    if (!with_grad) return ce;
+    const ModelConfig& c = config;
+    // LM head and final norm.
+    Parameter<T>& hw = c.tie_embeddings ? params[embed_] : params[head_];
+    linear_backward<T>(final_n_.cview(), head_weight(), dlogits_.cview(), dn_.view(), hw.gmat(),
+                       {});
+    norm_backward(final_x_.cview(), normw_, normb_, dn_.cview(), dres_.view(), false);
+    for (index_t l = c.layers; l-- > 0;) layer_backward(l);
+    embedding_backward<T, index_t>(ids_, dres_.cview(), params[embed_].gmat());
+    return ce;
+  }
+
+  /// The parameters as a span (for AdamW::step, zero_grad, clip_grad_norm, save_safetensors).
+  std::span<Parameter<T>> parameters() noexcept { return params; }
+  std::span<const Parameter<T>> parameters() const noexcept { return params; }
+
+ private:
+  struct LayerIndex {
+    int n1w = -1, n1b = -1, q = -1, k = -1, v = -1, g = -1, o = -1, n2w = -1, n2b = -1;
+    int f1 = -1, f1b = -1, f2 = -1, f2b = -1, f3 = -1;
+  };
+  /// What one layer keeps from its forward.
+  struct Acts {
+    Tensor<T, 2> x, a, q, k, v, g, o, h1, n2, f1, f3, fh;  // [M, ·]
+    Tensor<T, 2> state;                                    // [B, Hq·N] (the row state)
+  };
+
+  int embed_ = -1, normw_ = -1, normb_ = -1, head_ = -1;
+  std::vector<LayerIndex> index_;
+  std::vector<Acts> acts_;
+  std::vector<index_t> ids_, positions_;
+  index_t batch_ = 0, seq_ = 0;
+  Policy work_policy_{};
+  Tensor<T, 2> final_x_, final_n_, logits_, dlogits_, dn_, dres_, da_, dq_, dk_, dv_, dg_, do_,
+      df1_, df3_, dfh_;
+
+  TensorView<const T, 2> head_weight() const {
+    return params[config.tie_embeddings ? embed_ : head_].mat();
+  }
+  TensorView<const T, 1> vec_or_empty(int i) const {
+    return i < 0 ? TensorView<const T, 1>{} : params[static_cast<std::size_t>(i)].vec();
+  }
+
+  void resize(index_t batch, index_t seq) {
+    const ModelConfig& c = config;
+    const index_t m = batch * seq, h = c.hidden, d = c.head_dim();
+    const index_t qd = c.heads * d, kd = c.kv_heads * d, gd = gate_heads ? c.heads : qd;
+    batch_ = batch;
+    seq_ = seq;
+    if (static_cast<index_t>(positions_.size()) != seq) {
+      positions_.resize(static_cast<std::size_t>(seq));
+      for (index_t i = 0; i < seq; ++i) positions_[static_cast<std::size_t>(i)] = i;
+    }
+    acts_.resize(static_cast<std::size_t>(c.layers));
+    for (Acts& a : acts_) {
+      for (Tensor<T, 2>* t : {&a.x, &a.a, &a.h1, &a.n2}) detail::ensure(*t, m, h);
+      detail::ensure(a.q, m, qd);
+      detail::ensure(a.o, m, qd);
+      detail::ensure(a.k, m, kd);
+      detail::ensure(a.v, m, kd);
+      detail::ensure(a.g, gate_none ? 0 : m, gate_none ? 0 : gd);
+      for (Tensor<T, 2>* t : {&a.f1, &a.f3, &a.fh}) detail::ensure(*t, m, c.intermediate);
+      detail::ensure(a.state, batch, c.heads * seq);
+    }
+    for (Tensor<T, 2>* t : {&final_x_, &final_n_, &dn_, &dres_, &da_}) detail::ensure(*t, m, h);
+    detail::ensure(logits_, m, c.vocab);
+    detail::ensure(dlogits_, m, c.vocab);
+    detail::ensure(dq_, m, qd);
+    detail::ensure(do_, m, qd);
+    detail::ensure(dk_, m, kd);
+    detail::ensure(dv_, m, kd);
+    detail::ensure(dg_, gate_none ? 0 : m, gate_none ? 0 : gd);
+    for (Tensor<T, 2>* t : {&df1_, &df3_, &dfh_}) detail::ensure(*t, m, c.intermediate);
+  }
+
+  /// [M, heads·D] as [B, heads, N, D] (no copy).
+  TensorView<T, 4> heads4(Tensor<T, 2>& t, index_t heads) const {
+    const index_t d = t.extent(1) / heads;
+    return TensorView<T, 4>(t.data(), {batch_, heads, seq_, d},
+                            {seq_ * heads * d, d, heads * d, 1});
+  }
+  TensorView<T, 3> state3(Tensor<T, 2>& t) const {
+    return TensorView<T, 3>(t.data(), {batch_, config.heads, seq_}, {config.heads * seq_, seq_, 1});
+  }
+
+  /// The policy with this layer's gate values (gate logits [M, Hq] or [M, Hq·D]); without a gate
+  /// the policy itself (a copy would allocate for policies that own vectors).
+  const Policy& gated(Tensor<T, 2>& g) {
+    if constexpr (gate_none) {
+      (void)g;
+      return policy;
+    } else {
+      work_policy_ = policy;  // copy assignment: reuses the storage of the last call
+      if constexpr (gate_heads)
+        work_policy_.gate = Gate(TensorView<const T, 3>(g.data(), {batch_, config.heads, seq_},
+                                                        {seq_ * config.heads, 1, config.heads}));
+      else
+        work_policy_.gate = Gate(TensorView<const T, 4>(heads4(g, config.heads)));
+      return work_policy_;
+    }
+  }
+
+  void norm_forward(TensorView<const T, 2> x, int w, int b, TensorView<T, 2> y) const {
+    if (config.norm == model::NormKind::layer_norm)
+      block::normalize_rows<block::LayerNorm, T>(block::LayerNorm(config.eps), x, vec_or_empty(w),
+                                                 vec_or_empty(b), y);
+    else
+      block::normalize_rows<block::RMSNorm, T>(block::RMSNorm(config.eps), x, vec_or_empty(w), y);
+  }
+  void norm_backward(TensorView<const T, 2> x, int w, int b, TensorView<const T, 2> dy,
+                     TensorView<T, 2> dx, bool accumulate) {
+    if (config.norm == model::NormKind::layer_norm)
+      layer_norm_backward<T>(x, vec_or_empty(w), config.eps, dy, dx, params[w].gvec(),
+                             b < 0 ? TensorView<T, 1>{} : params[b].gvec(), accumulate);
+    else
+      rms_norm_backward<T>(x, vec_or_empty(w), config.eps, dy, dx, params[w].gvec(), accumulate);
+  }
+
+  void layer_forward(index_t l, TensorView<T, 2> out) {
+    const LayerIndex& li = index_[static_cast<std::size_t>(l)];
+    Acts& a = acts_[static_cast<std::size_t>(l)];
+    const ModelConfig& c = config;
+    const index_t m = batch_ * seq_;
+    norm_forward(a.x.cview(), li.n1w, li.n1b, a.a.view());
+    block::linear<T>(a.a.cview(), params[li.q].mat(), a.q.view());
+    block::linear<T>(a.a.cview(), params[li.k].mat(), a.k.view());
+    block::linear<T>(a.a.cview(), params[li.v].mat(), a.v.view());
+    if constexpr (!gate_none) block::linear<T>(a.a.cview(), params[li.g].mat(), a.g.view());
+    rope.apply(heads4(a.q, c.heads), positions_);
+    rope.apply(heads4(a.k, c.kv_heads), positions_);
+    attention_partial(gated(a.g), TensorView<const T, 4>(heads4(a.q, c.heads)),
+                      TensorView<const T, 4>(heads4(a.k, c.kv_heads)),
+                      TensorView<const T, 4>(heads4(a.v, c.kv_heads)), heads4(a.o, c.heads),
+                      state3(a.state));
+    block::linear<T>(a.o.cview(), params[li.o].mat(), a.h1.view());
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < c.hidden; ++j) a.h1(r, j) += a.x(r, j);
+    norm_forward(a.h1.cview(), li.n2w, li.n2b, a.n2.view());
+    if (c.mlp == model::MlpKind::swiglu) {
+      block::linear<T>(a.n2.cview(), params[li.f1].mat(), a.f1.view());
+      block::linear<T>(a.n2.cview(), params[li.f3].mat(), a.f3.view());
+      swiglu_forward<T>(a.f1.cview(), a.f3.cview(), a.fh.view());
+      block::linear<T>(a.fh.cview(), params[li.f2].mat(), out);
+    } else {
+      block::linear<T>(a.n2.cview(), params[li.f1].mat(), vec_or_empty(li.f1b), a.f1.view());
+      gelu_forward<T>(a.f1.cview(), a.fh.view(), c.gelu);
+      block::linear<T>(a.fh.cview(), params[li.f2].mat(), vec_or_empty(li.f2b), out);
+    }
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < c.hidden; ++j) out(r, j) += a.h1(r, j);
+  }
+
+  /// dres_ holds d loss / d (layer l's output) and becomes d loss / d (its input).
+  void layer_backward(index_t l) {
+    const LayerIndex& li = index_[static_cast<std::size_t>(l)];
+    Acts& a = acts_[static_cast<std::size_t>(l)];
+    const ModelConfig& c = config;
+    // MLP: out = h1 + mlp(norm2(h1)).
+    if (c.mlp == model::MlpKind::swiglu) {
+      linear_backward<T>(a.fh.cview(), params[li.f2].mat(), dres_.cview(), dfh_.view(),
+                         params[li.f2].gmat(), {});
+      swiglu_backward<T>(a.f1.cview(), a.f3.cview(), dfh_.cview(), df1_.view(), df3_.view());
+      linear_backward<T>(a.n2.cview(), params[li.f1].mat(), df1_.cview(), dn_.view(),
+                         params[li.f1].gmat(), {});
+      linear_backward<T>(a.n2.cview(), params[li.f3].mat(), df3_.cview(), dn_.view(),
+                         params[li.f3].gmat(), {}, true);
+    } else {
+      linear_backward<T>(a.fh.cview(), params[li.f2].mat(), dres_.cview(), dfh_.view(),
+                         params[li.f2].gmat(), params[li.f2b].gvec());
+      gelu_backward<T>(a.f1.cview(), dfh_.cview(), df1_.view(), c.gelu);
+      linear_backward<T>(a.n2.cview(), params[li.f1].mat(), df1_.cview(), dn_.view(),
+                         params[li.f1].gmat(), params[li.f1b].gvec());
+    }
+    norm_backward(a.h1.cview(), li.n2w, li.n2b, dn_.cview(), dres_.view(), true);
+    // Attention: h1 = x + o_proj(attn(rope(q), rope(k), v; gate)).
+    linear_backward<T>(a.o.cview(), params[li.o].mat(), dres_.cview(), do_.view(),
+                       params[li.o].gmat(), {});
+    AttentionGradExtras<T> extra;
+    if constexpr (gate_heads)
+      extra.dgate_heads =
+          TensorView<T, 3>(dg_.data(), {batch_, c.heads, seq_}, {seq_ * c.heads, 1, c.heads});
+    if constexpr (gate_elems) extra.dgate = heads4(dg_, c.heads);
+    attention_backward(gated(a.g), TensorView<const T, 4>(heads4(a.q, c.heads)),
+                       TensorView<const T, 4>(heads4(a.k, c.kv_heads)),
+                       TensorView<const T, 4>(heads4(a.v, c.kv_heads)),
+                       TensorView<const T, 4>(heads4(a.o, c.heads)),
+                       TensorView<const T, 3>(state3(a.state)),
+                       TensorView<const T, 4>(heads4(do_, c.heads)), heads4(dq_, c.heads),
+                       heads4(dk_, c.kv_heads), heads4(dv_, c.kv_heads), {}, extra);
+    rope_backward<T>(rope, heads4(dq_, c.heads), positions_);
+    rope_backward<T>(rope, heads4(dk_, c.kv_heads), positions_);
+    linear_backward<T>(a.a.cview(), params[li.q].mat(), dq_.cview(), da_.view(),
+                       params[li.q].gmat(), {});
+    linear_backward<T>(a.a.cview(), params[li.k].mat(), dk_.cview(), da_.view(),
+                       params[li.k].gmat(), {}, true);
+    linear_backward<T>(a.a.cview(), params[li.v].mat(), dv_.cview(), da_.view(),
+                       params[li.v].gmat(), {}, true);
+    if constexpr (!gate_none)
+      linear_backward<T>(a.a.cview(), params[li.g].mat(), dg_.cview(), da_.view(),
+                         params[li.g].gmat(), {}, true);
+    norm_backward(a.x.cview(), li.n1w, li.n1b, da_.cview(), dres_.view(), true);
+  }
+};
+
+}  // namespace attnkit::train
+// ---- end attnkit/train/model.hpp ----
+
+namespace attnkit::train {
+
+/// The score mod that reproduces the naive softmax across heads: scores plus an additive −1e9
+/// causal mask, then softmax over the head dimension. In fp32 every head's masked score is
+/// −1e9 (the dot product is absorbed), so each future key gets the weight 1/H in every head.
+/// This mod gives every future key (j > i') the same score 0 in every head, which under
+/// HeadSoftmax and NoMask yields exactly those weights, and no gradient to those scores. It is
+/// the leak under test, not a mask to use.
+struct NaiveAdditiveMaskUnderHeadSoftmax {
+  static constexpr bool is_identity = false;
+  template <class T>
+  T apply(index_t, index_t, index_t i, index_t j, T s) const noexcept {
+    return j > i ? T(0) : s;
+  }
+  template <class T>
+  void apply_queries(index_t, index_t, index_t i0, index_t j, T* row, index_t n) const noexcept {
+    for (index_t r = 0; r < n; ++r)
+      if (j > i0 + r) row[r] = T(0);
+  }
+  template <class T>
+  T slope(index_t, index_t, index_t i, index_t j, T) const noexcept {
+    return j > i ? T(0) : T(1);
+  }
+  NaiveAdditiveMaskUnderHeadSoftmax bind(const policy::Geometry&) const noexcept { return *this; }
+};
+
+/// The experiment's settings. The model's vocabulary is `symbols`.
+struct CopyTaskConfig {
+  index_t symbols = 16;         ///< distinct tokens
+  index_t half = 12;            ///< L: random tokens, then their copy (sequences of 2L)
+  index_t batch = 16;           ///< sequences per step
+  index_t steps = 3000;         ///< optimizer steps per variant
+  index_t eval_every = 250;     ///< steps between evaluations (and after the last)
+  index_t val_sequences = 256;  ///< validation sequences (a multiple of batch)
+  double lr = 3e-3;             ///< AdamW's learning rate
+  double weight_decay = 0.01;   ///< AdamW's decoupled weight decay
+  double clip = 1.0;            ///< gradient-norm clipping
+  std::uint64_t seed = 1;       ///< data and initialization
+  ModelConfig model = [] {
+    ModelConfig m;
+    m.hidden = 64;
+    m.layers = 4;
+    m.heads = 4;
+    m.kv_heads = 4;
+    m.intermediate = 128;
+    return m;
+  }();
+
+  /// Throws error naming the setting out of range.
+  void check() const {
+    auto need = [](bool ok, const std::string& what) {
+      if (!ok) throw error("attnkit: copy task: " + what);
+    };
+    need(symbols >= 2, "symbols must be >= 2");
+    need(half >= 2, "half must be >= 2");
+    need(batch >= 1 && steps >= 0 && eval_every >= 1, "batch and eval_every must be >= 1");
+    need(val_sequences >= batch && val_sequences % batch == 0,
+         "val_sequences must be a positive multiple of batch (" + std::to_string(batch) + ")");
+    need(lr > 0 && std::isfinite(lr), "lr must be finite and > 0");
+    need(clip > 0, "clip must be > 0");
+  }
+};
+
+/// One evaluation: the mean training loss since the last one, the validation loss, and the
+/// argmax accuracy on the copy half and on the random half of the validation set.
+struct CopyEval {
+  std::string variant;
+  index_t step = 0;
+  double train_loss = 0, val_loss = 0, val_acc_copy = 0, val_acc_random = 0;
+
+  /// {"variant", "step", "train_loss", "val_loss", "val_acc_copy", "val_acc_random"}.
+  std::string json() const {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "{\"variant\": \"%s\", \"step\": %lld, \"train_loss\": %.5f, \"val_loss\": "
+                  "%.5f, \"val_acc_copy\": %.4f, \"val_acc_random\": %.4f}",
+                  variant.c_str(), static_cast<long long>(step), train_loss, val_loss, val_acc_copy,
+                  val_acc_random);
+    return buf;
+  }
+};
+
+/// The sequences of the copy task: `count` sequences of 2L tokens from `rng` (ids), and their
+/// next-token targets split in two: the random half's (positions 0..L-2) and the copy half's
+/// (positions L-1..2L-2); the other positions and the last one are -1.
+struct CopyBatch {
+  std::vector<std::int32_t> ids, random_targets, copy_targets, all_targets;
+};
+
+inline void make_copy_batch(detail::SplitMix& rng, const CopyTaskConfig& c, index_t count,
+                            CopyBatch& out) {
+  const index_t l = c.half, n = 2 * l;
+  const std::size_t total = static_cast<std::size_t>(count * n);
+  out.ids.resize(total);
+  out.random_targets.assign(total, -1);
+  out.copy_targets.assign(total, -1);
+  out.all_targets.assign(total, -1);
+  for (index_t s = 0; s < count; ++s) {
+    std::int32_t* t = out.ids.data() + s * n;
+    for (index_t i = 0; i < l; ++i)
+      t[i] = static_cast<std::int32_t>(rng.next() % static_cast<std::uint64_t>(c.symbols));
+    for (index_t i = 0; i < l; ++i) t[l + i] = t[i];
+    for (index_t i = 0; i + 1 < n; ++i) {
+      const std::size_t k = static_cast<std::size_t>(s * n + i);
+      (i < l - 1 ? out.random_targets : out.copy_targets)[k] = t[i + 1];
+      out.all_targets[k] = t[i + 1];
+    }
+  }
+}
+
+/// Trains one variant: a train::Model<Policy, float> on the copy task, reporting each evaluation
+/// (also returned). The data and the initialization depend on the seed only, so every variant
+/// sees the same batches.
+template <class Policy>
+std::vector<CopyEval> run_copy_task(const std::string& variant, const Policy& policy,
+                                    const CopyTaskConfig& cfg,
+                                    const std::function<void(const CopyEval&)>& report = {}) {
+  cfg.check();
+  ModelConfig mc = cfg.model;
+  mc.vocab = cfg.symbols;
+  Model<Policy, float> model(mc, policy, cfg.seed);
+  AdamW opt;
+  opt.lr = cfg.lr;
+  opt.weight_decay = cfg.weight_decay;
+  const index_t n = 2 * cfg.half;
+  detail::SplitMix train_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 11};
+  detail::SplitMix val_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 23};
+  CopyBatch val, batch;
+  make_copy_batch(val_rng, cfg, cfg.val_sequences, val);
+  std::vector<CopyEval> evals;
+  double train_sum = 0;
+  index_t train_steps = 0;
+  auto evaluate = [&](index_t step) {
+    CrossEntropy rnd, cpy;
+    const std::size_t per = static_cast<std::size_t>(cfg.batch * n);
+    for (index_t b0 = 0; b0 < cfg.val_sequences; b0 += cfg.batch) {
+      const std::size_t off = static_cast<std::size_t>(b0 * n);
+      const TensorView<const float, 2> logits =
+          model.forward(std::span<const std::int32_t>(val.ids.data() + off, per), cfg.batch, n);
+      const CrossEntropy r = softmax_cross_entropy<float, std::int32_t>(
+          logits, std::span<const std::int32_t>(val.random_targets.data() + off, per), {}, 0);
+      const CrossEntropy c = softmax_cross_entropy<float, std::int32_t>(
+          logits, std::span<const std::int32_t>(val.copy_targets.data() + off, per), {}, 0);
+      rnd.loss_sum += r.loss_sum;
+      rnd.count += r.count;
+      rnd.correct += r.correct;
+      cpy.loss_sum += c.loss_sum;
+      cpy.count += c.count;
+      cpy.correct += c.correct;
+    }
+    CopyEval e;
+    e.variant = variant;
+    e.step = step;
+    e.train_loss = train_steps > 0 ? train_sum / double(train_steps) : 0.0;
+    e.val_loss = (rnd.loss_sum + cpy.loss_sum) / double(rnd.count + cpy.count);
+    e.val_acc_copy = double(cpy.correct) / double(cpy.count);
+    e.val_acc_random = double(rnd.correct) / double(rnd.count);
+    train_sum = 0;
+    train_steps = 0;
+    evals.push_back(e);
+    if (report) report(e);
+  };
+  for (index_t step = 1; step <= cfg.steps; ++step) {
+    make_copy_batch(train_rng, cfg, cfg.batch, batch);
+    zero_grad(model.parameters());
+    model.forward(std::span<const std::int32_t>(batch.ids), cfg.batch, n);
+    const CrossEntropy ce = model.backward(std::span<const std::int32_t>(batch.all_targets));
+    if (!std::isfinite(ce.mean()))
+      throw error("attnkit: copy task: variant " + variant +
+                  ": the training loss is not finite at step " + std::to_string(step));
+    clip_grad_norm(model.parameters(), cfg.clip);
+    opt.step(model.parameters());
+    train_sum += ce.mean();
+    ++train_steps;
+    if (step % cfg.eval_every == 0 || step == cfg.steps) evaluate(step);
+  }
+  if (cfg.steps == 0) evaluate(0);
+  return evals;
+}
+
+/// The variants `attnkit train` knows, in its default order: softmax, sigmoid, sigmoid-bias
+/// (b = −ln n), head-softmax, linear (causal, structural masks), and naive-head-softmax (the
+/// leak: NaiveAdditiveMaskUnderHeadSoftmax).
+inline const std::vector<std::string>& copy_task_variants() {
+  static const std::vector<std::string> v{"softmax",      "sigmoid", "sigmoid-bias",
+                                          "head-softmax", "linear",  "naive-head-softmax"};
+  return v;
+}
+
+/// Runs the named variant (copy_task_variants()); throws error naming the known ones otherwise.
+inline std::vector<CopyEval> run_copy_variant(
+    const std::string& name, const CopyTaskConfig& cfg,
+    const std::function<void(const CopyEval&)>& report = {}) {
+  namespace p = policy;
+  if (name == "softmax")
+    return run_copy_task(name, p::AttentionPolicy(p::Softmax{}, p::Causal{}), cfg, report);
+  if (name == "sigmoid")
+    return run_copy_task(name, p::AttentionPolicy(p::Sigmoid{}, p::Causal{}), cfg, report);
+  if (name == "sigmoid-bias")
+    return run_copy_task(name, p::AttentionPolicy(p::SigmoidBias{}, p::Causal{}), cfg, report);
+  if (name == "head-softmax")
+    return run_copy_task(name, p::AttentionPolicy(p::HeadSoftmax{}, p::Causal{}), cfg, report);
+  if (name == "linear")
+    return run_copy_task(name, p::AttentionPolicy(p::Linear{}, p::Causal{}), cfg, report);
+  if (name == "naive-head-softmax")
+    return run_copy_task(
+        name,
+        p::AttentionPolicy(p::HeadSoftmax{}, p::NoMask{}, NaiveAdditiveMaskUnderHeadSoftmax{}), cfg,
+        report);
+  std::string known;
+  for (const std::string& v : copy_task_variants()) known += (known.empty() ? "" : ", ") + v;
+  throw error("attnkit: copy task: unknown variant '" + name + "' (known: " + known + ")");
+}
+
+/// Writes the validation-loss curves (one per variant: step against val_loss) as an SVG
+/// picture, with axes, a chance line (ln symbols for the random half) and a legend. Throws
+/// error when the file cannot be written.
+inline void write_loss_svg(const std::string& path, const std::vector<std::vector<CopyEval>>& runs,
+                           double chance_loss) {
+  const double w = 720, h = 440, left = 64, right = 190, top = 24, bottom = 48;
+  double max_step = 1, max_loss = chance_loss;
+  for (const auto& r : runs)
+    for (const CopyEval& e : r) {
+      max_step = std::max(max_step, double(e.step));
+      if (std::isfinite(e.val_loss)) max_loss = std::max(max_loss, e.val_loss);
+    }
+  max_loss *= 1.05;
+  const double pw = w - left - right, ph = h - top - bottom;
+  auto px = [&](double s) { return left + pw * s / max_step; };
+  auto py = [&](double l) { return top + ph * (1 - std::clamp(l, 0.0, max_loss) / max_loss); };
+  static const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
+                                 "#8c564b", "#d62728", "#e377c2", "#17becf"};
+  std::string s;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+                "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" "
+                "height=\"100%%\" fill=\"white\"/>\n",
+                w, h);
+  s += buf;
+  std::snprintf(buf, sizeof buf,
+                "<path d=\"M%g %g V%g H%g\" stroke=\"black\" fill=\"none\"/>\n"
+                "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n"
+                "<text x=\"14\" y=\"%g\" transform=\"rotate(-90 14 %g)\" "
+                "text-anchor=\"middle\">validation loss</text>\n",
+                left, top, top + ph, left + pw, left + pw / 2, h - 10, top + ph / 2, top + ph / 2);
+  s += buf;
+  for (int k = 0; k <= 4; ++k) {
+    const double l = max_loss * k / 4, st = max_step * k / 4;
+    std::snprintf(buf, sizeof buf,
+                  "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.2f</text>\n"
+                  "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n",
+                  left - 6, py(l) + 4, l, px(st), top + ph + 16, st);
+    s += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "<path d=\"M%g %g H%g\" stroke=\"gray\" stroke-dasharray=\"4 4\"/>\n"
+                "<text x=\"%g\" y=\"%g\" fill=\"gray\">chance (random half)</text>\n",
+                left, py(chance_loss), left + pw, left + 4, py(chance_loss) - 4);
+  s += buf;
+  for (std::size_t r = 0; r < runs.size(); ++r) {
+    if (runs[r].empty()) continue;
+    const char* col = colors[r % 8];
+    std::string d;
+    for (const CopyEval& e : runs[r]) {
+      std::snprintf(buf, sizeof buf, "%s%.1f %.1f", d.empty() ? "M" : " L", px(double(e.step)),
+                    py(e.val_loss));
+      d += buf;
+    }
+    s += "<path d=\"" + d + "\" stroke=\"" + col + "\" stroke-width=\"2\" fill=\"none\"/>\n";
+    std::snprintf(buf, sizeof buf,
+                  "<rect x=\"%g\" y=\"%g\" width=\"14\" height=\"3\" fill=\"%s\"/>"
+                  "<text x=\"%g\" y=\"%g\">%s</text>\n",
+                  left + pw + 14, top + 10 + 18.0 * double(r), col, left + pw + 34,
+                  top + 15 + 18.0 * double(r), runs[r].front().variant.c_str());
+    s += buf;
+  }
+  s += "</svg>\n";
+  std::ofstream f(path, std::ios::binary);
+  f << s;
+  f.close();
+  if (!f) throw error("attnkit: cannot write the loss curve to " + path);
+}
+
+}  // namespace attnkit::train
+// ---- end attnkit/train/copy_task.hpp ----
 // ---- end attnkit/attnkit.hpp ----

@@ -28,6 +28,7 @@ ALLOWED = {
     "inspect": {"model", "modules", "attention", "block", "policy", "kernel", "simd", "io"},
     "mpi": {"attention", "policy", "kernel", "simd"},
     "text": {"io"},
+    "train": {"model", "modules", "attention", "block", "policy", "kernel", "simd", "io"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"attnkit/([^"]+)"', re.M)

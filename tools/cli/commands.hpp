@@ -10,4 +10,5 @@ int cmd_attend(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 }  // namespace attnkit::cli

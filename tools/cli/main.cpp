@@ -22,6 +22,7 @@ constexpr attnkit::cli::Command commands[] = {
     {"generate", "continue a prompt with a LLaMA-style model folder", attnkit::cli::cmd_generate},
     {"inspect", "attention statistics, heatmaps, leak check", attnkit::cli::cmd_inspect},
     {"tokenize", "text to token ids and back with a tokenizer.json", attnkit::cli::cmd_tokenize},
+    {"train", "the copy-task experiment: train a decoder per variant", attnkit::cli::cmd_train},
 };
 
 void print_help() {

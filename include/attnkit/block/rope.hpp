@@ -148,15 +148,32 @@ class RoPE {
   /// \tparam T float or double
   template <std::floating_point T>
   void apply(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    rotate(x, positions, false);
+  }
+
+  /// The inverse (and transpose) of apply: rotates x [B, H, N, D] back by the angles of
+  /// `positions`. apply is orthogonal, so this is also its backward: it maps the gradient of
+  /// apply's output to the gradient of its input. Same arguments and errors as apply.
+  /// \tparam T float or double
+  template <std::floating_point T>
+  void apply_inverse(TensorView<T, 4> x, std::span<const index_t> positions) const {
+    rotate(x, positions, true);
+  }
+
+ private:
+  template <std::floating_point T>
+  void rotate(TensorView<T, 4> x, std::span<const index_t> positions, bool inverse) const {
     const index_t nb = x.extent(0), nh = x.extent(1), n = x.extent(2), d = x.extent(3);
     if (static_cast<index_t>(positions.size()) != n)
-      throw shape_error("attnkit: RoPE::apply: " + std::to_string(positions.size()) +
-                        " positions for x of shape " + shape_string(x.shape()) +
-                        " (needs one per row, " + std::to_string(n) + ")");
+      throw shape_error(
+          std::string(inverse ? "attnkit: RoPE::apply_inverse: " : "attnkit: RoPE::apply: ") +
+          std::to_string(positions.size()) + " positions for x of shape " +
+          shape_string(x.shape()) + " (needs one per row, " + std::to_string(n) + ")");
     if (d < dim_)
-      throw shape_error("attnkit: RoPE::apply: x of shape " + shape_string(x.shape()) +
-                        " has head dimension " + std::to_string(d) + " < rotary_dim " +
-                        std::to_string(dim_));
+      throw shape_error(
+          std::string(inverse ? "attnkit: RoPE::apply_inverse: " : "attnkit: RoPE::apply: ") +
+          "x of shape " + shape_string(x.shape()) + " has head dimension " + std::to_string(d) +
+          " < rotary_dim " + std::to_string(dim_));
     if (x.size() == 0) return;
     const index_t half = dim_ / 2;
     // Only dynamic scaling picks the frequencies per call (from the largest position).
@@ -175,7 +192,8 @@ class RoPE {
         const double a = static_cast<double>(positions[static_cast<std::size_t>(r)]) *
                          (*freq)[static_cast<std::size_t>(i)];
         cs[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::cos(a));
-        sn[static_cast<std::size_t>(r * half + i)] = static_cast<T>(std::sin(a));
+        sn[static_cast<std::size_t>(r * half + i)] =
+            static_cast<T>(inverse ? -std::sin(a) : std::sin(a));
       }
     const index_t s3 = x.stride(3);
     const index_t lo_step = style_ == RopeStyle::rotate_half ? 1 : 2;
@@ -202,7 +220,6 @@ class RoPE {
     }
   }
 
- private:
   index_t dim_;
   double theta_;
   RopeStyle style_;
