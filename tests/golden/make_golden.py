@@ -144,6 +144,8 @@ def round_to(t, dtype):
 
 
 def tensor_bytes(t, dtype):
+    if dtype == "F64":
+        return t.detach().to(torch.float64).numpy().astype("<f8").tobytes()
     if dtype == "F32":
         return t.to(torch.float32).numpy().astype("<f4").tobytes()
     if dtype == "F16":
@@ -793,6 +795,133 @@ def write_grads():
     run("softmax_causal_sinks", "softmax", "causal", sinks=True)
 
 
+TRAIN_CASES = {
+    # name -> (activation, norm, mlp, headwise gate, tied, seed)
+    "softmax_rms_swiglu": ("softmax", "rms_norm", "swiglu", False, False, 301),
+    "sigmoid_ln_gelu_gate": ("sigmoid", "layer_norm", "gelu", True, True, 302),
+}
+
+
+def write_train():
+    """tests/golden/data/train/: train::Model's loss and parameter gradients by autograd in
+    float64, and the parameters after one clip_grad_norm_(1.0) + AdamW step, for two tiny
+    2-layer decoders (vocab 13, hidden 8, 2 heads, 1 kv head, intermediate 12, RoPE theta 1e4,
+    eps 1e-5), B=2 sequences of N=7 tokens:
+    softmax_rms_swiglu: softmax + causal, RMSNorm, SwiGLU, untied LM head;
+    sigmoid_ln_gelu_gate: sigmoid + causal (P = sigmoid(s), masked pairs 0), LayerNorm with
+    biases, tanh-GELU MLP with biases, a headwise sigmoid output gate (g_proj [Hq, H]), tied
+    embeddings.
+    Per case: params.safetensors, grads.safetensors and stepped.safetensors (F64, HF names), ids.npy
+    and targets.npy (int32 [B*N], some targets -1: ignored) and loss.npy (float64 [1], the mean
+    cross-entropy over the counted targets). AdamW: lr 1e-2, betas (0.9, 0.999), eps 1e-8, weight
+    decay 0.1 on the 2-D weight matrices only (norm weights and biases in a group without)."""
+    B, N, V, H, HQ, HKV, I, L = 2, 7, 13, 8, 2, 1, 12, 2
+    D, THETA_T, EPS_T = H // HQ, 10000.0, 1e-5
+    for name, (activation, norm_kind, mlp, gated, tied, seed) in TRAIN_CASES.items():
+        out = os.path.join(DATA, "train", name)
+        os.makedirs(out, exist_ok=True)
+        g = torch.Generator().manual_seed(seed)
+
+        def normal(*shape, std=0.3, mean=0.0):
+            return mean + std * torch.randn(*shape, generator=g, dtype=torch.float64)
+
+        ln = norm_kind == "layer_norm"
+        w = {"model.embed_tokens.weight": normal(V, H)}  # the model's order (train/model.hpp)
+        for l in range(L):
+            p = f"model.layers.{l}."
+            w[p + "input_layernorm.weight"] = normal(H, std=0.1, mean=1.0)
+            if ln:
+                w[p + "input_layernorm.bias"] = normal(H, std=0.1)
+            w[p + "self_attn.q_proj.weight"] = normal(HQ * D, H)
+            w[p + "self_attn.k_proj.weight"] = normal(HKV * D, H)
+            w[p + "self_attn.v_proj.weight"] = normal(HKV * D, H)
+            if gated:
+                w[p + "self_attn.g_proj.weight"] = normal(HQ, H)
+            w[p + "self_attn.o_proj.weight"] = normal(H, HQ * D)
+            w[p + "post_attention_layernorm.weight"] = normal(H, std=0.1, mean=1.0)
+            if ln:
+                w[p + "post_attention_layernorm.bias"] = normal(H, std=0.1)
+            if mlp == "swiglu":
+                w[p + "mlp.gate_proj.weight"] = normal(I, H)
+                w[p + "mlp.up_proj.weight"] = normal(I, H)
+                w[p + "mlp.down_proj.weight"] = normal(H, I)
+            else:
+                w[p + "mlp.fc1.weight"] = normal(I, H)
+                w[p + "mlp.fc1.bias"] = normal(I, std=0.1)
+                w[p + "mlp.fc2.weight"] = normal(H, I)
+                w[p + "mlp.fc2.bias"] = normal(H, std=0.1)
+        w["model.norm.weight"] = normal(H, std=0.1, mean=1.0)
+        if ln:
+            w["model.norm.bias"] = normal(H, std=0.1)
+        if not tied:
+            w["lm_head.weight"] = normal(V, H)
+        ids = torch.randint(0, V, (B * N,), generator=g)
+        targets = torch.randint(0, V, (B * N,), generator=g)
+        targets[[3, 9, 13]] = -1
+        write_safetensors(os.path.join(out, "params.safetensors"), w, "F64")
+        save_npy(os.path.join(out, "ids.npy"), ids.numpy().astype(np.int32))
+        save_npy(os.path.join(out, "targets.npy"), targets.numpy().astype(np.int32))
+
+        params = {k: v.clone().requires_grad_() for k, v in w.items()}
+
+        def nrm(prefix, x):
+            if ln:
+                return F.layer_norm(x, (H,), params[prefix + ".weight"], params[prefix + ".bias"],
+                                    EPS_T)
+            return rms_norm(x, params[prefix + ".weight"], EPS_T)
+
+        cos, sin = rope_cos_sin(torch.arange(N), D, THETA_T)
+        causal = torch.ones(N, N, dtype=torch.bool).tril()
+        x = params["model.embed_tokens.weight"][ids]  # [B*N, H]
+        for l in range(L):
+            p = f"model.layers.{l}."
+            a = nrm(p + "input_layernorm", x)
+            q = F.linear(a, params[p + "self_attn.q_proj.weight"]).view(B, N, HQ, D).transpose(1, 2)
+            k = F.linear(a, params[p + "self_attn.k_proj.weight"]).view(B, N, HKV, D).transpose(1, 2)
+            v = F.linear(a, params[p + "self_attn.v_proj.weight"]).view(B, N, HKV, D).transpose(1, 2)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(HQ // HKV, 1), v.repeat_interleave(HQ // HKV, 1)
+            s = q @ k.transpose(-1, -2) / math.sqrt(D)
+            if activation == "softmax":
+                pr = torch.softmax(s.masked_fill(~causal, float("-inf")), -1)
+            else:
+                pr = torch.where(causal, torch.sigmoid(s), torch.zeros_like(s))
+            o = pr @ v  # [B, HQ, N, D]
+            if gated:
+                gl = F.linear(a, params[p + "self_attn.g_proj.weight"]).view(B, N, HQ)
+                o = o * torch.sigmoid(gl).transpose(1, 2)[..., None]
+            o = o.transpose(1, 2).reshape(B * N, HQ * D)
+            h1 = x + F.linear(o, params[p + "self_attn.o_proj.weight"])
+            m = nrm(p + "post_attention_layernorm", h1)
+            if mlp == "swiglu":
+                f = F.linear(F.silu(F.linear(m, params[p + "mlp.gate_proj.weight"]))
+                             * F.linear(m, params[p + "mlp.up_proj.weight"]),
+                             params[p + "mlp.down_proj.weight"])
+            else:
+                f = F.linear(F.gelu(F.linear(m, params[p + "mlp.fc1.weight"], params[p + "mlp.fc1.bias"]),
+                                    approximate="tanh"),
+                             params[p + "mlp.fc2.weight"], params[p + "mlp.fc2.bias"])
+            x = h1 + f
+        fin = nrm("model.norm", x)
+        logits = F.linear(fin, params["model.embed_tokens.weight" if tied else "lm_head.weight"])
+        loss = F.cross_entropy(logits, targets, ignore_index=-1, reduction="mean")
+        loss.backward()
+        save_npy(os.path.join(out, "loss.npy"), np.array([loss.item()], dtype=np.float64))
+        write_safetensors(os.path.join(out, "grads.safetensors"),
+                          {k: t.grad for k, t in params.items()}, "F64")
+        plist = list(params.values())
+        gnorm = torch.nn.utils.clip_grad_norm_(plist, 1.0)
+        opt = torch.optim.AdamW(
+            [{"params": [t for t in plist if t.dim() == 2], "weight_decay": 0.1},
+             {"params": [t for t in plist if t.dim() != 2], "weight_decay": 0.0}],
+            lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
+        opt.step()
+        write_safetensors(os.path.join(out, "stepped.safetensors"),
+                          {k: t.detach() for k, t in params.items()}, "F64")
+        print(f"train/{name:22s} loss {loss.item():.6f} grad norm {float(gnorm):.4f} "
+              f"max |grad| {max(float(t.grad.abs().max()) for t in plist):.4f}")
+
+
 def write_families():
     for prefix, (seed, recipe) in FAMILIES.items():
         for dtype in ("F32", "F16", "BF16"):
@@ -809,6 +938,9 @@ def main():
     if sys.argv[1:] == ["grads"]:
         write_grads()
         return
+    if sys.argv[1:] == ["train"]:
+        write_train()
+        return
     for name, spec in VARIANTS.items():
         write_variant(name, *spec)
     for name, (activation, dtype, seed, recipe) in RECIPES.items():
@@ -817,6 +949,7 @@ def main():
     write_modules()
     write_seq2seq()
     write_grads()
+    write_train()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DATA) for f in fs)
     print(f"total {total / 1e6:.2f} MB in {DATA}")
 
