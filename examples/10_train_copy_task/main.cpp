@@ -65,7 +65,7 @@ int main(int argc, char** argv) try {
   train::Model<decltype(policy), float> model(mc, policy, cfg.seed), copy(mc, policy, 99);
   train::AdamW opt, opt2;
   opt.lr = cfg.lr;
-  train::detail::SplitMix rng{7};
+  train::SplitMix64 rng{7};
   train::CopyBatch batch;
   for (int step = 0; step < 20; ++step) {
     train::make_copy_batch(rng, cfg, cfg.batch, batch);
@@ -76,8 +76,7 @@ int main(int argc, char** argv) try {
     opt.step(model.parameters());
   }
   const std::string state = out + "/softmax_state.safetensors";
-  train::save_safetensors(state, std::span<const train::Parameter<float>>(model.parameters()),
-                          &opt);
+  train::save_safetensors(state, model.parameters(), &opt);
   train::load_safetensors(state, copy.parameters(), &opt2);
   bool same = opt2.step_count == opt.step_count;
   for (std::size_t i = 0; i < model.params.size(); ++i)

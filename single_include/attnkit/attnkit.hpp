@@ -16847,6 +16847,7 @@ CrossEntropy softmax_cross_entropy(std::type_identity_t<TensorView<const T, 2>> 
 #include <map>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 
@@ -16995,6 +16996,14 @@ void save_safetensors(const std::string& path, std::span<const Parameter<T>> par
   io::write_safetensors(path, entries, metadata);
 }
 
+/// save_safetensors of mutable parameters (Model::parameters()).
+template <std::floating_point T>
+void save_safetensors(const std::string& path, std::span<Parameter<T>> params,
+                      const AdamW* optimizer = nullptr,
+                      std::map<std::string, std::string> metadata = {}) {
+  save_safetensors(path, std::span<const Parameter<T>>(params), optimizer, std::move(metadata));
+}
+
 /// Reads parameters saved by save_safetensors (any floating dtype, converted) into `params`,
 /// and with `optimizer` the moments and AdamW's step count. Every parameter must be present with
 /// exactly its shape: throws file_error naming the file and the tensor otherwise (a missing
@@ -17082,10 +17091,9 @@ struct ModelConfig {
   }
 };
 
-namespace detail {
-
-/// splitmix64: the seeded stream of Model::init (the same numbers on every platform).
-struct SplitMix {
+/// splitmix64 (Steele, Lea and Flood 2014): the seeded stream of Model::init and the copy task,
+/// the same numbers on every platform and compiler.
+struct SplitMix64 {
   std::uint64_t s;
   std::uint64_t next() noexcept {
     std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -17101,6 +17109,8 @@ struct SplitMix {
     return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * std::numbers::pi * v);
   }
 };
+
+namespace detail {
 
 /// A [rows, cols] buffer that is reallocated only when its shape changes.
 template <class T>
@@ -17184,7 +17194,7 @@ class Model {
   /// o_proj and down_proj / fc2 scaled by 1 / sqrt(2 L), GPT-2's residual scaling), norm
   /// weights 1, biases 0.
   void init(std::uint64_t seed) {
-    detail::SplitMix rng{seed};
+    SplitMix64 rng{seed};
     const double out_scale = 1.0 / std::sqrt(2.0 * double(std::max<index_t>(config.layers, 1)));
     for (Parameter<T>& p : params) {
       const bool norm_weight = p.name.ends_with("norm.weight");
@@ -17251,6 +17261,9 @@ class Model {
   /// parameter's gradient (the caller zeroes them first: zero_grad).
   template <std::integral Id>
   CrossEntropy backward(std::span<const Id> targets, bool with_grad = true) {
+    if (batch_ == 0)
+      throw error(
+          "attnkit: train::Model::backward: no forward pass to differentiate (call forward first)");
     const index_t m = logits_.extent(0);
     if (static_cast<index_t>(targets.size()) != m)
       throw shape_error("attnkit: train::Model::backward: " + std::to_string(targets.size()) +
@@ -17556,7 +17569,7 @@ struct CopyBatch {
   std::vector<std::int32_t> ids, random_targets, copy_targets, all_targets;
 };
 
-inline void make_copy_batch(detail::SplitMix& rng, const CopyTaskConfig& c, index_t count,
+inline void make_copy_batch(SplitMix64& rng, const CopyTaskConfig& c, index_t count,
                             CopyBatch& out) {
   const index_t l = c.half, n = 2 * l;
   const std::size_t total = static_cast<std::size_t>(count * n);
@@ -17592,8 +17605,8 @@ std::vector<CopyEval> run_copy_task(const std::string& variant, const Policy& po
   opt.lr = cfg.lr;
   opt.weight_decay = cfg.weight_decay;
   const index_t n = 2 * cfg.half;
-  detail::SplitMix train_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 11};
-  detail::SplitMix val_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 23};
+  SplitMix64 train_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 11};
+  SplitMix64 val_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 23};
   CopyBatch val, batch;
   make_copy_batch(val_rng, cfg, cfg.val_sequences, val);
   std::vector<CopyEval> evals;

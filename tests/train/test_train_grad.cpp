@@ -293,6 +293,9 @@ TEST_CASE("train::Model rejects bad configs and inputs by name", "[train][model]
   c = {};
   c.vocab = 5;
   train::Model<P, float> m(c);
+  const std::vector<std::int32_t> none{};
+  CHECK_THROWS_WITH(m.backward(std::span<const std::int32_t>(none)),
+                    Catch::Contains("call forward first"));
   const std::vector<std::int32_t> ids{1, 2, 5};
   CHECK_THROWS_WITH(m.forward(std::span<const std::int32_t>(ids), 1, 3),
                     Catch::Contains("token id 5"));
@@ -374,7 +377,7 @@ TEST_CASE("parameters and optimizer state round-trip through safetensors", "[tra
     CHECK(a.params[i].v == b.params[i].v);
   }
   // Parameters only: the file then has no optimizer state, and a model of another shape fails.
-  train::save_safetensors(path, std::span<const train::Parameter<float>>(a.parameters()));
+  train::save_safetensors(path, a.parameters());  // the overload for mutable parameters
   CHECK_THROWS_WITH(train::load_safetensors(path, b.parameters(), &opt2),
                     Catch::Contains("no optimizer state"));
   c.intermediate = 7;
@@ -402,7 +405,7 @@ TEST_CASE("a training step of the copy-task model allocates nothing after the fi
       using P = std::decay_t<decltype(policy)>;
       train::Model<P, float> model(cfg.model, policy, 1);
       train::AdamW opt;
-      train::detail::SplitMix rng{5};
+      train::SplitMix64 rng{5};
       train::CopyBatch batch;
       train::make_copy_batch(rng, cfg, cfg.batch, batch);
       auto step = [&] {

@@ -115,7 +115,7 @@ struct CopyBatch {
   std::vector<std::int32_t> ids, random_targets, copy_targets, all_targets;
 };
 
-inline void make_copy_batch(detail::SplitMix& rng, const CopyTaskConfig& c, index_t count,
+inline void make_copy_batch(SplitMix64& rng, const CopyTaskConfig& c, index_t count,
                             CopyBatch& out) {
   const index_t l = c.half, n = 2 * l;
   const std::size_t total = static_cast<std::size_t>(count * n);
@@ -151,8 +151,8 @@ std::vector<CopyEval> run_copy_task(const std::string& variant, const Policy& po
   opt.lr = cfg.lr;
   opt.weight_decay = cfg.weight_decay;
   const index_t n = 2 * cfg.half;
-  detail::SplitMix train_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 11};
-  detail::SplitMix val_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 23};
+  SplitMix64 train_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 11};
+  SplitMix64 val_rng{cfg.seed * 0x9E3779B97F4A7C15ull + 23};
   CopyBatch val, batch;
   make_copy_batch(val_rng, cfg, cfg.val_sequences, val);
   std::vector<CopyEval> evals;

@@ -70,10 +70,9 @@ struct ModelConfig {
   }
 };
 
-namespace detail {
-
-/// splitmix64: the seeded stream of Model::init (the same numbers on every platform).
-struct SplitMix {
+/// splitmix64 (Steele, Lea and Flood 2014): the seeded stream of Model::init and the copy task,
+/// the same numbers on every platform and compiler.
+struct SplitMix64 {
   std::uint64_t s;
   std::uint64_t next() noexcept {
     std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -89,6 +88,8 @@ struct SplitMix {
     return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * std::numbers::pi * v);
   }
 };
+
+namespace detail {
 
 /// A [rows, cols] buffer that is reallocated only when its shape changes.
 template <class T>
@@ -172,7 +173,7 @@ class Model {
   /// o_proj and down_proj / fc2 scaled by 1 / sqrt(2 L), GPT-2's residual scaling), norm
   /// weights 1, biases 0.
   void init(std::uint64_t seed) {
-    detail::SplitMix rng{seed};
+    SplitMix64 rng{seed};
     const double out_scale = 1.0 / std::sqrt(2.0 * double(std::max<index_t>(config.layers, 1)));
     for (Parameter<T>& p : params) {
       const bool norm_weight = p.name.ends_with("norm.weight");
@@ -239,6 +240,9 @@ class Model {
   /// parameter's gradient (the caller zeroes them first: zero_grad).
   template <std::integral Id>
   CrossEntropy backward(std::span<const Id> targets, bool with_grad = true) {
+    if (batch_ == 0)
+      throw error(
+          "attnkit: train::Model::backward: no forward pass to differentiate (call forward first)");
     const index_t m = logits_.extent(0);
     if (static_cast<index_t>(targets.size()) != m)
       throw shape_error("attnkit: train::Model::backward: " + std::to_string(targets.size()) +

@@ -11,6 +11,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnkit/core/error.hpp"
@@ -160,6 +161,14 @@ void save_safetensors(const std::string& path, std::span<const Parameter<T>> par
     metadata["adamw.weight_decay"] = std::to_string(optimizer->weight_decay);
   }
   io::write_safetensors(path, entries, metadata);
+}
+
+/// save_safetensors of mutable parameters (Model::parameters()).
+template <std::floating_point T>
+void save_safetensors(const std::string& path, std::span<Parameter<T>> params,
+                      const AdamW* optimizer = nullptr,
+                      std::map<std::string, std::string> metadata = {}) {
+  save_safetensors(path, std::span<const Parameter<T>>(params), optimizer, std::move(metadata));
 }
 
 /// Reads parameters saved by save_safetensors (any floating dtype, converted) into `params`,
