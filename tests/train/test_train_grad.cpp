@@ -427,18 +427,23 @@ TEST_CASE("a training step of the copy-task model allocates nothing after the fi
 
 TEST_CASE("the copy task: honest variants stay at chance on the random half, the leak does not",
           "[train][copy]") {
-  // A short run (the full experiment is attnkit train): 2 layers, 600 steps.
+  // A short run of a small model (the full experiment is attnkit train; this one must stay
+  // quick under the sanitizers): 8 symbols, halves of 5, hidden 16, 1 layer, 200 steps.
   train::CopyTaskConfig cfg;
-  cfg.model.layers = 2;
-  cfg.steps = 600;
-  cfg.eval_every = 600;
+  cfg.symbols = 8;
+  cfg.half = 5;
+  cfg.model.hidden = 16;
+  cfg.model.intermediate = 32;
+  cfg.model.layers = 1;
+  cfg.steps = 200;
+  cfg.eval_every = 200;
   cfg.val_sequences = 64;
   const auto honest = train::run_copy_variant("softmax", cfg);
   REQUIRE(honest.size() == 1);
   CHECK(honest.back().val_acc_copy > 0.95);
-  CHECK(honest.back().val_acc_random < 0.15);  // chance: 1/16
+  CHECK(honest.back().val_acc_random < 0.2);  // chance: 1/8
   const auto leak = train::run_copy_variant("naive-head-softmax", cfg);
-  CHECK(leak.back().val_acc_random > 0.3);
+  CHECK(leak.back().val_acc_random > 0.4);
   CHECK(leak.back().val_loss < honest.back().val_loss);
   CHECK_THROWS_WITH(train::run_copy_variant("softmax2", cfg),
                     Catch::Contains("unknown variant 'softmax2'") && Catch::Contains("linear"));
