@@ -7199,6 +7199,13 @@ void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const 
   simd::dispatch([&](auto a) { detail::silu_mul<decltype(a)>(g.data(), u.data(), g.size()); });
 }
 
+/// x = gelu(x) elementwise over a contiguous x [M, I], in place (the GELU of GeluMLP).
+template <std::floating_point T>
+void gelu_inplace(TensorView<T, 2> x, GeluKind kind) {
+  if (!x.is_contiguous()) throw shape_error("attnkit: gelu_inplace: x must be contiguous");
+  simd::dispatch([&](auto a) { detail::gelu_inplace<decltype(a)>(x.data(), x.size(), kind); });
+}
+
 /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
 /// Weights as torch.nn.Linear stores them (T, bf16 or f16): gate and up [I, H], down [H, I];
 /// no biases.
@@ -7259,8 +7266,7 @@ struct GeluMLP {
     ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
     const TensorView<T, 2> hbuf = frame.tensor<T>(Shape<2>{m, i});
     linear<T>(x, fc1, fc1_bias, hbuf);
-    simd::dispatch(
-        [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
+    gelu_inplace<T>(hbuf, kind);
     linear<T>(TensorView<const T, 2>(hbuf), fc2, fc2_bias, y);
   }
 };
@@ -16699,18 +16705,16 @@ void rope_backward(const block::RoPE& rope, TensorView<T, 4> dx,
   rope.apply_inverse(dx, positions);
 }
 
-/// SiLU(g) · u elementwise: h[i] = g[i] σ(g[i]) u[i] (SwiGLU's hidden activation), h [M, I].
+/// SiLU(g) · u elementwise: h[i] = g[i] σ(g[i]) u[i] (SwiGLU's hidden activation), h [M, I]
+/// contiguous; g is kept for the backward. The kernel of block::SwiGLU (silu_mul_inplace).
 /// \tparam T float or double
 template <std::floating_point T>
 void swiglu_forward(std::type_identity_t<TensorView<const T, 2>> g,
                     std::type_identity_t<TensorView<const T, 2>> u, TensorView<T, 2> h) {
   detail::check_shape2("swiglu_forward", "u", u.shape(), g.shape());
   detail::check_shape2("swiglu_forward", "h", h.shape(), g.shape());
-  for (index_t r = 0; r < g.extent(0); ++r)
-    for (index_t c = 0; c < g.extent(1); ++c) {
-      const T s = T(1) / (T(1) + std::exp(-g(r, c)));
-      h(r, c) = g(r, c) * s * u(r, c);
-    }
+  copy(g, h);
+  block::silu_mul_inplace<T>(h, u);
 }
 
 /// The backward of h = SiLU(g) · u: dg = dh · u · σ(g) (1 + g (1 − σ(g))), du = dh · SiLU(g).
@@ -16731,21 +16735,15 @@ void swiglu_backward(std::type_identity_t<TensorView<const T, 2>> g,
     }
 }
 
-/// GELU elementwise, h = gelu(a) (block::GeluKind: exact or tanh), a and h [M, I].
+/// GELU elementwise, h = gelu(a) (block::GeluKind: exact or tanh), a and h [M, I], h
+/// contiguous; a is kept for the backward. The kernel of block::GeluMLP (gelu_inplace).
 /// \tparam T float or double
 template <std::floating_point T>
 void gelu_forward(std::type_identity_t<TensorView<const T, 2>> a, TensorView<T, 2> h,
                   block::GeluKind kind) {
   detail::check_shape2("gelu_forward", "h", h.shape(), a.shape());
-  for (index_t r = 0; r < a.extent(0); ++r)
-    for (index_t c = 0; c < a.extent(1); ++c) {
-      const double x = a(r, c);
-      const double y =
-          kind == block::GeluKind::exact
-              ? 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))
-              : 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-      h(r, c) = static_cast<T>(y);
-    }
+  copy(a, h);
+  block::gelu_inplace<T>(h, kind);
 }
 
 /// The backward of h = gelu(a): da = dh · gelu'(a).
@@ -16780,6 +16778,13 @@ struct CrossEntropy {
   index_t correct = 0;  ///< of those, rows whose first largest logit is the target
   /// The mean loss (0 when nothing counted).
   double mean() const noexcept { return count > 0 ? loss_sum / double(count) : 0.0; }
+  /// Adds another batch's sums and counts.
+  CrossEntropy& operator+=(const CrossEntropy& o) noexcept {
+    loss_sum += o.loss_sum;
+    count += o.count;
+    correct += o.correct;
+    return *this;
+  }
 };
 
 /// Softmax cross-entropy of logits [M, V] against targets (one per row; a negative target is
@@ -17354,6 +17359,11 @@ class Model {
     return TensorView<T, 4>(t.data(), {batch_, heads, seq_, d},
                             {seq_ * heads * d, d, heads * d, 1});
   }
+  /// [M, Hq] (one value per token and head) as [B, Hq, N] (no copy).
+  TensorView<T, 3> per_head3(Tensor<T, 2>& t) const {
+    return TensorView<T, 3>(t.data(), {batch_, config.heads, seq_},
+                            {seq_ * config.heads, 1, config.heads});
+  }
   TensorView<T, 3> state3(Tensor<T, 2>& t) const {
     return TensorView<T, 3>(t.data(), {batch_, config.heads, seq_}, {config.heads * seq_, seq_, 1});
   }
@@ -17367,8 +17377,7 @@ class Model {
     } else {
       work_policy_ = policy;  // copy assignment: reuses the storage of the last call
       if constexpr (gate_heads)
-        work_policy_.gate = Gate(TensorView<const T, 3>(g.data(), {batch_, config.heads, seq_},
-                                                        {seq_ * config.heads, 1, config.heads}));
+        work_policy_.gate = Gate(TensorView<const T, 3>(per_head3(g)));
       else
         work_policy_.gate = Gate(TensorView<const T, 4>(heads4(g, config.heads)));
       return work_policy_;
@@ -17451,9 +17460,7 @@ class Model {
     linear_backward<T>(a.o.cview(), params[li.o].mat(), dres_.cview(), do_.view(),
                        params[li.o].gmat(), {});
     AttentionGradExtras<T> extra;
-    if constexpr (gate_heads)
-      extra.dgate_heads =
-          TensorView<T, 3>(dg_.data(), {batch_, c.heads, seq_}, {seq_ * c.heads, 1, c.heads});
+    if constexpr (gate_heads) extra.dgate_heads = per_head3(dg_);
     if constexpr (gate_elems) extra.dgate = heads4(dg_, c.heads);
     attention_backward(gated(a.g), TensorView<const T, 4>(heads4(a.q, c.heads)),
                        TensorView<const T, 4>(heads4(a.k, c.kv_heads)),
@@ -17623,12 +17630,8 @@ std::vector<CopyEval> run_copy_task(const std::string& variant, const Policy& po
           logits, std::span<const std::int32_t>(val.random_targets.data() + off, per), {}, 0);
       const CrossEntropy c = softmax_cross_entropy<float, std::int32_t>(
           logits, std::span<const std::int32_t>(val.copy_targets.data() + off, per), {}, 0);
-      rnd.loss_sum += r.loss_sum;
-      rnd.count += r.count;
-      rnd.correct += r.correct;
-      cpy.loss_sum += c.loss_sum;
-      cpy.count += c.count;
-      cpy.correct += c.correct;
+      rnd += r;
+      cpy += c;
     }
     CopyEval e;
     e.variant = variant;
@@ -17669,6 +17672,15 @@ inline const std::vector<std::string>& copy_task_variants() {
   return v;
 }
 
+/// Throws error naming the known variants when `name` is not one of copy_task_variants().
+inline void check_copy_variant(const std::string& name) {
+  const std::vector<std::string>& known = copy_task_variants();
+  if (std::find(known.begin(), known.end(), name) != known.end()) return;
+  std::string list;
+  for (const std::string& v : known) list += (list.empty() ? "" : ", ") + v;
+  throw error("attnkit: copy task: unknown variant '" + name + "' (known: " + list + ")");
+}
+
 /// Runs the named variant (copy_task_variants()); throws error naming the known ones otherwise.
 inline std::vector<CopyEval> run_copy_variant(
     const std::string& name, const CopyTaskConfig& cfg,
@@ -17689,9 +17701,8 @@ inline std::vector<CopyEval> run_copy_variant(
         name,
         p::AttentionPolicy(p::HeadSoftmax{}, p::NoMask{}, NaiveAdditiveMaskUnderHeadSoftmax{}), cfg,
         report);
-  std::string known;
-  for (const std::string& v : copy_task_variants()) known += (known.empty() ? "" : ", ") + v;
-  throw error("attnkit: copy task: unknown variant '" + name + "' (known: " + known + ")");
+  check_copy_variant(name);
+  throw error("attnkit: copy task: variant '" + name + "' has no policy");  // a list out of step
 }
 
 /// Writes the validation-loss curves (one per variant: step against val_loss) as an SVG

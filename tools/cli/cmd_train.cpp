@@ -2,7 +2,6 @@
 // SPDX-FileCopyrightText: attnkit contributors
 // attnkit train: the copy-task experiment (attnkit/train/copy_task.hpp), one small decoder per
 // attention variant, one JSON line per evaluation, a loss-curve picture.
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -58,13 +57,7 @@ int cmd_train(int argc, char** argv) {
     std::stringstream list(args.require("variants"));
     for (std::string v; std::getline(list, v, ',');) variants.push_back(v);
     if (variants.empty()) throw usage_error("train: --variants is empty");
-    const std::vector<std::string>& known = train::copy_task_variants();
-    for (const std::string& v : variants)
-      if (std::find(known.begin(), known.end(), v) == known.end()) {
-        std::string list;
-        for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
-        throw usage_error("train: unknown variant '" + v + "' (known: " + list + ")");
-      }
+    for (const std::string& v : variants) train::check_copy_variant(v);  // before any training
   }
   cfg.check();
   cfg.model.vocab = cfg.symbols;

@@ -72,6 +72,13 @@ void silu_mul_inplace(TensorView<T, 2> g, std::type_identity_t<TensorView<const 
   simd::dispatch([&](auto a) { detail::silu_mul<decltype(a)>(g.data(), u.data(), g.size()); });
 }
 
+/// x = gelu(x) elementwise over a contiguous x [M, I], in place (the GELU of GeluMLP).
+template <std::floating_point T>
+void gelu_inplace(TensorView<T, 2> x, GeluKind kind) {
+  if (!x.is_contiguous()) throw shape_error("attnkit: gelu_inplace: x must be contiguous");
+  simd::dispatch([&](auto a) { detail::gelu_inplace<decltype(a)>(x.data(), x.size(), kind); });
+}
+
 /// SwiGLU feed-forward (Shazeer 2020, LLaMA's LlamaMLP): y = down(silu(gate(x)) · up(x)).
 /// Weights as torch.nn.Linear stores them (T, bf16 or f16): gate and up [I, H], down [H, I];
 /// no biases.
@@ -132,8 +139,7 @@ struct GeluMLP {
     ScratchFrame frame;  // no allocation per call (core/scratch_stack.hpp)
     const TensorView<T, 2> hbuf = frame.tensor<T>(Shape<2>{m, i});
     linear<T>(x, fc1, fc1_bias, hbuf);
-    simd::dispatch(
-        [&](auto a) { detail::gelu_inplace<decltype(a)>(hbuf.data(), hbuf.size(), kind); });
+    gelu_inplace<T>(hbuf, kind);
     linear<T>(TensorView<const T, 2>(hbuf), fc2, fc2_bias, y);
   }
 };

@@ -169,12 +169,8 @@ std::vector<CopyEval> run_copy_task(const std::string& variant, const Policy& po
           logits, std::span<const std::int32_t>(val.random_targets.data() + off, per), {}, 0);
       const CrossEntropy c = softmax_cross_entropy<float, std::int32_t>(
           logits, std::span<const std::int32_t>(val.copy_targets.data() + off, per), {}, 0);
-      rnd.loss_sum += r.loss_sum;
-      rnd.count += r.count;
-      rnd.correct += r.correct;
-      cpy.loss_sum += c.loss_sum;
-      cpy.count += c.count;
-      cpy.correct += c.correct;
+      rnd += r;
+      cpy += c;
     }
     CopyEval e;
     e.variant = variant;
@@ -215,6 +211,15 @@ inline const std::vector<std::string>& copy_task_variants() {
   return v;
 }
 
+/// Throws error naming the known variants when `name` is not one of copy_task_variants().
+inline void check_copy_variant(const std::string& name) {
+  const std::vector<std::string>& known = copy_task_variants();
+  if (std::find(known.begin(), known.end(), name) != known.end()) return;
+  std::string list;
+  for (const std::string& v : known) list += (list.empty() ? "" : ", ") + v;
+  throw error("attnkit: copy task: unknown variant '" + name + "' (known: " + list + ")");
+}
+
 /// Runs the named variant (copy_task_variants()); throws error naming the known ones otherwise.
 inline std::vector<CopyEval> run_copy_variant(
     const std::string& name, const CopyTaskConfig& cfg,
@@ -235,9 +240,8 @@ inline std::vector<CopyEval> run_copy_variant(
         name,
         p::AttentionPolicy(p::HeadSoftmax{}, p::NoMask{}, NaiveAdditiveMaskUnderHeadSoftmax{}), cfg,
         report);
-  std::string known;
-  for (const std::string& v : copy_task_variants()) known += (known.empty() ? "" : ", ") + v;
-  throw error("attnkit: copy task: unknown variant '" + name + "' (known: " + known + ")");
+  check_copy_variant(name);
+  throw error("attnkit: copy task: variant '" + name + "' has no policy");  // a list out of step
 }
 
 /// Writes the validation-loss curves (one per variant: step against val_loss) as an SVG

@@ -172,18 +172,16 @@ void rope_backward(const block::RoPE& rope, TensorView<T, 4> dx,
   rope.apply_inverse(dx, positions);
 }
 
-/// SiLU(g) · u elementwise: h[i] = g[i] σ(g[i]) u[i] (SwiGLU's hidden activation), h [M, I].
+/// SiLU(g) · u elementwise: h[i] = g[i] σ(g[i]) u[i] (SwiGLU's hidden activation), h [M, I]
+/// contiguous; g is kept for the backward. The kernel of block::SwiGLU (silu_mul_inplace).
 /// \tparam T float or double
 template <std::floating_point T>
 void swiglu_forward(std::type_identity_t<TensorView<const T, 2>> g,
                     std::type_identity_t<TensorView<const T, 2>> u, TensorView<T, 2> h) {
   detail::check_shape2("swiglu_forward", "u", u.shape(), g.shape());
   detail::check_shape2("swiglu_forward", "h", h.shape(), g.shape());
-  for (index_t r = 0; r < g.extent(0); ++r)
-    for (index_t c = 0; c < g.extent(1); ++c) {
-      const T s = T(1) / (T(1) + std::exp(-g(r, c)));
-      h(r, c) = g(r, c) * s * u(r, c);
-    }
+  copy(g, h);
+  block::silu_mul_inplace<T>(h, u);
 }
 
 /// The backward of h = SiLU(g) · u: dg = dh · u · σ(g) (1 + g (1 − σ(g))), du = dh · SiLU(g).
@@ -204,21 +202,15 @@ void swiglu_backward(std::type_identity_t<TensorView<const T, 2>> g,
     }
 }
 
-/// GELU elementwise, h = gelu(a) (block::GeluKind: exact or tanh), a and h [M, I].
+/// GELU elementwise, h = gelu(a) (block::GeluKind: exact or tanh), a and h [M, I], h
+/// contiguous; a is kept for the backward. The kernel of block::GeluMLP (gelu_inplace).
 /// \tparam T float or double
 template <std::floating_point T>
 void gelu_forward(std::type_identity_t<TensorView<const T, 2>> a, TensorView<T, 2> h,
                   block::GeluKind kind) {
   detail::check_shape2("gelu_forward", "h", h.shape(), a.shape());
-  for (index_t r = 0; r < a.extent(0); ++r)
-    for (index_t c = 0; c < a.extent(1); ++c) {
-      const double x = a(r, c);
-      const double y =
-          kind == block::GeluKind::exact
-              ? 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))
-              : 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-      h(r, c) = static_cast<T>(y);
-    }
+  copy(a, h);
+  block::gelu_inplace<T>(h, kind);
 }
 
 /// The backward of h = gelu(a): da = dh · gelu'(a).
@@ -253,6 +245,13 @@ struct CrossEntropy {
   index_t correct = 0;  ///< of those, rows whose first largest logit is the target
   /// The mean loss (0 when nothing counted).
   double mean() const noexcept { return count > 0 ? loss_sum / double(count) : 0.0; }
+  /// Adds another batch's sums and counts.
+  CrossEntropy& operator+=(const CrossEntropy& o) noexcept {
+    loss_sum += o.loss_sum;
+    count += o.count;
+    correct += o.correct;
+    return *this;
+  }
 };
 
 /// Softmax cross-entropy of logits [M, V] against targets (one per row; a negative target is

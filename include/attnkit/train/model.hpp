@@ -333,6 +333,11 @@ class Model {
     return TensorView<T, 4>(t.data(), {batch_, heads, seq_, d},
                             {seq_ * heads * d, d, heads * d, 1});
   }
+  /// [M, Hq] (one value per token and head) as [B, Hq, N] (no copy).
+  TensorView<T, 3> per_head3(Tensor<T, 2>& t) const {
+    return TensorView<T, 3>(t.data(), {batch_, config.heads, seq_},
+                            {seq_ * config.heads, 1, config.heads});
+  }
   TensorView<T, 3> state3(Tensor<T, 2>& t) const {
     return TensorView<T, 3>(t.data(), {batch_, config.heads, seq_}, {config.heads * seq_, seq_, 1});
   }
@@ -346,8 +351,7 @@ class Model {
     } else {
       work_policy_ = policy;  // copy assignment: reuses the storage of the last call
       if constexpr (gate_heads)
-        work_policy_.gate = Gate(TensorView<const T, 3>(g.data(), {batch_, config.heads, seq_},
-                                                        {seq_ * config.heads, 1, config.heads}));
+        work_policy_.gate = Gate(TensorView<const T, 3>(per_head3(g)));
       else
         work_policy_.gate = Gate(TensorView<const T, 4>(heads4(g, config.heads)));
       return work_policy_;
@@ -430,9 +434,7 @@ class Model {
     linear_backward<T>(a.o.cview(), params[li.o].mat(), dres_.cview(), do_.view(),
                        params[li.o].gmat(), {});
     AttentionGradExtras<T> extra;
-    if constexpr (gate_heads)
-      extra.dgate_heads =
-          TensorView<T, 3>(dg_.data(), {batch_, c.heads, seq_}, {seq_ * c.heads, 1, c.heads});
+    if constexpr (gate_heads) extra.dgate_heads = per_head3(dg_);
     if constexpr (gate_elems) extra.dgate = heads4(dg_, c.heads);
     attention_backward(gated(a.g), TensorView<const T, 4>(heads4(a.q, c.heads)),
                        TensorView<const T, 4>(heads4(a.k, c.kv_heads)),
