@@ -1364,12 +1364,92 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
       std::fill(st + jj * lanes + nl, st + (jj + 1) * lanes, T(0));
 }
 
+#if defined(__AVX512F__)
+/// The 4 keys x 4 rows block of qk_rows_block_rm on AVX-512 (float scores, K as E): sixteen named
+/// accumulators, the partial last vector of d folded in as one more step (as arrays with a
+/// separate tail, GCC kept the accumulators on the stack: twice the time per key). The 16 lane
+/// sums end in one transposing reduction: u[m] holds key m's partial sums of row r in quarter r
+/// (halves, then quarters of pairs of accumulators added); a 4 x 4 transposing add within each
+/// quarter leaves quarter r = the four keys of row r, stored as they are.
+template <class Arch, class E>
+inline void qk_rows_block_rm_4x4(const float* qr, index_t dp, const E* k, index_t ks, index_t d,
+                                 float* s, index_t ss) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  constexpr index_t W = static_cast<index_t>(B::size);
+  const float* q0 = qr;
+  const float* q1 = qr + dp;
+  const float* q2 = qr + 2 * dp;
+  const float* q3 = qr + 3 * dp;
+  const E* k0 = k;
+  const E* k1 = k + ks;
+  const E* k2 = k + 2 * ks;
+  const E* k3 = k + 3 * ks;
+  B a00(0.0f), a01(0.0f), a02(0.0f), a03(0.0f), a10(0.0f), a11(0.0f), a12(0.0f), a13(0.0f),
+      a20(0.0f), a21(0.0f), a22(0.0f), a23(0.0f), a30(0.0f), a31(0.0f), a32(0.0f), a33(0.0f);
+  auto step = [&](const B& x0, const B& x1, const B& x2, const B& x3, index_t c) {
+    const B y0 = B::load_aligned(q0 + c), y1 = B::load_aligned(q1 + c);
+    const B y2 = B::load_aligned(q2 + c), y3 = B::load_aligned(q3 + c);
+    a00 = xsimd::fma(x0, y0, a00);
+    a01 = xsimd::fma(x0, y1, a01);
+    a02 = xsimd::fma(x0, y2, a02);
+    a03 = xsimd::fma(x0, y3, a03);
+    a10 = xsimd::fma(x1, y0, a10);
+    a11 = xsimd::fma(x1, y1, a11);
+    a12 = xsimd::fma(x1, y2, a12);
+    a13 = xsimd::fma(x1, y3, a13);
+    a20 = xsimd::fma(x2, y0, a20);
+    a21 = xsimd::fma(x2, y1, a21);
+    a22 = xsimd::fma(x2, y2, a22);
+    a23 = xsimd::fma(x2, y3, a23);
+    a30 = xsimd::fma(x3, y0, a30);
+    a31 = xsimd::fma(x3, y1, a31);
+    a32 = xsimd::fma(x3, y2, a32);
+    a33 = xsimd::fma(x3, y3, a33);
+  };
+  const index_t full = d / W * W;
+  for (index_t c = 0; c < full; c += W)
+    step(load_elems<Arch, float>(k0 + c), load_elems<Arch, float>(k1 + c),
+         load_elems<Arch, float>(k2 + c), load_elems<Arch, float>(k3 + c), c);
+  if (full < d) {
+    const index_t n = d - full;
+    step(load_elems_partial<Arch, float>(k0 + full, n),
+         load_elems_partial<Arch, float>(k1 + full, n),
+         load_elems_partial<Arch, float>(k2 + full, n),
+         load_elems_partial<Arch, float>(k3 + full, n), full);
+  }
+  auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  };
+  auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
+    return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
+  };
+  const __m512 u0 = quarters(halves(a00, a01), halves(a02, a03));
+  const __m512 u1 = quarters(halves(a10, a11), halves(a12, a13));
+  const __m512 u2 = quarters(halves(a20, a21), halves(a22, a23));
+  const __m512 u3 = quarters(halves(a30, a31), halves(a32, a33));
+  const __m512 x01 = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
+  const __m512 x23 = _mm512_add_ps(_mm512_unpacklo_ps(u2, u3), _mm512_unpackhi_ps(u2, u3));
+  const __m512 y =
+      _mm512_add_ps(_mm512_shuffle_ps(x01, x23, 0x44), _mm512_shuffle_ps(x01, x23, 0xEE));
+  _mm_storeu_ps(s, _mm512_castps512_ps128(y));
+  _mm_storeu_ps(s + ss, _mm512_extractf32x4_ps(y, 1));
+  _mm_storeu_ps(s + 2 * ss, _mm512_extractf32x4_ps(y, 2));
+  _mm_storeu_ps(s + 3 * ss, _mm512_extractf32x4_ps(y, 3));
+}
+#endif
+
 /// S[r][j] = Σ_d Q[r][d] · K[j][d] for MK keys and R query rows into a row-major score tile
 /// (row stride ss): the decode tile's layout, whose activation runs along the keys. Each K vector
 /// is loaded once for the R rows (16-bit K widened in registers).
 template <class Arch, class T, int MK, int R, class E>
 inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, index_t d, T* s,
                              index_t ss) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 4 && R == 4) {
+    qk_rows_block_rm_4x4<Arch, E>(qr, dp, k, ks, d, s, ss);
+    return;
+  }
+#endif
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MK][R];
@@ -1392,33 +1472,6 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
       for (int m = 0; m < MK; ++m) acc[m][r] = xsimd::fma(kv[m], qv, acc[m][r]);
     }
   }
-#if defined(__AVX512F__)
-  if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 4 && R == 4) {
-    // The 16 lane sums at once: u[m] holds acc[m][r]'s partial sums in quarter r (halves, then
-    // quarters of pairs of accumulators added); a 4 x 4 transposing add within each quarter
-    // leaves quarter r = [acc[0][r], .., acc[3][r]], the four keys of row r, stored as they are.
-    auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
-      return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-    };
-    auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
-      return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
-    };
-    __m512 u[4];
-    for (int m = 0; m < 4; ++m)
-      u[m] = quarters(halves(acc[m][0], acc[m][1]), halves(acc[m][2], acc[m][3]));
-    const __m512 x01 =
-        _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
-    const __m512 x23 =
-        _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
-    const __m512 y =
-        _mm512_add_ps(_mm512_shuffle_ps(x01, x23, 0x44), _mm512_shuffle_ps(x01, x23, 0xEE));
-    _mm_storeu_ps(s, _mm512_castps512_ps128(y));
-    _mm_storeu_ps(s + ss, _mm512_extractf32x4_ps(y, 1));
-    _mm_storeu_ps(s + 2 * ss, _mm512_extractf32x4_ps(y, 2));
-    _mm_storeu_ps(s + 3 * ss, _mm512_extractf32x4_ps(y, 3));
-    return;
-  }
-#endif
   for (int m = 0; m < MK; ++m)
     for (int r = 0; r < R; ++r) s[r * ss + m] = simd::reduce_add(acc[m][r]);
 }
