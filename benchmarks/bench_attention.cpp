@@ -375,7 +375,7 @@ void register_activation(const std::string& name, Act act) {
   benchmark::RegisterBenchmark(("BM_AttentionDecode_" + name).c_str(),
                                [act](benchmark::State& s) { BM_AttentionDecode(s, act); })
       ->ArgNames({"H", "Hkv", "Nk", "D", "threads"})
-      ->ArgsProduct({{32}, {8}, {4096, 32768}, {128}, {1, 2}})
+      ->ArgsProduct({{32}, {8}, {1024, 4096, 32768}, {128}, {1, 2}})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -396,7 +396,7 @@ const bool registered = [] {
         (std::string("BM_AttentionDecode_softmax_") + kv).c_str(),
         std::string(kv) == "bf16" ? BM_AttentionDecodeHalf<bf16> : BM_AttentionDecodeHalf<f16>)
         ->ArgNames({"H", "Hkv", "Nk", "D", "threads"})
-        ->ArgsProduct({{32}, {8}, {4096, 32768}, {128}, {1, 2}})
+        ->ArgsProduct({{32}, {8}, {1024, 4096, 32768}, {128}, {1, 2}})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_AttentionBackward_softmax_causal", [](benchmark::State& s) {

@@ -191,6 +191,40 @@ TEST_CASE("results are identical bit for bit for 1 and 2 threads", "[attention][
                                  Problem{1, 4, 4, 1, 2500, 32, 32}));
 }
 
+namespace {
+/// The output of one call with the given decode mode, for comparing the automatic choice of path.
+Tensor<float, 4> out_with(DecodeMode mode, const Problem& p) {
+  Data<float> data(p, 11);
+  Tensor<float, 4> out({p.b, p.hq, p.nq, p.dv});
+  AttentionOptions o;
+  o.decode = mode;
+  attention(pol::AttentionPolicy(pol::Softmax{}, pol::Causal{}), data.q.cview(), data.k.cview(),
+            data.v.cview(), out.view(), o);
+  return out;
+}
+bool same_bits(const Tensor<float, 4>& a, const Tensor<float, 4>& b) {
+  return std::memcmp(a.data(), b.data(), sizeof(float) * std::size_t(a.size())) == 0;
+}
+}  // namespace
+
+TEST_CASE("a grouped-query step takes the decode path at any key count", "[attention][decode]") {
+  // G > 1 and G·Nq <= 16: the rows of a kv head's query heads share one lane group (the decode
+  // path) whatever Nk; otherwise short key ranges stay on the prefill path. The two paths round
+  // differently, so the automatic choice must give the bits of the forced one.
+  for (const Problem& p : {Problem{1, 8, 2, 1, 200, 64, 64}, Problem{2, 14, 2, 1, 130, 32, 32},
+                           Problem{1, 8, 2, 4, 300, 64, 64}}) {
+    CAPTURE(p.str());
+    CHECK(same_bits(out_with(DecodeMode::automatic, p), out_with(DecodeMode::always, p)));
+    CHECK_FALSE(same_bits(out_with(DecodeMode::always, p), out_with(DecodeMode::never, p)));
+  }
+  // G·Nq = 32 > 16 (the two paths round differently here too), and MHA (G = 1).
+  const Problem wide{1, 8, 2, 8, 300, 64, 64};
+  CHECK(same_bits(out_with(DecodeMode::automatic, wide), out_with(DecodeMode::never, wide)));
+  CHECK_FALSE(same_bits(out_with(DecodeMode::always, wide), out_with(DecodeMode::never, wide)));
+  const Problem mha{1, 4, 4, 1, 200, 64, 64};
+  CHECK(same_bits(out_with(DecodeMode::automatic, mha), out_with(DecodeMode::never, mha)));
+}
+
 TEST_CASE("shape errors name the argument and both shapes", "[attention][errors]") {
   Tensor<float, 4> q({1, 4, 8, 16}), k({1, 2, 10, 16}), v({1, 2, 10, 8}), o({1, 4, 8, 8});
   const auto policy = pol::AttentionPolicy(pol::Softmax{});

@@ -29,8 +29,8 @@ namespace attnkit {
 /// When attention() uses the decode path (keys split across threads, flash-decoding; under head
 /// softmax the keys are split into chunks whose outputs add up).
 enum class DecodeMode {
-  /// when Hq/Hkv · Nq <= 64 (head softmax: Nq <= 32) and Nk >= 2048 (shapes only, never the
-  /// thread count)
+  /// when Hq/Hkv · Nq <= 64 (head softmax: Nq <= 32) and Nk >= 2048, or, at any Nk, when
+  /// Hq/Hkv > 1 and Hq/Hkv · Nq <= 16 (not head softmax); shapes only, never the thread count
   automatic,
   never,   ///< always the prefill path
   always,  ///< whenever possible
@@ -195,8 +195,12 @@ void run(const Policy& policy, TensorView<const T, 4> q, TensorView<const KV, 4>
 
   constexpr bool heads = norm == policy::Normalization::over_heads;
   const bool long_keys = opts.decode == DecodeMode::always || nk >= 4 * decode_chunk;
-  const bool decode =
-      !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile && long_keys;
+  // The rows of a grouped-query step (G > 1, G·Nq <= 16) share one lane group at any key count:
+  // the prefill path gives each query head its own group and reads every K and V row G times
+  // (2-2.5x slower at 64-1024 keys, 32/8 and 14/2 heads, one or two threads).
+  const bool grouped_step = x.group > 1 && x.group * nq <= 16;
+  const bool decode = !heads && opts.decode != DecodeMode::never && x.group * nq <= query_tile &&
+                      (long_keys || grouped_step);
   // Head softmax: one unit per (b, 32 query rows) would leave threads idle, so few query rows
   // over many keys also split the keys.
   [[maybe_unused]] const bool split_heads =
