@@ -124,6 +124,21 @@ inline xsimd::batch<T, Arch> load_elems_partial(const E* p, index_t n) noexcept 
   }
 }
 
+#if defined(__AVX512F__)
+/// The first steps of a transposing reduction of four AVX-512 accumulators: quarter r of the
+/// result holds a_r's 16 lanes folded to 4 (halves of each accumulator added, then quarters of
+/// each pair), so summing within each quarter finishes the four lane sums at once.
+inline __m512 fold_quarters(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
+  auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  };
+  auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
+    return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
+  };
+  return quarters(halves(a0, a1), halves(a2, a3));
+}
+#endif
+
 /// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
 /// vector is loaded once for the R rows (16-bit K widened in registers), each dot product ends
 /// in one lane sum.
@@ -157,17 +172,12 @@ inline void qk_rows_block(const T* qr, index_t dp, const E* k, index_t ks, index
 #if defined(__AVX512F__)
   if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 2 && R == 4) {
     // The 8 lane sums at once (a transposing reduction: 26 instructions instead of 8 separate
-    // reductions of about 8 each): halves, then quarters of pairs of accumulators are added,
-    // leaving acc[m][r] in lane m of quarter r; one permute gathers [acc[0][0..3],
-    // acc[1][0..3]] into lanes 0..7, and two masked stores write the two keys' rows.
-    auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
-      return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-    };
-    auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
-      return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
-    };
-    const __m512 u0 = quarters(halves(acc[0][0], acc[0][1]), halves(acc[0][2], acc[0][3]));
-    const __m512 u1 = quarters(halves(acc[1][0], acc[1][1]), halves(acc[1][2], acc[1][3]));
+    // reductions of about 8 each): fold_quarters leaves key m's partial sums of row r in quarter
+    // r of u[m]; the sums within each quarter put acc[m][r] in lane m of quarter r; one permute
+    // gathers [acc[0][0..3], acc[1][0..3]] into lanes 0..7, and two masked stores write the two
+    // keys' rows.
+    const __m512 u0 = fold_quarters(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+    const __m512 u1 = fold_quarters(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
     const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
     const __m512 y = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));  // quarter r: [u0 r, u1 r, ..]
     const __m512 z = _mm512_permutexvar_ps(
@@ -289,16 +299,10 @@ inline void qk_rows_block_rm_4x4(const float* qr, index_t dp, const E* k, index_
          load_elems_partial<Arch, float>(k2 + full, n),
          load_elems_partial<Arch, float>(k3 + full, n), full);
   }
-  auto halves = [](__m512 a, __m512 b) {  // [a.lo + a.hi (8) | b.lo + b.hi (8)]
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  };
-  auto quarters = [](__m512 t0, __m512 t1) {  // [t0 q0+q1, t0 q2+q3, t1 q0+q1, t1 q2+q3]
-    return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
-  };
-  const __m512 u0 = quarters(halves(a00, a01), halves(a02, a03));
-  const __m512 u1 = quarters(halves(a10, a11), halves(a12, a13));
-  const __m512 u2 = quarters(halves(a20, a21), halves(a22, a23));
-  const __m512 u3 = quarters(halves(a30, a31), halves(a32, a33));
+  const __m512 u0 = fold_quarters(a00, a01, a02, a03);
+  const __m512 u1 = fold_quarters(a10, a11, a12, a13);
+  const __m512 u2 = fold_quarters(a20, a21, a22, a23);
+  const __m512 u3 = fold_quarters(a30, a31, a32, a33);
   const __m512 x01 = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
   const __m512 x23 = _mm512_add_ps(_mm512_unpacklo_ps(u2, u3), _mm512_unpackhi_ps(u2, u3));
   const __m512 y =
