@@ -38,10 +38,21 @@ function(attnkit_target_defaults target)
     # null dereference (SEGV, with the stack), an aligned SIMD access that is not faults, and the
     # readers check a tensor's alignment before viewing it in place. The two checks cost a quarter
     # of the instrumented compile time (test_attention_softmax.cpp: 58 s with them, 42 s without).
+    # Nor its pointer-overflow check (pointer arithmetic that wraps the address space; an
+    # out-of-bounds access is AddressSanitizer's to report) or its vptr check (no attnkit class
+    # is polymorphic): together about a fifth of what remained (test_attention_half_kv.cpp,
+    # compiler user time, three alternating rounds: 24-36 s with them, 20-30 s without).
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
-                                             -fno-sanitize=null,alignment
+                                             -fno-sanitize=null,alignment,pointer-overflow,vptr
                                              -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+    get_target_property(_atd_type ${target} TYPE)
+    if(_atd_type STREQUAL "EXECUTABLE")
+      # Linked at a fixed address: as a position-independent executable the instrumented attnkit
+      # program spent half of every start (0.21 s of --help) applying 1.2 million relocations
+      # of the sanitizers' metadata, and the program's tests start it hundreds of times.
+      target_link_options(${target} PRIVATE -no-pie)
+    endif()
     if(ATTNKIT_WERROR AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       # GCC's sanitizer instrumentation defeats its own flow analysis: -Wmaybe-uninitialized
       # then fires on initialized locals (in Catch2's main among others); the uninstrumented
