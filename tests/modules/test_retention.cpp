@@ -4,7 +4,12 @@
 // hand-computed steps (weights injected through the attend callback), soft-delete's scaled keys,
 // the dynamic threshold, and sparse mode's output against attention with the explicit KeepMask
 // of the tokens it kept (double precision, real weights captured by the decode kernel).
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <random>
+#include <utility>
+#include <vector>
 
 #include "memory_test_util.hpp"
 using namespace memory_test;
@@ -168,6 +173,53 @@ TEST_CASE("retention: the dynamic threshold keeps a target fraction, the most re
       if (p != 3) newest.insert(newest.begin(), p);
     CHECK(pos == newest);
   }
+}
+
+TEST_CASE("retention: the dynamic threshold drops the least retained, one or many at once",
+          "[model][memory]") {
+  // Decode steps drop one token or none (one selecting pass); multi-row calls drop about half
+  // their rows' count at once (a selection over the cache). Both must drop exactly the c least
+  // retained: largest (t - last) / S first, then the older position, computed here from the
+  // cache's public state before each call.
+  attnkit::modules::RetentionParams p = hand_params();
+  p.keep_fraction = 0.5;
+  Driver dr(attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, p});
+  std::mt19937 g(11);
+  dr.call(30);
+  int few = 0, many = 0;
+  for (int s = 0; s < 80; ++s) {
+    const index_t n = s % 16 == 15 ? 40 + s % 5 : 1;
+    const index_t t = dr.cache.steps(), len = dr.cache.length();
+    const auto budget =
+        static_cast<index_t>(std::ceil(0.5 * static_cast<double>(dr.cache.seen() + n)));
+    const index_t c = std::max<index_t>(0, len - std::max<index_t>(0, budget - n));
+    std::vector<std::pair<double, index_t>> held;  // (decay, position)
+    for (index_t j = 0; j < len; ++j)
+      held.emplace_back(double(t - dr.cache.last_reinforced(j)) / dr.cache.strength(j),
+                        dr.cache.position(j));
+    std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::vector<index_t> expected;
+    for (std::size_t i = static_cast<std::size_t>(c); i < held.size(); ++i)
+      expected.push_back(held[i].second);
+    std::sort(expected.begin(), expected.end());
+    // Reinforce a random third of the held tokens (head-mean weight 1 >= the threshold).
+    std::map<index_t, double> w;
+    for (const auto& h : held)
+      if (g() % 3 == 0) w[h.second] = 1.0;
+    const index_t first_new = dr.next;
+    dr.call(n, w);
+    std::vector<index_t> kept;
+    for (index_t j = 0; j < dr.cache.length(); ++j)
+      if (dr.cache.position(j) < first_new) kept.push_back(dr.cache.position(j));
+    std::sort(kept.begin(), kept.end());
+    INFO("step " << s << ", " << c << " dropped");
+    CHECK(kept == expected);
+    (c > 16 ? many : few) += c > 0 ? 1 : 0;
+  }
+  CHECK(few > 10);
+  CHECK(many >= 3);
 }
 
 TEST_CASE("retention: sparse decoding equals attention with the explicit keep mask",

@@ -483,13 +483,14 @@ class KVCache {
   // Retention (soft-delete, sparse): per slot.
   std::vector<double> strength_;
   std::vector<index_t> last_;
-  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
-  KVSlab<T> scaled_k_;                // soft-delete: R-scaled keys [1, Hkv, cap, D]
-  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
-  std::vector<double> weight_;        // head-mean weights of a decode step
-  std::vector<index_t> order_;        // dynamic threshold scratch
-  std::vector<double> decay_;         // dynamic threshold scratch
-  std::vector<index_t> dropped_;      // slots forgotten this step, ascending
+  std::vector<double> forget_after_;        // sparse: Δsteps beyond which R < forget_threshold
+  KVSlab<T> scaled_k_;                      // soft-delete: R-scaled keys [1, Hkv, cap, D]
+  Tensor<T, 4> probs_;                      // decode weights [1, Hq, 1, cap]
+  std::vector<double> weight_;              // head-mean weights of a decode step
+  static constexpr index_t few_drops = 16;  // up to this many drops: one selecting pass
+  std::vector<index_t> order_;              // dynamic threshold scratch
+  std::vector<double> decay_;               // dynamic threshold scratch
+  std::vector<index_t> dropped_;            // slots forgotten this step, ascending
 
   bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
 
@@ -695,21 +696,35 @@ class KVCache {
       const double budget = std::ceil(params_.keep_fraction * double(seen_ + incoming));
       const index_t keep = std::max<index_t>(0, static_cast<index_t>(budget) - incoming);
       if (len > keep) {
-        // The len - keep least retained: largest Δt / S first, then the older position.
-        order_.resize(static_cast<std::size_t>(len));
+        // The c = len - keep least retained: largest Δt / S first, then the older position (a
+        // strict total order: positions differ, so the set is unique).
+        const index_t c = len - keep;
         decay_.resize(static_cast<std::size_t>(len));
         for (index_t j = 0; j < len; ++j) {
           const auto s = static_cast<std::size_t>(j);
-          order_[s] = j;
           decay_[s] = double(t - last_[s]) / strength_[s];  // -ln R / time_per_step
         }
-        const auto nth = order_.begin() + (len - keep);
-        std::nth_element(order_.begin(), nth - 1, order_.end(), [&](index_t a, index_t b) {
+        auto less_retained = [&](index_t a, index_t b) {
           const auto sa = static_cast<std::size_t>(a), sb = static_cast<std::size_t>(b);
           if (decay_[sa] != decay_[sb]) return decay_[sa] > decay_[sb];
           return pos_[sa] < pos_[sb];
-        });
-        dropped_.assign(order_.begin(), nth);
+        };
+        if (c <= few_drops) {
+          // A decode step drops one token or none: one pass keeping the c least retained so
+          // far, ordered (a selection over the whole cache cost more than the attention).
+          for (index_t j = 0; j < len; ++j) {
+            if (index_t(dropped_.size()) == c && !less_retained(j, dropped_.back())) continue;
+            if (index_t(dropped_.size()) == c) dropped_.pop_back();
+            dropped_.insert(std::upper_bound(dropped_.begin(), dropped_.end(), j, less_retained),
+                            j);
+          }
+        } else {
+          order_.resize(static_cast<std::size_t>(len));
+          for (index_t j = 0; j < len; ++j) order_[static_cast<std::size_t>(j)] = j;
+          const auto nth = order_.begin() + c;
+          std::nth_element(order_.begin(), nth - 1, order_.end(), less_retained);
+          dropped_.assign(order_.begin(), nth);
+        }
         std::sort(dropped_.begin(), dropped_.end());
       }
     } else {
