@@ -11959,6 +11959,7 @@ class KVCache {
             "[0, 1]");
       mode_ = r->mode;
       params_ = p;
+      if (p.forget_threshold > 0) neg_log_forget_ = -std::log(p.forget_threshold);
     }
   }
 
@@ -12106,10 +12107,11 @@ class KVCache {
   // Retention (soft-delete, sparse): per slot.
   std::vector<double> strength_;
   std::vector<index_t> last_;
-  std::vector<double> forget_after_;        // sparse: Δsteps beyond which R < forget_threshold
-  KVSlab<T> scaled_k_;                      // soft-delete: R-scaled keys [1, Hkv, cap, D]
-  Tensor<T, 4> probs_;                      // decode weights [1, Hq, 1, cap]
-  std::vector<double> weight_;              // head-mean weights of a decode step
+  std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
+  KVSlab<T> scaled_k_;                // soft-delete: R-scaled keys [1, Hkv, cap, D]
+  Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
+  std::vector<double> weight_;        // head-mean weights of a decode step
+  double neg_log_forget_ = 0.0;       // -ln forget_threshold (forget_after, once per reinforcement)
   static constexpr index_t few_drops = 16;  // up to this many drops: one selecting pass
   std::vector<index_t> order_;              // dynamic threshold scratch
   std::vector<double> decay_;               // dynamic threshold scratch
@@ -12126,7 +12128,7 @@ class KVCache {
   double forget_after(double strength) const {
     if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
       return std::numeric_limits<double>::infinity();
-    return strength * -std::log(params_.forget_threshold) / params_.time_per_step;
+    return strength * neg_log_forget_ / params_.time_per_step;
   }
 
   template <class S>
@@ -12400,9 +12402,16 @@ class KVCache {
       if (scaled_k_.empty() || scaled_k_.capacity() != cap_)
         scaled_k_ = KVSlab<T>(dtype_, 1, hkv_, cap_, d_);
       row_.resize(static_cast<std::size_t>(std::max(d_, dv_)));
+      const bool direct = dtype_ == KVDtype::compute;  // rows of T: scaled without a copy
       for (index_t j = 0; j < len; ++j) {
         const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
         for (index_t h = 0; h < hkv_; ++h) {
+          if (direct) {
+            const T* src = reinterpret_cast<const T*>(std::as_const(k_).row(0, h, j));
+            T* dst = reinterpret_cast<T*>(scaled_k_.row(0, h, j));
+            for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
+            continue;
+          }
           k_.load(0, h, j, row_.data());
           for (index_t c = 0; c < d_; ++c) row_[static_cast<std::size_t>(c)] *= r;
           scaled_k_.store(0, h, j, row_.data());
