@@ -712,8 +712,8 @@ class KVCache {
           return pos_[sa] < pos_[sb];
         };
         if (c <= few_drops) {
-          // A decode step drops one token or none: one pass keeping the c least retained so
-          // far, ordered (a selection over the whole cache cost more than the attention).
+          // A decode step after the first drops one token or none: one pass keeping the c least
+          // retained so far, ordered (a selection over the whole cache took a fifth of a step).
           for (index_t j = 0; j < len; ++j) {
             if (index_t(dropped_.size()) == c && !less_retained(j, dropped_.back())) continue;
             if (index_t(dropped_.size()) == c) dropped_.pop_back();
