@@ -715,8 +715,10 @@ class KVCache {
           // A decode step after the first drops one token or none: one pass keeping the c least
           // retained so far, ordered (a selection over the whole cache took a fifth of a step).
           for (index_t j = 0; j < len; ++j) {
-            if (index_t(dropped_.size()) == c && !less_retained(j, dropped_.back())) continue;
-            if (index_t(dropped_.size()) == c) dropped_.pop_back();
+            if (index_t(dropped_.size()) == c) {  // full: j replaces the most retained, or not
+              if (!less_retained(j, dropped_.back())) continue;
+              dropped_.pop_back();
+            }
             dropped_.insert(std::upper_bound(dropped_.begin(), dropped_.end(), j, less_retained),
                             j);
           }
