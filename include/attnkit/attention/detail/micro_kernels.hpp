@@ -268,9 +268,19 @@ inline void qk_rows_block_rm_4x4(const float* qr, index_t dp, const E* k, index_
   const E* k3 = k + 3 * ks;
   B a00(0.0f), a01(0.0f), a02(0.0f), a03(0.0f), a10(0.0f), a11(0.0f), a12(0.0f), a13(0.0f),
       a20(0.0f), a21(0.0f), a22(0.0f), a23(0.0f), a30(0.0f), a31(0.0f), a32(0.0f), a33(0.0f);
-  auto step = [&](const B& x0, const B& x1, const B& x2, const B& x3, index_t c) {
-    const B y0 = B::load_aligned(q0 + c), y1 = B::load_aligned(q1 + c);
-    const B y2 = B::load_aligned(q2 + c), y3 = B::load_aligned(q3 + c);
+  // The 8 loaded vectors are kept in registers (simd::in_register): folded into the FMAs they
+  // cost 20 loads per 16 FMAs instead of 8, and the block ran 10% longer from L1 or L2.
+  auto step = [&](B x0, B x1, B x2, B x3, index_t c) {
+    B y0 = B::load_aligned(q0 + c), y1 = B::load_aligned(q1 + c);
+    B y2 = B::load_aligned(q2 + c), y3 = B::load_aligned(q3 + c);
+    simd::in_register(x0);
+    simd::in_register(x1);
+    simd::in_register(x2);
+    simd::in_register(x3);
+    simd::in_register(y0);
+    simd::in_register(y1);
+    simd::in_register(y2);
+    simd::in_register(y3);
     a00 = xsimd::fma(x0, y0, a00);
     a01 = xsimd::fma(x0, y1, a01);
     a02 = xsimd::fma(x0, y2, a02);
@@ -402,6 +412,10 @@ inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_
     const E* vr = v + j * vs;
     B vv[NV];
     for (int c = 0; c < NV; ++c) vv[c] = load_elems<Arch, T>(vr + c * W);
+    // One load per V vector, not one per row (folded into the FMAs): with 4 rows the block ran
+    // 1.3x as long from L1 or L2 on AVX-512. With 16 registers (AVX2) they may not all fit.
+    if constexpr (is_avx512<Arch>)
+      for (int c = 0; c < NV; ++c) simd::in_register(vv[c]);
     for (int r = 0; r < MR; ++r) {
       const B pb(p[r * ps + j]);
       for (int c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(pb, vv[c], acc[r][c]);
