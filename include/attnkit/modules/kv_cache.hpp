@@ -270,6 +270,20 @@ class KVSlab {
         dst[c] = static_cast<T>(dtype_ == KVDtype::bf16 ? bf16_to_f32(in[c]) : f16_to_f32(in[c]));
     }
   }
+  /// Row (b, h, slot) = r · row (b, h, slot) of src, a slab of the same shape and storage type,
+  /// rounded to the storage type. Rows of T are scaled in place of a copy; 16-bit rows go through
+  /// tmp (width elements of T).
+  void store_scaled(index_t b, index_t h, index_t slot, const KVSlab& src, T r, T* tmp) noexcept {
+    if (dtype_ == KVDtype::compute) {
+      const auto* in = reinterpret_cast<const T*>(src.row(b, h, slot));
+      auto* out = reinterpret_cast<T*>(row(b, h, slot));
+      for (index_t c = 0; c < w_; ++c) out[c] = in[c] * r;
+      return;
+    }
+    src.load(b, h, slot, tmp);
+    for (index_t c = 0; c < w_; ++c) tmp[c] *= r;
+    store(b, h, slot, tmp);
+  }
   /// Slots [begin, end) as a view of S (T for KVDtype::compute, else bf16 or f16).
   template <class S>
   TensorView<const S, 4> view(index_t begin, index_t end) const noexcept {
@@ -781,20 +795,9 @@ class KVCache {
       if (scaled_k_.empty() || scaled_k_.capacity() != cap_)
         scaled_k_ = KVSlab<T>(dtype_, 1, hkv_, cap_, d_);
       row_.resize(static_cast<std::size_t>(std::max(d_, dv_)));
-      const bool direct = dtype_ == KVDtype::compute;  // rows of T: scaled without a copy
       for (index_t j = 0; j < len; ++j) {
         const T r = static_cast<T>(retention_at(static_cast<std::size_t>(j), t));
-        for (index_t h = 0; h < hkv_; ++h) {
-          if (direct) {
-            const T* src = reinterpret_cast<const T*>(std::as_const(k_).row(0, h, j));
-            T* dst = reinterpret_cast<T*>(scaled_k_.row(0, h, j));
-            for (index_t c = 0; c < d_; ++c) dst[c] = src[c] * r;
-            continue;
-          }
-          k_.load(0, h, j, row_.data());
-          for (index_t c = 0; c < d_; ++c) row_[static_cast<std::size_t>(c)] *= r;
-          scaled_k_.store(0, h, j, row_.data());
-        }
+        for (index_t h = 0; h < hkv_; ++h) scaled_k_.store_scaled(0, h, j, k_, r, row_.data());
       }
       keys_read = &scaled_k_;
     }
