@@ -1510,17 +1510,26 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
 
 /// The row-major score tile S[0..nl)[0..bk) (row stride ss) of the decode path, K contiguous
 /// along d. Prefetches the K rows two tiles ahead and the tile's V rows (v, row stride vs, dv
-/// elements), which O += P V reads next.
+/// elements), which O += P V reads next; and, far ahead, the start of every fourth K and V row.
 template <class Arch, class T, class E>
 inline void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks, index_t d,
                             index_t bk, T* s, index_t ss, const E* v, index_t vs,
                             index_t dv) noexcept {
   constexpr index_t ahead = 128;
+  // The first 64 elements of every fourth K and V row, 512 keys ahead: a few lines that start
+  // the memory streams long before the full prefetches above reach them. Decode from DRAM
+  // (32k keys, D = 128, one thread) ran 1.2x as fast with them (f32 and bf16); 1024 keys ahead,
+  // every second or eighth row, or whole rows measured slower.
+  constexpr index_t far = 512, far_every = 4, far_elems = 64;
   auto keys = [&](auto mk_tag, index_t j) {
     constexpr int MK = decltype(mk_tag)::value;
     for (int m = 0; m < MK; ++m) {
       prefetch_row(k, (j + m + ahead) * ks, d);
       prefetch_row(v, (j + m) * vs, dv);
+      if ((j + m) % far_every == 0) {
+        prefetch_row(k, (j + m + far) * ks, std::min(d, far_elems));
+        prefetch_row(v, (j + m + far) * vs, std::min(dv, far_elems));
+      }
     }
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
