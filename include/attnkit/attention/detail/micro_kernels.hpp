@@ -137,6 +137,16 @@ inline __m512 fold_quarters(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept
   };
   return quarters(halves(a0, a1), halves(a2, a3));
 }
+
+/// The lane sums of eight AVX-512 accumulators in one transposing reduction: lane 4q of the
+/// result holds the sum of a_q's lanes and lane 4q + 1 that of a_(4 + q) (q < 4).
+inline __m512 lane_sums_8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5,
+                          __m512 a6, __m512 a7) noexcept {
+  const __m512 u0 = fold_quarters(a0, a1, a2, a3);
+  const __m512 u1 = fold_quarters(a4, a5, a6, a7);
+  const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
+  return _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));  // quarter q: [u0 q, u1 q, u0 q, u1 q]
+}
 #endif
 
 /// S^T[j][r] = Σ_d K[j][d] · Q[r][d] for MK keys and R query rows, vectorized along d: each K
@@ -172,14 +182,11 @@ inline void qk_rows_block(const T* qr, index_t dp, const E* k, index_t ks, index
 #if defined(__AVX512F__)
   if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 2 && R == 4) {
     // The 8 lane sums at once (a transposing reduction: 26 instructions instead of 8 separate
-    // reductions of about 8 each): fold_quarters leaves key m's partial sums of row r in quarter
-    // r of u[m]; the sums within each quarter put acc[m][r] in lane m of quarter r; one permute
-    // gathers [acc[0][0..3], acc[1][0..3]] into lanes 0..7, and two masked stores write the two
-    // keys' rows.
-    const __m512 u0 = fold_quarters(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
-    const __m512 u1 = fold_quarters(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
-    const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
-    const __m512 y = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));  // quarter r: [u0 r, u1 r, ..]
+    // reductions of about 8 each): lane_sums_8 leaves acc[m][r] in lane m of quarter r; one
+    // permute gathers [acc[0][0..3], acc[1][0..3]] into lanes 0..7, and two masked stores write
+    // the two keys' rows.
+    const __m512 y = lane_sums_8(acc[0][0], acc[0][1], acc[0][2], acc[0][3], acc[1][0], acc[1][1],
+                                 acc[1][2], acc[1][3]);
     const __m512 z = _mm512_permutexvar_ps(
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), y);
     _mm512_mask_storeu_ps(st, 0x000F, z);
@@ -360,15 +367,12 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
   }
 #if defined(__AVX512F__)
   if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && MK == 4 && R == 2) {
-    // The 8 lane sums of a 2-row group (GQA group of 2) in one transposing reduction, as in
-    // the 4 x 4 block: quarter q of u0 holds the partial sums of (key q / 2, row q % 2) folded
-    // to 4 lanes, u1 the same for keys 2 and 3; the sums within each quarter leave them in
-    // lanes 0 (u0) and 1 (u1) of quarter q, and one permute gathers row 0's four keys into
-    // lanes 0..3 and row 1's into lanes 4..7. Eight separate lane sums took ~3x the instructions.
-    const __m512 u0 = fold_quarters(acc[0][0], acc[0][1], acc[1][0], acc[1][1]);
-    const __m512 u1 = fold_quarters(acc[2][0], acc[2][1], acc[3][0], acc[3][1]);
-    const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
-    const __m512 y = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));
+    // The 8 lane sums of a 2-row group (GQA group of 2) in one transposing reduction:
+    // lane_sums_8 leaves (key q / 2, row q % 2) in lane 4q and (key 2 + q / 2, row q % 2) in
+    // lane 4q + 1; one permute gathers row 0's four keys into lanes 0..3 and row 1's into lanes
+    // 4..7. Eight separate lane sums took ~3x the instructions.
+    const __m512 y = lane_sums_8(acc[0][0], acc[0][1], acc[1][0], acc[1][1], acc[2][0], acc[2][1],
+                                 acc[3][0], acc[3][1]);
     const __m512 z = _mm512_permutexvar_ps(
         _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13, 0, 0, 0, 0, 0, 0, 0, 0), y);
     _mm_storeu_ps(s, _mm512_castps512_ps128(z));
