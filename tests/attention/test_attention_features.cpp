@@ -191,6 +191,35 @@ TEST_CASE("results are identical bit for bit for 1 and 2 threads", "[attention][
                                  Problem{1, 4, 4, 1, 2500, 32, 32}));
 }
 
+TEST_CASE("decode over many chunks: every chunk's keys count, at 1 and 2 threads",
+          "[attention][decode]") {
+  // 10 and 11 chunks of 512 keys per kv head: the threads take runs of several chunks each. A
+  // first call on other data leaves other chunks' partial sums in the scratch memory, so a chunk
+  // that no run computed would show; the sliding window leaves most chunks without work.
+  AttentionOptions always;
+  always.decode = DecodeMode::always;
+  const int saved = max_threads();
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    INFO("threads " << threads);
+    for (const Problem& p :
+         {Problem{1, 8, 2, 1, 4700, 16, 16}, Problem{1, 4, 1, 2, 5121, 32, 24}}) {
+      const auto causal = pol::AttentionPolicy(pol::Softmax{}, pol::Causal{});
+      Data<float> other(p, 99, 3.0);
+      Tensor<float, 4> junk({p.b, p.hq, p.nq, p.dv});
+      attention(causal, other.q.cview(), other.k.cview(), other.v.cview(), junk.view(), always);
+      ref::Spec spec;
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
+      check<float>(causal, spec, p, 21, false, always);
+      spec.activation = "sigmoid";
+      spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 700}};
+      check<float>(pol::AttentionPolicy(pol::Sigmoid{}, pol::SlidingWindow(700)), spec, p, 22,
+                   false, always);
+    }
+  }
+  set_threads(saved);
+}
+
 namespace {
 /// The output of one call with the given decode mode, for comparing the automatic choice of path.
 Tensor<float, 4> out_with(DecodeMode mode, const Problem& p) {

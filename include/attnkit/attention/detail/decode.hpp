@@ -65,28 +65,37 @@ void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
   const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
   constexpr index_t chunk_tiles = decode_chunk / key_tile;
   const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
-  parallel_units(
-      units, [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist, x.group, half_kv); },
-      [&](Workspace<T>& ws, long u) {
-        const index_t sp = static_cast<index_t>(u % nsplit);
-        const index_t bh = static_cast<index_t>(u / nsplit);
-        const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
-        for (index_t gi = 0; gi < x.group; ++gi)
-          ws.segs[gi] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
-        const index_t begin[2] = {0, x.group};
-        const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
-        run_groups(ws, b, kvh, ws.segs, begin, 1, lanes, kb, ke);
-        const index_t unit = static_cast<index_t>(u);
-        if (hist > 0)
-          for (index_t r = 0; r < rows; ++r)
-            for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
-              parts.tile_max(unit, r)[t] =
-                  ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
-        for (index_t r = 0; r < rows; ++r)
-          std::copy(ws.o + r * dvp, ws.o + (r + 1) * dvp, parts.o(unit) + r * dvp);
-        std::copy(ws.m, ws.m + rows, parts.m(unit));
-        std::copy(ws.l, ws.l + rows, parts.l(unit));
-      });
+  // The threads take runs of consecutive units (about 4 runs per thread, dynamically): each reads
+  // long stretches of one kv head's K and V, where the memory streams and the tile's far
+  // prefetches stay ahead; taking one chunk at a time, two threads alternated chunks of the same
+  // head, and each prefetched the chunk the other was reading (decode from DRAM, 4k and 32k keys,
+  // two threads: 1.1-1.4x the tokens/s, f32 and bf16). Which thread runs a unit changes no bits.
+  const long run = std::max(1L, (units + 4L * worker_threads() - 1) / (4L * worker_threads()));
+  const auto one_unit = [&](Workspace<T>& ws, long u) {
+    const index_t sp = static_cast<index_t>(u % nsplit);
+    const index_t bh = static_cast<index_t>(u / nsplit);
+    const index_t b = bh / g.heads_kv, kvh = bh % g.heads_kv;
+    for (index_t gi = 0; gi < x.group; ++gi)
+      ws.segs[gi] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
+    const index_t begin[2] = {0, x.group};
+    const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+    run_groups(ws, b, kvh, ws.segs, begin, 1, lanes, kb, ke);
+    const index_t unit = static_cast<index_t>(u);
+    if (hist > 0)
+      for (index_t r = 0; r < rows; ++r)
+        for (index_t t = 0; t < chunk_tiles && kb + t * key_tile < ke; ++t)
+          parts.tile_max(unit, r)[t] =
+              ws.mhist[static_cast<std::size_t>((kb / key_tile + t) * lanes + r)];
+    for (index_t r = 0; r < rows; ++r)
+      std::copy(ws.o + r * dvp, ws.o + (r + 1) * dvp, parts.o(unit) + r * dvp);
+    std::copy(ws.m, ws.m + rows, parts.m(unit));
+    std::copy(ws.l, ws.l + rows, parts.l(unit));
+  };
+  parallel_units((units + run - 1) / run,
+                 [&] { return Workspace<T>(1, lanes, g.d, dvp, 1, hist, x.group, half_kv); },
+                 [&](Workspace<T>& ws, long r) {
+                   for (long u = r * run; u < std::min(units, (r + 1) * run); ++u) one_unit(ws, u);
+                 });
   // Merge in split order, serially per (b, kvh) in parallel: deterministic.
   parallel_units(
       static_cast<long>(g.batch * g.heads_kv),
