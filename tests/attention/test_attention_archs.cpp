@@ -76,7 +76,7 @@ TEST_CASE("every architecture: activations, masks, gates, decode, capture", "[at
     }
     AttentionOptions always;
     always.decode = DecodeMode::always;
-    for (const Problem& p : {Problem{1, 8, 2, 1, 1500, 64, 64}, Problem{2, 4, 4, 3, 700, 16, 80}}) {
+    for (const Problem& p : {Problem{1, 8, 2, 1, 4500, 64, 64}, Problem{2, 4, 4, 3, 700, 16, 80}}) {
       ref::Spec spec;
       spec.activation = "softmax";
       spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};

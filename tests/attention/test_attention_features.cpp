@@ -193,7 +193,7 @@ TEST_CASE("results are identical bit for bit for 1 and 2 threads", "[attention][
 
 TEST_CASE("decode over many chunks: every chunk's keys count, at 1 and 2 threads",
           "[attention][decode]") {
-  // 10 and 11 chunks of 512 keys per kv head: the threads take runs of several chunks each. A
+  // 6 and 10 chunks of 2048 keys per kv head: the threads take runs of several chunks each. A
   // first call on other data leaves other chunks' partial sums in the scratch memory, so a chunk
   // that no run computed would show; the sliding window leaves most chunks without work.
   AttentionOptions always;
@@ -203,7 +203,7 @@ TEST_CASE("decode over many chunks: every chunk's keys count, at 1 and 2 threads
     set_threads(threads);
     INFO("threads " << threads);
     for (const Problem& p :
-         {Problem{1, 8, 2, 1, 4700, 16, 16}, Problem{1, 4, 1, 2, 5121, 32, 24}}) {
+         {Problem{1, 8, 2, 1, 10300, 16, 16}, Problem{1, 4, 1, 2, 18500, 32, 24}}) {
       const auto causal = pol::AttentionPolicy(pol::Softmax{}, pol::Causal{});
       Data<float> other(p, 99, 3.0);
       Tensor<float, 4> junk({p.b, p.hq, p.nq, p.dv});
@@ -239,10 +239,10 @@ bool same_bits(const Tensor<float, 4>& a, const Tensor<float, 4>& b) {
 TEST_CASE("a grouped-query step takes the decode path at any key count", "[attention][decode]") {
   // G > 1 and G·Nq <= 16: the rows of a kv head's query heads share one lane group (the decode
   // path) whatever Nk; otherwise fewer than 2048 keys stay on the prefill path. With more than
-  // one 512-key chunk the decode path merges the chunks' partial sums, so the two paths round
+  // one 2048-key chunk the decode path merges the chunks' partial sums, so the two paths round
   // differently on every architecture, and the automatic choice must give the forced one's bits.
-  for (const Problem& p : {Problem{1, 8, 2, 1, 1100, 64, 64}, Problem{2, 14, 2, 1, 700, 32, 32},
-                           Problem{1, 8, 2, 4, 900, 64, 64}}) {
+  for (const Problem& p : {Problem{1, 8, 2, 1, 2100, 64, 64}, Problem{2, 14, 2, 1, 2700, 32, 32},
+                           Problem{1, 8, 2, 4, 2900, 64, 64}}) {
     CAPTURE(p.str());
     CHECK(same_bits(out_with(DecodeMode::automatic, p), out_with(DecodeMode::always, p)));
     CHECK_FALSE(same_bits(out_with(DecodeMode::always, p), out_with(DecodeMode::never, p)));
@@ -250,7 +250,9 @@ TEST_CASE("a grouped-query step takes the decode path at any key count", "[atten
   // G·Nq = 32 > 16 (the two paths round differently here too), and MHA (G = 1).
   const Problem wide{1, 8, 2, 8, 900, 64, 64};
   CHECK(same_bits(out_with(DecodeMode::automatic, wide), out_with(DecodeMode::never, wide)));
-  CHECK_FALSE(same_bits(out_with(DecodeMode::always, wide), out_with(DecodeMode::never, wide)));
+  const Problem wide_long{1, 8, 2, 8, 2900, 64, 64};  // two chunks
+  CHECK_FALSE(
+      same_bits(out_with(DecodeMode::always, wide_long), out_with(DecodeMode::never, wide_long)));
   const Problem mha{1, 4, 4, 1, 900, 64, 64};
   CHECK(same_bits(out_with(DecodeMode::automatic, mha), out_with(DecodeMode::never, mha)));
 }

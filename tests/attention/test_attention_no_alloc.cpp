@@ -85,8 +85,8 @@ TEST_CASE("attention_backward allocates nothing after its first call", "[backwar
 }
 
 // A generation loop's key count grows step by step: the decode path's shared buffers grow with
-// it (every few 512-key chunks) unless reserve_attention gave them room first. Each case runs
-// on a new thread, whose scratch starts empty whatever the other tests did.
+// it (with the count of 2048-key chunks) unless reserve_attention gave them room first. Each
+// case runs on a new thread, whose scratch starts empty whatever the other tests did.
 TEST_CASE("reserve_attention: decode steps over a growing key count allocate nothing",
           "[attention][alloc]") {
   const Problem dec{1, 8, 2, 1, 4096, 16, 16};  // small: the buffers grow with the chunk count

@@ -14,7 +14,7 @@ using namespace attnkit::test;
 TEST_CASE("decode path: P capture matches the reference", "[attention][decode][capture]") {
   AttentionOptions always;
   always.decode = DecodeMode::always;
-  for (const Problem& p : {Problem{1, 8, 2, 1, 1500, 64, 64}, Problem{1, 4, 4, 1, 2100, 16, 16},
+  for (const Problem& p : {Problem{1, 8, 2, 1, 4500, 64, 64}, Problem{1, 4, 4, 1, 2100, 16, 16},
                            Problem{2, 6, 2, 3, 777, 8, 24}, Problem{1, 1, 1, 1, 5, 3, 3}}) {
     ref::Spec spec;
     spec.activation = "softmax";
@@ -24,10 +24,13 @@ TEST_CASE("decode path: P capture matches the reference", "[attention][decode][c
     spec.terms = {ref::MaskTerm{ref::MaskTerm::sliding, 600}};
     check<float>(pol::AttentionPolicy(pol::NormalizedSigmoid{}, pol::SlidingWindow(600)), spec, p,
                  2, true, always);
-    // Keep flags with long dropped runs: whole tiles and whole chunks are Empty.
+    // Keep flags with long dropped runs: whole tiles and whole 2048-key chunks are Empty.
     std::vector<std::uint8_t> keep(static_cast<std::size_t>(p.b * p.nk), 0);
-    for (index_t j = 0; j < p.b * p.nk; ++j)
-      keep[static_cast<std::size_t>(j)] = (j % p.nk) < 3 || ((j % p.nk) / 300) % 2 == 1;
+    for (index_t j = 0; j < p.b * p.nk; ++j) {
+      const index_t jj = j % p.nk;
+      keep[static_cast<std::size_t>(j)] =
+          (jj < 3 || (jj / 300) % 2 == 1) && (jj < 2048 || jj >= 4096);
+    }
     ref::MaskTerm t{ref::MaskTerm::keep};
     t.ints.assign(keep.begin(), keep.end());
     spec.terms = {t};

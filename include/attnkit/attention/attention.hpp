@@ -333,8 +333,8 @@ void reserve_attention(index_t batch, index_t heads_q, index_t heads_kv, index_t
   const index_t dvp = (dv + 15) / 16 * 16;  // at least Dv rounded up to any SIMD width
   const index_t rows = heads_q / heads_kv * nq;
   // The split-KV partials (with room for a capture's tile maxima) and head softmax's chunks.
-  const index_t decode =
-      batch * heads_kv * nsplit * DecodePartials<T>::stride(rows, dvp, decode_chunk / key_tile);
+  const index_t decode = batch * heads_kv * ((max_keys + decode_split - 1) / decode_split) *
+                         DecodePartials<T>::stride(rows, dvp, decode_split / key_tile);
   const index_t hrows = std::min(head_softmax_query_tile, nq);
   const index_t heads = batch * ((nq + head_softmax_query_tile - 1) / head_softmax_query_tile) *
                         nsplit * heads_q * hrows * dvp;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SPDX-FileCopyrightText: attnkit contributors
 // The decode driver of FusedKernel (flash-decoding): the query rows of the G heads of a kv head
-// share one lane group; the keys are split into fixed chunks of decode_chunk keys (never by the
+// share one lane group; the keys are split into fixed chunks of decode_split keys (never by the
 // thread count), each chunk leaves its partial result in DecodePartials, and the merge combines
 // them in chunk order, so the result has the same bits for any thread count.
 #pragma once
@@ -20,7 +20,7 @@ namespace attnkit::attention_detail {
 ///   m(u)         [rows]         running max (log2 units; exp-normalized kinds);
 ///   l(u)         [rows]         sum of the weights p_ij (key-normalized kinds);
 ///   tile_max(u)  [rows, tiles]  the running max after each key tile of the chunk (with an
-///                               exp-normalized P capture only; tiles = decode_chunk / key_tile).
+///                               exp-normalized P capture only; tiles = decode_split / key_tile).
 template <class T>
 class DecodePartials {
  public:
@@ -56,14 +56,14 @@ class DecodePartials {
 template <class Arch, class T, class Policy, class KV>
 void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
   const Geometry& g = x.g;
-  const index_t nsplit = (g.nk + decode_chunk - 1) / decode_chunk;
+  const index_t nsplit = (g.nk + decode_split - 1) / decode_split;
   const index_t rows = x.group * g.nq;
   const index_t lanes = (rows + W - 1) / W * W;
   const index_t dvp = x.dvp;
   const long units = static_cast<long>(g.batch * g.heads_kv * nsplit);
   const index_t nkt = (g.nk + key_tile - 1) / key_tile;
   const index_t hist = x.probs && norm == Normalization::over_keys_exp ? nkt * lanes : 0;
-  constexpr index_t chunk_tiles = decode_chunk / key_tile;
+  constexpr index_t chunk_tiles = decode_split / key_tile;
   const DecodePartials<T> parts(static_cast<index_t>(units), rows, dvp, hist > 0 ? chunk_tiles : 0);
   // The threads take runs of consecutive units (about 4 runs per thread, dynamically): each reads
   // long stretches of one kv head's K and V, where the memory streams and the tile's far
@@ -78,7 +78,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
     for (index_t gi = 0; gi < x.group; ++gi)
       ws.segs[gi] = Segment{kvh * x.group + gi, 0, g.nq, gi * g.nq};
     const index_t begin[2] = {0, x.group};
-    const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+    const index_t kb = sp * decode_split, ke = std::min(g.nk, kb + decode_split);
     run_groups(ws, b, kvh, ws.segs, begin, 1, lanes, kb, ke);
     const index_t unit = static_cast<index_t>(u);
     if (hist > 0)
@@ -133,7 +133,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
                         norm == Normalization::over_keys_sum) {
             if (x.probs)
               for (index_t sp = 0; sp < nsplit; ++sp) {
-                const index_t kb = sp * decode_chunk, ke = std::min(g.nk, kb + decode_chunk);
+                const index_t kb = sp * decode_split, ke = std::min(g.nk, kb + decode_split);
                 if constexpr (norm == Normalization::over_keys_exp) {
                   const T* tile_max = parts.tile_max(first + sp, r);
                   for (index_t t0 = kb; t0 < ke; t0 += key_tile) {
