@@ -70,7 +70,8 @@ void FusedKernel<Arch, T, Policy, KV>::run_decode() const {
   // prefetches stay ahead; taking one chunk at a time, two threads alternated chunks of the same
   // head, and each prefetched the chunk the other was reading (decode from DRAM, 4k and 32k keys,
   // two threads: 1.1-1.4x the tokens/s, f32 and bf16). Which thread runs a unit changes no bits.
-  const long run = std::max(1L, (units + 4L * worker_threads() - 1) / (4L * worker_threads()));
+  const long runs = 4L * worker_threads();
+  const long run = std::max(1L, (units + runs - 1) / runs);  // units per run
   const auto one_unit = [&](Workspace<T>& ws, long u) {
     const index_t sp = static_cast<index_t>(u % nsplit);
     const index_t bh = static_cast<index_t>(u / nsplit);
