@@ -12205,10 +12205,11 @@ class KVCache {
   Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
   std::vector<double> weight_;        // head-mean weights of a decode step
   double neg_log_forget_ = 0.0;       // -ln forget_threshold (forget_after, once per reinforcement)
-  static constexpr index_t few_drops = 16;  // up to this many drops: one selecting pass
-  std::vector<index_t> order_;              // dynamic threshold scratch
-  std::vector<double> decay_;               // dynamic threshold scratch
-  std::vector<index_t> dropped_;            // slots forgotten this step, ascending
+  static constexpr index_t few_drops = 16;   // up to this many drops: one selecting pass
+  static constexpr index_t scan_block = 64;  // slots a branch-free count passes over at once
+  std::vector<index_t> order_;               // dynamic threshold scratch
+  std::vector<double> decay_;                // dynamic threshold scratch
+  std::vector<index_t> dropped_;             // slots forgotten this step, ascending
 
   bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
 
@@ -12430,13 +12431,25 @@ class KVCache {
         if (c <= few_drops) {
           // A decode step after the first drops one token or none: one pass keeping the c least
           // retained so far, ordered (a selection over the whole cache took a fifth of a step).
-          for (index_t j = 0; j < len; ++j) {
-            if (index_t(dropped_.size()) == c) {  // full: j replaces the most retained, or not
-              if (!less_retained(j, dropped_.back())) continue;
-              dropped_.pop_back();
-            }
+          // Once c are held, a block of slots none of which decays as fast as the most retained
+          // held one is passed over by a branch-free count (the pass ran at a few cycles a slot).
+          index_t j = 0;
+          for (; j < len && index_t(dropped_.size()) < c; ++j)
             dropped_.insert(std::upper_bound(dropped_.begin(), dropped_.end(), j, less_retained),
                             j);
+          while (j < len) {
+            const index_t end = std::min(len, j + scan_block);
+            const double cut = decay_[static_cast<std::size_t>(dropped_.back())];
+            index_t hits = 0;
+            for (index_t i = j; i < end; ++i) hits += decay_[static_cast<std::size_t>(i)] >= cut;
+            if (hits != 0)
+              for (index_t i = j; i < end; ++i) {
+                if (!less_retained(i, dropped_.back())) continue;  // j replaces the most retained
+                dropped_.pop_back();
+                dropped_.insert(
+                    std::upper_bound(dropped_.begin(), dropped_.end(), i, less_retained), i);
+              }
+            j = end;
           }
         } else {
           order_.resize(static_cast<std::size_t>(len));
@@ -12518,12 +12531,19 @@ class KVCache {
       for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
     }
     const double thr = params_.reinforce_threshold * double(query_heads);
-    for (index_t j = 0; j < len; ++j) {
-      const auto s = static_cast<std::size_t>(j);
-      if (weight_[s] >= thr) {
-        strength_[s] += params_.strength_gain;
-        last_[s] = t;
-        forget_after_[s] = forget_after(strength_[s]);
+    // Few slots are reinforced in a step: a branch-free count passes over a block without any.
+    for (index_t j0 = 0; j0 < len; j0 += scan_block) {
+      const index_t end = std::min(len, j0 + scan_block);
+      index_t hits = 0;
+      for (index_t j = j0; j < end; ++j) hits += weight_[static_cast<std::size_t>(j)] >= thr;
+      if (hits == 0) continue;
+      for (index_t j = j0; j < end; ++j) {
+        const auto s = static_cast<std::size_t>(j);
+        if (weight_[s] >= thr) {
+          strength_[s] += params_.strength_gain;
+          last_[s] = t;
+          forget_after_[s] = forget_after(strength_[s]);
+        }
       }
     }
   }

@@ -180,12 +180,14 @@ TEST_CASE("retention: the dynamic threshold drops the least retained, one or man
   // Decode steps drop one token or none (one selecting pass); multi-row calls drop about half
   // their rows' count at once (a selection over the cache). Both must drop exactly the c least
   // retained: largest (t - last) / S first, then the older position, computed here from the
-  // cache's public state before each call.
+  // cache's public state before each call. The cache holds several 64-slot scan blocks (the
+  // selecting pass and the reinforcement pass skip blocks without a candidate), and every held
+  // token's reinforcement is checked.
   attnkit::modules::RetentionParams p = hand_params();
   p.keep_fraction = 0.5;
   Driver dr(attnkit::modules::RetentionCache{attnkit::modules::MemoryMode::sparse, p});
   std::mt19937 g(11);
-  dr.call(30);
+  dr.call(301);
   int few = 0, many = 0;
   for (int s = 0; s < 80; ++s) {
     const index_t n = s % 16 == 15 ? 40 + s % 5 : 1;
@@ -204,18 +206,31 @@ TEST_CASE("retention: the dynamic threshold drops the least retained, one or man
     for (std::size_t i = static_cast<std::size_t>(c); i < held.size(); ++i)
       expected.push_back(held[i].second);
     std::sort(expected.begin(), expected.end());
-    // Reinforce a random third of the held tokens (head-mean weight 1 >= the threshold).
+    // Reinforce a random third of the held tokens, or one in 60 (head-mean weight 1 >= the
+    // threshold): most scan blocks then have none.
     std::map<index_t, double> w;
     for (const auto& h : held)
-      if (g() % 3 == 0) w[h.second] = 1.0;
+      if (g() % (s % 2 ? 3 : 60) == 0) w[h.second] = 1.0;
+    std::map<index_t, std::pair<double, index_t>> before;  // position -> (S, last)
+    for (index_t j = 0; j < len; ++j)
+      before[dr.cache.position(j)] = {dr.cache.strength(j), dr.cache.last_reinforced(j)};
     const index_t first_new = dr.next;
     dr.call(n, w);
     std::vector<index_t> kept;
-    for (index_t j = 0; j < dr.cache.length(); ++j)
-      if (dr.cache.position(j) < first_new) kept.push_back(dr.cache.position(j));
+    int wrong = 0;  // held tokens whose reinforcement (by the decode step's weights) is wrong
+    for (index_t j = 0; j < dr.cache.length(); ++j) {
+      const index_t pos = dr.cache.position(j);
+      if (pos >= first_new) continue;
+      kept.push_back(pos);
+      const auto [s0, last0] = before.at(pos);
+      const bool hit = n == 1 && w.count(pos) != 0;
+      wrong += dr.cache.strength(j) != (hit ? s0 + p.strength_gain : s0) ||
+               dr.cache.last_reinforced(j) != (hit ? t : last0);
+    }
     std::sort(kept.begin(), kept.end());
-    INFO("step " << s << ", " << c << " dropped");
+    INFO("step " << s << ", " << c << " dropped, " << len << " held");
     CHECK(kept == expected);
+    CHECK(wrong == 0);
     (c > 16 ? many : few) += c > 0 ? 1 : 0;
   }
   CHECK(few > 10);
