@@ -20,9 +20,13 @@ namespace attnkit::attention_detail {
 template <class Arch, class T, class Policy, class KV>
 void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
   const Geometry& g = x.g;
-  constexpr index_t lanes = head_softmax_query_tile;
+  // A few query rows (decode) take one SIMD width of lanes and their scores from Q rows,
+  // vectorized along d (qk_rows_tile): the broadcast tile computed all 32 lanes for each row
+  // (decode from DRAM, 32k keys, D = 128: about 0.1-0.16 of the streaming read).
+  const bool few = x.ks[3] == 1 && 2 * g.nq <= W;
+  const index_t lanes = few ? W : head_softmax_query_tile;
   const index_t nqt = (g.nq + lanes - 1) / lanes;
-  const index_t hq = g.heads_q, d = g.d, dvp = x.dvp;
+  const index_t hq = g.heads_q, d = g.d, dvp = x.dvp, dp = q_row_stride(d);
   const index_t nsplit = split ? (g.nk + decode_chunk - 1) / decode_chunk : 1;
   const index_t rows = std::min(lanes, g.nq);  // query rows of a unit, at most
   const long units = static_cast<long>(g.batch * nqt * nsplit);
@@ -46,7 +50,15 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
         TileClass* cls = ws.cls;
         for (index_t h = 0; h < hq; ++h) {
           segs[h] = Segment{h, q0, cnt, 0};
-          pack_qt(b, &segs[h], 1, lanes, ws.qt + h * d * lanes);
+          T* qt = ws.qt + h * d * lanes;
+          pack_qt(b, &segs[h], 1, lanes, qt);
+          if (few) {
+            T* qr = ws.qr + h * lanes * dp;
+            for (index_t r = 0; r < cnt; ++r) {
+              for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
+              std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
+            }
+          }
           if (x.probs) capture_zero(b, &segs[h], 1, kb, ke);
         }
         std::fill(ws.o, ws.o + hq * lanes * dvp, T(0));
@@ -63,6 +75,14 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
           for (index_t h = 0; h < hq; ++h) {
             T* st = ws.st + h * key_tile * lanes;
             if (cls[h] == TileClass::empty) continue;
+            if (few) {  // K rows read in place; the first head of a group prefetches the V rows
+              const index_t kvh = h / x.group;
+              const KV* vraw = x.vs[3] == 1 && h % x.group == 0 ? v_rows(b, kvh, j0) : nullptr;
+              qk_rows_tile<Arch, T>(ws.qr + h * lanes * dp, dp, cnt, lanes, k_tile(b, kvh, j0),
+                                    x.ks[2], d, bk, st, vraw, x.vs[2], x.g.dv);
+              mod_and_mask(b, &segs[h], 1, lanes, j0, bk, cls[h] == TileClass::partial, st);
+              continue;
+            }
             // One kv head's K tile serves its G query heads (packed once for 16-bit K).
             if (krows == nullptr || h / x.group != kvh_packed) {
               kvh_packed = h / x.group;
