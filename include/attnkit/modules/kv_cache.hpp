@@ -742,7 +742,7 @@ class KVCache {
             for (index_t i = j; i < end; ++i) hits += decay_[static_cast<std::size_t>(i)] >= cut;
             if (hits != 0)
               for (index_t i = j; i < end; ++i) {
-                if (!less_retained(i, dropped_.back())) continue;  // j replaces the most retained
+                if (!less_retained(i, dropped_.back())) continue;  // i replaces the most retained
                 dropped_.pop_back();
                 dropped_.insert(
                     std::upper_bound(dropped_.begin(), dropped_.end(), i, less_retained), i);
