@@ -3799,6 +3799,16 @@ struct FusedKernel {
     }
   }
 
+  /// Q rows of the first `rows` lanes of a packed Q^T (row stride `lanes`): qr[r][0..d) for the
+  /// rows path (qk_rows_tile), each row zero-padded to q_row_stride(d).
+  void pack_qr(const T* qt, index_t lanes, index_t rows, T* qr) const {
+    const index_t d = x.g.d, dp = q_row_stride(d);
+    for (index_t r = 0; r < rows; ++r) {
+      for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
+      std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
+    }
+  }
+
   TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
@@ -4120,13 +4130,7 @@ struct FusedKernel {
     for (index_t gi = 0; gi < ngroups; ++gi) {
       T* qt = ws.qt + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
-      if (rows_path(gi)) {
-        T* qr = ws.qr + gi * lanes * dp;
-        for (index_t r = 0; r < used(gi); ++r) {
-          for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
-          std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
-        }
-      }
+      if (rows_path(gi)) pack_qr(qt, lanes, used(gi), ws.qr + gi * lanes * dp);
       std::fill(ws.o + gi * lanes * dvp, ws.o + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m + gi * lanes, ws.m + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l + gi * lanes, ws.l + (gi + 1) * lanes, T(0));
@@ -4562,13 +4566,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
           segs[h] = Segment{h, q0, cnt, 0};
           T* qt = ws.qt + h * d * lanes;
           pack_qt(b, &segs[h], 1, lanes, qt);
-          if (few) {
-            T* qr = ws.qr + h * lanes * dp;
-            for (index_t r = 0; r < cnt; ++r) {
-              for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
-              std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
-            }
-          }
+          if (few) pack_qr(qt, lanes, cnt, ws.qr + h * lanes * dp);
           if (x.probs) capture_zero(b, &segs[h], 1, kb, ke);
         }
         std::fill(ws.o, ws.o + hq * lanes * dvp, T(0));
@@ -12233,6 +12231,15 @@ class KVCache {
 
   bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
 
+  /// Whether any of v[j0, j1) is at least cut: a branch-free count, so that a scan block
+  /// without one costs a few vector instructions.
+  static bool any_at_least(const std::vector<double>& v, index_t j0, index_t j1,
+                           double cut) noexcept {
+    index_t hits = 0;
+    for (index_t i = j0; i < j1; ++i) hits += v[static_cast<std::size_t>(i)] >= cut;
+    return hits != 0;
+  }
+
   double retention_at(std::size_t slot, index_t t) const {
     const double dt = double(t - last_[slot]) * params_.time_per_step;
     return std::exp(-dt / strength_[slot]);
@@ -12459,10 +12466,7 @@ class KVCache {
                             j);
           while (j < len) {
             const index_t end = std::min(len, j + scan_block);
-            const double cut = decay_[static_cast<std::size_t>(dropped_.back())];
-            index_t hits = 0;
-            for (index_t i = j; i < end; ++i) hits += decay_[static_cast<std::size_t>(i)] >= cut;
-            if (hits != 0)
+            if (any_at_least(decay_, j, end, decay_[static_cast<std::size_t>(dropped_.back())]))
               for (index_t i = j; i < end; ++i) {
                 if (!less_retained(i, dropped_.back())) continue;  // i replaces the most retained
                 dropped_.pop_back();
@@ -12554,9 +12558,7 @@ class KVCache {
     // Few slots are reinforced in a step: a branch-free count passes over a block without any.
     for (index_t j0 = 0; j0 < len; j0 += scan_block) {
       const index_t end = std::min(len, j0 + scan_block);
-      index_t hits = 0;
-      for (index_t j = j0; j < end; ++j) hits += weight_[static_cast<std::size_t>(j)] >= thr;
-      if (hits == 0) continue;
+      if (!any_at_least(weight_, j0, end, thr)) continue;
       for (index_t j = j0; j < end; ++j) {
         const auto s = static_cast<std::size_t>(j);
         if (weight_[s] >= thr) {

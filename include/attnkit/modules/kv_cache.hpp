@@ -511,6 +511,15 @@ class KVCache {
 
   bool tracked() const noexcept { return mode_ != MemoryMode::baseline; }
 
+  /// Whether any of v[j0, j1) is at least cut: a branch-free count, so that a scan block
+  /// without one costs a few vector instructions.
+  static bool any_at_least(const std::vector<double>& v, index_t j0, index_t j1,
+                           double cut) noexcept {
+    index_t hits = 0;
+    for (index_t i = j0; i < j1; ++i) hits += v[static_cast<std::size_t>(i)] >= cut;
+    return hits != 0;
+  }
+
   double retention_at(std::size_t slot, index_t t) const {
     const double dt = double(t - last_[slot]) * params_.time_per_step;
     return std::exp(-dt / strength_[slot]);
@@ -737,10 +746,7 @@ class KVCache {
                             j);
           while (j < len) {
             const index_t end = std::min(len, j + scan_block);
-            const double cut = decay_[static_cast<std::size_t>(dropped_.back())];
-            index_t hits = 0;
-            for (index_t i = j; i < end; ++i) hits += decay_[static_cast<std::size_t>(i)] >= cut;
-            if (hits != 0)
+            if (any_at_least(decay_, j, end, decay_[static_cast<std::size_t>(dropped_.back())]))
               for (index_t i = j; i < end; ++i) {
                 if (!less_retained(i, dropped_.back())) continue;  // i replaces the most retained
                 dropped_.pop_back();
@@ -832,9 +838,7 @@ class KVCache {
     // Few slots are reinforced in a step: a branch-free count passes over a block without any.
     for (index_t j0 = 0; j0 < len; j0 += scan_block) {
       const index_t end = std::min(len, j0 + scan_block);
-      index_t hits = 0;
-      for (index_t j = j0; j < end; ++j) hits += weight_[static_cast<std::size_t>(j)] >= thr;
-      if (hits == 0) continue;
+      if (!any_at_least(weight_, j0, end, thr)) continue;
       for (index_t j = j0; j < end; ++j) {
         const auto s = static_cast<std::size_t>(j);
         if (weight_[s] >= thr) {

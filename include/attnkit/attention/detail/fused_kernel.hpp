@@ -270,6 +270,16 @@ struct FusedKernel {
     }
   }
 
+  /// Q rows of the first `rows` lanes of a packed Q^T (row stride `lanes`): qr[r][0..d) for the
+  /// rows path (qk_rows_tile), each row zero-padded to q_row_stride(d).
+  void pack_qr(const T* qt, index_t lanes, index_t rows, T* qr) const {
+    const index_t d = x.g.d, dp = q_row_stride(d);
+    for (index_t r = 0; r < rows; ++r) {
+      for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
+      std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
+    }
+  }
+
   TileClass classify(index_t b, const Segment* segs, index_t nseg, index_t j0, index_t j1) const {
     TileClass c = TileClass::empty;
     for (index_t s = 0; s < nseg; ++s) {
@@ -591,13 +601,7 @@ struct FusedKernel {
     for (index_t gi = 0; gi < ngroups; ++gi) {
       T* qt = ws.qt + gi * d * lanes;
       pack_qt(b, segs + seg_begin[gi], seg_begin[gi + 1] - seg_begin[gi], lanes, qt);
-      if (rows_path(gi)) {
-        T* qr = ws.qr + gi * lanes * dp;
-        for (index_t r = 0; r < used(gi); ++r) {
-          for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
-          std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
-        }
-      }
+      if (rows_path(gi)) pack_qr(qt, lanes, used(gi), ws.qr + gi * lanes * dp);
       std::fill(ws.o + gi * lanes * dvp, ws.o + (gi + 1) * lanes * dvp, T(0));
       std::fill(ws.m + gi * lanes, ws.m + (gi + 1) * lanes, marker<T> * log2e);
       std::fill(ws.l + gi * lanes, ws.l + (gi + 1) * lanes, T(0));

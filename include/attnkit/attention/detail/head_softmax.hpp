@@ -52,13 +52,7 @@ void FusedKernel<Arch, T, Policy, KV>::run_head_softmax(bool split) const {
           segs[h] = Segment{h, q0, cnt, 0};
           T* qt = ws.qt + h * d * lanes;
           pack_qt(b, &segs[h], 1, lanes, qt);
-          if (few) {
-            T* qr = ws.qr + h * lanes * dp;
-            for (index_t r = 0; r < cnt; ++r) {
-              for (index_t p = 0; p < d; ++p) qr[r * dp + p] = qt[p * lanes + r];
-              std::fill(qr + r * dp + d, qr + (r + 1) * dp, T(0));
-            }
-          }
+          if (few) pack_qr(qt, lanes, cnt, ws.qr + h * lanes * dp);
           if (x.probs) capture_zero(b, &segs[h], 1, kb, ke);
         }
         std::fill(ws.o, ws.o + hq * lanes * dvp, T(0));
