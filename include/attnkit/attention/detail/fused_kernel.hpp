@@ -645,8 +645,8 @@ struct FusedKernel {
         if (rows && !partial && bk == key_tile && rm_ok()) {
           // Decode: the row-major tile, activated along the keys.
           const KV* vr = v_rows(b, kvh, j0);
-          qk_rows_tile_rm<Arch, T>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0), x.ks[2], d,
-                                   bk, st, key_tile, vr, x.vs[2], x.g.dv);
+          qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
+                                             x.ks[2], d, st, vr, x.vs[2], x.g.dv);
           const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);

@@ -261,8 +261,9 @@ inline void qk_rows_tile(const T* qr, index_t dp, index_t nl, index_t lanes, con
 /// (halves, then quarters of pairs of accumulators added); a 4 x 4 transposing add within each
 /// quarter leaves quarter r = the four keys of row r, stored as they are.
 template <class Arch, class E>
-inline void qk_rows_block_rm_4x4(const float* qr, index_t dp, const E* k, index_t ks, index_t d,
-                                 float* s, index_t ss) noexcept {
+[[gnu::always_inline]] inline void qk_rows_block_rm_4x4(const float* qr, index_t dp, const E* k,
+                                                        index_t ks, index_t d, float* s,
+                                                        index_t ss) noexcept {
   using B = xsimd::batch<float, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   const float* q0 = qr;
@@ -387,10 +388,15 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
 /// The row-major score tile S[0..nl)[0..bk) (row stride ss) of the decode path, K contiguous
 /// along d. Prefetches the K rows two tiles ahead and the tile's V rows (v, row stride vs, dv
 /// elements), which O += P V reads next; and, far ahead, one line of every fourth K and V row.
-template <class Arch, class T, class E>
-inline void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks, index_t d,
-                            index_t bk, T* s, index_t ss, const E* v, index_t vs,
-                            index_t dv) noexcept {
+/// Whole tiles only (BK keys, row stride BK). The tile is its own function and the 4 x 4 block
+/// is always inlined into it: the code is then the same in every translation unit. Left to the
+/// inliner, the same source compiled to different code in the benchmark's translation unit and
+/// in a small one, and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
+template <class Arch, class T, index_t BK, class E>
+[[gnu::noinline]] void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
+                                       index_t d, T* s, const E* v, index_t vs,
+                                       index_t dv) noexcept {
+  constexpr index_t bk = BK, ss = BK;
   constexpr index_t ahead = 128;
   // The first line (16 elements) of every fourth K and V row, 512 keys ahead: single lines that
   // start the memory streams long before the full prefetches above reach them, holding few of
