@@ -385,13 +385,13 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
     for (int r = 0; r < R; ++r) s[r * ss + m] = simd::reduce_add(acc[m][r]);
 }
 
-/// The row-major score tile S[0..nl)[0..bk) (row stride ss) of the decode path, K contiguous
+/// The row-major score tile S[0..nl)[0..BK) (row stride BK) of the decode path, K contiguous
 /// along d. Prefetches the K rows two tiles ahead and the tile's V rows (v, row stride vs, dv
 /// elements), which O += P V reads next; and, far ahead, one line of every fourth K and V row.
-/// Whole tiles only (BK keys, row stride BK). The tile is its own function and the 4 x 4 block
-/// is always inlined into it: the code is then the same in every translation unit. Left to the
-/// inliner, the same source compiled to different code in the benchmark's translation unit and
-/// in a small one, and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
+/// Whole tiles only. The tile is its own function and the 4 x 4 block is always inlined into it:
+/// the code is then the same in every translation unit. Left to the inliner, the same source
+/// compiled to different code in the benchmark's translation unit and in a small one, and decode
+/// from DRAM differed by 1.2-1.4x between them (f32 and bf16).
 template <class Arch, class T, index_t BK, class E>
 [[gnu::noinline]] void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
                                        index_t d, T* s, const E* v, index_t vs,
