@@ -1532,12 +1532,12 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
 }
 
 /// The row-major score tile S[0..nl)[0..BK) (row stride BK) of the decode path, K contiguous
-/// along d. Prefetches the K rows two tiles ahead and the tile's V rows (v, row stride vs, dv
-/// elements), which O += P V reads next; and, far ahead, one line of every fourth K and V row.
-/// Whole tiles only. The tile is its own function and the 4 x 4 block is always inlined into it:
-/// the code is then the same in every translation unit. Left to the inliner, the same source
-/// compiled to different code in the benchmark's translation unit and in a small one, and decode
-/// from DRAM differed by 1.2-1.4x between them (f32 and bf16).
+/// along d. Prefetches the K rows two tiles ahead and, far ahead, one line of every fourth K and
+/// V row (v, row stride vs, dv elements); the tile's own V rows were asked for by the previous
+/// tile's O += P V (pv_rows_tile). Whole tiles only. The tile is its own function and
+/// the 4 x 4 block is always inlined into it: the code is then the same in every translation unit.
+/// Left to the inliner, the same source compiled to different code in the benchmark's translation
+/// unit and in a small one, and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
 template <class Arch, class T, index_t BK, class E>
 [[gnu::noinline]] void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
                                        index_t d, T* s, const E* v, index_t vs,
@@ -1555,7 +1555,6 @@ template <class Arch, class T, index_t BK, class E>
     constexpr int MK = decltype(mk_tag)::value;
     for (int m = 0; m < MK; ++m) {
       prefetch_row(k, (j + m + ahead) * ks, d);
-      prefetch_row(v, (j + m) * vs, dv);
       if ((j + m) % far_every == 0) {
         prefetch_row(k, (j + m + far) * ks, std::min(d, far_elems));
         prefetch_row(v, (j + m + far) * vs, std::min(dv, far_elems));
@@ -1587,7 +1586,8 @@ template <class Arch, class T, index_t BK, class E>
 /// rows, D = 128) ran 1.08x as fast as with the widening loads.
 template <int MR, int NC>
 inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, index_t vs, index_t bk,
-                                  const float* alpha, float* o, index_t ldo) noexcept {
+                                  const float* alpha, float* o, index_t ldo,
+                                  index_t next) noexcept {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -1610,6 +1610,7 @@ inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, ind
   }
   for (index_t j = 0; j < bk; ++j) {
     const bf16* vr = v + j * vs;
+    prefetch_row(v, next + j * vs, NC * 32);
     __m512 ve[NC], vo[NC];
     for (int c = 0; c < NC; ++c) {
       const __m512i x = _mm512_loadu_si512(static_cast<const void*>(vr + c * 32));
@@ -1633,14 +1634,15 @@ inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, ind
 #endif
 
 /// O[r][c0 + v·W ..] = alpha[r] · O + Σ_j P[r][j] · V[j][c0 + v·W ..] for MR rows and NV vectors
-/// of Dv, P row-major (row stride ps). `alpha` may be null (no rescaling).
+/// of Dv, P row-major (row stride ps). `alpha` may be null (no rescaling). As it reads V row j
+/// it prefetches the same columns `next` elements further on (the next tile's V row j).
 template <class Arch, class T, int MR, int NV, class E>
 inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_t bk,
-                          const T* alpha, T* o, index_t ldo) noexcept {
+                          const T* alpha, T* o, index_t ldo, index_t next) noexcept {
 #if defined(__AVX512F__)
   if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && std::is_same_v<E, bf16> &&
                 NV % 2 == 0) {
-    pv_rows_block_bf16x32<MR, NV / 2>(p, ps, v, vs, bk, alpha, o, ldo);
+    pv_rows_block_bf16x32<MR, NV / 2>(p, ps, v, vs, bk, alpha, o, ldo, next);
     return;
   }
 #endif
@@ -1656,6 +1658,7 @@ inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_
   }
   for (index_t j = 0; j < bk; ++j) {
     const E* vr = v + j * vs;
+    prefetch_row(v, next + j * vs, NV * W);
     B vv[NV];
     for (int c = 0; c < NV; ++c) vv[c] = load_elems<Arch, T>(vr + c * W);
     // One load per V vector, not one per row (folded into the FMAs): with 4 rows the block ran
@@ -1673,10 +1676,16 @@ inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_
 
 /// O[0..nl)[0..dvp) += P · V (after rescaling by alpha when given) with P row-major [nl][bk]
 /// (row stride ps); dvp a multiple of the SIMD width and O's row stride. Blocks of 4 rows (2 with
-/// 16 registers) over 4 vectors of Dv: each V vector is loaded once per block of rows.
+/// 16 registers) over 4 vectors of Dv: each V vector is loaded once per block of rows. Each block
+/// prefetches the V rows `next` elements further on (the next tile's; they may lie past the
+/// array), a row per V row it reads: V's lines are asked for while O += P V runs, not all at once
+/// with K's during the score tile (qk_rows_tile_rm). Decode from DRAM (32k keys, D = 128, 1
+/// thread) went from 0.50-0.56 to 0.72-0.75 of the streaming read with bf16 K and V, the same or
+/// faster with f32. Blocks of rows past the first ask again (the lines are then in L1): asking in
+/// the first block only, by a test in the loop, compiled to larger code and measured slower.
 template <class Arch, class T, class E>
 inline void pv_rows_tile(const T* p, index_t ps, index_t nl, const E* v, index_t vs, index_t bk,
-                         index_t dvp, const T* alpha, T* o) noexcept {
+                         index_t dvp, const T* alpha, T* o, index_t next) noexcept {
   using Bl = Blocking<Arch, T>;
   constexpr index_t W = Bl::width;
   constexpr int MR = Bl::wide ? 4 : 2;
@@ -1688,7 +1697,8 @@ inline void pv_rows_tile(const T* p, index_t ps, index_t nl, const E* v, index_t
       auto block = [&](auto mr_tag) {
         constexpr int R = decltype(mr_tag)::value;
         pv_rows_block<Arch, T, R, NV, E>(p + r * ps, ps, v + c0 * W, vs, bk,
-                                         alpha ? alpha + r : nullptr, o + r * dvp + c0 * W, dvp);
+                                         alpha ? alpha + r : nullptr, o + r * dvp + c0 * W, dvp,
+                                         next);
         r += R;
       };
       while (r + MR <= nl) block(std::integral_constant<int, MR>{});
@@ -4242,12 +4252,15 @@ struct FusedKernel {
         const bool rows = rows_path(gi);
         if (rows && !partial && bk == key_tile && rm_ok()) {
           // Decode: the row-major tile, activated along the keys.
+          // O += P V prefetches the next tile's V rows (past the chunk too: the next chunk is
+          // usually this thread's next unit).
           const KV* vr = v_rows(b, kvh, j0);
           qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
                                              x.ks[2], d, st, vr, x.vs[2], x.g.dv);
           const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
-                                rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
+                                rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp,
+                                key_tile * x.vs[2]);
           if (x.probs) {
             capture_tile(b, gs, ns, j0, bk, st, 1, key_tile);
             if constexpr (norm == Normalization::over_keys_exp) {

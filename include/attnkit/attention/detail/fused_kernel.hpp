@@ -644,12 +644,15 @@ struct FusedKernel {
         const bool rows = rows_path(gi);
         if (rows && !partial && bk == key_tile && rm_ok()) {
           // Decode: the row-major tile, activated along the keys.
+          // O += P V prefetches the next tile's V rows (past the chunk too: the next chunk is
+          // usually this thread's next unit).
           const KV* vr = v_rows(b, kvh, j0);
           qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
                                              x.ks[2], d, st, vr, x.vs[2], x.g.dv);
           const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
-                                rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp);
+                                rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp,
+                                key_tile * x.vs[2]);
           if (x.probs) {
             capture_tile(b, gs, ns, j0, bk, st, 1, key_tile);
             if constexpr (norm == Normalization::over_keys_exp) {
