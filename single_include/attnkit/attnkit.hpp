@@ -1533,11 +1533,12 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
 
 /// The row-major score tile S[0..nl)[0..BK) (row stride BK) of the decode path, K contiguous
 /// along d. Prefetches the K rows two tiles ahead and, far ahead, one line of every fourth K and
-/// V row (v, row stride vs, dv elements); the tile's own V rows were asked for by the previous
-/// tile's O += P V (pv_rows_tile). Whole tiles only. The tile is its own function and
-/// the 4 x 4 block is always inlined into it: the code is then the same in every translation unit.
-/// Left to the inliner, the same source compiled to different code in the benchmark's translation
-/// unit and in a small one, and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
+/// V row (v, row stride vs, dv elements). The tile's own V rows are asked for by the previous
+/// tile's O += P V (pv_rows_tile); a key range's first tile has only the far lines and hardware
+/// prefetching. Whole tiles only. The tile is its own function and the 4 x 4 block is always
+/// inlined into it: the code is then the same in every translation unit. Left to the inliner, the
+/// same source compiled to different code in the benchmark's translation unit and in a small one,
+/// and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
 template <class Arch, class T, index_t BK, class E>
 [[gnu::noinline]] void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
                                        index_t d, T* s, const E* v, index_t vs,
@@ -4253,7 +4254,7 @@ struct FusedKernel {
         if (rows && !partial && bk == key_tile && rm_ok()) {
           // Decode: the row-major tile, activated along the keys.
           // O += P V prefetches the next tile's V rows (past the chunk too: the next chunk is
-          // usually this thread's next unit).
+          // usually this thread's next unit); the range's first tile's are not.
           const KV* vr = v_rows(b, kvh, j0);
           qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
                                              x.ks[2], d, st, vr, x.vs[2], x.g.dv);

@@ -645,7 +645,7 @@ struct FusedKernel {
         if (rows && !partial && bk == key_tile && rm_ok()) {
           // Decode: the row-major tile, activated along the keys.
           // O += P V prefetches the next tile's V rows (past the chunk too: the next chunk is
-          // usually this thread's next unit).
+          // usually this thread's next unit); the range's first tile's are not.
           const KV* vr = v_rows(b, kvh, j0);
           qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
                                              x.ks[2], d, st, vr, x.vs[2], x.g.dv);

@@ -387,11 +387,12 @@ inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, in
 
 /// The row-major score tile S[0..nl)[0..BK) (row stride BK) of the decode path, K contiguous
 /// along d. Prefetches the K rows two tiles ahead and, far ahead, one line of every fourth K and
-/// V row (v, row stride vs, dv elements); the tile's own V rows were asked for by the previous
-/// tile's O += P V (pv_rows_tile). Whole tiles only. The tile is its own function and
-/// the 4 x 4 block is always inlined into it: the code is then the same in every translation unit.
-/// Left to the inliner, the same source compiled to different code in the benchmark's translation
-/// unit and in a small one, and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
+/// V row (v, row stride vs, dv elements). The tile's own V rows are asked for by the previous
+/// tile's O += P V (pv_rows_tile); a key range's first tile has only the far lines and hardware
+/// prefetching. Whole tiles only. The tile is its own function and the 4 x 4 block is always
+/// inlined into it: the code is then the same in every translation unit. Left to the inliner, the
+/// same source compiled to different code in the benchmark's translation unit and in a small one,
+/// and decode from DRAM differed by 1.2-1.4x between them (f32 and bf16).
 template <class Arch, class T, index_t BK, class E>
 [[gnu::noinline]] void qk_rows_tile_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
                                        index_t d, T* s, const E* v, index_t vs,
