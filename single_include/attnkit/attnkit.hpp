@@ -1583,12 +1583,14 @@ template <class Arch, class T, index_t BK, class E>
 /// of a V row, and a shift and a mask widen its even and odd columns (no cross-lane widening,
 /// half the loads). The accumulators hold O's even and odd columns, deinterleaved from O at the
 /// start and interleaved back at the end; every element of O gets the same products in the same
-/// order as in pv_rows_block, so the result is the same bit for bit. bf16 decode in L2 (4 query
-/// rows, D = 128) ran 1.08x as fast as with the widening loads.
-template <int MR, int NC>
+/// order as in pv_rows_block (through the same xsimd::fma, whatever the build makes of it), so
+/// the result is the same bit for bit. bf16 decode in L2 (4 query rows, D = 128) ran 1.08x as fast
+/// as with the widening loads.
+template <class Arch, int MR, int NC>
 inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, index_t vs, index_t bk,
                                   const float* alpha, float* o, index_t ldo,
                                   index_t next) noexcept {
+  using B = xsimd::batch<float, Arch>;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -1604,8 +1606,8 @@ inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, ind
       ae[r][c] = _mm512_permutex2var_ps(x0, even, x1);
       ao[r][c] = _mm512_permutex2var_ps(x0, odd, x1);
       if (alpha) {
-        ae[r][c] = _mm512_mul_ps(ae[r][c], a);
-        ao[r][c] = _mm512_mul_ps(ao[r][c], a);
+        ae[r][c] = B(ae[r][c]) * B(a);
+        ao[r][c] = B(ao[r][c]) * B(a);
       }
     }
   }
@@ -1621,8 +1623,8 @@ inline void pv_rows_block_bf16x32(const float* p, index_t ps, const bf16* v, ind
     for (int r = 0; r < MR; ++r) {
       const __m512 pb = _mm512_set1_ps(p[r * ps + j]);
       for (int c = 0; c < NC; ++c) {
-        ae[r][c] = _mm512_fmadd_ps(pb, ve[c], ae[r][c]);
-        ao[r][c] = _mm512_fmadd_ps(pb, vo[c], ao[r][c]);
+        ae[r][c] = xsimd::fma(B(pb), B(ve[c]), B(ae[r][c]));
+        ao[r][c] = xsimd::fma(B(pb), B(vo[c]), B(ao[r][c]));
       }
     }
   }
@@ -1643,7 +1645,7 @@ inline void pv_rows_block(const T* p, index_t ps, const E* v, index_t vs, index_
 #if defined(__AVX512F__)
   if constexpr (is_avx512<Arch> && std::is_same_v<T, float> && std::is_same_v<E, bf16> &&
                 NV % 2 == 0) {
-    pv_rows_block_bf16x32<MR, NV / 2>(p, ps, v, vs, bk, alpha, o, ldo, next);
+    pv_rows_block_bf16x32<Arch, MR, NV / 2>(p, ps, v, vs, bk, alpha, o, ldo, next);
     return;
   }
 #endif
