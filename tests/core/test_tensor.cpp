@@ -29,6 +29,27 @@ TEMPLATE_TEST_CASE("Tensor is zeroed, aligned and row-major", "[core][tensor]", 
   for (index_t i = 0; i < t.size(); ++i) REQUIRE(t.data()[i] == static_cast<TestType>(i % 100));
 }
 
+TEST_CASE("Buffers of 2 MiB or more are 2 MiB aligned, zeroed, and released as allocated",
+          "[core][tensor]") {
+  // Just under, at, and past the threshold (the byte counts are padded to 64 first).
+  const std::size_t huge = attnkit::huge_page_bytes;
+  const std::size_t floats =
+      GENERATE(std::size_t{1}, (std::size_t{2} << 20) / 4 - 16, (std::size_t{2} << 20) / 4 - 15,
+               (std::size_t{2} << 20) / 4, (std::size_t{5} << 20) / 4 + 3);
+  const std::size_t bytes = (floats * 4 + 63) / 64 * 64;
+  auto p = attnkit::make_aligned<float>(floats);
+  const auto at = reinterpret_cast<std::uintptr_t>(p.get());
+  REQUIRE(at % attnkit::buffer_alignment == 0);
+  if (bytes >= huge) REQUIRE(at % huge == 0);
+  REQUIRE(p.get_deleter().alignment == (bytes >= huge ? huge : attnkit::buffer_alignment));
+  for (std::size_t i = 0; i < floats; i += 997) REQUIRE(p[i] == 0.0f);
+  REQUIRE(p[floats - 1] == 0.0f);
+  p[floats - 1] = 1.0f;  // written to the end; released by the deleter (ASan checks the match)
+  Tensor<float, 2> t({1024, 1024});  // 4 MiB
+  REQUIRE(reinterpret_cast<std::uintptr_t>(t.data()) % huge == 0);
+  REQUIRE(t(1023, 1023) == 0.0f);
+}
+
 TEST_CASE("Tensor copies deeply and moves cheaply", "[core][tensor]") {
   Tensor<float, 2> t({3, 4}, 1.5f);
   Tensor<float, 2> c = t;
