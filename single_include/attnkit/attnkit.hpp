@@ -1578,6 +1578,23 @@ template <class Arch, class T, index_t BK, class E>
   if (j < bk) keys(std::integral_constant<int, 1>{}, j);
 }
 
+/// qk_rows_tile_rm for the first bk (< BK) keys of a key range's last, shorter tile (row stride
+/// BK; the columns past bk are left as they were), one key at a time and without prefetches
+/// (nothing of the range follows). Its blocks are not qk_rows_tile_rm's (those have 2 or 4 keys):
+/// sharing them, GCC stopped inlining them into the whole tile, whose decode from DRAM slowed.
+template <class Arch, class T, index_t BK, class E>
+[[gnu::noinline]] void qk_rows_tail_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
+                                       index_t d, T* s, index_t bk) noexcept {
+  constexpr index_t ss = BK;
+  for (index_t j = 0; j < bk; ++j) {
+    index_t r0 = 0;
+    for (; r0 + 4 <= nl; r0 += 4)
+      qk_rows_block_rm<Arch, T, 1, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+    for (; r0 < nl; ++r0)
+      qk_rows_block_rm<Arch, T, 1, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+  }
+}
+
 #if defined(__AVX512F__)
 /// pv_rows_block for bf16 V on AVX-512, NC chunks of 32 columns: one 512-bit load holds 32 bf16
 /// of a V row, and a shift and a mask widen its even and odd columns (no cross-lane widening,
@@ -4059,20 +4076,32 @@ struct FusedKernel {
     }
   }
 
-  /// Whether a Full tile of the few-rows (decode) path may take the row-major tile: whole tiles,
-  /// K and V rows in place, and nothing that works on the transposed tile (dropout, score mods,
-  /// the activations that exponentiate their own weights).
+  /// Whether a Full tile of the few-rows (decode) path may take the row-major tile: K and V rows
+  /// in place, and nothing that works on the transposed tile (dropout, score mods, the
+  /// activations that exponentiate their own weights).
   static constexpr bool rm_kind =
       !exp_weight && !scores_modded && norm != Normalization::over_heads;
+  /// Whether a range's last, shorter tile takes the row-major tile too: where xsimd::fma is an
+  /// FMA instruction. On SSE2 it is a product and a sum, which GCC (with FMA in -march) fused in
+  /// some instantiations of the tail's blocks and not in others: bf16 or f16 K then no longer
+  /// gave the float call's bits. That path keeps the transposed tail.
+  static constexpr bool rm_tail = is_avx512<Arch> || std::is_same_v<Arch, simd::avx2>;
   bool rm_ok() const noexcept {
     return rm_kind && !x.dropout.enabled() && x.v_direct && x.ks[3] == 1;
   }
 
   /// S -> P in place for a row-major tile of nl rows and key_tile keys (row stride key_tile);
   /// updates m, l and writes alpha as activate() does for the transposed tile. Returns whether
-  /// O must be rescaled by alpha.
-  bool activate_rm(index_t nl, T* s, T* m, T* l, T* alpha) const {
-    constexpr index_t nv = key_tile / W;
+  /// O must be rescaled by alpha. With Tail, only the first bk (< key_tile) keys are scores: the
+  /// lanes of the last vector past them are taken as no key (P = 0, outside the max and the sum).
+  template <bool Tail = false>
+  bool activate_rm(index_t nl, T* s, T* m, T* l, T* alpha, index_t bk = key_tile) const {
+    const index_t nv = Tail ? (bk + W - 1) / W : key_tile / W;
+    // The lanes of the last vector that hold keys (all of them for a whole tile).
+    alignas(64) static constexpr T iota[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+                                               8, 9, 10, 11, 12, 13, 14, 15};
+    static_assert(W <= 16);
+    const auto in_tail = B::load_aligned(iota) < B(static_cast<T>(bk - (nv - 1) * W));
     const Activation act = pol.activation;  // a local copy: the stores below cannot alias it
     bool moved = false;
     for (index_t r = 0; r < nl; ++r) {
@@ -4081,10 +4110,10 @@ struct FusedKernel {
         B mx(marker<T>);
         for (index_t v = 0; v < nv; ++v) {
           B t = B::load_aligned(row + v * W);
-          if constexpr (!identity_map) {  // the map before the exponential (soft cap)
-            t = act.simd_map(t);
-            t.store_aligned(row + v * W);
-          }
+          if constexpr (!identity_map) t = act.simd_map(t);  // the map before the exponential
+          if constexpr (Tail)
+            if (v == nv - 1) t = xsimd::select(in_tail, t, B(marker<T>));
+          if constexpr (!identity_map || Tail) t.store_aligned(row + v * W);
           mx = xsimd::max(mx, t);
         }
         const T mold = m[r];
@@ -4094,7 +4123,9 @@ struct FusedKernel {
         B sum(T(0));
         const B mb(mnew);
         for (index_t v = 0; v < nv; ++v) {
-          const B p = exp2_batch<Arch, T>(xsimd::fms(B::load_aligned(row + v * W), B(log2e), mb));
+          B p = exp2_batch<Arch, T>(xsimd::fms(B::load_aligned(row + v * W), B(log2e), mb));
+          if constexpr (Tail)
+            if (v == nv - 1) p = xsimd::select(in_tail, p, B(T(0)));
           p.store_aligned(row + v * W);
           sum += p;
         }
@@ -4105,16 +4136,24 @@ struct FusedKernel {
         B sum(T(0));
         for (index_t v = 0; v < nv; ++v) {
           B p = B::load_aligned(row + v * W);
-          if constexpr (!identity_map) {
-            p = act.simd_map(p);
-            p.store_aligned(row + v * W);
-          }
+          if constexpr (!identity_map) p = act.simd_map(p);
+          if constexpr (Tail)
+            if (v == nv - 1) p = xsimd::select(in_tail, p, B(T(0)));
+          if constexpr (!identity_map || Tail) p.store_aligned(row + v * W);
           if constexpr (norm == Normalization::over_keys_sum) sum += p;
         }
         if constexpr (norm == Normalization::over_keys_sum) l[r] += simd::reduce_add(sum);
       }
     }
     return moved;
+  }
+
+  /// The scores and P of a key range's last, shorter tile (bk keys) in the row-major layout; its
+  /// own function, so that the decode loop's code stays as it was for whole tiles.
+  [[gnu::noinline]] bool tail_rm(const T* qr, index_t dp, index_t nl, const KV* k, T* s, T* m, T* l,
+                                 T* alpha, index_t bk) const {
+    qk_rows_tail_rm<Arch, T, key_tile>(qr, dp, nl, k, x.ks[2], x.g.d, s, bk);
+    return activate_rm<true>(nl, s, m, l, alpha, bk);
   }
 
   /// Attention dropout on a P^T tile, after the activation (whose row sums already saw every
@@ -4271,23 +4310,29 @@ struct FusedKernel {
         const index_t nl = used(gi);
         T* st = ws.st;
         const bool rows = rows_path(gi);
-        if (rows && !partial && bk == key_tile && rm_ok()) {
-          // Decode: the row-major tile, activated along the keys.
-          // O += P V prefetches the next tile's V rows (past the chunk too: the next chunk is
-          // usually this thread's next unit); the range's first tile's are not.
+        if (rows && !partial && rm_ok() && (bk == key_tile || rm_tail)) {
+          // Decode: the row-major tile, activated along the keys (the range's last, shorter
+          // tile too). O += P V prefetches the next tile's V rows (past the chunk too: the next
+          // chunk is usually this thread's next unit); the range's first tile's are not.
           const KV* vr = v_rows(b, kvh, j0);
-          qk_rows_tile_rm<Arch, T, key_tile>(ws.qr + gi * lanes * dp, dp, nl, k_tile(b, kvh, j0),
-                                             x.ks[2], d, st, vr, x.vs[2], x.g.dv);
-          const bool rescale = activate_rm(nl, st, ws.m + gi * lanes, ws.l + gi * lanes, ws.alpha);
+          const KV* kr = k_tile(b, kvh, j0);
+          T* const qr = ws.qr + gi * lanes * dp;
+          T* const m = ws.m + gi * lanes;
+          T* const l = ws.l + gi * lanes;
+          bool rescale;
+          if (bk == key_tile) {
+            qk_rows_tile_rm<Arch, T, key_tile>(qr, dp, nl, kr, x.ks[2], d, st, vr, x.vs[2], x.g.dv);
+            rescale = activate_rm(nl, st, m, l, ws.alpha);
+          } else {
+            rescale = tail_rm(qr, dp, nl, kr, st, m, l, ws.alpha, bk);
+          }
           pv_rows_tile<Arch, T>(st, key_tile, nl, vr, x.vs[2], bk, dvp,
                                 rescale ? ws.alpha : nullptr, ws.o + gi * lanes * dvp,
                                 key_tile * x.vs[2]);
           if (x.probs) {
             capture_tile(b, gs, ns, j0, bk, st, 1, key_tile);
-            if constexpr (norm == Normalization::over_keys_exp) {
-              const T* m = ws.m + gi * lanes;
+            if constexpr (norm == Normalization::over_keys_exp)
               std::copy(m, m + lanes, ws.mhist + (gi * nkt + j0 / key_tile) * lanes);
-            }
           }
           continue;
         }

@@ -432,6 +432,23 @@ template <class Arch, class T, index_t BK, class E>
   if (j < bk) keys(std::integral_constant<int, 1>{}, j);
 }
 
+/// qk_rows_tile_rm for the first bk (< BK) keys of a key range's last, shorter tile (row stride
+/// BK; the columns past bk are left as they were), one key at a time and without prefetches
+/// (nothing of the range follows). Its blocks are not qk_rows_tile_rm's (those have 2 or 4 keys):
+/// sharing them, GCC stopped inlining them into the whole tile, whose decode from DRAM slowed.
+template <class Arch, class T, index_t BK, class E>
+[[gnu::noinline]] void qk_rows_tail_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
+                                       index_t d, T* s, index_t bk) noexcept {
+  constexpr index_t ss = BK;
+  for (index_t j = 0; j < bk; ++j) {
+    index_t r0 = 0;
+    for (; r0 + 4 <= nl; r0 += 4)
+      qk_rows_block_rm<Arch, T, 1, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+    for (; r0 < nl; ++r0)
+      qk_rows_block_rm<Arch, T, 1, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
+  }
+}
+
 #if defined(__AVX512F__)
 /// pv_rows_block for bf16 V on AVX-512, NC chunks of 32 columns: one 512-bit load holds 32 bf16
 /// of a V row, and a shift and a mask widen its even and odd columns (no cross-lane widening,
