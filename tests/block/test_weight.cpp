@@ -106,6 +106,29 @@ TEMPLATE_TEST_CASE("Weight: linear with bf16, f16 and float weights, few and man
   if constexpr (!std::is_same_v<E, float>) check_linear<double, E>(m, in, out, bias);
 }
 
+TEST_CASE("Weight: one x row into a strided y, small and large weights", "[block][weight]") {
+  // out = 37: two groups of 16 rows and 5 single rows when the weight is small enough for the
+  // cache-resident GEMV (AVX-512); out = 700 with in = 100 takes the streaming GEMV. y's
+  // elements are every third float of a buffer, whose other elements must stay untouched.
+  for (const auto& [out, in] : {std::pair<index_t, index_t>{37, 33}, {700, 100}}) {
+    CAPTURE(out, in);
+    const Mat x = rounded<float>(random_mat(1, in, 21));
+    const Stored<attnkit::bf16> w = store<attnkit::bf16>(random_mat(out, in, 23, 0.5), 1);
+    const blk::Weight<float> weight(view_of(w));
+    const Tensor<float, 2> xt = to_tensor<float>(x);
+    std::vector<float> buf(static_cast<std::size_t>(3 * out), -7.0f);
+    const TensorView<float, 2> y(buf.data(), Shape<2>{1, out}, attnkit::Strides<2>{3 * out, 3});
+    blk::linear<float>(xt.cview(), weight, y);
+    Tensor<float, 2> yc({1, out});
+    for (index_t o = 0; o < out; ++o) yc(0, o) = y(0, o);
+    CHECK(close(yc, x, w.values, {}, 2e-6 * std::sqrt(double(in) + 1)));
+    bool untouched = true;
+    for (std::size_t i = 0; i < buf.size(); ++i)
+      if (i % 3 != 0) untouched = untouched && buf[i] == -7.0f;
+    CHECK(untouched);
+  }
+}
+
 TEST_CASE("Weight: large products split over threads and panels give the same bits",
           "[block][weight]") {
   // out·in above the GEMV's parallel threshold and in·out above one widened panel; out = 1003

@@ -142,6 +142,10 @@ namespace detail {
 inline constexpr index_t gemv_max_rows = 4;
 /// Weight elements below which a GEMV stays on one thread.
 inline constexpr index_t gemv_parallel_volume = index_t{1} << 16;
+/// Weight elements up to which a one-row GEMV takes the cache-resident kernel (AVX-512:
+/// gemv_small_avx512); it depends on the weight's shape only, so a weight always takes the same
+/// kernel (and gives the same bits) whatever the thread count.
+inline constexpr index_t gemv_small_volume = gemv_parallel_volume;
 
 /// Bytes ahead of each weight row's current load that the GEMV prefetches, with the
 /// non-temporal hint (the weights are read once per call).
@@ -212,6 +216,77 @@ void gemv_streams(const float* x, const E* w, index_t ws, index_t in, const inde
     y[rows[s] * ys1] = simd::reduce_add(acc[s][0]);
   }
 }
+
+#if defined(__AVX512F__)
+/// The 16 lane sums of a0..a15 as one vector (lane r = Σ a_r): pairs added within 128-bit
+/// lanes (unpack), then quads (shuffle), then across the four 128-bit lanes.
+inline __m512 lane_sums_16(const __m512* a) noexcept {
+  __m512 u[8], z[4];
+  for (int i = 0; i < 8; ++i)
+    u[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                         _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int k = 0; k < 4; ++k)  // z[k]: rows 4k..4k+3 in each 128-bit lane
+    z[k] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0x44),
+                         _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0xEE));
+  const __m512 s01 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], 0x88), _mm512_shuffle_f32x4(z[0], z[1], 0xDD));
+  const __m512 s23 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(z[2], z[3], 0x88), _mm512_shuffle_f32x4(z[2], z[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xDD));
+}
+
+/// One x row over the weight rows [o0, o1) of a weight small enough to stay in the caches
+/// (gemv_small_volume elements): 16 rows at a time, one accumulator each, their 16 lane sums in
+/// one transposing reduction (lane_sums_16) and one store; no prefetch. The rows left over (fewer
+/// than 16) take the same arithmetic one at a time, so every row gives the same bits. Against
+/// gemv_one (four rows per pass, a lane sum each, prefetches meant for DRAM) the projections of a
+/// hidden-64 model (64 x 64, 96 x 64, 64 x 96 floats) ran 1.9-2.1x as fast (AVX-512).
+template <class E>
+void gemv_small_avx512(const float* x, const E* w, index_t ws, index_t in, index_t o0, index_t o1,
+                       float* y, index_t ys1) noexcept {
+  using Arch = xsimd::avx512bw;
+  constexpr index_t W = 16;
+  const index_t full = in - in % W, tail = in - full;
+  index_t o = o0;
+  for (; o + W <= o1; o += W) {
+    __m512 acc[W];
+    for (index_t r = 0; r < W; ++r) acc[r] = _mm512_setzero_ps();
+    const E* wr = w + o * ws;
+    for (index_t c = 0; c < full; c += W) {
+      const __m512 xv = _mm512_loadu_ps(x + c);
+#pragma GCC unroll 16
+      for (index_t r = 0; r < W; ++r)
+        acc[r] = _mm512_fmadd_ps(simd::load_widen<Arch>(wr + r * ws + c), xv, acc[r]);
+    }
+    if (tail > 0) {
+      const __m512 xv = simd::load_partial<Arch>(x + full, tail);
+#pragma GCC unroll 16
+      for (index_t r = 0; r < W; ++r)
+        acc[r] =
+            _mm512_fmadd_ps(simd::load_widen_partial<Arch>(wr + r * ws + full, tail), xv, acc[r]);
+    }
+    const __m512 sums = lane_sums_16(acc);
+    if (ys1 == 1) {
+      _mm512_storeu_ps(y + o, sums);
+    } else {
+      alignas(64) float t[W];
+      _mm512_store_ps(t, sums);
+      for (index_t r = 0; r < W; ++r) y[(o + r) * ys1] = t[r];
+    }
+  }
+  for (; o < o1; ++o) {  // one row in lane 0 of the same reduction, the other 15 zero
+    __m512 acc[W];
+    for (index_t r = 0; r < W; ++r) acc[r] = _mm512_setzero_ps();
+    const E* wr = w + o * ws;
+    for (index_t c = 0; c < full; c += W)
+      acc[0] = _mm512_fmadd_ps(simd::load_widen<Arch>(wr + c), _mm512_loadu_ps(x + c), acc[0]);
+    if (tail > 0)
+      acc[0] = _mm512_fmadd_ps(simd::load_widen_partial<Arch>(wr + full, tail),
+                               simd::load_partial<Arch>(x + full, tail), acc[0]);
+    y[o * ys1] = _mm512_cvtss_f32(lane_sums_16(acc));
+  }
+}
+#endif
 
 /// One x row over weight rows [o0, o1): gemv_streams over gemv_stream_count equal parts of the
 /// range (row i of each part together), the rows left over one at a time.
@@ -308,6 +383,14 @@ void gemv(const float* x, index_t xs, index_t m, const E* w, index_t ws, index_t
     using A = decltype(a);
     const index_t parts =
         out * in < gemv_parallel_volume ? 1 : std::min<index_t>(out, worker_threads());
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, A>) {
+      if (m == 1 && out * in < gemv_small_volume) {
+        gemv_small_avx512<E>(x, w, ws, in, 0, out, y, ys1);
+        return;
+      }
+    }
+#endif
     if (parts <= 1) {
       gemv_range<A, E>(x, xs, m, w, ws, in, 0, out, y, ys0, ys1);
       return;
