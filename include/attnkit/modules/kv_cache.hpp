@@ -501,7 +501,7 @@ class KVCache {
   std::vector<double> forget_after_;  // sparse: Δsteps beyond which R < forget_threshold
   KVSlab<T> scaled_k_;                // soft-delete: R-scaled keys [1, Hkv, cap, D]
   Tensor<T, 4> probs_;                // decode weights [1, Hq, 1, cap]
-  std::vector<double> weight_;        // head-mean weights of a decode step
+  std::vector<double> weight_;        // a block of a decode step's head-summed weights
   double neg_log_forget_ = 0.0;       // -ln forget_threshold (forget_after, once per reinforcement)
   static constexpr index_t few_drops = 16;   // up to this many drops: one selecting pass
   static constexpr index_t scan_block = 64;  // slots a branch-free count passes over at once
@@ -526,10 +526,16 @@ class KVCache {
   }
 
   /// Steps without reinforcement after which R < forget_threshold (infinite when it never is).
+  /// Computed as strength · (-ln threshold / time_per_step): it only bounds the exact test
+  /// (forget() compares Δsteps + 1 with it before computing R), so its rounding does not matter.
   double forget_after(double strength) const {
-    if (!(params_.forget_threshold > 0) || !(params_.time_per_step > 0))
-      return std::numeric_limits<double>::infinity();
-    return strength * neg_log_forget_ / params_.time_per_step;
+    if (!can_forget()) return std::numeric_limits<double>::infinity();
+    return strength * (neg_log_forget_ / params_.time_per_step);
+  }
+
+  /// Whether tokens can be forgotten by the fixed threshold at all.
+  bool can_forget() const noexcept {
+    return params_.forget_threshold > 0 && params_.time_per_step > 0;
   }
 
   template <class S>
@@ -828,24 +834,35 @@ class KVCache {
       probs_ = Tensor<T, 4>({1, query_heads, 1, std::max(cap_, len)});
     const TensorView<T, 4> probs = probs_.view().slice(0, len, 3);
     call_attend(attend, index_t{0}, index_t{1}, *keys_read, 0, len, probs);
-    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets.
-    weight_.assign(static_cast<std::size_t>(len), 0.0);
-    for (index_t h = 0; h < query_heads; ++h) {
-      const T* p = &probs_(0, h, 0, 0);
-      for (index_t j = 0; j < len; ++j) weight_[static_cast<std::size_t>(j)] += double(p[j]);
-    }
+    // Reinforce: head-mean weight >= threshold -> S += gain, Δt resets. A block of slots at a
+    // time: the weights summed over the heads (in head order), then every slot of the block
+    // updated by selects, not branches (which slots cross the threshold is data: one branch per
+    // slot mispredicts).
     const double thr = params_.reinforce_threshold * double(query_heads);
-    // Few slots are reinforced in a step: a branch-free count passes over a block without any.
+    const double gain = params_.strength_gain;
+    const bool forgets = can_forget();
+    const double bound_per_strength = forgets ? neg_log_forget_ / params_.time_per_step : 0.0;
+    weight_.resize(static_cast<std::size_t>(scan_block));
+    double* w = weight_.data();
+    double* strength = strength_.data();
+    index_t* last = last_.data();
+    double* bound = forget_after_.data();
     for (index_t j0 = 0; j0 < len; j0 += scan_block) {
-      const index_t end = std::min(len, j0 + scan_block);
-      if (!any_at_least(weight_, j0, end, thr)) continue;
-      for (index_t j = j0; j < end; ++j) {
-        const auto s = static_cast<std::size_t>(j);
-        if (weight_[s] >= thr) {
-          strength_[s] += params_.strength_gain;
-          last_[s] = t;
-          forget_after_[s] = forget_after(strength_[s]);
-        }
+      const index_t nb = std::min(scan_block, len - j0);
+      for (index_t j = 0; j < nb; ++j) w[j] = 0.0;
+      for (index_t h = 0; h < query_heads; ++h) {
+        const T* p = &probs_(0, h, 0, j0);
+        for (index_t j = 0; j < nb; ++j) w[j] += double(p[j]);
+      }
+      double* sj = strength + j0;
+      index_t* lj = last + j0;
+      double* fj = bound + j0;
+      for (index_t j = 0; j < nb; ++j) {
+        const bool hit = w[j] >= thr;
+        const double s1 = sj[j] + gain;
+        sj[j] = hit ? s1 : sj[j];
+        lj[j] = hit ? t : lj[j];
+        if (forgets) fj[j] = hit ? s1 * bound_per_strength : fj[j];
       }
     }
   }
