@@ -11,6 +11,12 @@
 // length: tokens_per_s is the median of a mode's rounds, so the first mode does not pay the
 // process's first page faults and a shared machine's load changing over the run hits every mode.
 //
+// What "speedup" can reach: sparse memory shrinks the attention's share of a step (the keys read,
+// the cache's bookkeeping), not the projections'. In the golden model (D = 16) attention is about
+// half of a step at the default length, so keeping half the tokens gives ~1.3x; the share, and
+// the speedup, grow with NEW_TOKENS (~1.5x at 4000) and with the head dimension
+// (benchmarks/bench_memory's attention-dominated layer, D = 128 over 8k tokens: ~2x).
+//
 // usage: 03_ebbinghaus_memory [MODEL_DIR] [NEW_TOKENS] [THREADS] [ROUNDS]
 //   MODEL_DIR defaults to the golden softmax model of tests/golden/data (2 layers, hidden 64,
 //   fixed-seed weights); NEW_TOKENS (default 800) is long enough for unreinforced tokens to fade
