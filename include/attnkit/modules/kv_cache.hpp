@@ -530,7 +530,12 @@ class KVCache {
   /// (forget() compares Δsteps + 1 with it before computing R), so its rounding does not matter.
   double forget_after(double strength) const {
     if (!can_forget()) return std::numeric_limits<double>::infinity();
-    return strength * (neg_log_forget_ / params_.time_per_step);
+    return strength * forget_steps_per_strength();
+  }
+
+  /// forget_after per unit of strength: -ln forget_threshold / time_per_step (when can_forget()).
+  double forget_steps_per_strength() const noexcept {
+    return neg_log_forget_ / params_.time_per_step;
   }
 
   /// Whether tokens can be forgotten by the fixed threshold at all.
@@ -841,7 +846,7 @@ class KVCache {
     const double thr = params_.reinforce_threshold * double(query_heads);
     const double gain = params_.strength_gain;
     const bool forgets = can_forget();
-    const double bound_per_strength = forgets ? neg_log_forget_ / params_.time_per_step : 0.0;
+    const double bound_per_strength = forgets ? forget_steps_per_strength() : 0.0;
     weight_.resize(static_cast<std::size_t>(scan_block));
     double* w = weight_.data();
     double* strength = strength_.data();
