@@ -1482,8 +1482,9 @@ template <class Arch, class E>
 
 /// S[r][j] = Σ_d Q[r][d] · K[j][d] for MK keys and R query rows into a row-major score tile
 /// (row stride ss): the decode tile's layout, whose activation runs along the keys. Each K vector
-/// is loaded once for the R rows (16-bit K widened in registers).
-template <class Arch, class T, int MK, int R, class E>
+/// is loaded once for the R rows (16-bit K widened in registers). `Tail` only makes the blocks of
+/// qk_rows_tail_rm functions of their own (see there).
+template <class Arch, class T, int MK, int R, class E, bool Tail = false>
 inline void qk_rows_block_rm(const T* qr, index_t dp, const E* k, index_t ks, index_t d, T* s,
                              index_t ss) noexcept {
 #if defined(__AVX512F__)
@@ -1581,20 +1582,34 @@ template <class Arch, class T, index_t BK, class E>
 }
 
 /// qk_rows_tile_rm for the first bk (< BK) keys of a key range's last, shorter tile (row stride
-/// BK; the columns past bk are left as they were), one key at a time and without prefetches
-/// (nothing of the range follows). Its blocks are not qk_rows_tile_rm's (those have 2 or 4 keys):
-/// sharing them, GCC stopped inlining them into the whole tile, whose decode from DRAM slowed.
+/// BK; the columns past bk are left as they were), in the same blocks of keys and rows, without
+/// prefetches (nothing of the range follows). The blocks are their own instantiations (Tail =
+/// true): calling the tile's, GCC stopped inlining them into the whole tile, whose decode from
+/// DRAM slowed; with these the tile's code is the same instruction for instruction. One key at a
+/// time, as before, a group of 2 query rows took about 3x as long per tail key as per tile key
+/// (the tail was 7% of a decode step of examples/03's sparse mode, 424 keys).
 template <class Arch, class T, index_t BK, class E>
 [[gnu::noinline]] void qk_rows_tail_rm(const T* qr, index_t dp, index_t nl, const E* k, index_t ks,
                                        index_t d, T* s, index_t bk) noexcept {
   constexpr index_t ss = BK;
-  for (index_t j = 0; j < bk; ++j) {
+  auto keys = [&](auto mk_tag, index_t j) {
+    constexpr int MK = decltype(mk_tag)::value;
+    const E* kj = k + j * ks;
     index_t r0 = 0;
     for (; r0 + 4 <= nl; r0 += 4)
-      qk_rows_block_rm<Arch, T, 1, 4, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
-    for (; r0 < nl; ++r0)
-      qk_rows_block_rm<Arch, T, 1, 1, E>(qr + r0 * dp, dp, k + j * ks, ks, d, s + r0 * ss + j, ss);
-  }
+      qk_rows_block_rm<Arch, T, MK, 4, E, true>(qr + r0 * dp, dp, kj, ks, d, s + r0 * ss + j, ss);
+    if (nl - r0 >= 2) {
+      qk_rows_block_rm<Arch, T, MK, 2, E, true>(qr + r0 * dp, dp, kj, ks, d, s + r0 * ss + j, ss);
+      r0 += 2;
+    }
+    if (r0 < nl)
+      qk_rows_block_rm<Arch, T, MK, 1, E, true>(qr + r0 * dp, dp, kj, ks, d, s + r0 * ss + j, ss);
+  };
+  index_t j = 0;
+  if constexpr (is_avx512<Arch> && std::is_same_v<T, float>)
+    for (; j + 4 <= bk; j += 4) keys(std::integral_constant<int, 4>{}, j);
+  for (; j + 2 <= bk; j += 2) keys(std::integral_constant<int, 2>{}, j);
+  if (j < bk) keys(std::integral_constant<int, 1>{}, j);
 }
 
 #if defined(__AVX512F__)

@@ -76,7 +76,11 @@ TEST_CASE("every architecture: activations, masks, gates, decode, capture", "[at
     }
     AttentionOptions always;
     always.decode = DecodeMode::always;
-    for (const Problem& p : {Problem{1, 8, 2, 1, 4500, 64, 64}, Problem{2, 4, 4, 3, 700, 16, 80}}) {
+    // One decode row per head with groups of 4, 3 and 2 query heads: the last, shorter tile of
+    // each key range (20, 40 and 6 keys) runs in blocks of 4 and 2 keys over blocks of 4, 2 and 1
+    // rows (qk_rows_tail_rm).
+    for (const Problem& p : {Problem{1, 8, 2, 1, 4500, 64, 64}, Problem{2, 4, 4, 3, 700, 16, 80},
+                             Problem{1, 6, 2, 1, 1000, 16, 16}, Problem{1, 4, 2, 1, 70, 32, 32}}) {
       ref::Spec spec;
       spec.activation = "softmax";
       spec.terms = {ref::MaskTerm{ref::MaskTerm::causal}};
